@@ -1,0 +1,44 @@
+// swift-tools-version: 6.0
+// ParaTool: parametric tool calling on a CPU Llama-family runtime.
+// Dependency order (one way only): C system libraries → Tensor → LLM → ParaTool → service → CLI.
+import PackageDescription
+
+let package = Package(
+    name: "ParaTool",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "paratool", targets: ["paratool"]),
+        .library(name: "LLM", targets: ["LLM"]),
+        .library(name: "Tensor", targets: ["Tensor"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C system libraries (Debian packages, found through pkg-config).
+        .systemLibrary(
+            name: "COpenBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CRdKafka", pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(
+            name: "CProtobufC", pkgConfig: "libprotobuf-c",
+            providers: [.apt(["libprotobuf-c-dev"])]),
+
+        // float32 kernels, memory-mapped files, quantised block formats. The only Swift layer
+        // (with Kafka and Wire later) that touches unsafe pointers.
+        .target(name: "Tensor", dependencies: ["COpenBLAS"]),
+        // Llama-family runtime: configs, safetensors/GGUF loading, tokenizer, transformer, decode.
+        .target(name: "LLM", dependencies: ["Tensor"]),
+        .executableTarget(
+            name: "paratool",
+            dependencies: [
+                "LLM",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "LLMTests", dependencies: ["LLM", "Tensor"]),
+    ]
+)

@@ -1,0 +1,3 @@
+// OpenBLAS's CBLAS interface and its thread-count controls (Debian: libopenblas-dev).
+#pragma once
+#include <cblas.h>

@@ -1,0 +1,181 @@
+// Transformer: the forward pass of a LlamaModel over a batch of sequence segments (prefill of
+// whole prompts and single-token decode steps alike, different lengths in one batch), with
+// reusable scratch buffers and the FFN extension point through which adapters add low-rank
+// branches per batch row.
+import Tensor
+
+/// A run of consecutive tokens of one sequence, appended to that sequence's KV cache.
+public struct BatchSegment: Sendable {
+    /// Index into the `caches` array passed to `forward`.
+    public var sequence: Int
+    /// The tokens to process (at least one).
+    public var tokens: [Int]
+
+    public init(sequence: Int, tokens: [Int]) {
+        self.sequence = sequence
+        self.tokens = tokens
+    }
+}
+
+/// Which rows' logits a forward pass computes.
+public enum LogitsSelection: Sendable {
+    /// The last position of every segment (prefill and decode).
+    case lastOfEachSegment
+    /// Every position (scoring, training, tests).
+    case all
+    /// None: only the caches are filled.
+    case none
+}
+
+/// Where adapters attach: called after the base product of every FFN linear of every layer.
+/// `input` is the linear's input rows, `output` its output rows (already holding `x Wᵀ`); the
+/// implementation adds its branches into `output`. `rows` maps each batch row to its segment
+/// index, so rows of different requests can carry different adapter mixtures.
+public protocol FFNBranches: AnyObject {
+    func addBranches(layer: Int, projection: FFNProjection, input: MatrixView, output: MatrixView,
+                     segments: [BatchSegment], rowRanges: [Range<Int>])
+}
+
+/// Runs a `LlamaModel`. Not thread-safe: give each thread its own Transformer (they share the
+/// model's weights).
+public final class Transformer {
+    public let model: LlamaModel
+    /// Optional low-rank branches on the FFN linears.
+    public weak var branches: FFNBranches?
+    /// OpenBLAS threads used for products of many rows (prefill).
+    public var prefillThreads: Int
+    /// Threads used by the matrix-vector kernel for single-row steps (decode).
+    public var decodeThreads: Int
+
+    private var rowCapacity = 0
+    private var x = FloatBuffer(count: 0), xn = FloatBuffer(count: 0)
+    private var q = FloatBuffer(count: 0), k = FloatBuffer(count: 0), v = FloatBuffer(count: 0)
+    private var attn = FloatBuffer(count: 0), gate = FloatBuffer(count: 0), up = FloatBuffer(count: 0)
+    private var scores = FloatBuffer(count: 0)
+    private var outHidden = FloatBuffer(count: 0), outLogits = FloatBuffer(count: 0)
+
+    public init(model: LlamaModel, prefillThreads: Int = 2, decodeThreads: Int = 1) {
+        self.model = model
+        self.prefillThreads = prefillThreads
+        self.decodeThreads = decodeThreads
+    }
+
+    /// Result of a forward pass: views into the Transformer's scratch, valid until the next call.
+    public struct Output {
+        /// Final-norm hidden states of the selected rows.
+        public let hidden: MatrixView
+        /// Logits of the selected rows (rows × vocab).
+        public let logits: MatrixView
+        /// For each selected row: (segment index, position within the segment).
+        public let rows: [(segment: Int, offset: Int)]
+    }
+
+    private func ensureRows(_ rows: Int) {
+        guard rows > rowCapacity else { return }
+        let c = model.config
+        rowCapacity = max(rows, rowCapacity * 2)
+        x = FloatBuffer(count: rowCapacity * c.hiddenSize)
+        xn = FloatBuffer(count: rowCapacity * c.hiddenSize)
+        q = FloatBuffer(count: rowCapacity * c.qDim)
+        k = FloatBuffer(count: rowCapacity * c.kvDim)
+        v = FloatBuffer(count: rowCapacity * c.kvDim)
+        attn = FloatBuffer(count: rowCapacity * c.qDim)
+        gate = FloatBuffer(count: rowCapacity * c.intermediateSize)
+        up = FloatBuffer(count: rowCapacity * c.intermediateSize)
+    }
+
+    private func ensure(_ buffer: inout FloatBuffer, _ count: Int) {
+        if buffer.count < count { buffer = FloatBuffer(count: max(count, buffer.count * 2)) }
+    }
+
+    /// Runs `segments` through the model, appending their keys and values to `caches[segment.sequence]`,
+    /// and returns the final hidden states and logits of the rows chosen by `logits`.
+    public func forward(_ segments: [BatchSegment], caches: [KVCache],
+                        logits selection: LogitsSelection = .lastOfEachSegment) -> Output {
+        let c = model.config
+        var ranges = [Range<Int>]()
+        var total = 0
+        for s in segments {
+            precondition(!s.tokens.isEmpty, "empty segment")
+            precondition(s.sequence >= 0 && s.sequence < caches.count, "segment names a missing cache")
+            ranges.append(total..<(total + s.tokens.count))
+            total += s.tokens.count
+        }
+        precondition(Set(segments.map(\.sequence)).count == segments.count,
+                     "two segments of one batch append to the same cache")
+        ensureRows(total)
+        let starts = segments.map { caches[$0.sequence].length }
+        for (i, s) in segments.enumerated() { caches[s.sequence].reserve(starts[i] + s.tokens.count) }
+        let maxLength = zip(segments, starts).map { $1 + $0.tokens.count }.max() ?? 0
+        let maxSegmentRows = segments.map(\.tokens.count).max() ?? 0
+        ensure(&scores, maxSegmentRows * maxLength)
+        BLASThreads.set(total >= 16 ? prefillThreads : 1)
+
+        let hx = MatrixView(x, rows: total, cols: c.hiddenSize)
+        let hn = MatrixView(xn, rows: total, cols: c.hiddenSize)
+        let qv = MatrixView(q, rows: total, cols: c.qDim)
+        let kv = MatrixView(k, rows: total, cols: c.kvDim)
+        let vv = MatrixView(v, rows: total, cols: c.kvDim)
+        let av = MatrixView(attn, rows: total, cols: c.qDim)
+        let gv = MatrixView(gate, rows: total, cols: c.intermediateSize)
+        let uv = MatrixView(up, rows: total, cols: c.intermediateSize)
+        let embed = model.embedding.view
+        for (i, s) in segments.enumerated() {
+            for (j, t) in s.tokens.enumerated() {
+                precondition(t >= 0 && t < c.vocabSize, "token id \(t) outside the vocabulary (\(c.vocabSize))")
+                Kernels.copyRow(embed, t, into: hx, row: ranges[i].lowerBound + j)
+            }
+        }
+        let mt = decodeThreads
+        for (l, layer) in model.layers.enumerated() {
+            Kernels.rmsNorm(hx, weight: layer.inputNorm, eps: c.rmsNormEps, into: hn)
+            layer.qProj.apply(hn, into: qv, matvecThreads: mt)
+            layer.kProj.apply(hn, into: kv, matvecThreads: mt)
+            layer.vProj.apply(hn, into: vv, matvecThreads: mt)
+            for (i, s) in segments.enumerated() {
+                let r = ranges[i], n = r.count, start = starts[i]
+                let cache = caches[s.sequence]
+                let qs = qv.rows(r.lowerBound, n), ks = kv.rows(r.lowerBound, n), vs = vv.rows(r.lowerBound, n)
+                Kernels.rope(qs, heads: c.headCount, startPosition: start, table: model.rope)
+                Kernels.rope(ks, heads: c.kvHeadCount, startPosition: start, table: model.rope)
+                let kc = cache.keyView(layer: l), vc = cache.valueView(layer: l)
+                for j in 0..<n {
+                    Kernels.copyRow(ks, j, into: kc, row: start + j)
+                    Kernels.copyRow(vs, j, into: vc, row: start + j)
+                }
+                Kernels.causalAttention(q: qs, keys: kc, values: vc, startPosition: start,
+                                        heads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim,
+                                        scores: scores, into: av.rows(r.lowerBound, n))
+            }
+            layer.oProj.apply(av, into: hx, accumulate: true, matvecThreads: mt)
+            Kernels.rmsNorm(hx, weight: layer.postAttentionNorm, eps: c.rmsNormEps, into: hn)
+            layer.gateProj.apply(hn, into: gv, matvecThreads: mt)
+            branches?.addBranches(layer: l, projection: .gate, input: hn, output: gv, segments: segments, rowRanges: ranges)
+            layer.upProj.apply(hn, into: uv, matvecThreads: mt)
+            branches?.addBranches(layer: l, projection: .up, input: hn, output: uv, segments: segments, rowRanges: ranges)
+            Kernels.siluMul(gate: gv, up: uv, into: gv)
+            layer.downProj.apply(gv, into: hx, accumulate: true, matvecThreads: mt)
+            branches?.addBranches(layer: l, projection: .down, input: gv, output: hx, segments: segments, rowRanges: ranges)
+        }
+        for s in segments { caches[s.sequence].advance(by: s.tokens.count) }
+
+        var selected = [(segment: Int, offset: Int)]()
+        switch selection {
+        case .lastOfEachSegment: selected = segments.indices.map { ($0, segments[$0].tokens.count - 1) }
+        case .all: for (i, s) in segments.enumerated() { for j in 0..<s.tokens.count { selected.append((i, j)) } }
+        case .none: break
+        }
+        let n = selected.count
+        ensure(&outHidden, n * c.hiddenSize)
+        let hidden = MatrixView(outHidden, rows: n, cols: c.hiddenSize)
+        for (o, sel) in selected.enumerated() {
+            Kernels.copyRow(hx, ranges[sel.segment].lowerBound + sel.offset, into: hidden, row: o)
+        }
+        Kernels.rmsNorm(hidden, weight: model.finalNorm, eps: c.rmsNormEps, into: hidden)
+        ensure(&outLogits, n * c.vocabSize)
+        let logits = MatrixView(outLogits, rows: n, cols: c.vocabSize)
+        BLASThreads.set(n >= 16 ? prefillThreads : 1)
+        Linear(weight: model.lmHead).apply(hidden, into: logits, matvecThreads: mt)
+        return Output(hidden: hidden, logits: logits, rows: selected)
+    }
+}

@@ -1,0 +1,134 @@
+// Matrix products through OpenBLAS (cblas_sgemm / cblas_sgemv), a SIMD matrix-vector kernel for
+// single-row decode, and explicit control of OpenBLAS's thread count per phase.
+import COpenBLAS
+import Dispatch
+
+/// Thread control for OpenBLAS. Measured on this project's 2-core machine: OpenBLAS's own
+/// threads make single-row products several times slower, so callers choose the count per phase
+/// (all cores for prefill sgemm, one for decode).
+public enum BLASThreads {
+    /// Sets OpenBLAS's thread count (≥ 1).
+    public static func set(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
+    /// OpenBLAS's current thread count.
+    public static var current: Int { Int(openblas_get_num_threads()) }
+}
+
+/// Matrix products. Shapes are checked with preconditions (a shape mismatch here is a bug in
+/// the caller, not bad input: the model loader validates every tensor's shape up front).
+public enum BLAS {
+    /// `c = alpha * a · bᵀ + beta * c` where a is M×K, b is N×K and c is M×N.
+    /// This is the linear-layer product: x (rows × in) times Wᵀ (W is out × in).
+    public static func gemmABt(_ a: MatrixView, _ b: MatrixView, into c: MatrixView,
+                               alpha: Float = 1, beta: Float = 0) {
+        precondition(a.cols == b.cols && c.rows == a.rows && c.cols == b.rows,
+                     "gemmABt shape mismatch: \(a.rows)x\(a.cols) · (\(b.rows)x\(b.cols))ᵀ -> \(c.rows)x\(c.cols)")
+        precondition(!c.buffer.isMapped, "write to a read-only mapped buffer")
+        if a.rows == 0 || b.rows == 0 { return }
+        if a.cols == 0 { scale(c, by: beta); return }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+                    Int32(a.rows), Int32(b.rows), Int32(a.cols), alpha,
+                    a.pointer, Int32(a.stride), b.pointer, Int32(b.stride), beta,
+                    c.pointer, Int32(c.stride))
+    }
+
+    /// `c = alpha * a · b + beta * c` where a is M×K, b is K×N and c is M×N.
+    public static func gemmAB(_ a: MatrixView, _ b: MatrixView, into c: MatrixView,
+                              alpha: Float = 1, beta: Float = 0) {
+        precondition(a.cols == b.rows && c.rows == a.rows && c.cols == b.cols,
+                     "gemmAB shape mismatch: \(a.rows)x\(a.cols) · \(b.rows)x\(b.cols) -> \(c.rows)x\(c.cols)")
+        precondition(!c.buffer.isMapped, "write to a read-only mapped buffer")
+        if a.rows == 0 || b.cols == 0 { return }
+        if a.cols == 0 { scale(c, by: beta); return }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                    Int32(a.rows), Int32(b.cols), Int32(a.cols), alpha,
+                    a.pointer, Int32(a.stride), b.pointer, Int32(b.stride), beta,
+                    c.pointer, Int32(c.stride))
+    }
+
+    /// `c = alpha * aᵀ · b + beta * c` where a is K×M, b is K×N and c is M×N.
+    public static func gemmAtB(_ a: MatrixView, _ b: MatrixView, into c: MatrixView,
+                               alpha: Float = 1, beta: Float = 0) {
+        precondition(a.rows == b.rows && c.rows == a.cols && c.cols == b.cols,
+                     "gemmAtB shape mismatch: (\(a.rows)x\(a.cols))ᵀ · \(b.rows)x\(b.cols) -> \(c.rows)x\(c.cols)")
+        precondition(!c.buffer.isMapped, "write to a read-only mapped buffer")
+        if a.cols == 0 || b.cols == 0 { return }
+        if a.rows == 0 { scale(c, by: beta); return }
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
+                    Int32(a.cols), Int32(b.cols), Int32(a.rows), alpha,
+                    a.pointer, Int32(a.stride), b.pointer, Int32(b.stride), beta,
+                    c.pointer, Int32(c.stride))
+    }
+
+    /// `y = alpha * w · x + beta * y` for one vector: w is out×in, x has `in` elements (a 1×in view),
+    /// y has `out` (a 1×out view). Uses OpenBLAS's sgemv.
+    public static func gemv(_ w: MatrixView, _ x: MatrixView, into y: MatrixView,
+                            alpha: Float = 1, beta: Float = 0) {
+        precondition(x.rows == 1 && y.rows == 1 && x.cols == w.cols && y.cols == w.rows, "gemv shape mismatch")
+        precondition(!y.buffer.isMapped, "write to a read-only mapped buffer")
+        if w.rows == 0 { return }
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(w.rows), Int32(w.cols), alpha,
+                    w.pointer, Int32(w.stride), x.pointer, 1, beta, y.pointer, 1)
+    }
+
+    static func scale(_ c: MatrixView, by beta: Float) {
+        for r in 0..<c.rows {
+            let p = c.pointer + r * c.stride
+            for i in 0..<c.cols { p[i] = beta == 0 ? 0 : p[i] * beta }
+        }
+    }
+}
+
+/// Matrix-vector products for decode, written for memory bandwidth: 8-wide SIMD accumulators,
+/// rows split across threads in contiguous blocks. `y[r] = dot(w[r, :], x)` (+ y when accumulating).
+public enum MatVec {
+    /// Computes `y = w · x` (or `y += w · x` when `accumulate`) using `threads` threads.
+    public static func multiply(_ w: MatrixView, _ x: MatrixView, into y: MatrixView,
+                                accumulate: Bool = false, threads: Int = 1) {
+        precondition(x.rows == 1 && y.rows == 1 && x.cols == w.cols && y.cols == w.rows, "matvec shape mismatch")
+        precondition(!y.buffer.isMapped, "write to a read-only mapped buffer")
+        let rows = w.rows
+        if rows == 0 { return }
+        let wp = UnsafePointer(w.pointer), xp = UnsafePointer(x.pointer), yp = y.pointer
+        let stride = w.stride, n = w.cols
+        let parts = max(1, min(threads, rows / 64))
+        if parts == 1 {
+            rowRange(wp, stride, n, xp, yp, 0, rows, accumulate)
+            return
+        }
+        let chunk = (rows + parts - 1) / parts
+        let wAddr = UInt(bitPattern: wp), xAddr = UInt(bitPattern: xp), yAddr = UInt(bitPattern: yp)
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            let start = part * chunk
+            let end = min(rows, start + chunk)
+            if start < end {
+                rowRange(UnsafePointer(bitPattern: wAddr)!, stride, n, UnsafePointer(bitPattern: xAddr)!,
+                         UnsafeMutablePointer(bitPattern: yAddr)!, start, end, accumulate)
+            }
+        }
+    }
+
+    @inline(__always)
+    static func rowRange(_ w: UnsafePointer<Float>, _ stride: Int, _ n: Int, _ x: UnsafePointer<Float>,
+                         _ y: UnsafeMutablePointer<Float>, _ start: Int, _ end: Int, _ accumulate: Bool) {
+        let n16 = n & ~15
+        var r = start
+        while r < end {
+            let row = w + r * stride
+            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>()
+            var i = 0
+            while i < n16 {
+                let w0 = UnsafeRawPointer(row + i).loadUnaligned(as: SIMD8<Float>.self)
+                let w1 = UnsafeRawPointer(row + i + 8).loadUnaligned(as: SIMD8<Float>.self)
+                let x0 = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+                let x1 = UnsafeRawPointer(x + i + 8).loadUnaligned(as: SIMD8<Float>.self)
+                a0 = a0.addingProduct(w0, x0)
+                a1 = a1.addingProduct(w1, x1)
+                i += 16
+            }
+            var s = (a0 + a1).sum()
+            while i < n { s += row[i] * x[i]; i += 1 }
+            y[r] = accumulate ? y[r] + s : s
+            r += 1
+        }
+    }
+}

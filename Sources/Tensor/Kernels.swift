@@ -1,0 +1,205 @@
+// Element-wise and row-wise float32 kernels of the transformer: RMSNorm, rotary position
+// embedding (Hugging Face rotate_half layout), SiLU-gated product, residual add, softmax, argmax,
+// row gather, and causal grouped-query attention (sgemm per head).
+import Foundation
+
+/// Row-wise and element-wise kernels on `MatrixView`s.
+public enum Kernels {
+    /// `out[r] = x[r] / sqrt(mean(x[r]²) + eps) * weight` for every row. `out` may alias `x`.
+    public static func rmsNorm(_ x: MatrixView, weight: FloatBuffer, eps: Float, into out: MatrixView) {
+        precondition(x.rows == out.rows && x.cols == out.cols && weight.count == x.cols, "rmsNorm shape mismatch")
+        let n = x.cols
+        let wp = weight.base
+        for r in 0..<x.rows {
+            let xp = x.pointer + r * x.stride
+            let op = out.pointer + r * out.stride
+            var acc = SIMD8<Float>()
+            var i = 0
+            while i + 8 <= n {
+                let v = UnsafeRawPointer(xp + i).loadUnaligned(as: SIMD8<Float>.self)
+                acc = acc.addingProduct(v, v)
+                i += 8
+            }
+            var ss = acc.sum()
+            while i < n { ss += xp[i] * xp[i]; i += 1 }
+            let inv = 1 / (ss / Float(n) + eps).squareRoot()
+            for j in 0..<n { op[j] = (xp[j] * inv) * wp[j] }
+        }
+    }
+
+    /// `y += x` element-wise.
+    public static func add(_ x: MatrixView, into y: MatrixView) {
+        precondition(x.rows == y.rows && x.cols == y.cols, "add shape mismatch")
+        for r in 0..<x.rows {
+            let xp = x.pointer + r * x.stride, yp = y.pointer + r * y.stride
+            for i in 0..<x.cols { yp[i] += xp[i] }
+        }
+    }
+
+    /// `y += x` for one row vector broadcast over all rows of `y` (bias add).
+    public static func addRowVector(_ v: FloatBuffer, into y: MatrixView) {
+        precondition(v.count == y.cols, "bias length mismatch")
+        for r in 0..<y.rows {
+            let yp = y.pointer + r * y.stride
+            for i in 0..<y.cols { yp[i] += v.base[i] }
+        }
+    }
+
+    /// `out = silu(gate) * up` element-wise, silu(g) = g / (1 + e^-g). `out` may alias either input.
+    public static func siluMul(gate: MatrixView, up: MatrixView, into out: MatrixView) {
+        precondition(gate.rows == up.rows && gate.cols == up.cols && out.rows == gate.rows && out.cols == gate.cols,
+                     "siluMul shape mismatch")
+        for r in 0..<gate.rows {
+            let g = gate.pointer + r * gate.stride, u = up.pointer + r * up.stride, o = out.pointer + r * out.stride
+            for i in 0..<gate.cols {
+                let v = g[i]
+                o[i] = v / (1 + expf(-v)) * u[i]
+            }
+        }
+    }
+
+    /// Copies row `index` of `table` into row `row` of `out` (embedding lookup).
+    public static func copyRow(_ table: MatrixView, _ index: Int, into out: MatrixView, row: Int) {
+        precondition(index >= 0 && index < table.rows && table.cols == out.cols && row < out.rows, "copyRow out of range")
+        (out.pointer + row * out.stride).update(from: table.pointer + index * table.stride, count: table.cols)
+    }
+
+    /// In-place softmax of every row (numerically stable).
+    public static func softmaxRows(_ x: MatrixView) {
+        for r in 0..<x.rows { softmax(x.pointer + r * x.stride, x.cols) }
+    }
+
+    @inline(__always)
+    static func softmax(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
+        if n == 0 { return }
+        var m = -Float.infinity
+        for i in 0..<n where p[i] > m { m = p[i] }
+        var s: Float = 0
+        for i in 0..<n { let e = expf(p[i] - m); p[i] = e; s += e }
+        let inv = 1 / s
+        for i in 0..<n { p[i] *= inv }
+    }
+
+    /// Index of the largest value of row `row` (first one on ties).
+    public static func argmax(_ x: MatrixView, row: Int) -> Int {
+        precondition(row >= 0 && row < x.rows && x.cols > 0, "argmax out of range")
+        let p = x.pointer + row * x.stride
+        var best = 0
+        var bv = p[0]
+        for i in 1..<x.cols where p[i] > bv { bv = p[i]; best = i }
+        return best
+    }
+
+    /// Rotary position embedding in the Hugging Face "rotate_half" layout: for each head, element
+    /// i of the first half pairs with element i of the second half. Row r of `x` is at position
+    /// `startPosition + r`. `x` holds `heads` heads of `table.headDim` columns each.
+    public static func rope(_ x: MatrixView, heads: Int, startPosition: Int, table: RopeTable) {
+        let hd = table.headDim, half = hd / 2
+        precondition(x.cols == heads * hd, "rope shape mismatch")
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: hd) { trig in
+            let cosv = trig.baseAddress!, sinv = cosv + half
+            for r in 0..<x.rows {
+                table.angles(position: startPosition + r, cos: cosv, sin: sinv)
+                let row = x.pointer + r * x.stride
+                for h in 0..<heads {
+                    let p = row + h * hd
+                    for i in 0..<half {
+                        let a = p[i], b = p[i + half]
+                        p[i] = a * cosv[i] - b * sinv[i]
+                        p[i + half] = b * cosv[i] + a * sinv[i]
+                    }
+                }
+            }
+        }
+    }
+
+    /// Causal grouped-query attention for a block of consecutive query positions of one sequence.
+    ///
+    /// - `q`: rows × (heads·headDim), row r at position `startPosition + r` (RoPE already applied).
+    /// - `keys`, `values`: the sequence's cache, at least `startPosition + q.rows` rows ×
+    ///   (kvHeads·headDim); query head h reads KV head h / (heads / kvHeads).
+    /// - `scores`: scratch of at least q.rows × (startPosition + q.rows) floats.
+    /// - `out`: rows × (heads·headDim).
+    public static func causalAttention(q: MatrixView, keys: MatrixView, values: MatrixView,
+                                       startPosition: Int, heads: Int, kvHeads: Int, headDim: Int,
+                                       scores: FloatBuffer, into out: MatrixView) {
+        let rows = q.rows, length = startPosition + rows
+        precondition(q.cols == heads * headDim && out.cols == q.cols && out.rows == rows, "attention q/out shape")
+        precondition(keys.rows >= length && values.rows >= length && keys.cols == kvHeads * headDim
+                     && values.cols == keys.cols, "attention cache shape")
+        precondition(heads % kvHeads == 0 && scores.count >= rows * length, "attention heads/scratch")
+        let group = heads / kvHeads
+        let scale = 1 / Float(headDim).squareRoot()
+        let s = MatrixView(scores, rows: rows, cols: length)
+        for h in 0..<heads {
+            let kvh = h / group
+            let qh = q.columns(h * headDim, headDim)
+            let kh = keys.rows(0, length).columns(kvh * headDim, headDim)
+            let vh = values.rows(0, length).columns(kvh * headDim, headDim)
+            BLAS.gemmABt(qh, kh, into: s, alpha: scale)
+            for r in 0..<rows {
+                let p = s.pointer + r * s.stride
+                let visible = startPosition + r + 1
+                softmax(p, visible)
+                for j in visible..<length { p[j] = 0 }
+            }
+            BLAS.gemmAB(s, vh, into: out.columns(h * headDim, headDim))
+        }
+    }
+}
+
+/// Rotary embedding frequencies for one model: `inv_freq[i] = base^(-2i/d)`, optionally rescaled
+/// with the "llama3" rule (low frequencies divided by `factor`, a smooth blend in between).
+public struct RopeTable: Sendable {
+    /// The rotated head dimension.
+    public let headDim: Int
+    /// The inverse frequencies, headDim/2 of them.
+    public let inverseFrequencies: [Float]
+
+    /// Llama 3 style frequency scaling parameters (`rope_scaling` with `rope_type: llama3`).
+    public struct Llama3Scaling: Sendable, Equatable {
+        public var factor: Float
+        public var lowFreqFactor: Float
+        public var highFreqFactor: Float
+        public var originalMaxPositionEmbeddings: Int
+        public init(factor: Float, lowFreqFactor: Float, highFreqFactor: Float, originalMaxPositionEmbeddings: Int) {
+            self.factor = factor
+            self.lowFreqFactor = lowFreqFactor
+            self.highFreqFactor = highFreqFactor
+            self.originalMaxPositionEmbeddings = originalMaxPositionEmbeddings
+        }
+    }
+
+    /// Frequencies for `headDim` with base `theta`, computed in float32 as Hugging Face does.
+    public init(headDim: Int, theta: Float, llama3: Llama3Scaling? = nil) {
+        precondition(headDim > 0 && headDim % 2 == 0, "rotary dimension must be even")
+        self.headDim = headDim
+        var inv = (0..<(headDim / 2)).map { i -> Float in
+            1 / powf(theta, Float(2 * i) / Float(headDim))
+        }
+        if let s = llama3 {
+            let lowWavelen = Float(s.originalMaxPositionEmbeddings) / s.lowFreqFactor
+            let highWavelen = Float(s.originalMaxPositionEmbeddings) / s.highFreqFactor
+            inv = inv.map { f in
+                let wavelen = 2 * Float.pi / f
+                if wavelen < highWavelen { return f }
+                if wavelen > lowWavelen { return f / s.factor }
+                let smooth = (Float(s.originalMaxPositionEmbeddings) / wavelen - s.lowFreqFactor)
+                    / (s.highFreqFactor - s.lowFreqFactor)
+                return (1 - smooth) * f / s.factor + smooth * f
+            }
+        }
+        inverseFrequencies = inv
+    }
+
+    /// cos and sin of `position * inv_freq[i]` for every i, written to `c` and `s`.
+    @inline(__always)
+    func angles(position: Int, cos c: UnsafeMutablePointer<Float>, sin s: UnsafeMutablePointer<Float>) {
+        let p = Float(position)
+        for i in 0..<inverseFrequencies.count {
+            let a = p * inverseFrequencies[i]
+            c[i] = cosf(a)
+            s[i] = sinf(a)
+        }
+    }
+}

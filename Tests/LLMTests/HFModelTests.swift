@@ -1,0 +1,105 @@
+// Logits, final hidden states and greedy continuations of the tiny Hugging Face fixture models
+// (Qwen2 with q/k/v bias and untied head; Llama with tied embeddings; the same Llama stored in
+// bfloat16) against transformers' own outputs.
+import Foundation
+import Tensor
+import XCTest
+@testable import LLM
+
+final class HFModelTests: XCTestCase {
+    static func reference() throws -> (json: [String: Any], tensors: SafetensorsFile) {
+        let json = try SharedFixtures.expectedJSON(SharedFixtures.hfTiny)
+        let tensors = try SafetensorsFile(path: SharedFixtures.hfTiny.appendingPathComponent("tensors.safetensors").path)
+        return (json, tensors)
+    }
+
+    func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
+        XCTAssertEqual(a.count, b.count)
+        return zip(a, b).map { abs($0 - $1) }.max() ?? 0
+    }
+
+    func checkModel(_ name: String, tolerance: Float) throws {
+        let (json, tensors) = try Self.reference()
+        let model = try LlamaModel(huggingFaceDirectory: SharedFixtures.hfTiny.appendingPathComponent(name))
+        let cases = (json["models"] as! [String: Any])[name] as! [[String: Any]]
+        XCTAssertFalse(cases.isEmpty)
+        let runner = Transformer(model: model)
+        for (k, c) in cases.enumerated() {
+            let ids = (c["ids"] as! [NSNumber]).map(\.intValue)
+            let cache = KVCache(config: model.config)
+            let out = runner.forward([BatchSegment(sequence: 0, tokens: ids)], caches: [cache], logits: .all)
+            let expected = try tensors.load(c["logits"] as! String).toArray()
+            XCTAssertEqual(out.logits.rows * out.logits.cols, expected.count)
+            let d = maxAbsDiff(out.logits.toArray(), expected)
+            XCTAssertLessThanOrEqual(d, tolerance, "\(name) prompt \(k): logits max |Δ| = \(d)")
+            let hidden = try tensors.load(c["hidden_last"] as! String).toArray()
+            let dh = maxAbsDiff(out.hidden.row(out.hidden.rows - 1), hidden)
+            XCTAssertLessThanOrEqual(dh, tolerance, "\(name) prompt \(k): hidden max |Δ| = \(dh)")
+
+            let greedy = (c["greedy_12"] as! [NSNumber]).map(\.intValue)
+            let generated = Generator(transformer: runner).greedy(prompt: ids, maxNewTokens: greedy.count, stopTokens: [])
+            XCTAssertEqual(generated, greedy, "\(name) prompt \(k): greedy continuation")
+        }
+    }
+
+    func testQwen2LogitsHiddenGreedy() throws { try checkModel("qwen2", tolerance: 1e-4) }
+    func testLlamaLogitsHiddenGreedy() throws { try checkModel("llama", tolerance: 1e-4) }
+    func testLlamaBF16LogitsHiddenGreedy() throws { try checkModel("llama-bf16", tolerance: 1e-3) }
+
+    /// Several prompts of different lengths in one forward give the same logits as each alone.
+    func testBatchOfDifferentLengthsMatchesSingles() throws {
+        let (json, tensors) = try Self.reference()
+        let model = try LlamaModel(huggingFaceDirectory: SharedFixtures.hfTiny.appendingPathComponent("qwen2"))
+        let cases = (json["models"] as! [String: Any])["qwen2"] as! [[String: Any]]
+        let prompts = cases.map { ($0["ids"] as! [NSNumber]).map(\.intValue) }
+        XCTAssertGreaterThan(Set(prompts.map(\.count)).count, 1, "fixture prompts should differ in length")
+        let caches = prompts.map { _ in KVCache(config: model.config) }
+        let runner = Transformer(model: model)
+        let segments = prompts.enumerated().map { BatchSegment(sequence: $0.offset, tokens: $0.element) }
+        let out = runner.forward(segments, caches: caches, logits: .all)
+        var row = 0
+        for (k, c) in cases.enumerated() {
+            let expected = try tensors.load(c["logits"] as! String).toArray()
+            let n = prompts[k].count
+            let got = (0..<n).flatMap { out.logits.row(row + $0) }
+            XCTAssertLessThanOrEqual(maxAbsDiff(got, expected), 1e-4, "prompt \(k) inside a batch")
+            row += n
+        }
+        // One batched decode step for all sequences equals the greedy oracle's first new token.
+        let firsts = cases.map { ($0["greedy_12"] as! [NSNumber]).map(\.intValue) }
+        let step = runner.forward(firsts.enumerated().map { BatchSegment(sequence: $0.offset, tokens: [$0.element[0]]) },
+                                  caches: caches)
+        for k in cases.indices {
+            XCTAssertEqual(Kernels.argmax(step.logits, row: k), firsts[k][1], "batched decode, sequence \(k)")
+        }
+    }
+
+    func testMissingTensorAndBadConfigAreClearErrors() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("paratool-bad-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let src = SharedFixtures.hfTiny.appendingPathComponent("llama")
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: src.appendingPathComponent("config.json"))) as! [String: Any]
+        config["architectures"] = ["GPTNeoXForCausalLM"]
+        try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("config.json"))
+        try FileManager.default.copyItem(at: src.appendingPathComponent("model.safetensors"),
+                                         to: dir.appendingPathComponent("model.safetensors"))
+        XCTAssertThrowsError(try LlamaModel(huggingFaceDirectory: dir)) { e in
+            XCTAssertTrue("\(e)".contains("GPTNeoXForCausalLM"), "\(e)")
+        }
+        // A config asking for more layers than the file has names the first missing tensor.
+        config["architectures"] = ["LlamaForCausalLM"]
+        config["num_hidden_layers"] = 4
+        try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("config.json"))
+        XCTAssertThrowsError(try LlamaModel(huggingFaceDirectory: dir)) { e in
+            XCTAssertTrue("\(e)".contains("model.layers.3.input_layernorm.weight"), "\(e)")
+        }
+        // A wrong hidden size is a shape mismatch naming the tensor.
+        config["num_hidden_layers"] = 3
+        config["intermediate_size"] = 96
+        try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("config.json"))
+        XCTAssertThrowsError(try LlamaModel(huggingFaceDirectory: dir)) { e in
+            XCTAssertTrue("\(e)".contains("gate_proj.weight") && "\(e)".contains("96"), "\(e)")
+        }
+    }
+}
