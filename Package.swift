@@ -3,6 +3,10 @@
 // Dependency order (one way only): C system libraries → Tensor → LLM → ParaTool → service → CLI.
 import PackageDescription
 
+// The numeric layers are compiled with optimisation even in debug builds: unoptimised SIMD
+// loops run ~50x slower, which would make `swift test` on the real model take many minutes.
+let optimizedInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
 let package = Package(
     name: "ParaTool",
     platforms: [.macOS(.v14)],
@@ -28,9 +32,9 @@ let package = Package(
 
         // float32 kernels, memory-mapped files, quantised block formats. The only Swift layer
         // (with Kafka and Wire later) that touches unsafe pointers.
-        .target(name: "Tensor", dependencies: ["COpenBLAS"]),
+        .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: optimizedInDebug),
         // Llama-family runtime: configs, safetensors/GGUF loading, tokenizer, transformer, decode.
-        .target(name: "LLM", dependencies: ["Tensor"]),
+        .target(name: "LLM", dependencies: ["Tensor"], swiftSettings: optimizedInDebug),
         .executableTarget(
             name: "paratool",
             dependencies: [

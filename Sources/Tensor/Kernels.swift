@@ -90,6 +90,23 @@ public enum Kernels {
         return best
     }
 
+    /// The `k` largest values of row `row` with their indices, largest first (ties: lower index first).
+    public static func topK(_ x: MatrixView, row: Int, k: Int) -> [(index: Int, value: Float)] {
+        precondition(row >= 0 && row < x.rows && k >= 0, "topK out of range")
+        let p = x.pointer + row * x.stride
+        var best = [(index: Int, value: Float)]()
+        best.reserveCapacity(k + 1)
+        for i in 0..<x.cols {
+            let v = p[i]
+            if best.count == k, let last = best.last, !(v > last.value) { continue }
+            var j = best.count
+            while j > 0 && v > best[j - 1].value { j -= 1 }
+            best.insert((i, v), at: j)
+            if best.count > k { best.removeLast() }
+        }
+        return best
+    }
+
     /// Rotary position embedding in the Hugging Face "rotate_half" layout: for each head, element
     /// i of the first half pairs with element i of the second half. Row r of `x` is at position
     /// `startPosition + r`. `x` holds `heads` heads of `table.headDim` columns each.

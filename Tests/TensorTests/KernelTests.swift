@@ -1,0 +1,204 @@
+// The float32 kernels against straightforward scalar reference loops written here: products
+// (sgemm in three layouts, sgemv, the SIMD matvec with threads), RMSNorm, SiLU-gating, softmax,
+// RoPE in rotate_half layout with and without llama3 scaling, and causal GQA attention.
+import Foundation
+import XCTest
+@testable import Tensor
+
+final class KernelTests: XCTestCase {
+    var rng = SystemRandomNumberGenerator()
+
+    func random(_ n: Int, seed: UInt64) -> [Float] {
+        var s = seed
+        return (0..<n).map { _ in
+            s = s &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: s >> 11) % 2000) / 1000 - 1
+        }
+    }
+
+    func assertClose(_ a: [Float], _ b: [Float], _ tol: Float, _ msg: String = "", file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, msg, file: file, line: line)
+        let d = zip(a, b).map { abs($0 - $1) }.max() ?? 0
+        XCTAssertLessThanOrEqual(d, tol, "\(msg) max |Δ| = \(d)", file: file, line: line)
+    }
+
+    func naiveABt(_ a: [Float], _ b: [Float], m: Int, n: Int, k: Int) -> [Float] {
+        var c = [Float](repeating: 0, count: m * n)
+        for i in 0..<m { for j in 0..<n { var s: Float = 0; for t in 0..<k { s += a[i * k + t] * b[j * k + t] }; c[i * n + j] = s } }
+        return c
+    }
+
+    func testProductsMatchScalarLoops() {
+        let m = 7, n = 13, k = 37
+        let a = random(m * k, seed: 1), b = random(n * k, seed: 2)
+        let expected = naiveABt(a, b, m: m, n: n, k: k)
+        let c = FloatBuffer(count: m * n)
+        BLAS.gemmABt(MatrixView(FloatBuffer(a), rows: m, cols: k), MatrixView(FloatBuffer(b), rows: n, cols: k),
+                     into: MatrixView(c, rows: m, cols: n))
+        assertClose(c.toArray(), expected, 1e-4, "gemmABt")
+        // a · b with b stored transposed (k × n).
+        var bt = [Float](repeating: 0, count: k * n)
+        for j in 0..<n { for t in 0..<k { bt[t * n + j] = b[j * k + t] } }
+        let c2 = FloatBuffer(count: m * n)
+        BLAS.gemmAB(MatrixView(FloatBuffer(a), rows: m, cols: k), MatrixView(FloatBuffer(bt), rows: k, cols: n),
+                    into: MatrixView(c2, rows: m, cols: n))
+        assertClose(c2.toArray(), expected, 1e-4, "gemmAB")
+        // Accumulation with beta = 1.
+        BLAS.gemmAB(MatrixView(FloatBuffer(a), rows: m, cols: k), MatrixView(FloatBuffer(bt), rows: k, cols: n),
+                    into: MatrixView(c2, rows: m, cols: n), beta: 1)
+        assertClose(c2.toArray(), expected.map { 2 * $0 }, 2e-4, "gemmAB beta 1")
+        // Every row alone through the matvec kernel, 1 and 2 threads, and through sgemv.
+        for threads in [1, 2] {
+            let w = MatrixView(FloatBuffer(b), rows: n, cols: k)
+            for i in 0..<m {
+                let y = FloatBuffer(count: n)
+                MatVec.multiply(w, MatrixView(FloatBuffer(Array(a[(i * k)..<((i + 1) * k)])), rows: 1, cols: k),
+                                into: MatrixView(y, rows: 1, cols: n), threads: threads)
+                assertClose(y.toArray(), Array(expected[(i * n)..<((i + 1) * n)]), 1e-4, "matvec row \(i)")
+                let y2 = FloatBuffer(count: n)
+                BLAS.gemv(w, MatrixView(FloatBuffer(Array(a[(i * k)..<((i + 1) * k)])), rows: 1, cols: k),
+                          into: MatrixView(y2, rows: 1, cols: n))
+                assertClose(y2.toArray(), y.toArray(), 1e-4, "sgemv row \(i)")
+            }
+        }
+    }
+
+    func testMatVecThreadsOnLargeMatrix() {
+        let rows = 1000, cols = 333
+        let w = random(rows * cols, seed: 9), x = random(cols, seed: 10)
+        let expected = naiveABt(x, w, m: 1, n: rows, k: cols)
+        let y = FloatBuffer(count: rows)
+        MatVec.multiply(MatrixView(FloatBuffer(w), rows: rows, cols: cols), MatrixView(FloatBuffer(x), rows: 1, cols: cols),
+                        into: MatrixView(y, rows: 1, cols: rows), threads: 2)
+        assertClose(y.toArray(), expected, 1e-3)
+    }
+
+    func testRMSNormSiluSoftmaxArgmax() {
+        let x = random(3 * 10, seed: 3), w = random(10, seed: 4)
+        let out = FloatBuffer(count: 30)
+        Kernels.rmsNorm(MatrixView(FloatBuffer(x), rows: 3, cols: 10), weight: FloatBuffer(w), eps: 1e-5,
+                        into: MatrixView(out, rows: 3, cols: 10))
+        var expected = [Float]()
+        for r in 0..<3 {
+            let row = x[(r * 10)..<((r + 1) * 10)]
+            let ms = row.map { Double($0) * Double($0) }.reduce(0, +) / 10
+            expected += row.enumerated().map { Float(Double($0.element) / (ms + 1e-5).squareRoot()) * w[$0.offset] }
+        }
+        assertClose(out.toArray(), expected, 1e-5, "rmsNorm")
+
+        let g = FloatBuffer(random(12, seed: 5)), u = FloatBuffer(random(12, seed: 6))
+        let expectedSilu = (0..<12).map { i -> Float in let v = Double(g[i]); return Float(v / (1 + exp(-v))) * u[i] }
+        Kernels.siluMul(gate: MatrixView(g, rows: 2, cols: 6), up: MatrixView(u, rows: 2, cols: 6), into: MatrixView(g, rows: 2, cols: 6))
+        assertClose(g.toArray(), expectedSilu, 1e-6, "siluMul")
+
+        let logits: [Float] = [1000, 1001, 999, -5]
+        let s = FloatBuffer(logits)
+        Kernels.softmaxRows(MatrixView(s, rows: 1, cols: 4))
+        let e = logits.map { exp(Double($0 - 1001)) }
+        assertClose(s.toArray(), e.map { Float($0 / e.reduce(0, +)) }, 1e-6, "softmax is stable")
+        XCTAssertEqual(Kernels.argmax(MatrixView(FloatBuffer([3, 7, 7, 1]), rows: 1, cols: 4), row: 0), 1, "first max wins")
+    }
+
+    /// RoPE reference: HF's apply_rotary_pos_emb, q*cos + rotate_half(q)*sin with cos/sin repeated
+    /// over both halves, written out per element.
+    func testRopeRotateHalf() {
+        let hd = 8, heads = 2, rows = 3, start = 5
+        let x = random(rows * heads * hd, seed: 7)
+        let table = RopeTable(headDim: hd, theta: 10000)
+        let buf = FloatBuffer(x)
+        Kernels.rope(MatrixView(buf, rows: rows, cols: heads * hd), heads: heads, startPosition: start, table: table)
+        var expected = x
+        for r in 0..<rows {
+            for h in 0..<heads {
+                let base = r * heads * hd + h * hd
+                for i in 0..<hd {
+                    let f = 1 / pow(10000.0, Double(2 * (i % (hd / 2))) / Double(hd))
+                    let ang = Double(start + r) * f
+                    let rotated = i < hd / 2 ? -Double(x[base + i + hd / 2]) : Double(x[base + i - hd / 2])
+                    expected[base + i] = Float(Double(x[base + i]) * cos(ang) + rotated * sin(ang))
+                }
+            }
+        }
+        assertClose(buf.toArray(), expected, 1e-5, "rope")
+    }
+
+    /// Llama 3.1's published scaling (factor 8, low 1, high 4, original 8192): wavelengths
+    /// shorter than 2048 keep their frequency, longer than 8192 are divided by 8, between blend.
+    func testLlama3RopeScaling() {
+        let s = RopeTable.Llama3Scaling(factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192)
+        let plain = RopeTable(headDim: 128, theta: 500000)
+        let scaled = RopeTable(headDim: 128, theta: 500000, llama3: s)
+        var sawHigh = false, sawLow = false, sawMid = false
+        for (f, g) in zip(plain.inverseFrequencies, scaled.inverseFrequencies) {
+            let wavelen = 2 * Double.pi / Double(f)
+            if wavelen < 2048 { XCTAssertEqual(g, f); sawHigh = true }
+            else if wavelen > 8192 { XCTAssertEqual(g, f / 8, accuracy: f * 1e-6); sawLow = true }
+            else {
+                let smooth = (8192 / wavelen - 1) / (4 - 1)
+                XCTAssertEqual(Double(g), (1 - smooth) * Double(f) / 8 + smooth * Double(f), accuracy: Double(f) * 1e-5)
+                sawMid = true
+            }
+        }
+        XCTAssertTrue(sawHigh && sawLow && sawMid)
+    }
+
+    /// Causal GQA attention against a direct per-row, per-head loop.
+    func testCausalGroupedQueryAttention() {
+        let heads = 4, kvHeads = 2, hd = 8, start = 3, rows = 4, length = start + rows
+        let q = random(rows * heads * hd, seed: 11)
+        let k = random(length * kvHeads * hd, seed: 12), v = random(length * kvHeads * hd, seed: 13)
+        let out = FloatBuffer(count: rows * heads * hd)
+        Kernels.causalAttention(q: MatrixView(FloatBuffer(q), rows: rows, cols: heads * hd),
+                                keys: MatrixView(FloatBuffer(k), rows: length, cols: kvHeads * hd),
+                                values: MatrixView(FloatBuffer(v), rows: length, cols: kvHeads * hd),
+                                startPosition: start, heads: heads, kvHeads: kvHeads, headDim: hd,
+                                scores: FloatBuffer(count: rows * length), into: MatrixView(out, rows: rows, cols: heads * hd))
+        var expected = [Float](repeating: 0, count: rows * heads * hd)
+        for r in 0..<rows {
+            for h in 0..<heads {
+                let g = h / (heads / kvHeads)
+                let visible = start + r + 1
+                var s = (0..<visible).map { j -> Double in
+                    var d = 0.0
+                    for i in 0..<hd { d += Double(q[r * heads * hd + h * hd + i]) * Double(k[j * kvHeads * hd + g * hd + i]) }
+                    return d / Double(hd).squareRoot()
+                }
+                let m = s.max()!
+                s = s.map { exp($0 - m) }
+                let z = s.reduce(0, +)
+                for i in 0..<hd {
+                    var acc = 0.0
+                    for j in 0..<visible { acc += s[j] / z * Double(v[j * kvHeads * hd + g * hd + i]) }
+                    expected[r * heads * hd + h * hd + i] = Float(acc)
+                }
+            }
+        }
+        assertClose(out.toArray(), expected, 1e-5, "attention")
+    }
+
+    func testMappedFileBoundsAreErrors() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("paratool-map-\(UUID().uuidString)")
+        try Data([1, 0, 0, 0, 0, 0, 128, 63]).write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        let f = try MappedFile(path: url.path)
+        XCTAssertEqual(try f.load(UInt32.self, at: 0), 1)
+        XCTAssertEqual(try f.loadFloat(at: 4), 1.0)
+        XCTAssertThrowsError(try f.load(UInt64.self, at: 4))
+        XCTAssertThrowsError(try f.bytes(offset: 9, length: 1))
+        XCTAssertThrowsError(try f.bytes(offset: -1, length: 1))
+        XCTAssertThrowsError(try MappedFile(path: "/nonexistent/file"))
+        let view = try FloatBuffer(mapping: f, offset: 4, count: 1)
+        XCTAssertEqual(view[0], 1.0)
+        XCTAssertThrowsError(try FloatBuffer(mapping: f, offset: 4, count: 2))
+    }
+}
+
+extension KernelTests {
+    func testTopKAgainstSort() {
+        let x = random(5000, seed: 21)
+        let got = Kernels.topK(MatrixView(FloatBuffer(x), rows: 1, cols: 5000), row: 0, k: 7)
+        let expected = x.enumerated().sorted { $0.element > $1.element || ($0.element == $1.element && $0.offset < $1.offset) }.prefix(7)
+        XCTAssertEqual(got.map(\.index), expected.map(\.offset))
+        XCTAssertEqual(got.map(\.value), expected.map(\.element))
+    }
+}
