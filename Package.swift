@@ -38,7 +38,7 @@ let package = Package(
         .executableTarget(
             name: "paratool",
             dependencies: [
-                "LLM",
+                "LLM", "Tensor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

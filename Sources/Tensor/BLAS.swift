@@ -1,7 +1,6 @@
 // Matrix products through OpenBLAS (cblas_sgemm / cblas_sgemv), a SIMD matrix-vector kernel for
 // single-row decode, and explicit control of OpenBLAS's thread count per phase.
 import COpenBLAS
-import Dispatch
 
 /// Thread control for OpenBLAS. Measured on this project's 2-core machine: OpenBLAS's own
 /// threads make single-row products several times slower, so callers choose the count per phase
@@ -81,29 +80,58 @@ public enum BLAS {
 /// Matrix-vector products for decode, written for memory bandwidth: 8-wide SIMD accumulators,
 /// rows split across threads in contiguous blocks. `y[r] = dot(w[r, :], x)` (+ y when accumulating).
 public enum MatVec {
+    /// One product `y = w · x` (or `y += w · x`) of a fused call.
+    public struct Job {
+        let w: UnsafePointer<Float>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>
+        let rows: Int, cols: Int, stride: Int, accumulate: Bool
+
+        /// `w` is out×in, `x` a 1×in view, `y` a 1×out view.
+        public init(_ w: MatrixView, _ x: MatrixView, into y: MatrixView, accumulate: Bool = false) {
+            precondition(x.rows == 1 && y.rows == 1 && x.cols == w.cols && y.cols == w.rows, "matvec shape mismatch")
+            precondition(!y.buffer.isMapped, "write to a read-only mapped buffer")
+            self.w = UnsafePointer(w.pointer)
+            self.x = UnsafePointer(x.pointer)
+            self.y = y.pointer
+            rows = w.rows
+            cols = w.cols
+            stride = w.stride
+            self.accumulate = accumulate
+        }
+
+        func run(_ start: Int, _ end: Int) {
+            if start < end { rowRange(w, stride, cols, x, y, start, end, accumulate) }
+        }
+    }
+
     /// Computes `y = w · x` (or `y += w · x` when `accumulate`) using `threads` threads.
+    /// (Separate multiply and add, not `addingProduct`: without FMA in the target baseline that
+    /// lowers to a scalar `fmaf` call per element.)
     public static func multiply(_ w: MatrixView, _ x: MatrixView, into y: MatrixView,
                                 accumulate: Bool = false, threads: Int = 1) {
-        precondition(x.rows == 1 && y.rows == 1 && x.cols == w.cols && y.cols == w.rows, "matvec shape mismatch")
-        precondition(!y.buffer.isMapped, "write to a read-only mapped buffer")
-        let rows = w.rows
-        if rows == 0 { return }
-        let wp = UnsafePointer(w.pointer), xp = UnsafePointer(x.pointer), yp = y.pointer
-        let stride = w.stride, n = w.cols
-        let parts = max(1, min(threads, rows / 64))
-        if parts == 1 {
-            rowRange(wp, stride, n, xp, yp, 0, rows, accumulate)
+        multiply(Job(w, x, into: y, accumulate: accumulate), threads: threads)
+    }
+
+    /// Up to three independent products in one parallel call: their rows are concatenated and
+    /// split evenly over the threads, so the hand-off happens once (q/k/v, gate/up in decode).
+    public static func multiply(_ a: Job, _ b: Job? = nil, _ c: Job? = nil, threads: Int) {
+        let ra = a.rows, rb = b?.rows ?? 0, rc = c?.rows ?? 0
+        let total = ra + rb + rc
+        let pool = WorkerPool.shared
+        if threads <= 1 || pool.threadCount == 1 || total < 256 {
+            a.run(0, ra)
+            b?.run(0, rb)
+            c?.run(0, rc)
             return
         }
-        let chunk = (rows + parts - 1) / parts
-        let wAddr = UInt(bitPattern: wp), xAddr = UInt(bitPattern: xp), yAddr = UInt(bitPattern: yp)
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            let start = part * chunk
-            let end = min(rows, start + chunk)
-            if start < end {
-                rowRange(UnsafePointer(bitPattern: wAddr)!, stride, n, UnsafePointer(bitPattern: xAddr)!,
-                         UnsafeMutablePointer(bitPattern: yAddr)!, start, end, accumulate)
-            }
+        let parts = pool.threadCount
+        // Row blocks of 16 keep each thread's rows contiguous and cache-line aligned in y.
+        let blocks = (total + 15) / 16
+        pool.run { part in
+            let start = min(total, blocks * part / parts * 16)
+            let end = min(total, blocks * (part + 1) / parts * 16)
+            a.run(min(start, ra), min(end, ra))
+            b?.run(min(max(start - ra, 0), rb), min(max(end - ra, 0), rb))
+            c?.run(min(max(start - ra - rb, 0), rc), min(max(end - ra - rb, 0), rc))
         }
     }
 
@@ -121,8 +149,8 @@ public enum MatVec {
                 let w1 = UnsafeRawPointer(row + i + 8).loadUnaligned(as: SIMD8<Float>.self)
                 let x0 = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
                 let x1 = UnsafeRawPointer(x + i + 8).loadUnaligned(as: SIMD8<Float>.self)
-                a0 = a0.addingProduct(w0, x0)
-                a1 = a1.addingProduct(w1, x1)
+                a0 += w0 * x0
+                a1 += w1 * x1
                 i += 16
             }
             var s = (a0 + a1).sum()

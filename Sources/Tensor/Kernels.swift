@@ -17,7 +17,7 @@ public enum Kernels {
             var i = 0
             while i + 8 <= n {
                 let v = UnsafeRawPointer(xp + i).loadUnaligned(as: SIMD8<Float>.self)
-                acc = acc.addingProduct(v, v)
+                acc += v * v
                 i += 8
             }
             var ss = acc.sum()

@@ -103,7 +103,7 @@ struct RuntimeBench: ParsableCommand {
         print(String(format: "layers %d, hidden %d, vocab %d; float32 weights read per token: %.1f MB; copy bandwidth %.1f GB/s (%d threads)",
                      model.config.layerCount, model.config.hiddenSize, model.config.vocabSize,
                      bytesPerToken / 1e6, bandwidth / 1e9, decodeThreads))
-        print("threads: prefill \(threads), decode \(decodeThreads); best of \(repeats)")
+        print("threads: prefill \(threads) (OpenBLAS core \(BLASCore.name)), decode \(decodeThreads); best of \(repeats)")
         print("")
         print("| figure | ParaTool (Swift, float32) | llama.cpp (Q4_1) | ratio |")
         print("|---|---:|---:|---:|")

@@ -1,8 +1,16 @@
 // The `paratool` command line: the root command and its subcommands.
 import ArgumentParser
 import Foundation
+import Tensor
 
 @main
+struct ParaToolMain {
+    static func main() {
+        BLASCore.reexecWithMatchingKernelsIfNeeded()
+        ParaToolCommand.main()
+    }
+}
+
 struct ParaToolCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "paratool",

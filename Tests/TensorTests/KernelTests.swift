@@ -202,3 +202,42 @@ extension KernelTests {
         XCTAssertEqual(got.map(\.value), expected.map(\.element))
     }
 }
+
+extension KernelTests {
+    /// Three products fused into one parallel call equal the three computed alone, including
+    /// accumulation; the split points fall inside each matrix for these sizes.
+    func testFusedMatVecJobs() {
+        let cols = 40
+        let x = FloatBuffer(random(cols, seed: 30))
+        let xs = MatrixView(x, rows: 1, cols: cols)
+        let sizes = [300, 100, 170]
+        let ws = sizes.enumerated().map { FloatBuffer(random($0.element * cols, seed: UInt64(31 + $0.offset))) }
+        let ys = sizes.map { FloatBuffer(random($0, seed: UInt64($0))) }
+        let before = ys.map { $0.toArray() }
+        MatVec.multiply(MatVec.Job(MatrixView(ws[0], rows: 300, cols: cols), xs, into: MatrixView(ys[0], rows: 1, cols: 300)),
+                        MatVec.Job(MatrixView(ws[1], rows: 100, cols: cols), xs, into: MatrixView(ys[1], rows: 1, cols: 100), accumulate: true),
+                        MatVec.Job(MatrixView(ws[2], rows: 170, cols: cols), xs, into: MatrixView(ys[2], rows: 1, cols: 170)),
+                        threads: 2)
+        for (k, n) in sizes.enumerated() {
+            var expected = naiveABt(x.toArray(), ws[k].toArray(), m: 1, n: n, k: cols)
+            if k == 1 { expected = zip(expected, before[k]).map { $0 + $1 } }
+            assertClose(ys[k].toArray(), expected, 1e-4, "job \(k)")
+        }
+    }
+
+    func testWorkerPoolRunsEveryPartEveryCall() {
+        let pool = WorkerPool(threads: 3)
+        let counts = FloatBuffer(count: 3)
+        for _ in 0..<2000 { pool.run { part in counts[part] += 1 } }
+        XCTAssertEqual(counts.toArray(), [2000, 2000, 2000])
+    }
+
+    func testBLASCoreUpgradeOnlyFromGenericKernels() {
+        let avx512: Set<String> = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq"]
+        XCTAssertEqual(BLASCore.betterCore(current: "Prescott", cpuFlags: avx512), "SkylakeX")
+        XCTAssertEqual(BLASCore.betterCore(current: "Prescott", cpuFlags: ["avx2", "fma"]), "Haswell")
+        XCTAssertNil(BLASCore.betterCore(current: "Prescott", cpuFlags: ["sse3"]))
+        XCTAssertNil(BLASCore.betterCore(current: "Zen", cpuFlags: avx512), "a recognised core is kept")
+        XCTAssertNil(BLASCore.betterCore(current: "SkylakeX", cpuFlags: avx512))
+    }
+}

@@ -65,6 +65,23 @@ public struct Linear: Sendable {
         }
         if let bias { Kernels.addRowVector(bias, into: y) }
     }
+
+    /// Two or three linears that read the same input (q/k/v, gate/up). For one row their
+    /// matrix-vector products run as one parallel call; otherwise each is an sgemm.
+    public static func apply(_ x: MatrixView, _ a: (Linear, MatrixView), _ b: (Linear, MatrixView),
+                             _ c: (Linear, MatrixView)? = nil, matvecThreads: Int) {
+        guard x.rows == 1 else {
+            a.0.apply(x, into: a.1)
+            b.0.apply(x, into: b.1)
+            if let c { c.0.apply(x, into: c.1) }
+            return
+        }
+        MatVec.multiply(MatVec.Job(a.0.weight.view, x, into: a.1), MatVec.Job(b.0.weight.view, x, into: b.1),
+                        c.map { MatVec.Job($0.0.weight.view, x, into: $0.1) }, threads: matvecThreads)
+        if let bias = a.0.bias { Kernels.addRowVector(bias, into: a.1) }
+        if let bias = b.0.bias { Kernels.addRowVector(bias, into: b.1) }
+        if let c, let bias = c.0.bias { Kernels.addRowVector(bias, into: c.1) }
+    }
 }
 
 /// The weights of one decoder layer.

@@ -129,9 +129,7 @@ public final class Transformer {
         let mt = decodeThreads
         for (l, layer) in model.layers.enumerated() {
             Kernels.rmsNorm(hx, weight: layer.inputNorm, eps: c.rmsNormEps, into: hn)
-            layer.qProj.apply(hn, into: qv, matvecThreads: mt)
-            layer.kProj.apply(hn, into: kv, matvecThreads: mt)
-            layer.vProj.apply(hn, into: vv, matvecThreads: mt)
+            Linear.apply(hn, (layer.qProj, qv), (layer.kProj, kv), (layer.vProj, vv), matvecThreads: mt)
             for (i, s) in segments.enumerated() {
                 let r = ranges[i], n = r.count, start = starts[i]
                 let cache = caches[s.sequence]
@@ -149,9 +147,8 @@ public final class Transformer {
             }
             layer.oProj.apply(av, into: hx, accumulate: true, matvecThreads: mt)
             Kernels.rmsNorm(hx, weight: layer.postAttentionNorm, eps: c.rmsNormEps, into: hn)
-            layer.gateProj.apply(hn, into: gv, matvecThreads: mt)
+            Linear.apply(hn, (layer.gateProj, gv), (layer.upProj, uv), matvecThreads: mt)
             branches?.addBranches(layer: l, projection: .gate, input: hn, output: gv, segments: segments, rowRanges: ranges)
-            layer.upProj.apply(hn, into: uv, matvecThreads: mt)
             branches?.addBranches(layer: l, projection: .up, input: hn, output: uv, segments: segments, rowRanges: ranges)
             Kernels.siluMul(gate: gv, up: uv, into: gv)
             layer.downProj.apply(gv, into: hx, accumulate: true, matvecThreads: mt)

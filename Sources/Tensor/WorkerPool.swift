@@ -1,0 +1,85 @@
+// WorkerPool: a fixed set of threads that split one kernel call into parts with microsecond
+// hand-off. Decode runs ~200 matrix-vector products per token; a GCD dispatch per product cost
+// more than the product's own memory traffic at 2 threads, so workers spin briefly between calls
+// and sleep on a condition variable when idle.
+import Foundation
+import Synchronization
+
+/// Runs `body(part)` for every `part in 0..<threadCount`: the calling thread takes part 0, pool
+/// threads the others.
+public final class WorkerPool: @unchecked Sendable {
+    /// One pool for the process, sized to the machine's cores.
+    public static let shared = WorkerPool(threads: ProcessInfo.processInfo.activeProcessorCount)
+
+    /// Total threads that take parts, including the caller.
+    public let threadCount: Int
+
+    private let generation = Atomic<Int>(0)
+    private let remaining = Atomic<Int>(0)
+    private let sleepers = Atomic<Int>(0)
+    private let submitLock = Mutex<Void>(())
+    private let sleepMutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    // Written by the submitting thread before `generation` is bumped (release), read by workers
+    // after they observe the bump (acquire).
+    private var task: ((Int) -> Void)?
+
+    /// A pool of `threads` threads in total (the caller counts as one).
+    public init(threads: Int) {
+        threadCount = max(1, threads)
+        pthread_mutex_init(sleepMutex, nil)
+        pthread_cond_init(wake, nil)
+        for index in 1..<threadCount {
+            let t = Thread { [unowned self] in self.workerLoop(index: index) }
+            t.name = "paratool-worker-\(index)"
+            t.start()
+        }
+    }
+
+    /// Calls `body(part)` for every part in `0..<threadCount`, the caller taking part 0, and
+    /// returns when all are done. Every pool thread takes part in every call, so no call can be
+    /// missed. Calls from several threads are serialised.
+    public func run(_ body: (Int) -> Void) {
+        if threadCount == 1 { body(0); return }
+        submitLock.withLock { _ in
+            withoutActuallyEscaping(body) { escaping in
+                task = escaping
+                remaining.store(threadCount - 1, ordering: .sequentiallyConsistent)
+                generation.add(1, ordering: .sequentiallyConsistent)
+                if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+                    pthread_mutex_lock(sleepMutex)
+                    pthread_cond_broadcast(wake)
+                    pthread_mutex_unlock(sleepMutex)
+                }
+                escaping(0)
+                while remaining.load(ordering: .acquiring) > 0 { spinPause() }
+                task = nil
+            }
+        }
+    }
+
+    private func workerLoop(index: Int) {
+        var seen = 0  // the generation before any call: a thread that starts late still runs call 1
+        while true {
+            var spins = 0
+            while generation.load(ordering: .acquiring) == seen {
+                spins += 1
+                if spins < 200_000 { spinPause(); continue }
+                sleepers.add(1, ordering: .sequentiallyConsistent)
+                pthread_mutex_lock(sleepMutex)
+                while generation.load(ordering: .sequentiallyConsistent) == seen {
+                    pthread_cond_wait(wake, sleepMutex)
+                }
+                pthread_mutex_unlock(sleepMutex)
+                sleepers.subtract(1, ordering: .sequentiallyConsistent)
+            }
+            seen = generation.load(ordering: .acquiring)
+            task?(index)
+            remaining.subtract(1, ordering: .releasing)
+        }
+    }
+
+    /// A spin-wait step (an atomic load per iteration is the whole cost).
+    @inline(__always)
+    private func spinPause() {}
+}
