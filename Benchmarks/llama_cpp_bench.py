@@ -13,6 +13,19 @@ import sys
 import time
 
 
+def peak_rss_mb():
+    """This process's own peak RSS. getrusage's ru_maxrss survives fork+exec, so a child of a
+    large process would report its parent's size; VmHWM belongs to this address space only."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", required=True, help="GGUF file")
@@ -63,7 +76,7 @@ def main():
         best = min(best, time.perf_counter() - t)
     decode = args.decode / best
 
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     print(json.dumps({"load_s": load_s, "prefill_tps": prefill, "decode_tps": decode,
                       "peak_rss_mb": rss_mb, "threads": args.threads}))
     return 0

@@ -138,25 +138,46 @@ public enum MatVec {
     @inline(__always)
     static func rowRange(_ w: UnsafePointer<Float>, _ stride: Int, _ n: Int, _ x: UnsafePointer<Float>,
                          _ y: UnsafeMutablePointer<Float>, _ start: Int, _ end: Int, _ accumulate: Bool) {
-        let n16 = n & ~15
+        // Four rows at a time: four independent memory streams and one load of x per four rows.
         var r = start
+        while r + 4 <= end {
+            let w0 = w + r * stride, w1 = w0 + stride, w2 = w1 + stride, w3 = w2 + stride
+            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+            var i = 0
+            while i + 8 <= n {
+                let xv = load8(x + i)
+                a0 += load8(w0 + i) * xv
+                a1 += load8(w1 + i) * xv
+                a2 += load8(w2 + i) * xv
+                a3 += load8(w3 + i) * xv
+                i += 8
+            }
+            var s0 = a0.sum(), s1 = a1.sum(), s2 = a2.sum(), s3 = a3.sum()
+            while i < n {
+                s0 += w0[i] * x[i]; s1 += w1[i] * x[i]; s2 += w2[i] * x[i]; s3 += w3[i] * x[i]
+                i += 1
+            }
+            if accumulate {
+                y[r] += s0; y[r + 1] += s1; y[r + 2] += s2; y[r + 3] += s3
+            } else {
+                y[r] = s0; y[r + 1] = s1; y[r + 2] = s2; y[r + 3] = s3
+            }
+            r += 4
+        }
         while r < end {
             let row = w + r * stride
-            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>()
+            var a = SIMD8<Float>()
             var i = 0
-            while i < n16 {
-                let w0 = UnsafeRawPointer(row + i).loadUnaligned(as: SIMD8<Float>.self)
-                let w1 = UnsafeRawPointer(row + i + 8).loadUnaligned(as: SIMD8<Float>.self)
-                let x0 = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
-                let x1 = UnsafeRawPointer(x + i + 8).loadUnaligned(as: SIMD8<Float>.self)
-                a0 += w0 * x0
-                a1 += w1 * x1
-                i += 16
-            }
-            var s = (a0 + a1).sum()
+            while i + 8 <= n { a += load8(row + i) * load8(x + i); i += 8 }
+            var s = a.sum()
             while i < n { s += row[i] * x[i]; i += 1 }
             y[r] = accumulate ? y[r] + s : s
             r += 1
         }
+    }
+
+    @inline(__always)
+    static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
     }
 }

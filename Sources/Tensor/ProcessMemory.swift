@@ -16,8 +16,15 @@ private let RUSAGE_SELF_ID = RUSAGE_SELF
 
 /// Memory figures of the running process.
 public enum ProcessMemory {
-    /// Peak resident set size in bytes (getrusage).
+    /// Peak resident set size in bytes: VmHWM of /proc/self/status on Linux (getrusage's
+    /// ru_maxrss is inherited across fork+exec, so it can report a parent's size), getrusage
+    /// elsewhere.
     public static var peakResidentBytes: Int {
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+           let kb = Int(line.split(separator: " ").dropFirst().first ?? "") {
+            return kb * 1024
+        }
         var usage = rusage()
         getrusage(RUSAGE_SELF_ID, &usage)
         #if os(Linux)
