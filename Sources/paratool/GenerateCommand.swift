@@ -44,7 +44,7 @@ struct GenerateCommand: ParsableCommand {
             text = prompt
         }
         let ids = lm.tokenizer.encode(text)
-        guard !ids.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
+        guard !ids.isEmpty else { throw UsageError("the prompt encodes to no tokens") }
         let loaded = Date()
         var emitted = [Int]()
         var printedCount = 0

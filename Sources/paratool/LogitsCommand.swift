@@ -31,7 +31,7 @@ struct LogitsCommand: ParsableCommand {
         let tokens = parsedIds!
         let vocab = lm.model.config.vocabSize
         if let bad = tokens.first(where: { $0 < 0 || $0 >= vocab }) {
-            throw ValidationError("token id \(bad) is outside the vocabulary (0..<\(vocab))")
+            throw UsageError("token id \(bad) is outside the vocabulary (0..<\(vocab))")
         }
         let runner = Transformer(model: lm.model)
         let cache = KVCache(config: lm.model.config, capacity: tokens.count)

@@ -31,6 +31,12 @@ struct ModelOptions: ParsableArguments {
     var model: String?
 }
 
+/// An error in what the user asked for, found after parsing (printed without the usage text).
+struct UsageError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
 /// Writes `text` to standard error.
 func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
