@@ -14,9 +14,11 @@ let package = Package(
         .executable(name: "paratool", targets: ["paratool"]),
         .library(name: "LLM", targets: ["LLM"]),
         .library(name: "Tensor", targets: ["Tensor"]),
+        .library(name: "ParaTool", targets: ["ParaTool"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
         // C system libraries (Debian packages, found through pkg-config).
@@ -35,14 +37,21 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: optimizedInDebug),
         // Llama-family runtime: configs, safetensors/GGUF loading, tokenizer, transformer, decode.
         .target(name: "LLM", dependencies: ["Tensor"], swiftSettings: optimizedInDebug),
+        // The method: tool catalogue and actions, prompt formats, tool adapters (PEFT layout) and
+        // their store, the gate, fused multi-adapter inference, FLOPs accounting.
+        .target(
+            name: "ParaTool",
+            dependencies: ["LLM", "Tensor", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: optimizedInDebug),
         .executableTarget(
             name: "paratool",
             dependencies: [
-                "LLM", "Tensor",
+                "LLM", "Tensor", "ParaTool",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "LLMTests", dependencies: ["LLM", "Tensor"]),
+        .testTarget(name: "ParaToolTests", dependencies: ["ParaTool", "LLM", "Tensor"]),
     ]
 )

@@ -36,6 +36,14 @@ public enum Kernels {
         }
     }
 
+    /// `x *= factor` element-wise.
+    public static func scale(_ x: MatrixView, by factor: Float) {
+        for r in 0..<x.rows {
+            let p = x.pointer + r * x.stride
+            for i in 0..<x.cols { p[i] *= factor }
+        }
+    }
+
     /// `y += x` for one row vector broadcast over all rows of `y` (bias add).
     public static func addRowVector(_ v: FloatBuffer, into y: MatrixView) {
         precondition(v.count == y.cols, "bias length mismatch")

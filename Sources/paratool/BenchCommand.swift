@@ -10,7 +10,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks (build with -c release).",
-        subcommands: [RuntimeBench.self])
+        subcommands: [RuntimeBench.self, AdapterBench.self])
 }
 
 struct RuntimeBench: ParsableCommand {

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import LLM
+import ParaTool
 
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,6 +15,7 @@ struct GenerateCommand: ParsableCommand {
             """)
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var adapterOptions: AdapterOptions
 
     @Option(help: "The prompt text.")
     var prompt: String
@@ -49,7 +51,9 @@ struct GenerateCommand: ParsableCommand {
         var emitted = [Int]()
         var printedCount = 0
         let stops = lm.tokenizer.stopTokenIds.union(lm.model.config.eosTokenIds)
-        let generator = Generator(transformer: Transformer(model: lm.model))
+        let runner = Transformer(model: lm.model)
+        let branches = try adapterOptions.attach(to: runner, config: lm.model.config)
+        let generator = Generator(transformer: runner)
         var firstToken: Date?
         _ = generator.greedy(prompt: ids, maxNewTokens: maxNewTokens, stopTokens: stops) { token in
             if firstToken == nil { firstToken = Date() }
@@ -65,6 +69,7 @@ struct GenerateCommand: ParsableCommand {
                 }
             }
         }
+        withExtendedLifetime(branches) {}
         let decoded = Array(lm.tokenizer.decode(emitted))
         if decoded.count > printedCount { FileHandle.standardOutput.write(Data(String(decoded[printedCount...]).utf8)) }
         print()

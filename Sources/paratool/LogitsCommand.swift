@@ -2,6 +2,7 @@
 // last token's final-norm hidden state as JSON.
 import ArgumentParser
 import LLM
+import ParaTool
 
 struct LogitsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,6 +13,7 @@ struct LogitsCommand: ParsableCommand {
             """)
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var adapterOptions: AdapterOptions
 
     @Option(help: ArgumentHelp("Comma-separated token ids, e.g. 1,2,3.", valueName: "ids"))
     var ids: String
@@ -34,10 +36,12 @@ struct LogitsCommand: ParsableCommand {
             throw UsageError("token id \(bad) is outside the vocabulary (0..<\(vocab))")
         }
         let runner = Transformer(model: lm.model)
+        let branches = try adapterOptions.attach(to: runner, config: lm.model.config)
         let cache = KVCache(config: lm.model.config, capacity: tokens.count)
         let out = runner.forward([BatchSegment(sequence: 0, tokens: tokens)], caches: [cache], logits: .all)
         let logits = (0..<out.logits.rows).map { out.logits.row($0).map(Double.init) }
         let hidden = out.hidden.row(out.hidden.rows - 1).map(Double.init)
         print(try jsonText(["logits": logits, "hidden": hidden]))
+        withExtendedLifetime(branches) {}
     }
 }

@@ -2,6 +2,7 @@
 // whole prompts and single-token decode steps alike, different lengths in one batch), with
 // reusable scratch buffers and the FFN extension point through which adapters add low-rank
 // branches per batch row.
+import Foundation
 import Tensor
 
 /// A run of consecutive tokens of one sequence, appended to that sequence's KV cache.
@@ -25,6 +26,8 @@ public enum LogitsSelection: Sendable {
     case all
     /// None: only the caches are filled.
     case none
+    /// The final-norm hidden states of every position, without logits (encoders, pooling).
+    case hiddenOnly
 }
 
 /// Where adapters attach: called after the base product of every FFN linear of every layer.
@@ -54,7 +57,9 @@ public final class Transformer {
     private var scores = FloatBuffer(count: 0)
     private var outHidden = FloatBuffer(count: 0), outLogits = FloatBuffer(count: 0)
 
-    public init(model: LlamaModel, prefillThreads: Int = 2, decodeThreads: Int = 1) {
+    /// A runner for `model`; thread counts default to the machine's active cores.
+    public init(model: LlamaModel, prefillThreads: Int = ProcessInfo.processInfo.activeProcessorCount,
+                decodeThreads: Int = ProcessInfo.processInfo.activeProcessorCount) {
         self.model = model
         self.prefillThreads = prefillThreads
         self.decodeThreads = decodeThreads
@@ -159,7 +164,8 @@ public final class Transformer {
         var selected = [(segment: Int, offset: Int)]()
         switch selection {
         case .lastOfEachSegment: selected = segments.indices.map { ($0, segments[$0].tokens.count - 1) }
-        case .all: for (i, s) in segments.enumerated() { for j in 0..<s.tokens.count { selected.append((i, j)) } }
+        case .all, .hiddenOnly:
+            for (i, s) in segments.enumerated() { for j in 0..<s.tokens.count { selected.append((i, j)) } }
         case .none: break
         }
         let n = selected.count
@@ -169,6 +175,9 @@ public final class Transformer {
             Kernels.copyRow(hx, ranges[sel.segment].lowerBound + sel.offset, into: hidden, row: o)
         }
         Kernels.rmsNorm(hidden, weight: model.finalNorm, eps: c.rmsNormEps, into: hidden)
+        if case .hiddenOnly = selection {
+            return Output(hidden: hidden, logits: MatrixView(outLogits, rows: 0, cols: c.vocabSize), rows: selected)
+        }
         ensure(&outLogits, n * c.vocabSize)
         let logits = MatrixView(outLogits, rows: n, cols: c.vocabSize)
         BLASThreads.set(n >= 16 ? prefillThreads : 1)

@@ -1,0 +1,52 @@
+// ContextEncoder: the frozen base model as the gate's encoder. A text (the raw question, or a
+// tool's "name: description") is run through the decoder without adapters or chat template, and
+// its final-norm hidden states are pooled into one vector: the mean over tokens (the authors'
+// code) or the last token (the paper).
+import LLM
+import Tensor
+
+/// How hidden states are pooled into one vector.
+public enum Pooling: String, Sendable, Codable, CaseIterable {
+    /// Mean over all tokens of the text.
+    case mean
+    /// The last token's hidden state.
+    case last
+}
+
+/// Encodes texts into vectors with the base model. Not thread-safe (owns a Transformer).
+public final class ContextEncoder {
+    public let model: LlamaModel
+    public let tokenizer: Tokenizer
+    public let pooling: Pooling
+    private let runner: Transformer
+    private let cache: KVCache
+
+    public init(model: LlamaModel, tokenizer: Tokenizer, pooling: Pooling) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.pooling = pooling
+        runner = Transformer(model: model)
+        cache = KVCache(config: model.config, capacity: 64)
+    }
+
+    /// Width of the vectors.
+    public var dimension: Int { model.config.hiddenSize }
+
+    /// The pooled encoding of `text` (the zero vector for an empty text) and its token count.
+    public func encode(_ text: String) -> (vector: [Float], tokens: Int) {
+        let ids = tokenizer.encode(text)
+        guard !ids.isEmpty else { return ([Float](repeating: 0, count: dimension), 0) }
+        cache.clear()
+        let out = runner.forward([BatchSegment(sequence: 0, tokens: ids)], caches: [cache], logits: .hiddenOnly)
+        switch pooling {
+        case .last:
+            return (out.hidden.row(out.hidden.rows - 1), ids.count)
+        case .mean:
+            var sum = [Double](repeating: 0, count: dimension)
+            for r in 0..<out.hidden.rows {
+                for (i, v) in out.hidden.row(r).enumerated() { sum[i] += Double(v) }
+            }
+            return (sum.map { Float($0 / Double(out.hidden.rows)) }, ids.count)
+        }
+    }
+}

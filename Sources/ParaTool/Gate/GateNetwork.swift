@@ -1,0 +1,186 @@
+// GateNetwork: ParaTool's soft tool selection. Each tool has a vector d (initialised from the
+// encoding of its "name: description", trainable); an MLP scores [c, d, c⊙d, |c−d|] for the
+// context vector c; a softmax over the candidates gives the weights, optionally kept to the
+// top N and renormalised. Saved as safetensors plus a JSON config.
+import Foundation
+import LLM
+import Tensor
+
+/// Errors of the gate.
+public enum GateError: Error, CustomStringConvertible {
+    case unknownTool(String)
+    case noCandidates
+    case invalidFile(String)
+
+    public var description: String {
+        switch self {
+        case .unknownTool(let t): return "the gate has no vector for tool '\(t)' (add it with addTool)"
+        case .noCandidates: return "no candidate tools"
+        case .invalidFile(let m): return "invalid gate files: \(m)"
+        }
+    }
+}
+
+/// The gate's configuration (saved as `gate_config.json`).
+public struct GateConfig: Sendable, Codable, Equatable {
+    /// Width of c and d (the model's hidden size).
+    public var dimension: Int
+    /// Hidden widths of the MLP (default [512, 512]); input is 4·dimension, output 1.
+    public var hidden: [Int]
+    /// How the encoder pools hidden states.
+    public var pooling: Pooling
+    /// Keep only the N highest-weighted candidates (nil: all).
+    public var topN: Int?
+
+    public init(dimension: Int, hidden: [Int] = [512, 512], pooling: Pooling = .mean, topN: Int? = nil) {
+        self.dimension = dimension
+        self.hidden = hidden
+        self.pooling = pooling
+        self.topN = topN
+    }
+
+    /// Layer widths from input to output: [4d, hidden..., 1].
+    public var layerWidths: [Int] { [4 * dimension] + hidden + [1] }
+}
+
+/// One dense layer `y = W x + b` (W: out × in).
+public struct DenseLayer: Sendable {
+    public let weight: FloatBuffer
+    public let bias: FloatBuffer
+    public let inputs: Int
+    public let outputs: Int
+
+    /// PyTorch's nn.Linear default initialisation: U(−1/√in, 1/√in) for W and b.
+    init(inputs: Int, outputs: Int, rng: inout SeededGenerator) {
+        self.inputs = inputs
+        self.outputs = outputs
+        let bound = 1 / Float(inputs).squareRoot()
+        weight = FloatBuffer((0..<(inputs * outputs)).map { _ in rng.uniform(-bound, bound) })
+        bias = FloatBuffer((0..<outputs).map { _ in rng.uniform(-bound, bound) })
+    }
+
+    init(weight: FloatBuffer, bias: FloatBuffer, inputs: Int, outputs: Int) {
+        self.weight = weight
+        self.bias = bias
+        self.inputs = inputs
+        self.outputs = outputs
+    }
+}
+
+/// A small deterministic random generator (SplitMix64) for reproducible initialisation.
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [lo, hi).
+    public mutating func uniform(_ lo: Float, _ hi: Float) -> Float {
+        lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24)
+    }
+}
+
+/// The gate: tool vectors and the scoring MLP.
+public final class GateNetwork {
+    public let config: GateConfig
+    public private(set) var layers: [DenseLayer]
+    /// Tool vectors by name.
+    public private(set) var toolVectors: [String: [Float]] = [:]
+
+    /// A fresh gate with seeded random MLP weights and no tools.
+    public init(config: GateConfig, seed: UInt64 = 0) {
+        self.config = config
+        var rng = SeededGenerator(seed: seed)
+        let w = config.layerWidths
+        layers = zip(w, w.dropFirst()).map { DenseLayer(inputs: $0, outputs: $1, rng: &rng) }
+    }
+
+    init(config: GateConfig, layers: [DenseLayer], toolVectors: [String: [Float]]) {
+        self.config = config
+        self.layers = layers
+        self.toolVectors = toolVectors
+    }
+
+    /// Sets tool `name`'s vector (e.g. the encoding of "name: description").
+    public func setTool(_ name: String, vector: [Float]) {
+        precondition(vector.count == config.dimension, "tool vector has \(vector.count) values, gate dimension is \(config.dimension)")
+        toolVectors[name] = vector
+    }
+
+    /// Initialises the vectors of `tools` that have none from their "name: description" encodings.
+    public func addTools(_ tools: [(name: String, description: String)], encoder: ContextEncoder) {
+        for t in tools where toolVectors[t.name] == nil {
+            setTool(t.name, vector: encoder.encode("\(t.name): \(t.description)").vector)
+        }
+    }
+
+    /// The MLP's score for context `c` and tool vector `d`.
+    public func score(context c: [Float], tool d: [Float]) -> Float {
+        var x = c + d + zip(c, d).map { $0 * $1 } + zip(c, d).map { abs($0 - $1) }
+        for (k, layer) in layers.enumerated() {
+            var y = [Float](repeating: 0, count: layer.outputs)
+            for o in 0..<layer.outputs {
+                var s = layer.bias[o]
+                let row = layer.weight.slice(o * layer.inputs, layer.inputs)
+                for i in 0..<layer.inputs { s += row[i] * x[i] }
+                y[o] = k == layers.count - 1 ? s : Self.gelu(s)
+            }
+            x = y
+        }
+        return x[0]
+    }
+
+    /// GELU with the exact erf form (PyTorch's default).
+    static func gelu(_ x: Float) -> Float { 0.5 * x * (1 + erff(x / Float(2).squareRoot())) }
+
+    /// Softmax weights over `candidates` for context `c`, kept to the top N (config or argument)
+    /// and renormalised. Order follows `candidates`.
+    public func weights(context c: [Float], candidates: [String], topN: Int? = nil) throws -> [Float] {
+        guard !candidates.isEmpty else { throw GateError.noCandidates }
+        let scores = try candidates.map { name -> Float in
+            guard let d = toolVectors[name] else { throw GateError.unknownTool(name) }
+            return score(context: c, tool: d)
+        }
+        return ToolSelection.softmax(scores, topN: topN ?? config.topN)
+    }
+}
+
+/// Selection rules shared by the gate and the baselines the evaluation compares.
+public enum ToolSelection {
+    /// Softmax of `scores`; with `topN`, all but the N largest are zeroed and the rest renormalised.
+    public static func softmax(_ scores: [Float], topN: Int? = nil) -> [Float] {
+        let m = scores.max() ?? 0
+        var e = scores.map { expf($0 - m) }
+        if let n = topN, n < e.count {
+            let keep = Set(e.indices.sorted { e[$0] > e[$1] || (e[$0] == e[$1] && $0 < $1) }.prefix(max(n, 1)))
+            for i in e.indices where !keep.contains(i) { e[i] = 0 }
+        }
+        let z = e.reduce(0, +)
+        return e.map { $0 / z }
+    }
+
+    /// Equal weights (Param+Average).
+    public static func uniform(count: Int) -> [Float] { [Float](repeating: 1 / Float(count), count: count) }
+
+    /// Weight 1 on the largest score, 0 elsewhere (Param+Top-1).
+    public static func top1(_ scores: [Float]) -> [Float] {
+        let best = scores.indices.max { scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 > $1) } ?? 0
+        return scores.indices.map { $0 == best ? 1 : 0 }
+    }
+
+    /// Weight 1 on the gold tool (Param+Oracle).
+    public static func oracle(candidates: [String], gold: String) -> [Float] {
+        candidates.map { $0 == gold ? 1 : 0 }
+    }
+
+    /// Cosine similarity of c and each tool vector, softmaxed (Param+EmbSim).
+    public static func cosine(_ a: [Float], _ b: [Float]) -> Float {
+        var dot: Float = 0, na: Float = 0, nb: Float = 0
+        for (x, y) in zip(a, b) { dot += x * y; na += x * x; nb += y * y }
+        return na > 0 && nb > 0 ? dot / (na.squareRoot() * nb.squareRoot()) : 0
+    }
+}

@@ -1,0 +1,112 @@
+// `paratool bench adapters`: the cost of fused adapters — prefill and decode tokens/s with 0, 1,
+// 4 and 8 rank-16 adapters in the mixture (LoRA share of FLOPs and of wall time), and a batch of
+// requests with different mixtures against the same requests run one by one.
+import ArgumentParser
+import Foundation
+import LLM
+import ParaTool
+import Tensor
+
+struct AdapterBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "adapters",
+        abstract: "Throughput with 0/1/4/8 fused adapters, and a mixed-mixture batch vs one by one.",
+        discussion: "Adapters are seeded random (A and B non-zero), rank --rank, alpha 2·rank, on gate/up/down_proj of every layer.")
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(help: "LoRA rank.")
+    var rank = 16
+
+    @Option(help: "Prompt tokens for the prefill figures.")
+    var prompt = 256
+
+    @Option(help: "Tokens decoded after a 32-token prompt.")
+    var decode = 64
+
+    @Option(help: "Requests in the mixed batch.")
+    var batch = 8
+
+    @Option(help: "Tokens each batched request generates.")
+    var batchTokens = 32
+
+    @Option(help: "Repeats per figure (the best is kept).")
+    var repeats = 2
+
+    func run() throws {
+        let lm = try LanguageModel.load(path: modelOptions.model)
+        let model = lm.model, config = model.config
+        let pool = (0..<8).map {
+            ToolAdapter.initialized(name: "tool\($0)", config: config, rank: rank, alpha: Float(2 * rank),
+                                    seed: UInt64(100 + $0), randomB: true)
+        }
+        var rng = SeededGenerator(seed: 7)
+        func ids(_ n: Int) -> [Int] { (0..<n).map { _ in 100 + Int(rng.next() % UInt64(config.vocabSize - 100)) } }
+        let runner = Transformer(model: model, prefillThreads: 2, decodeThreads: 2)
+        let branches = AdapterMixture()
+        runner.branches = branches
+        let counter = FlopsCounter(config: config)
+        func best(_ body: () -> Void) -> Double {
+            var t = Double.infinity
+            for _ in 0..<max(1, repeats) {
+                let s = Date()
+                body()
+                t = min(t, Date().timeIntervalSince(s))
+            }
+            return t
+        }
+
+        print("model: \(lm.path); adapters rank \(rank) on gate/up/down of \(config.layerCount) layers; best of \(repeats)")
+        print("")
+        print("| adapters N | prefill \(prompt) tok (tokens/s) | decode (tokens/s) | LoRA share of request FLOPs | wall time vs N=0 (prefill / decode) |")
+        print("|---:|---:|---:|---:|---:|")
+        let promptIds = ids(prompt), decodePrompt = ids(32)
+        var base: (Double, Double)?
+        for n in [0, 1, 4, 8] {
+            branches.mixtures = [Mixture(pool.prefix(n).map { ($0, 1 / Float(n)) })]
+            let cache = KVCache(config: config, capacity: max(prompt, 32 + decode + 1))
+            let tp = best {
+                cache.clear()
+                _ = runner.forward([BatchSegment(sequence: 0, tokens: promptIds)], caches: [cache])
+            }
+            let td = best {
+                cache.clear()
+                var out = runner.forward([BatchSegment(sequence: 0, tokens: decodePrompt)], caches: [cache])
+                for _ in 0..<decode {
+                    let t = Kernels.argmax(out.logits, row: 0)
+                    out = runner.forward([BatchSegment(sequence: 0, tokens: [t])], caches: [cache])
+                }
+            }
+            let flops = counter.generation(prompt: prompt, generated: decode, adapters: n, rank: rank)
+            if base == nil { base = (tp, td) }
+            print(String(format: "| %d | %.0f | %.1f | %.2f%% | +%.1f%% / +%.1f%% |", n, Double(prompt) / tp, Double(decode) / td,
+                         100 * Double(flops.lora) / Double(flops.total), 100 * (tp / base!.0 - 1), 100 * (td / base!.1 - 1)))
+        }
+
+        // Mixed batch: each request its own mixture of 4 of the 8 adapters, prompts of different lengths.
+        let prompts = (0..<batch).map { ids(48 + 4 * $0) }
+        let mixtures = (0..<batch).map { i in Mixture((0..<4).map { k in (pool[(i + 3 * k) % 8], Float(4 - k) / 10) }) }
+        let generator = Generator(transformer: runner)
+        var batched = [[Int]]()
+        let tb = best {
+            branches.mixtures = mixtures
+            batched = generator.greedyBatch(prompts: prompts, maxNewTokens: batchTokens, stopTokens: [])
+        }
+        var single = [[Int]]()
+        let ts = best {
+            single = []
+            for (i, p) in prompts.enumerated() {
+                branches.mixtures = [mixtures[i]]
+                single.append(generator.greedy(prompt: p, maxNewTokens: batchTokens, stopTokens: []))
+            }
+        }
+        let tokens = Double(batch * batchTokens)
+        print("")
+        print("| \(batch) requests, \(batchTokens) new tokens each, \(batch) different 4-adapter mixtures | wall (s) | generated tokens/s |")
+        print("|---|---:|---:|")
+        print(String(format: "| one batch | %.2f | %.1f |", tb, tokens / tb))
+        print(String(format: "| one by one | %.2f | %.1f |", ts, tokens / ts))
+        print(String(format: "| batch speed-up | %.2fx | |", ts / tb))
+        print("same tokens batched and one by one: \(batched == single ? "yes" : "NO")")
+    }
+}

@@ -1,0 +1,110 @@
+// FLOPs counts against hand computations for the tiny fixture models, and the gate: its encoder
+// against transformers' hidden states, its MLP against a double-precision loop written here,
+// softmax/top-N and the baseline selectors.
+import Foundation
+import Tensor
+import XCTest
+@testable import LLM
+@testable import ParaTool
+
+final class FlopsAndGateTests: XCTestCase {
+    func config(_ name: String) throws -> ModelConfig {
+        try ModelConfig(huggingFaceJSON: Data(contentsOf: MethodFixtures.hfTiny.appendingPathComponent("\(name)/config.json")))
+    }
+
+    /// Qwen2 fixture: hidden 64, FFN 160, 2 layers, 4 heads × 16, 2 KV heads, vocab 600.
+    func testQwen2FixtureCountsByHand() throws {
+        let c = FlopsCounter(config: try config("qwen2"))
+        // q 64·64 + k 64·32 + v 64·32 + o 64·64 + gate/up/down 3·64·160
+        XCTAssertEqual(c.layerLinearParameters, 4096 + 2048 + 2048 + 4096 + 30720)
+        // 7-token prompt, 12 generated: 7 + 11 processed tokens, 12 logits rows.
+        let g = c.generation(prompt: 7, generated: 12, adapters: 3, rank: 4)
+        XCTAssertEqual(g.baseLinear, 2 * 43008 * 2 * 18 + 2 * 600 * 64 * 12)
+        // Visible keys: 1+…+7 = 28 in prefill, 8+…+18 = 143 in decode; 4 · layers · qDim each.
+        XCTAssertEqual(g.attention, 4 * 2 * 64 * (28 + 143))
+        // 3 linears × 2·r·(64+160) × 3 adapters × 2 layers × 18 tokens.
+        XCTAssertEqual(g.lora, 3 * 2 * 4 * 224 * 3 * 2 * 18)
+        XCTAssertEqual(g.total, g.baseLinear + g.attention + g.lora)
+        XCTAssertEqual(c.encoder(tokens: 5), 2 * 43008 * 2 * 5 + 4 * 2 * 64 * 15)
+        // Gate MLP [256, 512, 512, 1] over 3 candidates: features 2·64, layers with bias, softmax 3.
+        XCTAssertEqual(c.gate(candidates: 3, layers: [256, 512, 512, 1]),
+                       3 * (128 + (2 * 256 * 512 + 512) + (2 * 512 * 512 + 512) + (2 * 512 + 1) + 3))
+    }
+
+    /// Llama fixture (tied head): hidden 48, FFN 128, 3 layers, 6 heads × 8, 3 KV heads.
+    func testContextDocsEquivalentGrowsAsTheFormula() throws {
+        let c = FlopsCounter(config: try config("llama"))
+        XCTAssertEqual(c.layerLinearParameters, 48 * 48 + 2 * 48 * 24 + 48 * 48 + 3 * 48 * 128)
+        let base = c.generation(prompt: 40, generated: 10).total
+        for extra in [1, 25, 300] {
+            let longer = c.generation(prompt: 40 + extra, generated: 10).total
+            // Each extra prompt token: one more token through the decoder linears, and it is seen by
+            // the queries at and after it: prefill adds Σ_{p=40}^{39+extra}(p+1), every decode
+            // step (9 of them) sees `extra` more keys.
+            let prefillVisible = (41 + 40 + extra) * extra / 2
+            let expected = 2 * c.layerLinearParameters * 3 * extra + 4 * 3 * 48 * (prefillVisible + 9 * extra)
+            XCTAssertEqual(longer - base, expected, "extra \(extra) tokens")
+        }
+    }
+
+    /// With last-token pooling the encoder returns transformers' final-norm hidden state.
+    func testEncoderLastTokenMatchesTransformers() throws {
+        let lm = try LanguageModel.load(path: MethodFixtures.hfTiny.appendingPathComponent("qwen2").path)
+        let json = try MethodFixtures.expected()
+        let tensors = try MethodFixtures.tensors()
+        let cases = (json["models"] as! [String: Any])["qwen2"] as! [[String: Any]]
+        let encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: .last)
+        let mean = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: .mean)
+        for c in cases {
+            let text = c["text"] as! String
+            let (v, n) = encoder.encode(text)
+            XCTAssertEqual(n, (c["ids"] as! [Any]).count)
+            let expected = try tensors.load(c["hidden_last"] as! String).toArray()
+            XCTAssertLessThanOrEqual(zip(v, expected).map { abs($0 - $1) }.max()!, 1e-4)
+            XCTAssertNotEqual(mean.encode(text).vector, v, "mean pooling differs from last-token pooling")
+        }
+    }
+
+    func testGateMLPMatchesDoubleReference() throws {
+        let gate = GateNetwork(config: GateConfig(dimension: 8, hidden: [16, 12]), seed: 3)
+        var rng = SeededGenerator(seed: 9)
+        let c = (0..<8).map { _ in rng.uniform(-1, 1) }
+        let d = (0..<8).map { _ in rng.uniform(-1, 1) }
+        var x = (c + d + zip(c, d).map { $0 * $1 } + zip(c, d).map { abs($0 - $1) }).map(Double.init)
+        for (k, layer) in gate.layers.enumerated() {
+            x = (0..<layer.outputs).map { o in
+                var s = Double(layer.bias[o])
+                for i in 0..<layer.inputs { s += Double(layer.weight[o * layer.inputs + i]) * x[i] }
+                return k == gate.layers.count - 1 ? s : 0.5 * s * (1 + erf(s / 2.0.squareRoot()))
+            }
+        }
+        XCTAssertEqual(Double(gate.score(context: c, tool: d)), x[0], accuracy: 1e-5)
+        XCTAssertEqual(gate.layers.map(\.inputs), [32, 16, 12])
+    }
+
+    func testWeightsSoftmaxTopNAndSelectors() throws {
+        let gate = GateNetwork(config: GateConfig(dimension: 4, hidden: [8]), seed: 1)
+        for (i, name) in ["a", "b", "c", "d"].enumerated() {
+            gate.setTool(name, vector: (0..<4).map { Float(($0 + i) % 3) - 1 })
+        }
+        let ctx: [Float] = [0.5, -0.2, 0.1, 0.9]
+        let w = try gate.weights(context: ctx, candidates: ["a", "b", "c", "d"])
+        XCTAssertEqual(w.reduce(0, +), 1, accuracy: 1e-6)
+        let scores = ["a", "b", "c", "d"].map { gate.score(context: ctx, tool: gate.toolVectors[$0]!) }
+        let e = scores.map { exp(Double($0)) }
+        for i in 0..<4 { XCTAssertEqual(Double(w[i]), e[i] / e.reduce(0, +), accuracy: 1e-6) }
+        let top2 = try gate.weights(context: ctx, candidates: ["a", "b", "c", "d"], topN: 2)
+        XCTAssertEqual(top2.filter { $0 > 0 }.count, 2)
+        XCTAssertEqual(top2.reduce(0, +), 1, accuracy: 1e-6)
+        let kept = top2.indices.filter { top2[$0] > 0 }
+        XCTAssertEqual(Set(kept), Set(w.indices.sorted { w[$0] > w[$1] }.prefix(2)))
+        XCTAssertEqual(Double(top2[kept[0]] / top2[kept[1]]), Double(w[kept[0]] / w[kept[1]]), accuracy: 1e-5)
+        XCTAssertThrowsError(try gate.weights(context: ctx, candidates: ["a", "zzz"])) { XCTAssertTrue("\($0)".contains("zzz")) }
+        XCTAssertThrowsError(try gate.weights(context: ctx, candidates: []))
+        XCTAssertEqual(ToolSelection.uniform(count: 4), [0.25, 0.25, 0.25, 0.25])
+        XCTAssertEqual(ToolSelection.top1([0.1, 0.7, 0.7, 0.2]), [0, 1, 0, 0])
+        XCTAssertEqual(ToolSelection.oracle(candidates: ["a", "b"], gold: "b"), [0, 1])
+        XCTAssertEqual(ToolSelection.cosine([1, 0], [0, 2]), 0)
+        XCTAssertEqual(ToolSelection.cosine([1, 1], [2, 2]), 1, accuracy: 1e-6)
+    }
+}

@@ -1,0 +1,136 @@
+// The fused multi-adapter forward against PEFT's own outputs (single adapters and the
+// [0.5, 0.3, 0.2] mixture on the tiny Qwen2 fixture) and against weights merged by a plain
+// loop here, for a batch whose rows carry different mixtures.
+import Foundation
+import Tensor
+import XCTest
+@testable import LLM
+@testable import ParaTool
+
+enum MethodFixtures {
+    /// `shared/`: `$PARATOOL_SHARED`, else `../shared` beside the repository.
+    static var shared: URL {
+        if let env = ProcessInfo.processInfo.environment["PARATOOL_SHARED"], !env.isEmpty {
+            return URL(fileURLWithPath: env)
+        }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared")
+    }
+    static var hfTiny: URL { shared.appendingPathComponent("fixtures/hf/tiny") }
+    static func expected() throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(contentsOf: hfTiny.appendingPathComponent("expected.json"))) as! [String: Any]
+    }
+    static func tensors() throws -> SafetensorsFile {
+        try SafetensorsFile(path: hfTiny.appendingPathComponent("tensors.safetensors").path)
+    }
+}
+
+/// Weights with Σ_i w_i (α/r) B_i A_i added to every adapted FFN linear, computed by plain loops.
+private final class MergedWeights: WeightSource, @unchecked Sendable {
+    let base: WeightSource
+    let mixture: Mixture
+    init(base: WeightSource, mixture: Mixture) {
+        self.base = base
+        self.mixture = mixture
+    }
+    func shape(of n: String) -> [Int]? { base.shape(of: n) }
+    func load(_ n: String) throws -> FloatBuffer {
+        let b = try base.load(n)
+        let parts = n.split(separator: ".")
+        guard parts.count == 6, parts[0] == "model", parts[1] == "layers", let layer = Int(parts[2]),
+              let projection = FFNProjection(rawValue: String(parts[4])) else { return b }
+        var w = b.toArray()
+        let cols = base.shape(of: n)![1]
+        for (adapter, weight) in mixture.components {
+            guard let pair = adapter.pair(layer: layer, projection: projection) else { continue }
+            for o in 0..<pair.b.rows {
+                for i in 0..<pair.a.cols {
+                    var d: Float = 0
+                    for k in 0..<pair.rank { d += pair.b[o, k] * pair.a[k, i] }
+                    w[o * cols + i] += weight * adapter.scale * d
+                }
+            }
+        }
+        return FloatBuffer(w)
+    }
+}
+
+final class FusedForwardTests: XCTestCase {
+    func qwen2() throws -> (ModelConfig, SafetensorsWeights, LlamaModel) {
+        let dir = MethodFixtures.hfTiny.appendingPathComponent("qwen2")
+        let config = try ModelConfig(huggingFaceJSON: Data(contentsOf: dir.appendingPathComponent("config.json")))
+        let weights = try SafetensorsWeights(directory: dir)
+        return (config, weights, try LlamaModel(config: config, weights: weights))
+    }
+
+    func fixtureAdapters() throws -> [ToolAdapter] {
+        try (0..<3).map { try ToolAdapter.load(peftDirectory: MethodFixtures.hfTiny.appendingPathComponent("adapters/tool_\($0)")) }
+    }
+
+    func logits(_ model: LlamaModel, _ ids: [Int], _ mixture: Mixture) -> [Float] {
+        let runner = Transformer(model: model)
+        let branches = AdapterMixture()
+        branches.mixtures = [mixture]
+        runner.branches = branches
+        return runner.forward([BatchSegment(sequence: 0, tokens: ids)], caches: [KVCache(config: model.config)],
+                              logits: .all).logits.toArray()
+    }
+
+    func maxDiff(_ a: [Float], _ b: [Float]) -> Float {
+        XCTAssertEqual(a.count, b.count)
+        return zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
+    }
+
+    func testSingleAdaptersAndMixtureMatchPEFT() throws {
+        let (_, _, model) = try qwen2()
+        let json = try MethodFixtures.expected()["adapters"] as! [String: Any]
+        let tensors = try MethodFixtures.tensors()
+        let ids = (json["ids"] as! [NSNumber]).map(\.intValue)
+        let adapters = try fixtureAdapters()
+        XCTAssertEqual(adapters[0].scale, (json["scale"] as! NSNumber).floatValue)
+        let single = json["single"] as! [String]
+        for (k, name) in single.enumerated() {
+            let d = maxDiff(logits(model, ids, Mixture([(adapters[k], 1)])), try tensors.load(name).toArray())
+            XCTAssertLessThanOrEqual(d, 1e-4, "adapter \(k) alone: max |Δ| \(d)")
+        }
+        let weights = (json["weights"] as! [NSNumber]).map(\.floatValue)
+        let mixed = logits(model, ids, Mixture(zip(adapters, weights).map { ($0, $1) }))
+        let d = maxDiff(mixed, try tensors.load(json["mixture_logits"] as! String).toArray())
+        XCTAssertLessThanOrEqual(d, 1e-4, "mixture: max |Δ| \(d)")
+        // And the adapters matter: the base model's logits are far from the mixture's.
+        XCTAssertGreaterThan(maxDiff(logits(model, ids, .none), mixed), 1e-2)
+    }
+
+    /// Four prompts in one batch: no adapter, one adapter, the fixture mixture, and a mixture that
+    /// shares adapters with the third (so groups span non-adjacent segments and are gathered).
+    func testBatchWithDifferentMixturesEqualsMergedWeights() throws {
+        let (config, weights, model) = try qwen2()
+        let a = try fixtureAdapters()
+        let mixtures = [Mixture.none, Mixture([(a[1], 0.7)]), Mixture([(a[0], 0.5), (a[1], 0.3), (a[2], 0.2)]),
+                        Mixture([(a[2], -0.4), (a[0], 1.1)])]
+        let prompts = [[5, 6, 7], [100, 101, 102, 103, 104], [300, 12], [42, 43, 44, 45]]
+        let runner = Transformer(model: model)
+        let branches = AdapterMixture()
+        branches.mixtures = mixtures
+        runner.branches = branches
+        let caches = prompts.map { _ in KVCache(config: config) }
+        let out = runner.forward(prompts.enumerated().map { BatchSegment(sequence: $0.offset, tokens: $0.element) },
+                                 caches: caches, logits: .all)
+        var row = 0
+        for (k, p) in prompts.enumerated() {
+            let merged = try LlamaModel(config: config, weights: MergedWeights(base: weights, mixture: mixtures[k]))
+            let expected = logits(merged, p, .none)
+            let got = (0..<p.count).flatMap { out.logits.row(row + $0) }
+            XCTAssertLessThanOrEqual(maxDiff(got, expected), 1e-4, "segment \(k)")
+            row += p.count
+        }
+        // A decode step for all four with their mixtures continues to match (one row per segment).
+        let next = [9, 10, 11, 12]
+        let step = runner.forward(next.enumerated().map { BatchSegment(sequence: $0.offset, tokens: [$0.element]) }, caches: caches)
+        for (k, p) in prompts.enumerated() {
+            let merged = try LlamaModel(config: config, weights: MergedWeights(base: weights, mixture: mixtures[k]))
+            let expected = Array(logits(merged, p + [next[k]], .none).suffix(config.vocabSize))
+            XCTAssertLessThanOrEqual(maxDiff(step.logits.row(k), expected), 1e-4, "decode step, segment \(k)")
+        }
+    }
+}
