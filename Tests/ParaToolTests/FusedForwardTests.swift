@@ -26,7 +26,7 @@ enum MethodFixtures {
 }
 
 /// Weights with Σ_i w_i (α/r) B_i A_i added to every adapted FFN linear, computed by plain loops.
-private final class MergedWeights: WeightSource, @unchecked Sendable {
+final class MergedWeights: WeightSource, @unchecked Sendable {
     let base: WeightSource
     let mixture: Mixture
     init(base: WeightSource, mixture: Mixture) {

@@ -18,9 +18,11 @@ public struct Generator {
     }
 
     /// Greedy generation for several prompts in one batch. Prompts may differ in length; each
-    /// sequence stops on its own.
-    public func greedyBatch(prompts: [[Int]], maxNewTokens: Int, stopTokens: Set<Int>,
+    /// sequence stops on its own, at a stop token or at its own limit (`limits[i]`, default
+    /// `maxNewTokens`).
+    public func greedyBatch(prompts: [[Int]], maxNewTokens: Int, stopTokens: Set<Int>, limits: [Int]? = nil,
                             onToken: ((Int, Int) -> Void)? = nil) -> [[Int]] {
+        precondition(limits == nil || limits!.count == prompts.count, "one limit per prompt")
         precondition(prompts.allSatisfy { !$0.isEmpty }, "empty prompt")
         let config = transformer.model.config
         let caches = prompts.map { KVCache(config: config, capacity: $0.count + maxNewTokens) }
@@ -34,7 +36,8 @@ public struct Generator {
                 let token = Kernels.argmax(out.logits, row: i)
                 outputs[s.sequence].append(token)
                 onToken?(s.sequence, token)
-                if !stopTokens.contains(token) && outputs[s.sequence].count < maxNewTokens {
+                let limit = min(maxNewTokens, limits?[s.sequence] ?? maxNewTokens)
+                if !stopTokens.contains(token) && outputs[s.sequence].count < limit {
                     next.append(BatchSegment(sequence: s.sequence, tokens: [token]))
                 }
             }

@@ -1,0 +1,231 @@
+// ToolCallEngine: one ParaTool step for a batch of requests — encode each query, weigh its
+// candidate tools (the gate, or a baseline selector), render the document-free prompt, generate
+// greedily with each request's adapter mixture fused in (one batch, per-row mixtures), parse the
+// action, and account FLOPs (with the Context+Docs cost of the same request for comparison).
+import Foundation
+import LLM
+import Tensor
+
+/// How a request's tools are weighted (the method and the baselines of DESIGN §1).
+public enum SelectionMode: String, Sendable, CaseIterable, Codable {
+    /// The gate MLP's softmax (optionally top-N): ParaTool.
+    case paratool
+    /// Equal weights over the candidates (Param+Average).
+    case average
+    /// The gate's highest-scoring candidate alone (Param+Top-1).
+    case top1
+    /// The gold tool's adapter alone (Param+Oracle; needs `goldTool`).
+    case oracle
+    /// Softmax of cosine(c, d_i) instead of the MLP (Param+EmbSim).
+    case embsim
+    /// Tool documents of all candidates in the prompt, no adapters (Context+Docs).
+    case contextDocs = "context-docs"
+}
+
+/// One request to the engine.
+public struct ToolCallRequest: Sendable {
+    public var id: String
+    public var query: String
+    public var history: [Step]
+    /// Candidate tool names; empty means the whole catalogue.
+    public var candidates: [String]
+    public var maxNewTokens: Int
+    public var topN: Int?
+    public var mode: SelectionMode
+    /// The gold tool, for `.oracle`.
+    public var goldTool: String?
+
+    public init(id: String, query: String, history: [Step] = [], candidates: [String] = [], maxNewTokens: Int = 96,
+                topN: Int? = nil, mode: SelectionMode = .paratool, goldTool: String? = nil) {
+        self.id = id
+        self.query = query
+        self.history = history
+        self.candidates = candidates
+        self.maxNewTokens = maxNewTokens
+        self.topN = topN
+        self.mode = mode
+        self.goldTool = goldTool
+    }
+}
+
+/// A tool's weight in one request and the adapter version it used.
+public struct ToolWeight: Sendable, Equatable {
+    public var tool: String
+    public var weight: Float
+    /// The adapter version, or nil when the tool has no adapter.
+    public var adapterVersion: String?
+}
+
+/// The engine's answer to one request.
+public struct ToolCallResponse: Sendable {
+    public var id: String
+    public var action: Action
+    public var diagnostics: [ActionDiagnostic]
+    /// The generated text (without the stop token).
+    public var text: String
+    public var weights: [ToolWeight]
+    public var promptTokens: Int
+    public var generatedTokens: Int
+    public var flops: FlopsBreakdown
+    /// FLOPs of the same request in the Context+Docs format (docs of every candidate in the prompt).
+    public var contextDocsFlops: Int
+    /// Wall time of the whole batch this request ran in, in seconds, by phase.
+    public var gateSeconds: Double
+    public var generateSeconds: Double
+}
+
+/// Errors the engine reports for bad requests.
+public enum EngineError: Error, CustomStringConvertible {
+    case unknownTools([String])
+    case noCandidates(String)
+    case noGate
+    case oracleWithoutGold(String)
+    case invalidRequest(String)
+
+    public var description: String {
+        switch self {
+        case .unknownTools(let t): return "unknown tools: \(t.joined(separator: ", "))"
+        case .noCandidates(let id): return "request \(id) has no candidate tools and the catalogue is empty"
+        case .noGate: return "this mode needs a gate, and the engine has none"
+        case .oracleWithoutGold(let id): return "request \(id): oracle mode needs the gold tool among the candidates"
+        case .invalidRequest(let m): return m
+        }
+    }
+}
+
+/// Where the engine finds each tool's adapter.
+public protocol AdapterProvider: AnyObject {
+    /// The adapter of `tool` and its version, or nil when the tool has none.
+    func adapter(for tool: String) throws -> (adapter: ToolAdapter, version: String)?
+}
+
+/// Adapters held in memory, by tool name.
+public final class InMemoryAdapters: AdapterProvider {
+    public var adapters: [String: (adapter: ToolAdapter, version: String)]
+    public init(_ adapters: [String: (adapter: ToolAdapter, version: String)] = [:]) { self.adapters = adapters }
+    public func adapter(for tool: String) throws -> (adapter: ToolAdapter, version: String)? { adapters[tool] }
+}
+
+/// Runs requests. Not thread-safe: one engine per worker thread (they can share the model).
+public final class ToolCallEngine {
+    public let model: LanguageModel
+    public let catalogue: ToolCatalogue
+    public let adapters: AdapterProvider
+    public let gate: GateNetwork?
+    public let encoder: ContextEncoder
+    public let formatter: PromptFormatter
+    private let runner: Transformer
+    private let mixture: AdapterMixture
+    private let counter: FlopsCounter
+
+    public init(model: LanguageModel, catalogue: ToolCatalogue, adapters: AdapterProvider, gate: GateNetwork?,
+                pooling: Pooling = .mean) throws {
+        guard let template = model.tokenizer.chatTemplate else {
+            throw EngineError.invalidRequest("the model has no chat template: \(model.tokenizer.chatTemplateError.map { "\($0)" } ?? "none found")")
+        }
+        self.model = model
+        self.catalogue = catalogue
+        self.adapters = adapters
+        self.gate = gate
+        encoder = ContextEncoder(model: model.model, tokenizer: model.tokenizer, pooling: gate?.config.pooling ?? pooling)
+        formatter = PromptFormatter(template: template)
+        runner = Transformer(model: model.model)
+        mixture = AdapterMixture(matvecThreads: runner.decodeThreads)
+        runner.branches = mixture
+        counter = FlopsCounter(config: model.model.config)
+        if let gate {
+            gate.addTools(catalogue.tools.map { ($0.name, $0.description) }, encoder: encoder)
+        }
+    }
+
+    /// The weights of `request`'s candidates under its mode, and the query's token count.
+    func selectTools(_ request: ToolCallRequest, candidates: [String]) throws -> (weights: [Float], queryTokens: Int) {
+        switch request.mode {
+        case .contextDocs:
+            return ([Float](repeating: 0, count: candidates.count), 0)
+        case .average:
+            return (ToolSelection.uniform(count: candidates.count), 0)
+        case .oracle:
+            guard let gold = request.goldTool, candidates.contains(gold) else { throw EngineError.oracleWithoutGold(request.id) }
+            return (ToolSelection.oracle(candidates: candidates, gold: gold), 0)
+        case .paratool, .top1, .embsim:
+            guard let gate else { throw EngineError.noGate }
+            let (c, n) = encoder.encode(request.query)
+            gate.addTools(try catalogue.specs(named: candidates).map { ($0.name, $0.description) }, encoder: encoder)
+            switch request.mode {
+            case .paratool:
+                return (try gate.weights(context: c, candidates: candidates, topN: request.topN), n)
+            case .top1:
+                let scores = candidates.map { gate.score(context: c, tool: gate.toolVectors[$0]!) }
+                return (ToolSelection.top1(scores), n)
+            default:
+                let sims = candidates.map { ToolSelection.cosine(c, gate.toolVectors[$0]!) }
+                return (ToolSelection.softmax(sims, topN: request.topN), n)
+            }
+        }
+    }
+
+    /// Runs `requests` as one batch and returns one response per request, in order.
+    public func run(_ requests: [ToolCallRequest]) throws -> [ToolCallResponse] {
+        guard !requests.isEmpty else { return [] }
+        let gateStart = Date()
+        var prompts = [[Int]]()
+        var mixtures = [Mixture]()
+        var weightsOut = [[ToolWeight]]()
+        var extraFlops = [FlopsBreakdown]()
+        var docsPromptTokens = [Int]()
+        var adapterCounts = [(count: Int, rank: Int)]()
+        for r in requests {
+            guard r.maxNewTokens >= 1 else { throw EngineError.invalidRequest("request \(r.id): max_new_tokens must be at least 1") }
+            let candidates = r.candidates.isEmpty ? catalogue.names : r.candidates
+            guard !candidates.isEmpty else { throw EngineError.noCandidates(r.id) }
+            let unknown = candidates.filter { !catalogue.contains($0) }
+            guard unknown.isEmpty else { throw EngineError.unknownTools(unknown) }
+            let specs = try catalogue.specs(named: candidates)
+            let (w, queryTokens) = try selectTools(r, candidates: candidates)
+            var components = [(adapter: ToolAdapter, weight: Float)]()
+            var toolWeights = [ToolWeight]()
+            for (name, weight) in zip(candidates, w) {
+                let found = weight != 0 ? try adapters.adapter(for: name) : nil
+                if let found { components.append((found.adapter, weight)) }
+                toolWeights.append(ToolWeight(tool: name, weight: weight, adapterVersion: found?.version))
+            }
+            let request = PromptRequest(query: r.query, history: r.history)
+            let format: PromptFormat = r.mode == .contextDocs ? .contextDocs(candidates: specs) : .documentFree(candidates: candidates)
+            prompts.append(model.tokenizer.encode(try formatter.render(format, request: request)))
+            docsPromptTokens.append(model.tokenizer.encode(try formatter.render(.contextDocs(candidates: specs), request: request)).count)
+            mixtures.append(Mixture(components))
+            weightsOut.append(toolWeights)
+            adapterCounts.append((components.count, components.first?.adapter.rank ?? 0))
+            var extra = FlopsBreakdown()
+            if queryTokens > 0 {
+                extra.encoder = counter.encoder(tokens: queryTokens)
+                if r.mode != .embsim, let gate { extra.gate = counter.gate(candidates: candidates.count, layers: gate.config.layerWidths) }
+            }
+            extraFlops.append(extra)
+        }
+        let gateSeconds = Date().timeIntervalSince(gateStart)
+
+        let genStart = Date()
+        mixture.mixtures = mixtures
+        let stops = model.tokenizer.stopTokenIds.union(model.model.config.eosTokenIds)
+        let outputs = Generator(transformer: runner).greedyBatch(
+            prompts: prompts, maxNewTokens: requests.map(\.maxNewTokens).max()!, stopTokens: stops,
+            limits: requests.map(\.maxNewTokens))
+        let genSeconds = Date().timeIntervalSince(genStart)
+
+        return requests.indices.map { i in
+            let generated = outputs[i]
+            let content = generated.last.map { stops.contains($0) } == true ? Array(generated.dropLast()) : generated
+            let text = model.tokenizer.decode(content)
+            let parsed = ActionParser.parse(text, catalogue: catalogue)
+            let flops = counter.generation(prompt: prompts[i].count, generated: generated.count,
+                                           adapters: adapterCounts[i].count, rank: adapterCounts[i].rank) + extraFlops[i]
+            return ToolCallResponse(
+                id: requests[i].id, action: parsed.action, diagnostics: parsed.diagnostics, text: text,
+                weights: weightsOut[i], promptTokens: prompts[i].count, generatedTokens: generated.count, flops: flops,
+                contextDocsFlops: counter.generation(prompt: docsPromptTokens[i], generated: generated.count).total,
+                gateSeconds: gateSeconds, generateSeconds: genSeconds)
+        }
+    }
+}

@@ -1,0 +1,99 @@
+// The engine end to end on the tiny Qwen2 fixture with PEFT's adapters as three tools: selection
+// per mode, per-request mixtures inside one batch (against weights merged by plain loops),
+// versions and FLOPs in the response, and clear errors for bad requests.
+import Foundation
+import Tensor
+import XCTest
+@testable import LLM
+@testable import ParaTool
+
+final class EngineTests: XCTestCase {
+    func setUpEngine() throws -> (ToolCallEngine, [ToolAdapter], LanguageModel) {
+        let lm = try LanguageModel.load(path: MethodFixtures.hfTiny.appendingPathComponent("qwen2").path)
+        let adapters = try (0..<3).map {
+            try ToolAdapter.load(peftDirectory: MethodFixtures.hfTiny.appendingPathComponent("adapters/tool_\($0)"))
+        }
+        let catalogue = ToolCatalogue([
+            ToolSpec(name: "get_weather", description: "Current weather for a city"),
+            ToolSpec(name: "book_flight", description: "Book a flight between two airports"),
+            ToolSpec(name: "convert_currency", description: "Convert an amount between currencies"),
+        ])
+        var table = [String: (adapter: ToolAdapter, version: String)]()
+        for (i, name) in catalogue.names.enumerated() { table[name] = (adapters[i], "v00000\(i + 1)") }
+        let provider = InMemoryAdapters(table)
+        let gate = GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, hidden: [32, 32]), seed: 5)
+        return (try ToolCallEngine(model: lm, catalogue: catalogue, adapters: provider, gate: gate), adapters, lm)
+    }
+
+    func testModesWeightsVersionsAndFlops() throws {
+        let (engine, _, lm) = try setUpEngine()
+        let base = ToolCallRequest(id: "r", query: "Weather in Paris?", maxNewTokens: 6)
+        var requests = [SelectionMode]([.paratool, .average, .top1, .oracle, .embsim, .contextDocs]).map { mode -> ToolCallRequest in
+            var r = base
+            r.id = mode.rawValue
+            r.mode = mode
+            r.goldTool = "book_flight"
+            return r
+        }
+        requests[0].topN = 2
+        let out = try engine.run(requests)
+        XCTAssertEqual(out.map(\.id), requests.map(\.id))
+        let byMode = Dictionary(uniqueKeysWithValues: out.map { ($0.id, $0) })
+        let p = byMode["paratool"]!
+        XCTAssertEqual(p.weights.map(\.tool), ["get_weather", "book_flight", "convert_currency"])
+        XCTAssertEqual(p.weights.reduce(0) { $0 + $1.weight }, 1, accuracy: 1e-5)
+        XCTAssertEqual(p.weights.filter { $0.weight > 0 }.count, 2, "top-2")
+        XCTAssertEqual(Set(p.weights.filter { $0.weight > 0 }.compactMap(\.adapterVersion)).count, 2)
+        XCTAssertEqual(byMode["average"]!.weights.map(\.weight), [Float](repeating: Float(1.0 / 3.0), count: 3))
+        XCTAssertEqual(byMode["top1"]!.weights.filter { $0.weight == 1 }.count, 1)
+        XCTAssertEqual(byMode["oracle"]!.weights.map(\.weight), [0, 1, 0])
+        XCTAssertEqual(byMode["oracle"]!.weights[1].adapterVersion, "v000002")
+        XCTAssertNil(byMode["oracle"]!.weights[0].adapterVersion, "zero-weight tools load no adapter")
+        XCTAssertEqual(byMode["context-docs"]!.flops.lora, 0)
+        // FLOPs: the counter's terms for the response's own token counts.
+        let counter = FlopsCounter(config: lm.model.config)
+        let queryTokens = lm.tokenizer.encode("Weather in Paris?").count
+        XCTAssertEqual(p.flops.lora, counter.lora(tokens: p.promptTokens + p.generatedTokens - 1, adapters: 2, rank: 4))
+        XCTAssertEqual(p.flops.encoder, counter.encoder(tokens: queryTokens))
+        XCTAssertEqual(p.flops.gate, counter.gate(candidates: 3, layers: [256, 32, 32, 1]))
+        // The Context+Docs prompt is longer, so its equivalent costs more than the base of this one.
+        XCTAssertGreaterThan(byMode["context-docs"]!.promptTokens, p.promptTokens)
+        XCTAssertGreaterThan(p.contextDocsFlops, p.flops.baseLinear + p.flops.attention)
+    }
+
+    /// Each request of a batch generates what its own merged-weights model generates alone.
+    func testBatchedRequestsEqualMergedModels() throws {
+        let (engine, adapters, lm) = try setUpEngine()
+        let requests = [
+            ToolCallRequest(id: "a", query: "Weather in Oslo?", maxNewTokens: 8, mode: .oracle, goldTool: "get_weather"),
+            ToolCallRequest(id: "b", query: "Fly me to Rome", candidates: ["book_flight", "convert_currency"], maxNewTokens: 5, mode: .average),
+            ToolCallRequest(id: "c", query: "100 USD in EUR", maxNewTokens: 7, mode: .oracle, goldTool: "convert_currency"),
+        ]
+        let out = try engine.run(requests)
+        let mixtures = [Mixture([(adapters[0], 1)]), Mixture([(adapters[1], 0.5), (adapters[2], 0.5)]), Mixture([(adapters[2], 1)])]
+        let weights = try SafetensorsWeights(directory: MethodFixtures.hfTiny.appendingPathComponent("qwen2"))
+        let stops = lm.tokenizer.stopTokenIds
+        for (i, r) in requests.enumerated() {
+            let merged = try LlamaModel(config: lm.model.config, weights: MergedWeights(base: weights, mixture: mixtures[i]))
+            let candidates = r.candidates.isEmpty ? engine.catalogue.names : r.candidates
+            let prompt = lm.tokenizer.encode(try engine.formatter.render(.documentFree(candidates: candidates),
+                                                                         request: PromptRequest(query: r.query)))
+            XCTAssertEqual(out[i].promptTokens, prompt.count)
+            let expected = Generator(transformer: Transformer(model: merged)).greedy(prompt: prompt, maxNewTokens: r.maxNewTokens, stopTokens: stops)
+            XCTAssertEqual(out[i].generatedTokens, expected.count, "request \(r.id)")
+            let content = expected.last.map { stops.contains($0) } == true ? Array(expected.dropLast()) : expected
+            XCTAssertEqual(out[i].text, lm.tokenizer.decode(content), "request \(r.id)")
+        }
+    }
+
+    func testBadRequestsAreClearErrors() throws {
+        let (engine, _, _) = try setUpEngine()
+        XCTAssertThrowsError(try engine.run([ToolCallRequest(id: "x", query: "q", candidates: ["nope"])])) {
+            XCTAssertTrue("\($0)".contains("nope"))
+        }
+        XCTAssertThrowsError(try engine.run([ToolCallRequest(id: "y", query: "q", mode: .oracle)])) {
+            XCTAssertTrue("\($0)".contains("oracle"))
+        }
+        XCTAssertThrowsError(try engine.run([ToolCallRequest(id: "z", query: "q", maxNewTokens: 0)]))
+    }
+}
