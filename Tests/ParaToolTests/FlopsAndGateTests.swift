@@ -108,3 +108,30 @@ final class FlopsAndGateTests: XCTestCase {
         XCTAssertEqual(ToolSelection.cosine([1, 1], [2, 2]), 1, accuracy: 1e-6)
     }
 }
+
+extension FlopsAndGateTests {
+    func testGateSaveLoadRoundTrip() throws {
+        let gate = GateNetwork(config: GateConfig(dimension: 6, hidden: [10], pooling: .last, topN: 2), seed: 11)
+        gate.setTool("b_tool", vector: [1, 2, 3, 4, 5, 6])
+        gate.setTool("a_tool", vector: [-1, 0, 1, 0, -1, 0.5])
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gate-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try gate.save(to: dir)
+        let loaded = try GateNetwork.load(from: dir)
+        XCTAssertEqual(loaded.config, gate.config)
+        XCTAssertEqual(loaded.toolVectors["a_tool"]!, gate.toolVectors["a_tool"]!)
+        XCTAssertEqual(loaded.toolVectors["b_tool"]!, gate.toolVectors["b_tool"]!)
+        for (a, b) in zip(loaded.layers, gate.layers) {
+            XCTAssertEqual(a.weight.toArray(), b.weight.toArray())
+            XCTAssertEqual(a.bias.toArray(), b.bias.toArray())
+        }
+        let ctx: [Float] = [0.3, -0.1, 0.2, 0.9, -0.5, 0]
+        XCTAssertEqual(try loaded.weights(context: ctx, candidates: ["a_tool", "b_tool"]),
+                       try gate.weights(context: ctx, candidates: ["a_tool", "b_tool"]))
+        // A tampered config (wrong dimension) is a clear error naming the tensor.
+        var json = try String(contentsOf: dir.appendingPathComponent("gate_config.json"), encoding: .utf8)
+        json = json.replacingOccurrences(of: "\"dimension\" : 6", with: "\"dimension\" : 7")
+        try json.write(to: dir.appendingPathComponent("gate_config.json"), atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try GateNetwork.load(from: dir)) { XCTAssertTrue("\($0)".contains("mlp.0.weight"), "\($0)") }
+    }
+}

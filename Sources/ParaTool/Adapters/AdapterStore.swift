@@ -1,0 +1,265 @@
+// AdapterStore: versioned, content-hashed, atomically published tool adapters in a directory
+// (local or a shared volume): `<root>/<tool>/<version>/` holds the PEFT files and a
+// `manifest.json`. Publishing never overwrites or exposes a half-written version, whether the
+// competing publishers are tasks of one process or separate processes.
+import Crypto
+import Foundation
+import LLM
+
+/// Errors raised by the adapter store.
+public enum AdapterStoreError: Error, CustomStringConvertible, Equatable {
+    /// The tool name cannot be used as a directory name.
+    case invalidToolName(String, reason: String)
+    /// The version string is not `v` followed by at least six digits without extra leading zeros.
+    case invalidVersion(String)
+    /// No such version of the tool.
+    case versionNotFound(tool: String, version: String)
+    /// `manifest.json` is missing, malformed or names another tool or version.
+    case invalidManifest(path: String, reason: String)
+    /// The files' content hash differs from the manifest's (the files changed after publishing).
+    case hashMismatch(tool: String, version: String, manifest: String, actual: String)
+    /// The verified hash differs from the one the caller expected (e.g. from an AdapterUpdate).
+    case unexpectedHash(tool: String, version: String, expected: String, actual: String)
+    /// Publishing found no free version number after many attempts.
+    case publishFailed(tool: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .invalidToolName(let n, let r): return "invalid tool name '\(n)': \(r)"
+        case .invalidVersion(let v): return "invalid adapter version '\(v)' (expected v followed by digits, e.g. v000003)"
+        case .versionNotFound(let t, let v): return "adapter store has no version \(v) of tool '\(t)'"
+        case .invalidManifest(let p, let r): return "\(p): invalid manifest: \(r)"
+        case .hashMismatch(let t, let v, let m, let a):
+            return "adapter \(t)/\(v) is corrupt or was modified: content sha256 is \(a), manifest says \(m)"
+        case .unexpectedHash(let t, let v, let e, let a):
+            return "adapter \(t)/\(v) has content sha256 \(a), but \(e) was expected"
+        case .publishFailed(let t, let r): return "cannot publish an adapter for '\(t)': \(r)"
+        }
+    }
+}
+
+/// One published adapter version, as described by its `manifest.json`.
+public struct AdapterVersion: Sendable, Codable, Equatable {
+    /// The tool the adapter belongs to.
+    public let tool: String
+    /// The version, `v` and a zero-padded integer (e.g. `v000003`), increasing per tool.
+    public let version: String
+    /// The content hash (lowercase hex), defined by `AdapterStore.contentHash(config:weights:)`.
+    public let sha256: String
+    /// Publication time, milliseconds since the Unix epoch.
+    public let createdUnixMs: Int64
+    /// The training stage that produced it (e.g. `pretrain`, `joint`).
+    public let stage: String
+    /// The version this one was derived from, if the publisher named one.
+    public let parent: String?
+    /// The version's directory (a PEFT adapter folder).
+    public let path: URL
+
+    public init(tool: String, version: String, sha256: String, createdUnixMs: Int64, stage: String,
+                parent: String? = nil, path: URL) {
+        self.tool = tool
+        self.version = version
+        self.sha256 = sha256
+        self.createdUnixMs = createdUnixMs
+        self.stage = stage
+        self.parent = parent
+        self.path = path
+    }
+
+    /// The integer in the version string.
+    public var number: Int { Int(version.dropFirst()) ?? 0 }
+}
+
+/// A directory of versioned tool adapters: `<root>/<tool>/<version>/` with the PEFT files
+/// (`adapter_config.json`, `adapter_model.safetensors`) and `manifest.json`
+/// `{"tool", "version", "sha256", "created_unix_ms", "stage", "parent"?}`.
+///
+/// A version directory is immutable once it appears: publishing writes everything into
+/// `<root>/<tool>/.tmp-<uuid>/`, fsyncs the files and the directory, and renames it to the
+/// version's name. The rename fails when another publisher took that number first (version
+/// directories are never empty), so the publisher retries with the next number. Readers never
+/// see a partial version, and no version is ever overwritten. The store holds no state besides
+/// its root, so any number of instances, tasks and processes may share one directory.
+public final class AdapterStore: Sendable {
+    /// The store's root directory.
+    public let root: URL
+
+    /// The manifest file name in each version directory.
+    public static let manifestFileName = "manifest.json"
+
+    /// Opens the store at `root`, creating the directory if needed.
+    public init(root: URL) throws {
+        self.root = root.standardizedFileURL
+        try FileManager.default.createDirectory(at: self.root, withIntermediateDirectories: true)
+    }
+
+    /// The content hash of a version: SHA-256 over
+    /// `len(config) ‖ config ‖ len(weights) ‖ weights`, where `config` and `weights` are the exact
+    /// bytes of `adapter_config.json` and `adapter_model.safetensors` and each `len` is the byte
+    /// count as an unsigned 64-bit little-endian integer (the lengths make the split between the
+    /// two files unambiguous). Returned as 64 lowercase hex digits.
+    public static func contentHash(config: Data, weights: Data) -> String {
+        var hasher = SHA256()
+        for part in [config, weights] {
+            let n = UInt64(part.count)
+            hasher.update(data: Data((0..<8).map { UInt8(truncatingIfNeeded: n >> (8 * $0)) }))
+            hasher.update(data: part)
+        }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The content hash of the PEFT files in `directory` (see `contentHash(config:weights:)`).
+    public static func contentHash(directory: URL) throws -> String {
+        let config = try Data(contentsOf: directory.appendingPathComponent(ToolAdapter.peftConfigFileName))
+        let weights = try Data(contentsOf: directory.appendingPathComponent(ToolAdapter.peftWeightsFileName))
+        return contentHash(config: config, weights: weights)
+    }
+
+    /// Throws unless `tool` is a usable tool name: 1–128 characters from `A–Z a–z 0–9 _ - .`,
+    /// not starting with `.` (so no `..`, hidden or temporary names) and containing no `/`.
+    public static func validate(tool: String) throws {
+        func bad(_ r: String) -> AdapterStoreError { .invalidToolName(tool, reason: r) }
+        guard !tool.isEmpty else { throw bad("empty") }
+        guard tool.utf8.count <= 128 else { throw bad("longer than 128 bytes") }
+        guard !tool.contains("/") else { throw bad("contains '/'") }
+        guard !tool.hasPrefix(".") else { throw bad("starts with '.'") }
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.".unicodeScalars)
+        guard tool.unicodeScalars.allSatisfy(allowed.contains) else {
+            throw bad("only letters, digits, '_', '-' and '.' are allowed")
+        }
+    }
+
+    /// The version string for number `n`: `v` and at least six digits.
+    public static func versionString(_ n: Int) -> String {
+        let digits = String(n)
+        return "v" + String(repeating: "0", count: max(0, 6 - digits.count)) + digits
+    }
+
+    /// Publishes `adapter` as the next version of `tool` and returns its description.
+    ///
+    /// - Parameters:
+    ///   - stage: the training stage that produced the adapter, recorded in the manifest.
+    ///   - baseModel: written to `base_model_name_or_path` of the PEFT config.
+    ///   - parent: an earlier version the adapter was derived from, recorded in the manifest.
+    public func publish(_ adapter: ToolAdapter, tool: String, stage: String, baseModel: String,
+                        parent: String? = nil) throws -> AdapterVersion {
+        try Self.validate(tool: tool)
+        if let parent { try Self.checkVersionSyntax(parent) }
+        let toolDir = root.appendingPathComponent(tool, isDirectory: true)
+        let fm = FileManager.default
+        try fm.createDirectory(at: toolDir, withIntermediateDirectories: true)
+        let tmp = toolDir.appendingPathComponent(".tmp-\(UUID().uuidString)", isDirectory: true)
+        try fm.createDirectory(at: tmp, withIntermediateDirectories: false)
+        var published = false
+        defer { if !published { try? fm.removeItem(at: tmp) } }
+
+        try adapter.save(peftDirectory: tmp, baseModel: baseModel)
+        let sha = try Self.contentHash(directory: tmp)
+        let created = Int64((Date().timeIntervalSince1970 * 1000).rounded())
+
+        for _ in 0..<1000 {
+            let number = (try versionNumbers(toolDir: toolDir).last ?? 0) + 1
+            let version = Self.versionString(number)
+            let final = toolDir.appendingPathComponent(version, isDirectory: true)
+            let result = AdapterVersion(tool: tool, version: version, sha256: sha, createdUnixMs: created,
+                                        stage: stage, parent: parent, path: final)
+            try DurableFiles.write(try Self.manifestData(result), to: tmp.appendingPathComponent(Self.manifestFileName))
+            if try DurableFiles.renameDirectoryIfAbsent(tmp, to: final) {
+                published = true
+                try DurableFiles.syncDirectory(toolDir)
+                return result
+            }
+        }
+        throw AdapterStoreError.publishFailed(tool: tool, reason: "no free version number after 1000 attempts")
+    }
+
+    /// All published versions of `tool`, oldest first (empty when the tool has none).
+    public func versions(tool: String) throws -> [AdapterVersion] {
+        try Self.validate(tool: tool)
+        let toolDir = root.appendingPathComponent(tool, isDirectory: true)
+        return try versionNumbers(toolDir: toolDir).map { try manifest(tool: tool, version: Self.versionString($0)) }
+    }
+
+    /// The newest published version of `tool`, or nil when it has none.
+    public func latest(tool: String) throws -> AdapterVersion? {
+        try Self.validate(tool: tool)
+        let toolDir = root.appendingPathComponent(tool, isDirectory: true)
+        guard let n = try versionNumbers(toolDir: toolDir).last else { return nil }
+        return try manifest(tool: tool, version: Self.versionString(n))
+    }
+
+    /// The manifest of one version.
+    public func manifest(tool: String, version: String) throws -> AdapterVersion {
+        try Self.validate(tool: tool)
+        try Self.checkVersionSyntax(version)
+        let dir = root.appendingPathComponent(tool, isDirectory: true).appendingPathComponent(version, isDirectory: true)
+        let url = dir.appendingPathComponent(Self.manifestFileName)
+        guard FileManager.default.fileExists(atPath: dir.path) else {
+            throw AdapterStoreError.versionNotFound(tool: tool, version: version)
+        }
+        func bad(_ r: String) -> AdapterStoreError { .invalidManifest(path: url.path, reason: r) }
+        guard let data = try? Data(contentsOf: url) else { throw bad("cannot read the file") }
+        guard let j = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw bad("not a JSON object") }
+        guard let t = j["tool"] as? String, let v = j["version"] as? String, let sha = j["sha256"] as? String,
+              let created = j["created_unix_ms"] as? NSNumber, let stage = j["stage"] as? String else {
+            throw bad("needs tool, version, sha256, created_unix_ms and stage")
+        }
+        guard t == tool, v == version else { throw bad("describes \(t)/\(v), but lives in \(tool)/\(version)") }
+        guard sha.count == 64, sha.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
+            throw bad("sha256 must be 64 lowercase hex digits")
+        }
+        return AdapterVersion(tool: t, version: v, sha256: sha, createdUnixMs: created.int64Value, stage: stage,
+                              parent: j["parent"] as? String, path: dir)
+    }
+
+    /// Loads version `version` of `tool` after checking that its files still hash to the
+    /// manifest's sha256 and, when `expectedSHA256` is given (e.g. from an AdapterUpdate
+    /// message), that this hash is the expected one. The adapter is named after the tool.
+    public func load(tool: String, version: String, expectedSHA256: String? = nil,
+                     config: ModelConfig? = nil) throws -> ToolAdapter {
+        let entry = try manifest(tool: tool, version: version)
+        let actual = try Self.contentHash(directory: entry.path)
+        guard actual == entry.sha256 else {
+            throw AdapterStoreError.hashMismatch(tool: tool, version: version, manifest: entry.sha256, actual: actual)
+        }
+        if let expectedSHA256, expectedSHA256.lowercased() != actual {
+            throw AdapterStoreError.unexpectedHash(tool: tool, version: version, expected: expectedSHA256, actual: actual)
+        }
+        return try ToolAdapter.load(peftDirectory: entry.path, name: tool, config: config)
+    }
+
+    /// The tools that have at least one published version, sorted.
+    public func tools() throws -> [String] {
+        let names = try FileManager.default.contentsOfDirectory(atPath: root.path)
+        return try names.filter { (try? Self.validate(tool: $0)) != nil }.sorted().filter {
+            try !versionNumbers(toolDir: root.appendingPathComponent($0, isDirectory: true)).isEmpty
+        }
+    }
+
+    /// Published version numbers under `toolDir`, ascending; temporary directories are ignored.
+    private func versionNumbers(toolDir: URL) throws -> [Int] {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: toolDir.path, isDirectory: &isDir), isDir.boolValue else { return [] }
+        return try FileManager.default.contentsOfDirectory(atPath: toolDir.path)
+            .compactMap { Self.parseVersion($0) }.sorted()
+    }
+
+    private static func parseVersion(_ s: String) -> Int? {
+        guard s.hasPrefix("v"), s.count > 1, s.dropFirst().allSatisfy({ $0.isASCII && $0.isNumber }),
+              let n = Int(s.dropFirst()), versionString(n) == s else { return nil }
+        return n
+    }
+
+    private static func checkVersionSyntax(_ version: String) throws {
+        guard parseVersion(version) != nil else { throw AdapterStoreError.invalidVersion(version) }
+    }
+
+    private static func manifestData(_ v: AdapterVersion) throws -> Data {
+        var object: [String: Any] = [
+            "tool": v.tool, "version": v.version, "sha256": v.sha256,
+            "created_unix_ms": v.createdUnixMs, "stage": v.stage,
+        ]
+        if let parent = v.parent { object["parent"] = parent }
+        return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+    }
+}
