@@ -12,10 +12,15 @@ struct GenerateCommand: ParsableCommand {
             By default the prompt is sent as a user message through the model's chat template (when it
             has one) and generation stops at the end-of-turn token. --raw feeds the prompt text as is.
             Timing goes to standard error.
+
+            With --tools, the prompt is a query for a tool call: the gate weighs the candidate tools, their
+            adapters (from --adapter-store) are fused in, the prompt is document-free, and the result is
+            printed as JSON: the parsed action, the weights with adapter versions, tokens and FLOPs.
             """)
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var adapterOptions: AdapterOptions
+    @OptionGroup(title: "Tool calling (the gate chooses adapters)") var toolOptions: ToolOptions
 
     @Option(help: "The prompt text.")
     var prompt: String
@@ -36,6 +41,18 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         let start = Date()
         let lm = try LanguageModel.load(path: modelOptions.model)
+        if toolOptions.tools != nil {
+            guard adapterOptions.adapters.isEmpty else { throw UsageError("--adapter and --tools do not combine: with --tools the gate chooses") }
+            let engine = try toolOptions.engine(lm)
+            let request = ToolCallRequest(id: "cli", query: prompt, candidates: toolOptions.candidateList,
+                                          maxNewTokens: maxNewTokens, topN: toolOptions.topN,
+                                          mode: try toolOptions.selectionMode(), goldTool: toolOptions.goldTool)
+            let response = try engine.run([request])[0]
+            print(try jsonText(response.jsonObject))
+            printError(String(format: "load %.2fs · gate %.3fs · generate %.3fs", Date().timeIntervalSince(start) - response.gateSeconds - response.generateSeconds,
+                              response.gateSeconds, response.generateSeconds))
+            return
+        }
         let text: String
         if !raw, let template = lm.tokenizer.chatTemplate {
             var messages = [ChatMessage]()

@@ -68,3 +68,23 @@ extension LanguageModel {
         return try Tokenizer(gguf: try GGUFFile(path: resolved))
     }
 }
+
+extension LanguageModel {
+    /// The tokenizer and the architecture of a model without loading its weights.
+    public static func loadTokenizerAndConfig(path: String?) throws -> (tokenizer: Tokenizer, config: ModelConfig) {
+        let resolved = try path ?? DefaultModel.locate().path
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: resolved, isDirectory: &isDir) else {
+            throw ModelLoadError.invalidFile(path: resolved, reason: "no such file or directory")
+        }
+        if isDir.boolValue {
+            let dir = URL(fileURLWithPath: resolved)
+            guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent("config.json").path) else {
+                throw ModelLoadError.invalidFile(path: resolved, reason: "cannot read config.json")
+            }
+            return (try Tokenizer(directory: dir), try ModelConfig(huggingFaceJSON: data))
+        }
+        let gguf = try GGUFFile(path: resolved)
+        return (try Tokenizer(gguf: gguf), try GGUFWeights.config(from: gguf))
+    }
+}

@@ -263,3 +263,24 @@ public final class AdapterStore: Sendable {
         return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
     }
 }
+
+/// Adapters from an `AdapterStore`: each tool's latest version, loaded once per version and
+/// checked against its manifest hash.
+public final class StoreAdapters: AdapterProvider {
+    public let store: AdapterStore
+    public let config: ModelConfig
+    private var cache: [String: (adapter: ToolAdapter, version: String)] = [:]
+
+    public init(store: AdapterStore, config: ModelConfig) {
+        self.store = store
+        self.config = config
+    }
+
+    public func adapter(for tool: String) throws -> (adapter: ToolAdapter, version: String)? {
+        guard let latest = try store.latest(tool: tool) else { return nil }
+        if let hit = cache[tool], hit.version == latest.version { return hit }
+        let adapter = try store.load(tool: tool, version: latest.version, expectedSHA256: latest.sha256, config: config)
+        cache[tool] = (adapter, latest.version)
+        return (adapter, latest.version)
+    }
+}
