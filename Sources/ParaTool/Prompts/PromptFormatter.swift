@@ -1,0 +1,128 @@
+// Owns PromptFormatter, which builds the system and user messages of every prompt format and
+// renders them through the model's chat template, and PromptWording, the one place holding the
+// fixed text every format shares (so comparisons between formats are fair).
+import Foundation
+import LLM
+
+/// The fixed text of all prompts. Every format uses these strings; only the tool section differs.
+public enum PromptWording {
+    /// The assistant's role, first paragraph of every system message.
+    public static let role = """
+        You are an expert in composing function calls. You are given a question and a set of \
+        possible tools. Based on the question, make one or more tool calls to achieve the \
+        purpose, or answer in plain text when no tool applies.
+        """
+
+    /// How to answer, second paragraph of every system message.
+    public static let rules = """
+        How to answer:
+        - To call a tool, write one block per call: \
+        \(ToolCall.openTag){"name": "tool_name", "arguments": {"parameter": "value"}}\(ToolCall.closeTag)
+        - For several calls at once (parallel calls), write one block after another.
+        - "arguments" is a JSON object: strings in double quotes, numbers, true/false, null, \
+        lists and objects in JSON.
+        - Write nothing but the blocks when you call tools.
+        - If no tool applies, or the task is already done, answer in plain text without any \
+        \(ToolCall.openTag) block.
+        """
+
+    /// Heads the `- name` list of candidate tools.
+    public static let candidatesHeader = "You MUST choose only from these tools:"
+
+    /// Prefix of each candidate line.
+    public static let candidateBullet = "- "
+
+    /// Heads the tool documents (one JSON object a line) in the document-aware and context formats.
+    public static let documentsHeader = "Tool documentation (JSON, one tool per line):"
+
+    /// Heads the examples of the Context+Docs&Examples format.
+    public static let examplesHeader = "Examples:"
+
+    /// Prefix of an example's query line.
+    public static let exampleQuery = "Query: "
+
+    /// Prefix of an example's answer (its rendered calls follow on the same line).
+    public static let exampleAnswer = "Answer: "
+
+    /// Heads the history section of the user message.
+    public static let historyHeader = "[TOOLCALL HISTORY]"
+
+    /// `Step N:` heading of one history step (1-based).
+    public static func stepHeading(_ number: Int) -> String { "Step \(number):" }
+
+    /// Prefix of a step's observation.
+    public static let observation = "Observation: "
+}
+
+/// Renders prompts for one model: system message (role, rules, tool section) and user message
+/// (query, history), through the model's chat template with the generation prompt on.
+public struct PromptFormatter: Sendable {
+    /// The model's chat template.
+    public let template: ChatTemplate
+
+    /// A formatter for the model whose chat template is `template`.
+    public init(template: ChatTemplate) {
+        self.template = template
+    }
+
+    /// The prompt text: the chat template applied to `messages(format, request:)`, ending with
+    /// the opening of the assistant turn.
+    /// - Throws: `TokenizerError` from the template.
+    public func render(_ format: PromptFormat, request: PromptRequest) throws -> String {
+        try template.render(messages(format, request: request), addGenerationPrompt: true)
+    }
+
+    /// The system and user messages of the prompt.
+    public func messages(_ format: PromptFormat, request: PromptRequest) -> [ChatMessage] {
+        [ChatMessage(role: "system", content: Self.systemMessage(format)),
+         ChatMessage(role: "user", content: Self.userMessage(request))]
+    }
+
+    /// The system message: role, rules, candidate names, then the format's documents and
+    /// examples, paragraphs separated by a blank line. Documents are `ToolSpec.json` serialized
+    /// as Python's `json.dumps` with its defaults (non-ASCII escaped), one a line.
+    public static func systemMessage(_ format: PromptFormat) -> String {
+        var paragraphs = [PromptWording.role, PromptWording.rules, candidateList(format.candidateNames)]
+        switch format {
+        case .documentFree:
+            break
+        case .documentAware(_, let target):
+            paragraphs.append(documents([target]))
+        case .contextDocs(let candidates):
+            paragraphs.append(documents(candidates))
+        case .contextDocsExamples(let candidates, let examples, let k):
+            paragraphs.append(documents(candidates))
+            let shown = candidates.flatMap { (examples[$0.name] ?? []).prefix(max(0, k)) }
+            if !shown.isEmpty {
+                paragraphs.append(([PromptWording.examplesHeader] + shown.map(example)).joined(separator: "\n"))
+            }
+        }
+        return paragraphs.joined(separator: "\n\n")
+    }
+
+    /// The user message: the query, then, when there is history, the history section with each
+    /// step's rendered calls and observation.
+    public static func userMessage(_ request: PromptRequest) -> String {
+        guard !request.history.isEmpty else { return request.query }
+        var lines = [PromptWording.historyHeader]
+        for (i, step) in request.history.enumerated() {
+            lines.append(PromptWording.stepHeading(i + 1))
+            lines.append(contentsOf: step.calls.map(\.rendered))
+            lines.append(PromptWording.observation + step.observation)
+        }
+        return request.query + "\n\n" + lines.joined(separator: "\n")
+    }
+
+    private static func candidateList(_ names: [String]) -> String {
+        ([PromptWording.candidatesHeader] + names.map { PromptWording.candidateBullet + $0 }).joined(separator: "\n")
+    }
+
+    private static func documents(_ specs: [ToolSpec]) -> String {
+        ([PromptWording.documentsHeader] + specs.map { $0.json.serialized() }).joined(separator: "\n")
+    }
+
+    private static func example(_ example: ToolExample) -> String {
+        PromptWording.exampleQuery + example.query + "\n" + PromptWording.exampleAnswer
+            + example.calls.map(\.rendered).joined(separator: "\n")
+    }
+}
