@@ -34,7 +34,9 @@ let package = Package(
 
         // float32 kernels, memory-mapped files, quantised block formats. The only Swift layer
         // (with Kafka and Wire later) that touches unsafe pointers.
-        .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: optimizedInDebug),
+        // Hot decode kernels in C with per-function AVX-512/AVX2 variants chosen at run time.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "Tensor", dependencies: ["COpenBLAS", "CKernels"], swiftSettings: optimizedInDebug),
         // Llama-family runtime: configs, safetensors/GGUF loading, tokenizer, transformer, decode.
         .target(name: "LLM", dependencies: ["Tensor"], swiftSettings: optimizedInDebug),
         // The method: tool catalogue and actions, prompt formats, tool adapters (PEFT layout) and

@@ -1,5 +1,6 @@
 // Matrix products through OpenBLAS (cblas_sgemm / cblas_sgemv), a SIMD matrix-vector kernel for
 // single-row decode, and explicit control of OpenBLAS's thread count per phase.
+import CKernels
 import COpenBLAS
 
 /// Thread control for OpenBLAS. Measured on this project's 2-core machine: OpenBLAS's own
@@ -80,14 +81,18 @@ public enum BLAS {
 /// Matrix-vector products for decode, written for memory bandwidth: 8-wide SIMD accumulators,
 /// rows split across threads in contiguous blocks. `y[r] = dot(w[r, :], x)` (+ y when accumulating).
 public enum MatVec {
-    /// One product `y = w · x` (or `y += w · x`) of a fused call.
+    /// One product `y = x · wᵀ` (or `y += …`) of a fused call, for a few input rows (decode of a
+    /// small batch): each weight row is read once for all of them.
     public struct Job {
         let w: UnsafePointer<Float>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>
         let rows: Int, cols: Int, stride: Int, accumulate: Bool
+        let inputs: Int, xStride: Int, yStride: Int
+        /// The buffers behind the pointers, kept alive for as long as the job exists.
+        let owners: (FloatBuffer, FloatBuffer, FloatBuffer)
 
-        /// `w` is out×in, `x` a 1×in view, `y` a 1×out view.
+        /// `w` is out×in, `x` is k×in (k ≥ 1 input rows), `y` is k×out.
         public init(_ w: MatrixView, _ x: MatrixView, into y: MatrixView, accumulate: Bool = false) {
-            precondition(x.rows == 1 && y.rows == 1 && x.cols == w.cols && y.cols == w.rows, "matvec shape mismatch")
+            precondition(x.rows >= 1 && y.rows == x.rows && x.cols == w.cols && y.cols == w.rows, "matvec shape mismatch")
             precondition(!y.buffer.isMapped, "write to a read-only mapped buffer")
             self.w = UnsafePointer(w.pointer)
             self.x = UnsafePointer(x.pointer)
@@ -96,16 +101,20 @@ public enum MatVec {
             cols = w.cols
             stride = w.stride
             self.accumulate = accumulate
+            inputs = x.rows
+            xStride = x.stride
+            yStride = y.stride
+            owners = (w.buffer, x.buffer, y.buffer)
         }
 
         func run(_ start: Int, _ end: Int) {
-            if start < end { rowRange(w, stride, cols, x, y, start, end, accumulate) }
+            guard start < end else { return }
+            defer { withExtendedLifetime(owners) {} }
+            pt_matvec_rows(w, stride, cols, x, xStride, inputs, y, yStride, start, end, accumulate ? 1 : 0)
         }
     }
 
     /// Computes `y = w · x` (or `y += w · x` when `accumulate`) using `threads` threads.
-    /// (Separate multiply and add, not `addingProduct`: without FMA in the target baseline that
-    /// lowers to a scalar `fmaf` call per element.)
     public static func multiply(_ w: MatrixView, _ x: MatrixView, into y: MatrixView,
                                 accumulate: Bool = false, threads: Int = 1) {
         multiply(Job(w, x, into: y, accumulate: accumulate), threads: threads)
@@ -117,7 +126,8 @@ public enum MatVec {
         let ra = a.rows, rb = b?.rows ?? 0, rc = c?.rows ?? 0
         let total = ra + rb + rc
         let pool = WorkerPool.shared
-        if threads <= 1 || pool.threadCount == 1 || total < 256 {
+        let elements = ra * a.cols + rb * (b?.cols ?? 0) + rc * (c?.cols ?? 0)
+        if threads <= 1 || pool.threadCount == 1 || elements < MatVec.parallelElements {
             a.run(0, ra)
             b?.run(0, rb)
             c?.run(0, rc)
@@ -135,49 +145,78 @@ public enum MatVec {
         }
     }
 
-    @inline(__always)
-    static func rowRange(_ w: UnsafePointer<Float>, _ stride: Int, _ n: Int, _ x: UnsafePointer<Float>,
-                         _ y: UnsafeMutablePointer<Float>, _ start: Int, _ end: Int, _ accumulate: Bool) {
-        // Four rows at a time: four independent memory streams and one load of x per four rows.
-        var r = start
-        while r + 4 <= end {
-            let w0 = w + r * stride, w1 = w0 + stride, w2 = w1 + stride, w3 = w2 + stride
-            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-            var i = 0
-            while i + 8 <= n {
-                let xv = load8(x + i)
-                a0 += load8(w0 + i) * xv
-                a1 += load8(w1 + i) * xv
-                a2 += load8(w2 + i) * xv
-                a3 += load8(w3 + i) * xv
-                i += 8
+    /// `y[rowMap[j]] += t[j] · btᵀ` for every row j of `t` (k×r), with `bt` (r×out) the
+    /// transpose of the weight: the columns of y are split over the threads.
+    public static func multiplyTransposed(_ bt: MatrixView, _ t: MatrixView, accumulatingInto y: MatrixView,
+                                          rowMap: [Int]? = nil, threads: Int) {
+        precondition(t.cols == bt.rows && y.cols == bt.cols && (rowMap?.count ?? t.rows) == t.rows
+                     && (rowMap ?? Array(0..<t.rows)).allSatisfy { $0 >= 0 && $0 < y.rows }, "transposed matvec shape mismatch")
+        precondition(!y.buffer.isMapped, "write to a read-only mapped buffer")
+        let btp = UInt(bitPattern: bt.pointer), tp = UInt(bitPattern: t.pointer), yp = UInt(bitPattern: y.pointer)
+        let r = bt.rows, stride = bt.stride, cols = y.cols, k = t.rows, tStride = t.stride, yStride = y.stride
+        defer { withExtendedLifetime((bt.buffer, t.buffer, y.buffer)) {} }
+        func run(_ start: Int, _ end: Int) {
+            for j in 0..<k {
+                let out = rowMap?[j] ?? j
+                pt_matvec_transposed(UnsafePointer(bitPattern: btp)!, stride, r, UnsafePointer(bitPattern: tp)! + j * tStride,
+                                     UnsafeMutablePointer(bitPattern: yp)! + out * yStride, start, end)
             }
-            var s0 = a0.sum(), s1 = a1.sum(), s2 = a2.sum(), s3 = a3.sum()
-            while i < n {
-                s0 += w0[i] * x[i]; s1 += w1[i] * x[i]; s2 += w2[i] * x[i]; s3 += w3[i] * x[i]
-                i += 1
-            }
-            if accumulate {
-                y[r] += s0; y[r + 1] += s1; y[r + 2] += s2; y[r + 3] += s3
-            } else {
-                y[r] = s0; y[r + 1] = s1; y[r + 2] = s2; y[r + 3] = s3
-            }
-            r += 4
         }
-        while r < end {
-            let row = w + r * stride
-            var a = SIMD8<Float>()
-            var i = 0
-            while i + 8 <= n { a += load8(row + i) * load8(x + i); i += 8 }
-            var s = a.sum()
-            while i < n { s += row[i] * x[i]; i += 1 }
-            y[r] = accumulate ? y[r] + s : s
-            r += 1
+        let pool = WorkerPool.shared
+        if threads <= 1 || pool.threadCount == 1 || k * r * cols < MatVec.parallelElements {
+            run(0, cols)
+            return
+        }
+        let parts = pool.threadCount, blocks = (cols + 15) / 16
+        pool.run { part in
+            let start = min(cols, blocks * part / parts * 16), end = min(cols, blocks * (part + 1) / parts * 16)
+            if start < end { run(start, end) }
         }
     }
 
-    @inline(__always)
-    static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    /// Below this many weight elements a product stays on the calling thread: the hand-off to
+    /// the pool (~1-2 µs) would cost more than splitting saves.
+    public static let parallelElements = 16_384
+
+    /// Independent products in one parallel call: their rows are concatenated and split evenly
+    /// over the threads.
+    public static func multiply(concatenated jobs: [Job], threads: Int) {
+        let total = jobs.reduce(0) { $0 + $1.rows }
+        let pool = WorkerPool.shared
+        if threads <= 1 || pool.threadCount == 1 || jobs.reduce(0, { $0 + $1.rows * $1.cols }) < MatVec.parallelElements {
+            for j in jobs { j.run(0, j.rows) }
+            return
+        }
+        let parts = pool.threadCount, blocks = (total + 15) / 16
+        pool.run { part in
+            let start = min(total, blocks * part / parts * 16), end = min(total, blocks * (part + 1) / parts * 16)
+            var offset = 0
+            for j in jobs {
+                j.run(min(max(start - offset, 0), j.rows), min(max(end - offset, 0), j.rows))
+                offset += j.rows
+            }
+        }
     }
+
+    /// Products that all accumulate into the same output rows (`y += Σ_k W_k x_k`, every job
+    /// created with `accumulate: true` and the same `y`): threads split the output rows and each
+    /// runs every job on its rows, so no two threads write the same element.
+    public static func multiply(sharedOutput jobs: [Job], threads: Int) {
+        guard let first = jobs.first else { return }
+        precondition(jobs.allSatisfy { $0.y == first.y && $0.rows == first.rows && $0.accumulate },
+                     "shared-output jobs must accumulate into the same rows")
+        let rows = first.rows, pool = WorkerPool.shared
+        if threads <= 1 || pool.threadCount == 1 || jobs.reduce(0, { $0 + $1.rows * $1.cols }) < MatVec.parallelElements {
+            for j in jobs { j.run(0, rows) }
+            return
+        }
+        let parts = pool.threadCount, blocks = (rows + 15) / 16
+        pool.run { part in
+            let start = min(rows, blocks * part / parts * 16), end = min(rows, blocks * (part + 1) / parts * 16)
+            for j in jobs { j.run(start, end) }
+        }
+    }
+
+    /// The instruction set of the matrix-vector kernels on this CPU ("avx512", "avx2", "portable").
+    public static var instructionSet: String { String(cString: pt_kernel_isa()) }
 }

@@ -1,6 +1,7 @@
 // Element-wise and row-wise float32 kernels of the transformer: RMSNorm, rotary position
 // embedding (Hugging Face rotate_half layout), SiLU-gated product, residual add, softmax, argmax,
 // row gather, and causal grouped-query attention (sgemm per head).
+import CKernels
 import Foundation
 
 /// Row-wise and element-wise kernels on `MatrixView`s.
@@ -156,6 +157,20 @@ public enum Kernels {
         let group = heads / kvHeads
         let scale = 1 / Float(headDim).squareRoot()
         let s = MatrixView(scores, rows: rows, cols: length)
+        if rows == 1 {
+            // Decode: per head, scores = K·q and out = Σ_j p_j V_j with the matrix-vector kernels
+            // (an sgemm call per head costs more than the work at one row).
+            for h in 0..<heads {
+                let kvh = h / group
+                let qp = q.pointer + h * headDim, op = out.pointer + h * headDim
+                pt_matvec_rows(keys.pointer + kvh * headDim, keys.stride, headDim, qp, 0, 1, s.pointer, 0, 0, length, 0)
+                for j in 0..<length { s.pointer[j] *= scale }
+                softmax(s.pointer, length)
+                op.update(repeating: 0, count: headDim)
+                pt_matvec_transposed(values.pointer + kvh * headDim, values.stride, length, s.pointer, op, 0, headDim)
+            }
+            return
+        }
         for h in 0..<heads {
             let kvh = h / group
             let qh = q.columns(h * headDim, headDim)

@@ -46,6 +46,7 @@ public enum MemoryBandwidth {
         let parts = max(1, threads)
         let chunk = (count + parts - 1) / parts
         let s = UInt(bitPattern: src.base), d = UInt(bitPattern: dst.base)
+        defer { withExtendedLifetime((src, dst)) {} }
         var best = Double.infinity
         for _ in 0..<5 {
             let t = DispatchTime.now().uptimeNanoseconds

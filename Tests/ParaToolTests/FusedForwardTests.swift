@@ -124,6 +124,15 @@ final class FusedForwardTests: XCTestCase {
             XCTAssertLessThanOrEqual(maxDiff(got, expected), 1e-4, "segment \(k)")
             row += p.count
         }
+        // One sequence alone decoding a step (the single-row branch path) matches too.
+        let solo = KVCache(config: config)
+        branches.mixtures = [mixtures[2]]
+        _ = runner.forward([BatchSegment(sequence: 0, tokens: prompts[2])], caches: [solo])
+        let soloStep = runner.forward([BatchSegment(sequence: 0, tokens: [77])], caches: [solo])
+        let mergedSolo = try LlamaModel(config: config, weights: MergedWeights(base: weights, mixture: mixtures[2]))
+        XCTAssertLessThanOrEqual(maxDiff(soloStep.logits.row(0), Array(logits(mergedSolo, prompts[2] + [77], .none).suffix(config.vocabSize))),
+                                 1e-4, "single-sequence decode step")
+        branches.mixtures = mixtures
         // A decode step for all four with their mixtures continues to match (one row per segment).
         let next = [9, 10, 11, 12]
         let step = runner.forward(next.enumerated().map { BatchSegment(sequence: $0.offset, tokens: [$0.element]) }, caches: caches)

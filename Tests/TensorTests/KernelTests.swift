@@ -241,3 +241,35 @@ extension KernelTests {
         XCTAssertNil(BLASCore.betterCore(current: "SkylakeX", cpuFlags: avx512))
     }
 }
+
+extension KernelTests {
+    /// Several input rows through the C kernel (4-row register groups, a remainder, and more
+    /// rows than one call holds) and the transposed product with a row map.
+    func testMultiRowAndTransposedMatVec() {
+        let out = 300, cols = 77
+        let w = random(out * cols, seed: 40)
+        for k in [2, 5, 8, 17] {
+            let x = random(k * cols, seed: UInt64(41 + k))
+            let y = FloatBuffer(count: k * out)
+            MatVec.multiply(MatVec.Job(MatrixView(FloatBuffer(w), rows: out, cols: cols), MatrixView(FloatBuffer(x), rows: k, cols: cols),
+                                       into: MatrixView(y, rows: k, cols: out)), threads: 2)
+            assertClose(y.toArray(), naiveABt(x, w, m: k, n: out, k: cols), 1e-4, "k = \(k)")
+        }
+        // y[rowMap[j]] += t[j] · Bᵀ with Bᵀ given (r × out).
+        let r = 6, rows = 3
+        let bt = random(r * out, seed: 50), t = random(rows * r, seed: 51)
+        let y = FloatBuffer(random(5 * out, seed: 52))
+        let before = y.toArray()
+        MatVec.multiplyTransposed(MatrixView(FloatBuffer(bt), rows: r, cols: out), MatrixView(FloatBuffer(t), rows: rows, cols: r),
+                                  accumulatingInto: MatrixView(y, rows: 5, cols: out), rowMap: [4, 0, 2], threads: 2)
+        var expected = before
+        for (j, target) in [4, 0, 2].enumerated() {
+            for c in 0..<out {
+                var s: Float = 0
+                for i in 0..<r { s += t[j * r + i] * bt[i * out + c] }
+                expected[target * out + c] += s
+            }
+        }
+        assertClose(y.toArray(), expected, 1e-4, "transposed with row map")
+    }
+}

@@ -55,10 +55,14 @@ public struct Linear: Sendable {
     /// Output width.
     public var outFeatures: Int { weight.rows }
 
-    /// `y = x Wᵀ + b` (or `y += x Wᵀ + b` when `accumulate`). One row uses the SIMD
+    /// Up to this many rows (decode of a small batch) use the matrix-vector kernel, which reads
+    /// each weight once for all rows without sgemm's packing copy; more rows use sgemm.
+    public static let maxMatVecRows = 16
+
+    /// `y = x Wᵀ + b` (or `y += x Wᵀ + b` when `accumulate`). Few rows use the SIMD
     /// matrix-vector kernel; more rows use sgemm.
     public func apply(_ x: MatrixView, into y: MatrixView, accumulate: Bool = false, matvecThreads: Int = 1) {
-        if x.rows == 1 {
+        if x.rows <= Linear.maxMatVecRows {
             MatVec.multiply(weight.view, x, into: y, accumulate: accumulate, threads: matvecThreads)
         } else {
             BLAS.gemmABt(x, weight.view, into: y, beta: accumulate ? 1 : 0)
@@ -70,7 +74,7 @@ public struct Linear: Sendable {
     /// matrix-vector products run as one parallel call; otherwise each is an sgemm.
     public static func apply(_ x: MatrixView, _ a: (Linear, MatrixView), _ b: (Linear, MatrixView),
                              _ c: (Linear, MatrixView)? = nil, matvecThreads: Int) {
-        guard x.rows == 1 else {
+        guard x.rows <= maxMatVecRows else {
             a.0.apply(x, into: a.1)
             b.0.apply(x, into: b.1)
             if let c { c.0.apply(x, into: c.1) }

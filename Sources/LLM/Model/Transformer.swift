@@ -114,7 +114,7 @@ public final class Transformer {
         let maxLength = zip(segments, starts).map { $1 + $0.tokens.count }.max() ?? 0
         let maxSegmentRows = segments.map(\.tokens.count).max() ?? 0
         ensure(&scores, maxSegmentRows * maxLength)
-        BLASThreads.set(total >= 16 ? prefillThreads : 1)
+        BLASThreads.set(total > Linear.maxMatVecRows ? prefillThreads : 1)
 
         let hx = MatrixView(x, rows: total, cols: c.hiddenSize)
         let hn = MatrixView(xn, rows: total, cols: c.hiddenSize)
@@ -180,7 +180,7 @@ public final class Transformer {
         }
         ensure(&outLogits, n * c.vocabSize)
         let logits = MatrixView(outLogits, rows: n, cols: c.vocabSize)
-        BLASThreads.set(n >= 16 ? prefillThreads : 1)
+        BLASThreads.set(n > Linear.maxMatVecRows ? prefillThreads : 1)
         Linear(weight: model.lmHead).apply(hidden, into: logits, matvecThreads: mt)
         return Output(hidden: hidden, logits: logits, rows: selected)
     }

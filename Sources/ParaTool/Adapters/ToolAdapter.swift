@@ -9,11 +9,20 @@ public struct LoRAPair: Sendable {
     public let a: MatrixView
     /// out × r.
     public let b: MatrixView
+    /// Bᵀ (r × out), a copy kept for decode, where reading B's r-float rows one dot product at a
+    /// time costs several times its memory traffic.
+    public let bTransposed: MatrixView
 
     public init(a: MatrixView, b: MatrixView) {
         precondition(a.rows == b.cols, "LoRA rank mismatch: A is \(a.rows)x\(a.cols), B is \(b.rows)x\(b.cols)")
         self.a = a
         self.b = b
+        let t = FloatBuffer(count: b.rows * b.cols)
+        let tv = MatrixView(t, rows: b.cols, cols: b.rows)
+        for o in 0..<b.rows {
+            for k in 0..<b.cols { tv[k, o] = b[o, k] }
+        }
+        bTransposed = tv
     }
 
     /// The rank r.

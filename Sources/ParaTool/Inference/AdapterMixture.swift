@@ -29,11 +29,14 @@ public final class AdapterMixture: FFNBranches {
     /// Adapter groups (by segment index) for the batch layout `groupedSequences`.
     private var groups: [Group] = []
     private var groupedSequences: [Int]?
+    private var groupedRowRanges: [Range<Int>] = []
 
     /// One adapter and the segments (with their weights) that use it.
     struct Group {
         let adapter: ToolAdapter
         var segments: [(index: Int, weight: Float)]
+        /// The batch rows of those segments, in order (set for the current layout).
+        var rows: [Int] = []
     }
 
     /// Threads for the single-row (decode) products.
@@ -61,6 +64,7 @@ public final class AdapterMixture: FFNBranches {
         }
         groups = built
         groupedSequences = segments.map(\.sequence)
+        groupedRowRanges = []
     }
 
     private func ensure(_ buffer: inout FloatBuffer, _ count: Int) {
@@ -69,7 +73,17 @@ public final class AdapterMixture: FFNBranches {
 
     public func addBranches(layer: Int, projection: FFNProjection, input: MatrixView, output: MatrixView,
                             segments: [BatchSegment], rowRanges: [Range<Int>]) {
-        if layer == 0 && projection == .gate { updateGroups(segments) }
+        if layer == 0 && projection == .gate {
+            updateGroups(segments)
+            if groupedRowRanges != rowRanges {
+                for g in groups.indices { groups[g].rows = groups[g].segments.flatMap { Array(rowRanges[$0.index]) } }
+                groupedRowRanges = rowRanges
+            }
+        }
+        if segments.count == 1 && rowRanges[0].count == 1 {
+            addSingleRowBranches(layer: layer, projection: projection, input: input, output: output)
+            return
+        }
         for group in groups {
             guard let pair = group.adapter.pair(layer: layer, projection: projection) else { continue }
             let r = pair.rank, scale = group.adapter.scale
@@ -92,25 +106,58 @@ public final class AdapterMixture: FFNBranches {
                     scaleRows(t, group: group, rowRanges: rowRanges, scale: scale)
                     BLAS.gemmABt(t, pair.b, into: y, beta: 1)
                 }
+            } else if rows <= Linear.maxMatVecRows {
+                // Decode of a small batch: gather the rows, A through the matrix-vector kernel (one
+                // read of A for all rows), B through its transpose straight into the output rows.
+                ensure(&packedInput, rows * input.cols)
+                let x = MatrixView(packedInput, rows: rows, cols: input.cols)
+                for (j, i) in group.rows.enumerated() { Kernels.copyRow(input, i, into: x, row: j) }
+                MatVec.multiply(MatVec.Job(pair.a, x, into: t), threads: matvecThreads)
+                scaleRows(t, group: group, rowRanges: rowRanges, scale: scale)
+                MatVec.multiplyTransposed(pair.bTransposed, t, accumulatingInto: output, rowMap: group.rows, threads: matvecThreads)
             } else {
                 ensure(&packedInput, rows * input.cols)
                 ensure(&packedOutput, rows * output.cols)
                 let x = MatrixView(packedInput, rows: rows, cols: input.cols)
                 let y = MatrixView(packedOutput, rows: rows, cols: output.cols)
-                var row = 0
-                for s in group.segments {
-                    for i in rowRanges[s.index] { Kernels.copyRow(input, i, into: x, row: row); row += 1 }
-                }
+                for (j, i) in group.rows.enumerated() { Kernels.copyRow(input, i, into: x, row: j) }
                 BLAS.gemmABt(x, pair.a, into: t)
                 scaleRows(t, group: group, rowRanges: rowRanges, scale: scale)
                 BLAS.gemmABt(t, pair.b, into: y)
-                row = 0
+                var row = 0
                 for s in group.segments {
                     let n = rowRanges[s.index].count
                     Kernels.add(y.rows(row, n), into: output.rows(rowRanges[s.index].lowerBound, n))
                     row += n
                 }
             }
+        }
+    }
+
+    private var jobsA: [MatVec.Job] = []
+
+    /// Decode of one sequence: every adapter's A in one parallel call, then each B applied through
+    /// its transpose (long rows instead of r-float dot products).
+    private func addSingleRowBranches(layer: Int, projection: FFNProjection, input: MatrixView, output: MatrixView) {
+        jobsA.removeAll(keepingCapacity: true)
+        let totalRank = groups.reduce(0) { $0 + ($1.adapter.pair(layer: layer, projection: projection)?.rank ?? 0) }
+        guard totalRank > 0 else { return }
+        ensure(&lowRank, totalRank)
+        var offset = 0
+        for group in groups {
+            guard let pair = group.adapter.pair(layer: layer, projection: projection) else { continue }
+            let t = MatrixView(lowRank, offset: offset, rows: 1, cols: pair.rank)
+            jobsA.append(MatVec.Job(pair.a, input, into: t))
+            offset += pair.rank
+        }
+        MatVec.multiply(concatenated: jobsA, threads: matvecThreads)
+        offset = 0
+        for group in groups {
+            guard let pair = group.adapter.pair(layer: layer, projection: projection) else { continue }
+            let t = MatrixView(lowRank, offset: offset, rows: 1, cols: pair.rank)
+            Kernels.scale(t, by: group.segments[0].weight * group.adapter.scale)
+            MatVec.multiplyTransposed(pair.bTransposed, t, accumulatingInto: output, threads: matvecThreads)
+            offset += pair.rank
         }
     }
 
