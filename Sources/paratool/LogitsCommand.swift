@@ -1,6 +1,7 @@
 // `paratool logits`: runs the model over token ids and prints every position's logits and the
 // last token's final-norm hidden state as JSON.
 import ArgumentParser
+import Foundation
 import LLM
 import ParaTool
 
@@ -14,6 +15,10 @@ struct LogitsCommand: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var adapterOptions: AdapterOptions
+    @OptionGroup(title: "Tool calling (the gate chooses adapters)") var toolOptions: ToolOptions
+
+    @Option(help: "With --tools: the query the gate weighs the candidate tools for.")
+    var query: String?
 
     @Option(help: ArgumentHelp("Comma-separated token ids, e.g. 1,2,3.", valueName: "ids"))
     var ids: String
@@ -36,12 +41,27 @@ struct LogitsCommand: ParsableCommand {
             throw UsageError("token id \(bad) is outside the vocabulary (0..<\(vocab))")
         }
         let runner = Transformer(model: lm.model)
-        let branches = try adapterOptions.attach(to: runner, config: lm.model.config)
+        var branches = try adapterOptions.attach(to: runner, config: lm.model.config)
+        var chosen: [[String: Any]]?
+        if toolOptions.tools != nil {
+            guard branches == nil else { throw UsageError("--adapter and --tools do not combine: with --tools the gate chooses") }
+            guard let query else { throw UsageError("--tools needs --query: the text the gate weighs the tools for") }
+            let request = ToolCallRequest(id: "cli", query: query, candidates: toolOptions.candidateList, topN: toolOptions.topN,
+                                          mode: try toolOptions.selectionMode(), goldTool: toolOptions.goldTool)
+            let (mixture, weights) = try toolOptions.engine(lm).mixture(for: request)
+            let attached = AdapterMixture(matvecThreads: runner.decodeThreads)
+            attached.mixtures = [mixture]
+            runner.branches = attached
+            branches = attached
+            chosen = weights.map { ["tool": $0.tool, "weight": Double($0.weight), "adapter_version": $0.adapterVersion ?? NSNull()] as [String: Any] }
+        }
         let cache = KVCache(config: lm.model.config, capacity: tokens.count)
         let out = runner.forward([BatchSegment(sequence: 0, tokens: tokens)], caches: [cache], logits: .all)
         let logits = (0..<out.logits.rows).map { out.logits.row($0).map(Double.init) }
         let hidden = out.hidden.row(out.hidden.rows - 1).map(Double.init)
-        print(try jsonText(["logits": logits, "hidden": hidden]))
+        var result: [String: Any] = ["logits": logits, "hidden": hidden]
+        if let chosen { result["weights"] = chosen }
+        print(try jsonText(result))
         withExtendedLifetime(branches) {}
     }
 }

@@ -165,6 +165,30 @@ public final class ToolCallEngine {
         }
     }
 
+    /// The adapter mixture the engine would use for `request`, with the weights and versions.
+    public func mixture(for request: ToolCallRequest) throws -> (mixture: Mixture, weights: [ToolWeight]) {
+        let p = try plan(request)
+        return (p.mixture, p.weights)
+    }
+
+    /// Selection for one request: its mixture, the weights reported, and the query tokens the
+    /// encoder read (0 when the mode needs no encoding).
+    private func plan(_ request: ToolCallRequest) throws -> (mixture: Mixture, weights: [ToolWeight], queryTokens: Int) {
+        let candidates = request.candidates.isEmpty ? catalogue.names : request.candidates
+        guard !candidates.isEmpty else { throw EngineError.noCandidates(request.id) }
+        let unknown = candidates.filter { !catalogue.contains($0) }
+        guard unknown.isEmpty else { throw EngineError.unknownTools(unknown) }
+        let (w, queryTokens) = try selectTools(request, candidates: candidates)
+        var components = [(adapter: ToolAdapter, weight: Float)]()
+        var weights = [ToolWeight]()
+        for (name, weight) in zip(candidates, w) {
+            let found = weight != 0 ? try adapters.adapter(for: name) : nil
+            if let found { components.append((found.adapter, weight)) }
+            weights.append(ToolWeight(tool: name, weight: weight, adapterVersion: found?.version))
+        }
+        return (Mixture(components), weights, queryTokens)
+    }
+
     /// Runs `requests` as one batch and returns one response per request, in order.
     public func run(_ requests: [ToolCallRequest]) throws -> [ToolCallResponse] {
         guard !requests.isEmpty else { return [] }
@@ -178,18 +202,9 @@ public final class ToolCallEngine {
         for r in requests {
             guard r.maxNewTokens >= 1 else { throw EngineError.invalidRequest("request \(r.id): max_new_tokens must be at least 1") }
             let candidates = r.candidates.isEmpty ? catalogue.names : r.candidates
-            guard !candidates.isEmpty else { throw EngineError.noCandidates(r.id) }
-            let unknown = candidates.filter { !catalogue.contains($0) }
-            guard unknown.isEmpty else { throw EngineError.unknownTools(unknown) }
+            let (selected, toolWeights, queryTokens) = try plan(r)
             let specs = try catalogue.specs(named: candidates)
-            let (w, queryTokens) = try selectTools(r, candidates: candidates)
-            var components = [(adapter: ToolAdapter, weight: Float)]()
-            var toolWeights = [ToolWeight]()
-            for (name, weight) in zip(candidates, w) {
-                let found = weight != 0 ? try adapters.adapter(for: name) : nil
-                if let found { components.append((found.adapter, weight)) }
-                toolWeights.append(ToolWeight(tool: name, weight: weight, adapterVersion: found?.version))
-            }
+            let components = selected.components
             let request = PromptRequest(query: r.query, history: r.history)
             let format: PromptFormat = r.mode == .contextDocs ? .contextDocs(candidates: specs) : .documentFree(candidates: candidates)
             prompts.append(model.tokenizer.encode(try formatter.render(format, request: request)))
