@@ -4,13 +4,14 @@
 import ArgumentParser
 import Foundation
 import LLM
+import ParaTool
 import Tensor
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks (build with -c release).",
-        subcommands: [RuntimeBench.self, AdapterBench.self])
+        subcommands: [RuntimeBench.self, AdapterBench.self, SelectionBench.self])
 }
 
 struct RuntimeBench: ParsableCommand {
@@ -52,7 +53,7 @@ struct RuntimeBench: ParsableCommand {
         let loadSeconds = Date().timeIntervalSince(t)
         let model = lm.model
         let runner = Transformer(model: model, prefillThreads: threads, decodeThreads: decodeThreads)
-        var rng = SplitMix64(seed: 1234)
+        var rng = SeededGenerator(seed: 1234)
         func randomIds(_ n: Int) -> [Int] { (0..<n).map { _ in 100 + Int(rng.next() % UInt64(model.config.vocabSize - 100)) } }
 
         var prefillRates = [Int: Double]()
@@ -143,18 +144,5 @@ struct RuntimeBench: ParsableCommand {
             return ["error": "reference printed no JSON (exit \(p.terminationStatus))"]
         }
         return obj
-    }
-}
-
-/// A small deterministic generator for benchmark inputs.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -255,7 +255,7 @@ final class GGUFTests: XCTestCase {
     func testRandomCorruptionNeverCrashes() throws {
         let original = try Data(contentsOf: Self.folder.appendingPathComponent("tiny.gguf"))
         let headerEnd = try Self.json("expected.json")["data_offset"]!.int!
-        var rng = SplitMix64(seed: 0x6767_7566)
+        var rng = SeededGenerator(seed: 0x6767_7566)
         var parsed = 0
         for _ in 0..<400 {
             var bytes = original
@@ -361,17 +361,6 @@ private enum JSON: Decodable {
 }
 
 /// A tiny seeded generator so the corruption test is reproducible.
-private struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 private extension Data {
     mutating func append<T: FixedWidthInteger>(le value: T) {

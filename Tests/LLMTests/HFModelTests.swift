@@ -103,3 +103,33 @@ final class HFModelTests: XCTestCase {
         }
     }
 }
+
+extension HFModelTests {
+    /// The Llama fixture split into two shards with a `model.safetensors.index.json` (written with
+    /// the project's writer, tensor bytes copied unchanged) gives transformers' logits.
+    func testShardedSafetensorsLoad() throws {
+        let src = SharedFixtures.hfTiny.appendingPathComponent("llama")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("paratool-shards-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.copyItem(at: src.appendingPathComponent("config.json"), to: dir.appendingPathComponent("config.json"))
+        let whole = try SafetensorsFile(path: src.appendingPathComponent("model.safetensors").path)
+        let names = whole.entries.keys.sorted()
+        var weightMap = [String: String]()
+        for (k, part) in [names.filter { $0.contains("layers.0.") || $0.contains("embed") },
+                          names.filter { !($0.contains("layers.0.") || $0.contains("embed")) }].enumerated() {
+            let file = "model-0000\(k + 1)-of-00002.safetensors"
+            try SafetensorsWriter.write(try part.map { SafetensorsTensor(name: $0, shape: whole.entries[$0]!.shape, buffer: try whole.load($0)) },
+                                        to: dir.appendingPathComponent(file))
+            for n in part { weightMap[n] = file }
+        }
+        try JSONSerialization.data(withJSONObject: ["metadata": [:], "weight_map": weightMap])
+            .write(to: dir.appendingPathComponent("model.safetensors.index.json"))
+        let model = try LlamaModel(huggingFaceDirectory: dir)
+        let (json, tensors) = try Self.reference()
+        let c = ((json["models"] as! [String: Any])["llama"] as! [[String: Any]])[0]
+        let ids = (c["ids"] as! [NSNumber]).map(\.intValue)
+        let out = Transformer(model: model).forward([BatchSegment(sequence: 0, tokens: ids)], caches: [KVCache(config: model.config)], logits: .all)
+        XCTAssertLessThanOrEqual(maxAbsDiff(out.logits.toArray(), try tensors.load(c["logits"] as! String).toArray()), 1e-4)
+    }
+}

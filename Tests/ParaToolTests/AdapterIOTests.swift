@@ -1,5 +1,5 @@
 // Tests of the PEFT adapter layout (PEFTAdapterIO) and the safetensors writer, against the PEFT
-// 0.21 adapters in shared/fixtures/hf/tiny/adapters. Also owns the fixture locator that the
+// 0.21 adapters in shared/fixtures/hf/tiny/adapters, with the adapter-fixture helpers the
 // adapter tests share.
 import Foundation
 import LLM
@@ -8,17 +8,9 @@ import XCTest
 
 @testable import ParaTool
 
-/// Locates the shared fixtures: `$PARATOOL_SHARED`, else `../shared` beside the repository.
+/// Adapter fixture paths and helpers (the shared folder is found by `MethodFixtures`).
 enum AdapterTestFixtures {
-    static var shared: URL {
-        if let env = ProcessInfo.processInfo.environment["PARATOOL_SHARED"], !env.isEmpty {
-            return URL(fileURLWithPath: env)
-        }
-        // This file lives at <repo>/Tests/ParaToolTests/AdapterIOTests.swift.
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent()
-        return repo.deletingLastPathComponent().appendingPathComponent("shared")
-    }
+    static var shared: URL { MethodFixtures.shared }
 
     /// `adapters/tool_<k>` of the tiny Hugging Face fixtures; fails (never skips silently) when absent.
     static func adapter(_ k: Int, file: StaticString = #filePath, line: UInt = #line) throws -> URL {

@@ -7,23 +7,6 @@ import XCTest
 @testable import LLM
 @testable import ParaTool
 
-enum MethodFixtures {
-    /// `shared/`: `$PARATOOL_SHARED`, else `../shared` beside the repository.
-    static var shared: URL {
-        if let env = ProcessInfo.processInfo.environment["PARATOOL_SHARED"], !env.isEmpty {
-            return URL(fileURLWithPath: env)
-        }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared")
-    }
-    static var hfTiny: URL { shared.appendingPathComponent("fixtures/hf/tiny") }
-    static func expected() throws -> [String: Any] {
-        try JSONSerialization.jsonObject(with: Data(contentsOf: hfTiny.appendingPathComponent("expected.json"))) as! [String: Any]
-    }
-    static func tensors() throws -> SafetensorsFile {
-        try SafetensorsFile(path: hfTiny.appendingPathComponent("tensors.safetensors").path)
-    }
-}
 
 /// Weights with Σ_i w_i (α/r) B_i A_i added to every adapted FFN linear, computed by plain loops.
 final class MergedWeights: WeightSource, @unchecked Sendable {

@@ -5,17 +5,9 @@ import Foundation
 import XCTest
 @testable import ParaTool
 
-/// Locates the shared fixtures (`$PARATOOL_SHARED`, else `../shared` beside the repository).
+/// BFCL and tokenizer paths under the shared fixtures (found by `MethodFixtures`).
 enum ToolTestFixtures {
-    static var root: URL {
-        if let env = ProcessInfo.processInfo.environment["PARATOOL_SHARED"], !env.isEmpty {
-            return URL(fileURLWithPath: env)
-        }
-        // This file lives at <repo>/Tests/ParaToolTests/ToolsTests.swift.
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent()
-        return repo.deletingLastPathComponent().appendingPathComponent("shared")
-    }
+    static var root: URL { MethodFixtures.shared }
 
     /// `shared/bfcl`.
     static var bfcl: URL { root.appendingPathComponent("bfcl") }

@@ -16,12 +16,8 @@ public struct LanguageModel: Sendable {
     /// Loads the model at `path`: a directory in Hugging Face layout, or a `.gguf` file. With
     /// `path == nil`, loads the default model (`DefaultModel.locate()`).
     public static func load(path: String?) throws -> LanguageModel {
-        let resolved = try path ?? DefaultModel.locate().path
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: resolved, isDirectory: &isDir) else {
-            throw ModelLoadError.invalidFile(path: resolved, reason: "no such file or directory")
-        }
-        if isDir.boolValue {
+        let (resolved, isDirectory) = try resolve(path)
+        if isDirectory {
             let dir = URL(fileURLWithPath: resolved)
             return LanguageModel(model: try LlamaModel(huggingFaceDirectory: dir),
                                  tokenizer: try Tokenizer(directory: dir), path: resolved)
@@ -30,6 +26,18 @@ public struct LanguageModel: Sendable {
         let weights = try GGUFWeights(gguf: gguf)
         return LanguageModel(model: try LlamaModel(config: weights.config, weights: weights),
                              tokenizer: try Tokenizer(gguf: gguf), path: resolved)
+    }
+}
+
+extension LanguageModel {
+    /// `path` (or the default model's when nil), checked to exist, and whether it is a folder.
+    static func resolve(_ path: String?) throws -> (path: String, isDirectory: Bool) {
+        let resolved = try path ?? DefaultModel.locate().path
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: resolved, isDirectory: &isDir) else {
+            throw ModelLoadError.invalidFile(path: resolved, reason: "no such file or directory")
+        }
+        return (resolved, isDir.boolValue)
     }
 }
 
@@ -59,12 +67,8 @@ extension Tokenizer {
 extension LanguageModel {
     /// Loads only the tokenizer of the model at `path` (default model when nil), without the weights.
     public static func loadTokenizer(path: String?) throws -> Tokenizer {
-        let resolved = try path ?? DefaultModel.locate().path
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: resolved, isDirectory: &isDir) else {
-            throw ModelLoadError.invalidFile(path: resolved, reason: "no such file or directory")
-        }
-        if isDir.boolValue { return try Tokenizer(directory: URL(fileURLWithPath: resolved)) }
+        let (resolved, isDirectory) = try resolve(path)
+        if isDirectory { return try Tokenizer(directory: URL(fileURLWithPath: resolved)) }
         return try Tokenizer(gguf: try GGUFFile(path: resolved))
     }
 }
@@ -72,12 +76,8 @@ extension LanguageModel {
 extension LanguageModel {
     /// The tokenizer and the architecture of a model without loading its weights.
     public static func loadTokenizerAndConfig(path: String?) throws -> (tokenizer: Tokenizer, config: ModelConfig) {
-        let resolved = try path ?? DefaultModel.locate().path
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: resolved, isDirectory: &isDir) else {
-            throw ModelLoadError.invalidFile(path: resolved, reason: "no such file or directory")
-        }
-        if isDir.boolValue {
+        let (resolved, isDirectory) = try resolve(path)
+        if isDirectory {
             let dir = URL(fileURLWithPath: resolved)
             guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent("config.json").path) else {
                 throw ModelLoadError.invalidFile(path: resolved, reason: "cannot read config.json")
