@@ -19,8 +19,8 @@ struct RuntimeBench: ParsableCommand {
         commandName: "runtime",
         abstract: "Prefill and decode throughput of the runtime, with llama.cpp's on the same GGUF as reference.",
         discussion: """
-            Prompts are random token ids (seeded), identical in count to the reference's. Each figure is the
-            best of --repeats runs. The decode floor is the measured memory-copy bandwidth divided by the
+            Prompts are random token ids (seeded), identical in count to the reference's. Each figure is the \
+            best of --repeats runs. The decode floor is the measured memory-copy bandwidth divided by the \
             bytes of weights read per token. The reference needs `pip install llama-cpp-python==0.3.36 diskcache`.
             """)
 

@@ -10,8 +10,8 @@ struct FlopsCommand: ParsableCommand {
         commandName: "flops",
         abstract: "FLOPs per request: base linears, attention, LoRA, encoder, gate, and the Context+Docs equivalent.",
         discussion: """
-            The request file is JSON or JSONL: objects with "query", optional "candidates" (tool names; default
-            the whole catalogue), "id" and "history" (a list of {"calls": [{"name", "arguments"}], "observation"}).
+            The request file is JSON or JSONL: objects with "query", optional "candidates" (tool names; default \
+            the whole catalogue), "id" and "history" (a list of {"calls": [{"name", "arguments"}], "observation"}). \
             Prompts are rendered with the model's chat template and tokenized; the generated length is --generated.
             """)
 

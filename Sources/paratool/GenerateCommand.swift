@@ -9,12 +9,12 @@ struct GenerateCommand: ParsableCommand {
         commandName: "generate",
         abstract: "Generate a greedy continuation of a prompt.",
         discussion: """
-            By default the prompt is sent as a user message through the model's chat template (when it
-            has one) and generation stops at the end-of-turn token. --raw feeds the prompt text as is.
+            By default the prompt is sent as a user message through the model's chat template (when it \
+            has one) and generation stops at the end-of-turn token. --raw feeds the prompt text as is. \
             Timing goes to standard error.
 
-            With --tools, the prompt is a query for a tool call: the gate weighs the candidate tools, their
-            adapters (from --adapter-store) are fused in, the prompt is document-free, and the result is
+            With --tools, the prompt is a query for a tool call: the gate weighs the candidate tools, their \
+            adapters (from --adapter-store) are fused in, the prompt is document-free, and the result is \
             printed as JSON: the parsed action, the weights with adapter versions, tokens and FLOPs.
             """)
 

