@@ -24,10 +24,14 @@ static void matvec_avx512(const float *w, size_t ws, size_t n, const float *x, s
         size_t j = 0;
         // Four input rows at a time with their accumulators in registers; the weight row stays
         // in L1 between the groups, so it is read from memory once.
+        const float *next = r + 1 < end ? row + ws : row;
         for (; j + 4 <= k; j += 4) {
             const float *x0 = x + j * xs, *x1 = x0 + xs, *x2 = x1 + xs, *x3 = x2 + xs;
             __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
             for (size_t i = 0; i < n16; i += 16) {
+                // With several input rows the weight row is consumed slowly: fetch the next one
+                // during the first pass so the memory stream never stalls.
+                if (j == 0) _mm_prefetch((const char *)(next + i), _MM_HINT_T0);
                 __m512 wv = _mm512_loadu_ps(row + i);
                 a0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x0 + i), a0);
                 a1 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x1 + i), a1);
@@ -44,6 +48,7 @@ static void matvec_avx512(const float *w, size_t ws, size_t n, const float *x, s
             __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
             size_t i = 0;
             for (; i + 32 <= n16; i += 32) {
+                _mm_prefetch((const char *)(row + i + 512), _MM_HINT_T0);
                 a = _mm512_fmadd_ps(_mm512_loadu_ps(row + i), _mm512_loadu_ps(xj + i), a);
                 b = _mm512_fmadd_ps(_mm512_loadu_ps(row + i + 16), _mm512_loadu_ps(xj + i + 16), b);
             }

@@ -174,6 +174,33 @@ public enum MatVec {
         }
     }
 
+    /// `y += Σ_i t_i · bt_iᵀ` for one output row and several (Bᵀ, t) pairs in one parallel call:
+    /// each thread takes a block of y's columns and runs every pair on it.
+    public static func multiplyTransposed(_ pairs: [(bt: MatrixView, t: MatrixView)], accumulatingInto y: MatrixView, threads: Int) {
+        precondition(y.rows == 1 && !y.buffer.isMapped, "transposed matvec output must be one writable row")
+        precondition(pairs.allSatisfy { $0.t.rows == 1 && $0.t.cols == $0.bt.rows && $0.bt.cols == y.cols },
+                     "transposed matvec shape mismatch")
+        defer { withExtendedLifetime((pairs, y)) {} }
+        let cols = y.cols, yp = UInt(bitPattern: y.pointer)
+        func run(_ start: Int, _ end: Int) {
+            for p in pairs {
+                pt_matvec_transposed(p.bt.pointer, p.bt.stride, p.bt.rows, p.t.pointer,
+                                     UnsafeMutablePointer(bitPattern: yp)!, start, end)
+            }
+        }
+        let elements = pairs.reduce(0) { $0 + $1.bt.rows * cols }
+        let pool = WorkerPool.shared
+        if threads <= 1 || pool.threadCount == 1 || elements < MatVec.parallelElements {
+            run(0, cols)
+            return
+        }
+        let parts = pool.threadCount, blocks = (cols + 15) / 16
+        pool.run { part in
+            let start = min(cols, blocks * part / parts * 16), end = min(cols, blocks * (part + 1) / parts * 16)
+            if start < end { run(start, end) }
+        }
+    }
+
     /// Below this many weight elements a product stays on the calling thread: the hand-off to
     /// the pool (~1-2 µs) would cost more than splitting saves.
     public static let parallelElements = 16_384

@@ -135,11 +135,13 @@ public final class AdapterMixture: FFNBranches {
     }
 
     private var jobsA: [MatVec.Job] = []
+    private var pairsB: [(bt: MatrixView, t: MatrixView)] = []
 
-    /// Decode of one sequence: every adapter's A in one parallel call, then each B applied through
-    /// its transpose (long rows instead of r-float dot products).
+    /// Decode of one sequence: every adapter's A in one parallel call, then every B through its
+    /// transpose (long rows instead of r-float dot products) in a second one.
     private func addSingleRowBranches(layer: Int, projection: FFNProjection, input: MatrixView, output: MatrixView) {
         jobsA.removeAll(keepingCapacity: true)
+        pairsB.removeAll(keepingCapacity: true)
         let totalRank = groups.reduce(0) { $0 + ($1.adapter.pair(layer: layer, projection: projection)?.rank ?? 0) }
         guard totalRank > 0 else { return }
         ensure(&lowRank, totalRank)
@@ -156,9 +158,10 @@ public final class AdapterMixture: FFNBranches {
             guard let pair = group.adapter.pair(layer: layer, projection: projection) else { continue }
             let t = MatrixView(lowRank, offset: offset, rows: 1, cols: pair.rank)
             Kernels.scale(t, by: group.segments[0].weight * group.adapter.scale)
-            MatVec.multiplyTransposed(pair.bTransposed, t, accumulatingInto: output, threads: matvecThreads)
+            pairsB.append((pair.bTransposed, t))
             offset += pair.rank
         }
+        MatVec.multiplyTransposed(pairsB, accumulatingInto: output, threads: matvecThreads)
     }
 
     /// Multiplies the low-rank activations of each segment's rows by weight · α/r.
