@@ -1,0 +1,161 @@
+// WireMalformedTests: hostile and broken inputs (truncations at every length, wrong wire types,
+// oversized input, invalid UTF-8, fields ParaTool requires, a seeded fuzz loop) must end in a
+// WireError or a valid message, never a crash.
+import Wire
+import XCTest
+
+final class WireMalformedTests: XCTestCase {
+    /// Decodes `bytes` as every message type; each must throw a WireError or succeed.
+    func decodeAll(_ bytes: [UInt8], limits: WireLimits = .default) {
+        func attempt<M: WireMessage>(_ type: M.Type) {
+            do {
+                let message = try M(bytes: bytes, limits: limits)
+                XCTAssertNoThrow(try M(bytes: message.encode(), limits: .default))
+            } catch is WireError {
+            } catch {
+                XCTFail("\(M.protoName): unexpected error \(error)")
+            }
+        }
+        attempt(WireToolCall.self)
+        attempt(WireStep.self)
+        attempt(WireToolCallRequest.self)
+        attempt(WireToolWeight.self)
+        attempt(WireErrorDetail.self)
+        attempt(WirePhaseTimings.self)
+        attempt(WireAction.self)
+        attempt(WireFlopsTelemetry.self)
+        attempt(WireTrajectory.self)
+        attempt(WireAdapterUpdate.self)
+        attempt(WireToolSpec.self)
+    }
+
+    static let samples: [[UInt8]] = [
+        WireToolCallRequest(
+            requestID: "req-1", query: "Wetter in Zürich?",
+            history: [WireStep(calls: [WireToolCall(name: "weather", argumentsJSON: #"{"c":"Zürich"}"#)], observation: "21°")],
+            candidateTools: ["weather", "翻訳"], maxNewTokens: 64, deadlineUnixMs: 1_764_000_000_000, topN: 2, mode: .paratool
+        ).encode(),
+        WireAction(
+            requestID: "req-1", calls: [WireToolCall(name: "weather", argumentsJSON: "{}")],
+            weights: [WireToolWeight(tool: "weather", weight: 1, adapterVersion: "v000001")], modelID: "m",
+            status: .internal, error: WireErrorDetail(code: "c", message: "m"), timings: WirePhaseTimings(totalMs: 3)
+        ).encode(),
+        WireFlopsTelemetry(requestID: "r", workerID: "w", total: 123_456_789, timings: WirePhaseTimings(gateMs: 1)).encode(),
+        WireTrajectory(id: "t", query: "q", candidateTools: ["a"], steps: [WireStep(observation: "o")], outcome: .solved).encode(),
+        WireAdapterUpdate(tool: "t", version: "v000001", uri: "u", sha256: "ff", stage: "joint", createdUnixMs: 5).encode(),
+        WireToolSpec(name: "t", description: "d", parametersJSON: "{}").encode(),
+    ]
+
+    func testTruncatedAtEveryLength() throws {
+        for sample in Self.samples {
+            for length in 0..<sample.count { decodeAll(Array(sample.prefix(length))) }
+        }
+        let request = Self.samples[0]
+        XCTAssertThrowsError(try WireToolCallRequest(bytes: Array(request.dropLast()))) { error in
+            guard case WireError.malformed(let type, let reason) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(type, "paratool.v1.ToolCallRequest")
+            XCTAssertTrue(reason.contains("field 8"), reason)
+        }
+        XCTAssertThrowsError(try WireToolCallRequest(bytes: Array(request.prefix(3)))) { error in
+            guard case WireError.malformed(_, let reason) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(reason.contains("length 5 exceeds"), reason)
+        }
+    }
+
+    func testWrongWireType() {
+        let cases: [[UInt8]] = [
+            [0x08, 0x01],                          // request_id (string) as a varint
+            [0x0A, 0x01, 0x72, 0x2A, 0x01, 0x00],  // max_new_tokens (uint32) as length-delimited
+            [0x0A, 0x01, 0x72, 0x1D, 0, 0, 0, 0],  // history (message) as fixed32
+            [0x0A, 0x01, 0x72, 0x1A, 0x02, 0x08, 0x01],  // history[0].calls as a varint
+        ]
+        for bytes in cases {
+            XCTAssertThrowsError(try WireToolCallRequest(bytes: bytes)) { error in
+                guard case WireError.malformed(let type, _) = error else { return XCTFail("\(bytes): \(error)") }
+                XCTAssertEqual(type, "paratool.v1.ToolCallRequest")
+            }
+        }
+        XCTAssertThrowsError(try WireToolCallRequest(bytes: [0x0F])) { error in
+            XCTAssertEqual(error as? WireError, .malformed(
+                messageType: "paratool.v1.ToolCallRequest", reason: "field 1: invalid wire type 7 at offset 0"))
+        }
+        XCTAssertThrowsError(try WireToolCallRequest(bytes: [0x00, 0x00])) { error in
+            guard case WireError.malformed = error else { return XCTFail("\(error)") }
+        }
+    }
+
+    func testOversized() {
+        let sample = Self.samples[0]
+        XCTAssertThrowsError(try WireToolCallRequest(bytes: sample, limits: WireLimits(maxMessageSize: sample.count - 1))) { error in
+            XCTAssertEqual(error as? WireError, .tooLarge(size: sample.count, limit: sample.count - 1))
+        }
+        XCTAssertNoThrow(try WireToolCallRequest(bytes: sample, limits: WireLimits(maxMessageSize: sample.count)))
+        let big = WireToolSpec(name: "t", parametersJSON: String(repeating: "a", count: WireLimits.defaultMaxMessageSize)).encode()
+        XCTAssertThrowsError(try WireToolSpec(bytes: big)) { error in
+            XCTAssertEqual(error as? WireError, .tooLarge(size: big.count, limit: 4 << 20))
+        }
+        decodeAll(big, limits: WireLimits(maxMessageSize: 0))
+    }
+
+    func testInvalidFields() {
+        XCTAssertThrowsError(try WireToolCall(bytes: [0x0A, 0x02, 0xC3, 0x28])) { error in
+            XCTAssertEqual(error as? WireError, .invalidField(field: "name", reason: "not valid UTF-8"))
+        }
+        let badNested: [UInt8] = [0x0A, 0x01, 0x72, 0x1A, 0x05, 0x0A, 0x03, 0x0A, 0x01, 0xFF]
+        XCTAssertThrowsError(try WireToolCallRequest(bytes: badNested)) { error in
+            XCTAssertEqual(error as? WireError, .invalidField(field: "history[0].calls[0].name", reason: "not valid UTF-8"))
+        }
+        XCTAssertThrowsError(try WireToolCallRequest(bytes: WireToolCallRequest(requestID: "", query: "q").encode())) { error in
+            XCTAssertEqual(error as? WireError, .invalidField(field: "request_id", reason: "must not be empty"))
+        }
+        XCTAssertThrowsError(try WireAction(bytes: [])) { error in
+            XCTAssertEqual(error as? WireError, .invalidField(field: "request_id", reason: "must not be empty"))
+        }
+        let nanWeight = WireAction(requestID: "r", weights: [WireToolWeight(tool: "t", weight: .nan)])
+        XCTAssertThrowsError(try WireAction(bytes: nanWeight.encode())) { error in
+            guard case WireError.invalidField(let field, _) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(field, "weights[0].weight")
+        }
+        XCTAssertThrowsError(try WireAdapterUpdate(bytes: WireAdapterUpdate(tool: "t", version: "v1", sha256: "").encode()))
+        XCTAssertThrowsError(try WireTrajectory(bytes: WireTrajectory(id: "", query: "q").encode()))
+        XCTAssertThrowsError(try WireToolSpec(bytes: []))
+        XCTAssertThrowsError(try WireFlopsTelemetry(bytes: []))
+        XCTAssertEqual(try WirePhaseTimings(bytes: []), WirePhaseTimings())
+    }
+
+    func testNulCharactersAreDroppedOnEncode() throws {
+        let call = WireToolCall(name: "a\u{0}b", argumentsJSON: "{}")
+        XCTAssertEqual(try WireToolCall(bytes: call.encode()).name, "ab")
+    }
+
+    func testSeededFuzz() {
+        var rng = SplitMix64(seed: 0x5EED_2026)
+        for iteration in 0..<20_000 {
+            var bytes: [UInt8]
+            if iteration % 2 == 0 {
+                bytes = (0..<Int(rng.next() % 96)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            } else {
+                bytes = Self.samples[Int(rng.next() % UInt64(Self.samples.count))]
+                for _ in 0...Int(rng.next() % 4) where !bytes.isEmpty {
+                    let index = Int(rng.next() % UInt64(bytes.count))
+                    bytes[index] ^= UInt8(1) << (rng.next() % 8)
+                }
+                if rng.next() % 4 == 0 { bytes = Array(bytes.prefix(Int(rng.next() % UInt64(bytes.count + 1)))) }
+            }
+            decodeAll(bytes)
+        }
+    }
+}
+
+/// A small deterministic generator so fuzz failures reproduce.
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
