@@ -44,9 +44,11 @@ public struct WireToolWeight: WireMessage, Hashable {
 
     public func validate() throws { try validate(path: "") }
 
-    public func encode() -> [UInt8] {
+    public func encode() throws -> [UInt8] {
         let arena = CArena()
-        return encodeMessage(c(arena), size: paratool__v1__tool_weight__get_packed_size, pack: paratool__v1__tool_weight__pack)
+        let message = c(arena)
+        try arena.checkStrings(type: Self.protoName)
+        return encodeMessage(message, size: paratool__v1__tool_weight__get_packed_size, pack: paratool__v1__tool_weight__pack)
     }
 
     public init(bytes: [UInt8], limits: WireLimits) throws {
@@ -88,9 +90,11 @@ public struct WireErrorDetail: WireMessage, Hashable {
 
     public func validate() throws {}
 
-    public func encode() -> [UInt8] {
+    public func encode() throws -> [UInt8] {
         let arena = CArena()
-        return encodeMessage(c(arena), size: paratool__v1__error__get_packed_size, pack: paratool__v1__error__pack)
+        let message = c(arena)
+        try arena.checkStrings(type: Self.protoName)
+        return encodeMessage(message, size: paratool__v1__error__get_packed_size, pack: paratool__v1__error__pack)
     }
 
     public init(bytes: [UInt8], limits: WireLimits) throws {
@@ -142,7 +146,7 @@ public struct WirePhaseTimings: WireMessage, Hashable {
 
     public func validate() throws {}
 
-    public func encode() -> [UInt8] {
+    public func encode() throws -> [UInt8] {
         encodeMessage(c(), size: paratool__v1__phase_timings__get_packed_size, pack: paratool__v1__phase_timings__pack)
     }
 
@@ -222,9 +226,11 @@ public struct WireAction: WireMessage, Hashable {
         for (index, weight) in weights.enumerated() { try weight.validate(path: "weights[\(index)].") }
     }
 
-    public func encode() -> [UInt8] {
+    public func encode() throws -> [UInt8] {
         let arena = CArena()
-        return encodeMessage(c(arena), size: paratool__v1__action__get_packed_size, pack: paratool__v1__action__pack)
+        let message = c(arena)
+        try arena.checkStrings(type: Self.protoName)
+        return encodeMessage(message, size: paratool__v1__action__get_packed_size, pack: paratool__v1__action__pack)
     }
 
     public init(bytes: [UInt8], limits: WireLimits) throws {

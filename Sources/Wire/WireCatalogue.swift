@@ -54,10 +54,12 @@ public struct WireAdapterUpdate: WireMessage, Hashable {
         try requireNonEmpty(sha256, field: "sha256")
     }
 
-    public func encode() -> [UInt8] {
+    public func encode() throws -> [UInt8] {
         let arena = CArena()
+        let message = c(arena)
+        try arena.checkStrings(type: Self.protoName)
         return encodeMessage(
-            c(arena), size: paratool__v1__adapter_update__get_packed_size, pack: paratool__v1__adapter_update__pack)
+            message, size: paratool__v1__adapter_update__get_packed_size, pack: paratool__v1__adapter_update__pack)
     }
 
     public init(bytes: [UInt8], limits: WireLimits) throws {
@@ -106,9 +108,11 @@ public struct WireToolSpec: WireMessage, Hashable {
         try requireNonEmpty(name, field: "name")
     }
 
-    public func encode() -> [UInt8] {
+    public func encode() throws -> [UInt8] {
         let arena = CArena()
-        return encodeMessage(c(arena), size: paratool__v1__tool_spec__get_packed_size, pack: paratool__v1__tool_spec__pack)
+        let message = c(arena)
+        try arena.checkStrings(type: Self.protoName)
+        return encodeMessage(message, size: paratool__v1__tool_spec__get_packed_size, pack: paratool__v1__tool_spec__pack)
     }
 
     public init(bytes: [UInt8], limits: WireLimits) throws {

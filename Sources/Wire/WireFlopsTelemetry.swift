@@ -81,10 +81,12 @@ public struct WireFlopsTelemetry: WireMessage, Hashable {
         try requireNonEmpty(requestID, field: "request_id")
     }
 
-    public func encode() -> [UInt8] {
+    public func encode() throws -> [UInt8] {
         let arena = CArena()
+        let message = c(arena)
+        try arena.checkStrings(type: Self.protoName)
         return encodeMessage(
-            c(arena), size: paratool__v1__flops_telemetry__get_packed_size, pack: paratool__v1__flops_telemetry__pack)
+            message, size: paratool__v1__flops_telemetry__get_packed_size, pack: paratool__v1__flops_telemetry__pack)
     }
 
     public init(bytes: [UInt8], limits: WireLimits) throws {

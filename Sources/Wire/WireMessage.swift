@@ -15,9 +15,9 @@ import Darwin
 public protocol WireMessage: Sendable, Equatable {
     /// The protobuf full name, e.g. `paratool.v1.Action`.
     static var protoName: String { get }
-    /// The protobuf encoding (always succeeds; U+0000 characters are dropped from strings,
-    /// because protobuf-c strings are NUL-terminated).
-    func encode() -> [UInt8]
+    /// The protobuf encoding. Throws `invalidField` when a string holds U+0000, which
+    /// protobuf-c (NUL-terminated strings) cannot carry: nothing is dropped silently.
+    func encode() throws -> [UInt8]
     /// Decodes `bytes`, refusing inputs larger than `limits.maxMessageSize`, and validates the
     /// result (see `validate()`). Unknown fields (from a newer writer) are skipped; unknown enum
     /// values decode as `.unrecognized`. Throws `WireError`, never traps, on any input.
@@ -99,14 +99,17 @@ func requireNonEmpty(_ value: String, field: String) throws {
 /// once when the encoding is done.
 final class CArena {
     private var blocks: [UnsafeMutableRawPointer] = []
+    /// Whether a string given to `string(_:)` contained U+0000.
+    private var sawNUL = false
 
     deinit {
         for block in blocks { block.deallocate() }
     }
 
-    /// A NUL-terminated copy of `string` (U+0000 characters dropped).
+    /// A NUL-terminated copy of `string`; a U+0000 inside is recorded (see `checkStrings`).
     func string(_ string: String) -> UnsafeMutablePointer<CChar> {
         let utf8 = string.utf8.filter { $0 != 0 }
+        if utf8.count != string.utf8.count { sawNUL = true }
         let pointer = UnsafeMutablePointer<CChar>.allocate(capacity: utf8.count + 1)
         blocks.append(UnsafeMutableRawPointer(pointer))
         for (index, byte) in utf8.enumerated() { pointer[index] = CChar(bitPattern: byte) }
@@ -115,6 +118,13 @@ final class CArena {
     }
 
     /// A heap copy of `value` (for a nested message field).
+    /// Throws when any string of the message held U+0000.
+    func checkStrings(type: String) throws {
+        if sawNUL {
+            throw WireError.invalidField(field: type, reason: "a string contains U+0000, which protobuf-c cannot encode")
+        }
+    }
+
     func box<T>(_ value: T) -> UnsafeMutablePointer<T> {
         let pointer = UnsafeMutablePointer<T>.allocate(capacity: 1)
         blocks.append(UnsafeMutableRawPointer(pointer))

@@ -36,9 +36,11 @@ public struct WireToolCall: WireMessage, Hashable {
 
     public func validate() throws { try validate(path: "") }
 
-    public func encode() -> [UInt8] {
+    public func encode() throws -> [UInt8] {
         let arena = CArena()
-        return encodeMessage(c(arena), size: paratool__v1__tool_call__get_packed_size, pack: paratool__v1__tool_call__pack)
+        let message = c(arena)
+        try arena.checkStrings(type: Self.protoName)
+        return encodeMessage(message, size: paratool__v1__tool_call__get_packed_size, pack: paratool__v1__tool_call__pack)
     }
 
     public init(bytes: [UInt8], limits: WireLimits) throws {
@@ -85,9 +87,11 @@ public struct WireStep: WireMessage, Hashable {
 
     public func validate() throws { try validate(path: "") }
 
-    public func encode() -> [UInt8] {
+    public func encode() throws -> [UInt8] {
         let arena = CArena()
-        return encodeMessage(c(arena), size: paratool__v1__step__get_packed_size, pack: paratool__v1__step__pack)
+        let message = c(arena)
+        try arena.checkStrings(type: Self.protoName)
+        return encodeMessage(message, size: paratool__v1__step__get_packed_size, pack: paratool__v1__step__pack)
     }
 
     public init(bytes: [UInt8], limits: WireLimits) throws {

@@ -60,9 +60,11 @@ public struct WireTrajectory: WireMessage, Hashable {
         for (index, step) in steps.enumerated() { try step.validate(path: "steps[\(index)].") }
     }
 
-    public func encode() -> [UInt8] {
+    public func encode() throws -> [UInt8] {
         let arena = CArena()
-        return encodeMessage(c(arena), size: paratool__v1__trajectory__get_packed_size, pack: paratool__v1__trajectory__pack)
+        let message = c(arena)
+        try arena.checkStrings(type: Self.protoName)
+        return encodeMessage(message, size: paratool__v1__trajectory__get_packed_size, pack: paratool__v1__trajectory__pack)
     }
 
     public init(bytes: [UInt8], limits: WireLimits) throws {

@@ -7,7 +7,7 @@ import XCTest
 final class WireGoldenTests: XCTestCase {
     func check<M: WireMessage>(_ expected: M, _ golden: [UInt8], file: StaticString = #filePath, line: UInt = #line) throws {
         XCTAssertEqual(try M(bytes: golden), expected, "decoding Python's bytes", file: file, line: line)
-        XCTAssertEqual(expected.encode(), golden, "encoding differs from Python's", file: file, line: line)
+        XCTAssertEqual(try expected.encode(), golden, "encoding differs from Python's", file: file, line: line)
     }
 
     static let weather = WireToolCall(name: "weather.lookup", argumentsJSON: #"{"city":"Zürich","days":3}"#)

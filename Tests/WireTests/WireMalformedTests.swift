@@ -2,6 +2,7 @@
 // oversized input, invalid UTF-8, fields ParaTool requires, a seeded fuzz loop) must end in a
 // WireError or a valid message, never a crash.
 import Wire
+import Tensor
 import XCTest
 
 final class WireMalformedTests: XCTestCase {
@@ -10,7 +11,7 @@ final class WireMalformedTests: XCTestCase {
         func attempt<M: WireMessage>(_ type: M.Type) {
             do {
                 let message = try M(bytes: bytes, limits: limits)
-                XCTAssertNoThrow(try M(bytes: message.encode(), limits: .default))
+                XCTAssertNoThrow(try M(bytes: try message.encode(), limits: .default))
             } catch is WireError {
             } catch {
                 XCTFail("\(M.protoName): unexpected error \(error)")
@@ -29,7 +30,8 @@ final class WireMalformedTests: XCTestCase {
         attempt(WireToolSpec.self)
     }
 
-    static let samples: [[UInt8]] = [
+    // Samples hold no U+0000, so encoding cannot fail; `try!` states that.
+    static let samples: [[UInt8]] = try! [
         WireToolCallRequest(
             requestID: "req-1", query: "Wetter in Zürich?",
             history: [WireStep(calls: [WireToolCall(name: "weather", argumentsJSON: #"{"c":"Zürich"}"#)], observation: "21°")],
@@ -84,13 +86,13 @@ final class WireMalformedTests: XCTestCase {
         }
     }
 
-    func testOversized() {
+    func testOversized() throws {
         let sample = Self.samples[0]
         XCTAssertThrowsError(try WireToolCallRequest(bytes: sample, limits: WireLimits(maxMessageSize: sample.count - 1))) { error in
             XCTAssertEqual(error as? WireError, .tooLarge(size: sample.count, limit: sample.count - 1))
         }
         XCTAssertNoThrow(try WireToolCallRequest(bytes: sample, limits: WireLimits(maxMessageSize: sample.count)))
-        let big = WireToolSpec(name: "t", parametersJSON: String(repeating: "a", count: WireLimits.defaultMaxMessageSize)).encode()
+        let big = try WireToolSpec(name: "t", parametersJSON: String(repeating: "a", count: WireLimits.defaultMaxMessageSize)).encode()
         XCTAssertThrowsError(try WireToolSpec(bytes: big)) { error in
             XCTAssertEqual(error as? WireError, .tooLarge(size: big.count, limit: 4 << 20))
         }
@@ -112,7 +114,7 @@ final class WireMalformedTests: XCTestCase {
             XCTAssertEqual(error as? WireError, .invalidField(field: "request_id", reason: "must not be empty"))
         }
         let nanWeight = WireAction(requestID: "r", weights: [WireToolWeight(tool: "t", weight: .nan)])
-        XCTAssertThrowsError(try WireAction(bytes: nanWeight.encode())) { error in
+        XCTAssertThrowsError(try WireAction(bytes: try nanWeight.encode())) { error in
             guard case WireError.invalidField(let field, _) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(field, "weights[0].weight")
         }
@@ -123,13 +125,17 @@ final class WireMalformedTests: XCTestCase {
         XCTAssertEqual(try WirePhaseTimings(bytes: []), WirePhaseTimings())
     }
 
-    func testNulCharactersAreDroppedOnEncode() throws {
-        let call = WireToolCall(name: "a\u{0}b", argumentsJSON: "{}")
-        XCTAssertEqual(try WireToolCall(bytes: call.encode()).name, "ab")
+    /// protobuf-c cannot carry U+0000 inside a string: encoding refuses rather than drop it.
+    func testNulCharactersAreRefusedOnEncode() throws {
+        XCTAssertThrowsError(try WireToolCall(name: "a\u{0}b", argumentsJSON: "{}").encode()) {
+            XCTAssertTrue("\($0)".contains("U+0000"), "\($0)")
+        }
+        XCTAssertThrowsError(try WireToolCallRequest(requestID: "r", query: "q\u{0}").encode())
+        XCTAssertEqual(try WireToolCall(bytes: try WireToolCall(name: "ab", argumentsJSON: "{}").encode()).name, "ab")
     }
 
     func testSeededFuzz() {
-        var rng = SplitMix64(seed: 0x5EED_2026)
+        var rng = SeededGenerator(seed: 0x5EED_2026)
         for iteration in 0..<20_000 {
             var bytes: [UInt8]
             if iteration % 2 == 0 {
@@ -144,18 +150,5 @@ final class WireMalformedTests: XCTestCase {
             }
             decodeAll(bytes)
         }
-    }
-}
-
-/// A small deterministic generator so fuzz failures reproduce.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -5,10 +5,10 @@ import XCTest
 
 final class WireRoundTripTests: XCTestCase {
     func roundTrip<M: WireMessage>(_ message: M, file: StaticString = #filePath, line: UInt = #line) throws {
-        let bytes = message.encode()
+        let bytes = try message.encode()
         let decoded = try M(bytes: bytes)
         XCTAssertEqual(decoded, message, file: file, line: line)
-        XCTAssertEqual(decoded.encode(), bytes, "re-encoding differs", file: file, line: line)
+        XCTAssertEqual(try decoded.encode(), bytes, "re-encoding differs", file: file, line: line)
     }
 
     static let calls = [
@@ -103,7 +103,7 @@ final class WireRoundTripTests: XCTestCase {
             0x0A, 0x02, 0x61, 0x62,        // field 1 (name), length-delimited: "ab"
             0x12, 0x02, 0x7B, 0x7D,        // field 2 (arguments_json), length-delimited: "{}"
         ]
-        XCTAssertEqual(WireToolCall(name: "ab", argumentsJSON: "{}").encode(), expected)
+        XCTAssertEqual(try WireToolCall(name: "ab", argumentsJSON: "{}").encode(), expected)
         XCTAssertEqual(try WireToolCall(bytes: expected), WireToolCall(name: "ab", argumentsJSON: "{}"))
     }
 
@@ -120,7 +120,7 @@ final class WireRoundTripTests: XCTestCase {
             0x38, 0x00,                    // field 7 (top_n) present with value 0
             0x40, 0x03,                    // field 8 (mode) MODE_TOP1
         ]
-        XCTAssertEqual(request.encode(), expected)
+        XCTAssertEqual(try request.encode(), expected)
         XCTAssertEqual(try WireToolCallRequest(bytes: expected), request)
         // Fields in another order, and an unknown field 15 (varint), decode the same.
         let reordered: [UInt8] = [0x40, 0x03, 0x78, 0x05] + expected.dropLast(2)
