@@ -57,7 +57,7 @@ let package = Package(
         .executableTarget(
             name: "paratool",
             dependencies: [
-                "LLM", "Tensor", "ParaTool",
+                "LLM", "Tensor", "ParaTool", "ParaToolTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
