@@ -124,24 +124,25 @@ public enum MatVec {
     /// split evenly over the threads, so the hand-off happens once (q/k/v, gate/up in decode).
     public static func multiply(_ a: Job, _ b: Job? = nil, _ c: Job? = nil, threads: Int) {
         let ra = a.rows, rb = b?.rows ?? 0, rc = c?.rows ?? 0
-        let total = ra + rb + rc
-        let pool = WorkerPool.shared
         let elements = ra * a.cols + rb * (b?.cols ?? 0) + rc * (c?.cols ?? 0)
-        if threads <= 1 || pool.threadCount == 1 || elements < MatVec.parallelElements {
-            a.run(0, ra)
-            b?.run(0, rb)
-            c?.run(0, rc)
-            return
-        }
-        let parts = pool.threadCount
-        // Row blocks of 16 keep each thread's rows contiguous and cache-line aligned in y.
-        let blocks = (total + 15) / 16
-        pool.run { part in
-            let start = min(total, blocks * part / parts * 16)
-            let end = min(total, blocks * (part + 1) / parts * 16)
+        splitAcrossThreads(ra + rb + rc, parallel: threads > 1 && elements >= parallelElements) { start, end in
             a.run(min(start, ra), min(end, ra))
             b?.run(min(max(start - ra, 0), rb), min(max(end - ra, 0), rb))
             c?.run(min(max(start - ra - rb, 0), rc), min(max(end - ra - rb, 0), rc))
+        }
+    }
+
+    /// Independent products in one parallel call: their rows are concatenated and split evenly
+    /// over the threads.
+    public static func multiply(concatenated jobs: [Job], threads: Int) {
+        let total = jobs.reduce(0) { $0 + $1.rows }
+        let elements = jobs.reduce(0) { $0 + $1.rows * $1.cols }
+        splitAcrossThreads(total, parallel: threads > 1 && elements >= parallelElements) { start, end in
+            var offset = 0
+            for j in jobs {
+                j.run(min(max(start - offset, 0), j.rows), min(max(end - offset, 0), j.rows))
+                offset += j.rows
+            }
         }
     }
 
@@ -155,22 +156,12 @@ public enum MatVec {
         let btp = UInt(bitPattern: bt.pointer), tp = UInt(bitPattern: t.pointer), yp = UInt(bitPattern: y.pointer)
         let r = bt.rows, stride = bt.stride, cols = y.cols, k = t.rows, tStride = t.stride, yStride = y.stride
         defer { withExtendedLifetime((bt.buffer, t.buffer, y.buffer)) {} }
-        func run(_ start: Int, _ end: Int) {
+        splitAcrossThreads(cols, parallel: threads > 1 && k * r * cols >= parallelElements) { start, end in
             for j in 0..<k {
                 let out = rowMap?[j] ?? j
                 pt_matvec_transposed(UnsafePointer(bitPattern: btp)!, stride, r, UnsafePointer(bitPattern: tp)! + j * tStride,
                                      UnsafeMutablePointer(bitPattern: yp)! + out * yStride, start, end)
             }
-        }
-        let pool = WorkerPool.shared
-        if threads <= 1 || pool.threadCount == 1 || k * r * cols < MatVec.parallelElements {
-            run(0, cols)
-            return
-        }
-        let parts = pool.threadCount, blocks = (cols + 15) / 16
-        pool.run { part in
-            let start = min(cols, blocks * part / parts * 16), end = min(cols, blocks * (part + 1) / parts * 16)
-            if start < end { run(start, end) }
         }
     }
 
@@ -182,22 +173,12 @@ public enum MatVec {
                      "transposed matvec shape mismatch")
         defer { withExtendedLifetime((pairs, y)) {} }
         let cols = y.cols, yp = UInt(bitPattern: y.pointer)
-        func run(_ start: Int, _ end: Int) {
+        let elements = pairs.reduce(0) { $0 + $1.bt.rows * cols }
+        splitAcrossThreads(cols, parallel: threads > 1 && elements >= parallelElements) { start, end in
             for p in pairs {
                 pt_matvec_transposed(p.bt.pointer, p.bt.stride, p.bt.rows, p.t.pointer,
                                      UnsafeMutablePointer(bitPattern: yp)!, start, end)
             }
-        }
-        let elements = pairs.reduce(0) { $0 + $1.bt.rows * cols }
-        let pool = WorkerPool.shared
-        if threads <= 1 || pool.threadCount == 1 || elements < MatVec.parallelElements {
-            run(0, cols)
-            return
-        }
-        let parts = pool.threadCount, blocks = (cols + 15) / 16
-        pool.run { part in
-            let start = min(cols, blocks * part / parts * 16), end = min(cols, blocks * (part + 1) / parts * 16)
-            if start < end { run(start, end) }
         }
     }
 
@@ -205,42 +186,19 @@ public enum MatVec {
     /// the pool (~1-2 µs) would cost more than splitting saves.
     public static let parallelElements = 16_384
 
-    /// Independent products in one parallel call: their rows are concatenated and split evenly
-    /// over the threads.
-    public static func multiply(concatenated jobs: [Job], threads: Int) {
-        let total = jobs.reduce(0) { $0 + $1.rows }
+    /// Runs `body(start, end)` over `0..<count` split into one block per pool thread (block
+    /// bounds are multiples of 16, so each thread's output stays contiguous and cache-line
+    /// aligned), or once over everything when `parallel` is false.
+    static func splitAcrossThreads(_ count: Int, parallel: Bool, _ body: (Int, Int) -> Void) {
         let pool = WorkerPool.shared
-        if threads <= 1 || pool.threadCount == 1 || jobs.reduce(0, { $0 + $1.rows * $1.cols }) < MatVec.parallelElements {
-            for j in jobs { j.run(0, j.rows) }
+        guard parallel, pool.threadCount > 1 else {
+            if count > 0 { body(0, count) }
             return
         }
-        let parts = pool.threadCount, blocks = (total + 15) / 16
+        let parts = pool.threadCount, blocks = (count + 15) / 16
         pool.run { part in
-            let start = min(total, blocks * part / parts * 16), end = min(total, blocks * (part + 1) / parts * 16)
-            var offset = 0
-            for j in jobs {
-                j.run(min(max(start - offset, 0), j.rows), min(max(end - offset, 0), j.rows))
-                offset += j.rows
-            }
-        }
-    }
-
-    /// Products that all accumulate into the same output rows (`y += Σ_k W_k x_k`, every job
-    /// created with `accumulate: true` and the same `y`): threads split the output rows and each
-    /// runs every job on its rows, so no two threads write the same element.
-    public static func multiply(sharedOutput jobs: [Job], threads: Int) {
-        guard let first = jobs.first else { return }
-        precondition(jobs.allSatisfy { $0.y == first.y && $0.rows == first.rows && $0.accumulate },
-                     "shared-output jobs must accumulate into the same rows")
-        let rows = first.rows, pool = WorkerPool.shared
-        if threads <= 1 || pool.threadCount == 1 || jobs.reduce(0, { $0 + $1.rows * $1.cols }) < MatVec.parallelElements {
-            for j in jobs { j.run(0, rows) }
-            return
-        }
-        let parts = pool.threadCount, blocks = (rows + 15) / 16
-        pool.run { part in
-            let start = min(rows, blocks * part / parts * 16), end = min(rows, blocks * (part + 1) / parts * 16)
-            for j in jobs { j.run(start, end) }
+            let start = min(count, blocks * part / parts * 16), end = min(count, blocks * (part + 1) / parts * 16)
+            if start < end { body(start, end) }
         }
     }
 
