@@ -89,3 +89,21 @@ extension ToolAdapter {
         return ToolAdapter(name: name, rank: rank, alpha: alpha, targets: targets, pairs: pairs)
     }
 }
+
+extension ToolAdapter {
+    /// A copy whose A and B are owned (writable) buffers — trainable even when this adapter was
+    /// memory-mapped from a file — under `name` (default: the same name).
+    public func ownedCopy(name: String? = nil) -> ToolAdapter {
+        func copy(_ m: MatrixView) -> MatrixView { MatrixView(FloatBuffer(m.toArray()), rows: m.rows, cols: m.cols) }
+        return ToolAdapter(name: name ?? self.name, rank: rank, alpha: alpha, targets: targets,
+                           pairs: pairs.map { layer in layer.mapValues { LoRAPair(a: copy($0.a), b: copy($0.b)) } })
+    }
+
+    /// Every A and B buffer in a fixed order (layer, then gate/up/down, A before B): the order in
+    /// which optimisers and checkpoints see the parameters.
+    public var parameterBuffers: [FloatBuffer] {
+        pairs.flatMap { layer in
+            FFNProjection.allCases.compactMap { layer[$0] }.flatMap { [$0.a.buffer, $0.b.buffer] }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+// AdamW: Adam with bias correction and decoupled weight decay, global gradient-norm clipping,
+// and a learning rate with linear warm-up then cosine decay. Updates parameters in place.
+import Foundation
+import LLM
+import Tensor
+
+/// Settings of the optimiser and its schedule.
+public struct AdamWConfig: Sendable, Codable, Equatable {
+    public var learningRate: Float = 1e-3
+    public var beta1: Float = 0.9
+    public var beta2: Float = 0.999
+    public var epsilon: Float = 1e-8
+    /// Decoupled weight decay (applied as p -= lr · decay · p).
+    public var weightDecay: Float = 0
+    /// Clip the global L2 norm of the gradients to this value (nil: no clipping).
+    public var clipNorm: Float? = 1
+    /// Steps of linear warm-up from 0 to `learningRate`.
+    public var warmupSteps = 0
+    /// Total steps; after warm-up the rate follows a cosine down to `minimumFactor · learningRate`.
+    public var totalSteps = 1000
+    public var minimumFactor: Float = 0.1
+
+    public init() {}
+}
+
+/// The optimiser state for a fixed list of parameter buffers.
+public final class AdamW {
+    public let config: AdamWConfig
+    public let parameters: [FloatBuffer]
+    private var m: [FloatBuffer]
+    private var v: [FloatBuffer]
+    /// Steps taken so far.
+    public private(set) var step = 0
+
+    public init(parameters: [FloatBuffer], config: AdamWConfig) {
+        precondition(parameters.allSatisfy { !$0.isMapped }, "AdamW needs owned, writable parameters (see ToolAdapter.ownedCopy)")
+        self.parameters = parameters
+        self.config = config
+        m = parameters.map { FloatBuffer(count: $0.count) }
+        v = parameters.map { FloatBuffer(count: $0.count) }
+    }
+
+    /// The learning rate used at step `t` (1-based).
+    public func learningRate(at t: Int) -> Float {
+        let c = config
+        if c.warmupSteps > 0 && t <= c.warmupSteps { return c.learningRate * Float(t) / Float(c.warmupSteps) }
+        let span = max(1, c.totalSteps - c.warmupSteps)
+        let progress = min(1, Float(t - c.warmupSteps) / Float(span))
+        let cosine = 0.5 * (1 + cosf(Float.pi * progress))
+        return c.learningRate * (c.minimumFactor + (1 - c.minimumFactor) * cosine)
+    }
+
+    /// Applies one update with `gradients` (same order and sizes as `parameters`). Returns the
+    /// gradients' global norm before clipping.
+    @discardableResult
+    public func update(gradients: [FloatBuffer]) -> Float {
+        precondition(gradients.count == parameters.count && zip(gradients, parameters).allSatisfy { $0.count == $1.count },
+                     "gradients do not match the parameters")
+        var squared: Double = 0
+        for g in gradients { for i in 0..<g.count { squared += Double(g[i]) * Double(g[i]) } }
+        let norm = Float(squared.squareRoot())
+        let clip: Float = config.clipNorm.map { norm > $0 ? $0 / norm : 1 } ?? 1
+        step += 1
+        let lr = learningRate(at: step)
+        let c1 = 1 - powf(config.beta1, Float(step)), c2 = 1 - powf(config.beta2, Float(step))
+        for (k, p) in parameters.enumerated() {
+            let g = gradients[k], mk = m[k], vk = v[k]
+            for i in 0..<p.count {
+                let gi = g[i] * clip
+                mk[i] = config.beta1 * mk[i] + (1 - config.beta1) * gi
+                vk[i] = config.beta2 * vk[i] + (1 - config.beta2) * gi * gi
+                let update = (mk[i] / c1) / ((vk[i] / c2).squareRoot() + config.epsilon)
+                p[i] -= lr * (update + config.weightDecay * p[i])
+            }
+        }
+        return norm
+    }
+}
+
+extension AdapterGradients {
+    /// The gradients in `ToolAdapter.parameterBuffers` order.
+    public var buffers: [FloatBuffer] {
+        zip(a, b).flatMap { la, lb in
+            FFNProjection.allCases.compactMap { p in la[p].map { [$0, lb[p]!] } }.flatMap { $0 }
+        }
+    }
+}
