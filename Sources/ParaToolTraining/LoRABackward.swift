@@ -1,7 +1,8 @@
 // LoRABackward: the loss of a token sequence (mean NLL of its last tokens) and its exact
 // gradients with respect to every LoRA A and B of a weighted adapter mixture, through the frozen
-// Llama/Qwen2 decoder. Activations of one sequence are stored (not recomputed): memory grows with
-// layers × tokens × (hidden + intermediate), bounded for the sequence lengths training uses.
+// Llama/Qwen2 decoder. Activations of one sequence are stored, except the attention probabilities,
+// which are recomputed per head in the backward pass: memory grows with layers × tokens ×
+// (hidden + intermediate), not with tokens².
 import Foundation
 import LLM
 import ParaTool
@@ -24,7 +25,6 @@ public struct LoRABackward {
         var input: FloatBuffer      // h (S × H)
         var normed1: FloatBuffer    // rms(h) (S × H)
         var q: FloatBuffer, k: FloatBuffer, v: FloatBuffer  // after RoPE for q, k (S × qDim / kvDim)
-        var probs: [FloatBuffer]    // per head, S × S
         var attention: FloatBuffer  // S × qDim
         var middle: FloatBuffer     // residual after attention (S × H)
         var normed2: FloatBuffer    // S × H
@@ -57,18 +57,11 @@ public struct LoRABackward {
             Kernels.rope(mat(q, s, qd), heads: c.headCount, startPosition: 0, table: model.rope)
             Kernels.rope(mat(k, s, kd), heads: c.kvHeadCount, startPosition: 0, table: model.rope)
             let att = new(s, qd)
-            var probs = [FloatBuffer]()
-            let group = c.headCount / c.kvHeadCount, scale = 1 / Float(hd).squareRoot()
+            let p = new(s, s)
             for head in 0..<c.headCount {
-                let g = head / group
-                let p = new(s, s)
-                BLAS.gemmABt(mat(q, s, qd).columns(head * hd, hd), mat(k, s, kd).columns(g * hd, hd), into: mat(p, s, s), alpha: scale)
-                for r in 0..<s {
-                    for j in (r + 1)..<s { p[r * s + j] = -.infinity }
-                }
-                Kernels.softmaxRows(mat(p, s, s))
-                BLAS.gemmAB(mat(p, s, s), mat(v, s, kd).columns(g * hd, hd), into: mat(att, s, qd).columns(head * hd, hd))
-                probs.append(p)
+                attentionProbabilities(q: mat(q, s, qd), k: mat(k, s, kd), head: head, into: mat(p, s, s))
+                BLAS.gemmAB(mat(p, s, s), mat(v, s, kd).columns(head / (c.headCount / c.kvHeadCount) * hd, hd),
+                            into: mat(att, s, qd).columns(head * hd, hd))
             }
             let middle = FloatBuffer(input.toArray())
             layer.oProj.apply(mat(att, s, qd), into: mat(middle, s, h), accumulate: true)
@@ -99,7 +92,7 @@ public struct LoRABackward {
                 BLAS.gemmABt(mat(tb, s, pair.rank), pair.b, into: mat(x, s, h), alpha: comp.weight * comp.adapter.scale, beta: 1)
                 low[ci][.down] = tb
             }
-            caches.append(LayerCache(input: input, normed1: n1, q: q, k: k, v: v, probs: probs, attention: att, middle: middle,
+            caches.append(LayerCache(input: input, normed1: n1, q: q, k: k, v: v, attention: att, middle: middle,
                                      normed2: n2, gate: gate, up: up, act: act, low: low))
         }
         let xf = new(s, h)
@@ -166,10 +159,12 @@ public struct LoRABackward {
             BLAS.gemmAB(mat(dmid, s, h), layer.oProj.weight.view, into: mat(datt, s, qd))
             let dq = new(s, qd), dk = new(s, kd), dv = new(s, kd)
             let group = c.headCount / c.kvHeadCount, scale = 1 / Float(hd).squareRoot()
+            let probs = new(s, s), dp = new(s, s)
             for head in 0..<c.headCount {
                 let g = head / group
-                let p = mat(cache.probs[head], s, s)
-                let dp = new(s, s)
+                // Recomputed rather than stored: S² floats per head and layer would dominate memory.
+                let p = mat(probs, s, s)
+                attentionProbabilities(q: mat(cache.q, s, qd), k: mat(cache.k, s, kd), head: head, into: p)
                 BLAS.gemmABt(mat(datt, s, qd).columns(head * hd, hd), mat(cache.v, s, kd).columns(g * hd, hd), into: mat(dp, s, s))
                 BLAS.gemmAtB(p, mat(datt, s, qd).columns(head * hd, hd), into: mat(dv, s, kd).columns(g * hd, hd), beta: 1)
                 for r in 0..<s {
@@ -193,6 +188,16 @@ public struct LoRABackward {
             dx = dinput
         }
         return (loss, grads)
+    }
+
+    /// Causal softmax(q_h k_gᵀ / √d) of one head (rows: queries, columns: keys).
+    private func attentionProbabilities(q: MatrixView, k: MatrixView, head: Int, into p: MatrixView) {
+        let c = model.config, hd = c.headDim, g = head / (c.headCount / c.kvHeadCount), s = p.rows
+        BLAS.gemmABt(q.columns(head * hd, hd), k.columns(g * hd, hd), into: p, alpha: 1 / Float(hd).squareRoot())
+        for r in 0..<s {
+            for j in (r + 1)..<s { p[r, j] = -.infinity }
+        }
+        Kernels.softmaxRows(p)
     }
 
     /// For `out = … + Σ_i c_i B_i (A_i input)`: accumulates dB_i = c_i dOutᵀ t_i, dA_i = (c_i dOut B_i)ᵀ input
