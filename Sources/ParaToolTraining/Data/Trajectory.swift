@@ -1,0 +1,176 @@
+// Trajectory: one solved (or not) task — a query, its candidate tools and the gold steps (calls
+// and observations) — stored as JSON Lines, imported from BFCL question/answer files, and turned
+// into next-action training instances (document-aware and document-free).
+import Foundation
+import LLM
+import ParaTool
+
+/// How a trajectory ended.
+public enum TrajectoryOutcome: String, Sendable, Codable {
+    case solved, unsolved, unknown
+}
+
+/// A task with its gold actions.
+public struct Trajectory: Sendable, Equatable {
+    public var id: String
+    public var query: String
+    public var candidateTools: [String]
+    /// Gold steps: the calls of each step and the observation that followed.
+    public var steps: [Step]
+    public var outcome: TrajectoryOutcome
+    /// Where it came from ("bfcl:multiple", "synthetic", "service").
+    public var source: String
+
+    public init(id: String, query: String, candidateTools: [String], steps: [Step], outcome: TrajectoryOutcome = .solved,
+                source: String) {
+        self.id = id
+        self.query = query
+        self.candidateTools = candidateTools
+        self.steps = steps
+        self.outcome = outcome
+        self.source = source
+    }
+
+    /// The trajectory as one JSON object (keys in a fixed order).
+    public var json: JSONValue {
+        .object(JSONObject([
+            ("id", .string(id)), ("query", .string(query)),
+            ("candidate_tools", .array(candidateTools.map { .string($0) })),
+            ("steps", .array(steps.map { step in
+                .object(JSONObject([
+                    ("calls", .array(step.calls.map { .object(JSONObject([("name", .string($0.name)), ("arguments", $0.arguments)])) })),
+                    ("observation", .string(step.observation)),
+                ]))
+            })),
+            ("outcome", .string(outcome.rawValue)), ("source", .string(source)),
+        ]))
+    }
+
+    /// Reads one JSON object written by `json`; errors name the missing or mistyped field.
+    public init(json: JSONValue) throws {
+        func string(_ v: JSONValue?, _ field: String) throws -> String {
+            guard case .string(let s)? = v else { throw ToolFormatError("trajectory: \"\(field)\" must be a string") }
+            return s
+        }
+        guard case .object(let o) = json else { throw ToolFormatError("trajectory: expected an object, found \(json.kindWithArticle)") }
+        let id = try string(o["id"], "id")
+        self.id = id
+        query = try string(o["query"], "query")
+        guard case .array(let tools)? = o["candidate_tools"] else { throw ToolFormatError("trajectory \(id): \"candidate_tools\" must be an array") }
+        candidateTools = try tools.map { try string($0, "candidate_tools[]") }
+        guard case .array(let rawSteps)? = o["steps"] else { throw ToolFormatError("trajectory \(id): \"steps\" must be an array") }
+        steps = try rawSteps.enumerated().map { k, raw in
+            guard case .object(let s) = raw, case .array(let calls)? = s["calls"] else {
+                throw ToolFormatError("trajectory \(id): steps[\(k)] needs a \"calls\" array")
+            }
+            return Step(calls: try calls.enumerated().map { j, c in
+                guard case .object(let call) = c, case .string(let name)? = call["name"] else {
+                    throw ToolFormatError("trajectory \(id): steps[\(k)].calls[\(j)] needs a \"name\" string")
+                }
+                return ToolCall(name: name, arguments: call["arguments"] ?? .object(JSONObject()))
+            }, observation: (try? string(s["observation"], "observation")) ?? "")
+        }
+        outcome = TrajectoryOutcome(rawValue: (try? string(o["outcome"], "outcome")) ?? "unknown") ?? .unknown
+        source = (try? string(o["source"], "source")) ?? ""
+    }
+
+    /// Reads a JSON Lines file of trajectories (blank lines skipped; errors give the line number).
+    public static func load(jsonl url: URL) throws -> [Trajectory] {
+        let text = try String(contentsOf: url, encoding: .utf8)
+        return try text.split(separator: "\n", omittingEmptySubsequences: false).enumerated().compactMap { n, line in
+            guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
+            do { return try Trajectory(json: try JSONValue.parse(String(line))) } catch {
+                throw ToolFormatError("\(url.lastPathComponent):\(n + 1): \(error)")
+            }
+        }
+    }
+
+    /// Writes trajectories as JSON Lines.
+    public static func save(_ trajectories: [Trajectory], jsonl url: URL) throws {
+        try Data(trajectories.map { $0.json.serialized(asciiOnly: false) + "\n" }.joined().utf8).write(to: url, options: .atomic)
+    }
+
+    /// BFCL questions with their gold answers as one-step trajectories: the query is the last
+    /// user message of the first turn, the candidates are the question's functions, the step's
+    /// calls the first acceptable value of every parameter (optional ones marked "" omitted).
+    /// Questions without an answer are skipped.
+    public static func fromBFCL(questions: [BFCLQuestion], answers: [BFCLAnswer], category: String) -> [Trajectory] {
+        let gold = Dictionary(answers.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        return questions.compactMap { q in
+            guard let answer = gold[q.id], let query = q.turns.first?.last(where: { $0.role == "user" })?.content else { return nil }
+            return Trajectory(id: q.id, query: query, candidateTools: q.functions.map(\.name),
+                              steps: [Step(calls: answer.firstAcceptableCall(), observation: "")], source: "bfcl:\(category)")
+        }
+    }
+}
+
+/// One next-action training example: the prompt's tokens and the target action's tokens.
+public struct TrainingInstance: Sendable, Equatable {
+    public enum Format: String, Sendable { case documentAware, documentFree }
+    public var trajectoryID: String
+    public var step: Int
+    public var format: Format
+    /// The tools whose calls the target holds (the adapters stage 1 trains with it).
+    public var tools: [String]
+    public var prompt: [Int]
+    public var target: [Int]
+}
+
+/// Builds training instances from trajectories with one model's tokenizer and chat template.
+public struct InstanceBuilder {
+    public let tokenizer: Tokenizer
+    public let formatter: PromptFormatter
+    public let catalogue: ToolCatalogue
+    /// The token that ends the assistant's turn (appended to every target).
+    public let endOfTurn: Int
+
+    public init(tokenizer: Tokenizer, catalogue: ToolCatalogue) throws {
+        guard let template = tokenizer.chatTemplate else { throw ToolFormatError("the model has no chat template") }
+        guard let end = tokenizer.id(of: "<|im_end|>") ?? tokenizer.eosTokenId else {
+            throw ToolFormatError("the tokenizer has no end-of-turn token")
+        }
+        self.tokenizer = tokenizer
+        formatter = PromptFormatter(template: template)
+        self.catalogue = catalogue
+        endOfTurn = end
+    }
+
+    /// For step k of `trajectory`: the prompt holds the query and steps 0..<k as history, the
+    /// target the step's calls. Document-free always; document-aware (the first called tool's
+    /// documentation in the prompt) when `documentAware` — stage 1 trains both, stages 2–3 and
+    /// inference use document-free only.
+    public func instances(_ trajectory: Trajectory, documentAware: Bool) throws -> [TrainingInstance] {
+        var out = [TrainingInstance]()
+        for (k, step) in trajectory.steps.enumerated() where !step.calls.isEmpty {
+            let request = PromptRequest(query: trajectory.query, history: Array(trajectory.steps.prefix(k)))
+            let target = tokenizer.encode(step.calls.map(\.rendered).joined(separator: "\n")) + [endOfTurn]
+            let tools = step.calls.map(\.name)
+            let free = try formatter.render(.documentFree(candidates: trajectory.candidateTools), request: request)
+            out.append(TrainingInstance(trajectoryID: trajectory.id, step: k, format: .documentFree, tools: tools,
+                                        prompt: tokenizer.encode(free), target: target))
+            if documentAware, let spec = catalogue[tools[0]] {
+                let aware = try formatter.render(.documentAware(candidates: trajectory.candidateTools, target: spec), request: request)
+                out.append(TrainingInstance(trajectoryID: trajectory.id, step: k, format: .documentAware, tools: tools,
+                                            prompt: tokenizer.encode(aware), target: target))
+            }
+        }
+        return out
+    }
+}
+
+/// The guard between training and evaluation data.
+public enum HeldOut {
+    /// A query normalised for comparison: lower-cased, whitespace collapsed.
+    public static func normalise(_ query: String) -> String {
+        query.lowercased().split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
+    }
+
+    /// Throws when any training trajectory's query equals an evaluation query (after
+    /// normalisation), naming the first such pair.
+    public static func check(training: [Trajectory], evaluationQueries: [String]) throws {
+        let held = Set(evaluationQueries.map(normalise))
+        if let leak = training.first(where: { held.contains(normalise($0.query)) }) {
+            throw ToolFormatError("training trajectory \(leak.id) holds an evaluation query: \"\(leak.query)\"")
+        }
+    }
+}
