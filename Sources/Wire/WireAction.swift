@@ -45,10 +45,7 @@ public struct WireToolWeight: WireMessage, Hashable {
     public func validate() throws { try validate(path: "") }
 
     public func encode() throws -> [UInt8] {
-        let arena = CArena()
-        let message = c(arena)
-        try arena.checkStrings(type: Self.protoName)
-        return encodeMessage(message, size: paratool__v1__tool_weight__get_packed_size, pack: paratool__v1__tool_weight__pack)
+        try encodeMessage(Self.protoName, c, size: paratool__v1__tool_weight__get_packed_size, pack: paratool__v1__tool_weight__pack)
     }
 
     public init(bytes: [UInt8], limits: WireLimits) throws {
@@ -91,10 +88,7 @@ public struct WireErrorDetail: WireMessage, Hashable {
     public func validate() throws {}
 
     public func encode() throws -> [UInt8] {
-        let arena = CArena()
-        let message = c(arena)
-        try arena.checkStrings(type: Self.protoName)
-        return encodeMessage(message, size: paratool__v1__error__get_packed_size, pack: paratool__v1__error__pack)
+        try encodeMessage(Self.protoName, c, size: paratool__v1__error__get_packed_size, pack: paratool__v1__error__pack)
     }
 
     public init(bytes: [UInt8], limits: WireLimits) throws {
@@ -227,10 +221,7 @@ public struct WireAction: WireMessage, Hashable {
     }
 
     public func encode() throws -> [UInt8] {
-        let arena = CArena()
-        let message = c(arena)
-        try arena.checkStrings(type: Self.protoName)
-        return encodeMessage(message, size: paratool__v1__action__get_packed_size, pack: paratool__v1__action__pack)
+        try encodeMessage(Self.protoName, c, size: paratool__v1__action__get_packed_size, pack: paratool__v1__action__pack)
     }
 
     public init(bytes: [UInt8], limits: WireLimits) throws {

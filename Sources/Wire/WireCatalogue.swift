@@ -55,11 +55,7 @@ public struct WireAdapterUpdate: WireMessage, Hashable {
     }
 
     public func encode() throws -> [UInt8] {
-        let arena = CArena()
-        let message = c(arena)
-        try arena.checkStrings(type: Self.protoName)
-        return encodeMessage(
-            message, size: paratool__v1__adapter_update__get_packed_size, pack: paratool__v1__adapter_update__pack)
+        try encodeMessage(Self.protoName, c, size: paratool__v1__adapter_update__get_packed_size, pack: paratool__v1__adapter_update__pack)
     }
 
     public init(bytes: [UInt8], limits: WireLimits) throws {
@@ -109,10 +105,7 @@ public struct WireToolSpec: WireMessage, Hashable {
     }
 
     public func encode() throws -> [UInt8] {
-        let arena = CArena()
-        let message = c(arena)
-        try arena.checkStrings(type: Self.protoName)
-        return encodeMessage(message, size: paratool__v1__tool_spec__get_packed_size, pack: paratool__v1__tool_spec__pack)
+        try encodeMessage(Self.protoName, c, size: paratool__v1__tool_spec__get_packed_size, pack: paratool__v1__tool_spec__pack)
     }
 
     public init(bytes: [UInt8], limits: WireLimits) throws {

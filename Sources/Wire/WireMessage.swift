@@ -152,6 +152,18 @@ final class CArena {
     }
 }
 
+/// Builds the C form of a message in a fresh arena with `build`, refuses it when a string held
+/// U+0000 (protobuf-c strings are NUL-terminated), and packs it. Every message encodes here.
+func encodeMessage<C>(
+    _ type: String, _ build: (CArena) -> C,
+    size: (UnsafePointer<C>?) -> Int, pack: (UnsafePointer<C>?, UnsafeMutablePointer<UInt8>?) -> Int
+) throws -> [UInt8] {
+    let arena = CArena()
+    let message = build(arena)
+    try arena.checkStrings(type: type)
+    return withExtendedLifetime(arena) { encodeMessage(message, size: size, pack: pack) }
+}
+
 /// Packs a C message with the generated `_get_packed_size` and `_pack`.
 func encodeMessage<C>(
     _ message: C, size: (UnsafePointer<C>?) -> Int, pack: (UnsafePointer<C>?, UnsafeMutablePointer<UInt8>?) -> Int

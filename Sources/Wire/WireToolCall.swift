@@ -37,10 +37,7 @@ public struct WireToolCall: WireMessage, Hashable {
     public func validate() throws { try validate(path: "") }
 
     public func encode() throws -> [UInt8] {
-        let arena = CArena()
-        let message = c(arena)
-        try arena.checkStrings(type: Self.protoName)
-        return encodeMessage(message, size: paratool__v1__tool_call__get_packed_size, pack: paratool__v1__tool_call__pack)
+        try encodeMessage(Self.protoName, c, size: paratool__v1__tool_call__get_packed_size, pack: paratool__v1__tool_call__pack)
     }
 
     public init(bytes: [UInt8], limits: WireLimits) throws {
@@ -88,10 +85,7 @@ public struct WireStep: WireMessage, Hashable {
     public func validate() throws { try validate(path: "") }
 
     public func encode() throws -> [UInt8] {
-        let arena = CArena()
-        let message = c(arena)
-        try arena.checkStrings(type: Self.protoName)
-        return encodeMessage(message, size: paratool__v1__step__get_packed_size, pack: paratool__v1__step__pack)
+        try encodeMessage(Self.protoName, c, size: paratool__v1__step__get_packed_size, pack: paratool__v1__step__pack)
     }
 
     public init(bytes: [UInt8], limits: WireLimits) throws {

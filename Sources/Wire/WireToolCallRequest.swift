@@ -82,11 +82,7 @@ public struct WireToolCallRequest: WireMessage, Hashable {
     }
 
     public func encode() throws -> [UInt8] {
-        let arena = CArena()
-        let message = c(arena)
-        try arena.checkStrings(type: Self.protoName)
-        return encodeMessage(
-            message, size: paratool__v1__tool_call_request__get_packed_size, pack: paratool__v1__tool_call_request__pack)
+        try encodeMessage(Self.protoName, c, size: paratool__v1__tool_call_request__get_packed_size, pack: paratool__v1__tool_call_request__pack)
     }
 
     public init(bytes: [UInt8], limits: WireLimits) throws {
