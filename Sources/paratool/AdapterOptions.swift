@@ -29,9 +29,15 @@ struct AdapterOptions: ParsableArguments {
         let components = try specs.map { spec -> (adapter: ToolAdapter, weight: Float) in
             (try ToolAdapter.load(peftDirectory: URL(fileURLWithPath: spec.path), config: config), spec.weight)
         }
-        let mixture = AdapterMixture(matvecThreads: transformer.decodeThreads)
-        mixture.mixtures = [Mixture(components)]
-        transformer.branches = mixture
-        return mixture
+        return Self.attach(Mixture(components), to: transformer)
+    }
+
+    /// Fuses `mixture` into `transformer` for one sequence; the caller keeps the returned object
+    /// alive (the transformer holds it weakly).
+    static func attach(_ mixture: Mixture, to transformer: Transformer) -> AdapterMixture {
+        let branches = AdapterMixture(matvecThreads: transformer.decodeThreads)
+        branches.mixtures = [mixture]
+        transformer.branches = branches
+        return branches
     }
 }

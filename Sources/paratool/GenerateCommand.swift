@@ -42,12 +42,8 @@ struct GenerateCommand: ParsableCommand {
         let start = Date()
         let lm = try LanguageModel.load(path: modelOptions.model)
         if toolOptions.tools != nil {
-            guard adapterOptions.adapters.isEmpty else { throw UsageError("--adapter and --tools do not combine: with --tools the gate chooses") }
-            let engine = try toolOptions.engine(lm)
-            let request = ToolCallRequest(id: "cli", query: prompt, candidates: toolOptions.candidateList,
-                                          maxNewTokens: maxNewTokens, topN: toolOptions.topN,
-                                          mode: try toolOptions.selectionMode(), goldTool: toolOptions.goldTool)
-            let response = try engine.run([request])[0]
+            guard adapterOptions.adapters.isEmpty else { throw ToolOptions.adapterConflict }
+            let response = try toolOptions.engine(lm).run([try toolOptions.request(query: prompt, maxNewTokens: maxNewTokens)])[0]
             print(try jsonText(response.jsonObject))
             printError(String(format: "load %.2fs · gate %.3fs · generate %.3fs", Date().timeIntervalSince(start) - response.gateSeconds - response.generateSeconds,
                               response.gateSeconds, response.generateSeconds))

@@ -44,16 +44,11 @@ struct LogitsCommand: ParsableCommand {
         var branches = try adapterOptions.attach(to: runner, config: lm.model.config)
         var chosen: [[String: Any]]?
         if toolOptions.tools != nil {
-            guard branches == nil else { throw UsageError("--adapter and --tools do not combine: with --tools the gate chooses") }
+            guard branches == nil else { throw ToolOptions.adapterConflict }
             guard let query else { throw UsageError("--tools needs --query: the text the gate weighs the tools for") }
-            let request = ToolCallRequest(id: "cli", query: query, candidates: toolOptions.candidateList, topN: toolOptions.topN,
-                                          mode: try toolOptions.selectionMode(), goldTool: toolOptions.goldTool)
-            let (mixture, weights) = try toolOptions.engine(lm).mixture(for: request)
-            let attached = AdapterMixture(matvecThreads: runner.decodeThreads)
-            attached.mixtures = [mixture]
-            runner.branches = attached
-            branches = attached
-            chosen = weights.map { ["tool": $0.tool, "weight": Double($0.weight), "adapter_version": $0.adapterVersion ?? NSNull()] as [String: Any] }
+            let (mixture, weights) = try toolOptions.engine(lm).mixture(for: try toolOptions.request(query: query))
+            branches = AdapterOptions.attach(mixture, to: runner)
+            chosen = weights.map(\.jsonObject)
         }
         let cache = KVCache(config: lm.model.config, capacity: tokens.count)
         let out = runner.forward([BatchSegment(sequence: 0, tokens: tokens)], caches: [cache], logits: .all)

@@ -39,6 +39,15 @@ struct ToolOptions: ParsableArguments {
         return m
     }
 
+    /// Refusal of `--adapter` together with `--tools`.
+    static let adapterConflict = UsageError("--adapter and --tools do not combine: with --tools the gate chooses")
+
+    /// The engine request these options describe for `query`.
+    func request(query: String, maxNewTokens: Int = 96) throws -> ToolCallRequest {
+        ToolCallRequest(id: "cli", query: query, candidates: candidateList, maxNewTokens: maxNewTokens, topN: topN,
+                        mode: try selectionMode(), goldTool: goldTool)
+    }
+
     var candidateList: [String] {
         candidates?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } ?? []
     }
@@ -67,6 +76,13 @@ struct ToolOptions: ParsableArguments {
     }
 }
 
+extension ToolWeight {
+    /// The weight as a JSON-ready dictionary (`adapter_version` null when the tool has no adapter).
+    var jsonObject: [String: Any] {
+        ["tool": tool, "weight": Double(weight), "adapter_version": adapterVersion ?? NSNull()]
+    }
+}
+
 extension ToolCallResponse {
     /// The response as a JSON-ready dictionary.
     var jsonObject: [String: Any] {
@@ -79,7 +95,7 @@ extension ToolCallResponse {
         return [
             "id": id, "action": action, "text": text,
             "diagnostics": diagnostics.map(\.description),
-            "weights": weights.map { ["tool": $0.tool, "weight": Double($0.weight), "adapter_version": $0.adapterVersion ?? NSNull()] as [String: Any] },
+            "weights": weights.map(\.jsonObject),
             "prompt_tokens": promptTokens, "generated_tokens": generatedTokens,
             "flops": ["base_linear": flops.baseLinear, "attention": flops.attention, "lora": flops.lora,
                       "encoder": flops.encoder, "gate": flops.gate, "total": flops.total,

@@ -171,9 +171,10 @@ public final class ToolCallEngine {
         return (p.mixture, p.weights)
     }
 
-    /// Selection for one request: its mixture, the weights reported, and the query tokens the
-    /// encoder read (0 when the mode needs no encoding).
-    private func plan(_ request: ToolCallRequest) throws -> (mixture: Mixture, weights: [ToolWeight], queryTokens: Int) {
+    /// Selection for one request: its candidates (the catalogue when none are given), mixture, the
+    /// weights reported, and the query tokens the encoder read (0 when the mode needs no encoding).
+    private func plan(_ request: ToolCallRequest) throws
+        -> (candidates: [String], mixture: Mixture, weights: [ToolWeight], queryTokens: Int) {
         let candidates = request.candidates.isEmpty ? catalogue.names : request.candidates
         guard !candidates.isEmpty else { throw EngineError.noCandidates(request.id) }
         let unknown = candidates.filter { !catalogue.contains($0) }
@@ -186,7 +187,7 @@ public final class ToolCallEngine {
             if let found { components.append((found.adapter, weight)) }
             weights.append(ToolWeight(tool: name, weight: weight, adapterVersion: found?.version))
         }
-        return (Mixture(components), weights, queryTokens)
+        return (candidates, Mixture(components), weights, queryTokens)
     }
 
     /// Runs `requests` as one batch and returns one response per request, in order.
@@ -201,8 +202,7 @@ public final class ToolCallEngine {
         var adapterCounts = [(count: Int, rank: Int)]()
         for r in requests {
             guard r.maxNewTokens >= 1 else { throw EngineError.invalidRequest("request \(r.id): max_new_tokens must be at least 1") }
-            let candidates = r.candidates.isEmpty ? catalogue.names : r.candidates
-            let (selected, toolWeights, queryTokens) = try plan(r)
+            let (candidates, selected, toolWeights, queryTokens) = try plan(r)
             let specs = try catalogue.specs(named: candidates)
             let components = selected.components
             let request = PromptRequest(query: r.query, history: r.history)
