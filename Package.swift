@@ -19,6 +19,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // C system libraries (Debian packages, found through pkg-config).
@@ -54,6 +55,9 @@ let package = Package(
         // Swift value types for the service's messages, encoded and decoded through protobuf-c
         // with size limits and precise errors; exposes no pointers.
         .target(name: "Wire", dependencies: ["ParaToolProtoC", "CProtobufC"], swiftSettings: optimizedInDebug),
+        // Swift API over system librdkafka: producer (idempotent, transactional), group consumer with
+        // manual commits, admin, and the in-process mock cluster. Owns every librdkafka pointer.
+        .target(name: "Kafka", dependencies: ["CRdKafka", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "paratool",
             dependencies: [
@@ -65,6 +69,7 @@ let package = Package(
         .testTarget(name: "LLMTests", dependencies: ["LLM", "Tensor"]),
         .testTarget(name: "ParaToolTests", dependencies: ["ParaTool", "LLM", "Tensor"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "Tensor"]),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         .testTarget(name: "ParaToolTrainingTests", dependencies: ["ParaToolTraining", "ParaTool", "LLM", "Tensor"]),
     ]
 )

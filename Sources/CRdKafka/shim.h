@@ -1,4 +1,22 @@
-// librdkafka's C API and its in-process mock cluster (Debian: librdkafka-dev).
+// librdkafka's C API and its in-process mock cluster (Debian: librdkafka-dev), plus thin inline
+// wrappers for the variadic calls Swift cannot make.
 #pragma once
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+
+/// rd_kafka_producev with a copied key and value, optional headers (ownership passes to
+/// librdkafka on success only) and a per-message opaque handed back in the delivery report.
+static inline rd_kafka_resp_err_t pt_kafka_produce(rd_kafka_t *rk, const char *topic, int32_t partition,
+                                                   const void *key, size_t key_len,
+                                                   const void *value, size_t value_len,
+                                                   rd_kafka_headers_t *headers, void *opaque) {
+    return rd_kafka_producev(rk,
+                             RD_KAFKA_V_TOPIC(topic),
+                             RD_KAFKA_V_PARTITION(partition),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                             RD_KAFKA_V_KEY(key, key_len),
+                             RD_KAFKA_V_VALUE((void *)value, value_len),
+                             RD_KAFKA_V_HEADERS(headers),
+                             RD_KAFKA_V_OPAQUE(opaque),
+                             RD_KAFKA_V_END);
+}

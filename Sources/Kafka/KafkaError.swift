@@ -1,0 +1,62 @@
+// KafkaError: the one error type of the Kafka layer, carrying librdkafka's error code and
+// whether the failure is retriable, fatal, or (in a transaction) requires an abort.
+import CRdKafka
+
+/// A failure reported by librdkafka or by this layer's checks.
+public struct KafkaError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// librdkafka's `rd_kafka_resp_err_t` value (negative: client-side, positive: broker).
+    public var code: Int32
+    /// librdkafka's name for the code, e.g. `"_TRANSPORT"` or `"UNKNOWN_TOPIC_OR_PART"`.
+    public var name: String
+    /// What was being done and librdkafka's explanation.
+    public var message: String
+    /// The operation may succeed when retried.
+    public var isRetriable = false
+    /// The client instance is unusable and must be recreated.
+    public var isFatal = false
+    /// The current transaction must be aborted before anything else.
+    public var requiresAbort = false
+
+    public init(code: Int32, message: String, isRetriable: Bool = false, isFatal: Bool = false, requiresAbort: Bool = false) {
+        self.code = code
+        self.name = String(cString: rd_kafka_err2name(rd_kafka_resp_err_t(code)))
+        self.message = message
+        self.isRetriable = isRetriable
+        self.isFatal = isFatal
+        self.requiresAbort = requiresAbort
+    }
+
+    init(_ err: rd_kafka_resp_err_t, _ context: String) {
+        self.init(code: err.rawValue, message: "\(context): \(String(cString: rd_kafka_err2str(err)))")
+    }
+
+    /// Takes ownership of an `rd_kafka_error_t` (destroys it).
+    init(consuming error: OpaquePointer, _ context: String) {
+        let code = rd_kafka_error_code(error).rawValue
+        let text = String(cString: rd_kafka_error_string(error))
+        self.init(code: code, message: "\(context): \(text)",
+                  isRetriable: rd_kafka_error_is_retriable(error) != 0,
+                  isFatal: rd_kafka_error_is_fatal(error) != 0,
+                  requiresAbort: rd_kafka_error_txn_requires_abort(error) != 0)
+        rd_kafka_error_destroy(error)
+    }
+
+    /// A configuration or usage error detected by this layer.
+    static func invalid(_ message: String) -> KafkaError {
+        KafkaError(code: RD_KAFKA_RESP_ERR__INVALID_ARG.rawValue, message: message)
+    }
+
+    public var description: String { "kafka \(name): \(message)" }
+}
+
+/// Throws when `err` is not `NO_ERROR`.
+@inline(__always)
+func check(_ err: rd_kafka_resp_err_t, _ context: @autoclosure () -> String) throws {
+    if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context()) }
+}
+
+/// Throws (and destroys) a non-nil `rd_kafka_error_t`.
+@inline(__always)
+func check(_ error: OpaquePointer?, _ context: @autoclosure () -> String) throws {
+    if let error { throw KafkaError(consuming: error, context()) }
+}
