@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.0"),
     ],
     targets: [
         // C system libraries (Debian packages, found through pkg-config).
@@ -58,6 +60,16 @@ let package = Package(
         // Swift API over system librdkafka: producer (idempotent, transactional), group consumer with
         // manual commits, admin, and the in-process mock cluster. Owns every librdkafka pointer.
         .target(name: "Kafka", dependencies: ["CRdKafka", .product(name: "Logging", package: "swift-log")]),
+        // The service: worker (consume-transform-produce with batching, DLQ, exactly-once), adapter
+        // hot swap from the control topics, request client, metrics and health endpoint.
+        .target(
+            name: "ParaToolService",
+            dependencies: [
+                "Kafka", "Wire", "ParaTool", "LLM",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "FlyingFox", package: "FlyingFox"),
+            ]),
         .executableTarget(
             name: "paratool",
             dependencies: [
@@ -70,6 +82,7 @@ let package = Package(
         .testTarget(name: "ParaToolTests", dependencies: ["ParaTool", "LLM", "Tensor"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "Tensor"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
+        .testTarget(name: "ServiceTests", dependencies: ["ParaToolService", "Kafka", "Wire", "ParaTool", "LLM"]),
         .testTarget(name: "ParaToolTrainingTests", dependencies: ["ParaToolTraining", "ParaTool", "LLM", "Tensor"]),
     ]
 )

@@ -193,6 +193,11 @@ public final class KafkaConsumer: @unchecked Sendable {
         return metadata
     }
 
+    /// The end offset of a partition (the next offset to be written), asked of the broker.
+    public func highWatermark(topic: String, partition: Int32, timeout: Duration = .seconds(10)) throws -> Int64 {
+        try handle.watermarks(topic: topic, partition: partition, timeout: timeout).high
+    }
+
     /// Partition count of a topic.
     public func partitionCount(topic: String, timeout: Duration = .seconds(10)) throws -> Int32 {
         try handle.partitionCount(topic: topic, timeout: timeout)

@@ -101,9 +101,9 @@ public final class KafkaProducer: @unchecked Sendable {
         }
     }
 
-    /// Produces all `messages` and blocks until every one is acknowledged (or failed). Returns
-    /// the reports in order; throws the first failure after all have completed.
-    public func sendAndWait(_ messages: [OutgoingMessage]) throws -> [DeliveryReport] {
+    /// Produces all `messages` and blocks until every one is acknowledged or failed; one result
+    /// per message, in order. A message librdkafka refuses outright fails without being sent.
+    public func deliver(_ messages: [OutgoingMessage]) -> [Result<DeliveryReport, KafkaError>] {
         let results = Mutex<[Result<DeliveryReport, KafkaError>?]>(Array(repeating: nil, count: messages.count))
         let group = DispatchGroup()
         for (i, message) in messages.enumerated() {
@@ -114,13 +114,18 @@ public final class KafkaProducer: @unchecked Sendable {
                     group.leave()
                 }
             } catch {
+                results.withLock { $0[i] = .failure(error as? KafkaError ?? KafkaError.invalid("\(error)")) }
                 group.leave()
-                group.wait()
-                throw error
             }
         }
         group.wait()
-        return try results.withLock { all in try all.map { try $0!.get() } }
+        return results.withLock { $0.map { $0! } }
+    }
+
+    /// Produces all `messages`, waits for every acknowledgement, and returns the reports in
+    /// order; throws the first failure (after all have completed).
+    public func sendAndWait(_ messages: [OutgoingMessage]) throws -> [DeliveryReport] {
+        try deliver(messages).map { try $0.get() }
     }
 
     /// Waits until every queued message is delivered or failed.

@@ -72,6 +72,8 @@ public struct ToolCallResponse: Sendable {
     /// Wall time of the whole batch this request ran in, in seconds, by phase.
     public var gateSeconds: Double
     public var generateSeconds: Double
+    /// The part of `generateSeconds` until the batch's first tokens (prompt processing).
+    public var prefillSeconds: Double = 0
 }
 
 /// Errors the engine reports for bad requests.
@@ -165,6 +167,26 @@ public final class ToolCallEngine {
         }
     }
 
+    /// Checks `request` alone without running anything: throws what `run` would throw for it
+    /// (bad token budget, no or unknown candidates, a mode the engine cannot serve).
+    public func validate(_ request: ToolCallRequest) throws {
+        guard request.maxNewTokens >= 1 else {
+            throw EngineError.invalidRequest("request \(request.id): max_new_tokens must be at least 1")
+        }
+        let candidates = request.candidates.isEmpty ? catalogue.names : request.candidates
+        guard !candidates.isEmpty else { throw EngineError.noCandidates(request.id) }
+        let unknown = candidates.filter { !catalogue.contains($0) }
+        guard unknown.isEmpty else { throw EngineError.unknownTools(unknown) }
+        switch request.mode {
+        case .paratool, .top1, .embsim:
+            if gate == nil { throw EngineError.noGate }
+        case .oracle:
+            guard let gold = request.goldTool, candidates.contains(gold) else { throw EngineError.oracleWithoutGold(request.id) }
+        case .average, .contextDocs:
+            break
+        }
+    }
+
     /// The adapter mixture the engine would use for `request`, with the weights and versions.
     public func mixture(for request: ToolCallRequest) throws -> (mixture: Mixture, weights: [ToolWeight]) {
         let p = try plan(request)
@@ -224,9 +246,12 @@ public final class ToolCallEngine {
         let genStart = Date()
         mixture.mixtures = mixtures
         let stops = model.tokenizer.stopTokenIds.union(model.model.config.eosTokenIds)
+        var prefillSeconds: Double?
         let outputs = Generator(transformer: runner).greedyBatch(
             prompts: prompts, maxNewTokens: requests.map(\.maxNewTokens).max()!, stopTokens: stops,
-            limits: requests.map(\.maxNewTokens))
+            limits: requests.map(\.maxNewTokens)) { _, _ in
+            if prefillSeconds == nil { prefillSeconds = Date().timeIntervalSince(genStart) }
+        }
         let genSeconds = Date().timeIntervalSince(genStart)
 
         return requests.indices.map { i in
@@ -240,7 +265,7 @@ public final class ToolCallEngine {
                 id: requests[i].id, action: parsed.action, diagnostics: parsed.diagnostics, text: text,
                 weights: weightsOut[i], promptTokens: prompts[i].count, generatedTokens: generated.count, flops: flops,
                 contextDocsFlops: counter.generation(prompt: docsPromptTokens[i], generated: generated.count).total,
-                gateSeconds: gateSeconds, generateSeconds: genSeconds)
+                gateSeconds: gateSeconds, generateSeconds: genSeconds, prefillSeconds: prefillSeconds ?? genSeconds)
         }
     }
 }

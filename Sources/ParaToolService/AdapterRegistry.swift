@@ -1,0 +1,82 @@
+// AdapterRegistry: the adapters a worker serves, swappable while requests run. Reads the store
+// lazily (each tool's latest verified version) and applies AdapterUpdates from the `adapters`
+// topic after checking them against the store's sha256; a refused update leaves the old version.
+import Foundation
+import LLM
+import Logging
+import ParaTool
+import Synchronization
+import Wire
+
+/// Why an AdapterUpdate was not applied.
+public enum AdapterUpdateRefusal: Error, CustomStringConvertible, Equatable {
+    /// The update names a version older than (or equal to) the one serving.
+    case notNewer(tool: String, version: String, current: String)
+    /// The store refused it (missing, hash mismatch, unreadable).
+    case store(String)
+
+    public var description: String {
+        switch self {
+        case .notNewer(let t, let v, let c): return "\(t) \(v) is not newer than the serving \(c)"
+        case .store(let m): return m
+        }
+    }
+}
+
+/// Thread-safe adapter table: the engine reads it per request, the control thread writes it.
+/// A swap replaces the table entry only; requests already planned keep the adapter they hold.
+public final class AdapterRegistry: AdapterProvider, @unchecked Sendable {
+    public let store: AdapterStore?
+    private let config: ModelConfig
+    private let logger: Logger
+    private let table = Mutex<[String: (adapter: ToolAdapter, version: String)]>([:])
+    /// Tools known to have no adapter in the store (so the store is not listed per request).
+    private let missing = Mutex<Set<String>>([])
+
+    public init(store: AdapterStore?, config: ModelConfig, logger: Logger = Logger(label: "paratool.adapters")) {
+        self.store = store
+        self.config = config
+        self.logger = logger
+    }
+
+    /// The serving adapter of `tool`; on first use, the store's latest verified version.
+    public func adapter(for tool: String) throws -> (adapter: ToolAdapter, version: String)? {
+        if let hit = table.withLock({ $0[tool] }) { return hit }
+        guard let store, !missing.withLock({ $0.contains(tool) }) else { return nil }
+        guard let latest = try store.latest(tool: tool) else {
+            missing.withLock { _ = $0.insert(tool) }
+            return nil
+        }
+        let adapter = try store.load(tool: tool, version: latest.version, expectedSHA256: latest.sha256, config: config)
+        return table.withLock { t in
+            // Another thread may have installed a newer version meanwhile: keep the newer one.
+            if let existing = t[tool], Self.number(existing.version) >= latest.number { return existing }
+            t[tool] = (adapter, latest.version)
+            return (adapter, latest.version)
+        }
+    }
+
+    /// Applies an update: loads the version from the store, verifies it against the update's
+    /// sha256 and the manifest, and swaps it in. Throws (and keeps serving the old version) when
+    /// the update is older than what serves or the store refuses it.
+    public func apply(_ update: WireAdapterUpdate) throws {
+        guard let store else { throw AdapterUpdateRefusal.store("this worker has no adapter store") }
+        if let current = table.withLock({ $0[update.tool]?.version }), Self.number(current) >= Self.number(update.version) {
+            throw AdapterUpdateRefusal.notNewer(tool: update.tool, version: update.version, current: current)
+        }
+        let adapter: ToolAdapter
+        do {
+            adapter = try store.load(tool: update.tool, version: update.version, expectedSHA256: update.sha256, config: config)
+        } catch {
+            throw AdapterUpdateRefusal.store("\(error)")
+        }
+        table.withLock { $0[update.tool] = (adapter, update.version) }
+        missing.withLock { _ = $0.remove(update.tool) }
+        logger.info("adapter swapped", metadata: ["tool": "\(update.tool)", "version": "\(update.version)", "stage": "\(update.stage)"])
+    }
+
+    /// The version serving for each tool loaded so far.
+    public var versions: [String: String] { table.withLock { $0.mapValues(\.version) } }
+
+    private static func number(_ version: String) -> Int { Int(version.dropFirst()) ?? -1 }
+}

@@ -1,0 +1,88 @@
+// ServiceMetrics: the Prometheus series a worker or trainer exports on /metrics (requests by
+// status, DLQ reasons, batch sizes, latencies, tokens/s, FLOPs by part, consumer lag, adapter
+// swaps), in one registry.
+import Foundation
+import Prometheus
+
+/// The service's metrics. Thread-safe (the Prometheus types are).
+public final class ServiceMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private let statusCounters: [String: Counter]
+    private let latency: DurationHistogram
+    private let queueLatency: DurationHistogram
+    private let batchSize: ValueHistogram
+    private let promptTokens: Counter
+    private let generatedTokens: Counter
+    private let tokensPerSecond: Gauge
+    private let flops: [String: Counter]
+    private let lag: Gauge
+    private let ready: Gauge
+    private let registryLock = NSLock()
+
+    public static let statuses = ["ok", "invalid_request", "unknown_tool", "deadline_exceeded", "internal"]
+
+    public init() {
+        let registry = PrometheusCollectorRegistry()
+        self.registry = registry
+        statusCounters = Dictionary(uniqueKeysWithValues: Self.statuses.map {
+            ($0, registry.makeCounter(descriptor: Self.name("requests", "total", "Requests answered, by status."), labels: [("status", $0)]))
+        })
+        let buckets: [Duration] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000].map { .milliseconds($0) }
+        latency = registry.makeDurationHistogram(descriptor: Self.name("request_duration", "seconds", "From consuming a request to its Action being acknowledged."), buckets: buckets)
+        queueLatency = registry.makeDurationHistogram(descriptor: Self.name("queue_duration", "seconds", "From a request's Kafka timestamp to its consumption."), buckets: buckets)
+        batchSize = registry.makeValueHistogram(descriptor: Self.name("batch_size", "requests", "Requests per engine batch."), buckets: [1, 2, 4, 8, 16, 32])
+        promptTokens = registry.makeCounter(descriptor: Self.name("prompt_tokens", "total", "Prompt tokens processed."))
+        generatedTokens = registry.makeCounter(descriptor: Self.name("generated_tokens", "total", "Tokens generated."))
+        tokensPerSecond = registry.makeGauge(descriptor: Self.name("tokens", "per_second", "Prompt plus generated tokens per second of the last batch."))
+        flops = Dictionary(uniqueKeysWithValues: ["base_linear", "attention", "lora", "encoder", "gate"].map {
+            ($0, registry.makeCounter(descriptor: Self.name("flops", "total", "FLOPs spent, by part."), labels: [("part", $0)]))
+        })
+        lag = registry.makeGauge(descriptor: Self.name("consumer_lag", "messages", "Messages behind the end of the assigned request partitions."))
+        ready = registry.makeGauge(descriptor: Self.name("ready", "", "1 when the service serves (model loaded, group joined)."))
+    }
+
+    /// Counts one answered request.
+    public func request(status: String, duration: Duration?) {
+        statusCounters[status]?.increment()
+        if let duration { latency.record(duration) }
+    }
+
+    public func queued(_ duration: Duration) { queueLatency.record(duration) }
+
+    /// Records one engine batch.
+    public func batch(size: Int, promptTokens p: Int, generatedTokens g: Int, seconds: Double,
+                      flops parts: [String: Int]) {
+        batchSize.record(Double(size))
+        promptTokens.increment(by: Int64(p))
+        generatedTokens.increment(by: Int64(g))
+        if seconds > 0 { tokensPerSecond.set(to: Double(p + g) / seconds) }
+        for (part, value) in parts { flops[part]?.increment(by: Int64(value)) }
+    }
+
+    /// Counts a dead-lettered message by reason code.
+    public func deadLettered(reason: String) {
+        counter("dlq", labels: [("reason", reason)], help: "Messages sent to the dead-letter topic, by reason.").increment()
+    }
+
+    /// Counts an adapter update by result (`applied`, `refused`, `stale`).
+    public func adapterUpdate(result: String) {
+        counter("adapter_updates", labels: [("result", result)], help: "AdapterUpdate messages, by result.").increment()
+    }
+
+    public func setLag(_ value: Int64) { lag.set(to: Double(value)) }
+    public func setReady(_ value: Bool) { ready.set(to: value ? 1 : 0) }
+
+    /// The counter `paratool_<name>_total` with these labels, created on first use (the registry
+    /// returns the same one for the same name and labels).
+    public func counter(_ name: String, labels: [(String, String)], help: String) -> Counter {
+        registryLock.withLock { registry.makeCounter(descriptor: Self.name(name, "total", help), labels: labels) }
+    }
+
+    /// `paratool_<metric>_<unit>` with its help text.
+    static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "paratool", metricName: metric, unitName: unit, helpText: help)
+    }
+
+    /// The Prometheus text exposition.
+    public func exposition() -> String { registry.emitToString() }
+}

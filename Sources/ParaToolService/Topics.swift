@@ -1,0 +1,43 @@
+// Topics: the seven topic names under a prefix (DESIGN.md §3) and how each is created
+// (partitions, cleanup policy). One place, so workers, trainers, `up` and `topics` agree.
+import Kafka
+
+/// The service's topic names: `<prefix><name>`.
+public struct TopicNames: Sendable, Equatable {
+    public var prefix: String
+    public init(prefix: String = "paratool.") { self.prefix = prefix }
+
+    public var requests: String { prefix + "requests" }
+    public var actions: String { prefix + "actions" }
+    public var telemetry: String { prefix + "telemetry" }
+    public var trajectories: String { prefix + "trajectories" }
+    public var adapters: String { prefix + "adapters" }
+    public var tools: String { prefix + "tools" }
+    public var dlq: String { prefix + "dlq" }
+
+    /// Every topic with its creation settings: `adapters` and `tools` are compacted (latest value
+    /// per key), the control topics have one partition so a reader sees one total order.
+    public func specifications(partitions: Int32, replicationFactor: Int32 = 1) -> [TopicSpecification] {
+        let delete = ["cleanup.policy": "delete"]
+        let compact = ["cleanup.policy": "compact"]
+        return [
+            TopicSpecification(name: requests, partitions: partitions, replicationFactor: replicationFactor, configs: delete),
+            TopicSpecification(name: actions, partitions: partitions, replicationFactor: replicationFactor, configs: delete),
+            TopicSpecification(name: telemetry, partitions: partitions, replicationFactor: replicationFactor, configs: delete),
+            TopicSpecification(name: trajectories, partitions: partitions, replicationFactor: replicationFactor, configs: delete),
+            TopicSpecification(name: dlq, partitions: partitions, replicationFactor: replicationFactor, configs: delete),
+            TopicSpecification(name: adapters, partitions: 1, replicationFactor: replicationFactor, configs: compact),
+            TopicSpecification(name: tools, partitions: 1, replicationFactor: replicationFactor, configs: compact),
+        ]
+    }
+}
+
+/// Header names on `dlq` messages.
+public enum DeadLetterHeader {
+    public static let errorCode = "paratool.error.code"
+    public static let errorMessage = "paratool.error.message"
+    public static let sourceTopic = "paratool.source.topic"
+    public static let sourcePartition = "paratool.source.partition"
+    public static let sourceOffset = "paratool.source.offset"
+    public static let worker = "paratool.worker"
+}

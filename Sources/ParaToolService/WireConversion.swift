@@ -1,0 +1,129 @@
+// Conversions between the wire messages (Wire) and the method's value types (ParaTool): requests
+// in, actions/telemetry/trajectories out, tool specs from the catalogue topic.
+import Foundation
+import ParaTool
+import Wire
+
+/// A request field the engine cannot use, with the reason.
+struct ConversionError: Error, CustomStringConvertible {
+    let field: String
+    let reason: String
+    var description: String { "invalid field \(field): \(reason)" }
+}
+
+extension SelectionMode {
+    /// The mode a wire request asks for; nil for `unspecified` (use the default).
+    init?(wire: WireMode) throws {
+        switch wire {
+        case .unspecified: return nil
+        case .paratool: self = .paratool
+        case .average: self = .average
+        case .top1: self = .top1
+        case .oracle: self = .oracle
+        case .embsim: self = .embsim
+        case .contextDocs: self = .contextDocs
+        case .unrecognized(let v): throw ConversionError(field: "mode", reason: "unknown mode value \(v)")
+        }
+    }
+}
+
+extension ToolCall {
+    /// A call from the wire (arguments must be one JSON object).
+    init(wire: WireToolCall, field: String) throws {
+        let arguments: JSONValue
+        do {
+            arguments = try JSONValue.parse(wire.argumentsJSON.isEmpty ? "{}" : wire.argumentsJSON)
+        } catch {
+            throw ConversionError(field: field + ".arguments_json", reason: "\(error)")
+        }
+        guard case .object = arguments else { throw ConversionError(field: field + ".arguments_json", reason: "not a JSON object") }
+        self.init(name: wire.name, arguments: arguments)
+    }
+
+    var wire: WireToolCall { WireToolCall(name: name, argumentsJSON: arguments.serialized()) }
+}
+
+extension ToolCallRequest {
+    /// The engine's request for a wire request, with the worker's defaults filled in.
+    init(wire r: WireToolCallRequest, defaultMaxNewTokens: Int, defaultMode: SelectionMode, maxNewTokensLimit: Int) throws {
+        let history = try r.history.enumerated().map { i, step in
+            Step(calls: try step.calls.enumerated().map { try ToolCall(wire: $1, field: "history[\(i)].calls[\($0)]") },
+                 observation: step.observation)
+        }
+        let maxNew = r.maxNewTokens == 0 ? defaultMaxNewTokens : Int(r.maxNewTokens)
+        guard maxNew <= maxNewTokensLimit else {
+            throw ConversionError(field: "max_new_tokens", reason: "\(maxNew) exceeds this worker's limit of \(maxNewTokensLimit)")
+        }
+        if let n = r.topN, n == 0 { throw ConversionError(field: "top_n", reason: "must be at least 1 when set") }
+        self.init(id: r.requestID, query: r.query, history: history, candidates: r.candidateTools, maxNewTokens: maxNew,
+                  topN: r.topN.map(Int.init), mode: try r.mode.flatMap { try SelectionMode(wire: $0) } ?? defaultMode)
+    }
+}
+
+extension WireToolCallRequest {
+    /// The wire form of an engine request (for clients and tests).
+    public init(_ r: ToolCallRequest, deadlineUnixMs: Int64 = 0) {
+        self.init(requestID: r.id, query: r.query,
+                  history: r.history.map { WireStep(calls: $0.calls.map(\.wire), observation: $0.observation) },
+                  candidateTools: r.candidates, maxNewTokens: UInt32(r.maxNewTokens), deadlineUnixMs: deadlineUnixMs,
+                  topN: r.topN.map(UInt32.init), mode: r.mode.wire)
+    }
+}
+
+extension SelectionMode {
+    /// The wire enum value.
+    var wire: WireMode {
+        switch self {
+        case .paratool: .paratool
+        case .average: .average
+        case .top1: .top1
+        case .oracle: .oracle
+        case .embsim: .embsim
+        case .contextDocs: .contextDocs
+        }
+    }
+}
+
+extension ToolSpec {
+    /// A catalogue entry from the `tools` topic.
+    init(wire: WireToolSpec) throws {
+        let parameters: JSONValue
+        do { parameters = try JSONValue.parse(wire.parametersJSON.isEmpty ? "{}" : wire.parametersJSON) } catch {
+            throw ConversionError(field: "parameters_json", reason: "\(error)")
+        }
+        self.init(name: wire.name, description: wire.description, parameters: parameters)
+    }
+}
+
+extension WireToolSpec {
+    /// The wire form of a catalogue entry.
+    public init(_ spec: ToolSpec) {
+        self.init(name: spec.name, description: spec.description, parametersJSON: spec.parameters.serialized())
+    }
+}
+
+extension WireAction {
+    /// The Action for an engine response.
+    init(response: ToolCallResponse, modelID: String, timings: WirePhaseTimings) {
+        var calls: [WireToolCall] = []
+        var text = ""
+        switch response.action {
+        case .calls(let c): calls = c.map(\.wire)
+        case .answer(let t): text = t
+        }
+        self.init(requestID: response.id, calls: calls, text: text,
+                  weights: response.weights.map { WireToolWeight(tool: $0.tool, weight: Double($0.weight), adapterVersion: $0.adapterVersion ?? "") },
+                  modelID: modelID, status: .ok, timings: timings)
+    }
+}
+
+extension WireFlopsTelemetry {
+    /// The telemetry for an engine response.
+    init(response: ToolCallResponse, workerID: String, timings: WirePhaseTimings) {
+        let f = response.flops
+        self.init(requestID: response.id, workerID: workerID, promptTokens: UInt64(response.promptTokens),
+                  generatedTokens: UInt64(response.generatedTokens), baseLinear: UInt64(f.baseLinear),
+                  attention: UInt64(f.attention), lora: UInt64(f.lora), encoder: UInt64(f.encoder), gate: UInt64(f.gate),
+                  total: UInt64(f.total), contextDocsEquivalent: UInt64(response.contextDocsFlops), timings: timings)
+    }
+}

@@ -1,0 +1,344 @@
+// Worker: `paratool serve`. Consumes `requests` in a consumer group, runs each polled batch
+// through the engine as one batch, produces Action (`actions`), FlopsTelemetry (`telemetry`) and
+// a Trajectory candidate (`trajectories`), and commits offsets only after delivery — or, with
+// exactly-once, inside a Kafka transaction. Bad requests get an error Action and go to `dlq`.
+import Foundation
+import Kafka
+import Logging
+import ParaTool
+import Synchronization
+import Wire
+
+/// How a worker serves.
+public struct WorkerSettings: Sendable {
+    public var topics = TopicNames()
+    public var groupID = "paratool-workers"
+    /// Reported in telemetry and DLQ headers.
+    public var workerID: String
+    /// The base model reported in every Action.
+    public var modelID: String
+    /// Most requests per engine batch.
+    public var batchSize = 8
+    /// After the first request of a batch, how long to wait for more.
+    public var batchWait: Duration = .milliseconds(5)
+    /// Kafka transactions (consume-transform-produce) instead of at-least-once.
+    public var exactlyOnce = false
+    /// The transactional id (one per worker instance); default `paratool-worker-<workerID>`.
+    public var transactionalID: String?
+    /// Generation budget when a request gives none, and the most a request may ask for.
+    public var defaultMaxNewTokens = 96
+    public var maxNewTokensLimit = 512
+    /// The method when a request names none.
+    public var defaultMode: SelectionMode = .paratool
+    /// Decoding limits for requests.
+    public var limits = WireLimits.default
+    /// Publish each served request as a trajectory candidate.
+    public var logTrajectories = true
+
+    public init(workerID: String, modelID: String) {
+        self.workerID = workerID
+        self.modelID = modelID
+    }
+}
+
+/// A stateless request worker. `run()` blocks the calling thread until `stop()`.
+public final class Worker: @unchecked Sendable {
+    public let settings: WorkerSettings
+    private let kafka: KafkaConfiguration
+    private let makeEngine: (ToolCatalogue) throws -> ToolCallEngine
+    private let fixedCatalogue: ToolCatalogue?
+    private let registry: AdapterRegistry?
+    private let metrics: ServiceMetrics
+    private let logger: Logger
+    private let stopping = Mutex(false)
+    private let joined = Mutex(false)
+    private let serving = Mutex(false)
+
+    /// A worker. With `catalogue` nil, tools come from the compacted `tools` topic (read to its
+    /// end before serving, then followed); `makeEngine` builds the engine for a catalogue.
+    public init(settings: WorkerSettings, kafka: KafkaConfiguration, catalogue: ToolCatalogue?,
+                registry: AdapterRegistry?, metrics: ServiceMetrics, logger: Logger,
+                makeEngine: @escaping (ToolCatalogue) throws -> ToolCallEngine) {
+        self.settings = settings
+        self.kafka = kafka
+        self.fixedCatalogue = catalogue
+        self.registry = registry
+        self.metrics = metrics
+        self.logger = logger
+        self.makeEngine = makeEngine
+    }
+
+    /// Ready: serving, and the group has assigned this member its (possibly empty) share.
+    public var isReady: Bool { serving.withLock { $0 } && joined.withLock { $0 } && !stopping.withLock { $0 } }
+
+    /// Asks `run()` to finish the current batch, commit, leave the group and return.
+    public func stop() {
+        stopping.withLock { $0 = true }
+    }
+
+    private var isStopping: Bool { stopping.withLock { $0 } }
+
+    private func markJoined() { joined.withLock { $0 = true } }
+
+    /// Serves until `stop()`. Throws when Kafka fails fatally (e.g. a fenced transactional id)
+    /// or the first engine cannot be built.
+    public func run() throws {
+        let control = try ControlListener(kafka: kafka, topics: settings.topics, registry: registry,
+                                          followTools: fixedCatalogue == nil, metrics: metrics, logger: logger)
+        defer { control.stop() }
+        try control.catchUp(timeout: .seconds(30))
+        var catalogue = fixedCatalogue ?? control.takeCatalogue() ?? ToolCatalogue()
+        var engine = try makeEngine(catalogue)
+        logger.info("engine ready", metadata: ["tools": "\(catalogue.count)", "model": "\(settings.modelID)"])
+
+        let producer = try KafkaProducer(
+            configuration: kafka, transactionalID: settings.exactlyOnce ? (settings.transactionalID ?? "paratool-worker-\(settings.workerID)") : nil,
+            name: "worker-producer", logger: logger)
+        defer { producer.close() }
+        if settings.exactlyOnce { try producer.initTransactions() }
+        let consumer = try KafkaConsumer(configuration: kafka, groupID: settings.groupID, name: "worker-consumer",
+                                         logger: logger) { [weak self] _ in self?.markJoined() }
+        try consumer.subscribe(topics: [settings.topics.requests])
+        serving.withLock { $0 = true }
+        metrics.setReady(true)
+        logger.info("serving", metadata: ["group": "\(settings.groupID)", "topic": "\(settings.topics.requests)",
+                                          "exactly_once": "\(settings.exactlyOnce)", "batch": "\(settings.batchSize)"])
+        defer {
+            serving.withLock { $0 = false }
+            metrics.setReady(false)
+        }
+
+        while !isStopping {
+            if let updated = control.takeCatalogue(), fixedCatalogue == nil {
+                do {
+                    engine = try makeEngine(updated)
+                    catalogue = updated
+                    logger.info("catalogue updated", metadata: ["tools": "\(catalogue.count)"])
+                } catch {
+                    logger.error("catalogue update refused, keeping the previous one: \(error)")
+                }
+            }
+            let batch = try consumer.pollBatch(maxMessages: settings.batchSize, timeout: .milliseconds(100), window: settings.batchWait)
+            if let lag = consumer.lag() { metrics.setLag(lag) }
+            guard !batch.isEmpty else { continue }
+            let start = ContinuousClock.now
+            let served = process(batch, engine: engine)
+            let positions = TopicPartitionOffset.commitPositions(after: batch)
+            if settings.exactlyOnce {
+                guard try deliverInTransaction(served.outputs, positions: positions, producer: producer, consumer: consumer) else { break }
+            } else {
+                guard try deliver(served.outputs, producer: producer) else { break }
+                do {
+                    try consumer.commit(positions)
+                } catch {
+                    // The partitions moved to another member: it will read this batch again
+                    // (at-least-once), so nothing is lost.
+                    logger.warning("commit failed; the batch may be answered again: \(error)")
+                }
+            }
+            let elapsed = ContinuousClock.now - start
+            for status in served.statuses { metrics.request(status: status, duration: elapsed) }
+        }
+        logger.info("draining: leaving the group")
+        consumer.close()
+    }
+
+    // MARK: Delivery
+
+    /// At-least-once: waits for every output; re-sends failed ones until they land. Returns
+    /// false when asked to stop while retrying (the batch is then not committed).
+    private func deliver(_ outputs: [OutgoingMessage], producer: KafkaProducer) throws -> Bool {
+        var pending = outputs
+        var attempt = 0
+        while !pending.isEmpty {
+            let results = producer.deliver(pending)
+            let failed = zip(pending, results).compactMap { m, r -> (OutgoingMessage, KafkaError)? in
+                if case .failure(let e) = r { return (m, e) }
+                return nil
+            }
+            if failed.isEmpty { return true }
+            if let fatal = producer.fatalError { throw fatal }
+            attempt += 1
+            logger.warning("delivery failed, retrying", metadata: ["messages": "\(failed.count)", "attempt": "\(attempt)",
+                                                                   "error": "\(failed[0].1)"])
+            if isStopping && attempt >= 3 { return false }
+            pending = failed.map(\.0)
+            Thread.sleep(forTimeInterval: min(2, 0.1 * Double(attempt)))
+        }
+        return true
+    }
+
+    /// Exactly-once: outputs and input offsets commit atomically; a failed transaction is aborted
+    /// and retried with the same outputs. Returns false when asked to stop while retrying.
+    private func deliverInTransaction(_ outputs: [OutgoingMessage], positions: [TopicPartitionOffset],
+                                      producer: KafkaProducer, consumer: KafkaConsumer) throws -> Bool {
+        var attempt = 0
+        while true {
+            do {
+                try producer.beginTransaction()
+                for message in outputs {
+                    try producer.produce(message) { [logger] result in
+                        if case .failure(let e) = result { logger.warning("transactional delivery failed: \(e)") }
+                    }
+                }
+                try producer.sendOffsetsToTransaction(positions, consumer: consumer)
+                try producer.commitTransaction()
+                return true
+            } catch let error as KafkaError {
+                if error.isFatal || producer.fatalError != nil { throw producer.fatalError ?? error }
+                attempt += 1
+                logger.warning("transaction failed, aborting and retrying", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
+                do { try producer.abortTransaction() } catch { logger.warning("abort failed: \(error)") }
+                if isStopping && attempt >= 3 { return false }
+                Thread.sleep(forTimeInterval: min(2, 0.1 * Double(attempt)))
+            }
+        }
+    }
+
+    // MARK: Processing
+
+    /// What one batch produced: the messages to send and a status per request.
+    struct Served {
+        var outputs: [OutgoingMessage] = []
+        var statuses: [String] = []
+    }
+
+    /// Decodes, validates and runs a batch. Never throws: every input yields an Action.
+    func process(_ batch: [KafkaMessage], engine: ToolCallEngine) -> Served {
+        var served = Served()
+        let consumedAt = Date()
+        let nowMs = Int64(consumedAt.timeIntervalSince1970 * 1000)
+        var runnable: [(message: KafkaMessage, request: ToolCallRequest, queueMs: Double)] = []
+        for m in batch {
+            let queueMs = m.timestampMs.map { max(0, Double(nowMs - $0)) } ?? 0
+            metrics.queued(.milliseconds(queueMs))
+            let wire: WireToolCallRequest
+            do {
+                wire = try WireToolCallRequest(bytes: m.value, limits: settings.limits)
+            } catch {
+                reject(m, requestID: m.keyString, status: .invalidRequest, code: Self.code(for: error), message: "\(error)", into: &served)
+                continue
+            }
+            if wire.deadlineUnixMs > 0, nowMs > wire.deadlineUnixMs {
+                reject(m, requestID: wire.requestID, status: .deadlineExceeded, code: "deadline.exceeded",
+                       message: "the deadline passed \(nowMs - wire.deadlineUnixMs) ms before a worker took the request", into: &served)
+                continue
+            }
+            do {
+                let request = try ToolCallRequest(wire: wire, defaultMaxNewTokens: settings.defaultMaxNewTokens,
+                                                  defaultMode: settings.defaultMode, maxNewTokensLimit: settings.maxNewTokensLimit)
+                try engine.validate(request)
+                runnable.append((m, request, queueMs))
+            } catch EngineError.unknownTools(let tools) {
+                reject(m, requestID: wire.requestID, status: .unknownTool, code: "tool.unknown",
+                       message: "unknown tools: \(tools.joined(separator: ", "))", into: &served)
+            } catch {
+                reject(m, requestID: wire.requestID, status: .invalidRequest, code: "request.invalid", message: "\(error)", into: &served)
+            }
+        }
+        guard !runnable.isEmpty else { return served }
+
+        var results: [Result<ToolCallResponse, Error>]
+        let runStart = Date()
+        do {
+            results = try engine.run(runnable.map(\.request)).map { .success($0) }
+        } catch {
+            // One request broke the batch: run each alone so the others are still answered.
+            logger.warning("batch failed, isolating requests: \(error)")
+            results = runnable.map { item in Result { try engine.run([item.request])[0] } }
+        }
+        let runSeconds = Date().timeIntervalSince(runStart)
+        var prompt = 0, generated = 0
+        var parts: [String: Int] = [:]
+        for (item, result) in zip(runnable, results) {
+            switch result {
+            case .success(let response):
+                prompt += response.promptTokens
+                generated += response.generatedTokens
+                parts["base_linear", default: 0] += response.flops.baseLinear
+                parts["attention", default: 0] += response.flops.attention
+                parts["lora", default: 0] += response.flops.lora
+                parts["encoder", default: 0] += response.flops.encoder
+                parts["gate", default: 0] += response.flops.gate
+                answer(item.message, request: item.request, response: response, queueMs: item.queueMs,
+                       consumedAt: consumedAt, into: &served)
+            case .failure(let error):
+                reject(item.message, requestID: item.request.id, status: .internal, code: "engine.failed",
+                       message: "\(error)", into: &served)
+            }
+        }
+        metrics.batch(size: runnable.count, promptTokens: prompt, generatedTokens: generated, seconds: runSeconds, flops: parts)
+        return served
+    }
+
+    private func answer(_ m: KafkaMessage, request: ToolCallRequest, response: ToolCallResponse, queueMs: Double,
+                        consumedAt: Date, into served: inout Served) {
+        let timings = WirePhaseTimings(queueMs: queueMs, gateMs: response.gateSeconds * 1000,
+                                       prefillMs: response.prefillSeconds * 1000,
+                                       decodeMs: (response.generateSeconds - response.prefillSeconds) * 1000,
+                                       totalMs: Date().timeIntervalSince(consumedAt) * 1000)
+        let action = WireAction(response: response, modelID: settings.modelID, timings: timings)
+        let telemetry = WireFlopsTelemetry(response: response, workerID: settings.workerID, timings: timings)
+        do {
+            served.outputs.append(OutgoingMessage(topic: settings.topics.actions, key: response.id, value: try action.encode()))
+            served.outputs.append(OutgoingMessage(topic: settings.topics.telemetry, key: response.id, value: try telemetry.encode()))
+        } catch {
+            // The model wrote something the wire cannot carry (e.g. U+0000): answer with an error.
+            reject(m, requestID: response.id, status: .internal, code: "wire.unencodable", message: "\(error)", into: &served)
+            return
+        }
+        served.statuses.append("ok")
+        guard settings.logTrajectories else { return }
+        var calls: [WireToolCall] = []
+        if case .calls(let c) = response.action { calls = c.map(\.wire) }
+        let steps = request.history.map { WireStep(calls: $0.calls.map(\.wire), observation: $0.observation) } + [WireStep(calls: calls)]
+        let trajectory = WireTrajectory(id: response.id, query: request.query, candidateTools: response.weights.map(\.tool),
+                                        steps: steps, outcome: .unknown, source: "served:\(settings.workerID)")
+        if let bytes = try? trajectory.encode() {
+            served.outputs.append(OutgoingMessage(topic: settings.topics.trajectories, key: calls.first?.name ?? "", value: bytes))
+        }
+    }
+
+    /// An error Action to `actions` and the original bytes to `dlq` with the reason in headers.
+    private func reject(_ m: KafkaMessage, requestID: String, status: WireStatus, code: String, message: String,
+                        into served: inout Served) {
+        let id = requestID.isEmpty ? "\(m.topic)-\(m.partition)-\(m.offset)" : requestID
+        logger.warning("request rejected", metadata: ["request_id": "\(id)", "code": "\(code)", "reason": "\(message)"])
+        metrics.deadLettered(reason: code)
+        let action = WireAction(requestID: id, modelID: settings.modelID, status: status,
+                                error: WireErrorDetail(code: code, message: String(message.prefix(4096))))
+        if let bytes = try? action.encode() {
+            served.outputs.append(OutgoingMessage(topic: settings.topics.actions, key: id, value: bytes))
+        }
+        served.outputs.append(OutgoingMessage(
+            topic: settings.topics.dlq, partition: nil, key: m.key, value: m.value,
+            headers: m.headers + [
+                KafkaHeader(name: DeadLetterHeader.errorCode, string: code),
+                KafkaHeader(name: DeadLetterHeader.errorMessage, string: String(message.prefix(4096))),
+                KafkaHeader(name: DeadLetterHeader.sourceTopic, string: m.topic),
+                KafkaHeader(name: DeadLetterHeader.sourcePartition, string: "\(m.partition)"),
+                KafkaHeader(name: DeadLetterHeader.sourceOffset, string: "\(m.offset)"),
+                KafkaHeader(name: DeadLetterHeader.worker, string: settings.workerID),
+            ]))
+        served.statuses.append(Self.statusLabel(status))
+    }
+
+    static func code(for error: Error) -> String {
+        switch error as? WireError {
+        case .tooLarge: "wire.too_large"
+        case .malformed: "wire.malformed"
+        case .invalidField: "wire.invalid_field"
+        case nil: "wire.malformed"
+        }
+    }
+
+    static func statusLabel(_ status: WireStatus) -> String {
+        switch status {
+        case .ok: "ok"
+        case .invalidRequest: "invalid_request"
+        case .unknownTool: "unknown_tool"
+        case .deadlineExceeded: "deadline_exceeded"
+        default: "internal"
+        }
+    }
+}

@@ -1,0 +1,128 @@
+// A worker on the tiny Qwen2 fixture model with PEFT's three fixture adapters published to a
+// temporary adapter store, served over librdkafka's mock cluster: the setting of the service tests.
+import Foundation
+import Kafka
+import LLM
+import Logging
+import ParaTool
+import ParaToolService
+import Wire
+
+enum ServiceFixtures {
+    /// `shared/`: `$PARATOOL_SHARED`, else `../shared` beside the repository.
+    static var shared: URL {
+        if let env = ProcessInfo.processInfo.environment["PARATOOL_SHARED"], !env.isEmpty {
+            return URL(fileURLWithPath: env)
+        }
+        // This file lives at <repo>/Tests/ServiceTests/ServiceHarness.swift.
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared")
+    }
+    static var hfTiny: URL { shared.appendingPathComponent("fixtures/hf/tiny") }
+
+    static let catalogue = ToolCatalogue([
+        ToolSpec(name: "get_weather", description: "Current weather for a city"),
+        ToolSpec(name: "book_flight", description: "Book a flight between two airports"),
+        ToolSpec(name: "convert_currency", description: "Convert an amount between currencies"),
+    ])
+
+    /// The model, loaded once for all tests.
+    static let model: LanguageModel = try! LanguageModel.load(path: hfTiny.appendingPathComponent("qwen2").path)
+
+    static func adapter(_ i: Int) throws -> ToolAdapter {
+        try ToolAdapter.load(peftDirectory: hfTiny.appendingPathComponent("adapters/tool_\(i)"))
+    }
+}
+
+/// One mock cluster with the service's topics, an adapter store, and workers started on threads.
+final class ServiceHarness: @unchecked Sendable {
+    let cluster: KafkaMockCluster
+    let kafka: KafkaConfiguration
+    let topics = TopicNames(prefix: "test.")
+    let store: AdapterStore
+    let storeRoot: URL
+    var logger = Logger(label: "test")
+    private var workers: [(worker: Worker, thread: Thread, done: DispatchSemaphore, error: ErrorBox)] = []
+
+    init(partitions: Int32 = 2) throws {
+        logger.logLevel = .warning
+        cluster = try KafkaMockCluster(logger: logger)
+        for spec in topics.specifications(partitions: partitions) {
+            try cluster.createTopic(spec.name, partitions: spec.partitions)
+        }
+        kafka = KafkaConfiguration(brokers: cluster.bootstrapServers)
+        storeRoot = FileManager.default.temporaryDirectory.appendingPathComponent("paratool-store-\(UUID().uuidString)")
+        store = try AdapterStore(root: storeRoot)
+        for (i, name) in ServiceFixtures.catalogue.names.enumerated() {
+            _ = try store.publish(try ServiceFixtures.adapter(i), tool: name, stage: "fixture", baseModel: "tiny-qwen2")
+        }
+    }
+
+    deinit {
+        stopAll()
+        try? FileManager.default.removeItem(at: storeRoot)
+    }
+
+    /// Starts a worker on its own thread; returns it once it serves.
+    @discardableResult
+    func startWorker(id: String, settings customize: (inout WorkerSettings) -> Void = { _ in }) throws -> Worker {
+        var settings = WorkerSettings(workerID: id, modelID: "tiny-qwen2")
+        settings.topics = topics
+        settings.defaultMaxNewTokens = 4
+        customize(&settings)
+        let registry = AdapterRegistry(store: store, config: ServiceFixtures.model.model.config, logger: logger)
+        let lm = ServiceFixtures.model
+        let worker = Worker(settings: settings, kafka: kafka, catalogue: ServiceFixtures.catalogue, registry: registry,
+                            metrics: ServiceMetrics(), logger: logger) { catalogue in
+            let gate = GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, hidden: [32, 32]), seed: 5)
+            return try ToolCallEngine(model: lm, catalogue: catalogue, adapters: registry, gate: gate)
+        }
+        let done = DispatchSemaphore(value: 0)
+        let box = ErrorBox()
+        let thread = Thread {
+            do { try worker.run() } catch { box.error = error }
+            done.signal()
+        }
+        thread.start()
+        workers.append((worker, thread, done, box))
+        let deadline = Date().addingTimeInterval(30)
+        while !worker.isReady, Date() < deadline, box.error == nil { Thread.sleep(forTimeInterval: 0.05) }
+        if let error = box.error { throw error }
+        return worker
+    }
+
+    /// Stops a worker gracefully and waits for `run()` to return; rethrows its error.
+    func stop(_ worker: Worker) throws {
+        guard let i = workers.firstIndex(where: { $0.worker === worker }) else { return }
+        let w = workers.remove(at: i)
+        w.worker.stop()
+        w.done.wait()
+        if let error = w.error.error { throw error }
+    }
+
+    func stopAll() {
+        for w in workers { w.worker.stop() }
+        for w in workers { w.done.wait() }
+        workers.removeAll()
+    }
+
+    func client() throws -> RequestClient { try RequestClient(kafka: kafka, topics: topics, logger: logger) }
+
+    /// Reads every message of `topic` from the beginning (until `count` arrived or the timeout).
+    func readAll(_ topic: String, count: Int, timeout: Duration = .seconds(20)) throws -> [KafkaMessage] {
+        let reader = try KafkaConsumer(configuration: kafka, groupID: nil, name: "test-reader", logger: logger)
+        defer { reader.close() }
+        let n = try reader.partitionCount(topic: topic)
+        try reader.assign((0..<n).map { TopicPartitionOffset(topic: topic, partition: $0, offset: -2) })
+        var out: [KafkaMessage] = []
+        let deadline = ContinuousClock.now + timeout
+        while out.count < count, ContinuousClock.now < deadline {
+            if let m = try reader.poll(timeout: .milliseconds(100)) { out.append(m) }
+        }
+        return out
+    }
+}
+
+final class ErrorBox: @unchecked Sendable {
+    var error: Error?
+}
