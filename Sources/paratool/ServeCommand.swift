@@ -1,0 +1,121 @@
+// `paratool serve`: one stateless worker of the consumer group on `requests` (DESIGN.md §4).
+import ArgumentParser
+import Foundation
+import Kafka
+import LLM
+import Logging
+import ParaTool
+import ParaToolService
+import Tensor
+import Wire
+
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run a worker: consume requests, answer with tool calls through the gated adapter mixture.",
+        discussion: """
+            Consumes <prefix>requests in a consumer group, runs up to --batch-size requests as one batch, and \
+            produces an Action to <prefix>actions, FlopsTelemetry to <prefix>telemetry and the served request \
+            as a Trajectory candidate to <prefix>trajectories. Offsets are committed only after those are \
+            acknowledged (at-least-once), or inside a Kafka transaction with --exactly-once. Undecodable or \
+            invalid requests, unknown tools and requests past their deadline are answered with an error Action \
+            and their original bytes go to <prefix>dlq with the reason in headers. Adapter versions announced on \
+            <prefix>adapters are verified against the store's sha256 and swapped without stopping; tools come \
+            from --tools or the compacted <prefix>tools topic. SIGTERM or Ctrl-C: stop polling, finish the \
+            batch, commit, leave the group, exit 0.
+            Every setting is also read from the environment as PARATOOL_<FLAG> (e.g. PARATOOL_BATCH_SIZE) and \
+            from --config; librdkafka properties from -X and PARATOOL_KAFKA_<KEY>.
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var kafka: KafkaOptions
+
+    @Option(help: ArgumentHelp("Consumer group of the workers (default paratool-workers).", valueName: "id"))
+    var group: String?
+
+    @Option(help: ArgumentHelp("Tool catalogue file (BFCL, OpenAI tools or ToolSpec JSON). Default: the compacted tools topic.", valueName: "file"))
+    var tools: String?
+
+    @Option(help: ArgumentHelp("Gate directory (gate_config.json + gate.safetensors). Without one, a fresh gate (not meaningful until trained) is used, with a warning.", valueName: "dir"))
+    var gate: String?
+
+    @Option(help: ArgumentHelp("Adapter store directory (<tool>/<version>/). Without one, tools have no adapters.", valueName: "dir"))
+    var adapterStore: String?
+
+    @Option(help: ArgumentHelp("Most requests per batch (default 8).", valueName: "n"))
+    var batchSize: Int?
+
+    @Option(help: ArgumentHelp("After the first request, wait this long for more to fill the batch (default 5).", valueName: "ms"))
+    var batchWaitMs: Int?
+
+    @Flag(help: "Exactly-once delivery with Kafka transactions (needs a broker with transaction support).")
+    var exactlyOnce = false
+
+    @Option(help: ArgumentHelp("Transactional id for --exactly-once, unique per worker instance (default paratool-worker-<worker-id>).", valueName: "id"))
+    var transactionalId: String?
+
+    @Option(help: ArgumentHelp("Port of GET /metrics and GET /healthz (default 9464; 0 disables).", valueName: "port"))
+    var metricsPort: Int?
+
+    @Option(help: ArgumentHelp("Worker id in telemetry and dead-letter headers (default <hostname>-<pid>).", valueName: "id"))
+    var workerId: String?
+
+    @Option(help: ArgumentHelp("Compute threads of this worker (default: all cores).", valueName: "n"))
+    var threads: Int?
+
+    @Option(help: ArgumentHelp("Generation budget when a request sets none (default 96).", valueName: "n"))
+    var maxNewTokens: Int?
+
+    @Option(help: ArgumentHelp("Method when a request names none: \(SelectionMode.allCases.map(\.rawValue).joined(separator: ", ")) (default paratool).", valueName: "mode"))
+    var mode: String?
+
+    @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical (default info).", valueName: "level"))
+    var logLevel: String?
+
+    func run() throws {
+        let settings = try kafka.settings()
+        let logger = try serviceLogger("paratool.serve", level: settings.string("log-level", logLevel))
+        if let n = try settings.int("threads", threads) {
+            guard n >= 1 else { throw UsageError("--threads must be at least 1") }
+            setenv("PARATOOL_THREADS", "\(n)", 1)
+            BLASThreads.set(n)
+        }
+        let kafkaConfig = try kafka.kafkaConfiguration(settings)
+        var worker = WorkerSettings(
+            workerID: settings.string("worker-id", workerId) ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())",
+            modelID: "")
+        worker.topics = kafka.topics(settings)
+        worker.groupID = settings.string("group", group) ?? worker.groupID
+        worker.batchSize = try settings.int("batch-size", batchSize) ?? worker.batchSize
+        worker.batchWait = .milliseconds(try settings.int("batch-wait-ms", batchWaitMs) ?? 5)
+        worker.exactlyOnce = try settings.bool("exactly-once", exactlyOnce)
+        worker.transactionalID = settings.string("transactional-id", transactionalId)
+        worker.defaultMaxNewTokens = try settings.int("max-new-tokens", maxNewTokens) ?? worker.defaultMaxNewTokens
+        if let m = settings.string("mode", mode) {
+            guard let parsed = SelectionMode(rawValue: m) else { throw UsageError("--mode must be one of \(SelectionMode.allCases.map(\.rawValue).joined(separator: ", "))") }
+            worker.defaultMode = parsed
+        }
+        guard worker.batchSize >= 1 else { throw UsageError("--batch-size must be at least 1") }
+        let port = try settings.int("metrics-port", metricsPort) ?? 9464
+        guard (0...65535).contains(port) else { throw UsageError("--metrics-port must be 0…65535") }
+
+        let modelPath = settings.string("model", modelOptions.model)
+        let started = Date()
+        let lm = try LanguageModel.load(path: modelPath)
+        worker.modelID = ServiceStack.modelID(lm)
+        logger.info("model loaded", metadata: ["model": "\(worker.modelID)", "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(started)))"])
+        let stack = try ServiceStack.worker(
+            lm: lm, settings: worker, kafka: kafkaConfig, toolsFile: settings.string("tools", tools),
+            gateDirectory: settings.string("gate", gate), storeDirectory: settings.string("adapter-store", adapterStore),
+            logger: logger)
+        let health = port > 0 ? try ServiceStack.startHealth(port: port, metrics: stack.metrics, isReady: { stack.worker.isReady }, logger: logger) : nil
+        let signals = ShutdownSignals { [logger] in
+            logger.info("signal received: finishing the batch, committing, leaving the group")
+            stack.worker.stop()
+        }
+        defer { withExtendedLifetime(signals) {} }
+        try stack.worker.run()
+        health?.stop()
+        logger.info("stopped")
+    }
+}

@@ -1,0 +1,144 @@
+// Settings shared by the service commands (serve, train --brokers, topics, send, up): Kafka
+// connection and librdkafka pass-through, topic prefix, and the flag > environment > config-file
+// resolution every service setting follows.
+import ArgumentParser
+import Foundation
+import Kafka
+import Logging
+import ParaToolService
+
+struct KafkaOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Kafka bootstrap servers, host:port[,host:port…] (env PARATOOL_BROKERS).", valueName: "list"))
+    var brokers: String?
+
+    @Option(help: ArgumentHelp("Prefix of every topic name (env PARATOOL_TOPIC_PREFIX; default paratool.).", valueName: "prefix"))
+    var topicPrefix: String?
+
+    @Option(name: .customShort("X"), help: ArgumentHelp(
+        "A librdkafka property (repeatable), e.g. -X security.protocol=SASL_SSL -X sasl.mechanism=PLAIN. Also from env PARATOOL_KAFKA_<KEY> (SASL_USERNAME → sasl.username).",
+        valueName: "key=value"))
+    var kafkaProperties: [String] = []
+
+    @Option(help: ArgumentHelp(
+        "Settings file: lines `key = value` whose keys are long flag names (brokers = kafka:9092, batch-size = 8, …); `#` starts a comment. A flag overrides the environment (PARATOOL_<FLAG>, e.g. PARATOOL_BATCH_SIZE), which overrides the file.",
+        valueName: "file"))
+    var config: String?
+
+    /// The resolver for this invocation's settings.
+    func settings() throws -> SettingsResolver {
+        try SettingsResolver(configFile: config)
+    }
+
+    /// The librdkafka configuration: bootstrap servers, the file's and environment's properties, then -X.
+    func kafkaConfiguration(_ settings: SettingsResolver, default defaultBrokers: String? = nil) throws -> KafkaConfiguration {
+        guard let brokers = settings.string("brokers", brokers) ?? defaultBrokers else {
+            throw UsageError("--brokers (or PARATOOL_BROKERS, or `brokers =` in --config) is required")
+        }
+        return KafkaConfiguration(brokers: brokers)
+            .merging(settings.fileKafkaProperties)
+            .merging(KafkaConfiguration.properties(fromEnvironment: ProcessInfo.processInfo.environment))
+            .merging(try KafkaConfiguration.properties(fromAssignments: kafkaProperties))
+    }
+
+    func topics(_ settings: SettingsResolver) -> TopicNames {
+        TopicNames(prefix: settings.string("topic-prefix", topicPrefix) ?? "paratool.")
+    }
+}
+
+/// Resolves a setting from its flag, else `PARATOOL_<KEY>` in the environment, else the config file.
+struct SettingsResolver {
+    let file: [String: String]
+    let environment = ProcessInfo.processInfo.environment
+
+    init(configFile: String?) throws {
+        guard let configFile else {
+            file = [:]
+            return
+        }
+        let text: String
+        do { text = try String(contentsOfFile: configFile, encoding: .utf8) } catch {
+            throw UsageError("cannot read --config \(configFile): \(error.localizedDescription)")
+        }
+        var values: [String: String] = [:]
+        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            guard let eq = trimmed.firstIndex(of: "=") else {
+                throw UsageError("\(configFile):\(number + 1): expected `key = value`, got \"\(trimmed)\"")
+            }
+            let key = trimmed[..<eq].trimmingCharacters(in: .whitespaces)
+            values[key] = trimmed[trimmed.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+        }
+        file = values
+    }
+
+    static func environmentName(_ key: String) -> String {
+        "PARATOOL_" + key.uppercased().replacingOccurrences(of: "-", with: "_")
+    }
+
+    func string(_ key: String, _ flag: String?) -> String? {
+        flag ?? environment[Self.environmentName(key)].flatMap { $0.isEmpty ? nil : $0 } ?? file[key]
+    }
+
+    func int(_ key: String, _ flag: Int?) throws -> Int? {
+        if let flag { return flag }
+        guard let text = string(key, nil) else { return nil }
+        guard let value = Int(text) else { throw UsageError("\(key) must be an integer, got \"\(text)\"") }
+        return value
+    }
+
+    func bool(_ key: String, _ flag: Bool) throws -> Bool {
+        if flag { return true }
+        guard let text = string(key, nil)?.lowercased() else { return false }
+        switch text {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off", "": return false
+        default: throw UsageError("\(key) must be true or false, got \"\(text)\"")
+        }
+    }
+
+    /// `kafka.<property> = value` lines of the config file, as librdkafka properties.
+    var fileKafkaProperties: [String: String] {
+        var result: [String: String] = [:]
+        for (key, value) in file where key.hasPrefix("kafka.") { result[String(key.dropFirst(6))] = value }
+        return result
+    }
+}
+
+/// A logger for the service commands: structured text on standard error at `level`.
+func serviceLogger(_ label: String, level: String?) throws -> Logger {
+    var logger = Logger(label: label)
+    if let level {
+        guard let parsed = Logger.Level(rawValue: level) else {
+            throw UsageError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        logger.logLevel = parsed
+    } else {
+        logger.logLevel = .info
+    }
+    return logger
+}
+
+/// Runs `body` when SIGTERM or SIGINT arrives (the first time; a second signal exits at once).
+final class ShutdownSignals: @unchecked Sendable {
+    private var sources: [DispatchSourceSignal] = []
+    private var fired = false
+
+    init(_ body: @escaping @Sendable () -> Void) {
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [unowned self] in
+                if fired {
+                    printError("second signal: exiting now")
+                    exit(130)
+                }
+                fired = true
+                body()
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+}
