@@ -73,16 +73,19 @@ let package = Package(
         .executableTarget(
             name: "paratool",
             dependencies: [
-                "LLM", "Tensor", "ParaTool", "ParaToolTraining",
+                "LLM", "Tensor", "ParaTool", "ParaToolTraining", "ParaToolService", "Kafka", "Wire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "LLMTests", dependencies: ["LLM", "Tensor"]),
         .testTarget(name: "ParaToolTests", dependencies: ["ParaTool", "LLM", "Tensor"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "Tensor"]),
-        .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
-        .testTarget(name: "ServiceTests", dependencies: ["ParaToolService", "Kafka", "Wire", "ParaTool", "LLM"]),
+        // Test support: a real broker (Tansu from PyPI) behind a loopback protocol shim.
+        .target(name: "KafkaTestSupport", path: "Tests/Support", exclude: ["kafka_tag_proxy.py"]),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka", "KafkaTestSupport"]),
+        .testTarget(name: "ServiceTests", dependencies: ["ParaToolService", "Kafka", "Wire", "ParaTool", "LLM", "KafkaTestSupport"]),
         .testTarget(name: "ParaToolTrainingTests", dependencies: ["ParaToolTraining", "ParaTool", "LLM", "Tensor"]),
     ]
 )
