@@ -15,8 +15,9 @@ public struct SynthesisConfig: Sendable, Codable, Equatable {
     public var examplesPerTool = 20
     /// Composed episodes to make (nil: examplesPerTool × tools / 2).
     public var episodes: Int?
-    /// Calls per episode, inclusive range.
+    /// Fewest calls per episode.
     public var minEpisodeCalls = 2
+    /// Most calls per episode.
     public var maxEpisodeCalls = 4
     /// Share of episodes written as one step holding all calls (parallel calls); the others are
     /// one step per call, each later step seeing the earlier ones as history.
@@ -28,6 +29,7 @@ public struct SynthesisConfig: Sendable, Codable, Equatable {
     /// The seed; the same catalogue, config and seed always give the same trajectories.
     public var seed: UInt64 = 0
 
+    /// The defaults: 20 examples per tool, episodes of 2-4 calls, half of them parallel.
     public init() {}
 }
 
@@ -55,6 +57,7 @@ public struct SynthesisReport: Sendable, Equatable {
 public struct ExampleSynthesizer {
     /// The tools, without repeated schemas, in input order.
     public let tools: [ToolSpec]
+    /// The settings.
     public let config: SynthesisConfig
     private let heldOut: Set<String>
     private let tokens: [String: Set<String>]

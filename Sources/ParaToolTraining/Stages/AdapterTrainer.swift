@@ -14,8 +14,9 @@ public struct AdapterTrainingConfig: Sendable, Codable, Equatable {
     public var steps = 100
     /// Sequences per step (gradients averaged).
     public var batchSize = 1
-    /// LoRA rank and alpha of new adapters (paper: 16 and 64).
+    /// LoRA rank of new adapters (paper: 16).
     public var rank = 16
+    /// LoRA alpha of new adapters (paper: 64); the branch scale is alpha / rank.
     public var alpha: Float = 64
     /// The optimiser; `totalSteps` is set to `steps` by the trainer.
     public var optimizer: AdamWConfig
@@ -26,6 +27,8 @@ public struct AdapterTrainingConfig: Sendable, Codable, Equatable {
     /// Save a checkpoint every this many steps (0: only at the end or on a stop).
     public var checkpointEvery = 25
 
+    /// The defaults: 100 steps of one sequence, rank 16, alpha 64, learning rate 5e-4 after 5
+    /// warm-up steps, checkpoints every 25 steps.
     public init() {
         optimizer = AdamWConfig()
         optimizer.learningRate = 5e-4
@@ -44,14 +47,18 @@ public struct WeightedExample: Sendable, Equatable {
 
     /// An adapter's weight in the mixture.
     public struct Weight: Sendable, Equatable {
+        /// The adapter's name.
         public var tool: String
+        /// Its weight w in y = Wx + Σ w·(α/r)·B(Ax).
         public var weight: Float
+        /// A weight.
         public init(tool: String, weight: Float) {
             self.tool = tool
             self.weight = weight
         }
     }
 
+    /// An example.
     public init(ids: [Int], targets: Int, weights: [Weight]) {
         self.ids = ids
         self.targets = targets
@@ -66,7 +73,9 @@ public struct WeightedExample: Sendable, Equatable {
 
 /// Trains adapters in place.
 public final class AdapterTrainer {
+    /// The frozen base model.
     public let model: LlamaModel
+    /// The settings.
     public let config: AdapterTrainingConfig
     /// Where checkpoints go (nil: none).
     public var checkpoints: CheckpointDirectory?
@@ -75,6 +84,7 @@ public final class AdapterTrainer {
     /// After `train`: the adapters that took at least one optimiser step in the job.
     public private(set) var updated: Set<String> = []
 
+    /// A trainer on `model`.
     public init(model: LlamaModel, config: AdapterTrainingConfig) {
         self.model = model
         self.config = config

@@ -10,9 +10,10 @@ import Tensor
 
 /// A job's saved state (`state.json` of a checkpoint).
 public struct CheckpointState: Codable, Equatable, Sendable {
+    /// The stage (`pretrain`, `gate`, `joint`, `global`) and the job within it (a tool, or the stage's name).
     public var stage: String
     public var job: String
-    /// Steps done.
+    /// Steps done, and the job's total.
     public var step: Int
     public var totalSteps: Int
     /// The seed of the job's data order.
@@ -31,10 +32,14 @@ public struct CheckpointState: Codable, Equatable, Sendable {
 
 /// Trainable tensors with their optimiser, saved and restored together.
 public struct ParameterGroup {
+    /// The group's name in checkpoints (a tool, or `gate`).
     public var name: String
+    /// The trainable buffers, in the optimiser's order.
     public var parameters: [FloatBuffer]
+    /// The optimiser over exactly `parameters`.
     public var optimizer: AdamW
 
+    /// A group; `optimizer` must have been made for `parameters`.
     public init(name: String, parameters: [FloatBuffer], optimizer: AdamW) {
         self.name = name
         self.parameters = parameters
@@ -45,8 +50,10 @@ public struct ParameterGroup {
 /// Checkpoints of jobs under one root: `<root>/<stage>/<job>/step-NNNNNN/{state.json,
 /// tensors.safetensors}` and `<root>/<stage>/<job>/LATEST` naming the newest complete one.
 public struct CheckpointDirectory: Sendable {
+    /// The directory holding every job's checkpoints.
     public let root: URL
 
+    /// Checkpoints under `root` (created when the first one is saved).
     public init(root: URL) { self.root = root }
 
     private func jobDirectory(_ stage: String, _ job: String) -> URL {

@@ -9,6 +9,7 @@ import Tensor
 
 /// Settings of gate training.
 public struct GateTrainingConfig: Sendable, Codable, Equatable {
+    /// Optimisation steps.
     public var steps = 200
     /// Examples per step (losses averaged).
     public var batchSize = 16
@@ -21,6 +22,7 @@ public struct GateTrainingConfig: Sendable, Codable, Equatable {
     /// Save a checkpoint every this many steps (0: only at the end or on a stop).
     public var checkpointEvery = 50
 
+    /// The defaults: 200 steps of 16 examples, λ = 0.2, learning rate 1e-3 after 10 warm-up steps.
     public init() {
         optimizer = AdamWConfig()
         optimizer.learningRate = 1e-3
@@ -31,10 +33,14 @@ public struct GateTrainingConfig: Sendable, Codable, Equatable {
 /// One next-tool example: the frozen encoding of the context, the candidates, and the target
 /// distribution over them (uniform over the step's gold tools).
 public struct GateExample: Sendable, Equatable {
+    /// The frozen encoder's vector c of the context.
     public var context: [Float]
+    /// The candidate tools, in the order of `target`.
     public var candidates: [String]
+    /// The target distribution over the candidates (sums to 1).
     public var target: [Float]
 
+    /// An example.
     public init(context: [Float], candidates: [String], target: [Float]) {
         self.context = context
         self.candidates = candidates
@@ -44,14 +50,19 @@ public struct GateExample: Sendable, Equatable {
 
 /// Gradients of the gate's loss: per MLP layer (same shapes as the layer) and per tool vector.
 public struct GateGradients {
+    /// dL/dW of each layer, row-major (outputs × inputs).
     public var weights: [[Float]]
+    /// dL/db of each layer.
     public var biases: [[Float]]
+    /// dL/dd of each tool vector that appeared among the candidates.
     public var tools: [String: [Float]]
 }
 
 /// Trains a gate's MLP and tool vectors.
 public final class GateTrainer {
+    /// The gate being trained.
     public let gate: GateNetwork
+    /// The settings.
     public let config: GateTrainingConfig
     /// Where checkpoints go (nil: none).
     public var checkpoints: CheckpointDirectory?

@@ -100,6 +100,7 @@ public struct OfflineTrainingOptions {
     /// Queries that must not appear in the training data (checked before anything runs).
     public var evaluationQueries: [String] = []
 
+    /// Options for training on `data` with the catalogue `tools` into `store`; the rest defaults.
     public init(data: URL, tools: URL, store: URL) {
         self.data = data
         self.tools = tools

@@ -10,8 +10,9 @@ public struct TrainingProgress: Sendable {
     public var stage: String
     /// The job within the stage: the tool for `pretrain`, otherwise the stage's name.
     public var job: String
-    /// Steps done (1-based) and the job's total.
+    /// Steps done (1-based).
     public var step: Int
+    /// The job's total steps.
     public var totalSteps: Int
     /// The step's mean loss over its batch.
     public var loss: Float
