@@ -40,6 +40,22 @@ public final class AdamW {
         v = parameters.map { FloatBuffer(count: $0.count) }
     }
 
+    /// The first and second moments, one array per parameter buffer (for checkpoints).
+    public var moments: (m: [[Float]], v: [[Float]]) { (m.map { $0.toArray() }, v.map { $0.toArray() }) }
+
+    /// Restores the state a checkpoint saved: the step count and both moments (same shapes as
+    /// the parameters). The parameters themselves are restored by the caller.
+    public func restore(step: Int, m: [[Float]], v: [[Float]]) {
+        precondition(m.count == parameters.count && v.count == parameters.count
+                     && zip(m, parameters).allSatisfy { $0.count == $1.count } && zip(v, parameters).allSatisfy { $0.count == $1.count },
+                     "optimiser state does not match the parameters")
+        self.step = step
+        for k in parameters.indices {
+            self.m[k].write(m[k])
+            self.v[k].write(v[k])
+        }
+    }
+
     /// The learning rate used at step `t` (1-based).
     public func learningRate(at t: Int) -> Float {
         let c = config

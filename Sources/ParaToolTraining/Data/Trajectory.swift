@@ -165,6 +165,16 @@ public enum HeldOut {
         query.lowercased().split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
     }
 
+    /// The evaluation queries in `file`: every user message of a BFCL question file (JSON Lines
+    /// with `question`), or, for any other text, one query per non-empty line.
+    public static func queries(file: URL) throws -> [String] {
+        if let questions = try? BFCLQuestion.load(file: file), !questions.isEmpty {
+            return questions.flatMap { $0.turns.flatMap { $0.filter { $0.role == "user" }.map(\.content) } }
+        }
+        return try String(contentsOf: file, encoding: .utf8).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+    }
+
     /// Throws when any training trajectory's query equals an evaluation query (after
     /// normalisation), naming the first such pair.
     public static func check(training: [Trajectory], evaluationQueries: [String]) throws {

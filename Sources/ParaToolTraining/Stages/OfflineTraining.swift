@@ -1,0 +1,284 @@
+// OfflineTraining: the three stages run from a trajectory file into an AdapterStore and a gate
+// directory — (1) each tool's adapter alone on its document-aware and document-free instances,
+// (2) the gate on next-tool prediction, (3) the candidates' adapters together under the frozen
+// gate — plus the Global Parameterization baseline. StageData turns trajectories into each
+// stage's examples. `paratool train --offline` calls `OfflineTraining.run`.
+import Foundation
+import LLM
+import ParaTool
+import Tensor
+
+/// Each stage's examples, built from trajectories.
+public enum StageData {
+    /// Stage 1 for `tool`: the instances (both formats) whose target calls `tool` and nothing
+    /// else. Targets mixing tools are left to stage 3, where the mixture produces them.
+    public static func pretraining(_ instances: [TrainingInstance], tool: String) -> [WeightedExample] {
+        instances.filter { !$0.tools.isEmpty && $0.tools.allSatisfy { $0 == tool } }.map { WeightedExample($0, adapter: tool) }
+    }
+
+    /// The Global Parameterization baseline: every instance, one shared adapter.
+    public static func global(_ instances: [TrainingInstance], adapter: String) -> [WeightedExample] {
+        instances.map { WeightedExample($0, adapter: adapter) }
+    }
+
+    /// The gate's context for step `step` of `trajectory`: the user message of its prompt (the
+    /// query, then the history of earlier steps when there are any).
+    public static func contextText(_ trajectory: Trajectory, step: Int) -> String {
+        PromptFormatter.userMessage(PromptRequest(query: trajectory.query, history: Array(trajectory.steps.prefix(step))))
+    }
+
+    /// Stage 2: one example per step with calls — the encoded context, the trajectory's
+    /// candidates that are in `known`, and the target spread evenly over the step's called tools.
+    /// Steps whose called tools are not among the candidates are left out.
+    public static func gate(_ trajectories: [Trajectory], known: Set<String>, encode: (String) -> [Float]) -> [GateExample] {
+        var out = [GateExample]()
+        for t in trajectories {
+            let candidates = t.candidateTools.filter(known.contains)
+            for (k, step) in t.steps.enumerated() where !step.calls.isEmpty {
+                let gold = step.calls.map(\.name)
+                let target = candidates.map { c in Float(gold.filter { $0 == c }.count) }
+                let total = target.reduce(0, +)
+                guard total > 0 else { continue }
+                out.append(GateExample(context: encode(contextText(t, step: k)), candidates: candidates, target: target.map { $0 / total }))
+            }
+        }
+        return out
+    }
+
+    /// Stage 3: the document-free instances, each with the frozen gate's weights over its
+    /// trajectory's candidates (top-N from the gate's config), restricted to tools in `adapters`.
+    public static func joint(_ instances: [TrainingInstance], trajectories: [Trajectory], gate: GateNetwork, adapters: Set<String>,
+                             encode: (String) -> [Float]) throws -> [WeightedExample] {
+        let byID = Dictionary(trajectories.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        var out = [WeightedExample]()
+        for i in instances where i.format == .documentFree {
+            guard let t = byID[i.trajectoryID] else { continue }
+            let candidates = t.candidateTools.filter { gate.toolVectors[$0] != nil }
+            guard !candidates.isEmpty else { continue }
+            let w = try gate.weights(context: encode(contextText(t, step: i.step)), candidates: candidates)
+            let weights = zip(candidates, w).filter { $0.1 != 0 && adapters.contains($0.0) }
+                .map { WeightedExample.Weight(tool: $0.0, weight: $0.1) }
+            guard !weights.isEmpty else { continue }
+            out.append(WeightedExample(ids: i.prompt + i.target, targets: i.target.count, weights: weights))
+        }
+        return out
+    }
+}
+
+/// What `OfflineTraining.run` should do.
+public struct OfflineTrainingOptions {
+    /// The base model (nil: the default model).
+    public var model: String?
+    /// Trajectories, JSON Lines.
+    public var data: URL
+    /// The tool catalogue (documents for the document-aware instances and the gate's vectors).
+    public var tools: URL
+    /// The adapter store to publish into.
+    public var store: URL
+    /// Where the gate is written (nil: `<store>/.gate`).
+    public var gateDirectory: URL?
+    /// Where checkpoints go (nil: `<store>/.checkpoints`).
+    public var checkpointDirectory: URL?
+    /// Which stages to run: 1, 2, 3.
+    public var stages: Set<Int> = [1, 2, 3]
+    /// Stage 1 trains only these tools (empty: all). Lets tools train in parallel processes.
+    public var onlyTools: [String] = []
+    /// Adapter settings; `steps` is per tool in stage 1.
+    public var adapter = AdapterTrainingConfig()
+    /// Steps of stage 3 (nil: `adapter.steps`).
+    public var jointSteps: Int?
+    /// Gate settings.
+    public var gate = GateTrainingConfig()
+    /// Pooling of the gate's encoder.
+    public var pooling: Pooling = .mean
+    /// Also train the Global Parameterization baseline (published as `globalAdapterName`).
+    public var globalBaseline = false
+    /// Continue every job from its latest checkpoint; finished, published jobs are skipped.
+    public var resume = false
+    /// Metrics JSON Lines file (nil: none).
+    public var metrics: URL?
+    /// Queries that must not appear in the training data (checked before anything runs).
+    public var evaluationQueries: [String] = []
+
+    /// Options for training on `data` with the catalogue `tools` into `store`; the rest defaults.
+    public init(data: URL, tools: URL, store: URL) {
+        self.data = data
+        self.tools = tools
+        self.store = store
+    }
+
+    /// The gate directory used.
+    public var resolvedGateDirectory: URL { gateDirectory ?? store.appendingPathComponent(".gate", isDirectory: true) }
+    /// The checkpoint directory used.
+    public var resolvedCheckpointDirectory: URL {
+        checkpointDirectory ?? store.appendingPathComponent(".checkpoints", isDirectory: true)
+    }
+}
+
+/// What a run published.
+public struct OfflineTrainingResult {
+    /// Adapter versions published, in order.
+    public var published: [AdapterVersion] = []
+    /// The gate directory, when stage 2 ran.
+    public var gateDirectory: URL?
+    /// True when a progress handler stopped the run early (resume continues it).
+    public var stopped = false
+    /// Wall seconds per stage name.
+    public var seconds: [(stage: String, seconds: Double)] = []
+}
+
+/// The offline trainer.
+public enum OfflineTraining {
+    /// The store name of the Global Parameterization adapter.
+    public static let globalAdapterName = "_global"
+
+    /// Runs the chosen stages. `log` receives one-line notes (data sizes, skipped jobs, where
+    /// results went); `progress` every step's report (it is also written to the metrics file).
+    public static func run(_ options: OfflineTrainingOptions, log: (String) -> Void,
+                           progress: @escaping ProgressHandler) throws -> OfflineTrainingResult {
+        let catalogue = try ToolCatalogue.load(file: options.tools)
+        let trajectories = try Trajectory.load(jsonl: options.data)
+        try HeldOut.check(training: trajectories, evaluationQueries: options.evaluationQueries)
+        let unknownOnly = options.onlyTools.filter { !catalogue.contains($0) }
+        guard unknownOnly.isEmpty else { throw ToolFormatError("--only-tools names tools not in the catalogue: \(unknownOnly.joined(separator: ", "))") }
+        let lm = try LanguageModel.load(path: options.model)
+        let store = try AdapterStore(root: options.store)
+        let checkpoints = CheckpointDirectory(root: options.resolvedCheckpointDirectory)
+        let metrics = try MetricsLog(url: options.metrics)
+        let report = metrics.recording(then: progress)
+        var result = OfflineTrainingResult()
+        log("\(trajectories.count) trajectories, \(catalogue.count) tools, model \(lm.path)")
+
+        let builder = try InstanceBuilder(tokenizer: lm.tokenizer, catalogue: catalogue)
+        let instances = try trajectories.flatMap { try builder.instances($0, documentAware: true) }
+        let encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: options.pooling)
+        var contexts = [String: [Float]]()
+        let encode: (String) -> [Float] = { text in
+            if let hit = contexts[text] { return hit }
+            let v = encoder.encode(text).vector
+            contexts[text] = v
+            return v
+        }
+
+        func publish(_ adapter: ToolAdapter, tool: String, stage: String, parent: String? = nil) throws -> AdapterVersion {
+            let v = try store.publish(adapter, tool: tool, stage: stage, baseModel: lm.path, parent: parent)
+            result.published.append(v)
+            log("published \(tool) \(v.version) (\(stage)) → \(v.path.path)")
+            return v
+        }
+        func finished(_ stage: String, _ job: String) -> [String: String]? {
+            guard options.resume, let cp = try? checkpoints.latest(stage: stage, job: job), cp.state.complete, !cp.state.published.isEmpty else { return nil }
+            return cp.state.published
+        }
+
+        let trainer = AdapterTrainer(model: lm.model, config: options.adapter)
+        trainer.checkpoints = checkpoints
+        trainer.resume = options.resume
+        let stage1Tools = catalogue.names.filter { options.onlyTools.isEmpty || options.onlyTools.contains($0) }
+
+        if options.stages.contains(1) {
+            let start = Date()
+            for tool in stage1Tools {
+                let job = tool
+                if let done = finished("pretrain", job) { log("stage 1 \(tool): already published \(done[tool] ?? "?"), skipped"); continue }
+                let examples = StageData.pretraining(instances, tool: tool)
+                guard !examples.isEmpty else { log("stage 1 \(tool): no single-tool instances, skipped"); continue }
+                log("stage 1 \(tool): \(examples.count) sequences, \(options.adapter.steps) steps")
+                let adapter = trainer.initialAdapter(tool)
+                guard try trainer.train(stage: "pretrain", job: job, adapters: [adapter], examples: examples, progress: report) else {
+                    result.stopped = true
+                    return result
+                }
+                let v = try publish(adapter, tool: tool, stage: "pretrain")
+                try checkpoints.markPublished(stage: "pretrain", job: job, versions: [tool: v.version])
+            }
+            result.seconds.append(("pretrain", Date().timeIntervalSince(start)))
+        }
+
+        if options.globalBaseline {
+            let start = Date()
+            let job = "global"
+            if let done = finished("global", job) {
+                log("global baseline: already published \(done[globalAdapterName] ?? "?"), skipped")
+            } else {
+                var config = options.adapter
+                config.steps = options.adapter.steps * max(1, stage1Tools.count)
+                let global = AdapterTrainer(model: lm.model, config: config)
+                global.checkpoints = checkpoints
+                global.resume = options.resume
+                let examples = StageData.global(instances.filter { $0.tools.allSatisfy(stage1Tools.contains) }, adapter: globalAdapterName)
+                log("global baseline: \(examples.count) sequences, \(config.steps) steps")
+                let adapter = global.initialAdapter(globalAdapterName)
+                guard try global.train(stage: "global", job: job, adapters: [adapter], examples: examples, progress: report) else {
+                    result.stopped = true
+                    return result
+                }
+                let v = try publish(adapter, tool: globalAdapterName, stage: "global")
+                try checkpoints.markPublished(stage: "global", job: job, versions: [globalAdapterName: v.version])
+            }
+            result.seconds.append(("global", Date().timeIntervalSince(start)))
+        }
+
+        let gateDirectory = options.resolvedGateDirectory
+        if options.stages.contains(2) {
+            let start = Date()
+            if finished("gate", "gate") != nil && FileManager.default.fileExists(atPath: gateDirectory.appendingPathComponent("gate_config.json").path) {
+                log("stage 2: gate already trained in \(gateDirectory.path), skipped")
+            } else {
+                let gate = GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, pooling: options.pooling), seed: options.gate.seed)
+                gate.addTools(catalogue.tools.map { ($0.name, $0.description) }, encoder: encoder)
+                let examples = StageData.gate(trajectories, known: Set(catalogue.names), encode: encode)
+                log("stage 2: \(examples.count) next-tool examples, \(options.gate.steps) steps")
+                let gateTrainer = GateTrainer(gate: gate, config: options.gate)
+                gateTrainer.checkpoints = checkpoints
+                gateTrainer.resume = options.resume
+                guard try gateTrainer.train(examples: examples, progress: report) else {
+                    result.stopped = true
+                    return result
+                }
+                try gate.save(to: gateDirectory)
+                try checkpoints.markPublished(stage: "gate", job: "gate", versions: ["gate": gateDirectory.path])
+                log("gate → \(gateDirectory.path)")
+            }
+            result.gateDirectory = gateDirectory
+            result.seconds.append(("gate", Date().timeIntervalSince(start)))
+        }
+
+        if options.stages.contains(3) {
+            let start = Date()
+            if let done = finished("joint", "joint") {
+                log("stage 3: already published \(done.count) adapters, skipped")
+            } else {
+                let gate = try GateNetwork.load(from: gateDirectory)
+                gate.addTools(catalogue.tools.map { ($0.name, $0.description) }, encoder: encoder)
+                var adapters = [ToolAdapter](), parents = [String: String]()
+                for tool in catalogue.names {
+                    guard let latest = try store.latest(tool: tool) else { continue }
+                    adapters.append(try store.load(tool: tool, version: latest.version, expectedSHA256: latest.sha256,
+                                                   config: lm.model.config).ownedCopy())
+                    parents[tool] = latest.version
+                }
+                guard !adapters.isEmpty else { throw ToolFormatError("stage 3 needs stage 1's adapters in \(options.store.path)") }
+                let examples = try StageData.joint(instances, trajectories: trajectories, gate: gate, adapters: Set(adapters.map(\.name)),
+                                                   encode: encode)
+                var config = options.adapter
+                config.steps = options.jointSteps ?? options.adapter.steps
+                let joint = AdapterTrainer(model: lm.model, config: config)
+                joint.checkpoints = checkpoints
+                joint.resume = options.resume
+                log("stage 3: \(examples.count) sequences over \(adapters.count) adapters, \(config.steps) steps")
+                guard try joint.train(stage: "joint", job: "joint", adapters: adapters, examples: examples, progress: report) else {
+                    result.stopped = true
+                    return result
+                }
+                var versions = [String: String]()
+                for adapter in adapters where joint.updated.contains(adapter.name) {
+                    versions[adapter.name] = try publish(adapter, tool: adapter.name, stage: "joint", parent: parents[adapter.name]).version
+                }
+                try checkpoints.markPublished(stage: "joint", job: "joint", versions: versions)
+            }
+            result.seconds.append(("joint", Date().timeIntervalSince(start)))
+        }
+        return result
+    }
+}

@@ -1,0 +1,218 @@
+// `paratool train`: the training stages. `--offline` trains from a trajectory file through
+// `OfflineTraining.run` (the library does the work; this file parses options and shows progress
+// on one updating terminal line). Ctrl-C stops after the current step with a checkpoint.
+import ArgumentParser
+import Foundation
+import LLM
+import ParaTool
+import ParaToolTraining
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train the tools' adapters and the gate (stages 1-3), publishing into an adapter store.",
+        discussion: """
+            Offline mode (--offline --data FILE --out STORE) reads trajectories (JSON Lines, e.g. from \
+            `paratool synth`) and runs the stages chosen with --stages: 1 pre-trains each tool's adapter alone \
+            on its document-aware and document-free instances; 2 trains the gate (CE - λ·entropy over the \
+            candidates, encoder frozen); 3 fine-tunes the candidates' adapters together under the frozen gate. \
+            Each finished tool is published as a new version in STORE; the gate goes to STORE/.gate unless \
+            --gate says otherwise. Stage 1 jobs are independent: run several processes with disjoint \
+            --only-tools (and --stages 1, each with its own --metrics) to train tools in parallel.
+
+            Every job checkpoints (adapter tensors, AdamW moments, step, seed) into STORE/.checkpoints; \
+            --resume continues each job from its latest checkpoint with results identical to an uninterrupted \
+            run, and skips jobs already published. Progress (step, loss, tokens/s, ETA) is one updating line on \
+            a terminal and a JSON line per step in --metrics.
+            """)
+
+    @Flag(help: "Train from a trajectory file (--data). Required for now; the online trainer reads from the brokers.")
+    var offline = false
+
+    @Option(help: ArgumentHelp("Trajectories, JSON Lines (paratool synth writes them).", valueName: "file"))
+    var data: String?
+
+    @Option(help: ArgumentHelp("The adapter store to publish into (created if missing).", valueName: "store"))
+    var out: String?
+
+    @Option(help: ArgumentHelp("Tool catalogue: BFCL function list or questions (JSON/JSONL), OpenAI tools array, or ToolSpec array.", valueName: "file"))
+    var tools: String?
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(help: ArgumentHelp("Stages to run, comma-separated: 1 (per-tool pre-training), 2 (gate), 3 (joint fine-tuning).", valueName: "list"))
+    var stages = "1,2,3"
+
+    @Option(help: ArgumentHelp("Stage 1 trains only these tools, comma-separated (default: every tool of the catalogue).", valueName: "a,b"))
+    var onlyTools: String?
+
+    @Option(help: "Optimisation steps per tool in stage 1 (and of stage 3 unless --joint-steps).")
+    var steps = 100
+
+    @Option(help: "Steps of stage 3 (default: --steps).")
+    var jointSteps: Int?
+
+    @Option(help: "Steps of stage 2 (the gate).")
+    var gateSteps = 200
+
+    @Option(help: "Sequences per adapter step (gradients averaged).")
+    var batchSize = 1
+
+    @Option(help: "Contexts per gate step.")
+    var gateBatchSize = 16
+
+    @Option(help: "LoRA rank of new adapters.")
+    var rank = 16
+
+    @Option(help: "LoRA alpha of new adapters (default: 4 × rank, the paper's 64 for rank 16).")
+    var alpha: Float?
+
+    @Option(help: "Peak learning rate of the adapters (linear warm-up, then cosine decay to a tenth).")
+    var lr: Float = 5e-4
+
+    @Option(help: "Warm-up steps of the adapters' learning rate.")
+    var warmup = 5
+
+    @Option(help: "Peak learning rate of the gate.")
+    var gateLr: Float = 1e-3
+
+    @Option(help: "λ of the gate's loss CE - λ·entropy.")
+    var entropyWeight: Float = 0.2
+
+    @Option(help: "Pooling of the gate's encoder: mean or last.")
+    var pooling = Pooling.mean.rawValue
+
+    @Option(help: "Leave out sequences (prompt + target) longer than this many tokens.")
+    var maxTokens = 1024
+
+    @Option(help: "Seed of the shared adapter initialisation, the gate and the data order.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Save a checkpoint every N steps (0: only at the end of each job or on a stop).")
+    var checkpointEvery = 25
+
+    @Flag(help: "Continue each job from its latest checkpoint; skip jobs already published.")
+    var resume = false
+
+    @Option(help: ArgumentHelp("Checkpoint directory (default: STORE/.checkpoints).", valueName: "dir"))
+    var checkpoints: String?
+
+    @Option(help: ArgumentHelp("Where the trained gate is written and stage 3 reads it (default: STORE/.gate).", valueName: "dir"))
+    var gate: String?
+
+    @Option(help: ArgumentHelp("Append one JSON line per step (stage, job, step, loss, lr, grad_norm, tokens, tokens_per_s, eta_s) to this file.", valueName: "file"))
+    var metrics: String?
+
+    @Flag(help: "Also train the Global Parameterization baseline: one shared adapter on the same data (published as _global).")
+    var global = false
+
+    @Option(help: ArgumentHelp("Evaluation queries that must not be in the training data (BFCL question file, or one query a line); the run refuses to start if one is. Repeatable.", valueName: "file"))
+    var heldOut: [String] = []
+
+    func validate() throws {
+        guard offline else { throw ValidationError("--offline is required (training from --data; the online trainer is not available yet)") }
+        guard data != nil, out != nil, tools != nil else { throw ValidationError("--offline needs --data FILE, --out STORE and --tools FILE") }
+        if steps < 1 || gateSteps < 1 || (jointSteps ?? 1) < 1 { throw ValidationError("step counts must be at least 1") }
+        if batchSize < 1 || gateBatchSize < 1 || rank < 1 || maxTokens < 2 { throw ValidationError("--batch-size, --gate-batch-size, --rank and --max-tokens must be positive") }
+        _ = try stageSet()
+        if Pooling(rawValue: pooling) == nil { throw ValidationError("--pooling must be mean or last") }
+    }
+
+    func stageSet() throws -> Set<Int> {
+        let parts = stages.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let values = parts.compactMap { Int($0) }
+        guard !values.isEmpty, values.count == parts.count, values.allSatisfy({ (1...3).contains($0) }) else {
+            throw ValidationError("--stages takes a comma-separated list of 1, 2 and 3, got '\(stages)'")
+        }
+        return Set(values)
+    }
+
+    func run() throws {
+        var options = OfflineTrainingOptions(data: URL(fileURLWithPath: data!), tools: URL(fileURLWithPath: tools!),
+                                             store: URL(fileURLWithPath: out!))
+        options.model = modelOptions.model
+        options.gateDirectory = gate.map { URL(fileURLWithPath: $0) }
+        options.checkpointDirectory = checkpoints.map { URL(fileURLWithPath: $0) }
+        options.stages = try stageSet()
+        options.onlyTools = onlyTools?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } ?? []
+        options.adapter.steps = steps
+        options.adapter.batchSize = batchSize
+        options.adapter.rank = rank
+        options.adapter.alpha = alpha ?? Float(4 * rank)
+        options.adapter.optimizer.learningRate = lr
+        options.adapter.optimizer.warmupSteps = warmup
+        options.adapter.seed = seed
+        options.adapter.maxTokens = maxTokens
+        options.adapter.checkpointEvery = checkpointEvery
+        options.jointSteps = jointSteps
+        options.gate.steps = gateSteps
+        options.gate.batchSize = gateBatchSize
+        options.gate.optimizer.learningRate = gateLr
+        options.gate.entropyWeight = entropyWeight
+        options.gate.seed = seed
+        options.gate.checkpointEvery = checkpointEvery
+        options.pooling = Pooling(rawValue: pooling)!
+        options.globalBaseline = global
+        options.resume = resume
+        options.metrics = metrics.map { URL(fileURLWithPath: $0) }
+        options.evaluationQueries = try heldOut.flatMap { try HeldOut.queries(file: URL(fileURLWithPath: $0)) }
+
+        let display = ProgressLine()
+        let stop = StopRequest()
+        let start = Date()
+        let result = try OfflineTraining.run(options, log: { display.note($0) }) { progress in
+            display.show(progress)
+            return !stop.requested
+        }
+        if result.stopped {
+            display.note("stopped: checkpoints saved in \(options.resolvedCheckpointDirectory.path); continue with --resume")
+            throw ExitCode(130)
+        }
+        let timing = result.seconds.map { "\($0.stage) " + TrainingProgress.duration($0.seconds) }.joined(separator: ", ")
+        display.note("done in \(TrainingProgress.duration(Date().timeIntervalSince(start)))"
+                     + (timing.isEmpty ? "" : " (\(timing))") + ": \(result.published.count) adapter versions in \(options.store.path)"
+                     + (result.gateDirectory.map { ", gate in \($0.path)" } ?? ""))
+    }
+}
+
+/// Progress on standard error: one line rewritten in place on a terminal; otherwise a line at
+/// every twentieth of a job and at its end.
+final class ProgressLine {
+    private let isTerminal = isatty(2) == 1
+    private var open = false
+
+    func show(_ p: TrainingProgress) {
+        if isTerminal {
+            FileHandle.standardError.write(Data(("\r\u{1B}[K" + p.line).utf8))
+            open = p.step < p.totalSteps
+            if !open { FileHandle.standardError.write(Data("\n".utf8)) }
+        } else if p.step == p.totalSteps || p.step % max(1, p.totalSteps / 20) == 0 {
+            printError(p.line)
+        }
+    }
+
+    func note(_ text: String) {
+        if open { FileHandle.standardError.write(Data("\n".utf8)); open = false }
+        printError(text)
+    }
+}
+
+/// Set by SIGINT: the run stops after the current step, with a checkpoint.
+final class StopRequest: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    private let source: DispatchSourceSignal
+
+    init() {
+        signal(SIGINT, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        source.setEventHandler { [unowned self] in
+            self.lock.withLock { self.flag = true }
+            printError("\nstopping after this step (a second Ctrl-C ends at once)")
+            signal(SIGINT, SIG_DFL)
+        }
+        source.resume()
+    }
+
+    var requested: Bool { lock.withLock { flag } }
+}

@@ -1,0 +1,273 @@
+// The training stages: the gate's hand-written backward pass against central finite differences
+// (and its forward against GateNetwork's own scoring), gate training learning a separable task,
+// each stage's data against hand-built trajectories, checkpoint + resume giving bit-identical
+// adapters to an uninterrupted run on the tiny fixture model, and the offline run of all stages
+// into an adapter store.
+import Foundation
+import Tensor
+import XCTest
+@testable import LLM
+@testable import ParaTool
+@testable import ParaToolTraining
+
+final class StageTests: XCTestCase {
+    func temporaryDirectory() -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("paratool-stages-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
+
+    func smallGate() -> (GateNetwork, [GateExample]) {
+        let gate = GateNetwork(config: GateConfig(dimension: 3, hidden: [5, 4]), seed: 7)
+        gate.setTool("a", vector: [0.9, -0.4, 0.3])
+        gate.setTool("b", vector: [-0.5, 0.8, 0.1])
+        gate.setTool("c", vector: [0.2, 0.6, -0.9])
+        let examples = [GateExample(context: [0.5, -0.2, 0.7], candidates: ["a", "b", "c"], target: [0, 1, 0]),
+                        GateExample(context: [-0.3, 0.4, 0.2], candidates: ["c", "a"], target: [0.5, 0.5])]
+        return (gate, examples)
+    }
+
+    func testGateBackwardMatchesFiniteDifferences() {
+        let (gate, examples) = smallGate()
+        let trainer = GateTrainer(gate: gate, config: GateTrainingConfig())
+        let lambda: Float = 0.3
+        let (_, g) = trainer.lossAndGradients(examples, entropyWeight: lambda)
+        func loss() -> Double { Double(trainer.lossAndGradients(examples, entropyWeight: lambda).loss) }
+        let h: Float = 1e-2
+        var checked = 0
+        func compare(_ analytic: Float, _ perturb: (Float) -> Void, _ label: String) {
+            perturb(h)
+            let up = loss()
+            perturb(-2 * h)
+            let down = loss()
+            perturb(h)
+            let numeric = Float((up - down) / Double(2 * h))
+            XCTAssertEqual(analytic, numeric, accuracy: 1e-3 + 0.01 * abs(numeric), label)
+            checked += 1
+        }
+        for (k, layer) in gate.layers.enumerated() {
+            for i in Set([0, 3, layer.weight.count / 2, layer.weight.count - 1]) {
+                compare(g.weights[k][i], { layer.weight[i] += $0 }, "W\(k)[\(i)]")
+            }
+            for i in Set([0, layer.bias.count - 1]) { compare(g.biases[k][i], { layer.bias[i] += $0 }, "b\(k)[\(i)]") }
+        }
+        for name in ["a", "b", "c"] {
+            for i in 0..<3 {
+                compare(g.tools[name]![i], { delta in
+                    var v = gate.toolVectors[name]!
+                    v[i] += delta
+                    gate.setTool(name, vector: v)
+                }, "d_\(name)[\(i)]")
+            }
+        }
+        XCTAssertEqual(checked, 11 + 5 + 9, "weights 4 + 4 + 3 (the last layer has 4), biases 2 + 2 + 1, tool entries 9")
+        XCTAssertGreaterThan(g.tools.values.flatMap { $0 }.map(abs).max()!, 1e-4, "the tool gradients are not ~0")
+
+        // The forward pass agrees with the gate's own scoring: with λ = 0 and a one-hot target the
+        // loss is −log of the gold weight GateNetwork.weights gives.
+        let one = GateExample(context: [0.1, 0.2, -0.3], candidates: ["b", "a", "c"], target: [0, 0, 1])
+        let w = try! gate.weights(context: one.context, candidates: one.candidates)
+        XCTAssertEqual(trainer.lossAndGradients([one], entropyWeight: 0).loss, -logf(w[2]), accuracy: 1e-5)
+        // With λ the loss drops by λ·H(w).
+        let entropy = -w.map { $0 * logf($0) }.reduce(0, +)
+        XCTAssertEqual(trainer.lossAndGradients([one], entropyWeight: 0.5).loss, -logf(w[2]) - 0.5 * entropy, accuracy: 1e-5)
+    }
+
+    func testGateTrainingLearnsToPickTheGoldTool() throws {
+        let gate = GateNetwork(config: GateConfig(dimension: 4, hidden: [16, 16]), seed: 1)
+        let names = ["w", "x", "y", "z"]
+        for (i, n) in names.enumerated() { gate.setTool(n, vector: (0..<4).map { $0 == i ? 1 : 0 }) }
+        var rng = SeededGenerator(seed: 9)
+        let examples = (0..<40).map { k -> GateExample in
+            let gold = k % 4
+            let c = (0..<4).map { ($0 == gold ? 1 : 0) + rng.uniform(-0.3, 0.3) }
+            return GateExample(context: c, candidates: names, target: names.indices.map { $0 == gold ? 1 : 0 })
+        }
+        var config = GateTrainingConfig()
+        config.steps = 150
+        config.batchSize = 8
+        config.optimizer.learningRate = 1e-2
+        var losses = [Float]()
+        try GateTrainer(gate: gate, config: config).train(examples: examples) { losses.append($0.loss); return true }
+        XCTAssertEqual(losses.count, 150)
+        XCTAssertLessThan(losses.suffix(10).reduce(0, +) / 10, losses.prefix(10).reduce(0, +) / 10 / 3)
+        for e in examples {
+            let w = try gate.weights(context: e.context, candidates: e.candidates)
+            XCTAssertEqual(w.indices.max { w[$0] < w[$1] }, e.target.firstIndex(of: 1))
+        }
+    }
+
+    func testStageDataFromTrajectories() throws {
+        let tokenizer = try Tokenizer(directory: LoRABackwardTests.tiny.appendingPathComponent("qwen2"))
+        let catalogue = ToolCatalogue([ToolSpec(name: "a", description: "Tool a"), ToolSpec(name: "b", description: "Tool b"),
+                                       ToolSpec(name: "c", description: "Tool c")])
+        let builder = try InstanceBuilder(tokenizer: tokenizer, catalogue: catalogue)
+        let ca = ToolCall(name: "a", arguments: ["k": 1]), cb = ToolCall(name: "b", arguments: ["k": 2])
+        let parallel = Trajectory(id: "p", query: "two a and one b", candidateTools: ["b", "a", "c"],
+                                  steps: [Step(calls: [ca, ca, cb], observation: "")], source: "test")
+        let sequential = Trajectory(id: "s", query: "a then b", candidateTools: ["c", "a", "b"],
+                                    steps: [Step(calls: [ca], observation: "A"), Step(calls: [cb], observation: "B")], source: "test")
+        let instances = try [parallel, sequential].flatMap { try builder.instances($0, documentAware: true) }
+        // Stage 1: only single-tool targets, in both formats.
+        let forA = StageData.pretraining(instances, tool: "a")
+        XCTAssertEqual(forA.count, 2)
+        XCTAssertEqual(forA.map { tokenizer.decode(Array($0.ids.suffix($0.targets))) }, [ca.rendered + "<|im_end|>", ca.rendered + "<|im_end|>"])
+        XCTAssertEqual(StageData.pretraining(instances, tool: "b").count, 2)
+        XCTAssertEqual(StageData.pretraining(instances, tool: "c").count, 0)
+        // Stage 2: targets spread over the step's calls; the second step sees the history.
+        var texts = [String]()
+        let gate = StageData.gate([parallel, sequential], known: ["a", "b", "c"]) { texts.append($0); return [Float(texts.count)] }
+        XCTAssertEqual(gate.map(\.candidates), [["b", "a", "c"], ["c", "a", "b"], ["c", "a", "b"]])
+        XCTAssertEqual(gate[0].target, [1.0 / 3, 2.0 / 3, 0])
+        XCTAssertEqual(gate[1].target, [0, 1, 0])
+        XCTAssertEqual(gate[2].target, [0, 0, 1])
+        XCTAssertEqual(texts[0], "two a and one b")
+        XCTAssertTrue(texts[2].hasPrefix("a then b\n\n" + PromptWording.historyHeader) && texts[2].contains("Observation: A"), texts[2])
+        // Stage 3: document-free instances only, weighted by the gate over the candidates with adapters.
+        let g = GateNetwork(config: GateConfig(dimension: 2, hidden: [3]), seed: 2)
+        for (n, v) in [("a", [1, 0]), ("b", [0, 1]), ("c", [1, 1])] as [(String, [Float])] { g.setTool(n, vector: v) }
+        let joint = try StageData.joint(instances, trajectories: [parallel, sequential], gate: g, adapters: ["a", "b"]) { _ in [0.5, -0.5] }
+        XCTAssertEqual(joint.count, 3)
+        let w = try g.weights(context: [0.5, -0.5], candidates: ["b", "a", "c"])
+        XCTAssertEqual(joint[0].weights, [WeightedExample.Weight(tool: "b", weight: w[0]), WeightedExample.Weight(tool: "a", weight: w[1])])
+    }
+
+    /// Two adapters trained as a mixture (the stage-3 path) with batches of two, checkpointing
+    /// every two steps. Interrupted runs — stopped cleanly at step 3, or "killed" after step 3
+    /// with only the step-2 checkpoint on disk — resume to the same bits as an uninterrupted run.
+    func testResumeIsBitIdenticalToAnUninterruptedRun() throws {
+        let model = try LlamaModel(huggingFaceDirectory: LoRABackwardTests.tiny.appendingPathComponent("qwen2"))
+        var rng = SeededGenerator(seed: 11)
+        let examples = (0..<5).map { k in
+            WeightedExample(ids: (0..<(12 + k)).map { _ in 3 + Int(rng.next() % 500) }, targets: 4,
+                            weights: [.init(tool: "p", weight: 0.7), .init(tool: "q", weight: 0.3 + 0.1 * Float(k))])
+        }
+        var config = AdapterTrainingConfig()
+        config.steps = 6
+        config.batchSize = 2
+        config.rank = 2
+        config.alpha = 8
+        config.checkpointEvery = 2
+        config.optimizer.learningRate = 1e-2
+        config.optimizer.warmupSteps = 2
+        func fresh(_ seed: UInt64) -> [ToolAdapter] {
+            ["p", "q"].map { ToolAdapter.initialized(name: $0, config: model.config, rank: 2, alpha: 8, seed: seed) }
+        }
+        func values(_ adapters: [ToolAdapter]) -> [[UInt32]] { adapters.flatMap { $0.parameterBuffers.map { $0.toArray().map(\.bitPattern) } } }
+
+        let reference = fresh(1)
+        var referenceLosses = [Float]()
+        XCTAssertTrue(try AdapterTrainer(model: model, config: config).train(stage: "joint", job: "j", adapters: reference, examples: examples) {
+            referenceLosses.append($0.loss); return true
+        })
+        XCTAssertNotEqual(values(reference), values(fresh(1)), "training changed the adapters")
+
+        for killed in [false, true] {
+            let dir = temporaryDirectory()
+            let backup = dir.appendingPathComponent("backup")
+            let first = AdapterTrainer(model: model, config: config)
+            first.checkpoints = CheckpointDirectory(root: dir.appendingPathComponent("cp"))
+            var losses = [Float]()
+            let finished = try first.train(stage: "joint", job: "j", adapters: fresh(1), examples: examples) { p in
+                losses.append(p.loss)
+                if p.step == 3 && killed { try! FileManager.default.copyItem(at: dir.appendingPathComponent("cp"), to: backup) }
+                return p.step < 3
+            }
+            XCTAssertFalse(finished)
+            if killed {
+                try FileManager.default.removeItem(at: dir.appendingPathComponent("cp"))
+                try FileManager.default.moveItem(at: backup, to: dir.appendingPathComponent("cp"))
+                losses.removeLast()
+            }
+            let saved = try XCTUnwrap(try first.checkpoints!.latest(stage: "joint", job: "j"))
+            XCTAssertEqual(saved.state.step, killed ? 2 : 3)
+            XCTAssertEqual(saved.state.optimizerSteps, [saved.state.step, saved.state.step])
+            // A new process: other initial values, which the checkpoint must overwrite.
+            let second = AdapterTrainer(model: model, config: config)
+            second.checkpoints = first.checkpoints
+            second.resume = true
+            let resumed = fresh(99)
+            XCTAssertTrue(try second.train(stage: "joint", job: "j", adapters: resumed, examples: examples) { losses.append($0.loss); return true })
+            XCTAssertEqual(losses.map(\.bitPattern), referenceLosses.map(\.bitPattern), "killed: \(killed)")
+            XCTAssertEqual(values(resumed), values(reference), "killed: \(killed)")
+            XCTAssertEqual(try second.checkpoints!.latest(stage: "joint", job: "j")?.state.complete, true)
+        }
+
+        // Other data under the same job name is refused rather than silently mixed.
+        let dir = temporaryDirectory()
+        let t = AdapterTrainer(model: model, config: config)
+        t.checkpoints = CheckpointDirectory(root: dir)
+        try t.train(stage: "joint", job: "j", adapters: fresh(1), examples: examples) { _ in true }
+        t.resume = true
+        XCTAssertThrowsError(try t.train(stage: "joint", job: "j", adapters: fresh(1), examples: Array(examples.prefix(3))) { _ in true })
+    }
+
+    func testOfflineRunOfAllStagesPublishesAdaptersAndGate() throws {
+        let dir = temporaryDirectory()
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let tools = repo.appendingPathComponent("Deploy/demo/tools.json")
+        var synth = SynthesisConfig()
+        synth.examplesPerTool = 2
+        synth.episodes = 3
+        let (trajectories, _) = ExampleSynthesizer(tools: try ToolCatalogue.load(file: tools).tools, config: synth).synthesize()
+        let data = dir.appendingPathComponent("train.jsonl")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try Trajectory.save(trajectories, jsonl: data)
+        var options = OfflineTrainingOptions(data: data, tools: tools, store: dir.appendingPathComponent("store"))
+        options.model = LoRABackwardTests.tiny.appendingPathComponent("qwen2").path
+        options.adapter.steps = 2
+        options.adapter.rank = 2
+        options.adapter.alpha = 8
+        options.gate.steps = 3
+        options.gate.batchSize = 4
+        options.globalBaseline = true
+        options.metrics = dir.appendingPathComponent("metrics.jsonl")
+        var reports = [TrainingProgress]()
+        let result = try OfflineTraining.run(options, log: { _ in }) { reports.append($0); return true }
+        XCTAssertFalse(result.stopped)
+
+        let names = ["get_weather", "convert_currency", "search_flights", "set_timer"]
+        let store = try AdapterStore(root: options.store)
+        XCTAssertEqual(try store.tools(), (names + [OfflineTraining.globalAdapterName]).sorted())
+        // Stage 3 publishes the adapters its two steps updated (those in the visited mixtures).
+        var joint = 0
+        for name in names {
+            let versions = try store.versions(tool: name)
+            XCTAssertEqual(versions.first?.stage, "pretrain", name)
+            XCTAssertLessThanOrEqual(versions.count, 2)
+            if versions.count == 2 {
+                joint += 1
+                XCTAssertEqual(versions[1].stage, "joint")
+                XCTAssertEqual(versions[1].parent, versions[0].version)
+                XCTAssertNoThrow(try store.load(tool: name, version: versions[1].version))
+            }
+        }
+        XCTAssertGreaterThanOrEqual(joint, 1)
+        XCTAssertEqual(result.published.count, 4 + 1 + joint)
+        let gate = try GateNetwork.load(from: options.resolvedGateDirectory)
+        XCTAssertEqual(Set(gate.toolVectors.keys), Set(names))
+        // One report (and metrics line) per step: 4 tools × 2, global 4 × 2, gate 3, joint 2.
+        XCTAssertEqual(reports.map(\.stage), Array(repeating: "pretrain", count: 8) + Array(repeating: "global", count: 8)
+                       + Array(repeating: "gate", count: 3) + Array(repeating: "joint", count: 2))
+        let lines = try String(contentsOf: options.metrics!, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 21)
+        let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as! [String: Any]
+        for key in ["stage", "job", "step", "total_steps", "loss", "lr", "grad_norm", "tokens", "tokens_per_s", "eta_s"] {
+            XCTAssertNotNil(first[key], key)
+        }
+        XCTAssertEqual(first["job"] as? String, "get_weather")
+        XCTAssertTrue(reports.allSatisfy { $0.loss.isFinite && $0.tokens > 0 })
+
+        // Resuming a finished run trains and publishes nothing more.
+        options.resume = true
+        reports = []
+        let again = try OfflineTraining.run(options, log: { _ in }) { reports.append($0); return true }
+        XCTAssertEqual(again.published.count, 0)
+        XCTAssertEqual(reports.count, 0)
+        XCTAssertEqual(try store.tools().map { try store.versions(tool: $0).count }.reduce(0, +), 4 + 1 + joint)
+
+        // An evaluation query in the data stops the run before any training.
+        options.evaluationQueries = [trajectories[3].query]
+        XCTAssertThrowsError(try OfflineTraining.run(options, log: { _ in }) { _ in true })
+    }
+}
