@@ -2,6 +2,7 @@
 // temporary adapter store, served over librdkafka's mock cluster: the setting of the service tests.
 import Foundation
 import Kafka
+import KafkaTestSupport
 import LLM
 import Logging
 import ParaTool
@@ -34,9 +35,12 @@ enum ServiceFixtures {
     }
 }
 
-/// One mock cluster with the service's topics, an adapter store, and workers started on threads.
+/// One broker (librdkafka's mock cluster, or Tansu for transactions) with the service's topics, an
+/// adapter store, and workers started on threads.
 final class ServiceHarness: @unchecked Sendable {
-    let cluster: KafkaMockCluster
+    enum Broker { case mock, tansu }
+    let cluster: KafkaMockCluster?
+    let tansu: TansuBroker?
     let kafka: KafkaConfiguration
     let topics = TopicNames(prefix: "test.")
     let store: AdapterStore
@@ -44,13 +48,25 @@ final class ServiceHarness: @unchecked Sendable {
     var logger = Logger(label: "test")
     private var workers: [(worker: Worker, thread: Thread, done: DispatchSemaphore, error: ErrorBox)] = []
 
-    init(partitions: Int32 = 2) throws {
+    init(partitions: Int32 = 2, broker: Broker = .mock) throws {
         logger.logLevel = .warning
-        cluster = try KafkaMockCluster(logger: logger)
-        for spec in topics.specifications(partitions: partitions) {
-            try cluster.createTopic(spec.name, partitions: spec.partitions)
+        switch broker {
+        case .mock:
+            let cluster = try KafkaMockCluster(logger: logger)
+            for spec in topics.specifications(partitions: partitions) {
+                try cluster.createTopic(spec.name, partitions: spec.partitions)
+            }
+            self.cluster = cluster
+            tansu = nil
+            // A crashed member leaves the group after the session timeout: keep it short in tests.
+            kafka = KafkaConfiguration(brokers: cluster.bootstrapServers, properties: ["session.timeout.ms": "6000"])
+        case .tansu:
+            let tansu = try TansuBroker()
+            self.tansu = tansu
+            cluster = nil
+            kafka = KafkaConfiguration(brokers: tansu.bootstrap, properties: TansuBroker.groupProperties)
+            try KafkaAdmin(configuration: kafka, logger: logger).createTopics(topics.specifications(partitions: partitions))
         }
-        kafka = KafkaConfiguration(brokers: cluster.bootstrapServers)
         storeRoot = FileManager.default.temporaryDirectory.appendingPathComponent("paratool-store-\(UUID().uuidString)")
         store = try AdapterStore(root: storeRoot)
         for (i, name) in ServiceFixtures.catalogue.names.enumerated() {

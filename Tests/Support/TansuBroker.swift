@@ -12,6 +12,10 @@ public final class TansuBroker: @unchecked Sendable {
     private let proxy: Process
     public var bootstrap: String { "127.0.0.1:\(port)" }
 
+    /// Consumer-group settings for Tansu: it answers a JoinGroup only after the whole rebalance
+    /// timeout (librdkafka sends max.poll.interval.ms, default 300 s), so tests keep it short.
+    public static let groupProperties = ["max.poll.interval.ms": "6000", "session.timeout.ms": "6000"]
+
     public static func binary() throws -> String {
         if let env = ProcessInfo.processInfo.environment["PARATOOL_TANSU"], !env.isEmpty { return env }
         let finder = Process()

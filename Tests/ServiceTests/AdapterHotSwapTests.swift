@@ -1,0 +1,64 @@
+// Adapter hot swap under load: a verified new version serves from the next requests on with no
+// failed request; a version whose files do not match its hash, or whose update names another
+// hash, is refused and the previous version keeps serving.
+import Foundation
+import Kafka
+import ParaTool
+import ParaToolService
+import Testing
+import Wire
+
+@Suite(.serialized) struct AdapterHotSwapTests {
+    func publishUpdate(_ harness: ServiceHarness, tool: String, version: AdapterVersion, sha256: String? = nil) throws {
+        let producer = try KafkaProducer(configuration: harness.kafka, logger: harness.logger)
+        let update = WireAdapterUpdate(tool: tool, version: version.version, uri: version.path.path, sha256: sha256 ?? version.sha256,
+                                       stage: version.stage, createdUnixMs: version.createdUnixMs)
+        _ = try producer.sendAndWait([OutgoingMessage(topic: harness.topics.adapters, key: tool, value: try update.encode())])
+        producer.close()
+    }
+
+    func versionServing(_ client: RequestClient, id: String) throws -> String? {
+        try client.call(WireToolCallRequest(requestID: id, query: "Weather in Rome?", maxNewTokens: 2, mode: .average), timeout: .seconds(30))?
+            .action.weights.first { $0.tool == "get_weather" }?.adapterVersion
+    }
+
+    @Test func swapUnderLoadAndRefuseCorruptVersions() throws {
+        let harness = try ServiceHarness()
+        try harness.startWorker(id: "w1")
+        let client = try harness.client()
+        #expect(try versionServing(client, id: "before") == "v000001")
+
+        // Background load while the update lands.
+        let load = (0..<16).map { WireToolCallRequest(requestID: "load\($0)", query: "Weather in Rome?", maxNewTokens: 2, mode: .average) }
+        for r in load.prefix(8) { try client.send(r) }
+        let v2 = try harness.store.publish(try ServiceFixtures.adapter(1), tool: "get_weather", stage: "joint", baseModel: "tiny-qwen2")
+        try publishUpdate(harness, tool: "get_weather", version: v2)
+        for r in load.suffix(8) { try client.send(r) }
+        let results = try client.collect(Set(load.map(\.requestID)), timeout: .seconds(60))
+        #expect(results.count == load.count)
+        #expect(results.values.allSatisfy { $0.action.status == .ok }, "no request failed during the swap")
+        let seen = Set(results.values.compactMap { $0.action.weights.first { $0.tool == "get_weather" }?.adapterVersion })
+        #expect(seen.isSubset(of: ["v000001", "v000002"]))
+        // Updates are applied in order on the control thread: soon every new request uses v2.
+        var current: String?
+        for i in 0..<50 {
+            current = try versionServing(client, id: "after\(i)")
+            if current == "v000002" { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(current == "v000002")
+
+        // v3's weights are altered after publishing: its files no longer hash to the manifest.
+        let v3 = try harness.store.publish(try ServiceFixtures.adapter(2), tool: "get_weather", stage: "joint", baseModel: "tiny-qwen2")
+        let weights = v3.path.appendingPathComponent("adapter_model.safetensors")
+        var bytes = try Data(contentsOf: weights)
+        bytes[bytes.count - 1] ^= 0xFF
+        try bytes.write(to: weights)
+        try publishUpdate(harness, tool: "get_weather", version: v3)
+        // v4 is intact but the update announces a different hash.
+        let v4 = try harness.store.publish(try ServiceFixtures.adapter(2), tool: "get_weather", stage: "joint", baseModel: "tiny-qwen2")
+        try publishUpdate(harness, tool: "get_weather", version: v4, sha256: String(repeating: "0", count: 64))
+        Thread.sleep(forTimeInterval: 1)
+        #expect(try versionServing(client, id: "refused") == "v000002", "refused versions leave v2 serving")
+    }
+}

@@ -1,0 +1,109 @@
+// Delivery guarantees under change and failure: exactly-once across a rebalance and a graceful
+// hand-over on a real broker (Tansu); at-least-once through broker outages, injected produce and
+// commit errors, and a worker process killed mid-stream (mock cluster). The duplicate counts are
+// the assertions that would fail if a request were answered twice (or never).
+import Foundation
+import Kafka
+import ParaToolService
+import Testing
+import Wire
+
+@Suite(.serialized) struct DeliveryTests {
+    func requests(_ prefix: String, _ n: Int) -> [WireToolCallRequest] {
+        let queries = ["Weather in Paris?", "Fly me from SFO to JFK", "100 USD in EUR", "Rain in Oslo?"]
+        return (0..<n).map { WireToolCallRequest(requestID: "\(prefix)\($0)", query: queries[$0 % queries.count], maxNewTokens: 3, mode: .average) }
+    }
+
+    /// Waits until `client` has answers for `ids`, then a quiet period to see any duplicate.
+    func collect(_ client: RequestClient, _ ids: [String], timeout: Duration = .seconds(90)) throws -> [String: RequestResult] {
+        let results = try client.collect(Set(ids), timeout: timeout)
+        _ = try client.collect(["never-sent"], timeout: .seconds(2))
+        return results
+    }
+
+    @Test func exactlyOnceAcrossRebalanceAndHandOverOnTansu() throws {
+        let harness = try ServiceHarness(broker: .tansu)
+        let w1 = try harness.startWorker(id: "w1") { $0.exactlyOnce = true; $0.batchSize = 3 }
+        let client = try harness.client()
+        let first = requests("a", 12)
+        for r in first { try client.send(r) }
+        _ = try client.collect(Set(first.prefix(3).map(\.requestID)), timeout: .seconds(60))
+        // A second member joins mid-stream (rebalance), then the first leaves gracefully.
+        try harness.startWorker(id: "w2") { $0.exactlyOnce = true; $0.batchSize = 3 }
+        let second = requests("b", 12)
+        for r in second.prefix(6) { try client.send(r) }
+        try harness.stop(w1)
+        for r in second.suffix(6) { try client.send(r) }
+        let ids = (first + second).map(\.requestID)
+        let results = try collect(client, ids)
+        #expect(Set(results.keys) == Set(ids), "every request answered")
+        #expect(ids.filter { client.answerCount($0) != 1 } == [], "answered exactly once")
+        #expect(results.values.allSatisfy { $0.action.status == .ok })
+        harness.stopAll()
+        let reader = try KafkaConsumer(configuration: harness.kafka, groupID: "paratool-workers", logger: harness.logger)
+        let committed = try reader.committed((0..<2).map { TopicPartition(topic: harness.topics.requests, partition: Int32($0)) })
+        #expect(committed.reduce(Int64(0)) { $0 + max(0, $1.offset) } == Int64(ids.count), "offsets committed in the transactions")
+    }
+
+    @Test func brokerDownAndBackLosesNothing() throws {
+        let harness = try ServiceHarness()
+        try harness.startWorker(id: "w1")
+        let client = try harness.client()
+        let rs = requests("d", 10)
+        for r in rs.prefix(5) { try client.send(r) }
+        try harness.cluster!.setBroker(1, up: false)
+        Thread.sleep(forTimeInterval: 2)
+        try harness.cluster!.setBroker(1, up: true)
+        for r in rs.suffix(5) { try client.send(r) }
+        let results = try collect(client, rs.map(\.requestID))
+        #expect(Set(results.keys) == Set(rs.map(\.requestID)))
+        #expect(rs.allSatisfy { client.answerCount($0.requestID) >= 1 })
+    }
+
+    @Test func produceAndCommitErrorsAreRetried() throws {
+        let harness = try ServiceHarness()
+        try harness.startWorker(id: "w1")
+        let client = try harness.client()
+        // The next produce requests (the worker's outputs among them) and offset commits fail.
+        harness.cluster!.pushRequestErrors(.produce, [.notLeaderForPartition, .requestTimedOut, .notEnoughReplicas, .notLeaderForPartition])
+        harness.cluster!.pushRequestErrors(.offsetCommit, [.coordinatorNotAvailable, .notCoordinator, .requestTimedOut])
+        let rs = requests("e", 8)
+        for r in rs { try client.send(r) }
+        let results = try collect(client, rs.map(\.requestID))
+        #expect(Set(results.keys) == Set(rs.map(\.requestID)))
+        #expect(results.values.allSatisfy { $0.action.status == .ok && $0.telemetry != nil })
+    }
+
+    @Test func killedWorkerProcessIsReplacedWithoutLoss() throws {
+        let harness = try ServiceHarness()
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("paratool")
+        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "paratool is built beside the tests")
+        let toolsFile = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("tools-\(UUID().uuidString).json")
+        try Data(#"[{"name":"get_weather","description":"Current weather for a city"},{"name":"book_flight","description":"Book a flight between two airports"},{"name":"convert_currency","description":"Convert an amount between currencies"}]"#.utf8).write(to: toolsFile)
+        defer { try? FileManager.default.removeItem(at: toolsFile) }
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["serve", "--brokers", harness.kafka.brokers, "--topic-prefix", harness.topics.prefix,
+                             "--model", ServiceFixtures.hfTiny.appendingPathComponent("qwen2").path,
+                             "--tools", toolsFile.path, "--adapter-store", harness.store.root.path,
+                             "--metrics-port", "0", "--worker-id", "doomed", "--max-new-tokens", "3",
+                             "--batch-size", "2", "--log-level", "error", "-X", "session.timeout.ms=6000"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let client = try harness.client()
+        let rs = requests("k", 24)
+        for r in rs { try client.send(r) }
+        // Kill it once it has answered something, in the middle of the stream.
+        let firstAnswered = try client.collect([rs[0].requestID, rs[1].requestID], timeout: .seconds(60))
+        #expect(!firstAnswered.isEmpty, "the worker process served before it was killed")
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        try harness.startWorker(id: "survivor")
+        let results = try collect(client, rs.map(\.requestID))
+        #expect(Set(results.keys) == Set(rs.map(\.requestID)), "no request lost")
+        #expect(rs.allSatisfy { client.answerCount($0.requestID) >= 1 })
+        let byWorker = Dictionary(grouping: results.values.compactMap { $0.telemetry?.workerID }, by: { $0 }).mapValues(\.count)
+        #expect(byWorker["survivor", default: 0] > 0, "the survivor took over: \(byWorker)")
+    }
+}
