@@ -65,7 +65,7 @@ let package = Package(
         .target(
             name: "ParaToolService",
             dependencies: [
-                "Kafka", "Wire", "ParaTool", "LLM",
+                "Kafka", "Wire", "ParaTool", "ParaToolTraining", "LLM",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "FlyingFox", package: "FlyingFox"),

@@ -4,7 +4,9 @@
 import ArgumentParser
 import Foundation
 import LLM
+import Kafka
 import ParaTool
+import ParaToolService
 import ParaToolTraining
 
 struct Train: ParsableCommand {
@@ -24,10 +26,38 @@ struct Train: ParsableCommand {
             --resume continues each job from its latest checkpoint with results identical to an uninterrupted \
             run, and skips jobs already published. Progress (step, loss, tokens/s, ETA) is one updating line on \
             a terminal and a JSON line per step in --metrics.
+
+            Service mode (--brokers …) is the online trainer: it consumes <prefix>trajectories in the consumer             group --group (trajectories are keyed by tool, so several trainers split the tools), appends the             solved ones to the durable dataset in --dataset (fsync before the offsets are committed), retrains a             tool every --retrain-every new trajectories of it (or every --schedule-minutes), publishes the new             versions into --adapter-store and announces each on <prefix>adapters, where workers verify and             hot-swap it. It serves /metrics and /healthz on --metrics-port. Settings also come from PARATOOL_<FLAG>             and --config.
             """)
 
-    @Flag(help: "Train from a trajectory file (--data). Required for now; the online trainer reads from the brokers.")
+    @Flag(help: "Train from a trajectory file (--data) instead of consuming the trajectories topic (--brokers).")
     var offline = false
+
+    @OptionGroup var kafka: KafkaOptions
+
+    @Option(help: ArgumentHelp("Service mode: the trainer's durable dataset directory (env PARATOOL_DATASET).", valueName: "dir"))
+    var dataset: String?
+
+    @Option(help: ArgumentHelp("Service mode: the adapter store to publish into (env PARATOOL_ADAPTER_STORE).", valueName: "dir"))
+    var adapterStore: String?
+
+    @Option(help: ArgumentHelp("Service mode: consumer group of the trainers (default paratool-trainers).", valueName: "id"))
+    var group: String?
+
+    @Option(help: ArgumentHelp("Service mode: retrain a tool after this many new trajectories of it (default 50).", valueName: "k"))
+    var retrainEvery: Int?
+
+    @Option(help: ArgumentHelp("Service mode: also retrain every tool with new data at this interval.", valueName: "minutes"))
+    var scheduleMinutes: Int?
+
+    @Flag(help: "Service mode: also store served trajectories whose outcome is unknown (default: solved only).")
+    var acceptUnlabelled = false
+
+    @Option(help: ArgumentHelp("Service mode: port of /metrics and /healthz (default 9465; 0 disables).", valueName: "port"))
+    var metricsPort: Int?
+
+    @Option(help: ArgumentHelp("Service mode: log level (default info).", valueName: "level"))
+    var logLevel: String?
 
     @Option(help: ArgumentHelp("Trajectories, JSON Lines (paratool synth writes them).", valueName: "file"))
     var data: String?
@@ -109,9 +139,14 @@ struct Train: ParsableCommand {
     @Option(help: ArgumentHelp("Evaluation queries that must not be in the training data (BFCL question file, or one query a line); the run refuses to start if one is. Repeatable.", valueName: "file"))
     var heldOut: [String] = []
 
+    var serviceMode: Bool { !offline }
+
     func validate() throws {
-        guard offline else { throw ValidationError("--offline is required (training from --data; the online trainer is not available yet)") }
-        guard data != nil, out != nil, tools != nil else { throw ValidationError("--offline needs --data FILE, --out STORE and --tools FILE") }
+        if offline {
+            guard data != nil, out != nil, tools != nil else { throw ValidationError("--offline needs --data FILE, --out STORE and --tools FILE") }
+        } else if data != nil || out != nil {
+            throw ValidationError("--data and --out belong to --offline; the service mode (--brokers) uses --dataset and --adapter-store")
+        }
         if steps < 1 || gateSteps < 1 || (jointSteps ?? 1) < 1 { throw ValidationError("step counts must be at least 1") }
         if batchSize < 1 || gateBatchSize < 1 || rank < 1 || maxTokens < 2 { throw ValidationError("--batch-size, --gate-batch-size, --rank and --max-tokens must be positive") }
         _ = try stageSet()
@@ -128,6 +163,7 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        if serviceMode { return try runService() }
         var options = OfflineTrainingOptions(data: URL(fileURLWithPath: data!), tools: URL(fileURLWithPath: tools!),
                                              store: URL(fileURLWithPath: out!))
         options.model = modelOptions.model
@@ -215,4 +251,45 @@ final class StopRequest: @unchecked Sendable {
     }
 
     var requested: Bool { lock.withLock { flag } }
+}
+
+extension Train {
+    /// The online trainer (`--brokers`).
+    func runService() throws {
+        let settings = try kafka.settings()
+        let logger = try serviceLogger("paratool.train", level: settings.string("log-level", logLevel))
+        let config = try kafka.kafkaConfiguration(settings)
+        guard let datasetPath = settings.string("dataset", dataset), let storePath = settings.string("adapter-store", adapterStore),
+              let toolsPath = settings.string("tools", tools) else {
+            throw UsageError("the trainer service needs --brokers, --dataset DIR, --adapter-store DIR and --tools FILE (or their PARATOOL_* variables)")
+        }
+        var trainer = TrainerSettings(dataset: URL(fileURLWithPath: datasetPath), store: URL(fileURLWithPath: storePath),
+                                      tools: URL(fileURLWithPath: toolsPath))
+        trainer.topics = kafka.topics(settings)
+        trainer.groupID = settings.string("group", group) ?? trainer.groupID
+        trainer.model = settings.string("model", modelOptions.model)
+        trainer.retrainEvery = try settings.int("retrain-every", retrainEvery) ?? trainer.retrainEvery
+        trainer.schedule = try settings.int("schedule-minutes", scheduleMinutes).map { .seconds(60 * $0) }
+        trainer.stages = try stageSet()
+        trainer.acceptUnlabelled = try settings.bool("accept-unlabelled", acceptUnlabelled)
+        trainer.adapter.steps = steps
+        trainer.adapter.rank = rank
+        trainer.adapter.alpha = alpha ?? Float(4 * rank)
+        trainer.adapter.optimizer.learningRate = lr
+        trainer.adapter.optimizer.warmupSteps = warmup
+        trainer.adapter.seed = seed
+        trainer.adapter.maxTokens = maxTokens
+        guard trainer.retrainEvery >= 1 else { throw UsageError("--retrain-every must be at least 1") }
+        let port = try settings.int("metrics-port", metricsPort) ?? 9465
+        let metrics = ServiceMetrics()
+        let service = try TrainerService(settings: trainer, kafka: config, metrics: metrics, logger: logger)
+        let health = port > 0 ? try ServiceStack.startHealth(port: port, metrics: metrics, isReady: { service.isReady }, logger: logger) : nil
+        let signals = ShutdownSignals { [logger] in
+            logger.info("signal received: finishing, committing, leaving the group")
+            service.stop()
+        }
+        defer { withExtendedLifetime(signals) {} }
+        try service.run()
+        health?.stop()
+    }
 }

@@ -1,0 +1,173 @@
+// TrainerService: `paratool train --brokers`. Consumes `trajectories` in a consumer group (keyed by
+// tool, so several trainers split the tools), keeps solved ones in the durable TrajectoryDataset
+// (offsets committed after the fsync), retrains a tool's adapter every K new trajectories or on a
+// schedule (stage 1 for the affected tools, then the stages configured), publishes the versions to
+// the AdapterStore and announces each on `adapters` for workers to hot-swap.
+import Foundation
+import Kafka
+import LLM
+import Logging
+import ParaTool
+import ParaToolTraining
+import Synchronization
+import Wire
+
+/// How the trainer works.
+public struct TrainerSettings: Sendable {
+    public var topics = TopicNames()
+    public var groupID = "paratool-trainers"
+    /// The durable dataset directory.
+    public var dataset: URL
+    /// The adapter store the versions go to.
+    public var store: URL
+    /// The tool catalogue (documents for document-aware instances, the gate's tool vectors).
+    public var tools: URL
+    /// The base model (nil: the default).
+    public var model: String?
+    /// Retrain a tool once this many new trajectories of it arrived.
+    public var retrainEvery = 50
+    /// Also retrain whatever has new data at this interval (nil: only by count).
+    public var schedule: Duration?
+    /// Stages after the new data arrives: 1 (that tool's adapter), 2 (gate), 3 (joint).
+    public var stages: Set<Int> = [1]
+    /// Adapter training settings of stage 1.
+    public var adapter = AdapterTrainingConfig()
+    /// Store trajectories whose outcome is unknown (served candidates) as well as solved ones.
+    public var acceptUnlabelled = false
+
+    public init(dataset: URL, store: URL, tools: URL) {
+        self.dataset = dataset
+        self.store = store
+        self.tools = tools
+    }
+}
+
+/// The online trainer. `run()` blocks until `stop()`.
+public final class TrainerService: @unchecked Sendable {
+    public let settings: TrainerSettings
+    private let kafka: KafkaConfiguration
+    private let metrics: ServiceMetrics
+    private let logger: Logger
+    private let stopping = Mutex(false)
+    private let joined = Mutex(false)
+    private let training = Mutex(false)
+    public let dataset: TrajectoryDataset
+
+    public init(settings: TrainerSettings, kafka: KafkaConfiguration, metrics: ServiceMetrics, logger: Logger) throws {
+        self.settings = settings
+        self.kafka = kafka
+        self.metrics = metrics
+        self.logger = logger
+        dataset = try TrajectoryDataset(directory: settings.dataset)
+    }
+
+    public var isReady: Bool { joined.withLock { $0 } && !stopping.withLock { $0 } }
+
+    /// Finishes the current append and commit, leaves the group; a running training finishes first.
+    public func stop() { stopping.withLock { $0 = true } }
+
+    private var isStopping: Bool { stopping.withLock { $0 } }
+
+    public func run() throws {
+        let consumer = try KafkaConsumer(configuration: kafka, groupID: settings.groupID, name: "trainer-consumer",
+                                         logger: logger) { [weak self] _ in self?.markJoined() }
+        try consumer.subscribe(topics: [settings.topics.trajectories])
+        let producer = try KafkaProducer(configuration: kafka, name: "trainer-producer", logger: logger)
+        defer { producer.close() }
+        metrics.setReady(true)
+        logger.info("trainer consuming", metadata: ["topic": "\(settings.topics.trajectories)", "stored": "\(dataset.count)",
+                                                     "retrain_every": "\(settings.retrainEvery)"])
+        let queue = DispatchQueue(label: "paratool.trainer.training")
+        let idle = DispatchGroup()
+        var lastScheduled = ContinuousClock.now
+        while !isStopping {
+            let batch = try consumer.pollBatch(maxMessages: 256, timeout: .milliseconds(200), window: .milliseconds(20))
+            if !batch.isEmpty {
+                var accepted: [Trajectory] = []
+                for m in batch {
+                    do {
+                        let t = try Self.trajectory(WireTrajectory(bytes: m.value))
+                        if t.outcome == .solved || (settings.acceptUnlabelled && t.outcome == .unknown) { accepted.append(t) } else {
+                            metrics.counter("trainer_skipped", labels: [("outcome", t.outcome.rawValue)], help: "Trajectories not stored, by outcome.").increment()
+                        }
+                    } catch {
+                        logger.warning("undecodable trajectory skipped at \(m.topic)[\(m.partition)]@\(m.offset): \(error)")
+                        metrics.counter("trainer_skipped", labels: [("outcome", "undecodable")], help: "Trajectories not stored, by outcome.").increment()
+                    }
+                }
+                let stored = try dataset.append(accepted)
+                metrics.counter("trainer_stored", labels: [], help: "Trajectories appended to the dataset.").increment(by: Int64(stored.count))
+                // Durable first, then the offsets: a crash in between only re-delivers (deduplicated by id).
+                do { try consumer.commit(TopicPartitionOffset.commitPositions(after: batch)) } catch {
+                    logger.warning("commit failed; the batch may be delivered again: \(error)")
+                }
+            }
+            let scheduled = settings.schedule.map { ContinuousClock.now - lastScheduled >= $0 } ?? false
+            let due = dataset.due(threshold: scheduled ? 1 : settings.retrainEvery)
+            if scheduled { lastScheduled = .now }
+            if !due.isEmpty, !training.withLock({ $0 }) {
+                training.withLock { $0 = true }
+                idle.enter()
+                queue.async { [self] in
+                    defer {
+                        training.withLock { $0 = false }
+                        idle.leave()
+                    }
+                    do { try retrain(due, producer: producer) } catch {
+                        logger.error("retraining \(due.joined(separator: ",")) failed: \(error)")
+                    }
+                }
+            }
+        }
+        logger.info("trainer stopping: waiting for a running training to finish")
+        idle.wait()
+        consumer.close()
+        metrics.setReady(false)
+    }
+
+    private func markJoined() { joined.withLock { $0 = true } }
+
+    /// Trains `tools` on a snapshot of the dataset, publishes and announces the versions.
+    func retrain(_ tools: [String], producer: KafkaProducer) throws {
+        let started = Date()
+        let snapshot = settings.dataset.appendingPathComponent("snapshot.jsonl")
+        try dataset.snapshot(to: snapshot)
+        let counts = dataset.counts
+        logger.info("retraining", metadata: ["tools": "\(tools.joined(separator: ","))", "trajectories": "\(tools.map { counts[$0] ?? 0 })"])
+        var options = OfflineTrainingOptions(data: snapshot, tools: settings.tools, store: settings.store)
+        options.model = settings.model
+        options.stages = settings.stages
+        options.onlyTools = tools
+        options.adapter = settings.adapter
+        options.checkpointDirectory = settings.dataset.appendingPathComponent("checkpoints-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: options.checkpointDirectory!) }
+        let result = try OfflineTraining.run(options, log: { [logger] in logger.info("\($0)") }) { [logger] p in
+            if p.step == p.totalSteps || p.step % 25 == 0 { logger.info("\(p.line)") }
+            return true
+        }
+        var updates: [OutgoingMessage] = []
+        for v in result.published {
+            let update = WireAdapterUpdate(tool: v.tool, version: v.version, uri: v.path.path, sha256: v.sha256, stage: v.stage,
+                                           createdUnixMs: v.createdUnixMs)
+            updates.append(OutgoingMessage(topic: settings.topics.adapters, key: v.tool, value: try update.encode()))
+        }
+        _ = try producer.sendAndWait(updates)
+        try dataset.markTrained(tools)
+        metrics.counter("trainer_versions_published", labels: [], help: "Adapter versions published.").increment(by: Int64(result.published.count))
+        logger.info("published", metadata: ["versions": "\(result.published.map { "\($0.tool)@\($0.version)" })",
+                                             "seconds": "\(Int(Date().timeIntervalSince(started)))"])
+    }
+
+    /// The training form of a wire trajectory.
+    static func trajectory(_ w: WireTrajectory) throws -> Trajectory {
+        let steps = try w.steps.enumerated().map { i, step in
+            Step(calls: try step.calls.enumerated().map { try ToolCall(wire: $1, field: "steps[\(i)].calls[\($0)]") }, observation: step.observation)
+        }
+        let outcome: TrajectoryOutcome = switch w.outcome {
+        case .solved: .solved
+        case .unsolved: .unsolved
+        default: .unknown
+        }
+        return Trajectory(id: w.id, query: w.query, candidateTools: w.candidateTools, steps: steps, outcome: outcome, source: w.source)
+    }
+}

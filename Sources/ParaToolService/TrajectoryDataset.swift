@@ -1,0 +1,102 @@
+// TrajectoryDataset: the trainer's durable local dataset, a segment log. Trajectories are appended
+// as JSON Lines and fsynced before the consumer commits their offsets, so a crash loses nothing;
+// duplicates from redelivery are dropped by id. A small state file records how many trajectories
+// of each tool the last training used, so a restarted trainer knows what is still due.
+import Foundation
+import LLM
+import ParaTool
+import ParaToolTraining
+import Synchronization
+
+/// An append-only trajectory log in a directory (`trajectories.jsonl`, `state.json`).
+public final class TrajectoryDataset: @unchecked Sendable {
+    public let directory: URL
+    private let logURL: URL
+    private let stateURL: URL
+    private let lock = NSLock()
+    private var handle: FileHandle
+    private var ids: Set<String> = []
+    private var perTool: [String: Int] = [:]
+    private var trained: [String: Int] = [:]
+
+    /// Opens (or creates) the dataset and reads what it holds. A torn last line (a crash during
+    /// an append whose offset was therefore never committed) is cut off.
+    public init(directory: URL) throws {
+        self.directory = directory
+        logURL = directory.appendingPathComponent("trajectories.jsonl")
+        stateURL = directory.appendingPathComponent("state.json")
+        let fm = FileManager.default
+        try fm.createDirectory(at: directory, withIntermediateDirectories: true)
+        if !fm.fileExists(atPath: logURL.path) { _ = fm.createFile(atPath: logURL.path, contents: nil) }
+        var data = try Data(contentsOf: logURL)
+        if let lastNewline = data.lastIndex(of: UInt8(ascii: "\n")), lastNewline != data.count - 1 {
+            data = data.prefix(lastNewline + 1)
+            try data.write(to: logURL)
+        } else if !data.isEmpty, data.last != UInt8(ascii: "\n") {
+            data = Data()
+            try data.write(to: logURL)
+        }
+        for line in data.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
+            let t = try Trajectory(json: try JSONValue.parse(String(decoding: line, as: UTF8.self)))
+            ids.insert(t.id)
+            for tool in Self.tools(of: t) { perTool[tool, default: 0] += 1 }
+        }
+        if let state = try? Data(contentsOf: stateURL),
+           let object = try? JSONSerialization.jsonObject(with: state) as? [String: Int] {
+            trained = object
+        }
+        handle = try FileHandle(forWritingTo: logURL)
+        try handle.seekToEnd()
+    }
+
+    deinit { try? handle.close() }
+
+    /// The tools a trajectory trains: those its gold steps call.
+    public static func tools(of t: Trajectory) -> Set<String> { Set(t.steps.flatMap { $0.calls.map(\.name) }) }
+
+    /// Appends the trajectories not already present and makes them durable (fsync) before
+    /// returning. Returns those appended.
+    @discardableResult
+    public func append(_ trajectories: [Trajectory]) throws -> [Trajectory] {
+        try lock.withLock {
+            var fresh: [Trajectory] = []
+            var text = ""
+            for t in trajectories where !ids.contains(t.id) {
+                ids.insert(t.id)
+                fresh.append(t)
+                text += t.json.serialized() + "\n"
+            }
+            guard !fresh.isEmpty else { return [] }
+            try handle.write(contentsOf: Data(text.utf8))
+            try handle.synchronize()
+            for t in fresh { for tool in Self.tools(of: t) { perTool[tool, default: 0] += 1 } }
+            return fresh
+        }
+    }
+
+    /// How many stored trajectories call each tool.
+    public var counts: [String: Int] { lock.withLock { perTool } }
+
+    /// Tools with at least `threshold` trajectories more than their last training used.
+    public func due(threshold: Int) -> [String] {
+        lock.withLock { perTool.filter { $0.value - (trained[$0.key] ?? 0) >= threshold }.map(\.key).sorted() }
+    }
+
+    /// Records that `tools` were trained on their current counts (written atomically).
+    public func markTrained(_ tools: [String]) throws {
+        try lock.withLock {
+            for tool in tools { trained[tool] = perTool[tool] ?? 0 }
+            try DurableFiles.write(try JSONSerialization.data(withJSONObject: trained, options: [.sortedKeys]), to: stateURL)
+        }
+    }
+
+    /// A consistent copy of the log (whole lines only) for a training run to read.
+    public func snapshot(to url: URL) throws {
+        try lock.withLock {
+            try DurableFiles.write(try Data(contentsOf: logURL), to: url)
+        }
+    }
+
+    /// Number of trajectories stored.
+    public var count: Int { lock.withLock { ids.count } }
+}

@@ -1,0 +1,84 @@
+// The online trainer over the mock cluster on the tiny fixture model: solved trajectories are stored
+// durably (others skipped), a tool is retrained after K of them, its new version is published in
+// the store and announced on `adapters`; a restarted trainer keeps the dataset without duplicates.
+import Foundation
+import Kafka
+import ParaTool
+import ParaToolService
+import ParaToolTraining
+import Testing
+import Wire
+
+@Suite(.serialized) struct TrainerServiceTests {
+    @Test func storesRetrainsPublishesAndAnnounces() throws {
+        let harness = try ServiceHarness()
+        let work = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("trainer-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: work) }
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        let toolsFile = work.appendingPathComponent("tools.json")
+        try Data(#"[{"name":"get_weather","description":"Current weather for a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}},{"name":"book_flight","description":"Book a flight between two airports"},{"name":"convert_currency","description":"Convert an amount between currencies"}]"#.utf8).write(to: toolsFile)
+        var settings = TrainerSettings(dataset: work.appendingPathComponent("dataset"), store: harness.storeRoot, tools: toolsFile)
+        settings.topics = harness.topics
+        settings.model = ServiceFixtures.hfTiny.appendingPathComponent("qwen2").path
+        settings.retrainEvery = 3
+        settings.adapter.steps = 2
+        settings.adapter.rank = 4
+        settings.adapter.alpha = 8
+
+        func trajectory(_ id: String, city: String, outcome: WireOutcome = .solved) -> WireTrajectory {
+            WireTrajectory(id: id, query: "Weather in \(city)?", candidateTools: ["get_weather", "book_flight"],
+                           steps: [WireStep(calls: [WireToolCall(name: "get_weather", argumentsJSON: #"{"city": "\#(city)"}"#)])],
+                           outcome: outcome, source: "test")
+        }
+        let producer = try KafkaProducer(configuration: harness.kafka, logger: harness.logger)
+        var messages = try [("t1", "Paris"), ("t2", "Oslo"), ("t3", "Rome")].map {
+            OutgoingMessage(topic: harness.topics.trajectories, key: "get_weather", value: try trajectory($0.0, city: $0.1).encode())
+        }
+        messages.append(OutgoingMessage(topic: harness.topics.trajectories, key: "get_weather",
+                                        value: try trajectory("unlabelled", city: "Lima", outcome: .unknown).encode()))
+        messages.append(OutgoingMessage(topic: harness.topics.trajectories, key: "get_weather", value: [0xff, 0x01]))
+        _ = try producer.sendAndWait(messages)
+
+        let announcements = try KafkaConsumer(configuration: harness.kafka, groupID: nil, logger: harness.logger)
+        try announcements.assign([TopicPartitionOffset(topic: harness.topics.adapters, partition: 0, offset: -2)])
+        let trainer = try TrainerService(settings: settings, kafka: harness.kafka, metrics: ServiceMetrics(), logger: harness.logger)
+        let done = DispatchSemaphore(value: 0)
+        let box = ErrorBox()
+        Thread { do { try trainer.run() } catch { box.error = error }; done.signal() }.start()
+
+        var update: WireAdapterUpdate?
+        let deadline = Date().addingTimeInterval(120)
+        while update == nil, Date() < deadline {
+            if let m = try announcements.poll(timeout: .milliseconds(200)) { update = try WireAdapterUpdate(bytes: m.value) }
+        }
+        let announced = try #require(update, "an AdapterUpdate is announced")
+        #expect(announced.tool == "get_weather")
+        #expect(announced.version == "v000002", "v000001 is the fixture adapter the harness published")
+        #expect(announced.stage == "pretrain")
+        // The announced version is in the store and verifies against the announced hash.
+        let adapter = try harness.store.load(tool: "get_weather", version: announced.version, expectedSHA256: announced.sha256)
+        #expect(adapter.rank == 4)
+        #expect(trainer.dataset.count == 3, "solved trajectories only")
+        trainer.stop()
+        done.wait()
+        #expect(box.error == nil)
+
+        // Restart: the stored dataset is read back; a redelivered trajectory is not stored twice.
+        _ = try producer.sendAndWait([OutgoingMessage(topic: harness.topics.trajectories, key: "get_weather",
+                                                      value: try trajectory("t1", city: "Paris").encode())])
+        let again = try TrainerService(settings: settings, kafka: harness.kafka, metrics: ServiceMetrics(), logger: harness.logger)
+        #expect(again.dataset.count == 3)
+        #expect(again.dataset.due(threshold: 1).isEmpty, "the trained counts survive the restart")
+        let done2 = DispatchSemaphore(value: 0)
+        Thread { try? again.run(); done2.signal() }.start()
+        let until = Date().addingTimeInterval(15)
+        while !again.isReady, Date() < until { Thread.sleep(forTimeInterval: 0.1) }
+        Thread.sleep(forTimeInterval: 2)
+        again.stop()
+        done2.wait()
+        #expect(again.dataset.count == 3)
+        let lines = try String(contentsOf: settings.dataset.appendingPathComponent("trajectories.jsonl"), encoding: .utf8)
+            .split(separator: "\n").map { try Trajectory(json: try JSONValue.parse(String($0))).id }
+        #expect(lines == ["t1", "t2", "t3"])
+    }
+}
