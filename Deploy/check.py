@@ -579,6 +579,21 @@ def check_k8s(deploy: Path, rep: Report, invocations: list[Invocation]) -> None:
         for im in kd.get("images") or []:
             image_map[im["name"]] = f"{im.get('newName', im['name'])}:{im.get('newTag', 'latest')}"
     configmaps = {n: (d.get("data") or {}) for n, (_, d) in by_kind.get("ConfigMap", {}).items()}
+    if kustomization:
+        # configMapGenerator entries are ConfigMaps too: their keys are the files' names (or KEY= of KEY=path).
+        kf, kd = kustomization
+        for g in kd.get("configMapGenerator") or []:
+            data = {}
+            for entry in g.get("files") or []:
+                key, _, path = str(entry).rpartition("=")
+                path = path or key
+                if not (kf.parent / path).exists():
+                    rep.error(str(kf), f"configMapGenerator {g.get('name')!r}: file {path!r} does not exist")
+                data[key or Path(path).name] = ""
+            for literal in g.get("literals") or []:
+                key, _, value = str(literal).partition("=")
+                data[key] = value
+            configmaps[g.get("name")] = data
     pvcs = {n: d for n, (_, d) in by_kind.get("PersistentVolumeClaim", {}).items()}
     # Pod templates.
     workers: dict[str, Invocation] = {}           # Deployment name -> serve invocation

@@ -32,9 +32,9 @@ SUBS = {
            "Every setting is also read from the environment as PARATOOL_<FLAG> (e.g. PARATOOL_BATCH_SIZE)."],
  "train": ["--brokers <b> (env: PARATOOL_BROKERS)", "--adapter-store <d> (env: PARATOOL_ADAPTER_STORE)",
            "--model <m> (env: PARATOOL_MODEL)", "--dataset <d>", "--group <g>", "--retrain-every <k>",
-           "--metrics-port <p> (env: PARATOOL_METRICS_PORT)", KAFKA, "--config <file>"],
+           "--metrics-port <p> (env: PARATOOL_METRICS_PORT)", "--tools <f>", KAFKA, "--config <file>"],
  "topics": ["--brokers <b> (env: PARATOOL_BROKERS)", "--partitions <n>", "--replication <r>",
-            "--topic-prefix <p>", KAFKA],
+            "--topic-prefix <p>", "--publish-tools <f>", KAFKA],
  "send": ["--brokers <b>", "--query <q>", "--tools <t>", "--json"],
 }
 a = sys.argv[1:]
@@ -73,7 +73,7 @@ class CheckerTest(unittest.TestCase):
              delete: tuple[str, ...] = ()) -> Path:
         """A copy of Deploy/ inside a minimal repository, with text replacements applied."""
         root = Path(tempfile.mkdtemp(dir=self.tmp))
-        shutil.copytree(HERE, root / "Deploy", ignore=shutil.ignore_patterns("__pycache__", "demo"))
+        shutil.copytree(HERE, root / "Deploy", ignore=shutil.ignore_patterns("__pycache__"))
         (root / "Package.swift").write_text("// swift-tools-version: 6.0\n")
         (root / "Sources").mkdir()
         (root / "Tests").mkdir()

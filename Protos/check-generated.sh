@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# check-generated.sh: regenerates the protobuf-c code into a temporary directory and compares it
-# with the committed copy in Sources/ParaToolProtoC; exits non-zero when they differ, so CI fails
-# whenever paratool.proto changed without rerunning Protos/generate.sh.
+# check-generated.sh: regenerates the protobuf-c code and the Python client classes into a temporary
+# directory and compares them with the committed copies (Sources/ParaToolProtoC,
+# Deploy/clients/python/paratool_pb2.py); exits non-zero when they differ, so CI fails whenever
+# paratool.proto changed without rerunning Protos/generate.sh.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -9,9 +10,10 @@ committed="$here/../Sources/ParaToolProtoC"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
-bash "$here/generate.sh" "$tmp"
-if ! diff -r "$tmp" "$committed"; then
-    echo "check-generated.sh: Sources/ParaToolProtoC is out of date with Protos/paratool.proto;" \
+mkdir -p "$tmp/c" "$tmp/python"
+bash "$here/generate.sh" "$tmp/c" "$tmp/python"
+if ! diff -r "$tmp/c" "$committed" || ! diff "$tmp/python/paratool_pb2.py" "$here/../Deploy/clients/python/paratool_pb2.py"; then
+    echo "check-generated.sh: the generated code is out of date with Protos/paratool.proto;" \
          "run Protos/generate.sh and commit the result" >&2
     exit 1
 fi

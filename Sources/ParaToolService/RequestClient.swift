@@ -28,7 +28,10 @@ public final class RequestClient: @unchecked Sendable {
     public init(kafka: KafkaConfiguration, topics: TopicNames = TopicNames(), logger: Logger = Logger(label: "paratool.client")) throws {
         self.topics = topics
         producer = try KafkaProducer(configuration: kafka, name: "client-producer", logger: logger)
-        consumer = try KafkaConsumer(configuration: kafka, groupID: nil, name: "client-reader", logger: logger)
+        // Answers are awaited, so fetch with a short wait (a broker that holds fetches until the wait
+        // runs out, like the mock cluster, would otherwise add up to 500 ms per answer).
+        consumer = try KafkaConsumer(configuration: KafkaConfiguration(brokers: kafka.brokers, properties: ["fetch.wait.max.ms": "10"])
+                                        .merging(kafka.properties), groupID: nil, name: "client-reader", logger: logger)
         try consumer.assignAtEnd(topics: [topics.actions, topics.telemetry])
     }
 

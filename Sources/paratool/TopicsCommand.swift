@@ -2,7 +2,9 @@
 import ArgumentParser
 import Foundation
 import Kafka
+import ParaTool
 import ParaToolService
+import Wire
 
 struct TopicsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,7 +13,10 @@ struct TopicsCommand: ParsableCommand {
         discussion: """
             Creates <prefix>requests, actions, telemetry, trajectories and dlq (cleanup.policy=delete, \
             --partitions each) and <prefix>adapters and tools (cleanup.policy=compact, one partition). \
-            Existing topics are left as they are. Workers beyond the partition count of requests stay idle.
+            Existing topics are left as they are. Workers beyond the partition count of requests stay idle. \
+            With --publish-tools FILE, the catalogue's tools are then published to <prefix>tools (keyed by name; \
+            the topic is compacted, so republishing replaces a tool's spec), where workers started without \
+            --tools read them.
             """)
 
     @OptionGroup var kafka: KafkaOptions
@@ -21,6 +26,9 @@ struct TopicsCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Replication factor of every topic (default 1; 3 on a production cluster).", valueName: "n"))
     var replication: Int?
+
+    @Option(help: ArgumentHelp("Publish this tool catalogue to the tools topic after creating the topics.", valueName: "file"))
+    var publishTools: String?
 
     func run() throws {
         let settings = try kafka.settings()
@@ -33,6 +41,16 @@ struct TopicsCommand: ParsableCommand {
         let created = try admin.createTopics(specs)
         for spec in specs {
             print("\(spec.name): \(created[spec.name] == true ? "created" : "exists") (\(spec.partitions) partitions, \(spec.configs["cleanup.policy"] ?? "delete"))")
+        }
+        if let file = settings.string("publish-tools", publishTools) {
+            let catalogue = try ToolCatalogue.load(file: URL(fileURLWithPath: file))
+            let topic = kafka.topics(settings).tools
+            let producer = try KafkaProducer(configuration: config)
+            _ = try producer.sendAndWait(try catalogue.tools.map {
+                OutgoingMessage(topic: topic, key: $0.name, value: try WireToolSpec($0).encode())
+            })
+            producer.close()
+            print("\(topic): published \(catalogue.count) tools (\(catalogue.names.joined(separator: ", ")))")
         }
     }
 }

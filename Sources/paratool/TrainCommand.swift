@@ -251,6 +251,9 @@ final class StopRequest: @unchecked Sendable {
     }
 
     var requested: Bool { lock.withLock { flag } }
+
+    /// Stops listening (so a later handler, e.g. a server's, owns SIGINT alone).
+    deinit { source.cancel() }
 }
 
 extension Train {

@@ -7,6 +7,7 @@ import LLM
 import Logging
 import ParaTool
 import ParaToolService
+import ParaToolTraining
 import Wire
 
 struct UpCommand: ParsableCommand {
@@ -16,9 +17,11 @@ struct UpCommand: ParsableCommand {
         discussion: """
             Starts librdkafka's in-process mock Kafka cluster on 127.0.0.1 (a real Kafka protocol endpoint; \
             no transactions), creates the topics, publishes the demo catalogue (get_weather, convert_currency, \
-            search_flights, set_timer) to <prefix>tools, and starts a worker on the model. Then try:
+            search_flights, set_timer) to <prefix>tools, and starts a worker and a trainer on the model. Then try:
               paratool send --brokers HOST:PORT --query "What's the weather like in Lisbon right now?"
             Runs until Ctrl-C or SIGTERM.
+
+            On first start, tools without an adapter in the store are trained: examples are synthesized from             their schemas (`paratool synth`, the demo's example queries held out), then stage 1 trains each             tool's adapter and stage 2 the gate (`paratool train --offline --stages 1,2 --steps 75`). On 2 cores             this takes about 15 minutes for the four demo tools; the result is cached in the store, an             interrupted run resumes, and later starts take seconds.
             """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -29,8 +32,14 @@ struct UpCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Adapter store (default ~/.cache/paratool/store).", valueName: "dir"))
     var adapterStore: String?
 
-    @Option(help: ArgumentHelp("Gate directory (default <adapter-store>/../gate when it exists).", valueName: "dir"))
+    @Option(help: ArgumentHelp("Gate directory (default <adapter-store>/.gate, where training writes it).", valueName: "dir"))
     var gate: String?
+
+    @Flag(help: "Do not train missing adapters on start (the base model answers for tools without one).")
+    var skipTraining = false
+
+    @Option(help: "Stage 1 steps per tool when training on first start.")
+    var trainSteps = 75
 
     @Option(help: ArgumentHelp("Partitions of the request-side topics (default 2).", valueName: "n"))
     var partitions: Int = 2
@@ -51,7 +60,13 @@ struct UpCommand: ParsableCommand {
         let catalogue = try tools.map { try ToolCatalogue.load(file: URL(fileURLWithPath: $0)) } ?? DemoCatalogue.catalogue()
         let storeURL = adapterStore.map { URL(fileURLWithPath: $0) } ?? Self.defaultStore
         try FileManager.default.createDirectory(at: storeURL, withIntermediateDirectories: true)
-        let gateURL = gate.map { URL(fileURLWithPath: $0) } ?? storeURL.deletingLastPathComponent().appendingPathComponent("gate")
+        let gateURL = gate.map { URL(fileURLWithPath: $0) } ?? storeURL.appendingPathComponent(".gate", isDirectory: true)
+        let work = storeURL.deletingLastPathComponent()
+        let catalogueFile = work.appendingPathComponent("up-tools.json")
+        try DurableFiles.write(Data(JSONValue.array(catalogue.tools.map(\.json)).serialized().utf8), to: catalogueFile)
+        if !skipTraining {
+            try trainMissing(catalogue: catalogue, catalogueFile: catalogueFile, store: storeURL, gate: gateURL, work: work)
+        }
         let gatePath = FileManager.default.fileExists(atPath: gateURL.appendingPathComponent("gate_config.json").path) ? gateURL.path : nil
 
         let started = Date()
@@ -63,7 +78,9 @@ struct UpCommand: ParsableCommand {
         for spec in topics.specifications(partitions: Int32(partitions)) {
             try cluster.createTopic(spec.name, partitions: spec.partitions)
         }
-        let kafka = KafkaConfiguration(brokers: cluster.bootstrapServers)
+        // The mock broker answers a fetch only when fetch.wait.max.ms runs out (a real broker answers
+        // as soon as data arrives), so keep the wait short: requests then start within milliseconds.
+        let kafka = KafkaConfiguration(brokers: cluster.bootstrapServers, properties: ["fetch.wait.max.ms": "5"])
         let producer = try KafkaProducer(configuration: kafka, name: "up-publisher", logger: logger)
         _ = try producer.sendAndWait(try catalogue.tools.map {
             OutgoingMessage(topic: topics.tools, key: $0.name, value: try WireToolSpec($0).encode())
@@ -75,9 +92,19 @@ struct UpCommand: ParsableCommand {
         let stack = try ServiceStack.worker(lm: lm, settings: settings, kafka: kafka, toolsFile: nil, gateDirectory: gatePath,
                                             storeDirectory: storeURL.path, logger: logger)
         let health = metricsPort > 0 ? try ServiceStack.startHealth(port: metricsPort, metrics: stack.metrics, isReady: { stack.worker.isReady }, logger: logger) : nil
+        var trainerSettings = TrainerSettings(dataset: work.appendingPathComponent("dataset"), store: storeURL, tools: catalogueFile)
+        trainerSettings.topics = topics
+        trainerSettings.model = modelOptions.model
+        trainerSettings.adapter.steps = trainSteps
+        let trainer = try TrainerService(settings: trainerSettings, kafka: kafka, metrics: stack.metrics, logger: logger)
+        let trainerDone = BlockingResult<Void>()
+        Thread {
+            do { try trainer.run(); trainerDone.set(.success(())) } catch { trainerDone.set(.failure(error)) }
+        }.start()
         let signals = ShutdownSignals { [logger] in
             logger.info("signal received: stopping")
             stack.worker.stop()
+            trainer.stop()
         }
         defer { withExtendedLifetime(signals) {} }
         let failure = BlockingResult<Void>()
@@ -90,8 +117,53 @@ struct UpCommand: ParsableCommand {
         print("try: paratool send --brokers \(cluster.bootstrapServers) --query \"\(DemoCatalogue.exampleQueries[0])\"")
         fflush(nil)
         try failure.wait()
+        try trainerDone.wait()
         health?.stop()
         withExtendedLifetime(cluster) {}
         logger.info("stopped")
+    }
+}
+
+extension UpCommand {
+    /// Trains the tools that have no adapter yet (stage 1) and the gate (stage 2) on synthesized
+    /// examples; resumes an interrupted run. Does nothing when every tool and the gate exist.
+    func trainMissing(catalogue: ToolCatalogue, catalogueFile: URL, store: URL, gate: URL, work: URL) throws {
+        let adapters = try AdapterStore(root: store)
+        let missing = try catalogue.names.filter { try adapters.latest(tool: $0) == nil }
+        let gateExists = FileManager.default.fileExists(atPath: gate.appendingPathComponent("gate_config.json").path)
+        guard !missing.isEmpty || !gateExists else { return }
+        printError("first start: training \(missing.count) tool adapters and the gate on synthesized examples "
+                   + "(about 3.5 minutes per tool on 2 cores; cached in \(store.path); Ctrl-C and restart resumes)")
+        var config = SynthesisConfig()
+        config.examplesPerTool = 30
+        config.seed = 0
+        let held = DemoCatalogue.exampleQueries
+        let (trajectories, _) = ExampleSynthesizer(tools: catalogue.tools, config: config, evaluationQueries: held).synthesize()
+        let data = work.appendingPathComponent("up-train.jsonl")
+        try Trajectory.save(trajectories, jsonl: data)
+        var options = OfflineTrainingOptions(data: data, tools: catalogueFile, store: store)
+        options.model = modelOptions.model
+        options.gateDirectory = gate
+        options.stages = [1, 2]
+        options.onlyTools = missing
+        options.adapter.steps = trainSteps
+        options.adapter.optimizer.learningRate = 1e-3
+        options.adapter.optimizer.warmupSteps = 8
+        options.gate.steps = 200
+        options.resume = true
+        options.evaluationQueries = held
+        options.metrics = work.appendingPathComponent("up-train-metrics.jsonl")
+        let display = ProgressLine()
+        let stop = StopRequest()
+        let start = Date()
+        let result = try OfflineTraining.run(options, log: { display.note($0) }) { progress in
+            display.show(progress)
+            return !stop.requested
+        }
+        if result.stopped {
+            display.note("stopped: run `paratool up` again to resume the training")
+            throw ExitCode(130)
+        }
+        display.note("trained in \(TrainingProgress.duration(Date().timeIntervalSince(start))): \(result.published.count) adapters, gate in \(gate.path)")
     }
 }

@@ -1,0 +1,42 @@
+// Deploy/ is checked here because no Docker engine or cluster exists in CI: the compose and k8s
+// YAML parse and reference only files, flags and settings the built binary documents
+// (Deploy/check.py, with its own self-test), and the embedded demo catalogue is the one Deploy ships.
+import Foundation
+import ParaTool
+import ParaToolService
+import Testing
+
+@Suite struct DeployConfigTests {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func python(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3"] + arguments
+        p.currentDirectoryURL = Self.repo
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func composeAndKubernetesFilesMatchTheBinary() throws {
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("paratool")
+        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "paratool is built beside the tests")
+        let check = try python(["Deploy/check.py", "--binary", binary.path])
+        #expect(check.status == 0, "\(check.output)")
+        let selfTest = try python(["Deploy/check_test.py"])
+        #expect(selfTest.status == 0, "\(selfTest.output)")
+    }
+
+    @Test func embeddedDemoCatalogueIsTheShippedOne() throws {
+        let embedded = try DemoCatalogue.catalogue()
+        for path in ["Deploy/demo/tools.json", "Deploy/k8s/tools.json"] {
+            #expect(try ToolCatalogue.load(file: Self.repo.appendingPathComponent(path)) == embedded, "\(path)")
+        }
+        #expect(embedded.names == ["get_weather", "convert_currency", "search_flights", "set_timer"])
+    }
+}
