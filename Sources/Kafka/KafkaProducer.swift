@@ -18,7 +18,8 @@ public final class KafkaProducer: @unchecked Sendable {
     public static let defaults: [String: String] = [
         "enable.idempotence": "true",
         "acks": "all",
-        "linger.ms": "1",
+        // Send at once: messages queued while a request is in flight still go out together.
+        "linger.ms": "0",
         "message.timeout.ms": "30000",
     ]
 

@@ -1,0 +1,130 @@
+// `paratool bench service`: what the queue costs. The same requests answered by calling the engine
+// in process and through Kafka (librdkafka's mock cluster in process, or --brokers) with 1 and 2
+// workers: requests/s and p50/p99 latency, one request at a time (latency) and all at once
+// (throughput).
+import ArgumentParser
+import Foundation
+import Kafka
+import LLM
+import Logging
+import ParaTool
+import ParaToolService
+import Wire
+
+struct ServiceBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "service",
+        abstract: "Latency and throughput through Kafka against calling the engine in process.",
+        discussion: """
+            Requests are the demo catalogue's queries (no adapters, a fresh gate: the queue's cost does not \
+            depend on them). Closed loop: one request at a time, latency from send to the Action's arrival at \
+            the client. Open loop: all requests sent at once, requests/s until the last Action. The mock \
+            cluster holds a fetch until fetch.wait.max.ms runs out, so workers and client use 5 ms here.
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(help: "Requests per measurement.")
+    var requests = 24
+
+    @Option(help: "Tokens generated per request.")
+    var maxNewTokens = 8
+
+    @Option(help: "Most requests per worker batch in the open-loop run.")
+    var batchSize = 8
+
+    @Option(help: ArgumentHelp("An external broker instead of the in-process mock cluster.", valueName: "host:port"))
+    var brokers: String?
+
+    func run() throws {
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let lm = try LanguageModel.load(path: modelOptions.model)
+        let catalogue = try DemoCatalogue.catalogue()
+        let queries = (0..<requests).map { DemoCatalogue.exampleQueries[$0 % DemoCatalogue.exampleQueries.count] }
+        func engine() throws -> ToolCallEngine {
+            try ToolCallEngine(model: lm, catalogue: catalogue, adapters: InMemoryAdapters(),
+                               gate: GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize)))
+        }
+
+        // In process.
+        let direct = try engine()
+        _ = try direct.run([ToolCallRequest(id: "warm", query: queries[0], maxNewTokens: maxNewTokens)])
+        var inProcess: [Double] = []
+        let t0 = ContinuousClock.now
+        for (i, q) in queries.enumerated() {
+            let start = ContinuousClock.now
+            _ = try direct.run([ToolCallRequest(id: "p\(i)", query: q, maxNewTokens: maxNewTokens)])
+            inProcess.append((ContinuousClock.now - start).seconds * 1000)
+        }
+        let inProcessRate = Double(queries.count) / (ContinuousClock.now - t0).seconds
+        var rows = [("in process", 0, inProcess, inProcessRate)]
+
+        for workers in [1, 2] {
+            let cluster = brokers == nil ? try KafkaMockCluster(logger: logger) : nil
+            let topics = TopicNames(prefix: "bench\(workers).")
+            let kafka = KafkaConfiguration(brokers: brokers ?? cluster!.bootstrapServers, properties: ["fetch.wait.max.ms": "5"])
+            let specs = topics.specifications(partitions: 2)
+            if let cluster { for s in specs { try cluster.createTopic(s.name, partitions: s.partitions) } } else {
+                try KafkaAdmin(configuration: kafka, logger: logger).createTopics(specs)
+            }
+            var running: [(Worker, BlockingResult<Void>)] = []
+            for w in 0..<workers {
+                var settings = WorkerSettings(workerID: "bench-\(w)", modelID: ServiceStack.modelID(lm))
+                settings.topics = topics
+                settings.batchSize = batchSize
+                settings.batchWait = .milliseconds(2)
+                settings.logTrajectories = false
+                let worker = Worker(settings: settings, kafka: kafka, catalogue: catalogue, registry: nil, metrics: ServiceMetrics(),
+                                    logger: logger) { _ in try engine() }
+                let done = BlockingResult<Void>()
+                Thread { do { try worker.run(); done.set(.success(())) } catch { done.set(.failure(error)) } }.start()
+                running.append((worker, done))
+            }
+            while !running.allSatisfy({ $0.0.isReady }) { Thread.sleep(forTimeInterval: 0.05) }
+            let client = try RequestClient(kafka: kafka, topics: topics, logger: logger)
+            func wire(_ id: String, _ q: String) -> WireToolCallRequest {
+                WireToolCallRequest(requestID: id, query: q, maxNewTokens: UInt32(maxNewTokens))
+            }
+            _ = try client.call(wire("warm", queries[0]), timeout: .seconds(60))
+            var closed: [Double] = []
+            var queueMs: [Double] = [], workerMs: [Double] = []
+            for (i, q) in queries.enumerated() {
+                let start = ContinuousClock.now
+                guard let r = try client.call(wire("c\(i)", q), timeout: .seconds(60)) else { throw UsageError("request c\(i) timed out") }
+                closed.append((ContinuousClock.now - start).seconds * 1000)
+                queueMs.append(r.action.timings?.queueMs ?? 0)
+                workerMs.append(r.action.timings?.totalMs ?? 0)
+            }
+            printError(String(format: "%d worker(s): worker-side p50 queue %.1f ms, consumed→answered %.1f ms", workers,
+                              percentile(queueMs, 0.5), percentile(workerMs, 0.5)))
+            let t1 = ContinuousClock.now
+            for (i, q) in queries.enumerated() { try client.send(wire("o\(i)", q)) }
+            let got = try client.collect(Set(queries.indices.map { "o\($0)" }), timeout: .seconds(600))
+            guard got.count == queries.count else { throw UsageError("open loop: \(got.count) of \(queries.count) answered") }
+            let rate = Double(queries.count) / (got.values.map(\.receivedAt).max()! - t1).seconds
+            rows.append(("Kafka, \(workers) worker\(workers == 1 ? "" : "s")", workers, closed, rate))
+            for (worker, _) in running { worker.stop() }
+            for (_, done) in running { try done.wait() }
+        }
+
+        print("model \(ServiceStack.modelID(lm)), \(queries.count) requests of \(maxNewTokens) new tokens, broker \(brokers ?? "mock cluster (in process)")")
+        print("| path | p50 ms | p99 ms | p50 over in-process | requests/s (all sent at once) |")
+        print("|---|---:|---:|---:|---:|")
+        let base = percentile(inProcess, 0.5)
+        for (name, _, latencies, rate) in rows {
+            let p50 = percentile(latencies, 0.5)
+            print(String(format: "| %@ | %.1f | %.1f | %@ | %.2f |", name, p50, percentile(latencies, 0.99),
+                         name == "in process" ? "–" : String(format: "%+.1f ms", p50 - base), rate))
+        }
+    }
+
+    func percentile(_ values: [Double], _ q: Double) -> Double {
+        let sorted = values.sorted()
+        return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * q).rounded()))]
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
