@@ -34,6 +34,17 @@ public struct ToolCallRequest: Sendable {
     public var mode: SelectionMode
     /// The gold tool, for `.oracle`.
     public var goldTool: String?
+    /// All gold tools, for `.oracle` when a request's answer calls several (parallel calls of
+    /// different tools): equal weights over them. Empty: `goldTool` alone.
+    public var goldTools: [String] = []
+    /// Demonstrations per tool for `.contextDocs`: when non-empty, the prompt is the
+    /// Context+Docs&Examples format with up to `examplesPerTool` of each candidate's examples.
+    public var examples: [String: [ToolExample]] = [:]
+    /// How many of each candidate's `examples` the Context+Docs&Examples prompt shows.
+    public var examplesPerTool = 0
+
+    /// The gold tools `.oracle` weighs: `goldTools`, or `goldTool` when that is empty.
+    var oracleTools: [String] { goldTools.isEmpty ? (goldTool.map { [$0] } ?? []) : goldTools }
 
     public init(id: String, query: String, history: [Step] = [], candidates: [String] = [], maxNewTokens: Int = 96,
                 topN: Int? = nil, mode: SelectionMode = .paratool, goldTool: String? = nil) {
@@ -148,8 +159,9 @@ public final class ToolCallEngine {
         case .average:
             return (ToolSelection.uniform(count: candidates.count), 0)
         case .oracle:
-            guard let gold = request.goldTool, candidates.contains(gold) else { throw EngineError.oracleWithoutGold(request.id) }
-            return (ToolSelection.oracle(candidates: candidates, gold: gold), 0)
+            let gold = request.oracleTools
+            guard !gold.isEmpty, gold.allSatisfy(candidates.contains) else { throw EngineError.oracleWithoutGold(request.id) }
+            return (candidates.map { gold.contains($0) ? 1 / Float(Set(gold).count) : 0 }, 0)
         case .paratool, .top1, .embsim:
             guard let gate else { throw EngineError.noGate }
             let (c, n) = encoder.encode(request.query)
@@ -181,7 +193,8 @@ public final class ToolCallEngine {
         case .paratool, .top1, .embsim:
             if gate == nil { throw EngineError.noGate }
         case .oracle:
-            guard let gold = request.goldTool, candidates.contains(gold) else { throw EngineError.oracleWithoutGold(request.id) }
+            let gold = request.oracleTools
+            guard !gold.isEmpty, gold.allSatisfy(candidates.contains) else { throw EngineError.oracleWithoutGold(request.id) }
         case .average, .contextDocs:
             break
         }
@@ -228,7 +241,9 @@ public final class ToolCallEngine {
             let specs = try catalogue.specs(named: candidates)
             let components = selected.components
             let request = PromptRequest(query: r.query, history: r.history)
-            let format: PromptFormat = r.mode == .contextDocs ? .contextDocs(candidates: specs) : .documentFree(candidates: candidates)
+            let format: PromptFormat = r.mode != .contextDocs ? .documentFree(candidates: candidates)
+                : r.examples.isEmpty ? .contextDocs(candidates: specs)
+                : .contextDocsExamples(candidates: specs, examples: r.examples, k: r.examplesPerTool)
             prompts.append(model.tokenizer.encode(try formatter.render(format, request: request)))
             docsPromptTokens.append(model.tokenizer.encode(try formatter.render(.contextDocs(candidates: specs), request: request)).count)
             mixtures.append(Mixture(components))

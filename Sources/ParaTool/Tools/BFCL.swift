@@ -153,15 +153,41 @@ public struct BFCLAnswer: Sendable, Equatable {
 
     /// One concrete call per gold call: each parameter takes its first acceptable value; a
     /// parameter whose first acceptable value is `""` (optional) or that has no acceptable value
-    /// is omitted. Argument order follows the file.
-    public func firstAcceptableCall() -> [ToolCall] {
+    /// is omitted, unless `functions` declares it required: then it takes its first value other
+    /// than `""`. A parameter the function does not declare is omitted (BFCL accepts it only
+    /// when absent). A dict value (or a list of dicts) holds acceptable values per key, so each key
+    /// likewise takes its first one (keys marked `""` first are omitted). Argument order follows
+    /// the file.
+    public func firstAcceptableCall(functions: [ToolSpec] = []) -> [ToolCall] {
         groundTruth.map { call in
+            let spec = functions.first { $0.name == call.name }
+            let required = Set(spec?.requiredParameters ?? [])
             var arguments = JSONObject()
             for parameter in call.parameters {
-                guard let first = parameter.acceptable.first, first != .string("") else { continue }
-                arguments[parameter.name] = first
+                if let spec, !spec.parameterNames.contains(parameter.name) { continue }
+                let values = required.contains(parameter.name) ? parameter.acceptable.filter { $0 != .string("") } : parameter.acceptable
+                guard let first = values.first, first != .string("") else { continue }
+                arguments[parameter.name] = Self.concrete(first)
             }
             return ToolCall(name: call.name, arguments: .object(arguments))
+        }
+    }
+
+    /// An acceptable value made concrete: a dict's keys (one level, as BFCL's checker reads them)
+    /// take their first acceptable value, also inside a list of dicts; other values are kept.
+    static func concrete(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .object(let gold):
+            var out = JSONObject()
+            for (key, options) in gold {
+                guard case .array(let values) = options else { out[key] = options; continue }
+                if let first = values.first, first != .string("") { out[key] = first }
+            }
+            return .object(out)
+        case .array(let items) where !items.isEmpty && items.allSatisfy({ $0.objectValue != nil }):
+            return .array(items.map(concrete))
+        default:
+            return value
         }
     }
 }

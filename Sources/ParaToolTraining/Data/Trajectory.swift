@@ -92,14 +92,15 @@ public struct Trajectory: Sendable, Equatable {
 
     /// BFCL questions with their gold answers as one-step trajectories: the query is the last
     /// user message of the first turn, the candidates are the question's functions, the step's
-    /// calls the first acceptable value of every parameter (optional ones marked "" omitted).
+    /// calls the first acceptable value of every parameter (optional ones marked "" omitted,
+    /// required ones never; see `BFCLAnswer.firstAcceptableCall(functions:)`).
     /// Questions without an answer are skipped.
     public static func fromBFCL(questions: [BFCLQuestion], answers: [BFCLAnswer], category: String) -> [Trajectory] {
         let gold = Dictionary(answers.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         return questions.compactMap { q in
             guard let answer = gold[q.id], let query = q.turns.first?.last(where: { $0.role == "user" })?.content else { return nil }
             return Trajectory(id: q.id, query: query, candidateTools: q.functions.map(\.name),
-                              steps: [Step(calls: answer.firstAcceptableCall(), observation: "")], source: "bfcl:\(category)")
+                              steps: [Step(calls: answer.firstAcceptableCall(functions: q.functions), observation: "")], source: "bfcl:\(category)")
         }
     }
 }

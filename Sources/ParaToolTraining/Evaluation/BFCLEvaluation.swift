@@ -1,0 +1,341 @@
+// Owns BFCLEvaluation: running BFCL questions through the ToolCallEngine under each evaluation
+// mode (ParaTool, its ablations and the in-context baselines of DESIGN §1), scoring the decoded
+// calls with BFCLChecker, accounting prompt tokens, FLOPs and latency per request, writing the
+// calls in BFCL's result format, and the side-by-side table of all modes.
+import Foundation
+import LLM
+import ParaTool
+
+/// The methods `paratool eval` compares.
+public enum EvaluationMode: String, Sendable, CaseIterable {
+    /// The gate's weights over the candidates' adapters, document-free prompt.
+    case paratool
+    /// Every candidate's document in the prompt, no adapters.
+    case contextDocs = "context-docs"
+    /// Documents plus k synthesized examples per candidate in the prompt, no adapters.
+    case contextDocsExamples = "context-docs-examples"
+    /// The Global Parameterization adapter (`_global`) alone at weight 1, document-free prompt.
+    case global
+    /// Equal weights over the candidates' adapters.
+    case average
+    /// The gate's best candidate's adapter alone.
+    case top1
+    /// The gold tools' adapters, equal weights.
+    case oracle
+    /// ParaTool with the adapters as stage 1 left them (before joint fine-tuning).
+    case noFinetune = "no-finetune"
+    /// Softmax of the cosine of context and tool vectors instead of the gate MLP.
+    case embsim
+
+    /// Whether the mode reads adapters from a store.
+    public var needsAdapters: Bool { self != .contextDocs && self != .contextDocsExamples }
+
+    /// Whether the mode needs the trained gate.
+    public var needsGate: Bool { [.paratool, .top1, .embsim, .noFinetune].contains(self) }
+
+    /// The engine's selection mode that runs this evaluation mode.
+    var selection: SelectionMode {
+        switch self {
+        case .paratool, .noFinetune: return .paratool
+        case .contextDocs, .contextDocsExamples: return .contextDocs
+        case .global, .oracle: return .oracle
+        case .average: return .average
+        case .top1: return .top1
+        case .embsim: return .embsim
+        }
+    }
+}
+
+/// Settings shared by every mode of an evaluation run.
+public struct EvaluationSettings: Sendable {
+    /// Greedy decoding budget per question.
+    public var maxNewTokens = 256
+    /// Examples per candidate tool in the Context+Docs&Examples prompt.
+    public var examplesPerTool = 2
+    /// Seed of the example synthesis.
+    public var exampleSeed: UInt64 = 0
+    /// Top-N of the gate (nil: the gate's own setting).
+    public var topN: Int?
+    /// Queries no synthesized example may equal (the evaluation questions).
+    public var evaluationQueries: [String] = []
+
+    /// The defaults: 256 new tokens, 2 examples per tool, seed 0.
+    public init() {}
+}
+
+/// What one question gave under one mode.
+public struct QuestionOutcome: Sendable {
+    /// The question id.
+    public var id: String
+    /// The decoded calls, in the order written (empty when the model called nothing).
+    public var calls: [ToolCall]
+    /// The generated text.
+    public var text: String
+    /// The AST verdict.
+    public var check: BFCLCheckResult
+    /// Prompt tokens.
+    public var promptTokens: Int
+    /// Generated tokens (including a final stop token).
+    public var generatedTokens: Int
+    /// Adapters fused in.
+    public var adapters: Int
+    /// LoRA rank of the fused adapters (0 when none).
+    public var rank: Int
+    /// FLOPs of the request by part.
+    public var flops: FlopsBreakdown
+    /// FLOPs the same request costs in the Context+Docs format.
+    public var contextDocsFlops: Int
+    /// Wall seconds of the request (selection, prompt, generation, parsing).
+    public var seconds: Double
+
+    /// The line of BFCL's result file: `id`, `result` = one `{function_name: {param: value}}`
+    /// per call, and the counts BFCL's own result files carry (`input_token_count`,
+    /// `output_token_count`, `latency`) plus `flops`.
+    public var resultLine: String {
+        let result = JSONValue.array(calls.map { call in
+            .object(JSONObject([(call.name, call.arguments)]))
+        })
+        return JSONValue.object(JSONObject([
+            ("id", .string(id)), ("result", result), ("input_token_count", .int(Int64(promptTokens))),
+            ("output_token_count", .int(Int64(generatedTokens))), ("latency", .double((seconds * 1000).rounded() / 1000)),
+            ("flops", .int(Int64(flops.total))),
+        ])).serialized(asciiOnly: false)
+    }
+}
+
+/// One mode's results.
+public struct ModeReport: Sendable {
+    /// The mode.
+    public var mode: EvaluationMode
+    /// Per question, in question order (empty when the mode was skipped).
+    public var outcomes: [QuestionOutcome] = []
+    /// Why the mode did not run, when it did not.
+    public var skipped: String?
+    /// A remark on how the mode ran (e.g. what it fell back to).
+    public var note: String?
+
+    /// Questions scored.
+    public var count: Int { outcomes.count }
+    /// Questions answered correctly.
+    public var correct: Int { outcomes.filter(\.check.valid).count }
+    /// correct / count (0 when empty).
+    public var accuracy: Double { count == 0 ? 0 : Double(correct) / Double(count) }
+    /// Mean prompt tokens.
+    public var meanPromptTokens: Double { mean(outcomes.map { Double($0.promptTokens) }) }
+    /// Mean FLOPs per request.
+    public var meanFlops: Double { mean(outcomes.map { Double($0.flops.total) }) }
+    /// Mean FLOPs of the same requests in the Context+Docs format.
+    public var meanContextDocsFlops: Double { mean(outcomes.map { Double($0.contextDocsFlops) }) }
+    /// Mean wall seconds per request.
+    public var meanSeconds: Double { mean(outcomes.map(\.seconds)) }
+
+    private func mean(_ xs: [Double]) -> Double { xs.isEmpty ? 0 : xs.reduce(0, +) / Double(xs.count) }
+}
+
+/// Runs BFCL questions of one category under the evaluation modes.
+public final class BFCLEvaluation {
+    /// The base model.
+    public let model: LanguageModel
+    /// The questions, in file order.
+    public let questions: [BFCLQuestion]
+    /// Gold answers by question id.
+    public let answers: [String: BFCLAnswer]
+    /// The BFCL category name (e.g. `multiple`), which decides the checker's rules.
+    public let categoryName: String
+    /// Trained adapters (nil: only the in-context modes can run).
+    public let store: AdapterStore?
+    /// The trained gate (nil: the gate modes cannot run).
+    public let gate: GateNetwork?
+    /// The settings.
+    public var settings: EvaluationSettings
+
+    /// An evaluation of `questions` (each must have an answer in `answers`).
+    /// - Throws: `ToolFormatError` naming a question without a gold answer.
+    public init(model: LanguageModel, questions: [BFCLQuestion], answers: [BFCLAnswer], categoryName: String,
+                store: AdapterStore?, gate: GateNetwork?, settings: EvaluationSettings = EvaluationSettings()) throws {
+        self.model = model
+        self.questions = questions
+        self.answers = Dictionary(answers.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        self.categoryName = categoryName
+        self.store = store
+        self.gate = gate
+        self.settings = settings
+        if let missing = questions.first(where: { self.answers[$0.id] == nil }) {
+            throw ToolFormatError("question \(missing.id) has no gold answer in the answer file")
+        }
+    }
+
+    /// The file name of a mode's results: `bfcl_<category>_<mode>.jsonl`.
+    public func resultFileName(_ mode: EvaluationMode) -> String { "bfcl_\(categoryName)_\(mode.rawValue).jsonl" }
+
+    /// Runs every question under `mode`, one request at a time (so latency is per request).
+    /// `progress` gets each finished question with its index. A mode whose gate or adapters are
+    /// missing is returned skipped, with the reason.
+    public func run(_ mode: EvaluationMode, progress: (Int, QuestionOutcome) -> Void = { _, _ in }) throws -> ModeReport {
+        var report = ModeReport(mode: mode)
+        if mode.needsGate && gate == nil {
+            report.skipped = "needs the trained gate (--gate, or a store with .gate)"
+            return report
+        }
+        if mode.needsAdapters && store == nil {
+            report.skipped = "needs trained adapters (--adapter-store)"
+            return report
+        }
+        let provider: AdapterProvider
+        switch mode {
+        case .contextDocs, .contextDocsExamples:
+            provider = InMemoryAdapters()
+        case .global:
+            guard let store, try store.latest(tool: OfflineTraining.globalAdapterName) != nil else {
+                report.skipped = "the store has no \(OfflineTraining.globalAdapterName) adapter (train with --global)"
+                return report
+            }
+            provider = GlobalAdapter(store: store, config: model.model.config)
+        case .noFinetune:
+            let stages = StageAdapters(store: store!, config: model.model.config, stage: "pretrain")
+            if try !stages.storeHasLaterStages() {
+                report.note = "the store has no stage-3 versions, so this equals paratool"
+            }
+            provider = stages
+        default:
+            provider = StoreAdapters(store: store!, config: model.model.config)
+        }
+        for (index, question) in questions.enumerated() {
+            let outcome = try answer(question, mode: mode, provider: provider)
+            report.outcomes.append(outcome)
+            progress(index, outcome)
+        }
+        return report
+    }
+
+    /// One question under `mode`: its own functions are the catalogue and the candidates.
+    func answer(_ question: BFCLQuestion, mode: EvaluationMode, provider: AdapterProvider) throws -> QuestionOutcome {
+        let answer = answers[question.id]!
+        let catalogue = ToolCatalogue(question.functions)
+        let engine = try ToolCallEngine(model: model, catalogue: catalogue, adapters: provider, gate: mode.needsGate ? gate : nil)
+        let query = question.turns.first?.last(where: { $0.role == "user" })?.content ?? ""
+        var request = ToolCallRequest(id: question.id, query: query, candidates: catalogue.names,
+                                      maxNewTokens: settings.maxNewTokens, topN: settings.topN, mode: mode.selection)
+        switch mode {
+        case .oracle:
+            var gold = [String]()
+            for call in answer.groundTruth where !gold.contains(call.name) { gold.append(call.name) }
+            request.goldTools = gold
+        case .global:
+            // The engine weighs one "gold" candidate at 1; the provider serves `_global` for it.
+            request.goldTools = [catalogue.names[0]]
+        case .contextDocsExamples:
+            request.examples = examples(for: question.functions)
+            request.examplesPerTool = settings.examplesPerTool
+        default:
+            break
+        }
+        let start = Date()
+        let response = try engine.run([request])[0]
+        let seconds = Date().timeIntervalSince(start)
+        let calls = response.action.calls
+        let used = response.weights.filter { $0.weight != 0 && $0.adapterVersion != nil }
+        let rank = try used.first.flatMap { try provider.adapter(for: $0.tool)?.adapter.rank } ?? 0
+        return QuestionOutcome(
+            id: question.id, calls: calls, text: response.text,
+            check: BFCLChecker.check(calls: calls, answer: answer, functions: question.functions,
+                                     category: BFCLCategory(name: categoryName)),
+            promptTokens: response.promptTokens, generatedTokens: response.generatedTokens, adapters: used.count,
+            rank: rank, flops: response.flops, contextDocsFlops: response.contextDocsFlops, seconds: seconds)
+    }
+
+    /// `examplesPerTool` atomic examples per tool, synthesized from the tools' schemas (no
+    /// example equals an evaluation query).
+    func examples(for tools: [ToolSpec]) -> [String: [ToolExample]] {
+        var config = SynthesisConfig()
+        config.examplesPerTool = max(1, settings.examplesPerTool)
+        config.episodes = 0
+        config.seed = settings.exampleSeed
+        let (trajectories, _) = ExampleSynthesizer(tools: tools, config: config, evaluationQueries: settings.evaluationQueries).synthesize()
+        var out = [String: [ToolExample]]()
+        for t in trajectories where t.source == "synth:atomic" {
+            guard let call = t.steps.first?.calls.first else { continue }
+            out[call.name, default: []].append(ToolExample(query: t.query, calls: [call]))
+        }
+        return out
+    }
+
+    /// Writes `report`'s result lines, one per question in order, to `directory`/`resultFileName`.
+    /// - Returns: the file written.
+    @discardableResult
+    public func writeResults(_ report: ModeReport, to directory: URL) throws -> URL {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let url = directory.appendingPathComponent(resultFileName(report.mode))
+        let text = report.outcomes.map { $0.resultLine + "\n" }.joined()
+        try Data(text.utf8).write(to: url, options: .atomic)
+        return url
+    }
+
+    /// The side-by-side Markdown table of `reports`: AST accuracy, mean prompt tokens, FLOPs per
+    /// request (and relative to the Context+Docs mode's when it ran), mean latency.
+    public static func table(_ reports: [ModeReport]) -> String {
+        let docs = reports.first { $0.mode == .contextDocs && $0.skipped == nil && $0.count > 0 }
+        var lines = ["| mode | AST accuracy | correct | mean prompt tokens | GFLOPs / request | FLOPs vs context-docs | mean latency (s) |",
+                     "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in reports {
+            if let reason = r.skipped {
+                lines.append("| \(r.mode.rawValue) | skipped: \(reason) | | | | | |")
+                continue
+            }
+            let relative = docs.map { String(format: "%+.1f%%", 100 * (r.meanFlops / $0.meanFlops - 1)) } ?? "—"
+            lines.append(String(format: "| %@ | %.1f%% | %d/%d | %.1f | %.3f | %@ | %.2f |", r.mode.rawValue, 100 * r.accuracy,
+                                r.correct, r.count, r.meanPromptTokens, r.meanFlops / 1e9, relative, r.meanSeconds))
+        }
+        let notes = reports.compactMap { r in r.note.map { "- \(r.mode.rawValue): \($0)" } }
+        return (lines + (notes.isEmpty ? [] : [""] + notes)).joined(separator: "\n")
+    }
+}
+
+/// The Global Parameterization adapter for every tool: the engine asks per tool, and each answer
+/// is the one shared `_global` adapter (so one weighted candidate fuses it alone at weight 1).
+final class GlobalAdapter: AdapterProvider {
+    private let inner: StoreAdapters
+
+    init(store: AdapterStore, config: ModelConfig) { inner = StoreAdapters(store: store, config: config) }
+
+    func adapter(for tool: String) throws -> (adapter: ToolAdapter, version: String)? {
+        try inner.adapter(for: OfflineTraining.globalAdapterName)
+    }
+}
+
+/// Each tool's newest adapter version published by one training stage (e.g. `pretrain`: the
+/// adapters before joint fine-tuning), loaded once and checked against its manifest hash.
+public final class StageAdapters: AdapterProvider {
+    /// The store.
+    public let store: AdapterStore
+    /// The model configuration the adapters must fit.
+    public let config: ModelConfig
+    /// The stage whose versions are served.
+    public let stage: String
+    private var cache: [String: (adapter: ToolAdapter, version: String)] = [:]
+
+    /// Serves `store`'s versions of `stage`.
+    public init(store: AdapterStore, config: ModelConfig, stage: String) {
+        self.store = store
+        self.config = config
+        self.stage = stage
+    }
+
+    /// The newest version of `tool` from `stage`, or nil when it has none.
+    public func adapter(for tool: String) throws -> (adapter: ToolAdapter, version: String)? {
+        if let hit = cache[tool] { return hit }
+        guard let version = try store.versions(tool: tool).last(where: { $0.stage == stage }) else { return nil }
+        let adapter = try store.load(tool: tool, version: version.version, expectedSHA256: version.sha256, config: config)
+        cache[tool] = (adapter, version.version)
+        return (adapter, version.version)
+    }
+
+    /// Whether any tool has a version newer than its newest `stage` version (from a later stage).
+    public func storeHasLaterStages() throws -> Bool {
+        for tool in try store.tools() where tool != OfflineTraining.globalAdapterName {
+            let versions = try store.versions(tool: tool)
+            if let last = versions.last, last.stage != stage { return true }
+        }
+        return false
+    }
+}

@@ -1,0 +1,124 @@
+// `paratool eval`: BFCL questions under each evaluation mode (BFCLEvaluation does the work): AST
+// accuracy by BFCL's rules, prompt tokens, FLOPs and latency per request, the decoded calls in
+// BFCL's result format per mode, and the side-by-side table of all modes.
+import ArgumentParser
+import Foundation
+import LLM
+import ParaTool
+import ParaToolTraining
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Score modes of tool calling on BFCL questions by BFCL's AST rules, with FLOPs and latency per request.",
+        discussion: """
+            Each question's candidate tools are its own `function` list. Modes: \
+            \(EvaluationMode.allCases.map(\.rawValue).joined(separator: ", ")). paratool, top1, embsim and no-finetune \
+            need the trained gate; every mode but the context ones needs --adapter-store. global fuses the store's \
+            _global adapter alone; no-finetune uses each tool's newest stage-1 (pretrain) version; oracle weighs the \
+            gold answer's tools equally; context-docs-examples adds --examples synthesized examples per tool (from the \
+            schemas; none equals an evaluation query).
+
+            Writes OUT/bfcl_<category>_<mode>.jsonl (one line per question: id, result = [{function: {param: value}}], \
+            input_token_count, output_token_count, latency, flops), OUT/bfcl_<category>_table.md, and prints the table.
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(help: ArgumentHelp("BFCL question file, BFCL_v4_<category>.json (the category sets the checker's rules).", valueName: "file"))
+    var data: String
+
+    @Option(help: ArgumentHelp("BFCL possible_answer file of the same category.", valueName: "file"))
+    var answers: String
+
+    @Option(help: ArgumentHelp("Mode to run; repeatable or comma-separated (default: every mode).", valueName: "mode"))
+    var mode: [String] = []
+
+    @Option(help: ArgumentHelp("Adapter store with the trained adapters.", valueName: "dir"))
+    var adapterStore: String?
+
+    @Option(help: ArgumentHelp("Trained gate directory (default: STORE/.gate when it exists).", valueName: "dir"))
+    var gate: String?
+
+    @Option(help: "Use the first N questions (0: all).")
+    var limit = 0
+
+    @Option(help: ArgumentHelp("Directory for the result files and the table.", valueName: "dir"))
+    var out = "."
+
+    @Option(help: "Greedy decoding budget per question.")
+    var maxNewTokens = 256
+
+    @Option(help: "Synthesized examples per tool in context-docs-examples.")
+    var examples = 2
+
+    @Option(help: "Keep the gate's N highest-weighted tools (default: the gate's setting).")
+    var topN: Int?
+
+    @Option(help: ArgumentHelp("More evaluation queries the synthesized examples must not equal (BFCL question file or one query a line). Repeatable.", valueName: "file"))
+    var heldOut: [String] = []
+
+    func validate() throws {
+        _ = try modes()
+        if limit < 0 || maxNewTokens < 1 || examples < 1 { throw ValidationError("--limit must be ≥ 0, --max-new-tokens and --examples ≥ 1") }
+    }
+
+    func modes() throws -> [EvaluationMode] {
+        let names = mode.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
+        guard !names.isEmpty else { return EvaluationMode.allCases }
+        return try names.map { name in
+            guard let m = EvaluationMode(rawValue: name) else {
+                throw ValidationError("unknown mode '\(name)'; modes: \(EvaluationMode.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return m
+        }
+    }
+
+    func run() throws {
+        let dataURL = URL(fileURLWithPath: data)
+        var questions = try BFCLQuestion.load(file: dataURL)
+        if limit > 0 { questions = Array(questions.prefix(limit)) }
+        let category = BFCLCategory.name(ofFile: dataURL)
+        let lm = try LanguageModel.load(path: modelOptions.model)
+        let store = try adapterStore.map { try AdapterStore(root: URL(fileURLWithPath: $0)) }
+        var gateDirectory = gate.map { URL(fileURLWithPath: $0) }
+        if gateDirectory == nil, let store {
+            let candidate = store.root.appendingPathComponent(".gate", isDirectory: true)
+            if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("gate_config.json").path) { gateDirectory = candidate }
+        }
+        let gateNetwork = try gateDirectory.map { try GateNetwork.load(from: $0) }
+        var settings = EvaluationSettings()
+        settings.maxNewTokens = maxNewTokens
+        settings.examplesPerTool = examples
+        settings.topN = topN
+        settings.evaluationQueries = try HeldOut.queries(file: dataURL) + heldOut.flatMap { try HeldOut.queries(file: URL(fileURLWithPath: $0)) }
+        let evaluation = try BFCLEvaluation(model: lm, questions: questions, answers: try BFCLAnswer.load(file: URL(fileURLWithPath: answers)),
+                                            categoryName: category, store: store, gate: gateNetwork, settings: settings)
+        printError("\(questions.count) questions of \(category) (\(BFCLCategory(name: category).rawValue) rules), model \(lm.path)"
+                   + (store.map { ", adapters \($0.root.path)" } ?? "") + (gateDirectory.map { ", gate \($0.path)" } ?? ""))
+        let outURL = URL(fileURLWithPath: out)
+        var reports = [ModeReport]()
+        for m in try modes() {
+            let start = Date()
+            var correct = 0
+            let report = try evaluation.run(m) { i, outcome in
+                if outcome.check.valid { correct += 1 }
+                printError("[\(m.rawValue)] \(i + 1)/\(questions.count) \(outcome.id): \(outcome.check.valid ? "correct" : outcome.check.errorType) "
+                           + "(\(outcome.promptTokens)+\(outcome.generatedTokens) tokens, \(String(format: "%.1f", outcome.seconds)) s); \(correct) correct so far")
+            }
+            if let reason = report.skipped {
+                printError("[\(m.rawValue)] skipped: \(reason)")
+            } else {
+                let file = try evaluation.writeResults(report, to: outURL)
+                printError("[\(m.rawValue)] \(report.correct)/\(report.count) correct in \(TrainingProgress.duration(Date().timeIntervalSince(start))) → \(file.path)")
+            }
+            reports.append(report)
+        }
+        let table = BFCLEvaluation.table(reports)
+        let tableFile = outURL.appendingPathComponent("bfcl_\(category)_table.md")
+        try FileManager.default.createDirectory(at: outURL, withIntermediateDirectories: true)
+        try Data((table + "\n").utf8).write(to: tableFile, options: .atomic)
+        print("\(category): first \(questions.count) questions, model \(URL(fileURLWithPath: lm.path).lastPathComponent)\n")
+        print(table)
+    }
+}

@@ -1,0 +1,144 @@
+// BFCLEvaluation end to end on the tiny fixture model and a few BFCL `multiple` questions:
+// every mode runs from a store of adapters for the questions' tools, writes BFCL result files
+// with every question id in order, and reports FLOPs equal to FlopsCounter's formula for the
+// recorded token counts. (The tiny model is untrained, so accuracy is not asserted.)
+import Foundation
+import XCTest
+@testable import LLM
+@testable import ParaTool
+@testable import ParaToolTraining
+
+final class EvaluationTests: XCTestCase {
+    func testEvalRunsEveryModeAndWritesBFCLResultFiles() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("paratool-eval-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        let bfcl = LoRABackwardTests.shared.appendingPathComponent("bfcl")
+        let questions = Array(try BFCLQuestion.load(file: bfcl.appendingPathComponent("BFCL_v4_multiple.json")).prefix(3))
+        let answers = try BFCLAnswer.load(file: bfcl.appendingPathComponent("possible_answer/BFCL_v4_multiple.json"))
+        let lm = try LanguageModel.load(path: LoRABackwardTests.tiny.appendingPathComponent("qwen2").path)
+
+        // A store holding, per tool, a stage-1 version and (for the first tool) a later joint one,
+        // plus the global adapter; and a fresh gate.
+        let store = try AdapterStore(root: dir.appendingPathComponent("store"))
+        let tools = ToolCatalogue(questions.flatMap(\.functions))
+        var trainerConfig = AdapterTrainingConfig()
+        trainerConfig.rank = 2
+        trainerConfig.alpha = 8
+        let trainer = AdapterTrainer(model: lm.model, config: trainerConfig)
+        for tool in tools.names {
+            _ = try store.publish(trainer.initialAdapter(tool), tool: tool, stage: "pretrain", baseModel: lm.path)
+        }
+        let tuned = try store.publish(trainer.initialAdapter(tools.names[0]), tool: tools.names[0], stage: "joint", baseModel: lm.path)
+        _ = try store.publish(trainer.initialAdapter(OfflineTraining.globalAdapterName), tool: OfflineTraining.globalAdapterName,
+                              stage: "global", baseModel: lm.path)
+        let gate = GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, hidden: [8]), seed: 1)
+
+        var settings = EvaluationSettings()
+        settings.maxNewTokens = 6
+        settings.evaluationQueries = questions.map { $0.turns[0].last!.content }
+        let evaluation = try BFCLEvaluation(model: lm, questions: questions, answers: answers, categoryName: "multiple",
+                                            store: store, gate: gate, settings: settings)
+        let counter = FlopsCounter(config: lm.model.config)
+        var reports = [EvaluationMode: ModeReport]()
+        for mode in EvaluationMode.allCases {
+            let report = try evaluation.run(mode)
+            XCTAssertNil(report.skipped, mode.rawValue)
+            XCTAssertEqual(report.outcomes.map(\.id), questions.map(\.id), mode.rawValue)
+            let file = try evaluation.writeResults(report, to: dir.appendingPathComponent("out"))
+            XCTAssertEqual(file.lastPathComponent, "bfcl_multiple_\(mode.rawValue).jsonl")
+
+            // The result file: one JSON object a line, every question once, in order; `result` a
+            // list of single-key objects {function: {param: value}}.
+            let lines = try String(contentsOf: file, encoding: .utf8).split(separator: "\n")
+            XCTAssertEqual(lines.count, questions.count, mode.rawValue)
+            for (line, (question, outcome)) in zip(lines, zip(questions, report.outcomes)) {
+                let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                XCTAssertEqual(object["id"] as? String, question.id)
+                let result = try XCTUnwrap(object["result"] as? [[String: Any]], "\(mode.rawValue) \(question.id)")
+                XCTAssertEqual(result.count, outcome.calls.count)
+                for (entry, call) in zip(result, outcome.calls) {
+                    XCTAssertEqual(Array(entry.keys), [call.name])
+                    XCTAssertNotNil(entry[call.name] as? [String: Any])
+                }
+                XCTAssertEqual(object["input_token_count"] as? Int, outcome.promptTokens)
+                XCTAssertEqual(object["output_token_count"] as? Int, outcome.generatedTokens)
+                XCTAssertEqual((object["flops"] as? NSNumber)?.intValue, outcome.flops.total)
+                // The verdict is the checker's on the written calls.
+                XCTAssertEqual(outcome.check, BFCLChecker.check(calls: outcome.calls, answer: answers.first { $0.id == question.id }!,
+                                                                functions: question.functions, category: .multiple))
+            }
+
+            // FLOPs: generation of the recorded tokens with the fused adapters, plus (gate modes)
+            // the encoder pass and the gate MLP over the candidates.
+            for (question, outcome) in zip(questions, report.outcomes) {
+                XCTAssertGreaterThan(outcome.generatedTokens, 0)
+                let generation = counter.generation(prompt: outcome.promptTokens, generated: outcome.generatedTokens,
+                                                    adapters: outcome.adapters, rank: outcome.rank)
+                XCTAssertEqual(outcome.flops.baseLinear, generation.baseLinear, mode.rawValue)
+                XCTAssertEqual(outcome.flops.attention, generation.attention, mode.rawValue)
+                XCTAssertEqual(outcome.flops.lora, generation.lora, mode.rawValue)
+                if mode.needsGate {
+                    let queryTokens = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: gate.config.pooling)
+                        .encode(question.turns[0].last!.content).tokens
+                    XCTAssertEqual(outcome.flops.encoder, counter.encoder(tokens: queryTokens), mode.rawValue)
+                    let gateFlops = mode == .embsim ? 0 : counter.gate(candidates: question.functions.count, layers: gate.config.layerWidths)
+                    XCTAssertEqual(outcome.flops.gate, gateFlops, mode.rawValue)
+                } else {
+                    XCTAssertEqual(outcome.flops.encoder + outcome.flops.gate, 0, mode.rawValue)
+                }
+            }
+            reports[mode] = report
+        }
+
+        // How many adapters each mode fused: none in context, one for global/top1 and oracle
+        // (one gold tool in `multiple`), every candidate's for average.
+        for (mode, expected) in [(EvaluationMode.contextDocs, { (_: BFCLQuestion) in 0 }), (.contextDocsExamples, { _ in 0 }),
+                                 (.global, { _ in 1 }), (.oracle, { _ in 1 }), (.top1, { _ in 1 }), (.average, { $0.functions.count })] {
+            XCTAssertEqual(reports[mode]!.outcomes.map(\.adapters), questions.map(expected), mode.rawValue)
+            XCTAssertEqual(reports[mode]!.outcomes.map(\.rank), questions.map { expected($0) == 0 ? 0 : 2 }, mode.rawValue)
+        }
+        // Examples lengthen the Context+Docs prompt; the document-free prompt is the shortest.
+        for i in questions.indices {
+            XCTAssertGreaterThan(reports[.contextDocsExamples]!.outcomes[i].promptTokens, reports[.contextDocs]!.outcomes[i].promptTokens)
+            XCTAssertLessThan(reports[.paratool]!.outcomes[i].promptTokens, reports[.contextDocs]!.outcomes[i].promptTokens)
+        }
+        // The store has a joint version, so no-finetune is a distinct model: no note.
+        XCTAssertNil(reports[.noFinetune]!.note)
+        let stageOne = StageAdapters(store: store, config: lm.model.config, stage: "pretrain")
+        XCTAssertNotEqual(try stageOne.adapter(for: tools.names[0])?.version, tuned.version)
+
+        let table = BFCLEvaluation.table(EvaluationMode.allCases.map { reports[$0]! })
+        XCTAssertEqual(table.split(separator: "\n").count, 2 + EvaluationMode.allCases.count)
+        XCTAssertTrue(table.contains("| context-docs | "))
+
+        // Without a store or gate, only the context modes run; the others say why.
+        let bare = try BFCLEvaluation(model: lm, questions: questions, answers: answers, categoryName: "multiple", store: nil, gate: nil,
+                                      settings: settings)
+        XCTAssertNotNil(try bare.run(.paratool).skipped)
+        XCTAssertNotNil(try bare.run(.average).skipped)
+        XCTAssertNil(try bare.run(.contextDocs).skipped)
+    }
+
+    func testExamplesAreSynthesizedPerToolAndNeverAnEvaluationQuery() throws {
+        let bfcl = LoRABackwardTests.shared.appendingPathComponent("bfcl")
+        let question = try BFCLQuestion.load(file: bfcl.appendingPathComponent("BFCL_v4_multiple.json"))[0]
+        let answers = try BFCLAnswer.load(file: bfcl.appendingPathComponent("possible_answer/BFCL_v4_multiple.json"))
+        let lm = try LanguageModel.load(path: LoRABackwardTests.tiny.appendingPathComponent("qwen2").path)
+        var settings = EvaluationSettings()
+        settings.examplesPerTool = 3
+        let evaluation = try BFCLEvaluation(model: lm, questions: [question], answers: answers, categoryName: "multiple",
+                                            store: nil, gate: nil, settings: settings)
+        let examples = evaluation.examples(for: question.functions)
+        XCTAssertEqual(Set(examples.keys), Set(question.functions.map(\.name)))
+        for (tool, list) in examples {
+            XCTAssertEqual(list.count, 3, tool)
+            XCTAssertTrue(list.allSatisfy { $0.calls.map(\.name) == [tool] })
+        }
+        // An evaluation query equal to a synthesized one is never shown.
+        let shown = examples[question.functions[0].name]![0].query
+        settings.evaluationQueries = [shown.uppercased()]
+        let guarded = try BFCLEvaluation(model: lm, questions: [question], answers: answers, categoryName: "multiple",
+                                         store: nil, gate: nil, settings: settings)
+        XCTAssertFalse(guarded.examples(for: question.functions).values.flatMap { $0 }.map(\.query).contains(shown))
+    }
+}
