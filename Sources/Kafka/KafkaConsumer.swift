@@ -126,17 +126,16 @@ public final class KafkaConsumer: @unchecked Sendable {
         }
     }
 
-    /// Up to `maxMessages`: waits up to `timeout` for the first, then up to `window` more for
-    /// the rest (empty when nothing arrived).
+    /// Up to `maxMessages`: waits up to `timeout` for the first, then takes what has already
+    /// arrived and waits up to `window` more for the rest (empty when nothing arrived).
     public func pollBatch(maxMessages: Int, timeout: Duration, window: Duration) throws -> [KafkaMessage] {
         guard let first = try poll(timeout: timeout) else { return [] }
         var batch = [first]
         let deadline = ContinuousClock.now + window
         while batch.count < maxMessages {
-            let remaining = deadline - ContinuousClock.now
-            guard let next = try poll(timeout: max(.zero, remaining)) else { break }
+            let remaining = max(.zero, deadline - ContinuousClock.now)
+            guard let next = try poll(timeout: remaining) else { break }
             batch.append(next)
-            if remaining <= .zero { break }
         }
         return batch
     }

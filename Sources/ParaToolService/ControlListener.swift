@@ -31,7 +31,9 @@ final class ControlListener: @unchecked Sendable {
         self.followTools = followTools
         self.metrics = metrics
         self.logger = logger
-        consumer = try KafkaConsumer(configuration: kafka, groupID: nil, name: "control", logger: logger)
+        // Control updates are rare and not latency-critical: long fetch waits keep this reader idle.
+        consumer = try KafkaConsumer(configuration: kafka.merging(["fetch.wait.max.ms": "500"]), groupID: nil,
+                                     name: "control", logger: logger)
     }
 
     /// Reads both topics up to their current ends (so the worker starts with the latest adapters

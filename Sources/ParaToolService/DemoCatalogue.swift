@@ -37,7 +37,7 @@ public enum DemoCatalogue {
     /// Queries that `paratool send` can try against the demo (none is used in training).
     public static let exampleQueries = [
         "What's the weather like in Lisbon right now?",
-        "How much is 250 euros in Japanese yen?",
+        "Convert 250 EUR to JPY.",
         "Find me a flight from Boston to Denver on 2026-12-18.",
         "Start a 25 minute timer.",
     ]

@@ -19,8 +19,9 @@ public struct WorkerSettings: Sendable {
     public var modelID: String
     /// Most requests per engine batch.
     public var batchSize = 8
-    /// After the first request of a batch, how long to wait for more.
-    public var batchWait: Duration = .milliseconds(5)
+    /// After the first request of a batch, how long to wait for more (0: batch only what has
+    /// already arrived, so a lone request starts at once).
+    public var batchWait: Duration = .zero
     /// Kafka transactions (consume-transform-produce) instead of at-least-once.
     public var exactlyOnce = false
     /// The transactional id (one per worker instance); default `paratool-worker-<workerID>`.

@@ -45,7 +45,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Most requests per batch (default 8).", valueName: "n"))
     var batchSize: Int?
 
-    @Option(help: ArgumentHelp("After the first request, wait this long for more to fill the batch (default 5).", valueName: "ms"))
+    @Option(help: ArgumentHelp("After the first request, wait this long for more to fill the batch (default 0: batch what has already arrived).", valueName: "ms"))
     var batchWaitMs: Int?
 
     @Flag(help: "Exactly-once delivery with Kafka transactions (needs a broker with transaction support).")
@@ -87,7 +87,7 @@ struct ServeCommand: ParsableCommand {
         worker.topics = kafka.topics(settings)
         worker.groupID = settings.string("group", group) ?? worker.groupID
         worker.batchSize = try settings.int("batch-size", batchSize) ?? worker.batchSize
-        worker.batchWait = .milliseconds(try settings.int("batch-wait-ms", batchWaitMs) ?? 5)
+        worker.batchWait = .milliseconds(try settings.int("batch-wait-ms", batchWaitMs) ?? 0)
         worker.exactlyOnce = try settings.bool("exactly-once", exactlyOnce)
         worker.transactionalID = settings.string("transactional-id", transactionalId)
         worker.defaultMaxNewTokens = try settings.int("max-new-tokens", maxNewTokens) ?? worker.defaultMaxNewTokens

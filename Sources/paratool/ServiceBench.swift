@@ -19,7 +19,7 @@ struct ServiceBench: ParsableCommand {
             Requests are the demo catalogue's queries (no adapters, a fresh gate: the queue's cost does not \
             depend on them). Closed loop: one request at a time, latency from send to the Action's arrival at \
             the client. Open loop: all requests sent at once, requests/s until the last Action. The mock \
-            cluster holds a fetch until fetch.wait.max.ms runs out, so workers and client use 5 ms here.
+            cluster holds a fetch until fetch.wait.max.ms runs out (a real broker answers when data arrives), so workers and client use 1 ms here.
             """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -35,6 +35,12 @@ struct ServiceBench: ParsableCommand {
 
     @Option(help: ArgumentHelp("An external broker instead of the in-process mock cluster.", valueName: "host:port"))
     var brokers: String?
+
+    @Option(name: .customShort("X"), help: ArgumentHelp("A librdkafka property for every client (repeatable).", valueName: "key=value"))
+    var kafkaProperties: [String] = []
+
+    @Option(help: "fetch.wait.max.ms of the consumers on the mock cluster (it holds every fetch this long).")
+    var mockFetchWaitMs = 1
 
     func run() throws {
         var logger = Logger(label: "bench")
@@ -58,12 +64,15 @@ struct ServiceBench: ParsableCommand {
             inProcess.append((ContinuousClock.now - start).seconds * 1000)
         }
         let inProcessRate = Double(queries.count) / (ContinuousClock.now - t0).seconds
-        var rows = [("in process", 0, inProcess, inProcessRate)]
+        var rows: [(name: String, latency: [Double], rate: Double, worker: [Double], queue: [Double])] =
+            [("in process", inProcess, inProcessRate, inProcess, [])]
 
         for workers in [1, 2] {
             let cluster = brokers == nil ? try KafkaMockCluster(logger: logger) : nil
             let topics = TopicNames(prefix: "bench\(workers).")
-            let kafka = KafkaConfiguration(brokers: brokers ?? cluster!.bootstrapServers, properties: ["fetch.wait.max.ms": "5"])
+            let kafka = KafkaConfiguration(brokers: brokers ?? cluster!.bootstrapServers,
+                                           properties: brokers == nil ? ["fetch.wait.max.ms": "\(mockFetchWaitMs)"] : [:])
+                .merging(try KafkaConfiguration.properties(fromAssignments: kafkaProperties))
             let specs = topics.specifications(partitions: 2)
             if let cluster { for s in specs { try cluster.createTopic(s.name, partitions: s.partitions) } } else {
                 try KafkaAdmin(configuration: kafka, logger: logger).createTopics(specs)
@@ -73,7 +82,6 @@ struct ServiceBench: ParsableCommand {
                 var settings = WorkerSettings(workerID: "bench-\(w)", modelID: ServiceStack.modelID(lm))
                 settings.topics = topics
                 settings.batchSize = batchSize
-                settings.batchWait = .milliseconds(2)
                 settings.logTrajectories = false
                 let worker = Worker(settings: settings, kafka: kafka, catalogue: catalogue, registry: nil, metrics: ServiceMetrics(),
                                     logger: logger) { _ in try engine() }
@@ -88,35 +96,35 @@ struct ServiceBench: ParsableCommand {
             }
             _ = try client.call(wire("warm", queries[0]), timeout: .seconds(60))
             var closed: [Double] = []
-            var queueMs: [Double] = [], workerMs: [Double] = []
+            var workerMs: [Double] = []
             for (i, q) in queries.enumerated() {
                 let start = ContinuousClock.now
                 guard let r = try client.call(wire("c\(i)", q), timeout: .seconds(60)) else { throw UsageError("request c\(i) timed out") }
                 closed.append((ContinuousClock.now - start).seconds * 1000)
-                queueMs.append(r.action.timings?.queueMs ?? 0)
                 workerMs.append(r.action.timings?.totalMs ?? 0)
             }
-            printError(String(format: "%d worker(s): worker-side p50 queue %.1f ms, consumed→answered %.1f ms", workers,
-                              percentile(queueMs, 0.5), percentile(workerMs, 0.5)))
+            let queuePath = zip(closed, workerMs).map { $0 - $1 }
             let t1 = ContinuousClock.now
             for (i, q) in queries.enumerated() { try client.send(wire("o\(i)", q)) }
             let got = try client.collect(Set(queries.indices.map { "o\($0)" }), timeout: .seconds(600))
             guard got.count == queries.count else { throw UsageError("open loop: \(got.count) of \(queries.count) answered") }
             let rate = Double(queries.count) / (got.values.map(\.receivedAt).max()! - t1).seconds
-            rows.append(("Kafka, \(workers) worker\(workers == 1 ? "" : "s")", workers, closed, rate))
+            rows.append(("Kafka, \(workers) worker\(workers == 1 ? "" : "s")", closed, rate, workerMs, queuePath))
             for (worker, _) in running { worker.stop() }
             for (_, done) in running { try done.wait() }
         }
 
         print("model \(ServiceStack.modelID(lm)), \(queries.count) requests of \(maxNewTokens) new tokens, broker \(brokers ?? "mock cluster (in process)")")
-        print("| path | p50 ms | p99 ms | p50 over in-process | requests/s (all sent at once) |")
-        print("|---|---:|---:|---:|---:|")
+        print("| path | p50 ms | p99 ms | p50 over in-process | engine p50 ms | queue path p50 ms | requests/s (all sent at once) |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
         let base = percentile(inProcess, 0.5)
-        for (name, _, latencies, rate) in rows {
-            let p50 = percentile(latencies, 0.5)
-            print(String(format: "| %@ | %.1f | %.1f | %@ | %.2f |", name, p50, percentile(latencies, 0.99),
-                         name == "in process" ? "–" : String(format: "%+.1f ms", p50 - base), rate))
+        for row in rows {
+            let p50 = percentile(row.latency, 0.5)
+            print(String(format: "| %@ | %.1f | %.1f | %@ | %.1f | %@ | %.2f |", row.name, p50, percentile(row.latency, 0.99),
+                         row.queue.isEmpty ? "–" : String(format: "%+.1f ms", p50 - base), percentile(row.worker, 0.5),
+                         row.queue.isEmpty ? "–" : String(format: "%.1f", percentile(row.queue, 0.5)), row.rate))
         }
+        print("engine: the worker's consumed-to-answered time (Action.timings.total_ms); queue path: client round trip minus that, per request.")
     }
 
     func percentile(_ values: [Double], _ q: Double) -> Double {
