@@ -113,6 +113,9 @@ public final class Worker: @unchecked Sendable {
             if let updated = control.takeCatalogue(), fixedCatalogue == nil {
                 do {
                     engine = try makeEngine(updated)
+                    // A tool whose documentation changed gets its gate vector from the new text.
+                    let changed = updated.tools.filter { spec in catalogue.tools.contains { $0.name == spec.name && $0 != spec } }
+                    engine.reencodeTools(changed)
                     catalogue = updated
                     logger.info("catalogue updated", metadata: ["tools": "\(catalogue.count)"])
                 } catch {

@@ -112,6 +112,8 @@ struct ServiceBench: ParsableCommand {
             rows.append(("Kafka, \(workers) worker\(workers == 1 ? "" : "s")", closed, rate, workerMs, queuePath))
             for (worker, _) in running { worker.stop() }
             for (_, done) in running { try done.wait() }
+            // The broker outlives every client of this round.
+            withExtendedLifetime((client, cluster)) {}
         }
 
         print("model \(ServiceStack.modelID(lm)), \(queries.count) requests of \(maxNewTokens) new tokens, broker \(brokers ?? "mock cluster (in process)")")

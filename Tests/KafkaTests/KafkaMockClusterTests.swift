@@ -40,4 +40,32 @@ import Testing
         consumer.close()
         producer.close()
     }
+
+    @Test func asyncSequenceDeliversMessages() async throws {
+        let cluster = try KafkaMockCluster()
+        try cluster.createTopic("s", partitions: 1)
+        let config = KafkaConfiguration(brokers: cluster.bootstrapServers)
+        let producer = try KafkaProducer(configuration: config)
+        for i in 0..<5 { _ = try await producer.send(OutgoingMessage(topic: "s", key: "k", value: Array("m\(i)".utf8))) }
+        let consumer = try KafkaConsumer(configuration: config, groupID: nil)
+        try consumer.assign([TopicPartitionOffset(topic: "s", partition: 0, offset: -2)])
+        var values: [String] = []
+        for try await m in consumer.messages() {
+            values.append(String(decoding: m.value, as: UTF8.self))
+            if values.count == 5 { break }
+        }
+        #expect(values == ["m0", "m1", "m2", "m3", "m4"])
+        consumer.close()
+        producer.close()
+    }
+
+    @Test func configurationFromEnvironmentAndAssignments() throws {
+        let env = ["PARATOOL_KAFKA_SASL_USERNAME": "u", "PARATOOL_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "PARATOOL_BROKERS": "x", "HOME": "/"]
+        #expect(KafkaConfiguration.properties(fromEnvironment: env) == ["sasl.username": "u", "security.protocol": "SASL_SSL"])
+        #expect(try KafkaConfiguration.properties(fromAssignments: ["a.b=1", "sasl.jaas=x=y"]) == ["a.b": "1", "sasl.jaas": "x=y"])
+        #expect(throws: KafkaError.self) { try KafkaConfiguration.properties(fromAssignments: ["novalue"]) }
+        // librdkafka rejects an unknown property by name, before anything connects.
+        let bad = KafkaConfiguration(brokers: "127.0.0.1:1", properties: ["no.such.property": "1"])
+        #expect(throws: KafkaError.self) { _ = try KafkaProducer(configuration: bad) }
+    }
 }

@@ -97,3 +97,18 @@ final class EngineTests: XCTestCase {
         XCTAssertThrowsError(try engine.run([ToolCallRequest(id: "z", query: "q", maxNewTokens: 0)]))
     }
 }
+
+final class EngineToolVectorTests: XCTestCase {
+    /// A changed description re-initialises the tool's gate vector from the new text's encoding.
+    func testReencodeToolsUsesTheNewDescription() throws {
+        let lm = try LanguageModel.load(path: MethodFixtures.hfTiny.appendingPathComponent("qwen2").path)
+        let gate = GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, hidden: [8]), seed: 1)
+        let catalogue = ToolCatalogue([ToolSpec(name: "get_weather", description: "Current weather for a city")])
+        let engine = try ToolCallEngine(model: lm, catalogue: catalogue, adapters: InMemoryAdapters(), gate: gate)
+        let before = gate.toolVectors["get_weather"]!
+        engine.reencodeTools([ToolSpec(name: "get_weather", description: "Seven-day forecast for a place")])
+        let encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: gate.config.pooling)
+        XCTAssertEqual(gate.toolVectors["get_weather"]!, encoder.encode("get_weather: Seven-day forecast for a place").vector)
+        XCTAssertNotEqual(gate.toolVectors["get_weather"]!, before)
+    }
+}

@@ -179,6 +179,13 @@ public final class ToolCallEngine {
         }
     }
 
+    /// Re-initialises the gate's vectors of `tools` from their (changed) documentation, the
+    /// encoding of "name: description" — for a catalogue update that rewrote a tool's description.
+    public func reencodeTools(_ tools: [ToolSpec]) {
+        guard let gate else { return }
+        for t in tools { gate.setTool(t.name, vector: encoder.encode("\(t.name): \(t.description)").vector) }
+    }
+
     /// Checks `request` alone without running anything: throws what `run` would throw for it
     /// (bad token budget, no or unknown candidates, a mode the engine cannot serve).
     public func validate(_ request: ToolCallRequest) throws {
