@@ -22,15 +22,8 @@ struct ServiceStack {
     static func worker(lm: LanguageModel, settings: WorkerSettings, kafka: KafkaConfiguration, toolsFile: String?,
                        gateDirectory: String?, storeDirectory: String?, logger: Logger) throws -> ServiceStack {
         let catalogue = try toolsFile.map { try ToolCatalogue.load(file: URL(fileURLWithPath: $0)) }
-        let gate: GateNetwork
-        if let gateDirectory {
-            gate = try GateNetwork.load(from: URL(fileURLWithPath: gateDirectory))
-            guard gate.config.dimension == lm.model.config.hiddenSize else {
-                throw UsageError("the gate's dimension \(gate.config.dimension) differs from the model's hidden size \(lm.model.config.hiddenSize)")
-            }
-        } else {
+        let gate = try loadGate(gateDirectory, for: lm) {
             logger.warning("no --gate: using an untrained gate; its weights are not meaningful until trained")
-            gate = GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize))
         }
         let store = try storeDirectory.map { try AdapterStore(root: URL(fileURLWithPath: $0)) }
         if store == nil { logger.warning("no --adapter-store: tools have no adapters, the base model answers") }

@@ -55,15 +55,8 @@ struct ToolOptions: ParsableArguments {
     /// The engine for `lm` with the catalogue, gate and adapters these options name.
     func engine(_ lm: LanguageModel) throws -> ToolCallEngine {
         let catalogue = try catalogue()
-        let gateNetwork: GateNetwork
-        if let gate {
-            gateNetwork = try GateNetwork.load(from: URL(fileURLWithPath: gate))
-            guard gateNetwork.config.dimension == lm.model.config.hiddenSize else {
-                throw UsageError("the gate's dimension \(gateNetwork.config.dimension) differs from the model's hidden size \(lm.model.config.hiddenSize)")
-            }
-        } else {
+        let gateNetwork = try loadGate(gate, for: lm) {
             printError("note: no --gate given: using an untrained gate (seed 0); weights are not meaningful until it is trained")
-            gateNetwork = GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize))
         }
         let provider: AdapterProvider
         if let adapterStore {
@@ -74,6 +67,20 @@ struct ToolOptions: ParsableArguments {
         }
         return try ToolCallEngine(model: lm, catalogue: catalogue, adapters: provider, gate: gateNetwork)
     }
+}
+
+/// The gate saved in `directory`, checked against `lm`'s hidden size; without a directory a fresh
+/// untrained gate, after `warnUntrained` has said so.
+func loadGate(_ directory: String?, for lm: LanguageModel, warnUntrained: () -> Void) throws -> GateNetwork {
+    guard let directory else {
+        warnUntrained()
+        return GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize))
+    }
+    let gate = try GateNetwork.load(from: URL(fileURLWithPath: directory))
+    guard gate.config.dimension == lm.model.config.hiddenSize else {
+        throw UsageError("the gate's dimension \(gate.config.dimension) differs from the model's hidden size \(lm.model.config.hiddenSize)")
+    }
+    return gate
 }
 
 extension ToolWeight {

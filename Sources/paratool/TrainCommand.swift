@@ -153,6 +153,21 @@ struct Train: ParsableCommand {
         if Pooling(rawValue: pooling) == nil { throw ValidationError("--pooling must be mean or last") }
     }
 
+    /// The adapter settings these options give (stage 1 and 3, the online trainer).
+    func adapterConfig() -> AdapterTrainingConfig {
+        var config = AdapterTrainingConfig()
+        config.steps = steps
+        config.batchSize = batchSize
+        config.rank = rank
+        config.alpha = alpha ?? Float(4 * rank)
+        config.optimizer.learningRate = lr
+        config.optimizer.warmupSteps = warmup
+        config.seed = seed
+        config.maxTokens = maxTokens
+        config.checkpointEvery = checkpointEvery
+        return config
+    }
+
     func stageSet() throws -> Set<Int> {
         let parts = stages.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         let values = parts.compactMap { Int($0) }
@@ -171,15 +186,7 @@ struct Train: ParsableCommand {
         options.checkpointDirectory = checkpoints.map { URL(fileURLWithPath: $0) }
         options.stages = try stageSet()
         options.onlyTools = onlyTools?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } ?? []
-        options.adapter.steps = steps
-        options.adapter.batchSize = batchSize
-        options.adapter.rank = rank
-        options.adapter.alpha = alpha ?? Float(4 * rank)
-        options.adapter.optimizer.learningRate = lr
-        options.adapter.optimizer.warmupSteps = warmup
-        options.adapter.seed = seed
-        options.adapter.maxTokens = maxTokens
-        options.adapter.checkpointEvery = checkpointEvery
+        options.adapter = adapterConfig()
         options.jointSteps = jointSteps
         options.gate.steps = gateSteps
         options.gate.batchSize = gateBatchSize
@@ -275,13 +282,7 @@ extension Train {
         trainer.schedule = try settings.int("schedule-minutes", scheduleMinutes).map { .seconds(60 * $0) }
         trainer.stages = try stageSet()
         trainer.acceptUnlabelled = try settings.bool("accept-unlabelled", acceptUnlabelled)
-        trainer.adapter.steps = steps
-        trainer.adapter.rank = rank
-        trainer.adapter.alpha = alpha ?? Float(4 * rank)
-        trainer.adapter.optimizer.learningRate = lr
-        trainer.adapter.optimizer.warmupSteps = warmup
-        trainer.adapter.seed = seed
-        trainer.adapter.maxTokens = maxTokens
+        trainer.adapter = adapterConfig()
         guard trainer.retrainEvery >= 1 else { throw UsageError("--retrain-every must be at least 1") }
         let port = try settings.int("metrics-port", metricsPort) ?? 9465
         let metrics = ServiceMetrics()

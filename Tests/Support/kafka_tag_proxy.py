@@ -64,6 +64,13 @@ def serve(client, upstream_port):
     pending = {}  # correlation id -> (api key, api version)
     lock = threading.Lock()
 
+    def close_both():
+        for s in (upstream, client):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def client_to_broker():
         try:
             while True:
@@ -75,11 +82,7 @@ def serve(client, upstream_port):
         except (EOFError, OSError):
             pass
         finally:
-            for s in (upstream, client):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            close_both()
 
     def broker_to_client():
         try:
@@ -94,11 +97,7 @@ def serve(client, upstream_port):
         except (EOFError, OSError):
             pass
         finally:
-            for s in (upstream, client):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            close_both()
 
     threading.Thread(target=client_to_broker, daemon=True).start()
     threading.Thread(target=broker_to_client, daemon=True).start()
