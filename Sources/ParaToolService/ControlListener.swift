@@ -20,6 +20,10 @@ final class ControlListener: @unchecked Sendable {
     private let specs = Mutex<[String: ToolSpec]>([:])
     private let order = Mutex<[String]>([])
     private let catalogueChanged = Mutex(false)
+    // GateNetwork is a class the worker thread takes over; guarded by `gateLock`.
+    private var pendingGate: (gate: GateNetwork, version: String)?
+    private let gateLock = NSLock()
+    private let gateVersion = Mutex<String?>(nil)
     private let stopped = Mutex(false)
     private let finished = DispatchSemaphore(value: 0)
     private var thread: Thread?
@@ -85,6 +89,14 @@ final class ControlListener: @unchecked Sendable {
         return ToolCatalogue(names.compactMap { table[$0] })
     }
 
+    /// A gate announced and verified since the last call (nil otherwise).
+    func takeGate() -> (gate: GateNetwork, version: String)? {
+        gateLock.withLock {
+            defer { pendingGate = nil }
+            return pendingGate
+        }
+    }
+
     func stop() {
         let wasRunning = thread != nil && !stopped.withLock { let s = $0; $0 = true; return s }
         if wasRunning { finished.wait() }
@@ -93,9 +105,13 @@ final class ControlListener: @unchecked Sendable {
 
     private func handle(_ m: KafkaMessage) {
         if m.topic == topics.adapters {
-            guard let registry else { return }
             do {
                 let update = try WireAdapterUpdate(bytes: m.value)
+                if update.tool == GateDistribution.toolKey {
+                    applyGate(update)
+                    return
+                }
+                guard let registry else { return }
                 do {
                     try registry.apply(update)
                     metrics.adapterUpdate(result: "applied")
@@ -122,6 +138,24 @@ final class ControlListener: @unchecked Sendable {
             } catch {
                 logger.error("undecodable ToolSpec at \(m.topic)[\(m.partition)]@\(m.offset): \(error)")
             }
+        }
+    }
+
+    /// Verifies and loads an announced gate for the worker to pick up; older versions are skipped.
+    private func applyGate(_ update: WireAdapterUpdate) {
+        if let current = gateVersion.withLock({ $0 }), current >= update.version {
+            metrics.adapterUpdate(result: "stale")
+            return
+        }
+        do {
+            let gate = try GateDistribution.load(update)
+            gateVersion.withLock { $0 = update.version }
+            gateLock.withLock { pendingGate = (gate, update.version) }
+            metrics.adapterUpdate(result: "applied")
+            logger.info("gate announced", metadata: ["version": "\(update.version)"])
+        } catch {
+            metrics.adapterUpdate(result: "refused")
+            logger.error("gate update refused, the previous gate keeps serving: \(error)", metadata: ["version": "\(update.version)"])
         }
     }
 }

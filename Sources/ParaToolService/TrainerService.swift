@@ -2,7 +2,8 @@
 // tool, so several trainers split the tools), keeps solved ones in the durable TrajectoryDataset
 // (offsets committed after the fsync), retrains a tool's adapter every K new trajectories or on a
 // schedule (stage 1 for the affected tools, then the stages configured), publishes the versions to
-// the AdapterStore and announces each on `adapters` for workers to hot-swap.
+// the AdapterStore and announces each on `adapters` for workers to hot-swap; a retrained gate is
+// announced there too (GateDistribution).
 import Foundation
 import Kafka
 import LLM
@@ -139,6 +140,14 @@ public final class TrainerService: @unchecked Sendable {
         options.stages = settings.stages
         options.onlyTools = tools
         options.adapter = settings.adapter
+        // A gate trained here goes to a new version directory (workers may be reading the older
+        // ones); stage 3 alone uses the newest gate.
+        let gateVersion = GateDistribution.newVersion()
+        if settings.stages.contains(2) {
+            options.gateDirectory = GateDistribution.directory(store: settings.store).appendingPathComponent(gateVersion, isDirectory: true)
+        } else if let latest = GateDistribution.latest(store: settings.store) {
+            options.gateDirectory = latest
+        }
         options.checkpointDirectory = settings.dataset.appendingPathComponent("checkpoints-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: options.checkpointDirectory!) }
         let result = try OfflineTraining.run(options, log: { [logger] in logger.info("\($0)") }) { [logger] p in
@@ -150,6 +159,10 @@ public final class TrainerService: @unchecked Sendable {
             let update = WireAdapterUpdate(tool: v.tool, version: v.version, uri: v.path.path, sha256: v.sha256, stage: v.stage,
                                            createdUnixMs: v.createdUnixMs)
             updates.append(OutgoingMessage(topic: settings.topics.adapters, key: v.tool, value: try update.encode()))
+        }
+        if settings.stages.contains(2), let directory = result.gateDirectory {
+            updates.append(OutgoingMessage(topic: settings.topics.adapters, key: GateDistribution.toolKey,
+                                           value: try GateDistribution.update(directory: directory, version: gateVersion).encode()))
         }
         _ = try producer.sendAndWait(updates)
         try dataset.markTrained(tools)

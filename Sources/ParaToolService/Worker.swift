@@ -46,7 +46,8 @@ public struct WorkerSettings: Sendable {
 public final class Worker: @unchecked Sendable {
     public let settings: WorkerSettings
     private let kafka: KafkaConfiguration
-    private let makeEngine: (ToolCatalogue) throws -> ToolCallEngine
+    private let makeEngine: (ToolCatalogue, GateNetwork?) throws -> ToolCallEngine
+    private let initialGate: GateNetwork?
     private let fixedCatalogue: ToolCatalogue?
     private let registry: AdapterRegistry?
     private let metrics: ServiceMetrics
@@ -56,10 +57,11 @@ public final class Worker: @unchecked Sendable {
     private let serving = Mutex(false)
 
     /// A worker. With `catalogue` nil, tools come from the compacted `tools` topic (read to its
-    /// end before serving, then followed); `makeEngine` builds the engine for a catalogue.
-    public init(settings: WorkerSettings, kafka: KafkaConfiguration, catalogue: ToolCatalogue?,
+    /// end before serving, then followed); `makeEngine` builds the engine for a catalogue and a
+    /// gate: `gate` first, then each gate announced on `adapters` (GateDistribution).
+    public init(settings: WorkerSettings, kafka: KafkaConfiguration, catalogue: ToolCatalogue?, gate: GateNetwork?,
                 registry: AdapterRegistry?, metrics: ServiceMetrics, logger: Logger,
-                makeEngine: @escaping (ToolCatalogue) throws -> ToolCallEngine) {
+                makeEngine: @escaping (ToolCatalogue, GateNetwork?) throws -> ToolCallEngine) {
         self.settings = settings
         self.kafka = kafka
         self.fixedCatalogue = catalogue
@@ -67,6 +69,7 @@ public final class Worker: @unchecked Sendable {
         self.metrics = metrics
         self.logger = logger
         self.makeEngine = makeEngine
+        initialGate = gate
     }
 
     /// Ready: serving, and the group has assigned this member its (possibly empty) share.
@@ -89,7 +92,12 @@ public final class Worker: @unchecked Sendable {
         defer { control.stop() }
         try control.catchUp(timeout: .seconds(30))
         var catalogue = fixedCatalogue ?? control.takeCatalogue() ?? ToolCatalogue()
-        var engine = try makeEngine(catalogue)
+        var gate = initialGate
+        if let announced = control.takeGate(), announced.gate.config.dimension == initialGate?.config.dimension ?? announced.gate.config.dimension {
+            gate = announced.gate
+            logger.info("serving the announced gate", metadata: ["version": "\(announced.version)"])
+        }
+        var engine = try makeEngine(catalogue, gate)
         logger.info("engine ready", metadata: ["tools": "\(catalogue.count)", "model": "\(settings.modelID)"])
 
         let producer = try KafkaProducer(
@@ -110,9 +118,23 @@ public final class Worker: @unchecked Sendable {
         }
 
         while !isStopping {
+            if let announced = control.takeGate() {
+                let hidden = engine.model.model.config.hiddenSize
+                if announced.gate.config.dimension != hidden {
+                    logger.error("gate \(announced.version) refused: dimension \(announced.gate.config.dimension), the model's is \(hidden)")
+                } else {
+                    do {
+                        engine = try makeEngine(catalogue, announced.gate)
+                        gate = announced.gate
+                        logger.info("gate swapped", metadata: ["version": "\(announced.version)"])
+                    } catch {
+                        logger.error("gate \(announced.version) refused, keeping the previous one: \(error)")
+                    }
+                }
+            }
             if let updated = control.takeCatalogue(), fixedCatalogue == nil {
                 do {
-                    engine = try makeEngine(updated)
+                    engine = try makeEngine(updated, gate)
                     // A tool whose documentation changed gets its gate vector from the new text.
                     let changed = updated.tools.filter { spec in catalogue.tools.contains { $0.name == spec.name && $0 != spec } }
                     engine.reencodeTools(changed)

@@ -83,8 +83,8 @@ struct ServiceBench: ParsableCommand {
                 settings.topics = topics
                 settings.batchSize = batchSize
                 settings.logTrajectories = false
-                let worker = Worker(settings: settings, kafka: kafka, catalogue: catalogue, registry: nil, metrics: ServiceMetrics(),
-                                    logger: logger) { _ in try engine() }
+                let worker = Worker(settings: settings, kafka: kafka, catalogue: catalogue, gate: nil, registry: nil,
+                                    metrics: ServiceMetrics(), logger: logger) { _, _ in try engine() }
                 let done = BlockingResult<Void>()
                 Thread { do { try worker.run(); done.set(.success(())) } catch { done.set(.failure(error)) } }.start()
                 running.append((worker, done))

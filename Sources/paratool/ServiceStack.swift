@@ -29,8 +29,8 @@ struct ServiceStack {
         if store == nil { logger.warning("no --adapter-store: tools have no adapters, the base model answers") }
         let registry = AdapterRegistry(store: store, config: lm.model.config, logger: logger)
         let metrics = ServiceMetrics()
-        let worker = Worker(settings: settings, kafka: kafka, catalogue: catalogue, registry: registry, metrics: metrics,
-                            logger: logger) { catalogue in
+        let worker = Worker(settings: settings, kafka: kafka, catalogue: catalogue, gate: gate, registry: registry, metrics: metrics,
+                            logger: logger) { catalogue, gate in
             try ToolCallEngine(model: lm, catalogue: catalogue, adapters: registry, gate: gate)
         }
         return ServiceStack(worker: worker, metrics: metrics, registry: registry)

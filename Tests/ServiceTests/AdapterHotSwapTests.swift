@@ -61,4 +61,55 @@ import Wire
         Thread.sleep(forTimeInterval: 1)
         #expect(try versionServing(client, id: "refused") == "v000002", "refused versions leave v2 serving")
     }
+
+    func weights(_ client: RequestClient, id: String) throws -> [Double]? {
+        try client.call(WireToolCallRequest(requestID: id, query: "Weather in Rome?", maxNewTokens: 2, mode: .paratool), timeout: .seconds(30))?
+            .action.weights.map(\.weight)
+    }
+
+    @Test func announcedGateIsVerifiedAndSwapped() throws {
+        let harness = try ServiceHarness()
+        try harness.startWorker(id: "w1")
+        let client = try harness.client()
+        let lm = ServiceFixtures.model
+        // What a gate gives for the query, computed in process by an engine holding it.
+        func expected(_ gate: GateNetwork) throws -> [Double] {
+            let engine = try ToolCallEngine(model: lm, catalogue: ServiceFixtures.catalogue, adapters: InMemoryAdapters(), gate: gate)
+            return try engine.mixture(for: ToolCallRequest(id: "x", query: "Weather in Rome?", mode: .paratool)).weights.map { Double($0.weight) }
+        }
+        let initial = try #require(try weights(client, id: "before"))
+        let before = try expected(GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, hidden: [32, 32]), seed: 5))
+        #expect(zip(initial, before).allSatisfy { abs($0 - $1) < 1e-5 })
+
+        let root = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("gates-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let newDir = root.appendingPathComponent("g1")
+        try GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, hidden: [16]), seed: 9).save(to: newDir)
+        let producer = try KafkaProducer(configuration: harness.kafka, logger: harness.logger)
+        _ = try producer.sendAndWait([OutgoingMessage(topic: harness.topics.adapters, key: GateDistribution.toolKey,
+                                                      value: try GateDistribution.update(directory: newDir, version: "g000000000000001").encode())])
+        let after = try expected(try GateNetwork.load(from: newDir))
+        #expect(zip(after, before).contains { abs($0 - $1) > 1e-3 }, "the new gate weighs differently")
+        var got: [Double]?
+        for i in 0..<50 {
+            got = try weights(client, id: "after\(i)")
+            if let g = got, zip(g, after).allSatisfy({ abs($0 - $1) < 1e-5 }) { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(got.map { zip($0, after).allSatisfy { abs($0 - $1) < 1e-5 } } == true, "the announced gate serves")
+
+        // A gate whose files changed after the announcement's hash was taken is refused.
+        let badDir = root.appendingPathComponent("g2")
+        try GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, hidden: [16]), seed: 11).save(to: badDir)
+        let update = try GateDistribution.update(directory: badDir, version: "g000000000000002")
+        let weightsFile = badDir.appendingPathComponent(GateNetwork.weightsFileName)
+        var bytes = try Data(contentsOf: weightsFile)
+        bytes[bytes.count - 1] ^= 0xFF
+        try bytes.write(to: weightsFile)
+        _ = try producer.sendAndWait([OutgoingMessage(topic: harness.topics.adapters, key: GateDistribution.toolKey, value: try update.encode())])
+        producer.close()
+        Thread.sleep(forTimeInterval: 1)
+        let final = try #require(try weights(client, id: "refused"))
+        #expect(zip(final, after).allSatisfy { abs($0 - $1) < 1e-5 }, "the refused gate leaves the previous one serving")
+    }
 }

@@ -88,10 +88,10 @@ final class ServiceHarness: @unchecked Sendable {
         customize(&settings)
         let registry = AdapterRegistry(store: store, config: ServiceFixtures.model.model.config, logger: logger)
         let lm = ServiceFixtures.model
-        let worker = Worker(settings: settings, kafka: kafka, catalogue: ServiceFixtures.catalogue, registry: registry,
-                            metrics: ServiceMetrics(), logger: logger) { catalogue in
-            let gate = GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, hidden: [32, 32]), seed: 5)
-            return try ToolCallEngine(model: lm, catalogue: catalogue, adapters: registry, gate: gate)
+        let gate = GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, hidden: [32, 32]), seed: 5)
+        let worker = Worker(settings: settings, kafka: kafka, catalogue: ServiceFixtures.catalogue, gate: gate, registry: registry,
+                            metrics: ServiceMetrics(), logger: logger) { catalogue, gate in
+            try ToolCallEngine(model: lm, catalogue: catalogue, adapters: registry, gate: gate)
         }
         let done = DispatchSemaphore(value: 0)
         let box = ErrorBox()

@@ -21,6 +21,7 @@ import Wire
         settings.topics = harness.topics
         settings.model = ServiceFixtures.hfTiny.appendingPathComponent("qwen2").path
         settings.retrainEvery = 3
+        settings.stages = [1, 2]
         settings.adapter.steps = 2
         settings.adapter.rank = 4
         settings.adapter.alpha = 8
@@ -46,12 +47,19 @@ import Wire
         let box = ErrorBox()
         Thread { do { try trainer.run() } catch { box.error = error }; done.signal() }.start()
 
-        var update: WireAdapterUpdate?
-        let deadline = Date().addingTimeInterval(120)
-        while update == nil, Date() < deadline {
-            if let m = try announcements.poll(timeout: .milliseconds(200)) { update = try WireAdapterUpdate(bytes: m.value) }
+        var updates: [String: WireAdapterUpdate] = [:]
+        let deadline = Date().addingTimeInterval(180)
+        while updates.count < 2, Date() < deadline {
+            if let m = try announcements.poll(timeout: .milliseconds(200)) {
+                let u = try WireAdapterUpdate(bytes: m.value)
+                updates[u.tool] = u
+            }
         }
-        let announced = try #require(update, "an AdapterUpdate is announced")
+        let announced = try #require(updates["get_weather"], "an AdapterUpdate is announced")
+        // Stage 2 ran too: the new gate is announced with the hash of its files, and loads.
+        let gateUpdate = try #require(updates[GateDistribution.toolKey], "the retrained gate is announced")
+        #expect(gateUpdate.stage == "gate")
+        #expect(try GateDistribution.load(gateUpdate).toolVectors.keys.contains("get_weather"))
         #expect(announced.tool == "get_weather")
         #expect(announced.version == "v000002", "v000001 is the fixture adapter the harness published")
         #expect(announced.stage == "pretrain")

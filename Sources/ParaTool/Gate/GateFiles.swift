@@ -6,8 +6,10 @@ import LLM
 import Tensor
 
 extension GateNetwork {
-    static let configFileName = "gate_config.json"
-    static let weightsFileName = "gate.safetensors"
+    /// The configuration file of a saved gate.
+    public static let configFileName = "gate_config.json"
+    /// The tensor file of a saved gate.
+    public static let weightsFileName = "gate.safetensors"
 
     private struct FileConfig: Codable {
         var gate: GateConfig
