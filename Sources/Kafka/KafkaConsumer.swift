@@ -94,6 +94,12 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// Assigns every partition of `topics` at its current end: only messages produced after
     /// this call are read.
     public func assignAtEnd(topics: [String], timeout: Duration = .seconds(10)) throws {
+        try assign(try endOffsets(topics: topics, timeout: timeout))
+    }
+
+    /// Every partition of `topics` with its end offset (the next offset to be written), asked of
+    /// the broker.
+    public func endOffsets(topics: [String], timeout: Duration = .seconds(10)) throws -> [TopicPartitionOffset] {
         var positions: [TopicPartitionOffset] = []
         for topic in topics {
             let count = try handle.partitionCount(topic: topic, timeout: timeout)
@@ -102,7 +108,7 @@ public final class KafkaConsumer: @unchecked Sendable {
                 positions.append(TopicPartitionOffset(topic: topic, partition: p, offset: high))
             }
         }
-        try assign(positions)
+        return positions
     }
 
     /// The next message, or nil when none arrived within `timeout`. Consumer errors that
@@ -190,11 +196,6 @@ public final class KafkaConsumer: @unchecked Sendable {
             throw KafkaError.invalid("this consumer has no group metadata")
         }
         return metadata
-    }
-
-    /// The end offset of a partition (the next offset to be written), asked of the broker.
-    public func highWatermark(topic: String, partition: Int32, timeout: Duration = .seconds(10)) throws -> Int64 {
-        try handle.watermarks(topic: topic, partition: partition, timeout: timeout).high
     }
 
     /// Partition count of a topic.

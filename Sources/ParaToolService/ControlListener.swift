@@ -43,17 +43,10 @@ final class ControlListener: @unchecked Sendable {
     /// Reads both topics up to their current ends (so the worker starts with the latest adapters
     /// and catalogue), then keeps following them in the background.
     func catchUp(timeout: Duration) throws {
-        var ends: [TopicPartition: Int64] = [:]
-        var start: [TopicPartitionOffset] = []
-        for topic in [topics.adapters, topics.tools] {
-            let count = try consumer.partitionCount(topic: topic)
-            for p in 0..<count {
-                start.append(TopicPartitionOffset(topic: topic, partition: p, offset: -2))  // beginning
-                ends[TopicPartition(topic: topic, partition: p)] = try consumer.highWatermark(topic: topic, partition: p)
-            }
-        }
-        try consumer.assign(start)
-        var remaining = ends.filter { $0.value > 0 }
+        let ends = try consumer.endOffsets(topics: [topics.adapters, topics.tools])
+        try consumer.assign(ends.map { TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: -2) })  // beginning
+        var remaining = Dictionary(uniqueKeysWithValues: ends.filter { $0.offset > 0 }
+            .map { (TopicPartition(topic: $0.topic, partition: $0.partition), $0.offset) })
         let deadline = ContinuousClock.now + timeout
         while !remaining.isEmpty {
             guard ContinuousClock.now < deadline else {

@@ -1,6 +1,8 @@
 // Topics: the seven topic names under a prefix (DESIGN.md §3) and how each is created
 // (partitions, cleanup policy). One place, so workers, trainers, `up` and `topics` agree.
 import Kafka
+import ParaTool
+import Wire
 
 /// The service's topic names: `<prefix><name>`.
 public struct TopicNames: Sendable, Equatable {
@@ -29,6 +31,13 @@ public struct TopicNames: Sendable, Equatable {
             TopicSpecification(name: adapters, partitions: 1, replicationFactor: replicationFactor, configs: compact),
             TopicSpecification(name: tools, partitions: 1, replicationFactor: replicationFactor, configs: compact),
         ]
+    }
+}
+
+extension TopicNames {
+    /// The messages that publish `catalogue` on the compacted `tools` topic (one per tool, keyed by name).
+    public func toolMessages(_ catalogue: ToolCatalogue) throws -> [OutgoingMessage] {
+        try catalogue.tools.map { OutgoingMessage(topic: tools, key: $0.name, value: try WireToolSpec($0).encode()) }
     }
 }
 

@@ -173,9 +173,7 @@ public final class TrainerService: @unchecked Sendable {
 
     /// The training form of a wire trajectory.
     static func trajectory(_ w: WireTrajectory) throws -> Trajectory {
-        let steps = try w.steps.enumerated().map { i, step in
-            Step(calls: try step.calls.enumerated().map { try ToolCall(wire: $1, field: "steps[\(i)].calls[\($0)]") }, observation: step.observation)
-        }
+        let steps = try w.steps.enumerated().map { try Step(wire: $1, field: "steps[\($0)]") }
         let outcome: TrajectoryOutcome = switch w.outcome {
         case .solved: .solved
         case .unsolved: .unsolved

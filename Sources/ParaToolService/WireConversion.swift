@@ -43,13 +43,20 @@ extension ToolCall {
     var wire: WireToolCall { WireToolCall(name: name, argumentsJSON: arguments.serialized()) }
 }
 
+extension Step {
+    /// A step from the wire; `field` names it in errors (e.g. `history[2]`).
+    init(wire: WireStep, field: String) throws {
+        self.init(calls: try wire.calls.enumerated().map { try ToolCall(wire: $1, field: "\(field).calls[\($0)]") },
+                  observation: wire.observation)
+    }
+
+    var wire: WireStep { WireStep(calls: calls.map(\.wire), observation: observation) }
+}
+
 extension ToolCallRequest {
     /// The engine's request for a wire request, with the worker's defaults filled in.
     init(wire r: WireToolCallRequest, defaultMaxNewTokens: Int, defaultMode: SelectionMode, maxNewTokensLimit: Int) throws {
-        let history = try r.history.enumerated().map { i, step in
-            Step(calls: try step.calls.enumerated().map { try ToolCall(wire: $1, field: "history[\(i)].calls[\($0)]") },
-                 observation: step.observation)
-        }
+        let history = try r.history.enumerated().map { try Step(wire: $1, field: "history[\($0)]") }
         let maxNew = r.maxNewTokens == 0 ? defaultMaxNewTokens : Int(r.maxNewTokens)
         guard maxNew <= maxNewTokensLimit else {
             throw ConversionError(field: "max_new_tokens", reason: "\(maxNew) exceeds this worker's limit of \(maxNewTokensLimit)")
@@ -64,7 +71,7 @@ extension WireToolCallRequest {
     /// The wire form of an engine request (for clients and tests).
     public init(_ r: ToolCallRequest, deadlineUnixMs: Int64 = 0) {
         self.init(requestID: r.id, query: r.query,
-                  history: r.history.map { WireStep(calls: $0.calls.map(\.wire), observation: $0.observation) },
+                  history: r.history.map(\.wire),
                   candidateTools: r.candidates, maxNewTokens: UInt32(r.maxNewTokens), deadlineUnixMs: deadlineUnixMs,
                   topN: r.topN.map(UInt32.init), mode: r.mode.wire)
     }

@@ -317,7 +317,7 @@ public final class Worker: @unchecked Sendable {
         guard settings.logTrajectories else { return }
         var calls: [WireToolCall] = []
         if case .calls(let c) = response.action { calls = c.map(\.wire) }
-        let steps = request.history.map { WireStep(calls: $0.calls.map(\.wire), observation: $0.observation) } + [WireStep(calls: calls)]
+        let steps = request.history.map(\.wire) + [WireStep(calls: calls)]
         let trajectory = WireTrajectory(id: response.id, query: request.query, candidateTools: response.weights.map(\.tool),
                                         steps: steps, outcome: .unknown, source: "served:\(settings.workerID)")
         if let bytes = try? trajectory.encode() {

@@ -66,7 +66,7 @@ struct SendCommand: ParsableCommand {
         } else {
             print(result.action.humanReadable)
             if let t = result.telemetry { print(t.humanReadable) }
-            print(String(format: "round trip: %.1f ms", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000))
+            print(String(format: "round trip: %.1f ms", elapsed.seconds * 1000))
         }
         if result.action.status != .ok { throw ExitCode(2) }
     }

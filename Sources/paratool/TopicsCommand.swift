@@ -4,7 +4,6 @@ import Foundation
 import Kafka
 import ParaTool
 import ParaToolService
-import Wire
 
 struct TopicsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -44,13 +43,11 @@ struct TopicsCommand: ParsableCommand {
         }
         if let file = settings.string("publish-tools", publishTools) {
             let catalogue = try ToolCatalogue.load(file: URL(fileURLWithPath: file))
-            let topic = kafka.topics(settings).tools
+            let topics = kafka.topics(settings)
             let producer = try KafkaProducer(configuration: config)
-            _ = try producer.sendAndWait(try catalogue.tools.map {
-                OutgoingMessage(topic: topic, key: $0.name, value: try WireToolSpec($0).encode())
-            })
+            _ = try producer.sendAndWait(try topics.toolMessages(catalogue))
             producer.close()
-            print("\(topic): published \(catalogue.count) tools (\(catalogue.names.joined(separator: ", ")))")
+            print("\(topics.tools): published \(catalogue.count) tools (\(catalogue.names.joined(separator: ", ")))")
         }
     }
 }

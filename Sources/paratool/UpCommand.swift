@@ -8,7 +8,6 @@ import Logging
 import ParaTool
 import ParaToolService
 import ParaToolTraining
-import Wire
 
 struct UpCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -82,9 +81,7 @@ struct UpCommand: ParsableCommand {
         // as soon as data arrives), so keep the wait short: requests then start within milliseconds.
         let kafka = KafkaConfiguration(brokers: cluster.bootstrapServers, properties: ["fetch.wait.max.ms": "5"])
         let producer = try KafkaProducer(configuration: kafka, name: "up-publisher", logger: logger)
-        _ = try producer.sendAndWait(try catalogue.tools.map {
-            OutgoingMessage(topic: topics.tools, key: $0.name, value: try WireToolSpec($0).encode())
-        })
+        _ = try producer.sendAndWait(try topics.toolMessages(catalogue))
         producer.close()
 
         var settings = WorkerSettings(workerID: "up-worker-1", modelID: ServiceStack.modelID(lm))
