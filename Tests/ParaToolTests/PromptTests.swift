@@ -36,7 +36,16 @@ final class PromptTests: XCTestCase {
 
     func testDocumentFreeExactLayout() {
         let system = PromptFormatter.systemMessage(.documentFree(candidates: ["a.b", "c"]))
-        XCTAssertEqual(system, PromptWording.role + "\n\n" + PromptWording.rules + "\n\nYou MUST choose only from these tools:\n- a.b\n- c")
+        XCTAssertEqual(system, """
+            You call tools to answer the question, or answer in plain text when no tool applies.
+
+            Write each call as <tool_call>{"name": "tool_name", "arguments": {"parameter": "value"}}</tool_call>, \
+            one block per call, nothing else.
+
+            You MUST choose only from these tools:
+            - a.b
+            - c
+            """)
     }
 
     func testDocumentAwareAddsOnlyTheTargetDocument() throws {
@@ -137,7 +146,7 @@ final class PromptTests: XCTestCase {
         let prompt = try formatter.render(format, request: request)
         XCTAssertEqual(prompt, "<|im_start|>system\n" + messages[0].content + "<|im_end|>\n"
                        + "<|im_start|>user\n" + request.query + "<|im_end|>\n<|im_start|>assistant\n")
-        XCTAssertTrue(prompt.hasPrefix("<|im_start|>system\nYou are an expert in composing function calls."))
+        XCTAssertTrue(prompt.hasPrefix("<|im_start|>system\nYou call tools to answer the question,"))
         XCTAssertTrue(prompt.hasSuffix("<|im_end|>\n<|im_start|>assistant\n"))
         XCTAssertFalse(prompt.contains("[TOOLCALL HISTORY]"))
 

@@ -6,24 +6,18 @@ import LLM
 
 /// The fixed text of all prompts. Every format uses these strings; only the tool section differs.
 public enum PromptWording {
-    /// The assistant's role, first paragraph of every system message.
+    /// The assistant's role, first paragraph of every system message. Kept to one sentence: it
+    /// is paid on every request, and the document-free saving is (role + rules + names + query)
+    /// against (role + rules + docs + query), so every shared token narrows it.
     public static let role = """
-        You are an expert in composing function calls. You are given a question and a set of \
-        possible tools. Based on the question, make one or more tool calls to achieve the \
-        purpose, or answer in plain text when no tool applies.
+        You call tools to answer the question, or answer in plain text when no tool applies.
         """
 
-    /// How to answer, second paragraph of every system message.
+    /// How to answer, second paragraph of every system message: the call syntax in one line.
     public static let rules = """
-        How to answer:
-        - To call a tool, write one block per call: \
-        \(ToolCall.openTag){"name": "tool_name", "arguments": {"parameter": "value"}}\(ToolCall.closeTag)
-        - For several calls at once (parallel calls), write one block after another.
-        - "arguments" is a JSON object: strings in double quotes, numbers, true/false, null, \
-        lists and objects in JSON.
-        - Write nothing but the blocks when you call tools.
-        - If no tool applies, or the task is already done, answer in plain text without any \
-        \(ToolCall.openTag) block.
+        Write each call as \
+        \(ToolCall.openTag){"name": "tool_name", "arguments": {"parameter": "value"}}\(ToolCall.closeTag), \
+        one block per call, nothing else.
         """
 
     /// Heads the `- name` list of candidate tools.
