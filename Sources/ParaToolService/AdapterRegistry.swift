@@ -48,6 +48,7 @@ public final class AdapterRegistry: AdapterProvider, @unchecked Sendable {
             return nil
         }
         let adapter = try store.load(tool: tool, version: latest.version, expectedSHA256: latest.sha256, config: config)
+        warnIfOtherWording(latest)
         return table.withLock { t in
             // Another thread may have installed a newer version meanwhile: keep the newer one.
             if let existing = t[tool], Self.number(existing.version) >= latest.number { return existing }
@@ -70,6 +71,7 @@ public final class AdapterRegistry: AdapterProvider, @unchecked Sendable {
         } catch {
             throw AdapterUpdateRefusal.store("\(error)")
         }
+        if let manifest = try? store.manifest(tool: update.tool, version: update.version) { warnIfOtherWording(manifest) }
         table.withLock { $0[update.tool] = (adapter, update.version) }
         missing.withLock { _ = $0.remove(update.tool) }
         logger.info("adapter swapped", metadata: ["tool": "\(update.tool)", "version": "\(update.version)", "stage": "\(update.stage)"])
@@ -79,4 +81,13 @@ public final class AdapterRegistry: AdapterProvider, @unchecked Sendable {
     public var versions: [String: String] { table.withLock { $0.mapValues(\.version) } }
 
     private static func number(_ version: String) -> Int { Int(version.dropFirst()) ?? -1 }
+
+    /// Adapters learn the prompt they were trained on; one made with other wording still serves
+    /// (it may be all there is) but answers worse, so say so.
+    private func warnIfOtherWording(_ version: AdapterVersion) {
+        guard !version.matchesPromptWording else { return }
+        logger.warning("adapter was trained on other prompt wording; retrain it for full accuracy",
+                       metadata: ["tool": "\(version.tool)", "version": "\(version.version)",
+                                  "trained": "\(version.promptWording ?? "unrecorded")", "serving": "\(PromptWording.fingerprint)"])
+    }
 }

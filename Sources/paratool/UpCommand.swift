@@ -64,7 +64,7 @@ struct UpCommand: ParsableCommand {
         let catalogueFile = work.appendingPathComponent("up-tools.json")
         try DurableFiles.write(Data(JSONValue.array(catalogue.tools.map(\.json)).serialized().utf8), to: catalogueFile)
         if !skipTraining {
-            try trainMissing(catalogue: catalogue, catalogueFile: catalogueFile, store: storeURL, gate: gateURL, work: work)
+            try trainMissing(catalogue: catalogue, catalogueFile: catalogueFile, store: storeURL, gate: gateURL, work: work, logger: logger)
         }
         let gatePath = FileManager.default.fileExists(atPath: gateURL.appendingPathComponent("gate_config.json").path) ? gateURL.path : nil
 
@@ -122,11 +122,23 @@ struct UpCommand: ParsableCommand {
 }
 
 extension UpCommand {
-    /// Trains the tools that have no adapter yet (stage 1) and the gate (stage 2) on synthesized
-    /// examples; resumes an interrupted run. Does nothing when every tool and the gate exist.
-    func trainMissing(catalogue: ToolCatalogue, catalogueFile: URL, store: URL, gate: URL, work: URL) throws {
+    /// Trains the tools that have no adapter yet, or only one made with other prompt wording
+    /// (stage 1), and the gate (stage 2) on synthesized examples; resumes an interrupted run.
+    /// Does nothing when every tool has a current adapter and the gate exists.
+    func trainMissing(catalogue: ToolCatalogue, catalogueFile: URL, store: URL, gate: URL, work: URL, logger: Logger) throws {
         let adapters = try AdapterStore(root: store)
-        let missing = try catalogue.names.filter { try adapters.latest(tool: $0) == nil }
+        var missing: [String] = []
+        for tool in catalogue.names {
+            guard let latest = try adapters.latest(tool: tool) else { missing.append(tool); continue }
+            guard !latest.matchesPromptWording else { continue }
+            logger.warning("adapter was trained on other prompt wording; retraining it",
+                           metadata: ["tool": "\(tool)", "version": "\(latest.version)",
+                                      "trained": "\(latest.promptWording ?? "unrecorded")", "current": "\(PromptWording.fingerprint)"])
+            // Its finished checkpoint would otherwise be taken as done (and its data no longer matches).
+            try CheckpointDirectory(root: store.appendingPathComponent(".checkpoints", isDirectory: true))
+                .remove(stage: "pretrain", job: tool)
+            missing.append(tool)
+        }
         let gateExists = FileManager.default.fileExists(atPath: gate.appendingPathComponent("gate_config.json").path)
         guard !missing.isEmpty || !gateExists else { return }
         printError("first start: training \(missing.count) tool adapters and the gate on synthesized examples "

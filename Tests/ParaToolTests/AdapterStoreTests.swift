@@ -68,6 +68,8 @@ final class AdapterStoreTests: XCTestCase {
         XCTAssertEqual(manifest["stage"] as? String, "joint")
         XCTAssertEqual(manifest["parent"] as? String, "v000001")
         XCTAssertEqual((manifest["created_unix_ms"] as? NSNumber)?.int64Value, v2.createdUnixMs)
+        XCTAssertEqual(manifest["prompt_wording"] as? String, PromptWording.fingerprint)
+        XCTAssertTrue(v2.matchesPromptWording)
         let weights = try SafetensorsFile(path: v2.path.appendingPathComponent("adapter_model.safetensors").path)
         XCTAssertEqual(weights.metadata, ["format": "pt"])
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: v2.path.path).sorted(),
@@ -84,6 +86,33 @@ final class AdapterStoreTests: XCTestCase {
         XCTAssertThrowsError(try store.load(tool: "get_weather", version: "3")) {
             XCTAssertEqual($0 as? AdapterStoreError, .invalidVersion("3"))
         }
+    }
+
+    /// A version published with other prompt wording, or before the field existed, reads back
+    /// as not matching this build's wording (so `up` retrains it and workers warn).
+    func testPromptWordingIsRecordedPerVersion() throws {
+        let store = try makeStore()
+        let other = try store.publish(try fixture(0), tool: "get_weather", stage: "pretrain", baseModel: "qwen2",
+                                      promptWording: "0123456789abcdef")
+        XCTAssertEqual(try store.latest(tool: "get_weather")?.promptWording, "0123456789abcdef")
+        XCTAssertFalse(other.matchesPromptWording)
+
+        // A manifest written before the field existed (hand-written, no "prompt_wording").
+        let url = other.path.appendingPathComponent("manifest.json")
+        let old = #"{"created_unix_ms": 1700000000000, "sha256": "\#(other.sha256)", "stage": "pretrain", "tool": "get_weather", "version": "v000001"}"#
+        try Data(old.utf8).write(to: url)
+        let read = try XCTUnwrap(try store.latest(tool: "get_weather"))
+        XCTAssertNil(read.promptWording)
+        XCTAssertFalse(read.matchesPromptWording)
+        XCTAssertNoThrow(try store.load(tool: "get_weather", version: "v000001", expectedSHA256: other.sha256))
+    }
+
+    /// The wording fingerprint as documented, recomputed with Python hashlib over the wording
+    /// below: `hashlib.sha256(b"".join(p.encode() + b"\0" for p in parts)).hexdigest()[:16]`.
+    /// A deliberate change of the wording changes it, and with it every store's adapters go stale.
+    func testPromptWordingFingerprintDefinition() {
+        XCTAssertEqual(PromptWording.role, "You call tools to answer the question, or answer in plain text when no tool applies.")
+        XCTAssertEqual(PromptWording.fingerprint, "6a3ef40f9dd64f78")
     }
 
     /// The documented hash, recomputed by an independent implementation (Python hashlib).

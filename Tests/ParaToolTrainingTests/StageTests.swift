@@ -200,6 +200,11 @@ final class StageTests: XCTestCase {
         try t.train(stage: "joint", job: "j", adapters: fresh(1), examples: examples) { _ in true }
         t.resume = true
         XCTAssertThrowsError(try t.train(stage: "joint", job: "j", adapters: fresh(1), examples: Array(examples.prefix(3))) { _ in true })
+        // Removing the job's checkpoints (as `up` does for an adapter of other prompt wording) lets it start over.
+        try t.checkpoints!.remove(stage: "joint", job: "j")
+        XCTAssertNil(try t.checkpoints!.latest(stage: "joint", job: "j"))
+        XCTAssertNoThrow(try t.checkpoints!.remove(stage: "joint", job: "j"))
+        XCTAssertTrue(try t.train(stage: "joint", job: "j", adapters: fresh(1), examples: Array(examples.prefix(3))) { _ in true })
     }
 
     func testOfflineRunOfAllStagesPublishesAdaptersAndGate() throws {

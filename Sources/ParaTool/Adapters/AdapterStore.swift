@@ -52,27 +52,34 @@ public struct AdapterVersion: Sendable, Codable, Equatable {
     public let stage: String
     /// The version this one was derived from, if the publisher named one.
     public let parent: String?
+    /// `PromptWording.fingerprint` of the prompts it was trained on (nil: not recorded, as in
+    /// versions published before the field existed).
+    public let promptWording: String?
     /// The version's directory (a PEFT adapter folder).
     public let path: URL
 
     public init(tool: String, version: String, sha256: String, createdUnixMs: Int64, stage: String,
-                parent: String? = nil, path: URL) {
+                parent: String? = nil, promptWording: String? = nil, path: URL) {
         self.tool = tool
         self.version = version
         self.sha256 = sha256
         self.createdUnixMs = createdUnixMs
         self.stage = stage
         self.parent = parent
+        self.promptWording = promptWording
         self.path = path
     }
 
     /// The integer in the version string.
     public var number: Int { Int(version.dropFirst()) ?? 0 }
+
+    /// Whether it was trained on this build's prompt wording (`PromptWording.fingerprint`).
+    public var matchesPromptWording: Bool { promptWording == PromptWording.fingerprint }
 }
 
 /// A directory of versioned tool adapters: `<root>/<tool>/<version>/` with the PEFT files
 /// (`adapter_config.json`, `adapter_model.safetensors`) and `manifest.json`
-/// `{"tool", "version", "sha256", "created_unix_ms", "stage", "parent"?}`.
+/// `{"tool", "version", "sha256", "created_unix_ms", "stage", "parent"?, "prompt_wording"?}`.
 ///
 /// A version directory is immutable once it appears: publishing writes everything into
 /// `<root>/<tool>/.tmp-<uuid>/`, fsyncs the files and the directory, and renames it to the
@@ -141,8 +148,10 @@ public final class AdapterStore: Sendable {
     ///   - stage: the training stage that produced the adapter, recorded in the manifest.
     ///   - baseModel: written to `base_model_name_or_path` of the PEFT config.
     ///   - parent: an earlier version the adapter was derived from, recorded in the manifest.
+    ///   - promptWording: the fingerprint of the prompts it was trained on, recorded in the
+    ///     manifest (default: this build's `PromptWording.fingerprint`).
     public func publish(_ adapter: ToolAdapter, tool: String, stage: String, baseModel: String,
-                        parent: String? = nil) throws -> AdapterVersion {
+                        parent: String? = nil, promptWording: String? = PromptWording.fingerprint) throws -> AdapterVersion {
         try Self.validate(tool: tool)
         if let parent { try Self.checkVersionSyntax(parent) }
         let toolDir = root.appendingPathComponent(tool, isDirectory: true)
@@ -162,7 +171,7 @@ public final class AdapterStore: Sendable {
             let version = Self.versionString(number)
             let final = toolDir.appendingPathComponent(version, isDirectory: true)
             let result = AdapterVersion(tool: tool, version: version, sha256: sha, createdUnixMs: created,
-                                        stage: stage, parent: parent, path: final)
+                                        stage: stage, parent: parent, promptWording: promptWording, path: final)
             try DurableFiles.write(try Self.manifestData(result), to: tmp.appendingPathComponent(Self.manifestFileName))
             if try DurableFiles.renameDirectoryIfAbsent(tmp, to: final) {
                 published = true
@@ -209,7 +218,7 @@ public final class AdapterStore: Sendable {
             throw bad("sha256 must be 64 lowercase hex digits")
         }
         return AdapterVersion(tool: t, version: v, sha256: sha, createdUnixMs: created.int64Value, stage: stage,
-                              parent: j["parent"] as? String, path: dir)
+                              parent: j["parent"] as? String, promptWording: j["prompt_wording"] as? String, path: dir)
     }
 
     /// Loads version `version` of `tool` after checking that its files still hash to the
@@ -260,6 +269,7 @@ public final class AdapterStore: Sendable {
             "created_unix_ms": v.createdUnixMs, "stage": v.stage,
         ]
         if let parent = v.parent { object["parent"] = parent }
+        if let wording = v.promptWording { object["prompt_wording"] = wording }
         return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
     }
 }

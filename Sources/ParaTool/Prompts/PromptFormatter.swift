@@ -1,6 +1,7 @@
 // Owns PromptFormatter, which builds the system and user messages of every prompt format and
 // renders them through the model's chat template, and PromptWording, the one place holding the
 // fixed text every format shares (so comparisons between formats are fair).
+import Crypto
 import Foundation
 import LLM
 
@@ -46,6 +47,17 @@ public enum PromptWording {
 
     /// Prefix of a step's observation.
     public static let observation = "Observation: "
+
+    /// A fingerprint of this wording: the first 16 hex digits of the SHA-256 of every string
+    /// above, each followed by a NUL byte. Adapters learn the prompt they were trained on, so
+    /// the adapter store records it per version and `up` retrains adapters made with other wording.
+    public static let fingerprint: String = {
+        let parts = [role, rules, candidatesHeader, candidateBullet, documentsHeader, examplesHeader, exampleQuery,
+                     exampleAnswer, historyHeader, stepHeading(1), observation]
+        var hasher = SHA256()
+        for part in parts { hasher.update(data: Data(part.utf8) + Data([0])) }
+        return hasher.finalize().prefix(8).map { String(format: "%02x", $0) }.joined()
+    }()
 }
 
 /// Renders prompts for one model: system message (role, rules, tool section) and user message

@@ -100,6 +100,14 @@ public struct CheckpointDirectory: Sendable {
         }
     }
 
+    /// Removes every checkpoint of `job` of `stage` (nothing to do when there is none), so the
+    /// job starts again from step 0 on the next run.
+    public func remove(stage: String, job: String) throws {
+        let dir = jobDirectory(stage, job)
+        guard FileManager.default.fileExists(atPath: dir.path) else { return }
+        try FileManager.default.removeItem(at: dir)
+    }
+
     /// The newest checkpoint of `job` of `stage`, or nil when there is none.
     public func latest(stage: String, job: String) throws -> (state: CheckpointState, tensors: SafetensorsFile)? {
         let dir = jobDirectory(stage, job)
