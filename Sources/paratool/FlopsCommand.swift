@@ -64,11 +64,17 @@ struct FlopsCommand: ParsableCommand {
             guard unknown.isEmpty else { throw UsageError("request \(i + 1): unknown tools \(unknown.joined(separator: ", "))") }
             var id = "\(i + 1)"
             if case .string(let s)? = o["id"] { id = s }
-            let req = PromptRequest(query: query)
+            var history: [Step] = []
+            switch o["history"] {
+            case nil, .null?: break
+            case .array(let steps)?: history = try steps.enumerated().map { try Step(json: $1, context: "request \(i + 1): history[\($0)]") }
+            default: throw UsageError("request \(i + 1): history must be a list of steps")
+            }
+            let req = PromptRequest(query: query, history: history)
             let free = lm.tokenizer.encode(try formatter.render(.documentFree(candidates: candidates), request: req)).count
             let docs = lm.tokenizer.encode(try formatter.render(.contextDocs(candidates: try catalogue.specs(named: candidates)), request: req)).count
             var f = counter.generation(prompt: free, generated: generated, adapters: min(adapters, candidates.count), rank: rank)
-            f.encoder = counter.encoder(tokens: lm.tokenizer.encode(query).count)
+            f.encoder = counter.encoder(tokens: lm.tokenizer.encode(PromptFormatter.userMessage(req)).count)
             f.gate = counter.gate(candidates: candidates.count, layers: [4 * lm.config.hiddenSize] + hidden + [1])
             let d = counter.generation(prompt: docs, generated: generated).total
             print("| \(id) | \(free) / \(docs) | \(g(f.baseLinear)) | \(g(f.attention)) | \(g(f.lora)) | \(g(f.encoder)) | \(g(f.gate)) | \(g(f.total)) | \(g(d)) | \(String(format: "%.1f%%", 100 * (1 - Double(f.total) / Double(d)))) |")

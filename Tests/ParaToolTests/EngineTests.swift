@@ -61,6 +61,30 @@ final class EngineTests: XCTestCase {
         XCTAssertGreaterThan(p.contextDocsFlops, p.flops.baseLinear + p.flops.attention)
     }
 
+    /// With history, the gate reads the prompt's user message (query, then the history section),
+    /// the text stage 2 trains it on, and the encoder's FLOPs count those tokens.
+    func testGateReadsQueryAndHistory() throws {
+        let (engine, _, lm) = try setUpEngine()
+        var request = ToolCallRequest(id: "h", query: "Weather in Paris?", maxNewTokens: 2)
+        request.history = [Step(calls: [ToolCall(name: "get_weather", arguments: .object(JSONObject([("city", .string("Paris"))])))],
+                                observation: "18C")]
+        let out = try XCTUnwrap(try engine.run([request]).first)
+        let context = """
+            Weather in Paris?
+
+            [TOOLCALL HISTORY]
+            Step 1:
+            <tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>
+            Observation: 18C
+            """
+        let encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: engine.gate!.config.pooling)
+        let expected = try engine.gate!.weights(context: encoder.encode(context).vector, candidates: out.weights.map(\.tool))
+        for (got, want) in zip(out.weights.map(\.weight), expected) { XCTAssertEqual(got, want, accuracy: 1e-6) }
+        XCTAssertEqual(out.flops.encoder, FlopsCounter(config: lm.model.config).encoder(tokens: lm.tokenizer.encode(context).count))
+        let queryOnly = try engine.gate!.weights(context: encoder.encode("Weather in Paris?").vector, candidates: out.weights.map(\.tool))
+        XCTAssertNotEqual(out.weights.map(\.weight), queryOnly, "the history changes the context")
+    }
+
     /// Each request of a batch generates what its own merged-weights model generates alone.
     func testBatchedRequestsEqualMergedModels() throws {
         let (engine, adapters, lm) = try setUpEngine()

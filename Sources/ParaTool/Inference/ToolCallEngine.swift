@@ -151,7 +151,9 @@ public final class ToolCallEngine {
         }
     }
 
-    /// The weights of `request`'s candidates under its mode, and the query's token count.
+    /// The weights of `request`'s candidates under its mode, and the token count of the context
+    /// the encoder read: the prompt's user message (the query, then the history when there is
+    /// any), the same text stage 2 trains the gate on.
     func selectTools(_ request: ToolCallRequest, candidates: [String]) throws -> (weights: [Float], queryTokens: Int) {
         switch request.mode {
         case .contextDocs:
@@ -164,7 +166,7 @@ public final class ToolCallEngine {
             return (candidates.map { gold.contains($0) ? 1 / Float(Set(gold).count) : 0 }, 0)
         case .paratool, .top1, .embsim:
             guard let gate else { throw EngineError.noGate }
-            let (c, n) = encoder.encode(request.query)
+            let (c, n) = encoder.encode(PromptFormatter.userMessage(PromptRequest(query: request.query, history: request.history)))
             gate.addTools(try catalogue.specs(named: candidates).map { ($0.name, $0.description) }, encoder: encoder)
             switch request.mode {
             case .paratool:

@@ -38,6 +38,27 @@ public struct Step: Sendable, Equatable {
         self.calls = calls
         self.observation = observation
     }
+
+    /// Reads `{"calls": [{"name": …, "arguments": {…}}], "observation": "…"}` (`arguments`
+    /// defaults to `{}`, `observation` to ""). `context` names the step in errors, e.g.
+    /// `trajectory t1: steps[0]`.
+    /// - Throws: `ToolFormatError` naming the missing or mistyped field.
+    public init(json: JSONValue, context: String) throws {
+        guard case .object(let s) = json, case .array(let calls)? = s["calls"] else {
+            throw ToolFormatError("\(context) needs a \"calls\" array")
+        }
+        self.calls = try calls.enumerated().map { j, c in
+            guard case .object(let call) = c, case .string(let name)? = call["name"] else {
+                throw ToolFormatError("\(context).calls[\(j)] needs a \"name\" string")
+            }
+            return ToolCall(name: name, arguments: call["arguments"] ?? .object(JSONObject()))
+        }
+        switch s["observation"] {
+        case nil, .null?: observation = ""
+        case .string(let text)?: observation = text
+        default: throw ToolFormatError("\(context): \"observation\" must be a string")
+        }
+    }
 }
 
 /// What the user asks, with the history of earlier steps.

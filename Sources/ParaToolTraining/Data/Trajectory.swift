@@ -59,17 +59,7 @@ public struct Trajectory: Sendable, Equatable {
         guard case .array(let tools)? = o["candidate_tools"] else { throw ToolFormatError("trajectory \(id): \"candidate_tools\" must be an array") }
         candidateTools = try tools.map { try string($0, "candidate_tools[]") }
         guard case .array(let rawSteps)? = o["steps"] else { throw ToolFormatError("trajectory \(id): \"steps\" must be an array") }
-        steps = try rawSteps.enumerated().map { k, raw in
-            guard case .object(let s) = raw, case .array(let calls)? = s["calls"] else {
-                throw ToolFormatError("trajectory \(id): steps[\(k)] needs a \"calls\" array")
-            }
-            return Step(calls: try calls.enumerated().map { j, c in
-                guard case .object(let call) = c, case .string(let name)? = call["name"] else {
-                    throw ToolFormatError("trajectory \(id): steps[\(k)].calls[\(j)] needs a \"name\" string")
-                }
-                return ToolCall(name: name, arguments: call["arguments"] ?? .object(JSONObject()))
-            }, observation: (try? string(s["observation"], "observation")) ?? "")
-        }
+        steps = try rawSteps.enumerated().map { k, raw in try Step(json: raw, context: "trajectory \(id): steps[\(k)]") }
         outcome = TrajectoryOutcome(rawValue: (try? string(o["outcome"], "outcome")) ?? "unknown") ?? .unknown
         source = (try? string(o["source"], "source")) ?? ""
     }
