@@ -88,6 +88,22 @@ final class AdapterStoreTests: XCTestCase {
         }
     }
 
+    /// A publisher that died mid-write leaves a `.tmp-*` folder; the next publish removes it once
+    /// it is older than `abandonedTemporaryAge`, and leaves a fresh one (a live publisher's) alone.
+    func testAbandonedTemporaryFoldersAreRemoved() throws {
+        let store = try makeStore()
+        let toolDir = store.root.appendingPathComponent("get_weather")
+        let fm = FileManager.default
+        let old = toolDir.appendingPathComponent(".tmp-dead"), fresh = toolDir.appendingPathComponent(".tmp-live")
+        for dir in [old, fresh] {
+            try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+            try Data("partial".utf8).write(to: dir.appendingPathComponent("adapter_model.safetensors"))
+        }
+        try fm.setAttributes([.modificationDate: Date().addingTimeInterval(-2 * 3600)], ofItemAtPath: old.path)
+        _ = try store.publish(try fixture(0), tool: "get_weather", stage: "pretrain", baseModel: "qwen2")
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: toolDir.path).sorted(), [".tmp-live", "v000001"])
+    }
+
     /// A version published with other prompt wording, or before the field existed, reads back
     /// as not matching this build's wording (so `up` retrains it and workers warn).
     func testPromptWordingIsRecordedPerVersion() throws {

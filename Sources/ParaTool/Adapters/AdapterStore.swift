@@ -157,6 +157,7 @@ public final class AdapterStore: Sendable {
         let toolDir = root.appendingPathComponent(tool, isDirectory: true)
         let fm = FileManager.default
         try fm.createDirectory(at: toolDir, withIntermediateDirectories: true)
+        Self.removeAbandonedTemporaries(in: toolDir)
         let tmp = toolDir.appendingPathComponent(".tmp-\(UUID().uuidString)", isDirectory: true)
         try fm.createDirectory(at: tmp, withIntermediateDirectories: false)
         var published = false
@@ -261,6 +262,24 @@ public final class AdapterStore: Sendable {
 
     private static func checkVersionSyntax(_ version: String) throws {
         guard parseVersion(version) != nil else { throw AdapterStoreError.invalidVersion(version) }
+    }
+
+    /// How old a `.tmp-*` folder must be before a publisher takes it for the leftover of a
+    /// publisher that died mid-write (a live one finishes within seconds).
+    public static let abandonedTemporaryAge: TimeInterval = 3600
+
+    /// Removes `.tmp-*` folders in `toolDir` last modified more than `abandonedTemporaryAge`
+    /// ago. Best effort: a folder that cannot be removed now is tried again on the next publish.
+    private static func removeAbandonedTemporaries(in toolDir: URL) {
+        let fm = FileManager.default
+        guard let entries = try? fm.contentsOfDirectory(atPath: toolDir.path) else { return }
+        let cutoff = Date().addingTimeInterval(-abandonedTemporaryAge)
+        for entry in entries where entry.hasPrefix(".tmp-") {
+            let url = toolDir.appendingPathComponent(entry, isDirectory: true)
+            guard let modified = (try? fm.attributesOfItem(atPath: url.path))?[.modificationDate] as? Date,
+                  modified < cutoff else { continue }
+            try? fm.removeItem(at: url)
+        }
     }
 
     private static func manifestData(_ v: AdapterVersion) throws -> Data {
