@@ -1,6 +1,6 @@
 // ControlListener: follows the compacted control topics every worker reads in full (no consumer
 // group): `adapters` (AdapterUpdate → hot swap in the AdapterRegistry) and `tools` (ToolSpec →
-// the catalogue the worker picks up between batches).
+// the catalogue the worker picks up between batches; the trainer follows `tools` alone).
 import Foundation
 import Kafka
 import Logging
@@ -15,6 +15,7 @@ final class ControlListener: @unchecked Sendable {
     private let topics: TopicNames
     private let registry: AdapterRegistry?
     private let followTools: Bool
+    private let followAdapters: Bool
     private let metrics: ServiceMetrics
     private let logger: Logger
     private let specs = Mutex<[String: ToolSpec]>([:])
@@ -28,11 +29,13 @@ final class ControlListener: @unchecked Sendable {
     private let finished = DispatchSemaphore(value: 0)
     private var thread: Thread?
 
+    /// A listener; with `followAdapters` false it reads only `tools` (no adapter or gate updates).
     init(kafka: KafkaConfiguration, topics: TopicNames, registry: AdapterRegistry?, followTools: Bool,
-         metrics: ServiceMetrics, logger: Logger) throws {
+         followAdapters: Bool = true, metrics: ServiceMetrics, logger: Logger) throws {
         self.topics = topics
         self.registry = registry
         self.followTools = followTools
+        self.followAdapters = followAdapters
         self.metrics = metrics
         self.logger = logger
         // Control updates are rare and not latency-critical: long fetch waits keep this reader idle.
@@ -43,7 +46,7 @@ final class ControlListener: @unchecked Sendable {
     /// Reads both topics up to their current ends (so the worker starts with the latest adapters
     /// and catalogue), then keeps following them in the background.
     func catchUp(timeout: Duration) throws {
-        let ends = try consumer.endOffsets(topics: [topics.adapters, topics.tools])
+        let ends = try consumer.endOffsets(topics: followAdapters ? [topics.adapters, topics.tools] : [topics.tools])
         try consumer.assign(ends.map { TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: -2) })  // beginning
         var remaining = Dictionary(uniqueKeysWithValues: ends.filter { $0.offset > 0 }
             .map { (TopicPartition(topic: $0.topic, partition: $0.partition), $0.offset) })
@@ -77,6 +80,11 @@ final class ControlListener: @unchecked Sendable {
     /// The catalogue from the `tools` topic if it changed since the last call (nil otherwise).
     func takeCatalogue() -> ToolCatalogue? {
         guard followTools, catalogueChanged.withLock({ let c = $0; $0 = false; return c }) else { return nil }
+        return catalogue()
+    }
+
+    /// The catalogue read from the `tools` topic so far, in order of first appearance.
+    func catalogue() -> ToolCatalogue {
         let names = order.withLock { $0 }
         let table = specs.withLock { $0 }
         return ToolCatalogue(names.compactMap { table[$0] })
@@ -93,6 +101,8 @@ final class ControlListener: @unchecked Sendable {
     func stop() {
         let wasRunning = thread != nil && !stopped.withLock { let s = $0; $0 = true; return s }
         if wasRunning { finished.wait() }
+        // The thread's closure holds this listener: drop it so the listener (and its client) can go.
+        thread = nil
         consumer.close()
     }
 

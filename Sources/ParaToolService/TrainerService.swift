@@ -3,7 +3,8 @@
 // (offsets committed after the fsync), retrains a tool's adapter every K new trajectories or on a
 // schedule (stage 1 for the affected tools, then the stages configured), publishes the versions to
 // the AdapterStore and announces each on `adapters` for workers to hot-swap; a retrained gate is
-// announced there too (GateDistribution).
+// announced there too (GateDistribution). The tool documents come from a file or, by default,
+// from the compacted `tools` topic the workers follow.
 import Foundation
 import Kafka
 import LLM
@@ -21,8 +22,9 @@ public struct TrainerSettings: Sendable {
     public var dataset: URL
     /// The adapter store the versions go to.
     public var store: URL
-    /// The tool catalogue (documents for document-aware instances, the gate's tool vectors).
-    public var tools: URL
+    /// The tool catalogue file (documents for document-aware instances, the gate's tool vectors);
+    /// nil: the catalogue on the `tools` topic, read to its end at start and followed after.
+    public var tools: URL?
     /// The base model (nil: the default).
     public var model: String?
     /// Retrain a tool once this many new trajectories of it arrived.
@@ -36,7 +38,7 @@ public struct TrainerSettings: Sendable {
     /// Store trajectories whose outcome is unknown (served candidates) as well as solved ones.
     public var acceptUnlabelled = false
 
-    public init(dataset: URL, store: URL, tools: URL) {
+    public init(dataset: URL, store: URL, tools: URL?) {
         self.dataset = dataset
         self.store = store
         self.tools = tools
@@ -52,6 +54,13 @@ public final class TrainerService: @unchecked Sendable {
     private let stopping = Mutex(false)
     private let joined = Mutex(false)
     private let training = Mutex(false)
+    /// Tools whose last training failed (or whose document is missing) are not retried before
+    /// this time, so a persistent failure is logged once a minute, not on every poll, and does
+    /// not hold up the other tools.
+    private let heldOff = Mutex<[String: ContinuousClock.Instant]>([:])
+    /// How long a failed tool waits before its next attempt.
+    public static let retryDelay: Duration = .seconds(60)
+    private var toolsTopic: ControlListener?
     public let dataset: TrajectoryDataset
 
     public init(settings: TrainerSettings, kafka: KafkaConfiguration, metrics: ServiceMetrics, logger: Logger) throws {
@@ -75,6 +84,16 @@ public final class TrainerService: @unchecked Sendable {
         try consumer.subscribe(topics: [settings.topics.trajectories])
         let producer = try KafkaProducer(configuration: kafka, name: "trainer-producer", logger: logger)
         defer { producer.close() }
+        if settings.tools == nil {
+            let listener = try ControlListener(kafka: kafka, topics: settings.topics, registry: nil, followTools: true,
+                                               followAdapters: false, metrics: metrics, logger: logger)
+            try listener.catchUp(timeout: .seconds(60))
+            toolsTopic = listener
+        }
+        defer {
+            toolsTopic?.stop()
+            toolsTopic = nil
+        }
         metrics.setReady(true)
         logger.info("trainer consuming", metadata: ["topic": "\(settings.topics.trajectories)", "stored": "\(dataset.count)",
                                                      "retrain_every": "\(settings.retrainEvery)"])
@@ -104,7 +123,9 @@ public final class TrainerService: @unchecked Sendable {
                 }
             }
             let scheduled = settings.schedule.map { ContinuousClock.now - lastScheduled >= $0 } ?? false
+            let now = ContinuousClock.now
             let due = dataset.due(threshold: scheduled ? 1 : settings.retrainEvery)
+                .filter { tool in heldOff.withLock { $0[tool].map { now >= $0 } ?? true } }
             if scheduled { lastScheduled = .now }
             if !due.isEmpty, !training.withLock({ $0 }) {
                 training.withLock { $0 = true }
@@ -115,7 +136,8 @@ public final class TrainerService: @unchecked Sendable {
                         idle.leave()
                     }
                     do { try retrain(due, producer: producer) } catch {
-                        logger.error("retraining \(due.joined(separator: ",")) failed: \(error)")
+                        logger.error("retraining \(due.joined(separator: ",")) failed, next attempt in \(Self.retryDelay): \(error)")
+                        holdOff(due)
                     }
                 }
             }
@@ -134,11 +156,21 @@ public final class TrainerService: @unchecked Sendable {
         let snapshot = settings.dataset.appendingPathComponent("snapshot.jsonl")
         try dataset.snapshot(to: snapshot)
         let counts = dataset.counts
-        logger.info("retraining", metadata: ["tools": "\(tools.joined(separator: ","))", "trajectories": "\(tools.map { counts[$0] ?? 0 })"])
-        var options = OfflineTrainingOptions(data: snapshot, tools: settings.tools, store: settings.store)
+        let catalogueFile = try catalogueFile()
+        let known = try ToolCatalogue.load(file: catalogueFile)
+        let unknown = tools.filter { !known.contains($0) }
+        let trainable = tools.filter(known.contains)
+        if !unknown.isEmpty {
+            logger.warning("no tool document in the catalogue; the trajectories stay stored and the tool is tried again in \(Self.retryDelay)",
+                           metadata: ["tools": "\(unknown.joined(separator: ","))", "catalogue": "\(catalogueFile.path)"])
+        }
+        holdOff(unknown)
+        guard !trainable.isEmpty else { return }
+        logger.info("retraining", metadata: ["tools": "\(trainable.joined(separator: ","))", "trajectories": "\(trainable.map { counts[$0] ?? 0 })"])
+        var options = OfflineTrainingOptions(data: snapshot, tools: catalogueFile, store: settings.store)
         options.model = settings.model
         options.stages = settings.stages
-        options.onlyTools = tools
+        options.onlyTools = trainable
         options.adapter = settings.adapter
         // A gate trained here goes to a new version directory (workers may be reading the older
         // ones); stage 3 alone uses the newest gate.
@@ -165,10 +197,25 @@ public final class TrainerService: @unchecked Sendable {
                                            value: try GateDistribution.update(directory: directory, version: gateVersion).encode()))
         }
         _ = try producer.sendAndWait(updates)
-        try dataset.markTrained(tools)
+        try dataset.markTrained(trainable)
         metrics.counter("trainer_versions_published", labels: [], help: "Adapter versions published.").increment(by: Int64(result.published.count))
         logger.info("published", metadata: ["versions": "\(result.published.map { "\($0.tool)@\($0.version)" })",
                                              "seconds": "\(Int(Date().timeIntervalSince(started)))"])
+    }
+
+    private func holdOff(_ tools: [String]) {
+        let until = ContinuousClock.now + Self.retryDelay
+        heldOff.withLock { table in for tool in tools { table[tool] = until } }
+    }
+
+    /// The catalogue file for a training run: `settings.tools`, or the `tools` topic's current
+    /// catalogue written to `<dataset>/catalogue.json` (a ToolSpec array).
+    private func catalogueFile() throws -> URL {
+        if let file = settings.tools { return file }
+        let catalogue = toolsTopic?.catalogue() ?? ToolCatalogue([])
+        let url = settings.dataset.appendingPathComponent("catalogue.json")
+        try DurableFiles.write(Data(JSONValue.array(catalogue.tools.map(\.json)).serialized().utf8), to: url)
+        return url
     }
 
     /// The training form of a wire trajectory.

@@ -27,7 +27,14 @@ struct Train: ParsableCommand {
             run, and skips jobs already published. Progress (step, loss, tokens/s, ETA) is one updating line on \
             a terminal and a JSON line per step in --metrics.
 
-            Service mode (--brokers …) is the online trainer: it consumes <prefix>trajectories in the consumer             group --group (trajectories are keyed by tool, so several trainers split the tools), appends the             solved ones to the durable dataset in --dataset (fsync before the offsets are committed), retrains a             tool every --retrain-every new trajectories of it (or every --schedule-minutes), publishes the new             versions into --adapter-store and announces each on <prefix>adapters, where workers verify and             hot-swap it. It serves /metrics and /healthz on --metrics-port. Settings also come from PARATOOL_<FLAG>             and --config.
+            Service mode (--brokers …) is the online trainer: it consumes <prefix>trajectories in the consumer \
+            group --group (trajectories are keyed by tool, so several trainers split the tools), appends the \
+            solved ones to the durable dataset in --dataset (fsync before the offsets are committed), retrains a \
+            tool every --retrain-every new trajectories of it (or every --schedule-minutes), publishes the new \
+            versions into --adapter-store and announces each on <prefix>adapters, where workers verify and \
+            hot-swap it. The tool documents come from --tools FILE or, without it, from <prefix>tools (the \
+            catalogue the workers follow). It serves /metrics and /healthz on --metrics-port. Settings also come \
+            from PARATOOL_<FLAG> and --config.
             """)
 
     @Flag(help: "Train from a trajectory file (--data) instead of consuming the trajectories topic (--brokers).")
@@ -269,12 +276,11 @@ extension Train {
         let settings = try kafka.settings()
         let logger = try serviceLogger("paratool.train", level: settings.string("log-level", logLevel))
         let config = try kafka.kafkaConfiguration(settings)
-        guard let datasetPath = settings.string("dataset", dataset), let storePath = settings.string("adapter-store", adapterStore),
-              let toolsPath = settings.string("tools", tools) else {
-            throw UsageError("the trainer service needs --brokers, --dataset DIR, --adapter-store DIR and --tools FILE (or their PARATOOL_* variables)")
+        guard let datasetPath = settings.string("dataset", dataset), let storePath = settings.string("adapter-store", adapterStore) else {
+            throw UsageError("the trainer service needs --brokers, --dataset DIR and --adapter-store DIR (or their PARATOOL_* variables)")
         }
         var trainer = TrainerSettings(dataset: URL(fileURLWithPath: datasetPath), store: URL(fileURLWithPath: storePath),
-                                      tools: URL(fileURLWithPath: toolsPath))
+                                      tools: settings.string("tools", tools).map { URL(fileURLWithPath: $0) })
         trainer.topics = kafka.topics(settings)
         trainer.groupID = settings.string("group", group) ?? trainer.groupID
         trainer.model = settings.string("model", modelOptions.model)

@@ -1,6 +1,7 @@
 // The online trainer over the mock cluster on the tiny fixture model: solved trajectories are stored
 // durably (others skipped), a tool is retrained after K of them, its new version is published in
 // the store and announced on `adapters`; a restarted trainer keeps the dataset without duplicates.
+// Without a catalogue file the trainer takes the tool documents from the `tools` topic.
 import Foundation
 import Kafka
 import ParaTool
@@ -88,5 +89,57 @@ import Wire
         let lines = try String(contentsOf: settings.dataset.appendingPathComponent("trajectories.jsonl"), encoding: .utf8)
             .split(separator: "\n").map { try Trajectory(json: try JSONValue.parse(String($0))).id }
         #expect(lines == ["t1", "t2", "t3"])
+    }
+
+    /// No --tools: the documents come from the `tools` topic. A tool published there is retrained
+    /// with its document; trajectories of a tool missing from the topic stay stored and due.
+    @Test func followsTheToolsTopic() throws {
+        let harness = try ServiceHarness()
+        let work = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("trainer-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: work) }
+        var settings = TrainerSettings(dataset: work.appendingPathComponent("dataset"), store: harness.storeRoot, tools: nil)
+        settings.topics = harness.topics
+        settings.model = ServiceFixtures.hfTiny.appendingPathComponent("qwen2").path
+        settings.retrainEvery = 2
+        settings.adapter.steps = 2
+        settings.adapter.rank = 4
+        settings.adapter.alpha = 8
+
+        let producer = try KafkaProducer(configuration: harness.kafka, logger: harness.logger)
+        let weather = ToolSpec(name: "get_weather", description: "Weather report for a named city, from the topic")
+        _ = try producer.sendAndWait(try harness.topics.toolMessages(ToolCatalogue([weather])))
+        func trajectory(_ id: String, tool: String) -> WireTrajectory {
+            WireTrajectory(id: id, query: "Use \(tool) for \(id)", candidateTools: [tool],
+                           steps: [WireStep(calls: [WireToolCall(name: tool, argumentsJSON: #"{"city": "\#(id)"}"#)])],
+                           outcome: .solved, source: "test")
+        }
+        let sent = try [("w1", "get_weather"), ("w2", "get_weather"), ("u1", "unpublished_tool"), ("u2", "unpublished_tool")].map {
+            OutgoingMessage(topic: harness.topics.trajectories, key: $0.1, value: try trajectory($0.0, tool: $0.1).encode())
+        }
+        _ = try producer.sendAndWait(sent)
+
+        let announcements = try KafkaConsumer(configuration: harness.kafka, groupID: nil, logger: harness.logger)
+        try announcements.assign([TopicPartitionOffset(topic: harness.topics.adapters, partition: 0, offset: -2)])
+        let trainer = try TrainerService(settings: settings, kafka: harness.kafka, metrics: ServiceMetrics(), logger: harness.logger)
+        let done = DispatchSemaphore(value: 0)
+        let box = ErrorBox()
+        Thread { do { try trainer.run() } catch { box.error = error }; done.signal() }.start()
+        var announced: WireAdapterUpdate?
+        let deadline = Date().addingTimeInterval(180)
+        while announced == nil, Date() < deadline {
+            if let m = try announcements.poll(timeout: .milliseconds(200)) { announced = try WireAdapterUpdate(bytes: m.value) }
+        }
+        trainer.stop()
+        done.wait()
+        #expect(box.error == nil)
+        let update = try #require(announced, "get_weather is retrained and announced")
+        #expect(update.tool == "get_weather")
+        #expect(update.version == "v000002")
+        // The catalogue it trained with is the topic's, document included.
+        let used = try ToolCatalogue.load(file: settings.dataset.appendingPathComponent("catalogue.json"))
+        #expect(used.names == ["get_weather"])
+        #expect(try used.specs(named: ["get_weather"]).first?.description == weather.description)
+        #expect(trainer.dataset.count == 4)
+        #expect(trainer.dataset.due(threshold: 2) == ["unpublished_tool"], "kept for when its document is published")
     }
 }
