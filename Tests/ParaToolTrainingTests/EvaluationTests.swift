@@ -110,6 +110,14 @@ final class EvaluationTests: XCTestCase {
         let table = BFCLEvaluation.table(EvaluationMode.allCases.map { reports[$0]! })
         XCTAssertEqual(table.split(separator: "\n").count, 2 + EvaluationMode.allCases.count)
         XCTAssertTrue(table.contains("| context-docs | "))
+        // Context+Docs priced against itself: its own run and the same requests with docs are one cost.
+        let docsRow = try XCTUnwrap(table.split(separator: "\n").first { $0.hasPrefix("| context-docs | ") })
+            .split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+        XCTAssertEqual(Array(docsRow[5...6]), ["+0.0%", "+0.0%"])
+        // ParaTool's prompt is shorter than the same request's with docs: a saving.
+        let paraRow = try XCTUnwrap(table.split(separator: "\n").first { $0.hasPrefix("| paratool | ") })
+            .split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+        XCTAssertTrue(paraRow[6].hasPrefix("-"), "\(paraRow)")
 
         // Without a store or gate, only the context modes run; the others say why.
         let bare = try BFCLEvaluation(model: lm, questions: questions, answers: answers, categoryName: "multiple", store: nil, gate: nil,

@@ -272,19 +272,23 @@ public final class BFCLEvaluation {
     }
 
     /// The side-by-side Markdown table of `reports`: AST accuracy, mean prompt tokens, FLOPs per
-    /// request (and relative to the Context+Docs mode's when it ran), mean latency.
+    /// request, relative to the Context+Docs mode's run (which generated its own, often longer,
+    /// answers) when it ran, and relative to the same requests priced in the Context+Docs format
+    /// (same generated length: the prompt's share alone), mean latency.
     public static func table(_ reports: [ModeReport]) -> String {
         let docs = reports.first { $0.mode == .contextDocs && $0.skipped == nil && $0.count > 0 }
-        var lines = ["| mode | AST accuracy | correct | mean prompt tokens | GFLOPs / request | FLOPs vs context-docs | mean latency (s) |",
-                     "|---|---:|---:|---:|---:|---:|---:|"]
+        var lines = ["| mode | AST accuracy | correct | mean prompt tokens | GFLOPs / request | FLOPs vs context-docs run "
+                     + "| FLOPs vs same request with docs | mean latency (s) |",
+                     "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for r in reports {
             if let reason = r.skipped {
-                lines.append("| \(r.mode.rawValue) | skipped: \(reason) | | | | | |")
+                lines.append("| \(r.mode.rawValue) | skipped: \(reason) | | | | | | |")
                 continue
             }
             let relative = docs.map { String(format: "%+.1f%%", 100 * (r.meanFlops / $0.meanFlops - 1)) } ?? "—"
-            lines.append(String(format: "| %@ | %.1f%% | %d/%d | %.1f | %.3f | %@ | %.2f |", r.mode.rawValue, 100 * r.accuracy,
-                                r.correct, r.count, r.meanPromptTokens, r.meanFlops / 1e9, relative, r.meanSeconds))
+            let sameRequest = r.meanContextDocsFlops > 0 ? String(format: "%+.1f%%", 100 * (r.meanFlops / r.meanContextDocsFlops - 1)) : "—"
+            lines.append(String(format: "| %@ | %.1f%% | %d/%d | %.1f | %.3f | %@ | %@ | %.2f |", r.mode.rawValue, 100 * r.accuracy,
+                                r.correct, r.count, r.meanPromptTokens, r.meanFlops / 1e9, relative, sameRequest, r.meanSeconds))
         }
         let notes = reports.compactMap { r in r.note.map { "- \(r.mode.rawValue): \($0)" } }
         return (lines + (notes.isEmpty ? [] : [""] + notes)).joined(separator: "\n")
