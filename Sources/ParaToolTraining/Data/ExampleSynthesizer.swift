@@ -395,9 +395,19 @@ public struct ExampleSynthesizer {
         parts.count <= 1 ? parts.joined() : parts.dropLast().joined(separator: ", ") + " and " + parts.last!
     }
 
+    /// How a value is mentioned: `phrase(value)`, except that a currency code is, half of the
+    /// time, named in words ("JPY" → "Japanese yen"), so the adapter learns to map the words
+    /// people write to the code the call needs. Other values draw nothing from `rng`.
+    static func mention(_ value: JSONValue, rng: inout SeededGenerator) -> String {
+        if case .string(let code) = value, let names = Pools.currencyNames[code], rng.next() & 1 == 1 {
+            return pick(names, &rng)
+        }
+        return phrase(value)
+    }
+
     /// One argument as a phrase, in one of several forms.
     static func clause(name: String, value: JSONValue, rng: inout SeededGenerator) -> String {
-        let n = words(name).joined(separator: " "), v = phrase(value)
+        let n = words(name).joined(separator: " "), v = mention(value, rng: &rng)
         let forms = ["\(n) \(v)", "\(n): \(v)", "\(v) as the \(n)", "the \(n) \(v)", "\(n) set to \(v)", "\(n) = \(v)", v]
         return pick(forms, &rng)
     }
@@ -488,6 +498,13 @@ enum Pools {
     static let countries = ["France", "Japan", "Brazil", "Canada", "Kenya", "India", "Germany", "Spain", "Mexico", "Norway", "Egypt",
                             "Australia", "Italy", "Chile", "Vietnam", "Poland"]
     static let currencies = ["USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "INR", "CNY", "SEK", "NOK", "MXN", "BRL", "KRW"]
+    /// Each code of `currencies` in words.
+    static let currencyNames: [String: [String]] = [
+        "USD": ["US dollars", "dollars"], "EUR": ["euros"], "GBP": ["British pounds", "pounds sterling"],
+        "JPY": ["Japanese yen", "yen"], "CHF": ["Swiss francs"], "CAD": ["Canadian dollars"], "AUD": ["Australian dollars"],
+        "INR": ["Indian rupees"], "CNY": ["Chinese yuan"], "SEK": ["Swedish kronor"], "NOK": ["Norwegian kroner"],
+        "MXN": ["Mexican pesos"], "BRL": ["Brazilian reais"], "KRW": ["South Korean won"],
+    ]
     static let languages = ["English", "French", "Spanish", "German", "Japanese", "Italian", "Portuguese", "Korean", "Arabic", "Hindi"]
     static let companies = ["Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay", "Soylent", "Tyrell"]
     static let firstNames = ["Alice", "Bob", "Carmen", "David", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Keiko", "Liam",
