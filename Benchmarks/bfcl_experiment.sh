@@ -7,24 +7,24 @@
 #
 # Usage (from the repository root):  Benchmarks/bfcl_experiment.sh
 # Settings (environment variables, defaults in brackets):
-#   N [10]            questions per category (the first N of each file)
+#   N [5]             questions per category (the first N of each file)
 #   STEPS [40]        stage-1 steps per tool (the global baseline gets STEPS × tools, stage 3 JOINT_STEPS)
 #   JOINT_STEPS [STEPS]  GATE_STEPS [300]  PER_TOOL [30] synthesized atomic examples per tool
 #   LR [1e-3]  WARMUP [8]  MAX_NEW_TOKENS [256]  MODES [all]  MODEL [the default SmolLM2 GGUF]
 #   WORK [Benchmarks/work/bfcl-N<N>-s<STEPS>]  RESULTS [Benchmarks/results]
 #   BFCL [../shared/bfcl or $PARATOOL_SHARED/bfcl]  PARATOOL [a release build of this package]
 #
-# Sizing (measured on this project's 2-core machine, SmolLM2-135M): a training step on these
-# tools' instances holds ~415-460 tokens, ~3.4 s at the backward pass's 135 tokens/s, so a tool
-# costs ~2.3 min at 40 steps (~4.3 min at the demo's 75). The first N questions of both
-# categories use ~4.8 distinct tools per question (N=10: 48 tools, N=50: 241). Stage 1 and the
-# global baseline (STEPS × tools steps) each cost tools × STEPS × 3.4 s, so the default N=10,
-# STEPS=40 is ~3.6 h of training plus ~15 min of evaluation (20 questions × 9 modes): about 4 h.
-# N=50 at 75 steps would be ~35 h.
+# Sizing (measured on this project's 2-core machine, SmolLM2-135M, with the one-line role and
+# rules): a training step on these tools' instances holds ~250-330 tokens, ~2-2.5 s at the backward
+# pass's ~125 tokens/s, so a tool costs ~1.5-2 min at 40 steps. The first N questions of both
+# categories use ~4.7 distinct tools per question (N=5: 23 tools, N=10: 48, N=50: 241). Stage 1
+# and the global baseline (STEPS × tools steps) each cost about tools × STEPS × 2.2 s, so the
+# default N=5, STEPS=40 is ~1.2 h of training plus the evaluation of 10 questions × 9 modes;
+# N=10 doubles that, and N=50 at 75 steps would be ~20 h.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-N=${N:-10}
+N=${N:-5}
 STEPS=${STEPS:-40}
 JOINT_STEPS=${JOINT_STEPS:-$STEPS}
 GATE_STEPS=${GATE_STEPS:-300}
