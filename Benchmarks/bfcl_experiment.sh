@@ -17,7 +17,7 @@
 # Sizing (measured on this project's 2-core machine, SmolLM2-135M, with the one-line role and
 # rules): a training step on these tools' instances holds ~250-330 tokens, ~2-2.5 s at the backward
 # pass's ~125 tokens/s, so a tool costs ~1.5-2 min at 40 steps. The first N questions of both
-# categories use ~4.7 distinct tools per question (N=5: 23 tools, N=10: 48, N=50: 241). Stage 1
+# categories use ~2.4 distinct tools per question (N=5: 23 tools, N=10: 48, N=50: 241). Stage 1
 # and the global baseline (STEPS × tools steps) each cost about tools × STEPS × 2.2 s, so the
 # default N=5, STEPS=40 is ~1.2 h of training plus the evaluation of 10 questions × 9 modes;
 # N=10 doubles that, and N=50 at 75 steps would be ~20 h.
