@@ -214,7 +214,7 @@ public final class TrainerService: @unchecked Sendable {
         if let file = settings.tools { return file }
         let catalogue = toolsTopic?.catalogue() ?? ToolCatalogue([])
         let url = settings.dataset.appendingPathComponent("catalogue.json")
-        try DurableFiles.write(Data(JSONValue.array(catalogue.tools.map(\.json)).serialized().utf8), to: url)
+        try catalogue.save(to: url)
         return url
     }
 

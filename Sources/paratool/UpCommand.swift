@@ -62,7 +62,7 @@ struct UpCommand: ParsableCommand {
         let gateURL = gate.map { URL(fileURLWithPath: $0) } ?? storeURL.appendingPathComponent(".gate", isDirectory: true)
         let work = storeURL.deletingLastPathComponent()
         let catalogueFile = work.appendingPathComponent("up-tools.json")
-        try DurableFiles.write(Data(JSONValue.array(catalogue.tools.map(\.json)).serialized().utf8), to: catalogueFile)
+        try catalogue.save(to: catalogueFile)
         if !skipTraining {
             try trainMissing(catalogue: catalogue, catalogueFile: catalogueFile, store: storeURL, gate: gateURL, work: work, logger: logger)
         }
@@ -127,6 +127,9 @@ extension UpCommand {
     /// Does nothing when every tool has a current adapter and the gate exists.
     func trainMissing(catalogue: ToolCatalogue, catalogueFile: URL, store: URL, gate: URL, work: URL, logger: Logger) throws {
         let adapters = try AdapterStore(root: store)
+        let data = work.appendingPathComponent("up-train.jsonl")
+        var options = OfflineTrainingOptions(data: data, tools: catalogueFile, store: store)
+        let checkpoints = CheckpointDirectory(root: options.resolvedCheckpointDirectory)
         var missing: [String] = []
         for tool in catalogue.names {
             guard let latest = try adapters.latest(tool: tool) else { missing.append(tool); continue }
@@ -135,22 +138,19 @@ extension UpCommand {
                            metadata: ["tool": "\(tool)", "version": "\(latest.version)",
                                       "trained": "\(latest.promptWording ?? "unrecorded")", "current": "\(PromptWording.fingerprint)"])
             // Its finished checkpoint would otherwise be taken as done (and its data no longer matches).
-            try CheckpointDirectory(root: store.appendingPathComponent(".checkpoints", isDirectory: true))
-                .remove(stage: "pretrain", job: tool)
+            try checkpoints.remove(stage: "pretrain", job: tool)
             missing.append(tool)
         }
         let gateExists = FileManager.default.fileExists(atPath: gate.appendingPathComponent("gate_config.json").path)
         guard !missing.isEmpty || !gateExists else { return }
         printError("first start: training \(missing.count) tool adapters and the gate on synthesized examples "
-                   + "(about 3.5 minutes per tool on 2 cores; cached in \(store.path); Ctrl-C and restart resumes)")
+                   + "(about 3 minutes per tool on 2 cores; cached in \(store.path); Ctrl-C and restart resumes)")
         var config = SynthesisConfig()
         config.examplesPerTool = 30
         config.seed = 0
         let held = DemoCatalogue.exampleQueries
         let (trajectories, _) = ExampleSynthesizer(tools: catalogue.tools, config: config, evaluationQueries: held).synthesize()
-        let data = work.appendingPathComponent("up-train.jsonl")
         try Trajectory.save(trajectories, jsonl: data)
-        var options = OfflineTrainingOptions(data: data, tools: catalogueFile, store: store)
         options.model = modelOptions.model
         options.gateDirectory = gate
         options.stages = [1, 2]

@@ -210,6 +210,16 @@ final class ToolsTests: XCTestCase {
         }
     }
 
+    /// A saved catalogue loads back equal (every BFCL `multiple` tool: names, documents, schemas, order).
+    func testSaveLoadRoundTrip() throws {
+        let original = try ToolCatalogue.load(file: try ToolTestFixtures.require(ToolTestFixtures.question("multiple")))
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("catalogue-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try original.save(to: file)
+        XCTAssertEqual(try ToolCatalogue.load(file: file), original)
+        XCTAssertEqual(try ToolCatalogue.load(file: file).count, 443)
+    }
+
     func testHandCheckedBFCLTools() throws {
         let parallel = try ToolCatalogue.load(file: ToolTestFixtures.require(ToolTestFixtures.question("parallel")))
         let play = try XCTUnwrap(parallel["spotify.play"])

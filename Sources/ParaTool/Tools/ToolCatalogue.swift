@@ -1,6 +1,7 @@
 // Owns ToolCatalogue: the set of known tools, looked up by name, and its loaders for BFCL function
 // lists and question files, OpenAI-style `tools` arrays, and plain arrays of ToolSpec objects.
 import Foundation
+import LLM
 
 /// The tools a deployment knows, in load order, unique by name.
 public struct ToolCatalogue: Sendable, Equatable {
@@ -60,6 +61,12 @@ public struct ToolCatalogue: Sendable, Equatable {
         } catch let error as ToolFormatError {
             throw ToolFormatError("\(file.path): \(error.message)")
         }
+    }
+
+    /// Writes the catalogue as a JSON array of ToolSpec objects (which `load(file:)` reads back),
+    /// durably: a temporary file, fsync, then rename.
+    public func save(to file: URL) throws {
+        try DurableFiles.write(Data(JSONValue.array(tools.map(\.json)).serialized().utf8), to: file)
     }
 
     /// A catalogue from text in one of these shapes, detected from the content:
