@@ -11,6 +11,36 @@ import Testing
 import Wire
 
 @Suite(.serialized) struct TrainerServiceTests {
+    /// Trainer settings on `harness`'s topics and store, the tiny model, 2 steps of rank-4
+    /// training, and a dataset under `work`.
+    private func trainerSettings(_ harness: ServiceHarness, work: URL, tools: URL?, retrainEvery: Int) -> TrainerSettings {
+        var settings = TrainerSettings(dataset: work.appendingPathComponent("dataset"), store: harness.storeRoot, tools: tools)
+        settings.topics = harness.topics
+        settings.model = ServiceFixtures.hfTiny.appendingPathComponent("qwen2").path
+        settings.retrainEvery = retrainEvery
+        settings.adapter.steps = 2
+        settings.adapter.rank = 4
+        settings.adapter.alpha = 8
+        return settings
+    }
+
+    /// A reader of `adapters` from its beginning, and a trainer running on its own thread; `finish`
+    /// stops the trainer and returns what its `run()` threw.
+    private func startTrainer(_ harness: ServiceHarness, settings: TrainerSettings) throws
+        -> (announcements: KafkaConsumer, trainer: TrainerService, finish: () -> Error?) {
+        let announcements = try KafkaConsumer(configuration: harness.kafka, groupID: nil, logger: harness.logger)
+        try announcements.assign([TopicPartitionOffset(topic: harness.topics.adapters, partition: 0, offset: -2)])
+        let trainer = try TrainerService(settings: settings, kafka: harness.kafka, metrics: ServiceMetrics(), logger: harness.logger)
+        let done = DispatchSemaphore(value: 0)
+        let box = ErrorBox()
+        Thread { do { try trainer.run() } catch { box.error = error }; done.signal() }.start()
+        return (announcements, trainer, {
+            trainer.stop()
+            done.wait()
+            return box.error
+        })
+    }
+
     @Test func storesRetrainsPublishesAndAnnounces() throws {
         let harness = try ServiceHarness()
         let work = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("trainer-\(UUID().uuidString)")
@@ -18,14 +48,8 @@ import Wire
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         let toolsFile = work.appendingPathComponent("tools.json")
         try Data(#"[{"name":"get_weather","description":"Current weather for a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}},{"name":"book_flight","description":"Book a flight between two airports"},{"name":"convert_currency","description":"Convert an amount between currencies"}]"#.utf8).write(to: toolsFile)
-        var settings = TrainerSettings(dataset: work.appendingPathComponent("dataset"), store: harness.storeRoot, tools: toolsFile)
-        settings.topics = harness.topics
-        settings.model = ServiceFixtures.hfTiny.appendingPathComponent("qwen2").path
-        settings.retrainEvery = 3
+        var settings = trainerSettings(harness, work: work, tools: toolsFile, retrainEvery: 3)
         settings.stages = [1, 2]
-        settings.adapter.steps = 2
-        settings.adapter.rank = 4
-        settings.adapter.alpha = 8
 
         func trajectory(_ id: String, city: String, outcome: WireOutcome = .solved) -> WireTrajectory {
             WireTrajectory(id: id, query: "Weather in \(city)?", candidateTools: ["get_weather", "book_flight"],
@@ -41,12 +65,7 @@ import Wire
         messages.append(OutgoingMessage(topic: harness.topics.trajectories, key: "get_weather", value: [0xff, 0x01]))
         _ = try producer.sendAndWait(messages)
 
-        let announcements = try KafkaConsumer(configuration: harness.kafka, groupID: nil, logger: harness.logger)
-        try announcements.assign([TopicPartitionOffset(topic: harness.topics.adapters, partition: 0, offset: -2)])
-        let trainer = try TrainerService(settings: settings, kafka: harness.kafka, metrics: ServiceMetrics(), logger: harness.logger)
-        let done = DispatchSemaphore(value: 0)
-        let box = ErrorBox()
-        Thread { do { try trainer.run() } catch { box.error = error }; done.signal() }.start()
+        let (announcements, trainer, finish) = try startTrainer(harness, settings: settings)
 
         var updates: [String: WireAdapterUpdate] = [:]
         let deadline = Date().addingTimeInterval(180)
@@ -68,9 +87,7 @@ import Wire
         let adapter = try harness.store.load(tool: "get_weather", version: announced.version, expectedSHA256: announced.sha256)
         #expect(adapter.rank == 4)
         #expect(trainer.dataset.count == 3, "solved trajectories only")
-        trainer.stop()
-        done.wait()
-        #expect(box.error == nil)
+        #expect(finish() == nil)
 
         // Restart: the stored dataset is read back; a redelivered trajectory is not stored twice.
         _ = try producer.sendAndWait([OutgoingMessage(topic: harness.topics.trajectories, key: "get_weather",
@@ -97,13 +114,7 @@ import Wire
         let harness = try ServiceHarness()
         let work = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("trainer-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: work) }
-        var settings = TrainerSettings(dataset: work.appendingPathComponent("dataset"), store: harness.storeRoot, tools: nil)
-        settings.topics = harness.topics
-        settings.model = ServiceFixtures.hfTiny.appendingPathComponent("qwen2").path
-        settings.retrainEvery = 2
-        settings.adapter.steps = 2
-        settings.adapter.rank = 4
-        settings.adapter.alpha = 8
+        let settings = trainerSettings(harness, work: work, tools: nil, retrainEvery: 2)
 
         let producer = try KafkaProducer(configuration: harness.kafka, logger: harness.logger)
         let weather = ToolSpec(name: "get_weather", description: "Weather report for a named city, from the topic")
@@ -118,20 +129,13 @@ import Wire
         }
         _ = try producer.sendAndWait(sent)
 
-        let announcements = try KafkaConsumer(configuration: harness.kafka, groupID: nil, logger: harness.logger)
-        try announcements.assign([TopicPartitionOffset(topic: harness.topics.adapters, partition: 0, offset: -2)])
-        let trainer = try TrainerService(settings: settings, kafka: harness.kafka, metrics: ServiceMetrics(), logger: harness.logger)
-        let done = DispatchSemaphore(value: 0)
-        let box = ErrorBox()
-        Thread { do { try trainer.run() } catch { box.error = error }; done.signal() }.start()
+        let (announcements, trainer, finish) = try startTrainer(harness, settings: settings)
         var announced: WireAdapterUpdate?
         let deadline = Date().addingTimeInterval(180)
         while announced == nil, Date() < deadline {
             if let m = try announcements.poll(timeout: .milliseconds(200)) { announced = try WireAdapterUpdate(bytes: m.value) }
         }
-        trainer.stop()
-        done.wait()
-        #expect(box.error == nil)
+        #expect(finish() == nil)
         let update = try #require(announced, "get_weather is retrained and announced")
         #expect(update.tool == "get_weather")
         #expect(update.version == "v000002")
