@@ -138,25 +138,73 @@ const char *pt_kernel_isa(void) {
     return name;
 }
 
-#define AXPY_ROWS_BODY                                                        \
-    for (size_t j = 0; j < r; j++) {                                          \
-        const float a = t[j];                                                 \
-        const float *row = bt + j * bt_stride;                                \
-        for (size_t c = start; c < end; c++) y[c] += a * row[c];              \
-    }
-
+// y[c] += Σ_j t[j] · bt[j][c]: each block of y stays in registers while all r rows of Bᵀ are
+// added into it, so y is read and written once per call instead of once per row.
 #if defined(__x86_64__)
 __attribute__((target("avx512f")))
 static void axpy_rows_avx512(const float *bt, size_t bt_stride, size_t r, const float *t, float *y, size_t start, size_t end) {
-    AXPY_ROWS_BODY
+    size_t c = start;
+    for (; c + 64 <= end; c += 64) {
+        __m512 a0 = _mm512_loadu_ps(y + c), a1 = _mm512_loadu_ps(y + c + 16);
+        __m512 a2 = _mm512_loadu_ps(y + c + 32), a3 = _mm512_loadu_ps(y + c + 48);
+        for (size_t j = 0; j < r; j++) {
+            const float *row = bt + j * bt_stride + c;
+            const __m512 s = _mm512_set1_ps(t[j]);
+            a0 = _mm512_fmadd_ps(s, _mm512_loadu_ps(row), a0);
+            a1 = _mm512_fmadd_ps(s, _mm512_loadu_ps(row + 16), a1);
+            a2 = _mm512_fmadd_ps(s, _mm512_loadu_ps(row + 32), a2);
+            a3 = _mm512_fmadd_ps(s, _mm512_loadu_ps(row + 48), a3);
+        }
+        _mm512_storeu_ps(y + c, a0);
+        _mm512_storeu_ps(y + c + 16, a1);
+        _mm512_storeu_ps(y + c + 32, a2);
+        _mm512_storeu_ps(y + c + 48, a3);
+    }
+    for (; c + 16 <= end; c += 16) {
+        __m512 a = _mm512_loadu_ps(y + c);
+        for (size_t j = 0; j < r; j++) a = _mm512_fmadd_ps(_mm512_set1_ps(t[j]), _mm512_loadu_ps(bt + j * bt_stride + c), a);
+        _mm512_storeu_ps(y + c, a);
+    }
+    for (; c < end; c++) {
+        float a = y[c];
+        for (size_t j = 0; j < r; j++) a += t[j] * bt[j * bt_stride + c];
+        y[c] = a;
+    }
 }
+
 __attribute__((target("avx2,fma")))
 static void axpy_rows_avx2(const float *bt, size_t bt_stride, size_t r, const float *t, float *y, size_t start, size_t end) {
-    AXPY_ROWS_BODY
+    size_t c = start;
+    for (; c + 32 <= end; c += 32) {
+        __m256 a0 = _mm256_loadu_ps(y + c), a1 = _mm256_loadu_ps(y + c + 8);
+        __m256 a2 = _mm256_loadu_ps(y + c + 16), a3 = _mm256_loadu_ps(y + c + 24);
+        for (size_t j = 0; j < r; j++) {
+            const float *row = bt + j * bt_stride + c;
+            const __m256 s = _mm256_set1_ps(t[j]);
+            a0 = _mm256_fmadd_ps(s, _mm256_loadu_ps(row), a0);
+            a1 = _mm256_fmadd_ps(s, _mm256_loadu_ps(row + 8), a1);
+            a2 = _mm256_fmadd_ps(s, _mm256_loadu_ps(row + 16), a2);
+            a3 = _mm256_fmadd_ps(s, _mm256_loadu_ps(row + 24), a3);
+        }
+        _mm256_storeu_ps(y + c, a0);
+        _mm256_storeu_ps(y + c + 8, a1);
+        _mm256_storeu_ps(y + c + 16, a2);
+        _mm256_storeu_ps(y + c + 24, a3);
+    }
+    for (; c < end; c++) {
+        float a = y[c];
+        for (size_t j = 0; j < r; j++) a += t[j] * bt[j * bt_stride + c];
+        y[c] = a;
+    }
 }
 #endif
+
 static void axpy_rows_portable(const float *bt, size_t bt_stride, size_t r, const float *t, float *y, size_t start, size_t end) {
-    AXPY_ROWS_BODY
+    for (size_t j = 0; j < r; j++) {
+        const float a = t[j];
+        const float *row = bt + j * bt_stride;
+        for (size_t c = start; c < end; c++) y[c] += a * row[c];
+    }
 }
 
 void pt_matvec_transposed(const float *bt, size_t bt_stride, size_t r, const float *t,

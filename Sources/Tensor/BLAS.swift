@@ -146,39 +146,55 @@ public enum MatVec {
         }
     }
 
-    /// `y[rowMap[j]] += t[j] · btᵀ` for every row j of `t` (k×r), with `bt` (r×out) the
-    /// transpose of the weight: the columns of y are split over the threads.
-    public static func multiplyTransposed(_ bt: MatrixView, _ t: MatrixView, accumulatingInto y: MatrixView,
-                                          rowMap: [Int]? = nil, threads: Int) {
-        precondition(t.cols == bt.rows && y.cols == bt.cols && (rowMap?.count ?? t.rows) == t.rows
-                     && (rowMap ?? Array(0..<t.rows)).allSatisfy { $0 >= 0 && $0 < y.rows }, "transposed matvec shape mismatch")
-        precondition(!y.buffer.isMapped, "write to a read-only mapped buffer")
-        let btp = UInt(bitPattern: bt.pointer), tp = UInt(bitPattern: t.pointer), yp = UInt(bitPattern: y.pointer)
-        let r = bt.rows, stride = bt.stride, cols = y.cols, k = t.rows, tStride = t.stride, yStride = y.stride
-        defer { withExtendedLifetime((bt.buffer, t.buffer, y.buffer)) {} }
-        splitAcrossThreads(cols, parallel: threads > 1 && k * r * cols >= parallelElements) { start, end in
-            for j in 0..<k {
-                let out = rowMap?[j] ?? j
-                pt_matvec_transposed(UnsafePointer(bitPattern: btp)!, stride, r, UnsafePointer(bitPattern: tp)! + j * tStride,
-                                     UnsafeMutablePointer(bitPattern: yp)! + out * yStride, start, end)
+    /// One product `y[rows[j]] += t[j] · btᵀ` of a fused call, for every row j of `t` (k×r):
+    /// `bt` (r×out) is the transpose of a low-rank weight such as LoRA's B, so every access is a
+    /// long row instead of an r-float dot product.
+    public struct TransposedJob {
+        let bt: UnsafePointer<Float>, btStride: Int, rank: Int
+        let t: UnsafePointer<Float>, tStride: Int
+        let y: UnsafeMutablePointer<Float>, yStride: Int
+        /// Width of `y` (the columns the threads split).
+        let cols: Int
+        let rows: [Int]
+        /// The buffers behind the pointers, kept alive for as long as the job exists.
+        let owners: (FloatBuffer, FloatBuffer, FloatBuffer)
+
+        /// `bt` is r×out, `t` is k×r, `y` has `out` columns and `rows` (k entries) names the row
+        /// of `y` each row of `t` is added to.
+        public init(_ bt: MatrixView, _ t: MatrixView, accumulatingInto y: MatrixView, rows: [Int]) {
+            precondition(t.cols == bt.rows && y.cols == bt.cols && rows.count == t.rows
+                         && rows.allSatisfy { $0 >= 0 && $0 < y.rows }, "transposed matvec shape mismatch")
+            precondition(!y.buffer.isMapped, "write to a read-only mapped buffer")
+            self.bt = UnsafePointer(bt.pointer)
+            btStride = bt.stride
+            rank = bt.rows
+            self.t = UnsafePointer(t.pointer)
+            tStride = t.stride
+            self.y = y.pointer
+            yStride = y.stride
+            cols = y.cols
+            self.rows = rows
+            owners = (bt.buffer, t.buffer, y.buffer)
+        }
+
+        func run(_ start: Int, _ end: Int) {
+            guard start < end else { return }
+            defer { withExtendedLifetime(owners) {} }
+            for (j, row) in rows.enumerated() {
+                pt_matvec_transposed(bt, btStride, rank, t + j * tStride, y + row * yStride, start, end)
             }
         }
     }
 
-    /// `y += Σ_i t_i · bt_iᵀ` for one output row and several (Bᵀ, t) pairs in one parallel call:
-    /// each thread takes a block of y's columns and runs every pair on it.
-    public static func multiplyTransposed(_ pairs: [(bt: MatrixView, t: MatrixView)], accumulatingInto y: MatrixView, threads: Int) {
-        precondition(y.rows == 1 && !y.buffer.isMapped, "transposed matvec output must be one writable row")
-        precondition(pairs.allSatisfy { $0.t.rows == 1 && $0.t.cols == $0.bt.rows && $0.bt.cols == y.cols },
-                     "transposed matvec shape mismatch")
-        defer { withExtendedLifetime((pairs, y)) {} }
-        let cols = y.cols, yp = UInt(bitPattern: y.pointer)
-        let elements = pairs.reduce(0) { $0 + $1.bt.rows * cols }
+    /// Independent transposed products in one parallel call (every job's `y` has the same width):
+    /// each thread takes a block of the columns and runs every job on it, so the hand-off happens
+    /// once for all of them.
+    public static func multiplyTransposed(_ jobs: [TransposedJob], threads: Int) {
+        guard let cols = jobs.first?.cols else { return }
+        precondition(jobs.allSatisfy { $0.cols == cols }, "transposed jobs of one call must share their width")
+        let elements = jobs.reduce(0) { $0 + $1.rank * $1.rows.count } * cols
         splitAcrossThreads(cols, parallel: threads > 1 && elements >= parallelElements) { start, end in
-            for p in pairs {
-                pt_matvec_transposed(p.bt.pointer, p.bt.stride, p.bt.rows, p.t.pointer,
-                                     UnsafeMutablePointer(bitPattern: yp)!, start, end)
-            }
+            for job in jobs { job.run(start, end) }
         }
     }
 

@@ -45,6 +45,25 @@ public enum Kernels {
         }
     }
 
+    /// `x[r, c] *= factors[c]` for every row: one factor per column (a 1×cols view).
+    public static func multiplyColumns(_ x: MatrixView, by factors: MatrixView) {
+        precondition(factors.rows == 1 && factors.cols == x.cols, "multiplyColumns shape mismatch")
+        let f = factors.pointer
+        for r in 0..<x.rows {
+            let p = x.pointer + r * x.stride
+            for i in 0..<x.cols { p[i] *= f[i] }
+        }
+    }
+
+    /// Copies `source` into `destination` (same shape), row by row.
+    public static func copy(_ source: MatrixView, into destination: MatrixView) {
+        precondition(source.rows == destination.rows && source.cols == destination.cols, "copy shape mismatch")
+        precondition(!destination.buffer.isMapped, "write to a read-only mapped buffer")
+        for r in 0..<source.rows {
+            (destination.pointer + r * destination.stride).update(from: source.pointer + r * source.stride, count: source.cols)
+        }
+    }
+
     /// `y += x` for one row vector broadcast over all rows of `y` (bias add).
     public static func addRowVector(_ v: FloatBuffer, into y: MatrixView) {
         precondition(v.count == y.cols, "bias length mismatch")

@@ -255,21 +255,42 @@ extension KernelTests {
                                        into: MatrixView(y, rows: k, cols: out)), threads: 2)
             assertClose(y.toArray(), naiveABt(x, w, m: k, n: out, k: cols), 1e-4, "k = \(k)")
         }
-        // y[rowMap[j]] += t[j] · Bᵀ with Bᵀ given (r × out).
-        let r = 6, rows = 3
-        let bt = random(r * out, seed: 50), t = random(rows * r, seed: 51)
-        let y = FloatBuffer(random(5 * out, seed: 52))
-        let before = y.toArray()
-        MatVec.multiplyTransposed(MatrixView(FloatBuffer(bt), rows: r, cols: out), MatrixView(FloatBuffer(t), rows: rows, cols: r),
-                                  accumulatingInto: MatrixView(y, rows: 5, cols: out), rowMap: [4, 0, 2], threads: 2)
-        var expected = before
-        for (j, target) in [4, 0, 2].enumerated() {
-            for c in 0..<out {
-                var s: Float = 0
-                for i in 0..<r { s += t[j * r + i] * bt[i * out + c] }
-                expected[target * out + c] += s
+        // y[rows[j]] += t[j] · Bᵀ with Bᵀ given (r × out): two jobs of different ranks into two
+        // outputs, in one call.
+        let jobs: [(rank: Int, tRows: Int, yRows: Int, map: [Int])] = [(6, 3, 5, [4, 0, 2]), (16, 2, 2, [1, 0])]
+        var outputs = [FloatBuffer](), expected = [[Float]](), fused = [MatVec.TransposedJob]()
+        for (n, job) in jobs.enumerated() {
+            let bt = random(job.rank * out, seed: UInt64(50 + 3 * n)), t = random(job.tRows * job.rank, seed: UInt64(51 + 3 * n))
+            let y = FloatBuffer(random(job.yRows * out, seed: UInt64(52 + 3 * n)))
+            var want = y.toArray()
+            for (j, target) in job.map.enumerated() {
+                for c in 0..<out {
+                    var s: Float = 0
+                    for i in 0..<job.rank { s += t[j * job.rank + i] * bt[i * out + c] }
+                    want[target * out + c] += s
+                }
             }
+            outputs.append(y)
+            expected.append(want)
+            fused.append(MatVec.TransposedJob(MatrixView(FloatBuffer(bt), rows: job.rank, cols: out),
+                                              MatrixView(FloatBuffer(t), rows: job.tRows, cols: job.rank),
+                                              accumulatingInto: MatrixView(y, rows: job.yRows, cols: out), rows: job.map))
         }
-        assertClose(y.toArray(), expected, 1e-4, "transposed with row map")
+        MatVec.multiplyTransposed(fused, threads: 2)
+        for n in jobs.indices { assertClose(outputs[n].toArray(), expected[n], 1e-4, "transposed job \(n) with row map") }
+    }
+
+    /// Column factors and block copies on strided views.
+    func testColumnFactorsAndCopy() {
+        let x = FloatBuffer(random(4 * 10, seed: 60)), before = x.toArray()
+        let factors = random(6, seed: 61)
+        let view = MatrixView(x, offset: 2, rows: 3, cols: 6, stride: 10)
+        Kernels.multiplyColumns(view, by: MatrixView(FloatBuffer(factors), rows: 1, cols: 6))
+        var want = before
+        for r in 0..<3 { for c in 0..<6 { want[2 + r * 10 + c] *= factors[c] } }
+        XCTAssertEqual(x.toArray(), want)
+        let destination = FloatBuffer(count: 3 * 6)
+        Kernels.copy(view, into: MatrixView(destination, rows: 3, cols: 6))
+        XCTAssertEqual(destination.toArray(), (0..<3).flatMap { r in (0..<6).map { want[2 + r * 10 + $0] } })
     }
 }
