@@ -37,6 +37,20 @@ public enum LogitsSelection: Sendable {
 public protocol FFNBranches: AnyObject {
     func addBranches(layer: Int, projection: FFNProjection, input: MatrixView, output: MatrixView,
                      segments: [BatchSegment], rowRanges: [Range<Int>])
+
+    /// The branches of gate_proj and up_proj, which share their input: one call so that an
+    /// implementation can apply both with the same products. The default makes the two
+    /// `addBranches` calls.
+    func addGateUpBranches(layer: Int, input: MatrixView, gate: MatrixView, up: MatrixView,
+                           segments: [BatchSegment], rowRanges: [Range<Int>])
+}
+
+extension FFNBranches {
+    public func addGateUpBranches(layer: Int, input: MatrixView, gate: MatrixView, up: MatrixView,
+                                  segments: [BatchSegment], rowRanges: [Range<Int>]) {
+        addBranches(layer: layer, projection: .gate, input: input, output: gate, segments: segments, rowRanges: rowRanges)
+        addBranches(layer: layer, projection: .up, input: input, output: up, segments: segments, rowRanges: rowRanges)
+    }
 }
 
 /// Runs a `LlamaModel`. Not thread-safe: give each thread its own Transformer (they share the
@@ -153,8 +167,7 @@ public final class Transformer {
             layer.oProj.apply(av, into: hx, accumulate: true, matvecThreads: mt)
             Kernels.rmsNorm(hx, weight: layer.postAttentionNorm, eps: c.rmsNormEps, into: hn)
             Linear.apply(hn, (layer.gateProj, gv), (layer.upProj, uv), matvecThreads: mt)
-            branches?.addBranches(layer: l, projection: .gate, input: hn, output: gv, segments: segments, rowRanges: ranges)
-            branches?.addBranches(layer: l, projection: .up, input: hn, output: uv, segments: segments, rowRanges: ranges)
+            branches?.addGateUpBranches(layer: l, input: hn, gate: gv, up: uv, segments: segments, rowRanges: ranges)
             Kernels.siluMul(gate: gv, up: uv, into: gv)
             layer.downProj.apply(gv, into: hx, accumulate: true, matvecThreads: mt)
             branches?.addBranches(layer: l, projection: .down, input: gv, output: hx, segments: segments, rowRanges: ranges)
