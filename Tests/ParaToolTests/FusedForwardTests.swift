@@ -82,6 +82,66 @@ final class FusedForwardTests: XCTestCase {
         XCTAssertLessThanOrEqual(d, 1e-4, "mixture: max |Δ| \(d)")
         // And the adapters matter: the base model's logits are far from the mixture's.
         XCTAssertGreaterThan(maxDiff(logits(model, ids, .none), mixed), 1e-2)
+
+        // The same prompt twice in one batch is more rows than the decode path takes, so the
+        // mixture goes through the stacked prefill (both segments carry the same adapters).
+        let runner = Transformer(model: model)
+        let branches = AdapterMixture()
+        branches.mixtures = [Mixture(zip(adapters, weights).map { ($0, $1) }), Mixture(zip(adapters, weights).map { ($0, $1) }.reversed())]
+        runner.branches = branches
+        XCTAssertGreaterThan(2 * ids.count, Linear.maxMatVecRows)
+        let out = runner.forward([BatchSegment(sequence: 0, tokens: ids), BatchSegment(sequence: 1, tokens: ids)],
+                                 caches: [KVCache(config: model.config), KVCache(config: model.config)], logits: .all)
+        let expected = try tensors.load(json["mixture_logits"] as! String).toArray()
+        for k in 0..<2 {
+            let got = (0..<ids.count).flatMap { out.logits.row(k * ids.count + $0) }
+            XCTAssertLessThanOrEqual(maxDiff(got, expected), 1e-4, "mixture, stacked prefill, segment \(k)")
+        }
+    }
+
+    /// Every branch path against merged weights, on batches of more rows than the decode path
+    /// takes: segments sharing one adapter set with their own weights and orders (stacked),
+    /// segments with different sets (grouped by adapter, gathered), a decode step of several rows
+    /// sharing a set, and stacks evicted from a cache too small to keep them.
+    func testEveryBranchPathEqualsMergedWeights() throws {
+        let (config, weights, model) = try qwen2()
+        let a = try fixtureAdapters()
+        let sharedSet = [Mixture([(a[0], 0.5), (a[1], 0.3), (a[2], 0.2)]), Mixture([(a[2], -0.4), (a[0], 1.1), (a[1], 0.25)])]
+        let differentSets = [Mixture([(a[0], 0.6), (a[2], 0.4)]), Mixture.none, Mixture([(a[1], 0.9)]), Mixture([(a[2], 0.3), (a[1], 0.7)])]
+        let pairSet = [Mixture([(a[1], 0.5), (a[0], 0.5)])]
+        var seed: UInt64 = 5
+        func prompt(_ n: Int) -> [Int] {
+            (0..<n).map { _ in
+                seed = seed &* 6364136223846793005 &+ 1442695040888963407
+                return 3 + Int(seed >> 33) % (config.vocabSize - 3)
+            }
+        }
+        func reference(_ mixture: Mixture, _ ids: [Int]) throws -> [Float] {
+            logits(try LlamaModel(config: config, weights: MergedWeights(base: weights, mixture: mixture)), ids, .none)
+        }
+        let branches = AdapterMixture(stackCacheBytes: 0)
+        let runner = Transformer(model: model)
+        runner.branches = branches
+        for (name, mixtures) in [("shared set", sharedSet), ("different sets", differentSets), ("one segment", pairSet), ("shared set again", sharedSet)] {
+            let prompts = mixtures.indices.map { prompt(20 - 3 * $0) }
+            branches.mixtures = mixtures
+            let caches = prompts.map { _ in KVCache(config: config) }
+            let out = runner.forward(prompts.enumerated().map { BatchSegment(sequence: $0.offset, tokens: $0.element) },
+                                     caches: caches, logits: .all)
+            var row = 0
+            for (k, p) in prompts.enumerated() {
+                let got = (0..<p.count).flatMap { out.logits.row(row + $0) }
+                XCTAssertLessThanOrEqual(maxDiff(got, try reference(mixtures[k], p)), 1e-4, "\(name), prefill of segment \(k)")
+                row += p.count
+            }
+            // A decode step of every segment (one row each) continues to match.
+            let next = prompts.indices.map { 7 + $0 }
+            let step = runner.forward(next.enumerated().map { BatchSegment(sequence: $0.offset, tokens: [$0.element]) }, caches: caches)
+            for (k, p) in prompts.enumerated() {
+                let expected = Array(try reference(mixtures[k], p + [next[k]]).suffix(config.vocabSize))
+                XCTAssertLessThanOrEqual(maxDiff(step.logits.row(k), expected), 1e-4, "\(name), decode step of segment \(k)")
+            }
+        }
     }
 
     /// Four prompts in one batch: no adapter, one adapter, the fixture mixture, and a mixture that

@@ -1,0 +1,79 @@
+// AdapterStack: the weights of an ordered set of adapters laid end to end, layer by layer — the
+// A matrices of gate_proj and up_proj as one (2R × hidden) matrix, each projection's Bᵀ as one
+// (R × out) matrix, R = Σ r_i — so that a prefill applies a whole mixture to an FFN linear with
+// two sgemms and one pass over the output instead of two small sgemms per adapter. A copy of the
+// adapters' weights, built once per adapter set and kept by AdapterMixture.
+import LLM
+import Tensor
+
+/// The stacked weights of one ordered adapter set (see the file comment).
+final class AdapterStack {
+    /// The adapters, in stacking order (held, so their identities stay unique while cached).
+    let adapters: [ToolAdapter]
+    /// R: the summed rank of the set.
+    let rank: Int
+    /// The first stacked row of each adapter (the rank dimension).
+    let offsets: [Int]
+    /// One layer's stacked matrices.
+    struct Layer {
+        /// [A_gate,1; …; A_gate,N; A_up,1; …; A_up,N]: 2R × hidden.
+        let aGateUp: MatrixView
+        /// [B_gate,iᵀ]: R × intermediate.
+        let btGate: MatrixView
+        /// [B_up,iᵀ]: R × intermediate.
+        let btUp: MatrixView
+        /// [A_down,i]: R × intermediate.
+        let aDown: MatrixView
+        /// [B_down,iᵀ]: R × hidden.
+        let btDown: MatrixView
+    }
+    let layers: [Layer]
+
+    /// Bytes of the copy.
+    var bytes: Int { layers.isEmpty ? 0 : layers.count * 4 * 3 * rank * (layers[0].btGate.cols + layers[0].btDown.cols) }
+
+    /// Stacks `adapters`, or nil when one of them lacks a pair on some FFN linear of some layer or
+    /// has a pair whose rank is not its own (such sets take the per-adapter path).
+    init?(_ adapters: [ToolAdapter], layerCount: Int) {
+        guard !adapters.isEmpty else { return nil }
+        for adapter in adapters {
+            for layer in 0..<layerCount {
+                for projection in FFNProjection.allCases {
+                    guard let pair = adapter.pair(layer: layer, projection: projection), pair.rank == adapter.rank else { return nil }
+                }
+            }
+        }
+        let first = adapters[0].pair(layer: 0, projection: .gate)!
+        let hidden = first.a.cols, intermediate = first.b.rows
+        var offsets = [Int](), rank = 0
+        for adapter in adapters {
+            offsets.append(rank)
+            rank += adapter.rank
+        }
+        self.adapters = adapters
+        self.rank = rank
+        self.offsets = offsets
+        func matrix(_ rows: Int, _ cols: Int) -> MatrixView { MatrixView(FloatBuffer(count: rows * cols), rows: rows, cols: cols) }
+        layers = (0..<layerCount).map { layer in
+            let stacked = Layer(aGateUp: matrix(2 * rank, hidden), btGate: matrix(rank, intermediate), btUp: matrix(rank, intermediate),
+                                aDown: matrix(rank, intermediate), btDown: matrix(rank, hidden))
+            for (adapter, offset) in zip(adapters, offsets) {
+                let r = adapter.rank
+                let gate = adapter.pair(layer: layer, projection: .gate)!, up = adapter.pair(layer: layer, projection: .up)!
+                let down = adapter.pair(layer: layer, projection: .down)!
+                Kernels.copy(gate.a, into: stacked.aGateUp.rows(offset, r))
+                Kernels.copy(up.a, into: stacked.aGateUp.rows(rank + offset, r))
+                Kernels.copy(gate.bTransposed, into: stacked.btGate.rows(offset, r))
+                Kernels.copy(up.bTransposed, into: stacked.btUp.rows(offset, r))
+                Kernels.copy(down.a, into: stacked.aDown.rows(offset, r))
+                Kernels.copy(down.bTransposed, into: stacked.btDown.rows(offset, r))
+            }
+            return stacked
+        }
+    }
+
+    /// True when this stack holds exactly `adapters`, in that order.
+    func holds(_ adapters: [ToolAdapter]) -> Bool {
+        adapters.count == self.adapters.count && zip(adapters, self.adapters).allSatisfy { $0 === $1 }
+    }
+}
