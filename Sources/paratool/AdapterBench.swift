@@ -21,7 +21,7 @@ struct AdapterBench: ParsableCommand {
     @Option(help: "Prompt tokens for the prefill figures.")
     var prompt = 256
 
-    @Option(help: "Tokens decoded after a 32-token prompt.")
+    @Option(help: "Tokens decoded after the prompt.")
     var decode = 64
 
     @Option(help: "Requests in the mixed batch.")
@@ -30,8 +30,8 @@ struct AdapterBench: ParsableCommand {
     @Option(help: "Tokens each batched request generates.")
     var batchTokens = 32
 
-    @Option(help: "Repeats per figure (the best is kept).")
-    var repeats = 2
+    @Option(help: "Rounds (the best time of each figure is kept).")
+    var repeats = 3
 
     @Flag(inversion: .prefixedNo, help: "Print the 0/1/4/8-adapter table.")
     var table = true
@@ -52,59 +52,59 @@ struct AdapterBench: ParsableCommand {
         let branches = AdapterMixture()
         runner.branches = branches
         let counter = FlopsCounter(config: config)
-        func best(_ body: () -> Void) -> Double {
-            var t = Double.infinity
-            for _ in 0..<max(1, repeats) {
-                let s = Date()
-                body()
-                t = min(t, Date().timeIntervalSince(s))
-            }
-            return t
-        }
-
-        print("model: \(lm.path); adapters rank \(rank) on gate/up/down of \(config.layerCount) layers; best of \(repeats)")
+        print("model: \(lm.path); adapters rank \(rank) on gate/up/down of \(config.layerCount) layers; best of \(repeats) rounds, adapter counts interleaved")
         print("")
-        print("| adapters N | prefill \(prompt) tok (tokens/s) | decode (tokens/s) | LoRA share of request FLOPs | wall time vs N=0 (prefill / decode) |")
-        print("|---:|---:|---:|---:|---:|")
-        let promptIds = ids(prompt), decodePrompt = ids(32)
-        var base: (Double, Double)?
-        for n in table ? [0, 1, 4, 8] : [] {
-            branches.mixtures = [Mixture(pool.prefix(n).map { ($0, 1 / Float(n)) })]
-            let cache = KVCache(config: config, capacity: max(prompt, 32 + decode + 1))
-            let tp = best {
+        print("One request: prefill \(prompt) tokens, then decode \(decode) tokens.")
+        print("")
+        print("| adapters N | prefill (tokens/s) | decode (tokens/s) | LoRA share of request FLOPs | LoRA share of request wall time | wall time vs N=0 (prefill / decode) |")
+        print("|---:|---:|---:|---:|---:|---:|")
+        let promptIds = ids(prompt)
+        let counts = table ? [0, 1, 4, 8] : []
+        let cache = KVCache(config: config, capacity: prompt + decode + 1)
+        // Each round measures every count in turn, so a slow stretch of the machine hits all alike.
+        var prefillTime = [Double](repeating: .infinity, count: counts.count), decodeTime = prefillTime
+        for _ in 0..<max(1, repeats) {
+            for (k, n) in counts.enumerated() {
+                branches.mixtures = [Mixture(pool.prefix(n).map { ($0, 1 / Float(n)) })]
                 cache.clear()
-                _ = runner.forward([BatchSegment(sequence: 0, tokens: promptIds)], caches: [cache])
-            }
-            let td = best {
-                cache.clear()
-                var out = runner.forward([BatchSegment(sequence: 0, tokens: decodePrompt)], caches: [cache])
+                let start = Date()
+                var out = runner.forward([BatchSegment(sequence: 0, tokens: promptIds)], caches: [cache])
+                let prefilled = Date()
                 for _ in 0..<decode {
                     let t = Kernels.argmax(out.logits, row: 0)
                     out = runner.forward([BatchSegment(sequence: 0, tokens: [t])], caches: [cache])
                 }
+                prefillTime[k] = min(prefillTime[k], prefilled.timeIntervalSince(start))
+                decodeTime[k] = min(decodeTime[k], Date().timeIntervalSince(prefilled))
             }
+        }
+        for (k, n) in counts.enumerated() {
             let flops = counter.generation(prompt: prompt, generated: decode, adapters: n, rank: rank)
-            if base == nil { base = (tp, td) }
-            print(String(format: "| %d | %.0f | %.1f | %.2f%% | +%.1f%% / +%.1f%% |", n, Double(prompt) / tp, Double(decode) / td,
-                         100 * Double(flops.lora) / Double(flops.total), 100 * (tp / base!.0 - 1), 100 * (td / base!.1 - 1)))
+            let (tp, td) = (prefillTime[k], decodeTime[k])
+            print(String(format: "| %d | %.0f | %.1f | %.2f%% | %.2f%% | %+.1f%% / %+.1f%% |", n, Double(prompt) / tp, Double(decode) / td,
+                         100 * Double(flops.lora) / Double(flops.total), 100 * (1 - (prefillTime[0] + decodeTime[0]) / (tp + td)),
+                         100 * (tp / prefillTime[0] - 1), 100 * (td / decodeTime[0] - 1)))
         }
 
         // Mixed batch: each request its own mixture of 4 of the 8 adapters, prompts of different lengths.
         let prompts = (0..<batch).map { ids(48 + 4 * $0) }
         let mixtures = (0..<batch).map { i in Mixture((0..<4).map { k in (pool[(i + 3 * k) % 8], Float(4 - k) / 10) }) }
         let generator = Generator(transformer: runner)
-        var batched = [[Int]]()
-        let tb = best {
+        var batched = [[Int]](), single = [[Int]]()
+        var tb = Double.infinity, ts = oneByOne ? Double.infinity : .nan
+        for _ in 0..<max(1, repeats) {
+            var start = Date()
             branches.mixtures = mixtures
             batched = generator.greedyBatch(prompts: prompts, maxNewTokens: batchTokens, stopTokens: [])
-        }
-        var single = [[Int]]()
-        let ts = !oneByOne ? Double.nan : best {
+            tb = min(tb, Date().timeIntervalSince(start))
+            guard oneByOne else { continue }
+            start = Date()
             single = []
             for (i, p) in prompts.enumerated() {
                 branches.mixtures = [mixtures[i]]
                 single.append(generator.greedy(prompt: p, maxNewTokens: batchTokens, stopTokens: []))
             }
+            ts = min(ts, Date().timeIntervalSince(start))
         }
         let tokens = Double(batch * batchTokens)
         print("")
