@@ -24,6 +24,9 @@ struct AdapterBench: ParsableCommand {
     @Option(help: "Tokens decoded after the prompt.")
     var decode = 64
 
+    @Option(parsing: .upToNextOption, help: "Prompt lengths of the prefill-path table.")
+    var prefillLengths = [32, 128, 512]
+
     @Option(help: "Requests in the mixed batch.")
     var batch = 8
 
@@ -60,6 +63,7 @@ struct AdapterBench: ParsableCommand {
         print("|---:|---:|---:|---:|---:|---:|")
         let promptIds = ids(prompt)
         let counts = table ? [0, 1, 4, 8] : []
+        branches.stackCacheBytes = 512 << 20  // room for the 1-, 4- and 8-adapter sets at once
         let cache = KVCache(config: config, capacity: prompt + decode + 1)
         // Each round measures every count in turn, so a slow stretch of the machine hits all alike.
         var prefillTime = [Double](repeating: .infinity, count: counts.count), decodeTime = prefillTime
@@ -84,6 +88,41 @@ struct AdapterBench: ParsableCommand {
             print(String(format: "| %d | %.0f | %.1f | %.2f%% | %.2f%% | %+.1f%% / %+.1f%% |", n, Double(prompt) / tp, Double(decode) / td,
                          100 * Double(flops.lora) / Double(flops.total), 100 * (1 - (prefillTime[0] + decodeTime[0]) / (tp + td)),
                          100 * (tp / prefillTime[0] - 1), 100 * (td / decodeTime[0] - 1)))
+        }
+
+        // Prefill of one request with 4 adapters by each path: the set's stacked weights when the
+        // set is cached, when it is new (its weights copied first), and rows grouped by adapter.
+        if table {
+            print("")
+            print("Prefill with 4 adapters (ms; in brackets, time added to the base model's prefill):")
+            print("")
+            print("| prompt tokens | no adapters | stacked, set cached | new set (stacked from \(AdapterMixture.rowsWorthStacking) rows, copy included) | grouped by adapter |")
+            print("|---:|---:|---:|---:|---:|")
+            for length in prefillLengths {
+                let tokens = ids(length)
+                var times = [Double](repeating: .infinity, count: 4)
+                for _ in 0..<max(1, repeats) {
+                    // Grouped first (stacking off empties the cache), then a new set, then the
+                    // same set again, now cached.
+                    for mode in [0, 3, 2, 1] {
+                        branches.stackCacheBytes = mode == 3 ? 0 : AdapterMixture.defaultStackCacheBytes
+                        if mode == 2 { branches.dropStackedSets() }
+                        let set = mode == 0 ? [] : Array(pool.prefix(4))
+                        branches.mixtures = [Mixture(set.map { ($0, 0.25) })]
+                        if mode == 1 && length < AdapterMixture.rowsWorthStacking {
+                            // A prompt this short does not stack a new set: an earlier, longer one did.
+                            _ = runner.forward([BatchSegment(sequence: 0, tokens: ids(AdapterMixture.rowsWorthStacking))], caches: [cache])
+                        }
+                        cache.clear()
+                        let start = Date()
+                        _ = runner.forward([BatchSegment(sequence: 0, tokens: tokens)], caches: [cache])
+                        times[mode] = min(times[mode], Date().timeIntervalSince(start))
+                    }
+                }
+                func cell(_ k: Int) -> String { String(format: "%.1f (%+.1f%%)", 1000 * times[k], 100 * (times[k] / times[0] - 1)) }
+                print(String(format: "| %d | %.1f | %@ | %@ | %@ |", length, 1000 * times[0], cell(1), cell(2), cell(3)))
+            }
+            branches.stackCacheBytes = AdapterMixture.defaultStackCacheBytes
         }
 
         // Mixed batch: each request its own mixture of 4 of the 8 adapters, prompts of different lengths.

@@ -20,7 +20,8 @@ struct ServiceStack {
     }
 
     static func worker(lm: LanguageModel, settings: WorkerSettings, kafka: KafkaConfiguration, toolsFile: String?,
-                       gateDirectory: String?, storeDirectory: String?, logger: Logger) throws -> ServiceStack {
+                       gateDirectory: String?, storeDirectory: String?,
+                       stackCacheBytes: Int = AdapterMixture.defaultStackCacheBytes, logger: Logger) throws -> ServiceStack {
         let catalogue = try toolsFile.map { try ToolCatalogue.load(file: URL(fileURLWithPath: $0)) }
         let gate = try loadGate(gateDirectory, for: lm) {
             logger.warning("no --gate: using an untrained gate; its weights are not meaningful until trained")
@@ -31,7 +32,7 @@ struct ServiceStack {
         let metrics = ServiceMetrics()
         let worker = Worker(settings: settings, kafka: kafka, catalogue: catalogue, gate: gate, registry: registry, metrics: metrics,
                             logger: logger) { catalogue, gate in
-            try ToolCallEngine(model: lm, catalogue: catalogue, adapters: registry, gate: gate)
+            try ToolCallEngine(model: lm, catalogue: catalogue, adapters: registry, gate: gate, stackCacheBytes: stackCacheBytes)
         }
         return ServiceStack(worker: worker, metrics: metrics, registry: registry)
     }

@@ -83,26 +83,27 @@ final class FusedForwardTests: XCTestCase {
         // And the adapters matter: the base model's logits are far from the mixture's.
         XCTAssertGreaterThan(maxDiff(logits(model, ids, .none), mixed), 1e-2)
 
-        // The same prompt twice in one batch is more rows than the decode path takes, so the
-        // mixture goes through the stacked prefill (both segments carry the same adapters).
+        // The same prompt six times in one batch is enough rows for the mixture to go through the
+        // stacked prefill (every segment carries the same adapters, in either order).
         let runner = Transformer(model: model)
         let branches = AdapterMixture()
-        branches.mixtures = [Mixture(zip(adapters, weights).map { ($0, $1) }), Mixture(zip(adapters, weights).map { ($0, $1) }.reversed())]
+        let components = zip(adapters, weights).map { ($0, $1) }
+        let copies = (AdapterMixture.rowsWorthStacking + ids.count - 1) / ids.count
+        branches.mixtures = (0..<copies).map { Mixture($0 % 2 == 0 ? components : components.reversed()) }
         runner.branches = branches
-        XCTAssertGreaterThan(2 * ids.count, Linear.maxMatVecRows)
-        let out = runner.forward([BatchSegment(sequence: 0, tokens: ids), BatchSegment(sequence: 1, tokens: ids)],
-                                 caches: [KVCache(config: model.config), KVCache(config: model.config)], logits: .all)
+        let out = runner.forward((0..<copies).map { BatchSegment(sequence: $0, tokens: ids) },
+                                 caches: (0..<copies).map { _ in KVCache(config: model.config) }, logits: .all)
         let expected = try tensors.load(json["mixture_logits"] as! String).toArray()
-        for k in 0..<2 {
+        for k in 0..<copies {
             let got = (0..<ids.count).flatMap { out.logits.row(k * ids.count + $0) }
             XCTAssertLessThanOrEqual(maxDiff(got, expected), 1e-4, "mixture, stacked prefill, segment \(k)")
         }
     }
 
-    /// Every branch path against merged weights, on batches of more rows than the decode path
-    /// takes: segments sharing one adapter set with their own weights and orders (stacked),
+    /// Every branch path against merged weights, on batches of enough rows to stack a new set:
+    /// segments sharing one adapter set with their own weights and orders (stacked),
     /// segments with different sets (grouped by adapter, gathered), a decode step of several rows
-    /// sharing a set, and stacks evicted from a cache too small to keep them.
+    /// sharing a set, a set found again in the stack cache, and stacking turned off.
     func testEveryBranchPathEqualsMergedWeights() throws {
         let (config, weights, model) = try qwen2()
         let a = try fixtureAdapters()
@@ -119,11 +120,15 @@ final class FusedForwardTests: XCTestCase {
         func reference(_ mixture: Mixture, _ ids: [Int]) throws -> [Float] {
             logits(try LlamaModel(config: config, weights: MergedWeights(base: weights, mixture: mixture)), ids, .none)
         }
-        let branches = AdapterMixture(stackCacheBytes: 0)
+        let branches = AdapterMixture()
         let runner = Transformer(model: model)
         runner.branches = branches
-        for (name, mixtures) in [("shared set", sharedSet), ("different sets", differentSets), ("one segment", pairSet), ("shared set again", sharedSet)] {
-            let prompts = mixtures.indices.map { prompt(20 - 3 * $0) }
+        let cases: [(String, [Mixture], cacheBytes: Int)] = [
+            ("shared set", sharedSet, 1 << 20), ("different sets", differentSets, 1 << 20), ("one segment", pairSet, 1 << 20),
+            ("shared set again", sharedSet, 1 << 20), ("shared set, stacking off", sharedSet, 0)]
+        for (name, mixtures, cacheBytes) in cases {
+            branches.stackCacheBytes = cacheBytes
+            let prompts = mixtures.indices.map { prompt(AdapterMixture.rowsWorthStacking + 6 - 3 * $0) }
             branches.mixtures = mixtures
             let caches = prompts.map { _ in KVCache(config: config) }
             let out = runner.forward(prompts.enumerated().map { BatchSegment(sequence: $0.offset, tokens: $0.element) },

@@ -32,10 +32,20 @@ public final class AdapterMixture: FFNBranches {
     /// Threads for the decode (matrix-vector) products.
     public var matvecThreads: Int
 
-    /// Bytes of stacked adapter sets kept for later prefills (the most recently used set is
-    /// always kept). A stacked set copies its adapters' weights (~49 MB for four rank-16 adapters
-    /// on SmolLM2-135M); requests that reuse a set, such as the steps of one episode, skip the copy.
-    public var stackCacheBytes: Int
+    /// Bytes of stacked adapter sets kept for later prefills, least recently used dropped first.
+    /// A stacked set copies its adapters' weights (~49 MB for four rank-16 adapters on
+    /// SmolLM2-135M); requests that reuse a set, such as the steps of one episode, skip the copy.
+    /// A set larger than this is not stacked; 0 turns stacking off (rows grouped by adapter).
+    public var stackCacheBytes: Int { didSet { trimStacks() } }
+
+    /// The default `stackCacheBytes`: 128 MB, two four-adapter sets on SmolLM2-135M.
+    public static let defaultStackCacheBytes = 128 << 20
+
+    /// Below this many prefill rows a set not yet stacked takes the per-adapter path: copying its
+    /// weights (~49 MB for four rank-16 adapters on SmolLM2-135M) costs about what stacking saves
+    /// on 128 rows (`paratool bench adapters`, prefill table). A set already stacked is used
+    /// from `Linear.maxMatVecRows` rows up.
+    public static let rowsWorthStacking = 128
 
     /// Stacked sets, most recently used first.
     private var stacks: [AdapterStack] = []
@@ -74,7 +84,7 @@ public final class AdapterMixture: FFNBranches {
         var stackResolved = false
     }
 
-    public init(matvecThreads: Int = 2, stackCacheBytes: Int = 256 << 20) {
+    public init(matvecThreads: Int = 2, stackCacheBytes: Int = AdapterMixture.defaultStackCacheBytes) {
         self.matvecThreads = matvecThreads
         self.stackCacheBytes = stackCacheBytes
     }
@@ -152,8 +162,8 @@ public final class AdapterMixture: FFNBranches {
         return (groups.map(\.adapter), weights)
     }
 
-    /// The layout with its stacked set resolved (from the cache or built), or nil when the
-    /// segments do not share one set or the set cannot be stacked.
+    /// The layout with its stacked set resolved (from the cache, or built when the batch has
+    /// `rowsWorthStacking` rows), or nil when the segments do not share one set.
     private func stackedLayout(_ current: Layout) -> Layout? {
         guard let shared = current.shared else { return nil }
         if current.stackResolved { return current }
@@ -161,17 +171,29 @@ public final class AdapterMixture: FFNBranches {
         resolved.stackResolved = true
         if let i = stacks.firstIndex(where: { $0.holds(shared.adapters) }) {
             resolved.stack = stacks.remove(at: i)
-        } else {
+        } else if current.rows >= Self.rowsWorthStacking && AdapterStack.bytes(of: shared.adapters) <= stackCacheBytes {
             resolved.stack = AdapterStack(shared.adapters, layerCount: shared.adapters.map(\.pairs.count).max() ?? 0)
         }
         if let stack = resolved.stack {
             stacks.insert(stack, at: 0)
-            var bytes = 0
-            stacks = stacks.enumerated().filter { i, s in bytes += s.bytes; return i == 0 || bytes <= stackCacheBytes }.map(\.element)
+            trimStacks()
             fillStackFactors(stack, shared.weights)
         }
         layout = resolved
         return resolved
+    }
+
+    /// Drops least recently used stacks until the rest fit in `stackCacheBytes`.
+    private func trimStacks() {
+        var bytes = 0
+        stacks = stacks.filter { bytes += $0.bytes; return bytes <= stackCacheBytes }
+    }
+
+    /// Forgets every stacked set (their memory is freed once no batch uses them), for instance
+    /// after the adapters were replaced.
+    public func dropStackedSets() {
+        stacks.removeAll()
+        if layout?.stack != nil { layout = nil }
     }
 
     /// Row s of `stackFactors`: segment s's weight · α/r on every stacked column, for the gate

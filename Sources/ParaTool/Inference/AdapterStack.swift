@@ -3,7 +3,9 @@
 // (R × out) matrix, R = Σ r_i — so that a prefill applies a whole mixture to an FFN linear with
 // two sgemms and one pass over the output instead of two small sgemms per adapter. A copy of the
 // adapters' weights, built once per adapter set and kept by AdapterMixture.
+import Dispatch
 import LLM
+import Synchronization
 import Tensor
 
 /// The stacked weights of one ordered adapter set (see the file comment).
@@ -32,6 +34,15 @@ final class AdapterStack {
     /// Bytes of the copy.
     var bytes: Int { layers.isEmpty ? 0 : layers.count * 4 * 3 * rank * (layers[0].btGate.cols + layers[0].btDown.cols) }
 
+    /// Bytes a stack of `adapters` would take (their A and B on gate/up/down of every layer).
+    static func bytes(of adapters: [ToolAdapter]) -> Int {
+        adapters.reduce(0) { total, adapter in
+            total + adapter.pairs.reduce(0) { layer, pairs in
+                layer + 4 * pairs.values.reduce(0) { $0 + $1.a.rows * $1.a.cols + $1.b.rows * $1.b.cols }
+            }
+        }
+    }
+
     /// Stacks `adapters`, or nil when one of them lacks a pair on some FFN linear of some layer or
     /// has a pair whose rank is not its own (such sets take the per-adapter path).
     init?(_ adapters: [ToolAdapter], layerCount: Int) {
@@ -53,8 +64,10 @@ final class AdapterStack {
         self.adapters = adapters
         self.rank = rank
         self.offsets = offsets
-        func matrix(_ rows: Int, _ cols: Int) -> MatrixView { MatrixView(FloatBuffer(count: rows * cols), rows: rows, cols: cols) }
-        layers = (0..<layerCount).map { layer in
+        // Allocating (zero-filling) and copying are memory-bound: layers are built on every core.
+        let built = Mutex<[Layer?]>(Array(repeating: nil, count: layerCount))
+        DispatchQueue.concurrentPerform(iterations: layerCount) { [offsets, rank] layer in
+            func matrix(_ rows: Int, _ cols: Int) -> MatrixView { MatrixView(FloatBuffer(count: rows * cols), rows: rows, cols: cols) }
             let stacked = Layer(aGateUp: matrix(2 * rank, hidden), btGate: matrix(rank, intermediate), btUp: matrix(rank, intermediate),
                                 aDown: matrix(rank, intermediate), btDown: matrix(rank, hidden))
             for (adapter, offset) in zip(adapters, offsets) {
@@ -68,8 +81,9 @@ final class AdapterStack {
                 Kernels.copy(down.a, into: stacked.aDown.rows(offset, r))
                 Kernels.copy(down.bTransposed, into: stacked.btDown.rows(offset, r))
             }
-            return stacked
+            built.withLock { $0[layer] = stacked }
         }
+        layers = built.withLock { $0.map { $0! } }
     }
 
     /// True when this stack holds exactly `adapters`, in that order.

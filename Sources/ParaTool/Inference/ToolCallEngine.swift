@@ -131,8 +131,9 @@ public final class ToolCallEngine {
     private let mixture: AdapterMixture
     private let counter: FlopsCounter
 
+    /// `stackCacheBytes` bounds the stacked adapter sets kept for prefill (`AdapterMixture`).
     public init(model: LanguageModel, catalogue: ToolCatalogue, adapters: AdapterProvider, gate: GateNetwork?,
-                pooling: Pooling = .mean) throws {
+                pooling: Pooling = .mean, stackCacheBytes: Int = AdapterMixture.defaultStackCacheBytes) throws {
         guard let template = model.tokenizer.chatTemplate else {
             throw EngineError.invalidRequest("the model has no chat template: \(model.tokenizer.chatTemplateError.map { "\($0)" } ?? "none found")")
         }
@@ -143,7 +144,7 @@ public final class ToolCallEngine {
         encoder = ContextEncoder(model: model.model, tokenizer: model.tokenizer, pooling: gate?.config.pooling ?? pooling)
         formatter = PromptFormatter(template: template)
         runner = Transformer(model: model.model)
-        mixture = AdapterMixture(matvecThreads: runner.decodeThreads)
+        mixture = AdapterMixture(matvecThreads: runner.decodeThreads, stackCacheBytes: stackCacheBytes)
         runner.branches = mixture
         counter = FlopsCounter(config: model.model.config)
         if let gate {
