@@ -220,3 +220,38 @@ void pt_matvec_transposed(const float *bt, size_t bt_stride, size_t r, const flo
 #endif
     axpy_rows_portable(bt, bt_stride, r, t, y, start, end);
 }
+
+static int isa_supported(int isa) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (isa == 2) return __builtin_cpu_supports("avx512f");
+    if (isa == 1) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    return isa == 0;
+}
+
+int pt_matvec_rows_isa(int isa, const float *w, size_t w_stride, size_t n, const float *x, size_t x_stride, size_t k,
+                       float *y, size_t y_stride, size_t start, size_t end, int accumulate) {
+    if (!isa_supported(isa)) return -1;
+    matvec_fn fn = matvec_portable;
+#if defined(__x86_64__)
+    if (isa == 2) fn = matvec_avx512;
+    if (isa == 1) fn = matvec_avx2;
+#endif
+    for (size_t j0 = 0; j0 < k; j0 += MAXK) {
+        size_t kk = k - j0 < MAXK ? k - j0 : MAXK;
+        fn(w, w_stride, n, x + j0 * x_stride, x_stride, kk, y + j0 * y_stride, y_stride, start, end, accumulate);
+    }
+    return 0;
+}
+
+int pt_matvec_transposed_isa(int isa, const float *bt, size_t bt_stride, size_t r, const float *t,
+                             float *y, size_t start, size_t end) {
+    if (!isa_supported(isa)) return -1;
+#if defined(__x86_64__)
+    if (isa == 2) { axpy_rows_avx512(bt, bt_stride, r, t, y, start, end); return 0; }
+    if (isa == 1) { axpy_rows_avx2(bt, bt_stride, r, t, y, start, end); return 0; }
+#endif
+    axpy_rows_portable(bt, bt_stride, r, t, y, start, end);
+    return 0;
+}

@@ -220,4 +220,26 @@ public enum MatVec {
 
     /// The instruction set of the matrix-vector kernels on this CPU ("avx512", "avx2", "portable").
     public static var instructionSet: String { String(cString: pt_kernel_isa()) }
+
+    /// The kernels' instruction-set variants, so tests cover each one on a single machine.
+    enum Variant: Int32, CaseIterable { case portable = 0, avx2 = 1, avx512 = 2 }
+
+    /// `y = x · wᵀ` for every row of x by one variant, on one thread; false (nothing computed)
+    /// when this CPU lacks the variant.
+    static func multiply(_ w: MatrixView, _ x: MatrixView, into y: MatrixView, variant: Variant) -> Bool {
+        precondition(x.cols == w.cols && y.rows == x.rows && y.cols == w.rows && !y.buffer.isMapped, "matvec shape mismatch")
+        defer { withExtendedLifetime((w.buffer, x.buffer, y.buffer)) {} }
+        return pt_matvec_rows_isa(variant.rawValue, w.pointer, w.stride, w.cols, x.pointer, x.stride, x.rows,
+                                  y.pointer, y.stride, 0, w.rows, 0) == 0
+    }
+
+    /// `y[0, start..<end] += t[0] · btᵀ` by one variant; false when this CPU lacks it.
+    static func multiplyTransposed(_ bt: MatrixView, _ t: MatrixView, accumulatingInto y: MatrixView,
+                                   columns: Range<Int>, variant: Variant) -> Bool {
+        precondition(t.rows == 1 && y.rows == 1 && t.cols == bt.rows && y.cols == bt.cols && !y.buffer.isMapped
+                     && columns.lowerBound >= 0 && columns.upperBound <= y.cols, "transposed matvec shape mismatch")
+        defer { withExtendedLifetime((bt.buffer, t.buffer, y.buffer)) {} }
+        return pt_matvec_transposed_isa(variant.rawValue, bt.pointer, bt.stride, bt.rows, t.pointer, y.pointer,
+                                        columns.lowerBound, columns.upperBound) == 0
+    }
 }

@@ -280,6 +280,38 @@ extension KernelTests {
         for n in jobs.indices { assertClose(outputs[n].toArray(), expected[n], 1e-4, "transposed job \(n) with row map") }
     }
 
+    /// Every instruction-set variant of both decode kernels (not only the one this CPU picks)
+    /// against plain loops, on widths and row counts with remainders.
+    func testEveryKernelVariantMatchesPlainLoops() {
+        var covered = [String]()
+        for variant in MatVec.Variant.allCases {
+            let out = 45, cols = 77
+            let w = random(out * cols, seed: 70)
+            var ran = true
+            for k in [1, 3, 4, 9, 17] {
+                let x = random(k * cols, seed: UInt64(71 + k))
+                let y = FloatBuffer(count: k * out)
+                ran = MatVec.multiply(MatrixView(FloatBuffer(w), rows: out, cols: cols), MatrixView(FloatBuffer(x), rows: k, cols: cols),
+                                      into: MatrixView(y, rows: k, cols: out), variant: variant)
+                guard ran else { break }
+                assertClose(y.toArray(), naiveABt(x, w, m: k, n: out, k: cols), 1e-4, "\(variant) matvec, k = \(k)")
+            }
+            guard ran else { continue }
+            for (rank, width, columns) in [(16, 300, 0..<300), (6, 300, 5..<299), (3, 70, 64..<70), (16, 1536, 768..<1536)] {
+                let bt = random(rank * width, seed: UInt64(80 + rank)), t = random(rank, seed: 81)
+                let y = FloatBuffer(random(width, seed: 82))
+                var expected = y.toArray()
+                for c in columns { for j in 0..<rank { expected[c] += t[j] * bt[j * width + c] } }
+                XCTAssertTrue(MatVec.multiplyTransposed(MatrixView(FloatBuffer(bt), rows: rank, cols: width), MatrixView(FloatBuffer(t), rows: 1, cols: rank),
+                                                        accumulatingInto: MatrixView(y, rows: 1, cols: width), columns: columns, variant: variant))
+                assertClose(y.toArray(), expected, 1e-4, "\(variant) transposed, r = \(rank), columns \(columns)")
+            }
+            covered.append("\(variant)")
+        }
+        XCTAssertTrue(covered.contains("portable"), "the portable kernels run everywhere")
+        print("kernel variants covered on this CPU: \(covered.joined(separator: ", "))")
+    }
+
     /// Column factors and block copies on strided views.
     func testColumnFactorsAndCopy() {
         let x = FloatBuffer(random(4 * 10, seed: 60)), before = x.toArray()

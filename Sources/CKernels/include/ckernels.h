@@ -19,3 +19,11 @@ const char *pt_kernel_isa(void);
 /// only r long: reading Bᵀ by rows keeps every access a long vector instead of r-float dot products.
 void pt_matvec_transposed(const float *bt, size_t bt_stride, size_t r, const float *t,
                           float *y, size_t start, size_t end);
+
+/// Both kernels with an explicit instruction set (0 portable, 1 AVX2, 2 AVX-512), so tests cover
+/// every variant on one machine. Return 0, or -1 (nothing computed) when this CPU lacks the set.
+int pt_matvec_rows_isa(int isa, const float *w, size_t w_stride, size_t n,
+                       const float *x, size_t x_stride, size_t k,
+                       float *y, size_t y_stride, size_t start, size_t end, int accumulate);
+int pt_matvec_transposed_isa(int isa, const float *bt, size_t bt_stride, size_t r, const float *t,
+                             float *y, size_t start, size_t end);
