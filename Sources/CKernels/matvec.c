@@ -122,14 +122,20 @@ static matvec_fn chosen(const char **name) {
     return matvec_portable;
 }
 
-void pt_matvec_rows(const float *w, size_t w_stride, size_t n, const float *x, size_t x_stride, size_t k,
-                    float *y, size_t y_stride, size_t start, size_t end, int accumulate) {
-    static matvec_fn fn = 0;
-    if (!fn) fn = chosen(0);
+/// Runs `fn` over the input rows in groups of at most MAXK (the kernels' register budget).
+static void matvec_in_groups(matvec_fn fn, const float *w, size_t w_stride, size_t n, const float *x, size_t x_stride,
+                             size_t k, float *y, size_t y_stride, size_t start, size_t end, int accumulate) {
     for (size_t j0 = 0; j0 < k; j0 += MAXK) {
         size_t kk = k - j0 < MAXK ? k - j0 : MAXK;
         fn(w, w_stride, n, x + j0 * x_stride, x_stride, kk, y + j0 * y_stride, y_stride, start, end, accumulate);
     }
+}
+
+void pt_matvec_rows(const float *w, size_t w_stride, size_t n, const float *x, size_t x_stride, size_t k,
+                    float *y, size_t y_stride, size_t start, size_t end, int accumulate) {
+    static matvec_fn fn = 0;
+    if (!fn) fn = chosen(0);
+    matvec_in_groups(fn, w, w_stride, n, x, x_stride, k, y, y_stride, start, end, accumulate);
 }
 
 const char *pt_kernel_isa(void) {
@@ -238,10 +244,7 @@ int pt_matvec_rows_isa(int isa, const float *w, size_t w_stride, size_t n, const
     if (isa == 2) fn = matvec_avx512;
     if (isa == 1) fn = matvec_avx2;
 #endif
-    for (size_t j0 = 0; j0 < k; j0 += MAXK) {
-        size_t kk = k - j0 < MAXK ? k - j0 : MAXK;
-        fn(w, w_stride, n, x + j0 * x_stride, x_stride, kk, y + j0 * y_stride, y_stride, start, end, accumulate);
-    }
+    matvec_in_groups(fn, w, w_stride, n, x, x_stride, k, y, y_stride, start, end, accumulate);
     return 0;
 }
 
