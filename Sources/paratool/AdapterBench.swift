@@ -96,7 +96,7 @@ struct AdapterBench: ParsableCommand {
             print("")
             print("Prefill with 4 adapters (ms; in brackets, time added to the base model's prefill):")
             print("")
-            print("| prompt tokens | no adapters | stacked, set cached | new set (stacked from \(AdapterMixture.rowsWorthStacking) rows, copy included) | grouped by adapter |")
+            print("| prompt tokens | no adapters | stacked, set cached | set seen first (stacked from \(AdapterMixture.rowsWorthStacking) rows, copy included) | grouped by adapter |")
             print("|---:|---:|---:|---:|---:|")
             for length in prefillLengths {
                 let tokens = ids(length)
@@ -110,7 +110,8 @@ struct AdapterBench: ParsableCommand {
                         let set = mode == 0 ? [] : Array(pool.prefix(4))
                         branches.mixtures = [Mixture(set.map { ($0, 0.25) })]
                         if mode == 1 && length < AdapterMixture.rowsWorthStacking {
-                            // A prompt this short does not stack a new set: an earlier, longer one did.
+                            // A prompt this short stacks a set on its second sight: make sure the
+                            // timed one finds it stacked.
                             _ = runner.forward([BatchSegment(sequence: 0, tokens: ids(AdapterMixture.rowsWorthStacking))], caches: [cache])
                         }
                         cache.clear()

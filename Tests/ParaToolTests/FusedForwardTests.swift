@@ -100,6 +100,34 @@ final class FusedForwardTests: XCTestCase {
         }
     }
 
+    /// When sets are stacked: a short prefill stacks a set only when it recurs, a long one at first
+    /// sight, a set over the budget never, and the cache keeps within its budget.
+    func testStackingPolicy() throws {
+        let (config, _, model) = try qwen2()
+        let a = try fixtureAdapters()
+        let branches = AdapterMixture()
+        let runner = Transformer(model: model)
+        runner.branches = branches
+        func prefill(_ mixture: Mixture, rows: Int) {
+            branches.mixtures = [mixture]
+            _ = runner.forward([BatchSegment(sequence: 0, tokens: (0..<rows).map { 3 + $0 % 50 })], caches: [KVCache(config: config)])
+        }
+        let short = Linear.maxMatVecRows + 4, long = AdapterMixture.rowsWorthStacking
+        prefill(Mixture([(a[0], 0.5), (a[1], 0.5)]), rows: short)
+        XCTAssertEqual(branches.stackedSetCount, 0, "a new set on a short prompt is not copied")
+        prefill(Mixture([(a[0], 0.2), (a[1], 0.8)]), rows: short)
+        XCTAssertEqual(branches.stackedSetCount, 1, "the same set again is stacked")
+        prefill(Mixture([(a[2], 1)]), rows: long)
+        XCTAssertEqual(branches.stackedSetCount, 2, "a new set on a long prompt is stacked at once")
+        let oneSet = AdapterStack.bytes(of: [a[2]])
+        branches.stackCacheBytes = oneSet
+        XCTAssertEqual(branches.stackedSetCount, 1, "a smaller budget drops the least recently used sets")
+        prefill(Mixture([(a[0], 0.5), (a[1], 0.3), (a[2], 0.2)]), rows: long)
+        XCTAssertEqual(branches.stackedSetCount, 1, "a set over the budget is not stacked")
+        branches.stackCacheBytes = 0
+        XCTAssertEqual(branches.stackedSetCount, 0)
+    }
+
     /// Every branch path against merged weights, on batches of enough rows to stack a new set:
     /// segments sharing one adapter set with their own weights and orders (stacked),
     /// segments with different sets (grouped by adapter, gathered), a decode step of several rows

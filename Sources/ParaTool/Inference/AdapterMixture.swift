@@ -41,11 +41,21 @@ public final class AdapterMixture: FFNBranches {
     /// The default `stackCacheBytes`: 128 MB, two four-adapter sets on SmolLM2-135M.
     public static let defaultStackCacheBytes = 128 << 20
 
-    /// Below this many prefill rows a set not yet stacked takes the per-adapter path: copying its
-    /// weights (~49 MB for four rank-16 adapters on SmolLM2-135M) costs about what stacking saves
-    /// on 128 rows (`paratool bench adapters`, prefill table). A set already stacked is used
-    /// from `Linear.maxMatVecRows` rows up.
+    /// A set seen for the first time is stacked only for a prefill of at least this many rows:
+    /// copying its weights (~49 MB for four rank-16 adapters on SmolLM2-135M) costs about what
+    /// stacking saves on 128 rows (`paratool bench adapters`, prefill table). A set seen before is
+    /// stacked on its second prefill whatever the length, since sets that recur (one episode's
+    /// steps, a small catalogue) repay the copy; a stacked set is used from
+    /// `Linear.maxMatVecRows` rows up.
     public static let rowsWorthStacking = 128
+
+    /// The adapter sets of recent prefills (identities only, most recent first), to stack a set
+    /// when it recurs.
+    private var recentSets: [[ObjectIdentifier]] = []
+    private static let recentSetLimit = 32
+
+    /// How many stacked sets the cache holds (for tests).
+    var stackedSetCount: Int { stacks.count }
 
     /// Stacked sets, most recently used first.
     private var stacks: [AdapterStack] = []
@@ -162,16 +172,21 @@ public final class AdapterMixture: FFNBranches {
         return (groups.map(\.adapter), weights)
     }
 
-    /// The layout with its stacked set resolved (from the cache, or built when the batch has
-    /// `rowsWorthStacking` rows), or nil when the segments do not share one set.
+    /// The layout with its stacked set resolved (from the cache, or built when the set recurs or
+    /// the batch has `rowsWorthStacking` rows), or nil when the segments do not share one set.
     private func stackedLayout(_ current: Layout) -> Layout? {
         guard let shared = current.shared else { return nil }
         if current.stackResolved { return current }
         var resolved = current
         resolved.stackResolved = true
+        let identities = shared.adapters.map(ObjectIdentifier.init)
+        let recurs = recentSets.contains(identities)
+        recentSets.removeAll { $0 == identities }
+        recentSets.insert(identities, at: 0)
+        if recentSets.count > Self.recentSetLimit { recentSets.removeLast() }
         if let i = stacks.firstIndex(where: { $0.holds(shared.adapters) }) {
             resolved.stack = stacks.remove(at: i)
-        } else if current.rows >= Self.rowsWorthStacking && AdapterStack.bytes(of: shared.adapters) <= stackCacheBytes {
+        } else if (recurs || current.rows >= Self.rowsWorthStacking) && AdapterStack.bytes(of: shared.adapters) <= stackCacheBytes {
             resolved.stack = AdapterStack(shared.adapters, layerCount: shared.adapters.map(\.pairs.count).max() ?? 0)
         }
         if let stack = resolved.stack {
@@ -193,6 +208,7 @@ public final class AdapterMixture: FFNBranches {
     /// after the adapters were replaced.
     public func dropStackedSets() {
         stacks.removeAll()
+        recentSets.removeAll()
         if layout?.stack != nil { layout = nil }
     }
 
