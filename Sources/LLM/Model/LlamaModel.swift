@@ -2,6 +2,7 @@
 // Hugging Face module tree (`model.layers.N.mlp.gate_proj`), loaded and shape-checked from any
 // WeightSource. Holds no mutable state: one model is shared by every Transformer that runs it.
 import Foundation
+import Synchronization
 import Tensor
 
 /// How a weight matrix is stored in memory. Only float32 today; the enum is the seam where
@@ -119,47 +120,63 @@ public final class LlamaModel: Sendable {
     public let lmHead: WeightMatrix
     public let rope: RopeTable
 
-    /// Loads and shape-checks every tensor of `config` from `weights` (Hugging Face names).
+    /// Loads and shape-checks every tensor of `config` from `weights` (Hugging Face names). The
+    /// layers and the embedding are read on every core (dequantisation is most of a load); an
+    /// error names the first failing tensor in layer order.
     public init(config: ModelConfig, weights: WeightSource) throws {
         self.config = config
-        let h = config.hiddenSize, inter = config.intermediateSize
-        func tensor(_ name: String, _ shape: [Int]) throws -> FloatBuffer {
-            guard let found = weights.shape(of: name) else { throw ModelLoadError.missingTensor(name) }
-            guard found == shape else { throw ModelLoadError.shapeMismatch(tensor: name, expected: shape, found: found) }
-            return try weights.load(name)
+        let h = config.hiddenSize
+        let layerCount = config.layerCount
+        let loaded = Mutex<[Result<DecoderLayerWeights, any Error>?]>(Array(repeating: nil, count: layerCount))
+        let embedding = Mutex<Result<WeightMatrix, any Error>?>(nil)
+        DispatchQueue.concurrentPerform(iterations: layerCount + 1) { index in
+            if index == layerCount {
+                let result = Result { try Self.matrix("model.embed_tokens.weight", config.vocabSize, h, from: weights) }
+                embedding.withLock { $0 = result }
+            } else {
+                let result = Result { try Self.layer(index, config: config, from: weights) }
+                loaded.withLock { $0[index] = result }
+            }
         }
-        func matrix(_ name: String, _ rows: Int, _ cols: Int) throws -> WeightMatrix {
-            WeightMatrix(rows: rows, cols: cols, float32: try tensor(name, [rows, cols]))
-        }
-        func linear(_ prefix: String, _ out: Int, _ inp: Int, bias: Bool) throws -> Linear {
-            Linear(weight: try matrix(prefix + ".weight", out, inp),
-                   bias: bias ? try tensor(prefix + ".bias", [out]) : nil)
-        }
-        embedding = try matrix("model.embed_tokens.weight", config.vocabSize, h)
-        var layers = [DecoderLayerWeights]()
-        for l in 0..<config.layerCount {
-            let p = "model.layers.\(l)"
-            let b = config.attentionBias
-            layers.append(DecoderLayerWeights(
-                inputNorm: try tensor(p + ".input_layernorm.weight", [h]),
-                qProj: try linear(p + ".self_attn.q_proj", config.qDim, h, bias: b),
-                kProj: try linear(p + ".self_attn.k_proj", config.kvDim, h, bias: b),
-                vProj: try linear(p + ".self_attn.v_proj", config.kvDim, h, bias: b),
-                oProj: try linear(p + ".self_attn.o_proj", h, config.qDim, bias: false),
-                postAttentionNorm: try tensor(p + ".post_attention_layernorm.weight", [h]),
-                gateProj: try linear(p + ".mlp.gate_proj", inter, h, bias: false),
-                upProj: try linear(p + ".mlp.up_proj", inter, h, bias: false),
-                downProj: try linear(p + ".mlp.down_proj", h, inter, bias: false)))
-        }
-        self.layers = layers
-        finalNorm = try tensor("model.norm.weight", [h])
+        self.embedding = try embedding.withLock { $0! }.get()
+        layers = try loaded.withLock { $0 }.map { try $0!.get() }
+        finalNorm = try Self.tensor("model.norm.weight", [h], from: weights)
         if config.tieWordEmbeddings || weights.shape(of: "lm_head.weight") == nil {
             guard config.tieWordEmbeddings else { throw ModelLoadError.missingTensor("lm_head.weight") }
-            lmHead = embedding
+            lmHead = self.embedding
         } else {
-            lmHead = try matrix("lm_head.weight", config.vocabSize, h)
+            lmHead = try Self.matrix("lm_head.weight", config.vocabSize, h, from: weights)
         }
         rope = RopeTable(headDim: config.headDim, theta: config.ropeTheta, llama3: config.ropeLlama3)
+    }
+
+    private static func tensor(_ name: String, _ shape: [Int], from weights: WeightSource) throws -> FloatBuffer {
+        guard let found = weights.shape(of: name) else { throw ModelLoadError.missingTensor(name) }
+        guard found == shape else { throw ModelLoadError.shapeMismatch(tensor: name, expected: shape, found: found) }
+        return try weights.load(name)
+    }
+
+    private static func matrix(_ name: String, _ rows: Int, _ cols: Int, from weights: WeightSource) throws -> WeightMatrix {
+        WeightMatrix(rows: rows, cols: cols, float32: try tensor(name, [rows, cols], from: weights))
+    }
+
+    private static func layer(_ l: Int, config: ModelConfig, from weights: WeightSource) throws -> DecoderLayerWeights {
+        let h = config.hiddenSize, inter = config.intermediateSize, p = "model.layers.\(l)"
+        func linear(_ prefix: String, _ out: Int, _ inp: Int, bias: Bool) throws -> Linear {
+            Linear(weight: try matrix(prefix + ".weight", out, inp, from: weights),
+                   bias: bias ? try tensor(prefix + ".bias", [out], from: weights) : nil)
+        }
+        let b = config.attentionBias
+        return DecoderLayerWeights(
+            inputNorm: try tensor(p + ".input_layernorm.weight", [h], from: weights),
+            qProj: try linear(p + ".self_attn.q_proj", config.qDim, h, bias: b),
+            kProj: try linear(p + ".self_attn.k_proj", config.kvDim, h, bias: b),
+            vProj: try linear(p + ".self_attn.v_proj", config.kvDim, h, bias: b),
+            oProj: try linear(p + ".self_attn.o_proj", h, config.qDim, bias: false),
+            postAttentionNorm: try tensor(p + ".post_attention_layernorm.weight", [h], from: weights),
+            gateProj: try linear(p + ".mlp.gate_proj", inter, h, bias: false),
+            upProj: try linear(p + ".mlp.up_proj", inter, h, bias: false),
+            downProj: try linear(p + ".mlp.down_proj", h, inter, bias: false))
     }
 
     /// Loads a Hugging Face model folder (`config.json` + safetensors).
