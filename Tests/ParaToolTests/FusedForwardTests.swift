@@ -64,6 +64,41 @@ final class FusedForwardTests: XCTestCase {
         return zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
     }
 
+    /// The logits of `ids` under the base weights with `mixture` merged in by plain loops.
+    func mergedLogits(_ config: ModelConfig, _ weights: WeightSource, _ mixture: Mixture, _ ids: [Int]) throws -> [Float] {
+        logits(try LlamaModel(config: config, weights: MergedWeights(base: weights, mixture: mixture)), ids, .none)
+    }
+
+    /// Prefills `prompts` as one batch, sequence k under `mixtures[k]`, checks every position's
+    /// logits against merged weights, and returns the caches.
+    func assertPrefillMatchesMergedWeights(_ runner: Transformer, _ branches: AdapterMixture, _ mixtures: [Mixture], _ prompts: [[Int]],
+                                           _ config: ModelConfig, _ weights: WeightSource, _ name: String) throws -> [KVCache] {
+        branches.mixtures = mixtures
+        let caches = prompts.map { _ in KVCache(config: config) }
+        let out = runner.forward(prompts.enumerated().map { BatchSegment(sequence: $0.offset, tokens: $0.element) },
+                                 caches: caches, logits: .all)
+        var row = 0
+        for (k, p) in prompts.enumerated() {
+            let got = (0..<p.count).flatMap { out.logits.row(row + $0) }
+            XCTAssertLessThanOrEqual(maxDiff(got, try mergedLogits(config, weights, mixtures[k], p)), 1e-4, "\(name), prefill of segment \(k)")
+            row += p.count
+        }
+        return caches
+    }
+
+    /// One decode step of every sequence (one row each, under `mixtures`) after the prompts in
+    /// `caches`, checked against merged weights.
+    func assertStepMatchesMergedWeights(_ runner: Transformer, _ branches: AdapterMixture, _ mixtures: [Mixture], _ prompts: [[Int]],
+                                        caches: [KVCache], _ config: ModelConfig, _ weights: WeightSource, _ name: String) throws {
+        branches.mixtures = mixtures
+        let next = prompts.indices.map { 7 + $0 }
+        let step = runner.forward(next.enumerated().map { BatchSegment(sequence: $0.offset, tokens: [$0.element]) }, caches: caches)
+        for (k, p) in prompts.enumerated() {
+            let expected = Array(try mergedLogits(config, weights, mixtures[k], p + [next[k]]).suffix(config.vocabSize))
+            XCTAssertLessThanOrEqual(maxDiff(step.logits.row(k), expected), 1e-4, "\(name), decode step of segment \(k)")
+        }
+    }
+
     func testSingleAdaptersAndMixtureMatchPEFT() throws {
         let (_, _, model) = try qwen2()
         let json = try MethodFixtures.expected()["adapters"] as! [String: Any]
@@ -145,9 +180,6 @@ final class FusedForwardTests: XCTestCase {
                 return 3 + Int(seed >> 33) % (config.vocabSize - 3)
             }
         }
-        func reference(_ mixture: Mixture, _ ids: [Int]) throws -> [Float] {
-            logits(try LlamaModel(config: config, weights: MergedWeights(base: weights, mixture: mixture)), ids, .none)
-        }
         let branches = AdapterMixture()
         let runner = Transformer(model: model)
         runner.branches = branches
@@ -157,23 +189,8 @@ final class FusedForwardTests: XCTestCase {
         for (name, mixtures, cacheBytes) in cases {
             branches.stackCacheBytes = cacheBytes
             let prompts = mixtures.indices.map { prompt(AdapterMixture.rowsWorthStacking + 6 - 3 * $0) }
-            branches.mixtures = mixtures
-            let caches = prompts.map { _ in KVCache(config: config) }
-            let out = runner.forward(prompts.enumerated().map { BatchSegment(sequence: $0.offset, tokens: $0.element) },
-                                     caches: caches, logits: .all)
-            var row = 0
-            for (k, p) in prompts.enumerated() {
-                let got = (0..<p.count).flatMap { out.logits.row(row + $0) }
-                XCTAssertLessThanOrEqual(maxDiff(got, try reference(mixtures[k], p)), 1e-4, "\(name), prefill of segment \(k)")
-                row += p.count
-            }
-            // A decode step of every segment (one row each) continues to match.
-            let next = prompts.indices.map { 7 + $0 }
-            let step = runner.forward(next.enumerated().map { BatchSegment(sequence: $0.offset, tokens: [$0.element]) }, caches: caches)
-            for (k, p) in prompts.enumerated() {
-                let expected = Array(try reference(mixtures[k], p + [next[k]]).suffix(config.vocabSize))
-                XCTAssertLessThanOrEqual(maxDiff(step.logits.row(k), expected), 1e-4, "\(name), decode step of segment \(k)")
-            }
+            let caches = try assertPrefillMatchesMergedWeights(runner, branches, mixtures, prompts, config, weights, name)
+            try assertStepMatchesMergedWeights(runner, branches, mixtures, prompts, caches: caches, config, weights, name)
         }
     }
 
@@ -187,35 +204,16 @@ final class FusedForwardTests: XCTestCase {
         let prompts = [[5, 6, 7], [100, 101, 102, 103, 104], [300, 12], [42, 43, 44, 45]]
         let runner = Transformer(model: model)
         let branches = AdapterMixture()
-        branches.mixtures = mixtures
         runner.branches = branches
-        let caches = prompts.map { _ in KVCache(config: config) }
-        let out = runner.forward(prompts.enumerated().map { BatchSegment(sequence: $0.offset, tokens: $0.element) },
-                                 caches: caches, logits: .all)
-        var row = 0
-        for (k, p) in prompts.enumerated() {
-            let merged = try LlamaModel(config: config, weights: MergedWeights(base: weights, mixture: mixtures[k]))
-            let expected = logits(merged, p, .none)
-            let got = (0..<p.count).flatMap { out.logits.row(row + $0) }
-            XCTAssertLessThanOrEqual(maxDiff(got, expected), 1e-4, "segment \(k)")
-            row += p.count
-        }
+        let caches = try assertPrefillMatchesMergedWeights(runner, branches, mixtures, prompts, config, weights, "different mixtures")
         // One sequence alone decoding a step (the single-row branch path) matches too.
         let solo = KVCache(config: config)
         branches.mixtures = [mixtures[2]]
         _ = runner.forward([BatchSegment(sequence: 0, tokens: prompts[2])], caches: [solo])
         let soloStep = runner.forward([BatchSegment(sequence: 0, tokens: [77])], caches: [solo])
-        let mergedSolo = try LlamaModel(config: config, weights: MergedWeights(base: weights, mixture: mixtures[2]))
-        XCTAssertLessThanOrEqual(maxDiff(soloStep.logits.row(0), Array(logits(mergedSolo, prompts[2] + [77], .none).suffix(config.vocabSize))),
-                                 1e-4, "single-sequence decode step")
-        branches.mixtures = mixtures
+        let expectedSolo = Array(try mergedLogits(config, weights, mixtures[2], prompts[2] + [77]).suffix(config.vocabSize))
+        XCTAssertLessThanOrEqual(maxDiff(soloStep.logits.row(0), expectedSolo), 1e-4, "single-sequence decode step")
         // A decode step for all four with their mixtures continues to match (one row per segment).
-        let next = [9, 10, 11, 12]
-        let step = runner.forward(next.enumerated().map { BatchSegment(sequence: $0.offset, tokens: [$0.element]) }, caches: caches)
-        for (k, p) in prompts.enumerated() {
-            let merged = try LlamaModel(config: config, weights: MergedWeights(base: weights, mixture: mixtures[k]))
-            let expected = Array(logits(merged, p + [next[k]], .none).suffix(config.vocabSize))
-            XCTAssertLessThanOrEqual(maxDiff(step.logits.row(k), expected), 1e-4, "decode step, segment \(k)")
-        }
+        try assertStepMatchesMergedWeights(runner, branches, mixtures, prompts, caches: caches, config, weights, "different mixtures")
     }
 }
