@@ -31,8 +31,8 @@ final class AdapterStack {
     }
     let layers: [Layer]
 
-    /// Bytes of the copy.
-    var bytes: Int { layers.isEmpty ? 0 : layers.count * 4 * 3 * rank * (layers[0].btGate.cols + layers[0].btDown.cols) }
+    /// Bytes of the copy (`bytes(of: adapters)`).
+    let bytes: Int
 
     /// Bytes a stack of `adapters` would take (their A and B on gate/up/down of every layer).
     static func bytes(of adapters: [ToolAdapter]) -> Int {
@@ -64,6 +64,7 @@ final class AdapterStack {
         self.adapters = adapters
         self.rank = rank
         self.offsets = offsets
+        bytes = Self.bytes(of: adapters)
         // Allocating (zero-filling) and copying are memory-bound: layers are built on every core.
         let built = Mutex<[Layer?]>(Array(repeating: nil, count: layerCount))
         DispatchQueue.concurrentPerform(iterations: layerCount) { [offsets, rank] layer in
