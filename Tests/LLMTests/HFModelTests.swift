@@ -3,13 +3,14 @@
 // bfloat16) against transformers' own outputs.
 import Foundation
 import Tensor
+import FixtureSupport
 import XCTest
 @testable import LLM
 
 final class HFModelTests: XCTestCase {
     static func reference() throws -> (json: [String: Any], tensors: SafetensorsFile) {
-        let json = try SharedFixtures.expectedJSON(SharedFixtures.hfTiny)
-        let tensors = try SafetensorsFile(path: SharedFixtures.hfTiny.appendingPathComponent("tensors.safetensors").path)
+        let json = try RepositoryFixtures.expectedJSON(RepositoryFixtures.hfTiny)
+        let tensors = try SafetensorsFile(path: RepositoryFixtures.hfTiny.appendingPathComponent("tensors.safetensors").path)
         return (json, tensors)
     }
 
@@ -20,7 +21,7 @@ final class HFModelTests: XCTestCase {
 
     func checkModel(_ name: String, tolerance: Float) throws {
         let (json, tensors) = try Self.reference()
-        let model = try LlamaModel(huggingFaceDirectory: SharedFixtures.hfTiny.appendingPathComponent(name))
+        let model = try LlamaModel(huggingFaceDirectory: RepositoryFixtures.hfTiny.appendingPathComponent(name))
         let cases = (json["models"] as! [String: Any])[name] as! [[String: Any]]
         XCTAssertFalse(cases.isEmpty)
         let runner = Transformer(model: model)
@@ -49,7 +50,7 @@ final class HFModelTests: XCTestCase {
     /// Several prompts of different lengths in one forward give the same logits as each alone.
     func testBatchOfDifferentLengthsMatchesSingles() throws {
         let (json, tensors) = try Self.reference()
-        let model = try LlamaModel(huggingFaceDirectory: SharedFixtures.hfTiny.appendingPathComponent("qwen2"))
+        let model = try LlamaModel(huggingFaceDirectory: RepositoryFixtures.hfTiny.appendingPathComponent("qwen2"))
         let cases = (json["models"] as! [String: Any])["qwen2"] as! [[String: Any]]
         let prompts = cases.map { ($0["ids"] as! [NSNumber]).map(\.intValue) }
         XCTAssertGreaterThan(Set(prompts.map(\.count)).count, 1, "fixture prompts should differ in length")
@@ -78,7 +79,7 @@ final class HFModelTests: XCTestCase {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("paratool-bad-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let src = SharedFixtures.hfTiny.appendingPathComponent("llama")
+        let src = RepositoryFixtures.hfTiny.appendingPathComponent("llama")
         var config = try JSONSerialization.jsonObject(with: Data(contentsOf: src.appendingPathComponent("config.json"))) as! [String: Any]
         config["architectures"] = ["GPTNeoXForCausalLM"]
         try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("config.json"))
@@ -109,7 +110,7 @@ extension HFModelTests {
     /// The Llama fixture split into two shards with a `model.safetensors.index.json` (written with
     /// the project's writer, tensor bytes copied unchanged) gives transformers' logits.
     func testShardedSafetensorsLoad() throws {
-        let src = SharedFixtures.hfTiny.appendingPathComponent("llama")
+        let src = RepositoryFixtures.hfTiny.appendingPathComponent("llama")
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("paratool-shards-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -1,9 +1,10 @@
 // The default model (SmolLM2-135M-Instruct, GGUF Q4_1) against llama.cpp's own outputs on the
 // same file: prompt ids exactly, top-10 logits, per-position logits RMS, greedy continuations,
-// with the tolerances of shared/fixtures/smollm2/README.md (llama.cpp quantises activations to
+// with the tolerances of Tests/Fixtures/smollm2-llama-cpp/README.md (llama.cpp quantises activations to
 // 8 bits, we dequantise weights to float32).
 import Foundation
 import Tensor
+import FixtureSupport
 import XCTest
 @testable import LLM
 
@@ -12,13 +13,13 @@ final class SmolLM2Tests: XCTestCase {
 
     static func model() throws -> LanguageModel {
         if let loaded { return loaded }
-        let lm = try LanguageModel.load(path: try SharedFixtures.smollm2Model().path)
+        let lm = try LanguageModel.load(path: try DefaultModelFixture.path())
         loaded = lm
         return lm
     }
 
     func prompts() throws -> [[String: Any]] {
-        try SharedFixtures.expectedJSON(SharedFixtures.smollm2)["prompts"] as! [[String: Any]]
+        try RepositoryFixtures.expectedJSON(RepositoryFixtures.smollm2LlamaCpp)["prompts"] as! [[String: Any]]
     }
 
     func testConfigFromMetadata() throws {
@@ -35,10 +36,7 @@ final class SmolLM2Tests: XCTestCase {
     }
 
     func floatReference() throws -> [[String: Any]] {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/smollm2-float/expected.json")
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
-        return json["prompts"] as! [[String: Any]]
+        try RepositoryFixtures.expectedJSON(RepositoryFixtures.smollm2Float)["prompts"] as! [[String: Any]]
     }
 
     static func rms(_ row: [Float]) -> Double {

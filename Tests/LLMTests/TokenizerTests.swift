@@ -1,19 +1,20 @@
 // Tests the byte-level BPE tokenizer and chat templates against the Hugging Face and llama.cpp
 // oracle fixtures, plus hand-derived pre-tokenizer splits.
 import Foundation
+import FixtureSupport
 import XCTest
 @testable import LLM
 
 final class TokenizerTests: XCTestCase {
     private func tinyTokenizer() throws -> Tokenizer {
-        try Tokenizer(directory: try SharedFixtures.require(SharedFixtures.hfTiny.appendingPathComponent("tokenizer")))
+        try Tokenizer(directory: try RepositoryFixtures.require(RepositoryFixtures.hfTiny.appendingPathComponent("tokenizer")))
     }
 
     // MARK: Hugging Face oracle (tokenizers 0.23)
 
     func testHFTinyEncodeAndDecodeMatchOracle() throws {
         let tokenizer = try tinyTokenizer()
-        let cases = try XCTUnwrap(SharedFixtures.expectedJSON(SharedFixtures.hfTiny)["tokenizer"] as? [[String: Any]])
+        let cases = try XCTUnwrap(RepositoryFixtures.expectedJSON(RepositoryFixtures.hfTiny)["tokenizer"] as? [[String: Any]])
         XCTAssertFalse(cases.isEmpty)
         for entry in cases {
             let text = try XCTUnwrap(entry["text"] as? String)
@@ -26,7 +27,7 @@ final class TokenizerTests: XCTestCase {
 
     func testHFTinyChatTemplateMatchesOracle() throws {
         let tokenizer = try tinyTokenizer()
-        let chat = try XCTUnwrap(SharedFixtures.expectedJSON(SharedFixtures.hfTiny)["chat"] as? [String: Any])
+        let chat = try XCTUnwrap(RepositoryFixtures.expectedJSON(RepositoryFixtures.hfTiny)["chat"] as? [String: Any])
         let messages = try XCTUnwrap(chat["messages"] as? [[String: String]]).map {
             ChatMessage(role: $0["role"]!, content: $0["content"]!)
         }
@@ -49,10 +50,10 @@ final class TokenizerTests: XCTestCase {
     }
 
     func testModelFolderTokenizersLoadAndMatchModelPromptIds() throws {
-        let expected = try SharedFixtures.expectedJSON(SharedFixtures.hfTiny)
+        let expected = try RepositoryFixtures.expectedJSON(RepositoryFixtures.hfTiny)
         let models = try XCTUnwrap(expected["models"] as? [String: Any])
         for folder in ["qwen2", "llama"] {
-            let tokenizer = try Tokenizer(directory: SharedFixtures.hfTiny.appendingPathComponent(folder))
+            let tokenizer = try Tokenizer(directory: RepositoryFixtures.hfTiny.appendingPathComponent(folder))
             XCTAssertEqual(tokenizer.eosTokenId, 2, folder)
             XCTAssertNotNil(tokenizer.chatTemplate, folder)
             let prompts = try XCTUnwrap(models[folder] as? [[String: Any]])
@@ -67,7 +68,7 @@ final class TokenizerTests: XCTestCase {
     // MARK: llama.cpp oracle (SmolLM2 GGUF)
 
     private func smolLM2Tokenizer() throws -> Tokenizer {
-        let gguf = try GGUFFile(path: try SharedFixtures.smollm2Model().path)
+        let gguf = try GGUFFile(path: try DefaultModelFixture.path())
         let meta = gguf.metadata
         return try Tokenizer(
             tokens: try XCTUnwrap(meta["tokenizer.ggml.tokens"]?.stringArray),
@@ -83,7 +84,7 @@ final class TokenizerTests: XCTestCase {
         let tokenizer = try smolLM2Tokenizer()
         XCTAssertEqual(tokenizer.vocabularySize, 49152)
         XCTAssertEqual(tokenizer.stopTokenIds, [0, 2])
-        let expected = try SharedFixtures.expectedJSON(SharedFixtures.smollm2)
+        let expected = try RepositoryFixtures.expectedJSON(RepositoryFixtures.smollm2LlamaCpp)
         let cases = try XCTUnwrap(expected["tokenize"] as? [[String: Any]])
         XCTAssertFalse(cases.isEmpty)
         for entry in cases {
@@ -96,7 +97,7 @@ final class TokenizerTests: XCTestCase {
 
     func testSmolLM2ChatTemplateMatchesLlamaCppPrompt() throws {
         let tokenizer = try smolLM2Tokenizer()
-        let expected = try SharedFixtures.expectedJSON(SharedFixtures.smollm2)
+        let expected = try RepositoryFixtures.expectedJSON(RepositoryFixtures.smollm2LlamaCpp)
         let first = try XCTUnwrap((expected["prompts"] as? [[String: Any]])?.first)
         let template = try XCTUnwrap(tokenizer.chatTemplate, "\(String(describing: tokenizer.chatTemplateError))")
         // The template adds SmolLM's default system turn when the first message is not a system one.

@@ -1,34 +1,30 @@
 // Tests of the PEFT adapter layout (PEFTAdapterIO) and the safetensors writer, against the PEFT
-// 0.21 adapters in shared/fixtures/hf/tiny/adapters, with the adapter-fixture helpers the
+// 0.21 adapters in Tests/Fixtures/hf-tiny/adapters, with the adapter-fixture helpers the
 // adapter tests share.
 import Foundation
+import FixtureSupport
 import LLM
 import Tensor
 import XCTest
 
 @testable import ParaTool
 
-/// Adapter fixture paths and helpers (the shared folder is found by `MethodFixtures`).
+/// Adapter fixture paths and helpers (the files are found by `RepositoryFixtures`).
 enum AdapterTestFixtures {
-    static var shared: URL { MethodFixtures.shared }
 
     /// `adapters/tool_<k>` of the tiny Hugging Face fixtures; fails (never skips silently) when absent.
     static func adapter(_ k: Int, file: StaticString = #filePath, line: UInt = #line) throws -> URL {
-        try require(shared.appendingPathComponent("fixtures/hf/tiny/adapters/tool_\(k)"), file: file, line: line)
+        try require(RepositoryFixtures.hfTiny.appendingPathComponent("adapters/tool_\(k)"), file: file, line: line)
     }
 
     /// The Qwen2 model config the adapters were made for.
     static func qwen2Config() throws -> ModelConfig {
-        let url = try require(shared.appendingPathComponent("fixtures/hf/tiny/qwen2/config.json"))
+        let url = try require(RepositoryFixtures.hfTiny.appendingPathComponent("qwen2/config.json"))
         return try ModelConfig(huggingFaceJSON: try Data(contentsOf: url))
     }
 
     static func require(_ url: URL, file: StaticString = #filePath, line: UInt = #line) throws -> URL {
-        guard FileManager.default.fileExists(atPath: url.path) else {
-            XCTFail("missing shared fixture \(url.path); set PARATOOL_SHARED", file: file, line: line)
-            throw XCTSkip("missing fixture")
-        }
-        return url
+        try RepositoryFixtures.require(url, file: file, line: line)
     }
 
     /// A fresh temporary directory, removed when the test ends.

@@ -258,7 +258,6 @@ final class AdapterStoreTests: XCTestCase {
             var env = ProcessInfo.processInfo.environment
             env["PARATOOL_TEST_CHILD_STORE"] = root.path
             env["PARATOOL_TEST_CHILD_COUNT"] = String(perProcess)
-            env["PARATOOL_SHARED"] = AdapterTestFixtures.shared.path
             p.environment = env
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice

@@ -1,23 +1,15 @@
-// The one locator of the shared oracle fixtures for the ParaTool tests: `$PARATOOL_SHARED`, else
-// `../shared` beside the repository; plus the tiny Hugging Face fixture's expected values.
+// The tiny Hugging Face fixture's expected values for the ParaTool tests (the files are found by
+// `RepositoryFixtures`, under Tests/Fixtures/hf-tiny).
+import FixtureSupport
 import Foundation
 @testable import LLM
 
 enum MethodFixtures {
-    /// `shared/`: `$PARATOOL_SHARED`, else `../shared` beside the repository.
-    static var shared: URL {
-        if let env = ProcessInfo.processInfo.environment["PARATOOL_SHARED"], !env.isEmpty {
-            return URL(fileURLWithPath: env)
-        }
-        // This file lives at <repo>/Tests/ParaToolTests/MethodFixtures.swift.
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared")
-    }
-    static var hfTiny: URL { shared.appendingPathComponent("fixtures/hf/tiny") }
+    static var hfTiny: URL { RepositoryFixtures.hfTiny }
     static func expected() throws -> [String: Any] {
-        try JSONSerialization.jsonObject(with: Data(contentsOf: hfTiny.appendingPathComponent("expected.json"))) as! [String: Any]
+        try RepositoryFixtures.expectedJSON(hfTiny)
     }
     static func tensors() throws -> SafetensorsFile {
-        try SafetensorsFile(path: hfTiny.appendingPathComponent("tensors.safetensors").path)
+        try SafetensorsFile(path: RepositoryFixtures.require(hfTiny.appendingPathComponent("tensors.safetensors")).path)
     }
 }

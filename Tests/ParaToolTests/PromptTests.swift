@@ -6,7 +6,7 @@ import XCTest
 @testable import ParaTool
 
 final class PromptTests: XCTestCase {
-    /// The candidate tools of BFCL question multiple_0 (read from the shared file).
+    /// The candidate tools of BFCL question multiple_0 (read from Tests/Fixtures/bfcl).
     private func candidates() throws -> [ToolSpec] {
         let line = try ToolTestFixtures.line(id: "multiple_0", in: ToolTestFixtures.question("multiple"))
         let tools = try BFCLQuestion(line: line).functions

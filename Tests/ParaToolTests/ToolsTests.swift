@@ -1,32 +1,25 @@
 // Tests of the Tools layer: JSONValue parsing and Python-compatible serialization, catalogue
-// loading from every shared BFCL file (checked against an independent JSONSerialization read),
+// loading from every BFCL file in Tests/Fixtures/bfcl (checked against an independent JSONSerialization read),
 // the action parser's diagnostics, and BFCL gold answers turned into calls.
 import Foundation
+import FixtureSupport
 import XCTest
 @testable import ParaTool
 
-/// BFCL and tokenizer paths under the shared fixtures (found by `MethodFixtures`).
+/// BFCL and tokenizer paths under Tests/Fixtures (found by `RepositoryFixtures`).
 enum ToolTestFixtures {
-    static var root: URL { MethodFixtures.shared }
+    /// `Tests/Fixtures/hf-tiny`.
+    static var hfTiny: URL { RepositoryFixtures.hfTiny }
 
-    /// `shared/bfcl`.
-    static var bfcl: URL { root.appendingPathComponent("bfcl") }
-    /// `shared/fixtures/hf/tiny`.
-    static var hfTiny: URL { root.appendingPathComponent("fixtures/hf/tiny") }
+    /// The BFCL categories kept in `Tests/Fixtures/bfcl`.
+    static let categories = RepositoryFixtures.bfclCategories
 
-    /// The BFCL categories present in `shared/bfcl`.
-    static let categories = ["simple_python", "multiple", "parallel", "parallel_multiple", "live_simple"]
-
-    static func question(_ category: String) -> URL { bfcl.appendingPathComponent("BFCL_v4_\(category).json") }
-    static func answer(_ category: String) -> URL { bfcl.appendingPathComponent("possible_answer/BFCL_v4_\(category).json") }
+    static func question(_ category: String) -> URL { RepositoryFixtures.bfclQuestions(category) }
+    static func answer(_ category: String) -> URL { RepositoryFixtures.bfclAnswers(category) }
 
     /// Fails the test (never skips silently) when a fixture is missing.
     static func require(_ url: URL, file: StaticString = #filePath, line: UInt = #line) throws -> URL {
-        guard FileManager.default.fileExists(atPath: url.path) else {
-            XCTFail("missing shared fixture \(url.path); set PARATOOL_SHARED", file: file, line: line)
-            throw XCTSkip("missing fixture")
-        }
-        return url
+        try RepositoryFixtures.require(url, file: file, line: line)
     }
 
     /// The non-empty lines of a JSON Lines file.
@@ -152,7 +145,7 @@ final class ToolsTests: XCTestCase {
         XCTAssertNotNil(failure(String(repeating: "[", count: 600) + String(repeating: "]", count: 600)))
     }
 
-    /// Every line of the shared BFCL files was written by Python's json.dumps, so parsing and
+    /// Every line of the BFCL files was written by Python's json.dumps, so parsing and
     /// serializing must give the line back byte for byte.
     func testEveryBFCLLineRoundTripsToPythonText() throws {
         var count = 0

@@ -1,6 +1,7 @@
 // BFCLChecker against hand-written cases, one or more per AST rule of BFCL's checker (expected
 // verdicts worked out by hand from the rules, not produced by the checker), and the gold answers
 // of the four shared BFCL categories, which must all pass.
+import FixtureSupport
 import Foundation
 import XCTest
 @testable import ParaTool
@@ -209,7 +210,7 @@ final class BFCLCheckerTests: XCTestCase {
     // MARK: The shared BFCL data
 
     func testGoldAnswersScoreFullMarksOnEveryCategory() throws {
-        let bfcl = LoRABackwardTests.shared.appendingPathComponent("bfcl")
+        let bfcl = RepositoryFixtures.bfcl
         for category in ["simple_python", "live_simple", "multiple", "parallel", "parallel_multiple"] {
             let questions = try BFCLQuestion.load(file: bfcl.appendingPathComponent("BFCL_v4_\(category).json"))
             let answers = Dictionary(try BFCLAnswer.load(file: bfcl.appendingPathComponent("possible_answer/BFCL_v4_\(category).json"))
@@ -235,7 +236,7 @@ final class BFCLCheckerTests: XCTestCase {
 
     func testGoldCallsTakeFirstValuesInsideDictsAndKeepRequiredParameters() throws {
         // Expectations written by reading the two lines of possible_answer/ and their functions.
-        let bfcl = LoRABackwardTests.shared.appendingPathComponent("bfcl")
+        let bfcl = RepositoryFixtures.bfcl
         let questions = try BFCLQuestion.load(file: bfcl.appendingPathComponent("BFCL_v4_simple_python.json"))
         let answers = try BFCLAnswer.load(file: bfcl.appendingPathComponent("possible_answer/BFCL_v4_simple_python.json"))
         func gold(_ id: String) -> [ToolCall] {
@@ -250,7 +251,7 @@ final class BFCLCheckerTests: XCTestCase {
     }
 
     func testDroppingARequiredArgumentOfTheGoldFails() throws {
-        let bfcl = LoRABackwardTests.shared.appendingPathComponent("bfcl")
+        let bfcl = RepositoryFixtures.bfcl
         let questions = try BFCLQuestion.load(file: bfcl.appendingPathComponent("BFCL_v4_multiple.json"))
         let answers = Dictionary(try BFCLAnswer.load(file: bfcl.appendingPathComponent("possible_answer/BFCL_v4_multiple.json"))
             .map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })

@@ -1,6 +1,7 @@
 // Trajectories: BFCL import against the answer file read independently, JSON Lines round trip,
 // next-action instances (document-free and document-aware, history for later steps), and the
 // held-out guard between evaluation queries and training data.
+import FixtureSupport
 import Foundation
 import XCTest
 @testable import LLM
@@ -8,7 +9,7 @@ import XCTest
 @testable import ParaToolTraining
 
 final class DataTests: XCTestCase {
-    var bfcl: URL { LoRABackwardTests.shared.appendingPathComponent("bfcl") }
+    var bfcl: URL { RepositoryFixtures.bfcl }
 
     func multiple() throws -> [Trajectory] {
         Trajectory.fromBFCL(questions: try BFCLQuestion.load(file: bfcl.appendingPathComponent("BFCL_v4_multiple.json")),

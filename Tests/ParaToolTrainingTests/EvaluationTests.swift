@@ -2,6 +2,7 @@
 // every mode runs from a store of adapters for the questions' tools, writes BFCL result files
 // with every question id in order, and reports FLOPs equal to FlopsCounter's formula for the
 // recorded token counts. (The tiny model is untrained, so accuracy is not asserted.)
+import FixtureSupport
 import Foundation
 import XCTest
 @testable import LLM
@@ -12,7 +13,7 @@ final class EvaluationTests: XCTestCase {
     func testEvalRunsEveryModeAndWritesBFCLResultFiles() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("paratool-eval-\(UUID().uuidString)")
         addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
-        let bfcl = LoRABackwardTests.shared.appendingPathComponent("bfcl")
+        let bfcl = RepositoryFixtures.bfcl
         let questions = Array(try BFCLQuestion.load(file: bfcl.appendingPathComponent("BFCL_v4_multiple.json")).prefix(3))
         let answers = try BFCLAnswer.load(file: bfcl.appendingPathComponent("possible_answer/BFCL_v4_multiple.json"))
         let lm = try LanguageModel.load(path: LoRABackwardTests.tiny.appendingPathComponent("qwen2").path)
@@ -128,7 +129,7 @@ final class EvaluationTests: XCTestCase {
     }
 
     func testExamplesAreSynthesizedPerToolAndNeverAnEvaluationQuery() throws {
-        let bfcl = LoRABackwardTests.shared.appendingPathComponent("bfcl")
+        let bfcl = RepositoryFixtures.bfcl
         let question = try BFCLQuestion.load(file: bfcl.appendingPathComponent("BFCL_v4_multiple.json"))[0]
         let answers = try BFCLAnswer.load(file: bfcl.appendingPathComponent("possible_answer/BFCL_v4_multiple.json"))
         let lm = try LanguageModel.load(path: LoRABackwardTests.tiny.appendingPathComponent("qwen2").path)

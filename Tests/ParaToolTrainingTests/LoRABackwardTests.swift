@@ -1,5 +1,6 @@
 // LoRA gradients through the frozen decoder against PyTorch/PEFT's own (tiny Qwen2 fixture: one
 // adapter, and the [0.5, 0.3, 0.2] mixture), and against central finite differences.
+import FixtureSupport
 import Foundation
 import Tensor
 import XCTest
@@ -8,13 +9,7 @@ import XCTest
 @testable import ParaToolTraining
 
 final class LoRABackwardTests: XCTestCase {
-    static var shared: URL {
-        if let env = ProcessInfo.processInfo.environment["PARATOOL_SHARED"], !env.isEmpty { return URL(fileURLWithPath: env) }
-        // This file lives at <repo>/Tests/ParaToolTrainingTests/LoRABackwardTests.swift.
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared")
-    }
-    static var tiny: URL { shared.appendingPathComponent("fixtures/hf/tiny") }
+    static var tiny: URL { RepositoryFixtures.hfTiny }
 
     func setUpFixture() throws -> (LlamaModel, [ToolAdapter], [String: Any], SafetensorsFile) {
         let model = try LlamaModel(huggingFaceDirectory: Self.tiny.appendingPathComponent("qwen2"))

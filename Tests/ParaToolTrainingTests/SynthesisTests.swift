@@ -2,13 +2,14 @@
 // synthesized call checked by a schema validator written here (BFCL and demo schemas), every
 // argument value readable in its query, deduplication, the Jaccard distractor choice against a
 // hand-computed example, and the held-out guard against BFCL's evaluation questions.
+import FixtureSupport
 import Foundation
 import XCTest
 @testable import ParaTool
 @testable import ParaToolTraining
 
 final class SynthesisTests: XCTestCase {
-    var bfcl: URL { LoRABackwardTests.shared.appendingPathComponent("bfcl") }
+    var bfcl: URL { RepositoryFixtures.bfcl }
     var demoTools: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Deploy/demo/tools.json")

@@ -1,5 +1,6 @@
 // A worker on the tiny Qwen2 fixture model with PEFT's three fixture adapters published to a
 // temporary adapter store, served over librdkafka's mock cluster: the setting of the service tests.
+import FixtureSupport
 import Foundation
 import Kafka
 import KafkaTestSupport
@@ -10,16 +11,8 @@ import ParaToolService
 import Wire
 
 enum ServiceFixtures {
-    /// `shared/`: `$PARATOOL_SHARED`, else `../shared` beside the repository.
-    static var shared: URL {
-        if let env = ProcessInfo.processInfo.environment["PARATOOL_SHARED"], !env.isEmpty {
-            return URL(fileURLWithPath: env)
-        }
-        // This file lives at <repo>/Tests/ServiceTests/ServiceHarness.swift.
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared")
-    }
-    static var hfTiny: URL { shared.appendingPathComponent("fixtures/hf/tiny") }
+    /// `Tests/Fixtures/hf-tiny`.
+    static var hfTiny: URL { RepositoryFixtures.hfTiny }
 
     static let catalogue = ToolCatalogue([
         ToolSpec(name: "get_weather", description: "Current weather for a city"),

@@ -2,6 +2,7 @@
 // kernels against gguf-py's dequantisation of Tests/Fixtures/gguf/tiny.gguf.
 import Foundation
 import Tensor
+import FixtureSupport
 import XCTest
 
 final class DequantizeTests: XCTestCase {
@@ -152,10 +153,7 @@ final class DequantizeTests: XCTestCase {
         let tensors: [String: Entry]
     }
 
-    private static var fixtureFolder: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/gguf")
-    }
+    private static var fixtureFolder: URL { RepositoryFixtures.gguf }
 
     /// tiny.gguf mapped, and gguf-py's offsets and dequantised values for its tensors.
     private static func fixture() throws -> (MappedFile, [String: Expected.Entry]) {

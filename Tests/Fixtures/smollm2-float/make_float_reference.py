@@ -4,11 +4,11 @@
 Weights are dequantised by llama.cpp's own Python package (gguf-py, `gguf.quants.dequantize`);
 the forward pass is written here in plain numpy, in float64, following Hugging Face's
 LlamaForCausalLM (RMSNorm, rotate_half RoPE on the un-permuted Q/K rows, GQA, SiLU MLP, tied head).
-It exists because llama.cpp's own output (shared/fixtures/smollm2) comes from int8-quantised
+It exists because llama.cpp's own output (Tests/Fixtures/smollm2-llama-cpp) comes from int8-quantised
 activations, which moves the logits RMS by up to ~10% at some positions: a float re-implementation
 is checked tightly against this file and loosely against llama.cpp.
 
-Usage: python3 make_float_reference.py GGUF_PATH ../../../../shared/fixtures/smollm2/expected.json > expected.json
+Usage: python3 make_float_reference.py GGUF_PATH ../smollm2-llama-cpp/expected.json > expected.json
 """
 import json
 import sys
