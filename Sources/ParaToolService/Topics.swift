@@ -1,4 +1,4 @@
-// Topics: the seven topic names under a prefix (DESIGN.md §3) and how each is created
+// Topics: the seven topic names under a prefix (docs/design.md §4) and how each is created
 // (partitions, cleanup policy). One place, so workers, trainers, `up` and `topics` agree.
 import Kafka
 import ParaTool

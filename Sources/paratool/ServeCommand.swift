@@ -1,4 +1,4 @@
-// `paratool serve`: one stateless worker of the consumer group on `requests` (DESIGN.md §4).
+// `paratool serve`: one stateless worker of the consumer group on `requests` (docs/design.md §3, §5).
 import ArgumentParser
 import Foundation
 import Kafka

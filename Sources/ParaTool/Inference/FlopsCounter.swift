@@ -1,4 +1,4 @@
-// FlopsCounter: floating-point operations of one request, term by term (DESIGN §1): base
+// FlopsCounter: floating-point operations of one request, term by term (docs/design.md §1): base
 // linears, causal attention, LoRA branches, the gate's encoder pass and its MLP, and what the
 // same request would cost in the Context+Docs format (tool documents in the prompt, no adapters).
 // A multiply-add counts as 2 FLOPs. Counts are exact integers for the given token counts.

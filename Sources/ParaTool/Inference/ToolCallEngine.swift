@@ -6,7 +6,7 @@ import Foundation
 import LLM
 import Tensor
 
-/// How a request's tools are weighted (the method and the baselines of DESIGN §1).
+/// How a request's tools are weighted (the method and the baselines of docs/design.md §1).
 public enum SelectionMode: String, Sendable, CaseIterable, Codable {
     /// The gate MLP's softmax (optionally top-N): ParaTool.
     case paratool

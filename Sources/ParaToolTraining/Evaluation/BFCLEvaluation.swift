@@ -1,5 +1,5 @@
 // Owns BFCLEvaluation: running BFCL questions through the ToolCallEngine under each evaluation
-// mode (ParaTool, its ablations and the in-context baselines of DESIGN §1), scoring the decoded
+// mode (ParaTool, its ablations and the in-context baselines of docs/design.md §1), scoring the decoded
 // calls with BFCLChecker, accounting prompt tokens, FLOPs and latency per request, writing the
 // calls in BFCL's result format, and the side-by-side table of all modes.
 import Foundation
