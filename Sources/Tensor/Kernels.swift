@@ -118,6 +118,21 @@ public enum Kernels {
         return best
     }
 
+    /// The index among `candidates` whose value in row `row` is largest (the first listed on
+    /// ties), or nil when `candidates` is empty. Indices outside the row are skipped.
+    public static func argmax(_ x: MatrixView, row: Int, among candidates: [Int32]) -> Int? {
+        precondition(row >= 0 && row < x.rows, "argmax out of range")
+        let p = x.pointer + row * x.stride
+        var best = -1
+        var bv = -Float.infinity
+        for c in candidates {
+            let i = Int(c)
+            guard i >= 0 && i < x.cols else { continue }
+            if best < 0 || p[i] > bv { bv = p[i]; best = i }
+        }
+        return best < 0 ? nil : best
+    }
+
     /// The `k` largest values of row `row` with their indices, largest first (ties: lower index first).
     public static func topK(_ x: MatrixView, row: Int, k: Int) -> [(index: Int, value: Float)] {
         precondition(row >= 0 && row < x.rows && k >= 0, "topK out of range")

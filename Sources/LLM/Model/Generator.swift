@@ -19,10 +19,13 @@ public struct Generator {
 
     /// Greedy generation for several prompts in one batch. Prompts may differ in length; each
     /// sequence stops on its own, at a stop token or at its own limit (`limits[i]`, default
-    /// `maxNewTokens`).
+    /// `maxNewTokens`). A sequence with a constraint (`constraints[i]`) takes the best token its
+    /// constraint allows at each step instead of the best token.
     public func greedyBatch(prompts: [[Int]], maxNewTokens: Int, stopTokens: Set<Int>, limits: [Int]? = nil,
+                            constraints: [TokenConstraint?]? = nil,
                             onToken: ((Int, Int) -> Void)? = nil) -> [[Int]] {
         precondition(limits == nil || limits!.count == prompts.count, "one limit per prompt")
+        precondition(constraints == nil || constraints!.count == prompts.count, "one constraint (or nil) per prompt")
         precondition(prompts.allSatisfy { !$0.isEmpty }, "empty prompt")
         let config = transformer.model.config
         let caches = prompts.map { KVCache(config: config, capacity: $0.count + maxNewTokens) }
@@ -33,7 +36,13 @@ public struct Generator {
             let out = transformer.forward(segments, caches: caches, logits: .lastOfEachSegment)
             var next = [BatchSegment]()
             for (i, s) in segments.enumerated() {
-                let token = Kernels.argmax(out.logits, row: i)
+                let token: Int
+                if let constraint = constraints?[s.sequence] {
+                    token = constraint.bestAllowedToken(out.logits, row: i)
+                    constraint.commit(token)
+                } else {
+                    token = Kernels.argmax(out.logits, row: i)
+                }
                 outputs[s.sequence].append(token)
                 onToken?(s.sequence, token)
                 let limit = min(maxNewTokens, limits?[s.sequence] ?? maxNewTokens)

@@ -116,6 +116,16 @@ public final class Tokenizer: Sendable {
     /// The id of a vocabulary string (byte-level spelling), or nil.
     public func id(of token: String) -> Int? { core.vocabulary[token] }
 
+    /// The bytes token `id` stands for in decoded text (empty for an id outside the vocabulary).
+    /// A special token's bytes are its own text.
+    public func bytes(of id: Int) -> [UInt8] {
+        core.decodeBytes.indices.contains(id) ? core.decodeBytes[id] : []
+    }
+
+    /// Special and added tokens (`<|im_end|>`, …): matched as whole tokens in text, never produced
+    /// by byte-level merges.
+    public var specialTokenIds: Set<Int> { core.specialIds }
+
     /// Number of ids (one more than the largest id).
     public var vocabularySize: Int { core.tokens.count }
 
@@ -151,6 +161,8 @@ struct TokenizerCore: Sendable {
     let specials: [UInt32: [([Unicode.Scalar], Int)]]
     /// The bytes each token decodes to.
     let decodeBytes: [[UInt8]]
+    /// Special and added tokens (matched inside text, decoded verbatim).
+    let specialIds: Set<Int>
     let preTokenizer: PreTokenizer
     let addPrefixSpace: Bool
     let ignoreMerges: Bool
@@ -198,6 +210,7 @@ struct TokenizerCore: Sendable {
             if verbatim.contains(id) { return Array(token.utf8) }
             return ByteLevel.decode(token) ?? Array(token.utf8)
         }
+        self.specialIds = matchedInText.union(verbatim)
         self.preTokenizer = PreTokenizer(kind: preTokenizer)
         self.addPrefixSpace = addPrefixSpace
         self.ignoreMerges = ignoreMerges
