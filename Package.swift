@@ -79,7 +79,7 @@ let package = Package(
             ]),
 
         // Test support: the one locator of the oracle fixtures kept under Tests/Fixtures.
-        .target(name: "FixtureSupport", path: "Tests/FixtureSupport"),
+        .target(name: "FixtureSupport", dependencies: ["LLM"], path: "Tests/FixtureSupport"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "FixtureSupport"]),
         .testTarget(name: "LLMTests", dependencies: ["LLM", "Tensor", "FixtureSupport"]),
         .testTarget(name: "ParaToolTests", dependencies: ["ParaTool", "LLM", "Tensor", "FixtureSupport"]),

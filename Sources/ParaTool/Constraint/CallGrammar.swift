@@ -1,0 +1,222 @@
+// CallGrammar: what a constrained answer may be, compiled for one request's candidate tools —
+// one or more `<tool_call>{"name": "…", "arguments": {…}}</tool_call>` blocks (newline between
+// them), where the name is one of the candidates and the arguments follow that tool's JSON schema
+// (property names, required ones, no duplicates, types, enums, nested objects and arrays; BFCL's
+// type names dict, float, tuple and any as well as JSON Schema's). Spacing is the canonical one of
+// `ToolCall.rendered` (Python's `json.dumps` separators), so exactly one text exists per value.
+// `CallRecognizer` walks text against it byte by byte.
+import Foundation
+
+/// The compiled form of a value's schema.
+struct SchemaNode: Sendable {
+    /// What kind of value the node admits.
+    enum Kind: UInt8, Sendable {
+        /// A JSON string.
+        case string
+        /// A JSON number without fraction or exponent.
+        case integer
+        /// A JSON number.
+        case number
+        /// One of the literal texts of the trie at `literalRoot` (enum values, true/false, null).
+        case literal
+        /// An array of `members[first]`, between `minItems` and `maxItems` items.
+        case array
+        /// An object with the properties of the trie at `keyRoot` (values `members[first + k]`).
+        case object
+        /// An object with any string keys and any values.
+        case freeObject
+        /// Any JSON value.
+        case any
+        /// The first of `members[first..<first+count]` that can start with the next byte.
+        case union
+    }
+
+    var kind: Kind
+    var literalRoot: Int32 = -1
+    var keyRoot: Int32 = -1
+    var first: Int32 = 0
+    var count: Int32 = 0
+    /// Object: bit k set when property k is required.
+    var required: UInt64 = 0
+    var minItems: Int32 = 0
+    var maxItems: Int32 = CallGrammar.maxFreeItems
+}
+
+/// The grammar of the answer to one request: its candidate tools' calls.
+public struct CallGrammar: Sendable {
+    /// Items an array may hold when its schema sets no maximum (bounds every answer).
+    static let maxFreeItems: Int32 = 64
+    /// Members a free-form object may hold.
+    static let maxFreeMembers: Int64 = 32
+    /// Nesting depth of free-form values (`any`, objects without properties).
+    static let maxFreeDepth: UInt8 = 6
+    /// Longest number, in bytes.
+    static let maxNumberLength: UInt8 = 32
+    /// Calls one answer may hold when the request sets no limit.
+    public static let defaultMaxCalls = 16
+
+    /// The candidate tools, in request order.
+    public let tools: [String]
+    /// How many calls one answer may hold (at least 1).
+    public let maxCalls: Int
+    /// Schema notes: properties beyond 64 left out, unknown type names read as any value.
+    public private(set) var warnings: [String] = []
+
+    var literals = LiteralTable()
+    var nodes: [SchemaNode] = []
+    var members: [Int32] = []
+    /// The arguments' node of each tool.
+    var toolRoots: [Int32] = []
+    /// `<tool_call>{"name": ` (first call) and `\n<tool_call>{"name": ` (later calls).
+    var openRoot: Int32 = -1, separatorRoot: Int32 = -1
+    /// The candidates' names as JSON strings; payload = tool index.
+    var namesRoot: Int32 = -1
+    /// `, "arguments": `, `}</tool_call>`, `: ` and `, `.
+    var argumentsRoot: Int32 = -1, closeRoot: Int32 = -1, colonRoot: Int32 = -1, commaRoot: Int32 = -1
+    /// `true`, `false`, `null`: the keywords of free-form values.
+    var keywordRoot: Int32 = -1
+
+    /// Compiles the grammar of answers calling `tools` (names deduplicated, first schema kept), at
+    /// most `maxCalls` calls (nil: `defaultMaxCalls`; values below 1 count as 1).
+    public init(tools specs: [ToolSpec], maxCalls: Int? = nil) {
+        var seen = Set<String>()
+        let unique = specs.filter { seen.insert($0.name).inserted }
+        tools = unique.map(\.name)
+        self.maxCalls = max(1, maxCalls ?? Self.defaultMaxCalls)
+        var notes = [String]()
+        openRoot = literals.addLiteral(ToolCall.openTag + "{\"name\": ")
+        separatorRoot = literals.addLiteral("\n" + ToolCall.openTag + "{\"name\": ")
+        namesRoot = literals.addTrie(unique.map { Array(JSONValue.string($0.name).serialized(asciiOnly: false).utf8) })
+        argumentsRoot = literals.addLiteral(", \"arguments\": ")
+        closeRoot = literals.addLiteral("}" + ToolCall.closeTag)
+        colonRoot = literals.addLiteral(": ")
+        commaRoot = literals.addLiteral(", ")
+        keywordRoot = literals.addTrie([Array("true".utf8), Array("false".utf8), Array("null".utf8)])
+        for spec in unique {
+            var path = spec.name
+            toolRoots.append(compile(spec.parameters, path: &path, notes: &notes, topLevel: true))
+        }
+        warnings = notes
+    }
+
+    // MARK: Schema compilation
+
+    /// The node of `schema`. Never fails: what cannot be constrained is admitted as any value and
+    /// noted in `notes`.
+    private mutating func compile(_ schema: JSONValue, path: inout String, notes: inout [String], topLevel: Bool = false) -> Int32 {
+        guard case .object(let s) = schema else {
+            if !topLevel { notes.append("\(path): schema is \(schema.kindWithArticle), read as any value") }
+            return add(SchemaNode(kind: topLevel ? .object : .any))
+        }
+        if let values = s["enum"]?.arrayValue, !values.isEmpty, Self.isArrayType(s["type"]) {
+            // BFCL's convention: an enum on an array lists the values of its items.
+            var items = s["items"]?.objectValue ?? JSONObject()
+            if items["enum"] == nil { items["enum"] = .array(values) }
+            var array = s
+            array["enum"] = nil
+            array["items"] = .object(items)
+            return compile(.object(array), path: &path, notes: &notes)
+        }
+        if let values = s["enum"]?.arrayValue ?? s["const"].map({ [$0] }), !values.isEmpty {
+            return add(SchemaNode(kind: .literal, literalRoot: literals.addTrie(values.map { Array($0.serialized(asciiOnly: false).utf8) })))
+        }
+        if let alternatives = s["anyOf"]?.arrayValue ?? s["oneOf"]?.arrayValue, !alternatives.isEmpty {
+            let compiled = alternatives.map { alt -> Int32 in compile(alt, path: &path, notes: &notes) }
+            return union(compiled)
+        }
+        var typeNames: [String] = []
+        switch s["type"] {
+        case .string(let t)?: typeNames = [t]
+        case .array(let list)?: typeNames = list.compactMap(\.stringValue)
+        case nil: typeNames = s["properties"] != nil ? ["object"] : s["items"] != nil ? ["array"] : [topLevel ? "object" : "any"]
+        case let other?:
+            notes.append("\(path): type is \(other.kindWithArticle), read as any value")
+            typeNames = ["any"]
+        }
+        if s["nullable"] == .bool(true) && !typeNames.contains("null") { typeNames.append("null") }
+        let compiled = typeNames.map { compileType($0, s, path: &path, notes: &notes) }
+        return compiled.count == 1 ? compiled[0] : union(compiled)
+    }
+
+    private mutating func compileType(_ type: String, _ s: JSONObject, path: inout String, notes: inout [String]) -> Int32 {
+        switch type.lowercased() {
+        case "string", "str", "char":
+            return add(SchemaNode(kind: .string))
+        case "integer", "int", "long":
+            return add(SchemaNode(kind: .integer))
+        case "number", "float", "double":
+            return add(SchemaNode(kind: .number))
+        case "boolean", "bool":
+            return add(SchemaNode(kind: .literal, literalRoot: literals.addTrie([Array("true".utf8), Array("false".utf8)])))
+        case "null", "none":
+            return add(SchemaNode(kind: .literal, literalRoot: literals.addLiteral("null")))
+        case "array", "tuple", "list", "set":
+            let itemNode: Int32
+            let saved = path
+            path += "[]"
+            if let items = s["items"], items.objectValue != nil { itemNode = compile(items, path: &path, notes: &notes) }
+            else { itemNode = add(SchemaNode(kind: .any)) }
+            path = saved
+            let lo = max(0, Int32(clamping: s["minItems"].flatMap(Self.integer) ?? 0))
+            let hi = max(lo, min(Self.maxFreeItems, Int32(clamping: s["maxItems"].flatMap(Self.integer) ?? Int64(Self.maxFreeItems))))
+            let first = Int32(members.count)
+            members.append(itemNode)
+            return add(SchemaNode(kind: .array, first: first, count: 1, minItems: lo, maxItems: hi))
+        case "object", "dict", "map":
+            let required = Set(s["required"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+            var kept = s["properties"]?.objectValue?.members ?? []
+            if kept.isEmpty {
+                // Keys named only by `required` must be there, with any values; without them the
+                // object is empty when `properties` says so, and free otherwise.
+                kept = required.sorted().map { ($0, JSONValue.object(JSONObject())) }
+                if kept.isEmpty && s["properties"] == nil { return add(SchemaNode(kind: .freeObject)) }
+            }
+            if kept.count > 64 {
+                notes.append("\(path): \(kept.count) properties, only the first 64 are allowed")
+                kept = Array(kept.prefix(64))
+            }
+            var mask: UInt64 = 0
+            var children = [Int32]()
+            for (k, member) in kept.enumerated() {
+                if required.contains(member.key) { mask |= 1 << UInt64(k) }
+                let saved = path
+                path += "." + member.key
+                children.append(compile(member.value, path: &path, notes: &notes))
+                path = saved
+            }
+            let keyRoot = literals.addTrie(kept.map { Array(JSONValue.string($0.key).serialized(asciiOnly: false).utf8) })
+            let first = Int32(members.count)
+            members.append(contentsOf: children)
+            return add(SchemaNode(kind: .object, keyRoot: keyRoot, first: first, count: Int32(children.count), required: mask))
+        case "any", "mixed":
+            return add(SchemaNode(kind: .any))
+        default:
+            notes.append("\(path): unknown type \"\(type)\", read as any value")
+            return add(SchemaNode(kind: .any))
+        }
+    }
+
+    private mutating func union(_ alternatives: [Int32]) -> Int32 {
+        let first = Int32(members.count)
+        members.append(contentsOf: alternatives)
+        return add(SchemaNode(kind: .union, first: first, count: Int32(alternatives.count)))
+    }
+
+    private mutating func add(_ node: SchemaNode) -> Int32 {
+        nodes.append(node)
+        return Int32(nodes.count - 1)
+    }
+
+    private static func isArrayType(_ type: JSONValue?) -> Bool {
+        guard case .string(let t)? = type else { return false }
+        return ["array", "tuple", "list", "set"].contains(t.lowercased())
+    }
+
+    private static func integer(_ v: JSONValue) -> Int64? {
+        switch v {
+        case .int(let i): return i
+        case .double(let d) where d.isFinite && abs(d) < 1e15: return Int64(d)
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,435 @@
+// CallRecognizer: reads an answer byte by byte against a CallGrammar and says, after each byte,
+// whether the text so far is still the beginning of a valid answer. Its state is two small values
+// (the innermost open container and the lexeme being read); containers live in an append-only
+// arena of immutable frames, so a state is copied by value and exploring a continuation costs no
+// more than the frames it adds, which `rewind(to:)` drops again.
+
+/// A position in an answer: the innermost open container and the lexeme being read.
+struct CallParseState: Sendable, Equatable {
+    /// The lexeme being read.
+    enum Lexer: Sendable, Equatable {
+        /// Between lexemes: the frame's phase says what may come.
+        case idle
+        /// Inside a literal; the node of the literal table reached so far.
+        case literal(Int32)
+        /// Inside a string after its opening quote: 0 plain, 1 after a backslash, 2…5 inside
+        /// `\uXXXX` with 6 − n hex digits to go.
+        case string(UInt8)
+        /// Inside a number: the state of the number automaton, the bytes read, integers only.
+        case number(state: UInt8, length: UInt8, integer: Bool)
+    }
+
+    /// Index of the innermost frame in the recognizer's arena.
+    var top: Int32
+    var lexer: Lexer
+}
+
+/// A container being read (or the answer itself, at the root).
+struct CallFrame: Sendable {
+    enum Kind: UInt8, Sendable { case root, object, freeObject, array, freeArray }
+    enum Phase: UInt8, Sendable {
+        // Root: the envelope of each call, then between calls.
+        case open, name, arguments, close, afterCall
+        // Containers.
+        case start, key, colon, after, comma, keyString, keyStart
+        // Any frame: a value is expected (lexer idle) or being read.
+        case value
+    }
+
+    var parent: Int32
+    var kind: Kind
+    var phase: Phase
+    /// Object or array: its schema node. Root: the tool being called (-1 before its name).
+    var node: Int32
+    /// Object: the property being read.
+    var current: Int32 = 0
+    /// Object: properties given (bits). Arrays and free objects: items given. Root: calls completed.
+    var seen: UInt64 = 0
+    /// Nesting depth of free-form containers.
+    var depth: UInt8 = 0
+}
+
+/// Byte-level recognizer of the answers of one CallGrammar.
+final class CallRecognizer {
+    let grammar: CallGrammar
+    /// Frames of every state reachable from the current one; states refer to them by index.
+    private(set) var arena: [CallFrame] = []
+
+    init(grammar: CallGrammar) {
+        self.grammar = grammar
+        arena.reserveCapacity(4096)
+    }
+
+    /// The state before any byte: the first call's opening is expected.
+    func initialState() -> CallParseState {
+        arena.removeAll(keepingCapacity: true)
+        arena.append(CallFrame(parent: -1, kind: .root, phase: .open, node: -1))
+        return CallParseState(top: 0, lexer: .literal(grammar.openRoot))
+    }
+
+    /// The arena's size, to `rewind` to after exploring.
+    var mark: Int { arena.count }
+
+    /// Drops the frames added after `mark` (states made since then become invalid).
+    func rewind(to mark: Int) {
+        if arena.count > mark { arena.removeLast(arena.count - mark) }
+    }
+
+    /// True when the answer may end in `state`: every call is complete.
+    func isComplete(_ state: CallParseState) -> Bool {
+        state.lexer == .idle && arena[Int(state.top)].kind == .root && arena[Int(state.top)].phase == .afterCall
+    }
+
+    /// True when `state` is complete and no further call may follow.
+    func mustEnd(_ state: CallParseState) -> Bool {
+        isComplete(state) && arena[Int(state.top)].seen >= UInt64(grammar.maxCalls)
+    }
+
+    /// Advances `state` over `bytes`; false (and `state` unspecified) when they leave the grammar.
+    func step(_ state: inout CallParseState, _ bytes: ArraySlice<UInt8>) -> Bool {
+        for b in bytes where !step(&state, b) { return false }
+        return true
+    }
+
+    /// Advances `state` over one byte; false when the byte leaves the grammar.
+    func step(_ s: inout CallParseState, _ b: UInt8) -> Bool {
+        let lit = grammar.literals
+        while true {
+            switch s.lexer {
+            case .literal(let n):
+                let c = lit.child(n, b)
+                if c >= 0 && keyAllowed(c, s) {
+                    if lit.isLeaf(c) {
+                        s.lexer = .idle
+                        literalDone(&s, payload: lit.payload(c))
+                    } else {
+                        s.lexer = .literal(c)
+                    }
+                    return true
+                }
+                let p = lit.payload(n)
+                guard p >= 0 else { return false }
+                s.lexer = .idle
+                literalDone(&s, payload: p)
+            case .string(let e):
+                return stringByte(&s, escape: e, b)
+            case .number(let state, let length, let integer):
+                if length < CallGrammar.maxNumberLength, let next = Self.number(state, b, integer: integer) {
+                    s.lexer = .number(state: next, length: length + 1, integer: integer)
+                    return true
+                }
+                guard Self.numberAccepts(state) else { return false }
+                s.lexer = .idle
+                valueDone(&s)
+            case .idle:
+                switch structural(&s, b) {
+                case .consumed: return true
+                case .rejected: return false
+                case .again: continue
+                }
+            }
+        }
+    }
+
+    // MARK: Lexemes
+
+    private func stringByte(_ s: inout CallParseState, escape e: UInt8, _ b: UInt8) -> Bool {
+        switch e {
+        case 0:
+            if b == UInt8(ascii: "\"") {
+                s.lexer = .idle
+                stringDone(&s)
+                return true
+            }
+            if b == UInt8(ascii: "\\") { s.lexer = .string(1); return true }
+            return b >= 0x20
+        case 1:
+            switch b {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                 UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                s.lexer = .string(0)
+                return true
+            case UInt8(ascii: "u"):
+                s.lexer = .string(2)
+                return true
+            default:
+                return false
+            }
+        default:
+            guard Self.isHex(b) else { return false }
+            s.lexer = .string(e == 5 ? 0 : e + 1)
+            return true
+        }
+    }
+
+    private static func isHex(_ b: UInt8) -> Bool {
+        (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66)
+    }
+
+    private static func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
+
+    /// The number automaton: 0 start, 1 after '-', 2 a leading zero, 3 integer digits, 4 after
+    /// '.', 5 fraction digits, 6 after 'e', 7 after the exponent's sign, 8 exponent digits.
+    private static func number(_ state: UInt8, _ b: UInt8, integer: Bool) -> UInt8? {
+        let digit = isDigit(b)
+        switch state {
+        case 0: return b == UInt8(ascii: "-") ? 1 : b == UInt8(ascii: "0") ? 2 : digit ? 3 : nil
+        case 1: return b == UInt8(ascii: "0") ? 2 : digit ? 3 : nil
+        case 2, 3:
+            if state == 3 && digit { return 3 }
+            if integer { return nil }
+            return b == UInt8(ascii: ".") ? 4 : (b == UInt8(ascii: "e") || b == UInt8(ascii: "E")) ? 6 : nil
+        case 4: return digit ? 5 : nil
+        case 5: return digit ? 5 : (b == UInt8(ascii: "e") || b == UInt8(ascii: "E")) ? 6 : nil
+        case 6: return (b == UInt8(ascii: "+") || b == UInt8(ascii: "-")) ? 7 : digit ? 8 : nil
+        case 7, 8: return digit ? 8 : nil
+        default: return nil
+        }
+    }
+
+    private static func numberAccepts(_ state: UInt8) -> Bool { state == 2 || state == 3 || state == 5 || state == 8 }
+
+    /// In an object's key, only names not given yet may be continued.
+    @inline(__always)
+    private func keyAllowed(_ node: Int32, _ s: CallParseState) -> Bool {
+        let f = arena[Int(s.top)]
+        guard f.kind == .object && f.phase == .key else { return true }
+        return grammar.literals.below(node) & ~f.seen != 0
+    }
+
+    // MARK: Frames
+
+    private enum Outcome { case consumed, rejected, again }
+
+    private func replaceTop(_ s: inout CallParseState, _ f: CallFrame) {
+        arena.append(f)
+        s.top = Int32(arena.count - 1)
+    }
+
+    private func push(_ s: inout CallParseState, _ f: CallFrame) {
+        var f = f
+        f.parent = s.top
+        arena.append(f)
+        s.top = Int32(arena.count - 1)
+    }
+
+    private func node(_ i: Int32) -> SchemaNode { grammar.nodes[Int(i)] }
+
+    /// The byte after a complete lexeme (or a container's opening) in the frame's phase.
+    private func structural(_ s: inout CallParseState, _ b: UInt8) -> Outcome {
+        var f = arena[Int(s.top)]
+        switch (f.kind, f.phase) {
+        case (.root, .afterCall):
+            guard b == UInt8(ascii: "\n"), f.seen < UInt64(grammar.maxCalls) else { return .rejected }
+            f.phase = .open
+            f.node = -1
+            replaceTop(&s, f)
+            s.lexer = .literal(grammar.separatorRoot)
+            return .again
+        case (.root, .value):
+            return valueStart(&s, node: grammar.toolRoots[Int(f.node)], depth: 0, b)
+        case (.object, .start), (.object, .after):
+            let n = node(f.node)
+            if b == UInt8(ascii: "}") {
+                guard n.required & ~f.seen == 0 else { return .rejected }
+                return close(&s)
+            }
+            if f.phase == .start {
+                guard b == UInt8(ascii: "\"") else { return .rejected }
+                f.phase = .key
+                replaceTop(&s, f)
+                s.lexer = .literal(n.keyRoot)
+                return .again
+            }
+            guard b == UInt8(ascii: ","), grammar.literals.below(n.keyRoot) & ~f.seen != 0 else { return .rejected }
+            f.phase = .comma
+            replaceTop(&s, f)
+            s.lexer = .literal(grammar.commaRoot)
+            return .again
+        case (.object, .value), (.array, .value):
+            let n = node(f.node)
+            let child = f.kind == .object ? grammar.members[Int(n.first + f.current)] : grammar.members[Int(n.first)]
+            return valueStart(&s, node: child, depth: f.depth, b)
+        case (.freeObject, .start), (.freeObject, .keyStart):
+            if f.phase == .start && b == UInt8(ascii: "}") { return close(&s) }
+            guard b == UInt8(ascii: "\"") else { return .rejected }
+            f.phase = .keyString
+            replaceTop(&s, f)
+            s.lexer = .string(0)
+            return .consumed
+        case (.freeObject, .after):
+            if b == UInt8(ascii: "}") { return close(&s) }
+            guard b == UInt8(ascii: ","), f.seen < UInt64(CallGrammar.maxFreeMembers) else { return .rejected }
+            f.phase = .comma
+            replaceTop(&s, f)
+            s.lexer = .literal(grammar.commaRoot)
+            return .again
+        case (.freeObject, .value), (.freeArray, .value):
+            return valueStart(&s, node: -1, depth: f.depth, b)
+        case (.array, .start), (.array, .after), (.freeArray, .start), (.freeArray, .after):
+            let (lo, hi) = f.kind == .array ? (Int64(node(f.node).minItems), Int64(node(f.node).maxItems))
+                : (0, Int64(CallGrammar.maxFreeItems))
+            if b == UInt8(ascii: "]") {
+                guard Int64(f.seen) >= lo else { return .rejected }
+                return close(&s)
+            }
+            if f.phase == .start {
+                guard hi > 0 else { return .rejected }
+                f.phase = .value
+                replaceTop(&s, f)
+                return .again
+            }
+            guard b == UInt8(ascii: ","), Int64(f.seen) < hi else { return .rejected }
+            f.phase = .comma
+            replaceTop(&s, f)
+            s.lexer = .literal(grammar.commaRoot)
+            return .again
+        default:
+            return .rejected
+        }
+    }
+
+    /// The first byte of a value of schema node `index` (-1: any value) in the top frame.
+    private func valueStart(_ s: inout CallParseState, node index: Int32, depth: UInt8, _ b: UInt8) -> Outcome {
+        let kind = index < 0 ? SchemaNode.Kind.any : node(index).kind
+        switch kind {
+        case .string:
+            guard b == UInt8(ascii: "\"") else { return .rejected }
+            s.lexer = .string(0)
+            return .consumed
+        case .literal:
+            s.lexer = .literal(node(index).literalRoot)
+            return .again
+        case .integer, .number:
+            guard let first = Self.number(0, b, integer: kind == .integer) else { return .rejected }
+            s.lexer = .number(state: first, length: 1, integer: kind == .integer)
+            return .consumed
+        case .array:
+            guard b == UInt8(ascii: "[") else { return .rejected }
+            push(&s, CallFrame(parent: -1, kind: .array, phase: .start, node: index, depth: depth))
+            return .consumed
+        case .object:
+            guard b == UInt8(ascii: "{") else { return .rejected }
+            push(&s, CallFrame(parent: -1, kind: .object, phase: .start, node: index, depth: depth))
+            return .consumed
+        case .freeObject:
+            guard b == UInt8(ascii: "{"), depth < CallGrammar.maxFreeDepth else { return .rejected }
+            push(&s, CallFrame(parent: -1, kind: .freeObject, phase: .start, node: index, depth: depth + 1))
+            return .consumed
+        case .any:
+            switch b {
+            case UInt8(ascii: "\""):
+                s.lexer = .string(0)
+                return .consumed
+            case UInt8(ascii: "t"), UInt8(ascii: "f"), UInt8(ascii: "n"):
+                s.lexer = .literal(grammar.keywordRoot)
+                return .again
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                guard depth < CallGrammar.maxFreeDepth else { return .rejected }
+                push(&s, CallFrame(parent: -1, kind: b == UInt8(ascii: "[") ? .freeArray : .freeObject, phase: .start,
+                                   node: -1, depth: depth + 1))
+                return .consumed
+            default:
+                guard let first = Self.number(0, b, integer: false) else { return .rejected }
+                s.lexer = .number(state: first, length: 1, integer: false)
+                return .consumed
+            }
+        case .union:
+            let n = node(index)
+            for k in 0..<Int(n.count) {
+                let m = grammar.members[Int(n.first) + k]
+                if canStart(m, b) { return valueStart(&s, node: m, depth: depth, b) }
+            }
+            return .rejected
+        }
+    }
+
+    /// Whether a value of node `index` can begin with byte `b`.
+    private func canStart(_ index: Int32, _ b: UInt8) -> Bool {
+        let n = node(index)
+        switch n.kind {
+        case .string: return b == UInt8(ascii: "\"")
+        case .literal: return grammar.literals.child(n.literalRoot, b) >= 0
+        case .integer: return Self.number(0, b, integer: true) != nil
+        case .number: return Self.number(0, b, integer: false) != nil
+        case .array: return b == UInt8(ascii: "[")
+        case .object, .freeObject: return b == UInt8(ascii: "{")
+        case .any: return true
+        case .union: return (0..<Int(n.count)).contains { canStart(grammar.members[Int(n.first) + $0], b) }
+        }
+    }
+
+    /// Closes the top container (its closing byte consumed) and completes the value it was.
+    private func close(_ s: inout CallParseState) -> Outcome {
+        s.top = arena[Int(s.top)].parent
+        valueDone(&s)
+        return .consumed
+    }
+
+    /// A value of the top frame is complete.
+    private func valueDone(_ s: inout CallParseState) {
+        var f = arena[Int(s.top)]
+        switch f.kind {
+        case .root:
+            f.phase = .close
+            s.lexer = .literal(grammar.closeRoot)
+        case .object:
+            f.phase = .after
+        case .freeObject, .array, .freeArray:
+            f.phase = .after
+            f.seen += 1
+        }
+        replaceTop(&s, f)
+    }
+
+    /// A string ended: a free object's key, or a value.
+    private func stringDone(_ s: inout CallParseState) {
+        var f = arena[Int(s.top)]
+        if f.kind == .freeObject && f.phase == .keyString {
+            f.phase = .colon
+            replaceTop(&s, f)
+            s.lexer = .literal(grammar.colonRoot)
+        } else {
+            valueDone(&s)
+        }
+    }
+
+    /// A literal ended, with the payload of its entry; what it was follows from the frame's phase.
+    private func literalDone(_ s: inout CallParseState, payload: Int32) {
+        var f = arena[Int(s.top)]
+        switch f.phase {
+        case .open:
+            f.phase = .name
+            s.lexer = .literal(grammar.namesRoot)
+        case .name:
+            f.phase = .arguments
+            f.node = payload
+            s.lexer = .literal(grammar.argumentsRoot)
+        case .arguments:
+            f.phase = .value
+        case .close:
+            f.phase = .afterCall
+            f.seen += 1
+        case .key:
+            f.phase = .colon
+            f.current = payload
+            f.seen |= 1 << UInt64(payload)
+            s.lexer = .literal(grammar.colonRoot)
+        case .colon:
+            f.phase = .value
+        case .comma:
+            if f.kind == .object {
+                f.phase = .key
+                s.lexer = .literal(node(f.node).keyRoot)
+            } else {
+                f.phase = f.kind == .freeObject ? .keyStart : .value
+            }
+        case .value:
+            valueDone(&s)
+            return
+        default:
+            return
+        }
+        replaceTop(&s, f)
+    }
+}

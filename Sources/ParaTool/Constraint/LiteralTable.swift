@@ -1,0 +1,90 @@
+// LiteralTable: byte tries of the literal strings a call may contain at some point — the fixed
+// syntax of the call envelope, the candidate tool names, an object's property names, enum values,
+// `true`/`false`/`null` — all kept in one flat table so a parser state refers to a position in any
+// of them by one integer.
+
+/// Byte tries of literal strings, flattened into one table of nodes and edges.
+struct LiteralTable: Sendable {
+    /// One trie node: its outgoing edges, the entry that ends here, and which entries lie below.
+    struct Node: Sendable {
+        /// Index of the node's first edge in `edgeBytes` / `edgeTargets`.
+        var firstEdge: Int32
+        /// Number of edges (sorted by byte).
+        var edgeCount: Int32
+        /// Index (in its trie's entry list) of the entry that ends at this node, or -1.
+        var payload: Int32
+        /// Bit i set when entry i (i < 64) ends at or below this node.
+        var below: UInt64
+    }
+
+    private(set) var nodes: [Node] = []
+    private(set) var edgeBytes: [UInt8] = []
+    private(set) var edgeTargets: [Int32] = []
+
+    /// Adds a trie holding `entries` and returns its root. Entry i's payload is i; an entry
+    /// given twice keeps its first index. An empty list gives a root with no edges (nothing
+    /// matches).
+    mutating func addTrie(_ entries: [[UInt8]]) -> Int32 {
+        var children: [[(byte: UInt8, node: Int)]] = [[]]
+        var payload: [Int32] = [-1]
+        var below: [UInt64] = [0]
+        for (i, entry) in entries.enumerated() {
+            let bit: UInt64 = i < 64 ? 1 << UInt64(i) : 0
+            var n = 0
+            below[0] |= bit
+            for byte in entry {
+                if let next = children[n].first(where: { $0.byte == byte })?.node {
+                    n = next
+                } else {
+                    children.append([])
+                    payload.append(-1)
+                    below.append(0)
+                    children[n].append((byte, children.count - 1))
+                    n = children.count - 1
+                }
+                below[n] |= bit
+            }
+            if payload[n] < 0 { payload[n] = Int32(i) }
+        }
+        let base = Int32(nodes.count)
+        for (n, edges) in children.enumerated() {
+            let sorted = edges.sorted { $0.byte < $1.byte }
+            nodes.append(Node(firstEdge: Int32(edgeBytes.count), edgeCount: Int32(sorted.count), payload: payload[n], below: below[n]))
+            for e in sorted {
+                edgeBytes.append(e.byte)
+                edgeTargets.append(base + Int32(e.node))
+            }
+        }
+        return base
+    }
+
+    /// Adds a trie of one string and returns its root.
+    mutating func addLiteral(_ text: String) -> Int32 { addTrie([Array(text.utf8)]) }
+
+    /// The node reached from `node` by `byte`, or -1.
+    @inline(__always)
+    func child(_ node: Int32, _ byte: UInt8) -> Int32 {
+        let n = nodes[Int(node)]
+        var e = Int(n.firstEdge)
+        let end = e + Int(n.edgeCount)
+        while e < end {
+            let b = edgeBytes[e]
+            if b == byte { return edgeTargets[e] }
+            if b > byte { return -1 }
+            e += 1
+        }
+        return -1
+    }
+
+    /// The entry ending at `node`, or -1.
+    @inline(__always)
+    func payload(_ node: Int32) -> Int32 { nodes[Int(node)].payload }
+
+    /// True when no edge leaves `node`.
+    @inline(__always)
+    func isLeaf(_ node: Int32) -> Bool { nodes[Int(node)].edgeCount == 0 }
+
+    /// The entries (bits, below 64) ending at or below `node`.
+    @inline(__always)
+    func below(_ node: Int32) -> UInt64 { nodes[Int(node)].below }
+}

@@ -1,0 +1,344 @@
+// Tests of schema-constrained decoding (CallGrammar, CallRecognizer, TokenVocabulary,
+// CallConstraint): hand-written answers accepted and rejected byte by byte; the listed allowed
+// tokens equal to a token-by-token check of the whole vocabulary; and the two witnesses against
+// Python's `jsonschema` (Tests/Scripts/validate_calls.py): every BFCL gold answer, tokenized by the
+// model's tokenizer, is accepted token by token exactly when jsonschema finds it valid, and random
+// walks among the allowed tokens over every BFCL function end in calls jsonschema validates.
+import FixtureSupport
+import Foundation
+import LLM
+import Tensor
+import XCTest
+
+@testable import ParaTool
+
+final class CallConstraintTests: XCTestCase {
+    // MARK: Fixtures
+
+    static let weather = ToolSpec(name: "get_weather", description: "Weather for a city", parameters: [
+        "type": "object",
+        "properties": ["city": ["type": "string"], "unit": ["type": "string", "enum": ["celsius", "fahrenheit"]],
+                       "days": ["type": "integer"]],
+        "required": ["city"],
+    ])
+    static let convert = ToolSpec(name: "convert", description: "Convert money", parameters: [
+        "type": "dict",
+        "properties": ["amount": ["type": "float"], "from": ["type": "string"], "to": ["type": "string"]],
+        "required": ["amount", "from", "to"],
+    ])
+    static let search = ToolSpec(name: "search", description: "Search with filters", parameters: [
+        "type": "dict",
+        "properties": [
+            "filters": ["type": "dict", "properties": ["min": ["type": "integer"], "tags": ["type": "array", "items": ["type": "string"]]],
+                        "required": ["min"]],
+            "exact": ["type": "boolean"], "extra": ["type": "any"], "point": ["type": "tuple", "items": ["type": "float"]],
+            "meta": ["type": "dict"],
+        ],
+        "required": [],
+    ])
+
+    static func recognize(_ text: String, _ grammar: CallGrammar) -> (prefix: Bool, complete: Bool) {
+        let r = CallRecognizer(grammar: grammar)
+        var s = r.initialState()
+        guard r.step(&s, Array(text.utf8)[...]) else { return (false, false) }
+        return (true, r.isComplete(s))
+    }
+
+    func assertComplete(_ text: String, _ grammar: CallGrammar, file: StaticString = #filePath, line: UInt = #line) {
+        let r = Self.recognize(text, grammar)
+        XCTAssertTrue(r.prefix && r.complete, "should be a complete answer: \(text)", file: file, line: line)
+    }
+
+    func assertPrefixOnly(_ text: String, _ grammar: CallGrammar, file: StaticString = #filePath, line: UInt = #line) {
+        let r = Self.recognize(text, grammar)
+        XCTAssertTrue(r.prefix && !r.complete, "should be a valid but unfinished answer: \(text)", file: file, line: line)
+    }
+
+    func assertRejected(_ text: String, _ grammar: CallGrammar, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertFalse(Self.recognize(text, grammar).prefix, "should be rejected: \(text)", file: file, line: line)
+    }
+
+    static var tinyTokenizer: Tokenizer {
+        get throws { try Tokenizer(directory: RepositoryFixtures.require(RepositoryFixtures.hfTiny.appendingPathComponent("tokenizer"))) }
+    }
+
+    // MARK: Byte-level grammar
+
+    func testEnvelopeNamesAndCallCount() {
+        let g = CallGrammar(tools: [Self.weather, Self.convert], maxCalls: 2)
+        let one = #"<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>"#
+        assertComplete(one, g)
+        assertComplete(one + "\n" + #"<tool_call>{"name": "convert", "arguments": {"amount": 2.5, "from": "EUR", "to": "JPY"}}</tool_call>"#, g)
+        assertRejected(one + "\n" + one + "\n<", g)
+        assertPrefixOnly(#"<tool_call>{"name": "get_"#, g)
+        assertRejected(#"<tool_call>{"name": "get_time"#, g)
+        assertRejected(#"<tool_call>{"name": "tool_name", "arguments": {}}</tool_call>"#, g)
+        assertRejected("Sure! " + one, g)
+        assertRejected(#"<tool_call>{"name":"get_weather""#, g)
+        assertRejected(one + " ", g)
+        assertPrefixOnly(one + "\n", g)
+        assertComplete(#"<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>"#,
+                       CallGrammar(tools: [Self.weather], maxCalls: 1))
+        assertRejected(one + "\n", CallGrammar(tools: [Self.weather], maxCalls: 1))
+    }
+
+    func testPropertiesRequiredDuplicatesTypesEnums() {
+        let g = CallGrammar(tools: [Self.weather, Self.convert])
+        let w = #"<tool_call>{"name": "get_weather", "arguments": "#
+        assertComplete(w + #"{"unit": "celsius", "city": "Rome", "days": 3}}</tool_call>"#, g)
+        assertRejected(w + #"{"unit": "celsius"}"#, g)
+        assertPrefixOnly(w + #"{"unit": "celsius""#, g)
+        assertRejected(w + #"{"town": "Rome"}"#, g)
+        assertRejected(w + #"{"city": "Rome", "city""#, g)
+        assertRejected(w + #"{"city": "Rome", "unit": "kelvin"#, g)
+        assertRejected(w + #"{"city": 5"#, g)
+        assertRejected(w + #"{"city": "Rome", "days": 3.5"#, g)
+        assertRejected(w + #"{"city": "Rome", "days": 03"#, g)
+        assertRejected(w + #"{"city": "Rome", "days": "3"#, g)
+        assertRejected(w + #"{"city": "Rome", "unit": "celsius", "days": 1, "#, g)
+        assertComplete(w + #"{"city": "S\u00e3o Paulo \"SP\" \\ ok"}}</tool_call>"#, g)
+        assertComplete(w + #"{"city": "São Paulo"}}</tool_call>"#, g)
+        assertRejected(w + "{\"city\": \"a\nb\"", g)
+        assertRejected(w + #"{"city": "\x"#, g)
+        let c = #"<tool_call>{"name": "convert", "arguments": {"amount": "#
+        for number in ["250", "-0.5", "1e-05", "2.5E+3", "0"] {
+            assertComplete(c + number + #", "from": "EUR", "to": "JPY"}}</tool_call>"#, g)
+        }
+        for number in ["1.", "-", ".5", "01", "1e"] {
+            assertRejected(c + number + #", "#, g)
+        }
+        assertRejected(c + #"true"#, g)
+    }
+
+    func testNestedObjectsArraysAnyAndFreeObjects() {
+        let g = CallGrammar(tools: [Self.search])
+        let s = #"<tool_call>{"name": "search", "arguments": "#
+        assertComplete(s + "{}}</tool_call>", g)
+        assertComplete(s + #"{"filters": {"min": 2, "tags": ["a", "b c"]}, "exact": true}}</tool_call>"#, g)
+        assertRejected(s + #"{"filters": {"tags": []}"#, g)
+        assertRejected(s + #"{"filters": {"min": 2, "max": 3"#, g)
+        assertRejected(s + #"{"filters": {"min": 2, "tags": [1"#, g)
+        assertRejected(s + #"{"exact": "yes""#, g)
+        assertComplete(s + #"{"point": [1.5, -2, 3e2]}}</tool_call>"#, g)
+        assertComplete(s + #"{"extra": {"k": [1, "x", null, {"d": false}]}, "meta": {"a": 1, "b": "c"}}}</tool_call>"#, g)
+        assertComplete(s + #"{"extra": "text"}}</tool_call>"#, g)
+        assertRejected(s + #"{"extra": nul}"#, g)
+        assertRejected(s + #"{"meta": {"a" 1"#, g)
+        assertRejected(s + #"{"point": [1,2]"#, g)
+    }
+
+    func testSchemaForms() {
+        let union = ToolSpec(name: "u", description: "", parameters: [
+            "type": "object",
+            "properties": ["v": ["type": ["string", "null"]], "w": ["anyOf": [["type": "integer"], ["type": "array", "items": ["type": "boolean"]]]],
+                           "c": ["const": 7], "odd": ["type": "complex"], "n": ["type": "integer", "enum": [1, 10]]],
+        ])
+        let g = CallGrammar(tools: [union])
+        XCTAssertEqual(g.warnings.count, 1, "\(g.warnings)")
+        let u = #"<tool_call>{"name": "u", "arguments": "#
+        assertComplete(u + #"{"v": null, "w": [true, false], "c": 7, "odd": {"x": 1}}}</tool_call>"#, g)
+        assertComplete(u + #"{"v": "s", "w": 12}}</tool_call>"#, g)
+        assertRejected(u + #"{"c": 8"#, g)
+        assertComplete(u + #"{"n": 1}}</tool_call>"#, g)
+        assertComplete(u + #"{"n": 10}}</tool_call>"#, g)
+        assertRejected(u + #"{"n": 100"#, g)
+        let noParameters = ToolSpec(name: "now", description: "")
+        assertComplete(#"<tool_call>{"name": "now", "arguments": {}}</tool_call>"#, CallGrammar(tools: [noParameters]))
+        assertRejected(#"<tool_call>{"name": "now", "arguments": {""#, CallGrammar(tools: [noParameters]))
+    }
+
+    // MARK: Tokens
+
+    /// The tokens the constraint lists (trie walk, or the plain-string shortcut) are exactly
+    /// those that a token-by-token check of the whole vocabulary accepts, at every step of
+    /// answers that pass through strings, numbers, enums, nesting and the end.
+    func testListedTokensEqualTheVocabularyCheckedOneByOne() throws {
+        let tokenizer = try Self.tinyTokenizer
+        let vocabulary = TokenVocabulary(tokenizer: tokenizer)
+        let grammar = CallGrammar(tools: [Self.weather, Self.convert, Self.search], maxCalls: 2)
+        let answers = [
+            #"<tool_call>{"name": "get_weather", "arguments": {"city": "Par\"is \u00e9", "unit": "fahrenheit", "days": 12}}</tool_call>"#,
+            #"<tool_call>{"name": "search", "arguments": {"filters": {"min": -3, "tags": ["x y"]}, "extra": [1.5e3, {"q": null}]}}</tool_call>"#
+                + "\n" + #"<tool_call>{"name": "convert", "arguments": {"amount": 0.25, "from": "a", "to": "b"}}</tool_call>"#,
+        ]
+        var steps = 0
+        for answer in answers {
+            let constraint = CallConstraint(grammar: grammar, vocabulary: vocabulary)
+            for token in tokenizer.encode(answer) + [tokenizer.stopTokenIds.min()!] {
+                let listed = Set(constraint.allowedTokens().map(Int.init))
+                let checked = Set((0..<vocabulary.size).filter(constraint.accepts))
+                XCTAssertEqual(listed, checked, "step \(steps)")
+                XCTAssertTrue(listed.contains(token), "gold token \(token) not allowed at step \(steps)")
+                XCTAssertTrue(constraint.advance(token))
+                steps += 1
+            }
+            XCTAssertTrue(constraint.finished)
+        }
+        XCTAssertGreaterThan(steps, 60)
+    }
+
+    /// Greedy selection takes the model's best token when allowed, else the best allowed one.
+    func testBestAllowedTokenIsTheHighestAllowedLogit() throws {
+        let tokenizer = try Self.tinyTokenizer
+        let vocabulary = TokenVocabulary(tokenizer: tokenizer)
+        let constraint = CallConstraint(grammar: CallGrammar(tools: [Self.weather]), vocabulary: vocabulary)
+        let logits = FloatBuffer(count: vocabulary.size)
+        var rng = SeededGenerator(seed: 11)
+        for i in 0..<vocabulary.size { logits[i] = Float(rng.next() % 10_000) / 100 }
+        let view = MatrixView(logits, rows: 1, cols: vocabulary.size)
+        for _ in 0..<40 where !constraint.finished {
+            let allowed = constraint.allowedTokens()
+            let expected = allowed.max { logits[Int($0)] < logits[Int($1)] || (logits[Int($0)] == logits[Int($1)] && $0 > $1) }!
+            let chosen = constraint.bestAllowedToken(view, row: 0)
+            XCTAssertEqual(logits[chosen], logits[Int(expected)])
+            XCTAssertTrue(constraint.advance(chosen))
+            for i in 0..<vocabulary.size { logits[i] = Float(rng.next() % 10_000) / 100 }
+        }
+    }
+
+    // MARK: Witnesses against jsonschema
+
+    struct Verdict: Decodable {
+        var id: String
+        var valid: Bool
+        var error: String
+    }
+
+    /// Python's jsonschema verdict on each (id, tool parameters, arguments).
+    static func jsonschemaVerdicts(_ items: [(id: String, parameters: JSONValue, arguments: JSONValue)]) throws -> [String: Verdict] {
+        let script = RepositoryFixtures.root.deletingLastPathComponent().appendingPathComponent("Scripts/validate_calls.py")
+        let input = items.map { JSONValue.object(["id": .string($0.id), "parameters": $0.parameters, "arguments": $0.arguments]).serialized() }
+            .joined(separator: "\n") + "\n"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", try RepositoryFixtures.require(script).path]
+        let stdin = Pipe(), stdout = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        try process.run()
+        let writer = Thread { stdin.fileHandleForWriting.write(Data(input.utf8)); try? stdin.fileHandleForWriting.close() }
+        writer.start()
+        let output = stdout.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, "validate_calls.py failed (is jsonschema installed?)")
+        var verdicts = [String: Verdict]()
+        for line in output.split(separator: UInt8(ascii: "\n")) {
+            let v = try JSONDecoder().decode(Verdict.self, from: Data(line))
+            verdicts[v.id] = v
+        }
+        XCTAssertEqual(verdicts.count, items.count)
+        return verdicts
+    }
+
+    /// Every gold answer of the BFCL files, written in the call syntax and tokenized by
+    /// `tokenizer`, fed token by token: accepted to the end (and the stop token after it)
+    /// exactly when jsonschema finds every call valid. Returns (answers, valid ones).
+    func checkGoldAnswers(tokenizer: Tokenizer) throws -> (Int, Int) {
+        let vocabulary = TokenVocabulary(tokenizer: tokenizer)
+        var items = [(id: String, parameters: JSONValue, arguments: JSONValue)]()
+        var answers = [(id: String, grammar: CallGrammar, text: String, calls: Int)]()
+        for category in RepositoryFixtures.bfclCategories {
+            let questions = try BFCLQuestion.load(file: RepositoryFixtures.require(RepositoryFixtures.bfclQuestions(category)))
+            let gold = try BFCLAnswer.load(file: RepositoryFixtures.require(RepositoryFixtures.bfclAnswers(category)))
+            let byID = Dictionary(questions.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            for answer in gold {
+                let question = try XCTUnwrap(byID[answer.id])
+                let calls = answer.firstAcceptableCall(functions: question.functions)
+                for (k, call) in calls.enumerated() {
+                    let spec = try XCTUnwrap(question.functions.first { $0.name == call.name })
+                    items.append(("\(answer.id)#\(k)", spec.parameters, call.arguments))
+                }
+                answers.append((answer.id, CallGrammar(tools: question.functions, maxCalls: calls.count),
+                                Action.calls(calls).rendered, calls.count))
+            }
+        }
+        let verdicts = try Self.jsonschemaVerdicts(items)
+        var valid = 0
+        let stop = tokenizer.stopTokenIds.min()!
+        for a in answers {
+            let expected = (0..<a.calls).allSatisfy { verdicts["\(a.id)#\($0)"]?.valid == true }
+            let constraint = CallConstraint(grammar: a.grammar, vocabulary: vocabulary)
+            let accepted = (tokenizer.encode(a.text) + [stop]).allSatisfy { constraint.accepts($0) && constraint.advance($0) }
+            if expected { valid += 1 }
+            let reasons = (0..<a.calls).compactMap { verdicts["\(a.id)#\($0)"]?.error }.filter { !$0.isEmpty }
+            XCTAssertEqual(accepted, expected, "\(a.id): constraint \(accepted ? "accepts" : "rejects"), jsonschema says \(reasons): \(a.text)")
+        }
+        return (answers.count, valid)
+    }
+
+    func testGoldAnswersWithTheTinyTokenizer() throws {
+        let (answers, valid) = try checkGoldAnswers(tokenizer: try Self.tinyTokenizer)
+        XCTAssertGreaterThan(answers, 1_000)
+        XCTAssertGreaterThan(Double(valid) / Double(answers), 0.99, "nearly every gold answer follows its schema")
+    }
+
+    func testGoldAnswersWithTheDefaultModelsTokenizer() throws {
+        let tokenizer = try LanguageModel.loadTokenizer(path: try DefaultModelFixture.path())
+        let (answers, valid) = try checkGoldAnswers(tokenizer: tokenizer)
+        XCTAssertGreaterThan(answers, 1_000)
+        XCTAssertGreaterThan(Double(valid) / Double(answers), 0.99)
+    }
+
+    /// Random walks among the allowed tokens, one per BFCL function (with the other functions
+    /// of its question as further candidates, up to two calls), biased toward tokens that close
+    /// something so walks end; every walk must end, and its calls must satisfy jsonschema.
+    func walk(tokenizer: Tokenizer, functions limit: Int?, seed: UInt64) throws -> Int {
+        let vocabulary = TokenVocabulary(tokenizer: tokenizer)
+        var seen = Set<String>()
+        var questions = [(function: ToolSpec, all: [ToolSpec])]()
+        for category in RepositoryFixtures.bfclCategories {
+            for q in try BFCLQuestion.load(file: RepositoryFixtures.require(RepositoryFixtures.bfclQuestions(category))) {
+                for f in q.functions where seen.insert(f.json.serialized(sortedKeys: true)).inserted { questions.append((f, q.functions)) }
+            }
+        }
+        if let limit { questions = Array(questions.prefix(limit)) }
+        var rng = SeededGenerator(seed: seed)
+        let closing = Set("\"]},".utf8)
+        var items = [(id: String, parameters: JSONValue, arguments: JSONValue)]()
+        for (i, q) in questions.enumerated() {
+            let candidates = [q.function] + q.all.filter { $0.name != q.function.name }
+            let constraint = CallConstraint(grammar: CallGrammar(tools: candidates, maxCalls: 2), vocabulary: vocabulary)
+            // Start with the function under test, so every schema is walked.
+            var ids = tokenizer.encode(ToolCall.openTag + "{\"name\": " + JSONValue.string(q.function.name).serialized(asciiOnly: false))
+            for t in ids { XCTAssertTrue(constraint.advance(t)) }
+            while !constraint.finished && ids.count < 3_000 {
+                let allowed = constraint.allowedTokens()
+                guard !allowed.isEmpty else { XCTFail("\(q.function.name): no token allowed after \(tokenizer.decode(ids))"); break }
+                let stops = allowed.filter { vocabulary.stopSet.contains(Int($0)) }
+                var pick: Int32
+                if !stops.isEmpty && (ids.count > 400 || rng.next() % 2 == 0) {
+                    pick = stops[0]
+                } else {
+                    let closers = allowed.filter { vocabulary.tokenBytes(Int($0)).contains(where: closing.contains) }
+                    let pool = !closers.isEmpty && (ids.count > 200 || rng.next() % 10 < 7) ? closers : allowed
+                    pick = pool[Int(rng.next() % UInt64(pool.count))]
+                }
+                XCTAssertTrue(constraint.advance(Int(pick)))
+                ids.append(Int(pick))
+            }
+            XCTAssertTrue(constraint.finished, "\(q.function.name): the walk did not end: \(tokenizer.decode(ids).suffix(200))")
+            let parsed = ActionParser.parse(tokenizer.decode(ids.filter { !vocabulary.stopSet.contains($0) }))
+            XCTAssertTrue(parsed.isValid && parsed.warnings.isEmpty, "\(q.function.name): \(parsed.diagnostics)")
+            XCTAssertFalse(parsed.action.calls.isEmpty)
+            for (k, call) in parsed.action.calls.enumerated() {
+                guard let spec = candidates.first(where: { $0.name == call.name }) else { XCTFail("unknown tool \(call.name)"); continue }
+                items.append(("\(i)#\(k)", spec.parameters, call.arguments))
+            }
+        }
+        let verdicts = try Self.jsonschemaVerdicts(items)
+        for item in items where verdicts[item.id]?.valid != true {
+            XCTFail("\(item.id): \(item.arguments.serialized()) fails \(verdicts[item.id]?.error ?? "?")")
+        }
+        return questions.count
+    }
+
+    func testRandomWalksOverEveryBFCLFunctionSatisfyJSONSchema() throws {
+        let walked = try walk(tokenizer: try Self.tinyTokenizer, functions: nil, seed: 1)
+        XCTAssertGreaterThanOrEqual(walked, 1_000)
+    }
+
+    func testRandomWalksWithTheDefaultModelsTokenizer() throws {
+        let tokenizer = try LanguageModel.loadTokenizer(path: try DefaultModelFixture.path())
+        XCTAssertEqual(try walk(tokenizer: tokenizer, functions: 150, seed: 2), 150)
+    }
+}
