@@ -31,7 +31,8 @@ def samples(pb):
         request_id="req-42", query="Wie wird das Wetter in Zürich? 天気",
         history=[pb.Step(calls=[weather, translate], observation="21.5 °C ☀️"), pb.Step()],
         candidate_tools=["weather.lookup", "翻訳", "calendar"],
-        max_new_tokens=4294967295, deadline_unix_ms=1764000000123, top_n=0, mode=pb.MODE_CONTEXT_DOCS)
+        max_new_tokens=4294967295, deadline_unix_ms=1764000000123, top_n=0, mode=pb.MODE_CONTEXT_DOCS,
+        max_calls=2)
     minimal_request = pb.ToolCallRequest(request_id="r", query="q")
     action = pb.Action(
         request_id="req-42", calls=[weather], text="",

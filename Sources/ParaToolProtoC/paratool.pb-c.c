@@ -604,7 +604,7 @@ const ProtobufCMessageDescriptor paratool__v1__step__descriptor =
   (ProtobufCMessageInit) paratool__v1__step__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor paratool__v1__tool_call_request__field_descriptors[8] =
+static const ProtobufCFieldDescriptor paratool__v1__tool_call_request__field_descriptors[9] =
 {
   {
     "request_id",
@@ -702,11 +702,24 @@ static const ProtobufCFieldDescriptor paratool__v1__tool_call_request__field_des
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "max_calls",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Paratool__V1__ToolCallRequest, max_calls_present_case),
+    offsetof(Paratool__V1__ToolCallRequest, max_calls),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned paratool__v1__tool_call_request__field_indices_by_name[] = {
   3,   /* field[3] = candidate_tools */
   5,   /* field[5] = deadline_unix_ms */
   2,   /* field[2] = history */
+  8,   /* field[8] = max_calls */
   4,   /* field[4] = max_new_tokens */
   7,   /* field[7] = mode */
   1,   /* field[1] = query */
@@ -716,7 +729,7 @@ static const unsigned paratool__v1__tool_call_request__field_indices_by_name[] =
 static const ProtobufCIntRange paratool__v1__tool_call_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor paratool__v1__tool_call_request__descriptor =
 {
@@ -726,7 +739,7 @@ const ProtobufCMessageDescriptor paratool__v1__tool_call_request__descriptor =
   "Paratool__V1__ToolCallRequest",
   "paratool.v1",
   sizeof(Paratool__V1__ToolCallRequest),
-  8,
+  9,
   paratool__v1__tool_call_request__field_descriptors,
   paratool__v1__tool_call_request__field_indices_by_name,
   1,  paratool__v1__tool_call_request__number_ranges,

@@ -62,8 +62,10 @@ extension ToolCallRequest {
             throw ConversionError(field: "max_new_tokens", reason: "\(maxNew) exceeds this worker's limit of \(maxNewTokensLimit)")
         }
         if let n = r.topN, n == 0 { throw ConversionError(field: "top_n", reason: "must be at least 1 when set") }
+        if let n = r.maxCalls, n == 0 { throw ConversionError(field: "max_calls", reason: "must be at least 1 when set") }
         self.init(id: r.requestID, query: r.query, history: history, candidates: r.candidateTools, maxNewTokens: maxNew,
                   topN: r.topN.map(Int.init), mode: try r.mode.flatMap { try SelectionMode(wire: $0) } ?? defaultMode)
+        maxCalls = r.maxCalls.map { Int(min($0, UInt32(CallGrammar.defaultMaxCalls))) }
     }
 }
 
@@ -73,7 +75,7 @@ extension WireToolCallRequest {
         self.init(requestID: r.id, query: r.query,
                   history: r.history.map(\.wire),
                   candidateTools: r.candidates, maxNewTokens: UInt32(r.maxNewTokens), deadlineUnixMs: deadlineUnixMs,
-                  topN: r.topN.map(UInt32.init), mode: r.mode.wire)
+                  topN: r.topN.map(UInt32.init), mode: r.mode.wire, maxCalls: r.maxCalls.map { UInt32(max(1, $0)) })
     }
 }
 

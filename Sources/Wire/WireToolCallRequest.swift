@@ -23,10 +23,13 @@ public struct WireToolCallRequest: WireMessage, Hashable {
     public var topN: UInt32?
     /// Method override; `nil` means the worker's default.
     public var mode: WireMode?
+    /// Most tool calls the answer may hold (1: no parallel calls); `nil` means the decoder's limit.
+    public var maxCalls: UInt32?
 
     /// Creates a request.
     public init(requestID: String, query: String, history: [WireStep] = [], candidateTools: [String] = [],
-                maxNewTokens: UInt32 = 0, deadlineUnixMs: Int64 = 0, topN: UInt32? = nil, mode: WireMode? = nil) {
+                maxNewTokens: UInt32 = 0, deadlineUnixMs: Int64 = 0, topN: UInt32? = nil, mode: WireMode? = nil,
+                maxCalls: UInt32? = nil) {
         self.requestID = requestID
         self.query = query
         self.history = history
@@ -35,6 +38,7 @@ public struct WireToolCallRequest: WireMessage, Hashable {
         self.deadlineUnixMs = deadlineUnixMs
         self.topN = topN
         self.mode = mode
+        self.maxCalls = maxCalls
     }
 
     init(c: Paratool__V1__ToolCallRequest) throws {
@@ -49,6 +53,7 @@ public struct WireToolCallRequest: WireMessage, Hashable {
         topN = c.top_n_present_case == PARATOOL__V1__TOOL_CALL_REQUEST__TOP_N_PRESENT_TOP_N ? c.top_n : nil
         mode = c.mode_present_case == PARATOOL__V1__TOOL_CALL_REQUEST__MODE_PRESENT_MODE
             ? WireMode(rawValue: wireEnum(c.mode)) : nil
+        maxCalls = c.max_calls_present_case == PARATOOL__V1__TOOL_CALL_REQUEST__MAX_CALLS_PRESENT_MAX_CALLS ? c.max_calls : nil
     }
 
     func c(_ arena: CArena) -> Paratool__V1__ToolCallRequest {
@@ -69,6 +74,10 @@ public struct WireToolCallRequest: WireMessage, Hashable {
         if let mode {
             c.mode_present_case = PARATOOL__V1__TOOL_CALL_REQUEST__MODE_PRESENT_MODE
             c.mode = cEnum(mode.rawValue)
+        }
+        if let maxCalls {
+            c.max_calls_present_case = PARATOOL__V1__TOOL_CALL_REQUEST__MAX_CALLS_PRESENT_MAX_CALLS
+            c.max_calls = maxCalls
         }
         return c
     }

@@ -19,6 +19,8 @@ struct EvalCommand: ParsableCommand {
             gold answer's tools equally; context-docs-examples adds --examples synthesized examples per tool (from the \
             schemas; none equals an evaluation query).
 
+            Answers are held to the call grammar of each question's functions (schema-constrained decoding; one call             per answer in the single-call categories simple and multiple). A mode named with the suffix             -unconstrained (e.g. paratool-unconstrained) runs without the constraint, as every mode does with             --unconstrained, for the ablation.
+
             Writes OUT/bfcl_<category>_<mode>.jsonl (one line per question: id, result = [{function: {param: value}}], \
             input_token_count, output_token_count, latency, flops), OUT/bfcl_<category>_table.md, and prints the table.
             """)
@@ -31,8 +33,11 @@ struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("BFCL possible_answer file of the same category.", valueName: "file"))
     var answers: String
 
-    @Option(help: ArgumentHelp("Mode to run; repeatable or comma-separated (default: every mode).", valueName: "mode"))
+    @Option(help: ArgumentHelp("Mode to run; repeatable or comma-separated, optionally with the suffix -unconstrained (default: every mode).", valueName: "mode"))
     var mode: [String] = []
+
+    @Flag(help: "Decode without the call-grammar constraint (ablation).")
+    var unconstrained = false
 
     @Option(help: ArgumentHelp("Adapter store with the trained adapters.", valueName: "dir"))
     var adapterStore: String?
@@ -63,14 +68,17 @@ struct EvalCommand: ParsableCommand {
         if limit < 0 || maxNewTokens < 1 || examples < 1 { throw ValidationError("--limit must be ≥ 0, --max-new-tokens and --examples ≥ 1") }
     }
 
-    func modes() throws -> [EvaluationMode] {
+    /// The modes to run, each with whether it is constrained.
+    func modes() throws -> [(mode: EvaluationMode, constrained: Bool)] {
         let names = mode.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
-        guard !names.isEmpty else { return EvaluationMode.allCases }
+        guard !names.isEmpty else { return EvaluationMode.allCases.map { ($0, !unconstrained) } }
         return try names.map { name in
-            guard let m = EvaluationMode(rawValue: name) else {
-                throw ValidationError("unknown mode '\(name)'; modes: \(EvaluationMode.allCases.map(\.rawValue).joined(separator: ", "))")
+            let plain = name.hasSuffix(EvaluationMode.unconstrainedSuffix) ? String(name.dropLast(EvaluationMode.unconstrainedSuffix.count)) : name
+            guard let m = EvaluationMode(rawValue: plain) else {
+                throw ValidationError("unknown mode '\(name)'; modes: \(EvaluationMode.allCases.map(\.rawValue).joined(separator: ", ")), "
+                                      + "each optionally with the suffix \(EvaluationMode.unconstrainedSuffix)")
             }
-            return m
+            return (m, !unconstrained && plain == name)
         }
     }
 
@@ -98,19 +106,20 @@ struct EvalCommand: ParsableCommand {
                    + (store.map { ", adapters \($0.root.path)" } ?? "") + (gateDirectory.map { ", gate \($0.path)" } ?? ""))
         let outURL = URL(fileURLWithPath: out)
         var reports = [ModeReport]()
-        for m in try modes() {
+        for (m, constrained) in try modes() {
             let start = Date()
             var correct = 0
-            let report = try evaluation.run(m) { i, outcome in
+            let label = m.rawValue + (constrained ? "" : EvaluationMode.unconstrainedSuffix)
+            let report = try evaluation.run(m, constrained: constrained) { i, outcome in
                 if outcome.check.valid { correct += 1 }
-                printError("[\(m.rawValue)] \(i + 1)/\(questions.count) \(outcome.id): \(outcome.check.valid ? "correct" : outcome.check.errorType) "
+                printError("[\(label)] \(i + 1)/\(questions.count) \(outcome.id): \(outcome.check.valid ? "correct" : outcome.check.errorType) "
                            + "(\(outcome.promptTokens)+\(outcome.generatedTokens) tokens, \(String(format: "%.1f", outcome.seconds)) s); \(correct) correct so far")
             }
             if let reason = report.skipped {
-                printError("[\(m.rawValue)] skipped: \(reason)")
+                printError("[\(label)] skipped: \(reason)")
             } else {
                 let file = try evaluation.writeResults(report, to: outURL)
-                printError("[\(m.rawValue)] \(report.correct)/\(report.count) correct in \(TrainingProgress.duration(Date().timeIntervalSince(start))) → \(file.path)")
+                printError("[\(label)] \(report.correct)/\(report.count) correct in \(TrainingProgress.duration(Date().timeIntervalSince(start))) → \(file.path)")
             }
             reports.append(report)
         }

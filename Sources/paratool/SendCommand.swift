@@ -25,6 +25,9 @@ struct SendCommand: ParsableCommand {
     @Option(help: "Keep the gate's N best adapters.")
     var topN: Int?
 
+    @Option(help: "Most tool calls in the answer (1: no parallel calls; default: the worker's limit).")
+    var maxCalls: Int?
+
     @Option(help: "Generation budget (default: the worker's).")
     var maxNewTokens: Int?
 
@@ -48,13 +51,14 @@ struct SendCommand: ParsableCommand {
             wireMode = WireMode(name: m.rawValue)
         }
         if let topN, topN < 1 { throw UsageError("--top-n must be at least 1") }
+        if let maxCalls, maxCalls < 1 { throw UsageError("--max-calls must be at least 1") }
         if let maxNewTokens, maxNewTokens < 1 { throw UsageError("--max-new-tokens must be at least 1") }
         let candidates = tools?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } ?? []
         let request = WireToolCallRequest(
             requestID: requestId ?? UUID().uuidString.lowercased(), query: query, candidateTools: candidates,
             maxNewTokens: UInt32(maxNewTokens ?? 0),
             deadlineUnixMs: Int64(Date().timeIntervalSince1970 * 1000) + Int64(timeoutMs),
-            topN: topN.map(UInt32.init), mode: wireMode)
+            topN: topN.map(UInt32.init), mode: wireMode, maxCalls: maxCalls.map(UInt32.init))
         let client = try RequestClient(kafka: config, topics: kafka.topics(settings))
         let start = ContinuousClock.now
         guard let result = try client.call(request, timeout: .milliseconds(timeoutMs)) else {

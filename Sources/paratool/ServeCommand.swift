@@ -66,6 +66,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Memory for stacked adapter sets, which speed up the prefill of requests whose tools were seen recently (default 128; 0 turns stacking off). Four rank-16 adapters on SmolLM2-135M take ~49 MB.", valueName: "mb"))
     var stackCacheMb: Int?
 
+    @Flag(help: "Decode without the call-grammar constraint (ablation): answers may then name tools, keys or types no candidate has.")
+    var unconstrained = false
+
     @Option(help: ArgumentHelp("Generation budget when a request sets none (default 96).", valueName: "n"))
     var maxNewTokens: Int?
 
@@ -113,7 +116,7 @@ struct ServeCommand: ParsableCommand {
         let stack = try ServiceStack.worker(
             lm: lm, settings: worker, kafka: kafkaConfig, toolsFile: settings.string("tools", tools),
             gateDirectory: settings.string("gate", gate), storeDirectory: settings.string("adapter-store", adapterStore),
-            stackCacheBytes: stackCacheMB << 20, logger: logger)
+            stackCacheBytes: stackCacheMB << 20, constrained: !(try settings.bool("unconstrained", unconstrained)), logger: logger)
         let health = port > 0 ? try ServiceStack.startHealth(port: port, metrics: stack.metrics, isReady: { stack.worker.isReady }, logger: logger) : nil
         let signals = ShutdownSignals { [logger] in
             logger.info("signal received: finishing the batch, committing, leaving the group")

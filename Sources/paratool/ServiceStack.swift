@@ -21,7 +21,8 @@ struct ServiceStack {
 
     static func worker(lm: LanguageModel, settings: WorkerSettings, kafka: KafkaConfiguration, toolsFile: String?,
                        gateDirectory: String?, storeDirectory: String?,
-                       stackCacheBytes: Int = AdapterMixture.defaultStackCacheBytes, logger: Logger) throws -> ServiceStack {
+                       stackCacheBytes: Int = AdapterMixture.defaultStackCacheBytes, constrained: Bool = true,
+                       logger: Logger) throws -> ServiceStack {
         let catalogue = try toolsFile.map { try ToolCatalogue.load(file: URL(fileURLWithPath: $0)) }
         let gate = try loadGate(gateDirectory, for: lm) {
             logger.warning("no --gate: using an untrained gate; its weights are not meaningful until trained")
@@ -30,9 +31,13 @@ struct ServiceStack {
         if store == nil { logger.warning("no --adapter-store: tools have no adapters, the base model answers") }
         let registry = AdapterRegistry(store: store, config: lm.model.config, logger: logger)
         let metrics = ServiceMetrics()
+        // Prepared once: every engine the worker makes (one per catalogue change) shares it.
+        let vocabulary = constrained ? TokenVocabulary(tokenizer: lm.tokenizer) : nil
+        if !constrained { logger.notice("answers are not constrained to the call grammar (--unconstrained)") }
         let worker = Worker(settings: settings, kafka: kafka, catalogue: catalogue, gate: gate, registry: registry, metrics: metrics,
                             logger: logger) { catalogue, gate in
-            try ToolCallEngine(model: lm, catalogue: catalogue, adapters: registry, gate: gate, stackCacheBytes: stackCacheBytes)
+            try ToolCallEngine(model: lm, catalogue: catalogue, adapters: registry, gate: gate, stackCacheBytes: stackCacheBytes,
+                               constrained: constrained, vocabulary: vocabulary)
         }
         return ServiceStack(worker: worker, metrics: metrics, registry: registry)
     }

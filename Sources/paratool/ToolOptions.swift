@@ -27,6 +27,12 @@ struct ToolOptions: ParsableArguments {
     @Option(help: "The gold tool, for --mode oracle.")
     var goldTool: String?
 
+    @Option(help: "Most calls in the answer (default: no limit but the grammar's 16); 1 asks for a single call.")
+    var maxCalls: Int?
+
+    @Flag(help: "Decode without the call-grammar constraint (ablation): the answer may then name tools, keys or types no candidate has.")
+    var unconstrained = false
+
     func catalogue() throws -> ToolCatalogue {
         guard let tools else { throw UsageError("--tools is required here") }
         return try ToolCatalogue.load(file: URL(fileURLWithPath: tools))
@@ -44,8 +50,11 @@ struct ToolOptions: ParsableArguments {
 
     /// The engine request these options describe for `query`.
     func request(query: String, maxNewTokens: Int = 96) throws -> ToolCallRequest {
-        ToolCallRequest(id: "cli", query: query, candidates: candidateList, maxNewTokens: maxNewTokens, topN: topN,
-                        mode: try selectionMode(), goldTool: goldTool)
+        if let maxCalls, maxCalls < 1 { throw UsageError("--max-calls must be at least 1") }
+        var request = ToolCallRequest(id: "cli", query: query, candidates: candidateList, maxNewTokens: maxNewTokens, topN: topN,
+                                      mode: try selectionMode(), goldTool: goldTool)
+        request.maxCalls = maxCalls
+        return request
     }
 
     var candidateList: [String] {
@@ -65,7 +74,7 @@ struct ToolOptions: ParsableArguments {
             printError("note: no --adapter-store given: tools have no adapters, the base model answers")
             provider = InMemoryAdapters()
         }
-        return try ToolCallEngine(model: lm, catalogue: catalogue, adapters: provider, gate: gateNetwork)
+        return try ToolCallEngine(model: lm, catalogue: catalogue, adapters: provider, gate: gateNetwork, constrained: !unconstrained)
     }
 }
 

@@ -34,6 +34,9 @@ struct UpCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Gate directory (default <adapter-store>/.gate, where training writes it).", valueName: "dir"))
     var gate: String?
 
+    @Flag(help: "Decode without the call-grammar constraint (ablation).")
+    var unconstrained = false
+
     @Flag(help: "Do not train missing adapters on start (the base model answers for tools without one).")
     var skipTraining = false
 
@@ -87,7 +90,7 @@ struct UpCommand: ParsableCommand {
         var settings = WorkerSettings(workerID: "up-worker-1", modelID: ServiceStack.modelID(lm))
         settings.topics = topics
         let stack = try ServiceStack.worker(lm: lm, settings: settings, kafka: kafka, toolsFile: nil, gateDirectory: gatePath,
-                                            storeDirectory: storeURL.path, logger: logger)
+                                            storeDirectory: storeURL.path, constrained: !unconstrained, logger: logger)
         let health = metricsPort > 0 ? try ServiceStack.startHealth(port: metricsPort, metrics: stack.metrics, isReady: { stack.worker.isReady }, logger: logger) : nil
         var trainerSettings = TrainerSettings(dataset: work.appendingPathComponent("dataset"), store: storeURL, tools: catalogueFile)
         trainerSettings.topics = topics

@@ -8,7 +8,7 @@ import XCTest
 @testable import ParaTool
 
 final class EngineTests: XCTestCase {
-    func setUpEngine() throws -> (ToolCallEngine, [ToolAdapter], LanguageModel) {
+    func setUpEngine(constrained: Bool = true) throws -> (ToolCallEngine, [ToolAdapter], LanguageModel) {
         let lm = try LanguageModel.load(path: MethodFixtures.hfTiny.appendingPathComponent("qwen2").path)
         let adapters = try (0..<3).map {
             try ToolAdapter.load(peftDirectory: MethodFixtures.hfTiny.appendingPathComponent("adapters/tool_\($0)"))
@@ -22,7 +22,7 @@ final class EngineTests: XCTestCase {
         for (i, name) in catalogue.names.enumerated() { table[name] = (adapters[i], "v00000\(i + 1)") }
         let provider = InMemoryAdapters(table)
         let gate = GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, hidden: [32, 32]), seed: 5)
-        return (try ToolCallEngine(model: lm, catalogue: catalogue, adapters: provider, gate: gate), adapters, lm)
+        return (try ToolCallEngine(model: lm, catalogue: catalogue, adapters: provider, gate: gate, constrained: constrained), adapters, lm)
     }
 
     func testModesWeightsVersionsAndFlops() throws {
@@ -85,9 +85,15 @@ final class EngineTests: XCTestCase {
         XCTAssertNotEqual(out.weights.map(\.weight), queryOnly, "the history changes the context")
     }
 
-    /// Each request of a batch generates what its own merged-weights model generates alone.
+    /// Each request of a batch generates what its own merged-weights model generates alone, with
+    /// the call-grammar constraint (the same constraint on the merged model) and without it.
     func testBatchedRequestsEqualMergedModels() throws {
-        let (engine, adapters, lm) = try setUpEngine()
+        try checkBatchedRequestsEqualMergedModels(constrained: true)
+        try checkBatchedRequestsEqualMergedModels(constrained: false)
+    }
+
+    func checkBatchedRequestsEqualMergedModels(constrained: Bool) throws {
+        let (engine, adapters, lm) = try setUpEngine(constrained: constrained)
         let requests = [
             ToolCallRequest(id: "a", query: "Weather in Oslo?", maxNewTokens: 8, mode: .oracle, goldTool: "get_weather"),
             ToolCallRequest(id: "b", query: "Fly me to Rome", candidates: ["book_flight", "convert_currency"], maxNewTokens: 5, mode: .average),
@@ -103,7 +109,14 @@ final class EngineTests: XCTestCase {
             let prompt = lm.tokenizer.encode(try engine.formatter.render(.documentFree(candidates: candidates),
                                                                          request: PromptRequest(query: r.query)))
             XCTAssertEqual(out[i].promptTokens, prompt.count)
-            let expected = Generator(transformer: Transformer(model: merged)).greedy(prompt: prompt, maxNewTokens: r.maxNewTokens, stopTokens: stops)
+            let constraint = constrained ? CallConstraint(grammar: CallGrammar(tools: try engine.catalogue.specs(named: candidates)),
+                                                          vocabulary: TokenVocabulary(tokenizer: lm.tokenizer)) : nil
+            let expected = Generator(transformer: Transformer(model: merged)).greedyBatch(
+                prompts: [prompt], maxNewTokens: r.maxNewTokens, stopTokens: stops, constraints: [constraint])[0]
+            if constrained {
+                let text = lm.tokenizer.decode(expected)
+                XCTAssertTrue(text.hasPrefix(ToolCall.openTag) || ToolCall.openTag.hasPrefix(text), "request \(r.id): \(text)")
+            }
             XCTAssertEqual(out[i].generatedTokens, expected.count, "request \(r.id)")
             let content = expected.last.map { stops.contains($0) } == true ? Array(expected.dropLast()) : expected
             XCTAssertEqual(out[i].text, lm.tokenizer.decode(content), "request \(r.id)")

@@ -18,7 +18,7 @@ final class WireGoldenTests: XCTestCase {
             requestID: "req-42", query: "Wie wird das Wetter in Zürich? 天気",
             history: [WireStep(calls: [Self.weather, Self.translate], observation: "21.5 °C ☀️"), WireStep()],
             candidateTools: ["weather.lookup", "翻訳", "calendar"], maxNewTokens: 4_294_967_295,
-            deadlineUnixMs: 1_764_000_000_123, topN: 0, mode: .contextDocs), PythonGolden.toolCallRequest)
+            deadlineUnixMs: 1_764_000_000_123, topN: 0, mode: .contextDocs, maxCalls: 2), PythonGolden.toolCallRequest)
         try check(WireToolCallRequest(requestID: "r", query: "q"), PythonGolden.minimalToolCallRequest)
     }
 

@@ -40,6 +40,8 @@ final class WireRoundTripTests: XCTestCase {
         let unset = try WireToolCallRequest(bytes: WireToolCallRequest(requestID: "r", query: "q").encode())
         XCTAssertNil(unset.topN)
         XCTAssertNil(unset.mode)
+        XCTAssertNil(unset.maxCalls)
+        XCTAssertEqual(try WireToolCallRequest(bytes: WireToolCallRequest(requestID: "r", query: "q", maxCalls: 1).encode()).maxCalls, 1)
         let zero = try WireToolCallRequest(bytes: WireToolCallRequest(requestID: "r", query: "q", topN: 0).encode())
         XCTAssertEqual(zero.topN, 0, "a present zero must stay distinguishable from unset")
     }

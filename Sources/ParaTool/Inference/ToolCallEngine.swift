@@ -1,7 +1,8 @@
 // ToolCallEngine: one ParaTool step for a batch of requests — encode each query, weigh its
 // candidate tools (the gate, or a baseline selector), render the document-free prompt, generate
-// greedily with each request's adapter mixture fused in (one batch, per-row mixtures), parse the
-// action, and account FLOPs (with the Context+Docs cost of the same request for comparison).
+// greedily with each request's adapter mixture fused in (one batch, per-row mixtures) and, unless
+// turned off, each row held to its candidates' call grammar (CallConstraint), parse the action, and
+// account FLOPs (with the Context+Docs cost of the same request for comparison).
 import Foundation
 import LLM
 import Tensor
@@ -42,6 +43,9 @@ public struct ToolCallRequest: Sendable {
     public var examples: [String: [ToolExample]] = [:]
     /// How many of each candidate's `examples` the Context+Docs&Examples prompt shows.
     public var examplesPerTool = 0
+    /// Most calls the answer may hold under constrained decoding (nil: `CallGrammar.defaultMaxCalls`);
+    /// 1 asks for a single call, as an API's "no parallel tool calls" does.
+    public var maxCalls: Int?
 
     /// The gold tools `.oracle` weighs: `goldTools`, or `goldTool` when that is empty.
     var oracleTools: [String] { goldTools.isEmpty ? (goldTool.map { [$0] } ?? []) : goldTools }
@@ -127,17 +131,26 @@ public final class ToolCallEngine {
     public let gate: GateNetwork?
     public let encoder: ContextEncoder
     public let formatter: PromptFormatter
+    /// Whether each answer is held to its candidates' call grammar (schema-constrained decoding).
+    public let constrained: Bool
     private let runner: Transformer
     private let mixture: AdapterMixture
     private let counter: FlopsCounter
+    private var vocabularyStorage: TokenVocabulary?
 
     /// `stackCacheBytes` bounds the stacked adapter sets kept for prefill (`AdapterMixture`).
+    /// `constrained` holds every answer to the call grammar of its request's candidates;
+    /// `vocabulary` is the model's vocabulary prepared for that (built on first use when nil, so
+    /// engines made one after another can share one).
     public init(model: LanguageModel, catalogue: ToolCatalogue, adapters: AdapterProvider, gate: GateNetwork?,
-                pooling: Pooling = .mean, stackCacheBytes: Int = AdapterMixture.defaultStackCacheBytes) throws {
+                pooling: Pooling = .mean, stackCacheBytes: Int = AdapterMixture.defaultStackCacheBytes,
+                constrained: Bool = true, vocabulary: TokenVocabulary? = nil) throws {
         guard let template = model.tokenizer.chatTemplate else {
             throw EngineError.invalidRequest("the model has no chat template: \(model.tokenizer.chatTemplateError.map { "\($0)" } ?? "none found")")
         }
         self.model = model
+        self.constrained = constrained
+        vocabularyStorage = vocabulary
         self.catalogue = catalogue
         self.adapters = adapters
         self.gate = gate
@@ -180,6 +193,14 @@ public final class ToolCallEngine {
                 return (ToolSelection.softmax(sims, topN: request.topN), n)
             }
         }
+    }
+
+    /// The model's vocabulary as constrained decoding reads it (built once, on first use).
+    public var vocabulary: TokenVocabulary {
+        if let v = vocabularyStorage { return v }
+        let v = TokenVocabulary(tokenizer: model.tokenizer)
+        vocabularyStorage = v
+        return v
     }
 
     /// Re-initialises the gate's vectors of `tools` from their (changed) documentation, the
@@ -245,6 +266,7 @@ public final class ToolCallEngine {
         var extraFlops = [FlopsBreakdown]()
         var docsPromptTokens = [Int]()
         var adapterCounts = [(count: Int, rank: Int)]()
+        var constraints = [TokenConstraint?]()
         for r in requests {
             guard r.maxNewTokens >= 1 else { throw EngineError.invalidRequest("request \(r.id): max_new_tokens must be at least 1") }
             let (candidates, selected, toolWeights, queryTokens) = try plan(r)
@@ -257,6 +279,7 @@ public final class ToolCallEngine {
             prompts.append(model.tokenizer.encode(try formatter.render(format, request: request)))
             docsPromptTokens.append(model.tokenizer.encode(try formatter.render(.contextDocs(candidates: specs), request: request)).count)
             mixtures.append(Mixture(components))
+            constraints.append(constrained ? CallConstraint(grammar: CallGrammar(tools: specs, maxCalls: r.maxCalls), vocabulary: vocabulary) : nil)
             weightsOut.append(toolWeights)
             adapterCounts.append((components.count, components.first?.adapter.rank ?? 0))
             var extra = FlopsBreakdown()
@@ -274,7 +297,7 @@ public final class ToolCallEngine {
         var prefillSeconds: Double?
         let outputs = Generator(transformer: runner).greedyBatch(
             prompts: prompts, maxNewTokens: requests.map(\.maxNewTokens).max()!, stopTokens: stops,
-            limits: requests.map(\.maxNewTokens)) { _, _ in
+            limits: requests.map(\.maxNewTokens), constraints: constraints) { _, _ in
             if prefillSeconds == nil { prefillSeconds = Date().timeIntervalSince(genStart) }
         }
         let genSeconds = Date().timeIntervalSince(genStart)

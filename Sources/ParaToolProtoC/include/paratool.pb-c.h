@@ -162,8 +162,14 @@ typedef enum {
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PARATOOL__V1__TOOL_CALL_REQUEST__MODE_PRESENT__CASE)
 } Paratool__V1__ToolCallRequest__ModePresentCase;
 
+typedef enum {
+  PARATOOL__V1__TOOL_CALL_REQUEST__MAX_CALLS_PRESENT__NOT_SET = 0,
+  PARATOOL__V1__TOOL_CALL_REQUEST__MAX_CALLS_PRESENT_MAX_CALLS = 9
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PARATOOL__V1__TOOL_CALL_REQUEST__MAX_CALLS_PRESENT__CASE)
+} Paratool__V1__ToolCallRequest__MaxCallsPresentCase;
+
 /*
- * A request for the next action, topic `requests`, key request_id. Next free number: 9.
+ * A request for the next action, topic `requests`, key request_id. Next free number: 10.
  */
 struct  Paratool__V1__ToolCallRequest
 {
@@ -202,10 +208,14 @@ struct  Paratool__V1__ToolCallRequest
   union {
     Paratool__V1__Mode mode;
   };
+  Paratool__V1__ToolCallRequest__MaxCallsPresentCase max_calls_present_case;
+  union {
+    uint32_t max_calls;
+  };
 };
 #define PARATOOL__V1__TOOL_CALL_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&paratool__v1__tool_call_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0, 0, PARATOOL__V1__TOOL_CALL_REQUEST__TOP_N_PRESENT__NOT_SET, {0}, PARATOOL__V1__TOOL_CALL_REQUEST__MODE_PRESENT__NOT_SET, {0} }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0, 0, PARATOOL__V1__TOOL_CALL_REQUEST__TOP_N_PRESENT__NOT_SET, {0}, PARATOOL__V1__TOOL_CALL_REQUEST__MODE_PRESENT__NOT_SET, {0}, PARATOOL__V1__TOOL_CALL_REQUEST__MAX_CALLS_PRESENT__NOT_SET, {0} }
 
 
 /*

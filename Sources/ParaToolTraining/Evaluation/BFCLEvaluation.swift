@@ -27,6 +27,9 @@ public enum EvaluationMode: String, Sendable, CaseIterable {
     /// Softmax of the cosine of context and tool vectors instead of the gate MLP.
     case embsim
 
+    /// What a mode's name ends with when its answers are not constrained to the call grammar.
+    public static let unconstrainedSuffix = "-unconstrained"
+
     /// Whether the mode reads adapters from a store.
     public var needsAdapters: Bool { self != .contextDocs && self != .contextDocsExamples }
 
@@ -58,6 +61,9 @@ public struct EvaluationSettings: Sendable {
     public var topN: Int?
     /// Queries no synthesized example may equal (the evaluation questions).
     public var evaluationQueries: [String] = []
+    /// Whether answers are held to the candidates' call grammar (schema-constrained decoding);
+    /// single-call categories then allow one call per answer.
+    public var constrained = true
 
     /// The defaults: 256 new tokens, 2 examples per tool, seed 0.
     public init() {}
@@ -107,6 +113,10 @@ public struct QuestionOutcome: Sendable {
 public struct ModeReport: Sendable {
     /// The mode.
     public var mode: EvaluationMode
+    /// Whether its answers were constrained to the call grammar.
+    public var constrained = true
+    /// The mode's name in tables and file names: `paratool`, or `paratool-unconstrained`.
+    public var name: String { mode.rawValue + (constrained ? "" : EvaluationMode.unconstrainedSuffix) }
     /// Per question, in question order (empty when the mode was skipped).
     public var outcomes: [QuestionOutcome] = []
     /// Why the mode did not run, when it did not.
@@ -148,6 +158,8 @@ public final class BFCLEvaluation {
     public let gate: GateNetwork?
     /// The settings.
     public var settings: EvaluationSettings
+    /// The model's vocabulary for constrained decoding, prepared once for every question.
+    private lazy var vocabulary = TokenVocabulary(tokenizer: model.tokenizer)
 
     /// An evaluation of `questions` (each must have an answer in `answers`).
     /// - Throws: `ToolFormatError` naming a question without a gold answer.
@@ -165,14 +177,26 @@ public final class BFCLEvaluation {
         }
     }
 
-    /// The file name of a mode's results: `bfcl_<category>_<mode>.jsonl`.
-    public func resultFileName(_ mode: EvaluationMode) -> String { "bfcl_\(categoryName)_\(mode.rawValue).jsonl" }
+    /// The file name of a report's results: `bfcl_<category>_<name>.jsonl`.
+    public func resultFileName(_ report: ModeReport) -> String { "bfcl_\(categoryName)_\(report.name).jsonl" }
 
-    /// Runs every question under `mode`, one request at a time (so latency is per request).
+    /// Most calls an answer may hold in this category when constrained: one in the single-call
+    /// categories (simple, multiple), no limit but the grammar's in the parallel ones.
+    public var maxCalls: Int? {
+        switch BFCLCategory(name: categoryName) {
+        case .simple, .multiple: return 1
+        case .parallel, .parallelMultiple: return nil
+        }
+    }
+
+    /// Runs every question under `mode`, one request at a time (so latency is per request),
+    /// constrained to the call grammar unless `constrained` is false (default: the settings').
     /// `progress` gets each finished question with its index. A mode whose gate or adapters are
     /// missing is returned skipped, with the reason.
-    public func run(_ mode: EvaluationMode, progress: (Int, QuestionOutcome) -> Void = { _, _ in }) throws -> ModeReport {
+    public func run(_ mode: EvaluationMode, constrained: Bool? = nil,
+                    progress: (Int, QuestionOutcome) -> Void = { _, _ in }) throws -> ModeReport {
         var report = ModeReport(mode: mode)
+        report.constrained = constrained ?? settings.constrained
         if mode.needsGate && gate == nil {
             report.skipped = "needs the trained gate (--gate, or a store with .gate)"
             return report
@@ -201,7 +225,7 @@ public final class BFCLEvaluation {
             provider = StoreAdapters(store: store!, config: model.model.config)
         }
         for (index, question) in questions.enumerated() {
-            let outcome = try answer(question, mode: mode, provider: provider)
+            let outcome = try answer(question, mode: mode, constrained: report.constrained, provider: provider)
             report.outcomes.append(outcome)
             progress(index, outcome)
         }
@@ -209,13 +233,15 @@ public final class BFCLEvaluation {
     }
 
     /// One question under `mode`: its own functions are the catalogue and the candidates.
-    func answer(_ question: BFCLQuestion, mode: EvaluationMode, provider: AdapterProvider) throws -> QuestionOutcome {
+    func answer(_ question: BFCLQuestion, mode: EvaluationMode, constrained: Bool, provider: AdapterProvider) throws -> QuestionOutcome {
         let answer = answers[question.id]!
         let catalogue = ToolCatalogue(question.functions)
-        let engine = try ToolCallEngine(model: model, catalogue: catalogue, adapters: provider, gate: mode.needsGate ? gate : nil)
+        let engine = try ToolCallEngine(model: model, catalogue: catalogue, adapters: provider, gate: mode.needsGate ? gate : nil,
+                                        constrained: constrained, vocabulary: vocabulary)
         let query = question.turns.first?.last(where: { $0.role == "user" })?.content ?? ""
         var request = ToolCallRequest(id: question.id, query: query, candidates: catalogue.names,
                                       maxNewTokens: settings.maxNewTokens, topN: settings.topN, mode: mode.selection)
+        request.maxCalls = maxCalls
         switch mode {
         case .oracle:
             var gold = [String]()
@@ -265,7 +291,7 @@ public final class BFCLEvaluation {
     @discardableResult
     public func writeResults(_ report: ModeReport, to directory: URL) throws -> URL {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let url = directory.appendingPathComponent(resultFileName(report.mode))
+        let url = directory.appendingPathComponent(resultFileName(report))
         let text = report.outcomes.map { $0.resultLine + "\n" }.joined()
         try Data(text.utf8).write(to: url, options: .atomic)
         return url
@@ -276,21 +302,22 @@ public final class BFCLEvaluation {
     /// answers) when it ran, and relative to the same requests priced in the Context+Docs format
     /// (same generated length: the prompt's share alone), mean latency.
     public static func table(_ reports: [ModeReport]) -> String {
-        let docs = reports.first { $0.mode == .contextDocs && $0.skipped == nil && $0.count > 0 }
+        let docs = reports.first { $0.mode == .contextDocs && $0.constrained && $0.skipped == nil && $0.count > 0 }
+            ?? reports.first { $0.mode == .contextDocs && $0.skipped == nil && $0.count > 0 }
         var lines = ["| mode | AST accuracy | correct | mean prompt tokens | GFLOPs / request | FLOPs vs context-docs run "
                      + "| FLOPs vs same request with docs | mean latency (s) |",
                      "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for r in reports {
             if let reason = r.skipped {
-                lines.append("| \(r.mode.rawValue) | skipped: \(reason) | | | | | | |")
+                lines.append("| \(r.name) | skipped: \(reason) | | | | | | |")
                 continue
             }
             let relative = docs.map { String(format: "%+.1f%%", 100 * (r.meanFlops / $0.meanFlops - 1)) } ?? "—"
             let sameRequest = r.meanContextDocsFlops > 0 ? String(format: "%+.1f%%", 100 * (r.meanFlops / r.meanContextDocsFlops - 1)) : "—"
-            lines.append(String(format: "| %@ | %.1f%% | %d/%d | %.1f | %.3f | %@ | %@ | %.2f |", r.mode.rawValue, 100 * r.accuracy,
+            lines.append(String(format: "| %@ | %.1f%% | %d/%d | %.1f | %.3f | %@ | %@ | %.2f |", r.name, 100 * r.accuracy,
                                 r.correct, r.count, r.meanPromptTokens, r.meanFlops / 1e9, relative, sameRequest, r.meanSeconds))
         }
-        let notes = reports.compactMap { r in r.note.map { "- \(r.mode.rawValue): \($0)" } }
+        let notes = reports.compactMap { r in r.note.map { "- \(r.name): \($0)" } }
         return (lines + (notes.isEmpty ? [] : [""] + notes)).joined(separator: "\n")
     }
 }
