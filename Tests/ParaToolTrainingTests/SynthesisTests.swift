@@ -14,15 +14,31 @@ import XCTest
 
 final class SynthesisTests: XCTestCase {
     var bfcl: URL { RepositoryFixtures.bfcl }
-    var demoTools: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Deploy/demo/tools.json")
-    }
+    var demoTools: URL { Self.demoCatalogue }
+    static let demoCatalogue = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Deploy/demo/tools.json")
 
     /// The tools of every BFCL file here (schemas only; the questions are not used).
-    func allBFCLTools() throws -> [ToolSpec] {
+    static func allBFCLTools() throws -> [ToolSpec] {
+        let bfcl = RepositoryFixtures.bfcl
         let files = try FileManager.default.contentsOfDirectory(atPath: bfcl.path).filter { $0.hasPrefix("BFCL_v4_") }.sorted()
         return try files.flatMap { try BFCLQuestion.load(file: bfcl.appendingPathComponent($0)).flatMap(\.functions) }
+    }
+
+    /// A synthesis run over every BFCL schema, the demo catalogue and the made-up tool (5 per
+    /// tool, seed 3), made once for the tests that check every call.
+    struct WideRun: Sendable {
+        let catalogue: ToolCatalogue
+        let trajectories: [Trajectory]
+    }
+
+    static let wideRun = Result<WideRun, any Error> {
+        var config = SynthesisConfig()
+        config.examplesPerTool = 5
+        config.seed = 3
+        let tools = try allBFCLTools() + ToolCatalogue.load(file: demoCatalogue).tools + [unseenTool]
+        let synth = ExampleSynthesizer(tools: tools, config: config)
+        return WideRun(catalogue: ToolCatalogue(synth.tools), trajectories: synth.synthesize().trajectories)
     }
 
     /// A tool no catalogue here has: a nested object, a date in US order, a clock time, an enum
@@ -116,11 +132,9 @@ final class SynthesisTests: XCTestCase {
     }
 
     func testEveryCallValidatesAgainstItsSchema() throws {
-        let tools = try allBFCLTools() + ToolCatalogue.load(file: demoTools).tools + [Self.unseenTool]
-        let synth = ExampleSynthesizer(tools: tools, config: config(perTool: 4))
-        XCTAssertGreaterThan(synth.tools.count, 300, "BFCL's tools, each schema once")
-        let catalogue = ToolCatalogue(synth.tools)
-        let (trajectories, _) = synth.synthesize()
+        let run = try Self.wideRun.get()
+        let (catalogue, trajectories) = (run.catalogue, run.trajectories)
+        XCTAssertGreaterThan(catalogue.tools.count, 800, "BFCL's tools, each schema once")
         var calls = 0
         for t in trajectories {
             for call in t.steps.flatMap(\.calls) {
@@ -137,13 +151,11 @@ final class SynthesisTests: XCTestCase {
     /// object, float → number, tuple → array, any → no constraint) and unknown properties
     /// refused, as BFCL's checker refuses them.
     func testEveryCallValidatesWithPythonJSONSchema() throws {
-        let tools = try allBFCLTools() + ToolCatalogue.load(file: demoTools).tools + [Self.unseenTool]
-        let synth = ExampleSynthesizer(tools: tools, config: config(perTool: 4))
-        let catalogue = ToolCatalogue(synth.tools)
+        let run = try Self.wideRun.get()
         var lines = [String]()
-        for t in synth.synthesize().trajectories {
+        for t in run.trajectories {
             for call in t.steps.flatMap(\.calls) {
-                let spec = try XCTUnwrap(catalogue[call.name])
+                let spec = try XCTUnwrap(run.catalogue[call.name])
                 lines.append(JSONValue.object(["where": .string("\(t.id) \(call.name)"), "schema": spec.parameters,
                                                "arguments": call.arguments]).serialized())
             }
@@ -349,14 +361,12 @@ final class SynthesisTests: XCTestCase {
     }
 
     func testArgumentValuesAppearInTheQuery() throws {
-        let tools = try allBFCLTools() + ToolCatalogue.load(file: demoTools).tools + [Self.unseenTool]
-        let synth = ExampleSynthesizer(tools: tools, config: config(perTool: 6))
-        let catalogue = ToolCatalogue(synth.tools)
+        let run = try Self.wideRun.get()
         var failures = [String](), found = [String: Int](), checked = 0
-        for t in synth.synthesize().trajectories {
+        for t in run.trajectories {
             for call in t.steps.flatMap(\.calls) {
                 guard case .object(let args) = call.arguments else { return XCTFail("arguments are not an object") }
-                let spec = try XCTUnwrap(catalogue[call.name])
+                let spec = try XCTUnwrap(run.catalogue[call.name])
                 for (name, value) in args {
                     let schema = spec.parameters["properties"]?[name] ?? [:]
                     failures += unreadable(value, schema, name: name, path: "\(call.name).\(name)", query: t.query, found: &found)
@@ -529,7 +539,7 @@ final class SynthesisTests: XCTestCase {
         let files = try FileManager.default.contentsOfDirectory(atPath: bfcl.path).filter { $0.hasPrefix("BFCL_v4_") }
         let evaluation = try files.flatMap { try HeldOut.queries(file: bfcl.appendingPathComponent($0)) }
         XCTAssertGreaterThan(evaluation.count, 1000)
-        let tools = try allBFCLTools()
+        let tools = try Self.allBFCLTools()
         let (trajectories, _) = ExampleSynthesizer(tools: tools, config: config(perTool: 3), evaluationQueries: evaluation).synthesize()
         XCTAssertNoThrow(try HeldOut.check(training: trajectories, evaluationQueries: evaluation))
         let normalised = Set(evaluation.map(HeldOut.normalise))

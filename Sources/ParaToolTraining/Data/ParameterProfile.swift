@@ -65,7 +65,7 @@ final class ParameterProfile {
         let description = schema["description"]?.stringValue ?? ""
         self.description = description
         let raw = Self.splitDigits(ExampleSynthesizer.words(name))
-        words = raw.map { Self.abbreviations[$0] ?? $0 }
+        words = (raw.count > 1 && raw[0] == "the" ? Array(raw.dropFirst()) : raw).map { Self.abbreviations[$0] ?? $0 }
         choices = schema["enum"]?.arrayValue ?? []
         let lower = description.lowercased()
         layout = kind == .string && choices.isEmpty && !raw.contains("format") ? DateLayout.read(description, nameWords: Set(raw)) : nil

@@ -79,21 +79,31 @@ enum RequestTemplates {
             }
         }
         var parts = sentence.split(separator: " ").map(String.init)
-        guard parts.count >= 2, var head = parts.first?.lowercased(), head.allSatisfy(\.isLetter) else { return nil }
-        let original = head
-        if head.hasSuffix("ies") { head = String(head.dropLast(3)) + "y" }
-        else if ["ches", "shes", "sses", "xes", "zes"].contains(where: head.hasSuffix) { head = String(head.dropLast(2)) }
-        else if head.hasSuffix("s") && !head.hasSuffix("ss") { head = String(head.dropLast()) }
+        guard parts.count >= 2, parts[0].allSatisfy(\.isLetter) else { return nil }
+        let original = parts[0].lowercased(), head = baseForm(original)
         let next = parts[1].lowercased()
         guard verbs.contains(original) || verbs.contains(head)
                 || (original.hasSuffix("s") && original != head && followsThirdPerson.contains(next)) else { return nil }
         parts[0] = verbs.contains(original) ? original : head
+        // "… and returns the result" → "… and return the result".
+        for i in parts.indices.dropFirst(2) where ["and", "or"].contains(parts[i - 1].lowercased()) {
+            let w = parts[i].lowercased(), base = baseForm(w)
+            if w != base && verbs.contains(base) { parts[i] = base }
+        }
         if parts.count > 20 { parts = Array(parts.prefix(20)) }
         while let last = parts.last, let c = last.last, ",;:-".contains(c) {
             parts[parts.count - 1] = String(last.dropLast())
             if parts[parts.count - 1].isEmpty { parts.removeLast() }
         }
         return parts
+    }
+
+    /// A third-person verb's base form: "retrieves" → "retrieve", "fetches" → "fetch", "applies" → "apply".
+    private static func baseForm(_ w: String) -> String {
+        if w.hasSuffix("ies") { return String(w.dropLast(3)) + "y" }
+        if ["ches", "shes", "sses", "xes", "zes"].contains(where: w.hasSuffix) { return String(w.dropLast(2)) }
+        if w.hasSuffix("s") && !w.hasSuffix("ss") { return String(w.dropLast()) }
+        return w
     }
 
     /// The text up to the first full stop that ends a sentence (not one of "e.g.", "U.S.", "etc.")
@@ -138,7 +148,7 @@ enum RequestTemplates {
                                                 "selected", "target", "input", "single"]
     private static let cutWords: Set<String> = ["for", "of", "in", "on", "at", "between", "from", "with", "by", "given", "based", "using",
                                                 "according", "within", "that", "which", "to", "into", "across", "over", "during",
-                                                "including", "filtered", "specified", "provided", "when", "where", "whose", "under",
+                                                "including", "filtered", "when", "where", "whose", "under",
                                                 "along", "per", "via", "about", "near", "around", "after", "before", "like", "such"]
     private static let infoVerbs: Set<String> = ["get", "retrieve", "fetch", "find", "calculate", "compute", "determine", "obtain", "return",
                                                  "provide", "give", "show", "check", "estimate", "predict", "measure", "identify", "count"]
@@ -240,7 +250,7 @@ enum RequestTemplates {
             if k > lastFixed { break }
         }
         while out.count > 1, let last = out.last, !last.fixed,
-              ["and", "or", "the", "a", "an", "of", "for", "to", "with", "by", "its", "their", "in", "on"].contains(last.key) {
+              ["and", "or", "the", "a", "an", "its", "their", "as"].contains(last.key) || cutWords.contains(last.key) {
             out.removeLast()
         }
         if let last = out.last, !last.fixed, let c = last.text.last, ",;:".contains(c) { out[out.count - 1].text.removeLast() }

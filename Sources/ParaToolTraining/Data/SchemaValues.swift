@@ -12,12 +12,16 @@ enum SchemaValues {
     typealias Pick = ExampleSynthesizer
 
     /// Values for an object: every required property, each optional one with
-    /// `optionalProbability`, in the schema's property order; then the pairs made consistent.
-    static func object(_ profile: ObjectProfile, rng: inout SeededGenerator, optionalProbability: Double) -> JSONObject {
+    /// `optionalProbability`, in the schema's property order; then the pairs made consistent. A
+    /// nested object (`nested`) gets at least one property: an empty one says nothing.
+    static func object(_ profile: ObjectProfile, nested: Bool = false, rng: inout SeededGenerator, optionalProbability: Double) -> JSONObject {
         var out = JSONObject()
         for p in profile.parameters {
             if !profile.required.contains(p.name) && Pick.uniform(&rng) >= optionalProbability { continue }
             out[p.name] = value(p, rng: &rng, optionalProbability: optionalProbability)
+        }
+        if nested && out.isEmpty, let first = profile.parameters.first {
+            out[first.name] = value(first, rng: &rng, optionalProbability: optionalProbability)
         }
         reconcile(&out, profile, rng: &rng, optionalProbability: optionalProbability)
         return out
@@ -105,7 +109,7 @@ enum SchemaValues {
             }
             return .array(values)
         case .object:
-            if let members = p.members { return .object(object(members, rng: &rng, optionalProbability: optionalProbability)) }
+            if let members = p.members { return .object(object(members, nested: true, rng: &rng, optionalProbability: optionalProbability)) }
             return .object(JSONObject([(Pick.pick(Pools.topics, &rng).replacingOccurrences(of: " ", with: "_"), .string(Pick.pick(Pools.firstNames, &rng)))]))
         case .string, .any:
             return .string(stringValue(p, nameWords: w, rng: &rng))
