@@ -286,6 +286,9 @@ enum ArgumentPhrasing {
             attached = true
         } else if p.isSymbol {
             forms = ["\(n) = \(joined)", "\(n) of \(joined)"]
+        } else if let unit = p.unit, ExampleSynthesizer.words(n).contains(where: { unit.lowercased().hasPrefix($0) }) {
+            // Named by its unit: "5, 10 and 15 minutes", never "minutes 5, 10 and 15 minutes".
+            forms = [joined]
         }
         return ArgumentPhrase(text: Pick.pick(forms, &rng), attached: attached, bare: joined, sentence: nil, parameters: [p.name],
                               nouns: nounWords(p), isList: true)
