@@ -171,6 +171,16 @@ enum ArgumentPhrasing {
         p.nouns.count > 1 && Pick.uniform(&rng) < 0.4 ? p.nouns[1] : p.nouns[0]
     }
 
+    /// A noun phrase's plural: "height" → "heights", "city" → "cities", "number of players" → "numbers of players".
+    static func plural(_ noun: String) -> String {
+        var parts = noun.components(separatedBy: " of ")
+        let head = parts[0]
+        if head.hasSuffix("s") || head.hasSuffix("x") || head.hasSuffix("ch") || head.hasSuffix("sh") { parts[0] = head + "es" }
+        else if head.hasSuffix("y"), let before = head.dropLast().last, !"aeiou".contains(before) { parts[0] = head.dropLast() + "ies" }
+        else { parts[0] = head + "s" }
+        return parts.joined(separator: " of ")
+    }
+
     static func article(_ word: String) -> String {
         guard let c = word.lowercased().first else { return "a" }
         return "aeio".contains(c) || (c == "u" && !word.lowercased().hasPrefix("uni") && !word.lowercased().hasPrefix("use")) ? "an" : "a"
@@ -186,7 +196,9 @@ enum ArgumentPhrasing {
             // A bare "true" would not say which flag.
             return Pick.pick(["\(n) \(b)", "\(n): \(b)", "\(n) set to \(b)", "\(n) = \(b)"], &rng)
         }
-        return Pick.pick(["\(n) \(v)", "\(n): \(v)", "\(v) as the \(n)", "the \(n) \(v)", "\(n) set to \(v)", "\(n) = \(v)", v], &rng)
+        // A value alone only where it says what it is (not an object's parts).
+        let alone = value.objectValue == nil ? [v] : []
+        return Pick.pick(["\(n) \(v)", "\(n): \(v)", "\(v) as the \(n)", "the \(n) \(v)", "\(n) set to \(v)", "\(n) = \(v)"] + alone, &rng)
     }
 
     /// One argument: an attached form by role when `mayAttach` (no other argument shares the
@@ -216,7 +228,9 @@ enum ArgumentPhrasing {
             case (.direction, false): return make(Pick.pick(["to \(q)", "to \(q)", "into \(q)"], &rng), true)
             case (.range, true): return make(Pick.pick(["from \(q)", "starting \(q)"], &rng), true)
             case (.range, false): return make(Pick.pick(["until \(q)", "up to \(q)"], &rng), true)
-            case (.bounds, true): return make(Pick.pick(["\(article("minimum")) minimum \(rest) of \(q)", "\(rest) of at least \(q)"], &rng), false)
+            case (.bounds, true) where pair.rest.isEmpty: return make(Pick.pick(["of at least \(q)", "a minimum of \(q)", "from \(q)"], &rng), true)
+            case (.bounds, false) where pair.rest.isEmpty: return make(Pick.pick(["up to \(q)", "of at most \(q)", "a maximum of \(q)"], &rng), true)
+            case (.bounds, true): return make(Pick.pick(["a minimum \(rest) of \(q)", "\(rest) of at least \(q)"], &rng), false)
             case (.bounds, false): return make(Pick.pick(["a maximum \(rest) of \(q)", "\(rest) of at most \(q)", "\(rest) up to \(q)"], &rng), false)
             case (.sequence, _): break
             }
@@ -279,7 +293,7 @@ enum ArgumentPhrasing {
         let joined = list(ms)
         let prepositions: [ParameterRole: String] = [.place: "in", .creator: "by", .person: "for", .date: "on", .clockTime: "at", .year: "in",
                                                      .currency: "in", .language: "in", .topic: "about", .duration: "for"]
-        var forms = ["\(n) \(joined)", "\(n) \(joined)", "the \(n) \(joined)", "\(n) \(joined) respectively", "each \(n) of \(joined)"]
+        var forms = ["\(n) \(joined)", "\(n) \(joined)", "the \(n) \(joined)", "\(n) \(joined) respectively", "\(plural(n)) \(joined)"]
         var attached = false
         if mayAttach, let prep = prepositions[p.role], Pick.uniform(&rng) < 0.7 {
             forms = unitOnce ? ["\(prep) \(joined)"] : ["\(prep) \(joined)", list(ms.map { "\(prep) \($0)" })]
@@ -366,9 +380,14 @@ enum ArgumentPhrasing {
             if !rest.isEmpty && rng.next() & 1 == 1 { text = "for \(rest) " + text }
             return ArgumentPhrase(text: text, attached: true, parameters: params, nouns: nouns)
         case .bounds:
+            guard !rest.isEmpty else {
+                // Bare bounds (a budget's min and max): "between 10 and 50", "at least 10 and at most 50".
+                let text = Pick.pick(["between \(a) and \(b)", "from \(a) to \(b)", "at least \(a) and at most \(b)",
+                                      "no more than \(b) and no less than \(a)"], &rng)
+                return ArgumentPhrase(text: text, attached: true, parameters: params, nouns: nouns)
+            }
             let forms = ["between \(a) and \(b)", "from \(a) to \(b)", "of at least \(a) and at most \(b)", "of no more than \(b) and no less than \(a)"]
-            let r = rest.isEmpty ? first.0.nouns[0] : rest
-            return ArgumentPhrase(text: "\(article(r)) \(r) " + Pick.pick(forms, &rng), attached: false, parameters: params, nouns: nouns)
+            return ArgumentPhrase(text: "\(article(rest)) \(rest) " + Pick.pick(forms, &rng), attached: false, parameters: params, nouns: nouns)
         case .sequence:
             let text = Pick.pick(["for \(a) and \(b)", "with \(a) and \(b)"] + (first.0.role == .place ? ["between \(a) and \(b)"] : []), &rng)
             return ArgumentPhrase(text: text, attached: true, parameters: params, nouns: nouns)

@@ -58,7 +58,9 @@ final class ParameterProfile {
     /// Whether the description says the value is a range (two ordered numbers: "start and end year").
     let isRange: Bool
 
-    init(name: String, schema: JSONValue) {
+    /// The profile of parameter `name`; `context` is the words of the object it belongs to, which
+    /// give a generic name its role (a budget's "min" is money).
+    init(name: String, schema: JSONValue, context: [String] = []) {
         self.name = name
         self.schema = schema
         kind = ValueKind(schema)
@@ -74,7 +76,7 @@ final class ParameterProfile {
         isRange = kind == .array && ["start and end", "range", "min and max", "minimum and maximum", "lower and upper", "beginning and end"]
             .contains { lower.contains($0) }
         if kind == .object, schema["properties"]?.objectValue?.isEmpty == false || schema["required"]?.arrayValue?.isEmpty == false {
-            members = ObjectProfile(schema)
+            members = ObjectProfile(schema, context: raw)
         } else {
             members = nil
         }
@@ -86,7 +88,9 @@ final class ParameterProfile {
             nouns.append(phrase)
         }
         self.nouns = nouns
-        role = Self.role(kind: kind, words: Set(raw + words), description: lower, unit: unit, layout: layout, hasChoices: !choices.isEmpty)
+        let generic: Set<String> = ["min", "max", "minimum", "maximum", "start", "end", "low", "high", "lower", "upper", "from", "to", "value"]
+        let roleWords = Set(raw + words).isSubset(of: generic) ? Set(raw + words + context) : Set(raw + words)
+        role = Self.role(kind: kind, words: roleWords, description: lower, unit: unit, layout: layout, hasChoices: !choices.isEmpty)
     }
 
     /// Words with a trailing number split off: "num1" → "num", "1".
@@ -181,7 +185,8 @@ final class ParameterProfile {
         while let first = words.first, leading.contains(first) { words.removeFirst() }
         let stops: Set<String> = ["that", "which", "who", "whose", "to", "for", "in", "on", "at", "from", "with", "by", "is", "are", "be",
                                   "will", "should", "you", "we", "being", "used", "as", "when", "where", "if", "or", "and", "the", "e",
-                                  "eg", "i", "it", "this", "can", "must", "default", "defaults", "between", "within", "into", "per"]
+                                  "eg", "i", "it", "this", "can", "must", "default", "defaults", "between", "within", "into", "per", "such",
+                                  "like", "including", "etc"]
         var out = [String](), sawOf = false
         for w in words {
             if w == "of" {
@@ -192,6 +197,7 @@ final class ParameterProfile {
             }
             if stops.contains(w) || !w.allSatisfy({ $0.isLetter || $0 == "-" }) { break }
             if out.count >= 1 && w.count > 4 && w.hasSuffix("ed") && !["speed", "seed", "breed"].contains(w) { break }
+            if out.count >= 1 && w.count > 5 && w.hasSuffix("ing") { break }
             out.append(w)
         }
         while out.last == "of" { out.removeLast() }
@@ -274,14 +280,14 @@ final class ObjectProfile {
     /// An amount converted from one currency or unit to another: "250 euros in yen".
     let conversion: (amount: String, from: String, to: String)?
 
-    /// The profile of an object schema. A required name without a property (a dict whose
+    /// The profile of an object schema (`context`: the words of the parameter holding it). A required name without a property (a dict whose
     /// description names its keys) is a number when the description speaks of numbers, else a string.
-    init(_ schema: JSONValue) {
+    init(_ schema: JSONValue, context: [String] = []) {
         let properties = schema["properties"]?.objectValue ?? JSONObject()
         let requiredNames = schema["required"]?.arrayValue?.compactMap(\.stringValue) ?? []
         let undeclared: JSONValue = (schema["description"]?.stringValue ?? "").lowercased().contains("number") ? ["type": "integer"] : ["type": "string"]
-        parameters = properties.members.map { ParameterProfile(name: $0.key, schema: $0.value) }
-            + requiredNames.filter { properties[$0] == nil }.map { ParameterProfile(name: $0, schema: undeclared) }
+        parameters = properties.members.map { ParameterProfile(name: $0.key, schema: $0.value, context: context) }
+            + requiredNames.filter { properties[$0] == nil }.map { ParameterProfile(name: $0, schema: undeclared, context: context) }
         required = Set(requiredNames)
         let pairs = Self.pairs(parameters.map(\.name))
         self.pairs = pairs
@@ -357,6 +363,20 @@ struct Moment: Comparable {
 
     static func < (l: Moment, r: Moment) -> Bool {
         (l.year, l.month, l.day, l.hour, l.minute, l.second) < (r.year, r.month, r.day, r.hour, r.minute, r.second)
+    }
+
+    /// The same time `days` days later (Gregorian calendar).
+    func adding(days: Int) -> Moment {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        guard let date = calendar.date(from: DateComponents(year: year, month: month, day: day)),
+              let later = calendar.date(byAdding: .day, value: days, to: date) else { return self }
+        let c = calendar.dateComponents([.year, .month, .day], from: later)
+        var m = self
+        m.year = c.year ?? year
+        m.month = c.month ?? month
+        m.day = c.day ?? day
+        return m
     }
 }
 

@@ -145,7 +145,7 @@ enum RequestTemplates {
 
     private static let indefinite: Set<String> = ["a", "an", "any", "some"]
     private static let specific: Set<String> = ["given", "specific", "specified", "provided", "particular", "certain", "desired", "chosen",
-                                                "selected", "target", "input", "single"]
+                                                "selected", "target", "input", "single", "new"]
     private static let cutWords: Set<String> = ["for", "of", "in", "on", "at", "between", "from", "with", "by", "given", "based", "using",
                                                 "according", "within", "that", "which", "to", "into", "across", "over", "during",
                                                 "including", "filtered", "when", "where", "whose", "under",
@@ -235,10 +235,17 @@ enum RequestTemplates {
     /// one after the last placed value is dropped with all that follows it.
     private static func dropGenericStretches(_ words: [Word], stated: Set<String>) -> [Word] {
         var starts = [0]
-        // A stretch starts at a preposition or after a comma; "based on", "such as" start one.
-        for i in 1..<max(1, words.count) where (cutWords.contains(words[i].key) || words[i - 1].text.hasSuffix(","))
-            && !(cutWords.contains(words[i - 1].key) && starts.last == i - 1) {
-            starts.append(i)
+        // A stretch starts at a preposition ("based on", "such as" start one; "a given" does not)
+        // or after a comma; a stretch after a comma runs to the next comma.
+        var inClause = false
+        for i in 1..<max(1, words.count) {
+            if words[i - 1].text.hasSuffix(",") {
+                starts.append(i)
+                inClause = true
+            } else if cutWords.contains(words[i].key) && !inClause && !(cutWords.contains(words[i - 1].key) && starts.last == i - 1)
+                        && !["a", "an", "the"].contains(words[i - 1].key) {
+                starts.append(i)
+            }
         }
         let stretches = starts.indices.map { k in starts[k]..<(k + 1 < starts.count ? starts[k + 1] : words.count) }
         let lastFixed = stretches.lastIndex { r in words[r].contains(where: \.fixed) } ?? 0
@@ -253,7 +260,7 @@ enum RequestTemplates {
               ["and", "or", "the", "a", "an", "its", "their", "as"].contains(last.key) || cutWords.contains(last.key) {
             out.removeLast()
         }
-        if let last = out.last, !last.fixed, let c = last.text.last, ",;:".contains(c) { out[out.count - 1].text.removeLast() }
+        if let last = out.last, let c = last.text.last, ",;:".contains(c) { out[out.count - 1].text.removeLast() }
         return out
     }
 

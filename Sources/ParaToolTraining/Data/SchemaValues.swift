@@ -41,6 +41,11 @@ enum SchemaValues {
             for _ in 0..<8 where second == a { second = value(pb, rng: &rng, optionalProbability: optionalProbability) }
             args[pair.second] = second
             guard pair.kind == .range || pair.kind == .bounds else { continue }
+            // A stay or a period: the end 1 to 14 days after the start.
+            if let layout = pa.layout, layout == pb.layout, layout.hasDay, let start = a.stringValue.flatMap(layout.parse) {
+                args[pair.second] = .string(layout.format(start.adding(days: 1 + Int(rng.next() % 14))))
+                continue
+            }
             if inOrder(a, second, pa, pb) == false {
                 args[pair.first] = second
                 args[pair.second] = a
@@ -162,7 +167,7 @@ enum SchemaValues {
         func has(_ keys: Set<String>) -> Bool { !w.isDisjoint(with: keys) }
         // The description's own examples, some of the time, for roles with a pool; always else.
         if !p.examples.isEmpty && ![.date, .clockTime, .email, .url, .phone, .currency].contains(p.role)
-            && (p.role == .generic || p.role == .identifier || Pick.uniform(&rng) < 0.25) {
+            && (p.role == .generic || p.role == .identifier || Pick.uniform(&rng) < (p.role == .unitName ? 0.8 : 0.25)) {
             return Pick.pick(p.examples, &rng)
         }
         switch p.role {
