@@ -101,7 +101,7 @@ enum RequestTemplates {
     /// A third-person verb's base form: "retrieves" → "retrieve", "fetches" → "fetch", "applies" → "apply".
     private static func baseForm(_ w: String) -> String {
         if w.hasSuffix("ies") { return String(w.dropLast(3)) + "y" }
-        if ["ches", "shes", "sses", "xes", "zes"].contains(where: w.hasSuffix) { return String(w.dropLast(2)) }
+        if ["ches", "shes", "sses", "xes", "zzes"].contains(where: w.hasSuffix) { return String(w.dropLast(2)) }
         if w.hasSuffix("s") && !w.hasSuffix("ss") { return String(w.dropLast()) }
         return w
     }

@@ -132,6 +132,7 @@ enum SchemaValues {
     private static func integerRange(_ w: Set<String>, role: ParameterRole) -> (Int64, Int64) {
         if role == .year { return (1990, 2030) }
         if w.contains("century") { return (1, 21) }
+        if role == .percent { return (1, 100) }
         if w.contains("years") { return (1, 40) }
         if !w.isDisjoint(with: ["minute", "minutes", "mins"]) { return (1, 120) }
         if !w.isDisjoint(with: ["second", "seconds", "secs"]) { return (1, 300) }
@@ -150,6 +151,7 @@ enum SchemaValues {
             return (5, 5000, 2)
         }
         if !w.isDisjoint(with: ["probability", "ratio", "fraction"]) { return (0.01, 0.99, 2) }
+        if role == .percent { return (0.5, 99.5, 1) }
         if !w.isDisjoint(with: ["rate", "interest", "percent", "percentage"]) { return (0.5, 15, 1) }
         if w.contains("temperature") { return (-20, 40, 1) }
         return (0.5, 500, 1)
