@@ -40,6 +40,7 @@ public struct SynthesisConfig: Sendable, Codable, Equatable {
     /// of them parallel.
     public init() {}
 
+    /// Decodes a config; a field it lacks (one written before that field existed) keeps its default.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = SynthesisConfig()
