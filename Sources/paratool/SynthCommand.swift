@@ -11,11 +11,15 @@ struct Synth: ParsableCommand {
         abstract: "Synthesize training trajectories for a tool catalogue from its JSON schemas.",
         discussion: """
             Each tool gets --per-tool distinct atomic examples: argument values drawn from its schema (enums, \
-            ranges and word pools chosen by the parameter's name and description) and a request that states \
-            every value. Episodes then combine 2-4 atomic examples in shuffled order, either as parallel calls \
-            in one step or as steps with history. Candidate lists add the most similar tools (token-level \
-            Jaccard of the schemas) as distractors. Calls and episodes are deduplicated by SHA-1; queries equal \
-            to any --held-out query are never written. The same catalogue, options and seed give the same file.
+            ranges, date layouts and word pools chosen by the parameter's name and description) and a request \
+            that states every value the way users write it (several phrasings and word orders per argument: \
+            "250 euros in yen", "from Boston to Denver", "twenty-five minutes", "December 18, 2026"; commands, \
+            questions, first person). Each tool also gets --parallel-per-tool requests for several calls of it \
+            at once ("the weather in Paris and Rome"). Episodes then combine 2-4 examples in shuffled order, \
+            either as parallel calls in one step (of several tools, some called more than once) or as steps \
+            with history. Candidate lists add the most similar tools (token-level Jaccard of the schemas) as \
+            distractors. Calls and episodes are deduplicated by SHA-1; queries equal to any --held-out query are \
+            never written. The same catalogue, options and seed give the same file.
             """)
 
     @Option(help: ArgumentHelp("Tool catalogue: BFCL function list or questions (JSON/JSONL), OpenAI tools array, or ToolSpec array.", valueName: "file"))
@@ -29,6 +33,9 @@ struct Synth: ParsableCommand {
 
     @Option(help: "Composed multi-call episodes (default: per-tool × tools / 2).")
     var episodes: Int?
+
+    @Option(help: "Parallel requests per tool: several calls of the one tool in one answer (default: per-tool / 4, rounded up).")
+    var parallelPerTool: Int?
 
     @Option(help: "Share of episodes written as parallel calls in one step (the rest: one step per call with history).")
     var parallelFraction = 0.5
@@ -48,6 +55,7 @@ struct Synth: ParsableCommand {
     func validate() throws {
         if perTool < 1 { throw ValidationError("--per-tool must be at least 1") }
         if let episodes, episodes < 0 { throw ValidationError("--episodes must not be negative") }
+        if let parallelPerTool, parallelPerTool < 0 { throw ValidationError("--parallel-per-tool must not be negative") }
         if !(0...1).contains(parallelFraction) || !(0...1).contains(optionalProbability) {
             throw ValidationError("--parallel-fraction and --optional-probability are probabilities (0 to 1)")
         }
@@ -58,6 +66,7 @@ struct Synth: ParsableCommand {
         var config = SynthesisConfig()
         config.examplesPerTool = perTool
         config.episodes = episodes
+        config.parallelPerTool = parallelPerTool
         config.parallelFraction = parallelFraction
         config.maxDistractors = maxDistractors
         config.optionalProbability = optionalProbability
@@ -66,9 +75,10 @@ struct Synth: ParsableCommand {
         let (trajectories, report) = ExampleSynthesizer(tools: catalogue.tools, config: config, evaluationQueries: evaluation).synthesize()
         try HeldOut.check(training: trajectories, evaluationQueries: evaluation)
         try Trajectory.save(trajectories, jsonl: URL(fileURLWithPath: out))
-        let atomic = report.atomicPerTool.reduce(0) { $0 + $1.count }
+        let atomic = report.atomicPerTool.reduce(0) { $0 + $1.count }, parallel = report.parallelPerTool.reduce(0) { $0 + $1.count }
         printError("\(trajectories.count) trajectories → \(out): \(atomic) atomic over \(report.atomicPerTool.count) tools, "
-                   + "\(report.episodes) episodes; dropped \(report.duplicatesDropped) duplicates, \(report.heldOutDropped) held-out queries")
+                   + "\(parallel) parallel of one tool, \(report.episodes) episodes; "
+                   + "dropped \(report.duplicatesDropped) duplicates, \(report.heldOutDropped) held-out queries")
         for (tool, count) in report.atomicPerTool where count < perTool {
             printError("note: \(tool): only \(count) distinct calls")
         }

@@ -1,10 +1,11 @@
 // ExampleSynthesizer: training trajectories for a tool catalogue without a teacher LLM. Atomic
-// examples come from each tool's JSON schema (typed values; the request is built from the
-// description and the chosen values, so every argument can be read back from the query);
-// episodes compose 2–4 atomic examples in shuffled order, as parallel calls in one step or as
-// steps with history; candidate sets add the tools whose schemas are most similar (token-level
-// Jaccard) as distractors. Calls, episodes and schemas are deduplicated by SHA-1, and no query
-// equal to an evaluation query is ever produced.
+// examples come from each tool's JSON schema (typed values drawn by SchemaValues, phrased by
+// ArgumentPhrasing and RequestTemplates the way users write, so every argument can be read back
+// from the query); parallel requests ask for several calls of one tool at once; episodes compose
+// 2–4 examples in shuffled order, as parallel calls in one step (of several tools, some with
+// several calls) or as steps with history; candidate sets add the tools whose schemas are most
+// similar (token-level Jaccard) as distractors. Calls, episodes and schemas are deduplicated by
+// SHA-1, and no query equal to an evaluation query is ever produced.
 import Foundation
 import ParaTool
 import Tensor
@@ -26,18 +27,43 @@ public struct SynthesisConfig: Sendable, Codable, Equatable {
     public var maxDistractors = 3
     /// Probability that an optional parameter is given a value.
     public var optionalProbability = 0.5
+    /// Parallel requests per tool: several calls of the one tool in one step, the arguments
+    /// that differ said as a list or per call (nil: examplesPerTool / 4, rounded up).
+    public var parallelPerTool: Int?
+    /// Share of atomic requests written in the plain clause forms of earlier versions
+    /// ("amount = 250", "origin set to Boston").
+    public var legacyFraction = 0.1
     /// The seed; the same catalogue, config and seed always give the same trajectories.
     public var seed: UInt64 = 0
 
-    /// The defaults: 20 examples per tool, episodes of 2-4 calls, half of them parallel.
+    /// The defaults: 20 examples and 5 parallel requests per tool, episodes of 2-4 calls, half
+    /// of them parallel.
     public init() {}
+
+    /// Decodes a config; a field it lacks (one written before that field existed) keeps its default.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = SynthesisConfig()
+        examplesPerTool = try c.decodeIfPresent(Int.self, forKey: .examplesPerTool) ?? d.examplesPerTool
+        episodes = try c.decodeIfPresent(Int.self, forKey: .episodes)
+        minEpisodeCalls = try c.decodeIfPresent(Int.self, forKey: .minEpisodeCalls) ?? d.minEpisodeCalls
+        maxEpisodeCalls = try c.decodeIfPresent(Int.self, forKey: .maxEpisodeCalls) ?? d.maxEpisodeCalls
+        parallelFraction = try c.decodeIfPresent(Double.self, forKey: .parallelFraction) ?? d.parallelFraction
+        maxDistractors = try c.decodeIfPresent(Int.self, forKey: .maxDistractors) ?? d.maxDistractors
+        optionalProbability = try c.decodeIfPresent(Double.self, forKey: .optionalProbability) ?? d.optionalProbability
+        parallelPerTool = try c.decodeIfPresent(Int.self, forKey: .parallelPerTool)
+        legacyFraction = try c.decodeIfPresent(Double.self, forKey: .legacyFraction) ?? d.legacyFraction
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
+    }
 }
 
 /// What a synthesis run produced and dropped.
 public struct SynthesisReport: Sendable, Equatable {
     /// Atomic examples per tool, in catalogue order.
     public var atomicPerTool: [(tool: String, count: Int)] = []
-    /// Composed episodes.
+    /// Parallel requests of one tool (several calls of it in one step), per tool in catalogue order.
+    public var parallelPerTool: [(tool: String, count: Int)] = []
+    /// Composed episodes (parallel ones across tools, and sequential ones).
     public var episodes = 0
     /// Candidate calls or episodes dropped because an identical one (same SHA-1) existed.
     public var duplicatesDropped = 0
@@ -48,6 +74,7 @@ public struct SynthesisReport: Sendable, Equatable {
 
     public static func == (l: SynthesisReport, r: SynthesisReport) -> Bool {
         l.atomicPerTool.map(\.tool) == r.atomicPerTool.map(\.tool) && l.atomicPerTool.map(\.count) == r.atomicPerTool.map(\.count)
+            && l.parallelPerTool.map(\.tool) == r.parallelPerTool.map(\.tool) && l.parallelPerTool.map(\.count) == r.parallelPerTool.map(\.count)
             && l.episodes == r.episodes && l.duplicatesDropped == r.duplicatesDropped && l.heldOutDropped == r.heldOutDropped
             && l.duplicateSchemas.map(\.tool) == r.duplicateSchemas.map(\.tool)
     }
@@ -63,6 +90,7 @@ public struct ExampleSynthesizer {
     private let tokens: [String: Set<String>]
     private let skipped: [(tool: String, sameAs: String)]
     private let rankings = Rankings()
+    private let profiles: [String: ToolProfile]
     /// Names given again with a different schema; the first definition was kept.
     public let nameConflicts: [String]
 
@@ -87,6 +115,7 @@ public struct ExampleSynthesizer {
         nameConflicts = conflicts
         heldOut = Set(evaluationQueries.map(HeldOut.normalise))
         tokens = Dictionary(kept.map { ($0.name, Self.schemaTokens($0)) }, uniquingKeysWith: { a, _ in a })
+        profiles = Dictionary(kept.map { ($0.name, ToolProfile($0)) }, uniquingKeysWith: { a, _ in a })
     }
 
     // MARK: Hashes and similarity
@@ -145,13 +174,15 @@ public struct ExampleSynthesizer {
 
     // MARK: Synthesis
 
-    /// Atomic examples for every tool, then composed episodes; each a trajectory with source
-    /// `synth:atomic`, `synth:parallel` or `synth:sequential`.
+    /// Atomic examples for every tool, parallel requests of each tool (several calls of it in one
+    /// step), then composed episodes; each a trajectory with source `synth:atomic`,
+    /// `synth:parallel` (one step holding all calls: of one tool, or of several) or
+    /// `synth:sequential`.
     public func synthesize() -> (trajectories: [Trajectory], report: SynthesisReport) {
         var report = SynthesisReport()
         report.duplicateSchemas = skipped
-        var seenCalls = Set<String>(), seenQueries = Set<String>()
-        var atomic = [(query: String, call: ToolCall)]()
+        var seenCalls = Set<String>(), seenQueries = Set<String>(), seenEpisodes = Set<String>()
+        var atomic = [Composed]()
         var out = [Trajectory]()
         for tool in tools {
             var rng = SeededGenerator(seed: Self.derivedSeed(config.seed, tool.name))
@@ -159,55 +190,99 @@ public struct ExampleSynthesizer {
             var made = 0, attempts = 0
             while made < config.examplesPerTool && attempts < 20 * config.examplesPerTool + 20 {
                 attempts += 1
-                let example = atomicExample(tool, rng: &rng)
+                let example = composedAtomic(tool, rng: &rng)
                 // Drawn before the checks, so a dropped example does not shift the later ones,
                 // and from its own stream, so the examples do not depend on the catalogue's size.
                 let candidates = candidates(for: [tool.name], rng: &candidateRNG)
-                let key = Self.callHash(example.call)
+                let key = Self.callHash(example.calls[0])
                 let normal = HeldOut.normalise(example.query)
                 if seenCalls.contains(key) || seenQueries.contains(normal) { report.duplicatesDropped += 1; continue }
                 if heldOut.contains(normal) { report.heldOutDropped += 1; continue }
                 seenCalls.insert(key)
                 seenQueries.insert(normal)
                 atomic.append(example)
-                out.append(trajectory(query: example.query, steps: [Step(calls: [example.call], observation: "")],
+                out.append(trajectory(query: example.query, steps: [Step(calls: example.calls, observation: "")],
                                       candidates: candidates, source: "synth:atomic"))
                 made += 1
             }
             report.atomicPerTool.append((tool.name, made))
         }
+        let (lo, hi) = callRange
+        let perTool = config.parallelPerTool ?? (config.examplesPerTool + 3) / 4
+        for tool in tools {
+            var rng = SeededGenerator(seed: Self.derivedSeed(config.seed, tool.name + "#parallel"))
+            var candidateRNG = SeededGenerator(seed: Self.derivedSeed(config.seed, tool.name + "#parallel-candidates"))
+            var made = 0, attempts = 0
+            while made < perTool && profile(tool).varies && attempts < 20 * perTool + 20 {
+                attempts += 1
+                let wanted = max(2, lo) + Int(rng.next() % UInt64(max(2, hi) - max(2, lo) + 1))
+                let candidates = candidates(for: [tool.name], rng: &candidateRNG)
+                guard let example = parallelExample(tool, calls: wanted, rng: &rng) else { continue }
+                let key = SHA1.hex(example.calls.map(Self.callHash).joined(separator: ","))
+                let normal = HeldOut.normalise(example.query)
+                if seenEpisodes.contains(key) || seenQueries.contains(normal) { report.duplicatesDropped += 1; continue }
+                if heldOut.contains(normal) { report.heldOutDropped += 1; continue }
+                seenEpisodes.insert(key)
+                seenQueries.insert(normal)
+                out.append(trajectory(query: example.query, steps: [Step(calls: example.calls, observation: "")], candidates: candidates,
+                                      source: "synth:parallel"))
+                made += 1
+            }
+            report.parallelPerTool.append((tool.name, made))
+        }
         guard !atomic.isEmpty else { return (out, report) }
         var rng = SeededGenerator(seed: Self.derivedSeed(config.seed, "episodes"))
         let wanted = config.episodes ?? (config.examplesPerTool * tools.count / 2)
-        var seenEpisodes = Set<String>()
+        let varying = tools.filter { profile($0).varies }
         var attempts = 0
-        let lo = max(1, min(config.minEpisodeCalls, config.maxEpisodeCalls)), hi = max(lo, config.maxEpisodeCalls)
         while report.episodes < wanted && attempts < 20 * wanted + 20 {
             attempts += 1
             let k = min(atomic.count, lo + Int(rng.next() % UInt64(hi - lo + 1)))
-            var picked = [Int]()
-            while picked.count < k {
+            let parallel = Self.uniform(&rng) < config.parallelFraction
+            var parts = [Composed](), picked = Set<Int>(), calls = 0
+            while calls < k {
+                // A parallel episode may hold a group of calls of one tool beside the others.
+                if parallel && k - calls >= 2 && k >= 3 && !varying.isEmpty && (!parts.isEmpty || k - calls >= 3) && Self.uniform(&rng) < 0.35,
+                   let group = parallelExample(Self.pick(varying, &rng), calls: 2, rng: &rng) {
+                    parts.append(group)
+                    calls += group.calls.count
+                    continue
+                }
                 let i = Int(rng.next() % UInt64(atomic.count))
-                if !picked.contains(i) { picked.append(i) }
+                if picked.insert(i).inserted {
+                    parts.append(atomic[i])
+                    calls += 1
+                }
             }
-            let parts = picked.map { atomic[$0] }
-            let key = SHA1.hex(parts.map { Self.callHash($0.call) }.joined(separator: ","))
+            let allCalls = parts.flatMap(\.calls)
+            let key = SHA1.hex(allCalls.map(Self.callHash).joined(separator: ","))
             if seenEpisodes.contains(key) { report.duplicatesDropped += 1; continue }
-            let query = Self.join(parts.map(\.query), rng: &rng)
+            let query: String
+            if parallel {
+                query = Self.uniform(&rng) < 0.6 ? RequestTemplates.joinBodies(parts.map(\.body), rng: &rng)
+                    : RequestTemplates.join(parts.map(\.query), rng: &rng)
+            } else {
+                query = Self.uniform(&rng) < 0.35 ? RequestTemplates.joinSteps(parts.map(\.body), rng: &rng)
+                    : RequestTemplates.join(parts.map(\.query), rng: &rng)
+            }
             let normal = HeldOut.normalise(query)
             if heldOut.contains(normal) { report.heldOutDropped += 1; continue }
             if seenQueries.contains(normal) { report.duplicatesDropped += 1; continue }
             seenEpisodes.insert(key)
             seenQueries.insert(normal)
-            let names = parts.map(\.call.name)
-            let parallel = Double(rng.next() >> 11) / Double(1 << 53) < config.parallelFraction
-            let steps = parallel ? [Step(calls: parts.map(\.call), observation: "")]
-                : parts.map { Step(calls: [$0.call], observation: "\($0.call.name): ok") }
+            let names = allCalls.map(\.name)
+            let steps = parallel ? [Step(calls: allCalls, observation: "")] : allCalls.map { Step(calls: [$0], observation: "\($0.name): ok") }
             out.append(trajectory(query: query, steps: steps, candidates: candidates(for: names, rng: &rng),
                                   source: parallel ? "synth:parallel" : "synth:sequential"))
             report.episodes += 1
         }
         return (out, report)
+    }
+
+    /// The fewest and most calls of a multi-call request.
+    private var callRange: (Int, Int) {
+        let lo = max(1, min(config.minEpisodeCalls, config.maxEpisodeCalls))
+        return (lo, max(lo, config.maxEpisodeCalls))
     }
 
     private func trajectory(query: String, steps: [Step], candidates: [String], source: String) -> Trajectory {
@@ -228,139 +303,117 @@ public struct ExampleSynthesizer {
         return Self.shuffled(set, rng: &rng)
     }
 
-    /// One atomic example of `tool`: arguments drawn from its schema, and a request naming them.
+    // MARK: Requests
+
+    /// A request with its calls, and its body (the verb phrase with the arguments, before it is
+    /// said as a command or a question) for joining into a larger request.
+    struct Composed {
+        var query: String
+        var body: String
+        var calls: [ToolCall]
+    }
+
+    private func profile(_ tool: ToolSpec) -> ToolProfile {
+        if let known = profiles[tool.name], known.spec == tool { return known }
+        return ToolProfile(tool)
+    }
+
+    /// One atomic example of `tool`: arguments drawn from its schema, and a request stating them.
     public func atomicExample(_ tool: ToolSpec, rng: inout SeededGenerator) -> (query: String, call: ToolCall) {
-        let args = Self.objectValue(tool.parameters, rng: &rng, optionalProbability: config.optionalProbability)
-        let clauses = args.members.map { Self.clause(name: $0.key, value: $0.value, rng: &rng) }
-        return (Self.request(tool, clauses: clauses, rng: &rng), ToolCall(name: tool.name, arguments: .object(args)))
+        let example = composedAtomic(tool, rng: &rng)
+        return (example.query, example.calls[0])
     }
 
-    // MARK: Values
-
-    /// Values for an object schema: every required property, each optional one with
-    /// `optionalProbability`, in the schema's property order.
-    static func objectValue(_ schema: JSONValue, rng: inout SeededGenerator, optionalProbability: Double) -> JSONObject {
-        let required = Set(schema["required"]?.arrayValue?.compactMap(\.stringValue) ?? [])
-        var out = JSONObject()
-        for (name, child) in schema["properties"]?.objectValue ?? JSONObject() {
-            if !required.contains(name) && uniform(&rng) >= optionalProbability { continue }
-            out[name] = value(child, name: name, rng: &rng, optionalProbability: optionalProbability)
+    private func composedAtomic(_ tool: ToolSpec, rng: inout SeededGenerator) -> Composed {
+        let p = profile(tool)
+        let args = SchemaValues.object(p.object, rng: &rng, optionalProbability: config.optionalProbability)
+        let call = ToolCall(name: tool.name, arguments: .object(args))
+        if Self.uniform(&rng) < config.legacyFraction {
+            let clauses = ArgumentPhrasing.phrases(args, p.object, legacy: true, rng: &rng).map(\.text)
+            let query = RequestTemplates.legacyRequest(p.frame, clauses: clauses, rng: &rng)
+            let body = p.frame.verb.joined(separator: " ") + (clauses.isEmpty ? "" : " with " + ArgumentPhrasing.list(clauses))
+            return Composed(query: query, body: body, calls: [call])
         }
-        return out
+        let phrases = ArgumentPhrasing.phrases(args, p.object, rng: &rng)
+        let (query, body) = RequestTemplates.request(p.frame, phrases: phrases, rng: &rng)
+        return Composed(query: query, body: body, calls: [call])
     }
 
-    /// A value of the type `schema` declares (JSON-schema and BFCL type names), drawn from the
-    /// enum when there is one, else from a range or word pool chosen by the parameter's name and
-    /// description.
-    static func value(_ schema: JSONValue, name: String, rng: inout SeededGenerator, optionalProbability: Double) -> JSONValue {
-        if let options = schema["enum"]?.arrayValue, !options.isEmpty { return options[Int(rng.next() % UInt64(options.count))] }
-        let hint = (words(name) + words(schema["description"]?.stringValue ?? "")).joined(separator: " ")
-        let nameWords = Set(words(name))
-        switch schema["type"]?.stringValue ?? "string" {
-        case "integer":
-            var (lo, hi) = integerRange(nameWords)
-            if let m = number(schema["minimum"]) { lo = max(lo, Int64(m.rounded(.up))); hi = max(hi, lo) }
-            if let m = number(schema["maximum"]) { hi = min(hi, Int64(m.rounded(.down))); lo = min(lo, hi) }
-            return .int(lo + Int64(rng.next() % UInt64(hi - lo + 1)))
-        case "number", "float", "double":
-            var (lo, hi, decimals) = numberRange(nameWords)
-            if let m = number(schema["minimum"]) { lo = max(lo, m); hi = max(hi, lo + 1) }
-            if let m = number(schema["maximum"]) { hi = min(hi, m); lo = min(lo, hi - 1) }
-            let scale = pow(10, Double(decimals))
-            for _ in 0..<8 {
-                let x = ((lo + (hi - lo) * uniform(&rng)) * scale).rounded() / scale
-                if x != x.rounded() && x >= lo && x <= hi { return .double(x) }
+    /// A request for `calls` calls of `tool` in one answer (fewer when the schema admits fewer
+    /// distinct calls, nil below two): shared arguments said once, the one or two that differ
+    /// per call said as a list ("in Paris and Rome", "radius 3, 5 and 7"), per call ("from
+    /// Boston to Denver and from Rome to Oslo"), or as whole requests one after another.
+    func parallelExample(_ tool: ToolSpec, calls wanted: Int, rng: inout SeededGenerator) -> Composed? {
+        let p = profile(tool)
+        let base = SchemaValues.object(p.object, rng: &rng, optionalProbability: config.optionalProbability)
+        // What may differ between the calls: a parameter alone, or a pair as a whole.
+        var slots = [[String]]()
+        var inPairs = Set<String>()
+        for pair in p.object.pairs where base[pair.first] != nil && base[pair.second] != nil {
+            slots.append([pair.first, pair.second])
+            inPairs.formUnion([pair.first, pair.second])
+        }
+        for q in p.object.parameters where base[q.name] != nil && !inPairs.contains(q.name) && ToolProfile.mayVary(q) {
+            slots.append([q.name])
+        }
+        guard !slots.isEmpty else { return nil }
+        let weighted = slots.flatMap { slot in Array(repeating: slot, count: slot.contains { p.object.required.contains($0) } ? 3 : 1) }
+        var varying = [Self.pick(weighted, &rng)]
+        if slots.count > 1 && Self.uniform(&rng) < 0.25 {
+            let other = slots.filter { $0 != varying[0] }
+            varying.append(Self.pick(other, &rng))
+        }
+        let names = varying.flatMap { $0 }
+        var calls = [base]
+        for _ in 0..<(4 * wanted) where calls.count < wanted {
+            var args = base
+            for name in names { args[name] = SchemaValues.value(p.object[name]!, rng: &rng, optionalProbability: config.optionalProbability) }
+            SchemaValues.reconcile(&args, p.object, rng: &rng, optionalProbability: config.optionalProbability)
+            if !calls.contains(args) && base.keys.allSatisfy({ names.contains($0) || args[$0] == base[$0] }) { calls.append(args) }
+        }
+        guard calls.count >= 2 else { return nil }
+        let toolCalls = calls.map { ToolCall(name: tool.name, arguments: .object($0)) }
+        var shared = JSONObject()
+        for (k, v) in base where !names.contains(k) { shared[k] = v }
+        let sharedPhrases = ArgumentPhrasing.phrases(shared, p.object, rng: &rng)
+        let roll = Self.uniform(&rng)
+        if names.count == 1, let q = p.object[names.first!], roll < 0.55 {
+            let roleShared = p.object.parameters.contains { $0.name != q.name && shared[$0.name] != nil && $0.role == q.role }
+            let list = ArgumentPhrasing.listPhrase(q, calls.map { $0[q.name]! }, mayAttach: !roleShared, rng: &rng)
+            let (query, body) = RequestTemplates.request(p.frame, phrases: sharedPhrases + [list], rng: &rng)
+            return Composed(query: query, body: body, calls: toolCalls)
+        }
+        if roll < 0.8 {
+            // Shared arguments once, then what differs per call, each call's part in the same
+            // form (phrased from the same random state).
+            let form = rng
+            _ = rng.next()
+            let diffs = calls.map { args -> String in
+                var own = JSONObject()
+                for (k, v) in args where names.contains(k) { own[k] = v }
+                var same = form
+                let phrases = ArgumentPhrasing.phrases(own, p.object, rng: &same)
+                let attached = phrases.filter(\.attached).map(\.text), nominal = phrases.filter { !$0.attached }.map(\.text)
+                return (attached + (nominal.isEmpty ? [] : ["with " + ArgumentPhrasing.list(nominal)])).joined(separator: " ")
             }
-            return .double(((lo + hi) / 2 * scale).rounded() / scale + 0.5 / scale)
-        case "boolean", "bool":
-            return .bool(rng.next() & 1 == 1)
-        case "array", "tuple", "list":
-            let items = schema["items"] ?? ["type": "string"]
-            let lo = max(1, Int(number(schema["minItems"]) ?? 1)), hi = max(lo, min(3, Int(number(schema["maxItems"]) ?? 3)))
-            let n = lo + Int(rng.next() % UInt64(hi - lo + 1))
-            var values = [JSONValue]()
-            for _ in 0..<(4 * n) where values.count < n {
-                let v = value(items, name: name, rng: &rng, optionalProbability: optionalProbability)
-                if !values.contains(v) { values.append(v) }
-            }
-            return .array(values)
-        case "dict", "object":
-            if schema["properties"]?.objectValue?.isEmpty == false {
-                return .object(objectValue(schema, rng: &rng, optionalProbability: optionalProbability))
-            }
-            return .object(JSONObject([(pick(Pools.topics, &rng).replacingOccurrences(of: " ", with: "_"), .string(pick(Pools.names, &rng)))]))
-        default:
-            return .string(stringValue(nameWords: nameWords, hint: hint, rng: &rng))
+            let joined = diffs.count == 2 ? Self.pick(["\(diffs[0]) and \(diffs[1])", "\(diffs[0]), and also \(diffs[1])",
+                                                      "once \(diffs[0]) and once \(diffs[1])", "\(diffs[0]), and again \(diffs[1])"], &rng)
+                : ArgumentPhrasing.list(diffs)
+            let stated = names.reduce(into: Set<String>()) { $0.formUnion(ArgumentPhrasing.nounWords(p.object[$1]!)) }
+            let head = RequestTemplates.fit(p.frame, sharedPhrases, alsoStated: stated, rng: &rng)
+            let body = head.text + " " + joined
+            return Composed(query: RequestTemplates.wrap(body, object: nil, rng: &rng), body: body, calls: toolCalls)
         }
+        // Each call as a whole request, one after another.
+        let parts = calls.map { args -> (query: String, body: String) in
+            RequestTemplates.request(p.frame, phrases: ArgumentPhrasing.phrases(args, p.object, rng: &rng), rng: &rng)
+        }
+        let query = Self.uniform(&rng) < 0.5 ? RequestTemplates.join(parts.map(\.query), rng: &rng)
+            : RequestTemplates.joinBodies(parts.map(\.body), rng: &rng)
+        return Composed(query: query, body: ArgumentPhrasing.list(parts.map(\.body)), calls: toolCalls)
     }
 
-    private static func number(_ v: JSONValue?) -> Double? {
-        switch v {
-        case .int(let i)?: return Double(i)
-        case .double(let d)?: return d
-        default: return nil
-        }
-    }
-
-    private static func integerRange(_ w: Set<String>) -> (Int64, Int64) {
-        if w.contains("year") { return (1990, 2030) }
-        if !w.isDisjoint(with: ["minute", "minutes", "mins"]) { return (1, 120) }
-        if !w.isDisjoint(with: ["second", "seconds", "secs"]) { return (1, 300) }
-        if !w.isDisjoint(with: ["hour", "hours"]) { return (1, 48) }
-        if !w.isDisjoint(with: ["day", "days", "nights"]) { return (1, 30) }
-        if w.contains("age") { return (1, 99) }
-        if !w.isDisjoint(with: ["percent", "percentage"]) { return (1, 100) }
-        if !w.isDisjoint(with: ["count", "number", "num", "n", "limit", "top", "max", "quantity", "size", "k"]) { return (1, 50) }
-        return (1, 500)
-    }
-
-    private static func numberRange(_ w: Set<String>) -> (Double, Double, Int) {
-        if w.contains("latitude") || w.contains("lat") { return (-90, 90, 4) }
-        if w.contains("longitude") || w.contains("lon") || w.contains("lng") { return (-180, 180, 4) }
-        if !w.isDisjoint(with: ["amount", "price", "cost", "salary", "balance", "principal", "budget", "value", "income"]) {
-            return (5, 5000, 2)
-        }
-        if !w.isDisjoint(with: ["probability", "ratio", "fraction"]) { return (0.01, 0.99, 2) }
-        if !w.isDisjoint(with: ["rate", "interest", "percent", "percentage"]) { return (0.5, 15, 1) }
-        if w.contains("temperature") { return (-20, 40, 1) }
-        return (0.5, 500, 1)
-    }
-
-    private static func stringValue(nameWords w: Set<String>, hint: String, rng: inout SeededGenerator) -> String {
-        let h = Set(hint.split(separator: " ").map(String.init))
-        func has(_ keys: [String], inHint: Bool = false) -> Bool { !(inHint ? h : w).isDisjoint(with: keys) }
-        if has(["date", "day", "birthday"]) || hint.contains("yyyy") {
-            return String(format: "%04d-%02d-%02d", 2023 + Int(rng.next() % 4), 1 + Int(rng.next() % 12), 1 + Int(rng.next() % 28))
-        }
-        if has(["time", "hour"]) || h.contains("hh") { return String(format: "%02d:%02d", Int(rng.next() % 24), 5 * Int(rng.next() % 12)) }
-        if has(["email", "mail"]) { return pick(Pools.firstNames, &rng).lowercased() + "@example.com" }
-        if has(["currency"]) || (has(["from", "to", "base", "target", "source"]) && has(["currency"], inHint: true)) {
-            return pick(Pools.currencies, &rng)
-        }
-        if has(["country", "nation"]) { return pick(Pools.countries, &rng) }
-        if has(["city", "location", "place", "destination", "origin", "town", "from", "to", "departure", "arrival", "region", "area"])
-            || has(["city", "location"], inHint: true) {
-            return has(["state"], inHint: true) ? pick(Pools.usCities, &rng) : pick(Pools.cities, &rng)
-        }
-        if has(["language", "lang"]) { return pick(Pools.languages, &rng) }
-        if has(["url", "website", "link", "domain"]) { return "https://www." + pick(Pools.companies, &rng).lowercased() + ".com" }
-        if has(["company", "organization", "organisation", "brand", "firm", "store", "restaurant"]) { return pick(Pools.companies, &rng) }
-        if has(["name", "person", "author", "artist", "user", "username", "player", "owner", "recipient", "contact", "director"]) {
-            return pick(Pools.firstNames, &rng) + " " + pick(Pools.lastNames, &rng)
-        }
-        if has(["color", "colour"]) { return pick(Pools.colors, &rng) }
-        if has(["genre", "style", "category", "type", "kind"]) { return pick(Pools.genres, &rng) }
-        if has(["food", "dish", "recipe", "ingredient", "cuisine", "meal"]) { return pick(Pools.foods, &rng) }
-        if has(["phone", "mobile"]) { return String(format: "+1-555-%04d", Int(rng.next() % 10000)) }
-        if has(["address", "street"]) { return "\(1 + Int(rng.next() % 400)) \(pick(Pools.lastNames, &rng)) Street" }
-        if has(["id", "code", "identifier", "sku", "isbn"]) { return "ID-\(1000 + Int(rng.next() % 9000))" }
-        if has(["query", "keyword", "keywords", "topic", "search", "term", "subject", "title", "text", "message", "content", "question"]) {
-            return pick(Pools.topics, &rng)
-        }
-        return pick(Pools.syllables, &rng).capitalized + pick(Pools.syllables, &rng) + pick(Pools.syllables, &rng)
-    }
-
-    // MARK: Text
+    // MARK: Words
 
     /// Words of a name or sentence: split at non-alphanumerics and camel-case boundaries, lower-cased.
     static func words(_ text: String) -> [String] {
@@ -379,86 +432,6 @@ public struct ExampleSynthesizer {
         if !current.isEmpty { out.append(current) }
         return out
     }
-
-    /// How a value reads in a request: strings as they are, numbers as serialized in the call,
-    /// booleans as `true`/`false`, lists as "a, b and c", objects as "key value" pairs.
-    static func phrase(_ value: JSONValue) -> String {
-        switch value {
-        case .string(let s): return s
-        case .array(let items): return list(items.map(phrase))
-        case .object(let o): return list(o.members.map { words($0.key).joined(separator: " ") + " " + phrase($0.value) })
-        default: return value.serialized()
-        }
-    }
-
-    private static func list(_ parts: [String]) -> String {
-        parts.count <= 1 ? parts.joined() : parts.dropLast().joined(separator: ", ") + " and " + parts.last!
-    }
-
-    /// How a value is mentioned: `phrase(value)`, except that a currency code is, half of the
-    /// time, named in words ("JPY" → "Japanese yen"), so the adapter learns to map the words
-    /// people write to the code the call needs. Other values draw nothing from `rng`.
-    static func mention(_ value: JSONValue, rng: inout SeededGenerator) -> String {
-        if case .string(let code) = value, let names = Pools.currencyNames[code], rng.next() & 1 == 1 {
-            return pick(names, &rng)
-        }
-        return phrase(value)
-    }
-
-    /// One argument as a phrase, in one of several forms.
-    static func clause(name: String, value: JSONValue, rng: inout SeededGenerator) -> String {
-        let n = words(name).joined(separator: " "), v = mention(value, rng: &rng)
-        let forms = ["\(n) \(v)", "\(n): \(v)", "\(v) as the \(n)", "the \(n) \(v)", "\(n) set to \(v)", "\(n) = \(v)", v]
-        return pick(forms, &rng)
-    }
-
-    /// The request for one call: the description as a verb phrase with the argument clauses.
-    static func request(_ tool: ToolSpec, clauses: [String], rng: inout SeededGenerator) -> String {
-        let toolWords = words(tool.name).joined(separator: " ")
-        let vp = verbPhrase(tool.description) ?? "use \(toolWords)"
-        let args = list(clauses)
-        if clauses.isEmpty {
-            return capitalised(pick(["please \(vp).", "can you \(vp)?", "I need to \(vp).", "\(vp), please.", "run \(toolWords) now."], &rng))
-        }
-        let forms = ["\(vp) with \(args).", "please \(vp): \(args).", "can you \(vp)? Use \(args).", "I want to \(vp), \(args).",
-                     "use \(toolWords) for \(args).", "help me \(vp). Details: \(args).", "\(args) — \(vp), please.",
-                     "I'd like to \(vp) using \(args).", "\(toolWords): \(args)."]
-        return capitalised(pick(forms, &rng))
-    }
-
-    /// The description's first sentence as a phrase after "please", or nil when it does not
-    /// start with a verb-like word: "Gets the weather." → "get the weather".
-    static func verbPhrase(_ description: String) -> String? {
-        let first = description.split(whereSeparator: { ".\n".contains($0) }).first.map(String.init)?
-            .trimmingCharacters(in: .whitespaces) ?? ""
-        var parts = first.split(separator: " ").map(String.init)
-        guard var head = parts.first?.lowercased(), head.allSatisfy(\.isLetter),
-              !["the", "a", "an", "this", "these", "it", "tool", "function", "api", "returns:", "used"].contains(head),
-              parts.count >= 2 else { return nil }
-        if head.hasSuffix("ies") { head = String(head.dropLast(3)) + "y" }
-        else if ["ches", "shes", "sses", "xes"].contains(where: head.hasSuffix) { head = String(head.dropLast(2)) }
-        else if head.hasSuffix("s") && !head.hasSuffix("ss") { head = String(head.dropLast()) }
-        parts[0] = head
-        if parts.count > 16 { parts = Array(parts.prefix(16)) }
-        var text = parts.joined(separator: " ")
-        while let last = text.last, ",;:".contains(last) { text.removeLast() }
-        return text
-    }
-
-    /// Joins atomic requests into one multi-call request.
-    static func join(_ queries: [String], rng: inout SeededGenerator) -> String {
-        var text = queries[0]
-        for q in queries.dropFirst() {
-            let connector = pick(["Also, ", "Then ", "After that, ", "And ", "Next, "], &rng)
-            // Only the templates' own opening words are lower-cased; a value stays as written.
-            let first = q.prefix { $0.isLetter }
-            let rest = ["Please", "Can", "Help", "Use"].contains(first) ? q.prefix(1).lowercased() + q.dropFirst() : q
-            text += " " + connector + rest
-        }
-        return text
-    }
-
-    private static func capitalised(_ s: String) -> String { s.prefix(1).uppercased() + s.dropFirst() }
 
     // MARK: Randomness
 
@@ -488,33 +461,32 @@ private final class Rankings {
     var lists = [String: [String]]()
 }
 
-/// Word pools for string values.
-enum Pools {
-    static let cities = ["Paris", "Berlin", "Tokyo", "Madrid", "Oslo", "Cairo", "Lima", "Toronto", "Sydney", "Mumbai", "Seoul",
-                         "Nairobi", "Lisbon", "Chicago", "Boston", "Denver", "Dublin", "Prague", "Vienna", "Rome", "London",
-                         "Istanbul", "Bangkok", "Mexico City", "Buenos Aires", "Cape Town", "Helsinki", "Warsaw", "Athens", "Zurich"]
-    static let usCities = ["San Francisco, CA", "Austin, TX", "Seattle, WA", "Boston, MA", "Miami, FL", "Denver, CO", "Chicago, IL",
-                           "Portland, OR", "Phoenix, AZ", "New York, NY", "Atlanta, GA", "Nashville, TN"]
-    static let countries = ["France", "Japan", "Brazil", "Canada", "Kenya", "India", "Germany", "Spain", "Mexico", "Norway", "Egypt",
-                            "Australia", "Italy", "Chile", "Vietnam", "Poland"]
-    static let currencies = ["USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "INR", "CNY", "SEK", "NOK", "MXN", "BRL", "KRW"]
-    /// Each code of `currencies` in words.
-    static let currencyNames: [String: [String]] = [
-        "USD": ["US dollars", "dollars"], "EUR": ["euros"], "GBP": ["British pounds", "pounds sterling"],
-        "JPY": ["Japanese yen", "yen"], "CHF": ["Swiss francs"], "CAD": ["Canadian dollars"], "AUD": ["Australian dollars"],
-        "INR": ["Indian rupees"], "CNY": ["Chinese yuan"], "SEK": ["Swedish kronor"], "NOK": ["Norwegian kroner"],
-        "MXN": ["Mexican pesos"], "BRL": ["Brazilian reais"], "KRW": ["South Korean won"],
-    ]
-    static let languages = ["English", "French", "Spanish", "German", "Japanese", "Italian", "Portuguese", "Korean", "Arabic", "Hindi"]
-    static let companies = ["Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay", "Soylent", "Tyrell"]
-    static let firstNames = ["Alice", "Bob", "Carmen", "David", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Keiko", "Liam",
-                             "Maya", "Nikolai", "Olga", "Pablo"]
-    static let lastNames = ["Smith", "Garcia", "Tanaka", "Müller", "Rossi", "Novak", "Okafor", "Silva", "Kim", "Dubois", "Larsen"]
-    static let colors = ["red", "blue", "green", "black", "white", "yellow", "purple", "orange"]
-    static let genres = ["jazz", "comedy", "science fiction", "rock", "documentary", "thriller", "classical", "fantasy"]
-    static let foods = ["pasta", "sushi", "tacos", "curry", "pancakes", "ramen", "falafel", "paella"]
-    static let topics = ["machine learning", "climate change", "renaissance art", "electric cars", "quantum computing", "ancient Rome",
-                         "healthy breakfast", "solar panels", "jazz history", "marathon training", "coral reefs", "black holes"]
-    static let names = firstNames
-    static let syllables = ["ka", "lo", "mi", "ra", "ven", "dor", "sel", "tu", "bri", "an", "zo", "el", "qua", "nix", "ter", "pa"]
+/// A tool's schema read for synthesis.
+struct ToolProfile {
+    let spec: ToolSpec
+    /// Its arguments' meanings and pairs.
+    let object: ObjectProfile
+    /// What its requests are built from: purpose, name words, parameter nouns.
+    let frame: RequestFrame
+    /// Whether a parallel request can vary one of its arguments between calls.
+    let varies: Bool
+
+    init(_ spec: ToolSpec) {
+        self.spec = spec
+        object = ObjectProfile(spec.parameters)
+        let verb = RequestTemplates.verbPhrase(spec)
+        let toolWords = ExampleSynthesizer.words(spec.name).joined(separator: " ")
+        frame = RequestFrame(verb: verb ?? ["use"] + toolWords.split(separator: " ").map(String.init), toolWords: toolWords,
+                             parameterNouns: object.parameters.reduce(into: Set<String>()) { $0.formUnion(ArgumentPhrasing.nounWords($1)) })
+        varies = object.parameters.contains(where: Self.mayVary)
+    }
+
+    /// Whether a parameter's value may differ between the calls of a parallel request: a
+    /// string, number or enum of several values (a flag, list or object stays shared).
+    static func mayVary(_ p: ParameterProfile) -> Bool {
+        switch p.kind {
+        case .string, .integer, .number, .any: return p.choices.isEmpty || p.choices.count >= 2
+        default: return false
+        }
+    }
 }
