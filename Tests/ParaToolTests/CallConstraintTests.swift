@@ -198,36 +198,11 @@ final class CallConstraintTests: XCTestCase {
 
     // MARK: Witnesses against jsonschema
 
-    struct Verdict: Decodable {
-        var id: String
-        var valid: Bool
-        var error: String
-    }
-
-    /// Python's jsonschema verdict on each (id, tool parameters, arguments).
-    static func jsonschemaVerdicts(_ items: [(id: String, parameters: JSONValue, arguments: JSONValue)]) throws -> [String: Verdict] {
-        let script = RepositoryFixtures.root.deletingLastPathComponent().appendingPathComponent("Scripts/validate_calls.py")
-        let input = items.map { JSONValue.object(["id": .string($0.id), "parameters": $0.parameters, "arguments": $0.arguments]).serialized() }
-            .joined(separator: "\n") + "\n"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", try RepositoryFixtures.require(script).path]
-        let stdin = Pipe(), stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        try process.run()
-        let writer = Thread { stdin.fileHandleForWriting.write(Data(input.utf8)); try? stdin.fileHandleForWriting.close() }
-        writer.start()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, "validate_calls.py failed (is jsonschema installed?)")
-        var verdicts = [String: Verdict]()
-        for line in output.split(separator: UInt8(ascii: "\n")) {
-            let v = try JSONDecoder().decode(Verdict.self, from: Data(line))
-            verdicts[v.id] = v
-        }
-        XCTAssertEqual(verdicts.count, items.count)
-        return verdicts
+    /// jsonschema's verdicts (SchemaWitness) on (id, tool parameters, arguments).
+    static func jsonschemaVerdicts(_ items: [(id: String, parameters: JSONValue, arguments: JSONValue)]) throws -> [String: SchemaWitness.Verdict] {
+        try SchemaWitness.verdicts(items.map {
+            SchemaWitness.Item(id: $0.id, parametersJSON: $0.parameters.serialized(), argumentsJSON: $0.arguments.serialized())
+        })
     }
 
     /// Every gold answer of the BFCL files, written in the call syntax and tokenized by

@@ -152,74 +152,19 @@ final class SynthesisTests: XCTestCase {
     /// refused, as BFCL's checker refuses them.
     func testEveryCallValidatesWithPythonJSONSchema() throws {
         let run = try Self.wideRun.get()
-        var lines = [String]()
+        var items = [SchemaWitness.Item]()
         for t in run.trajectories {
-            for call in t.steps.flatMap(\.calls) {
+            for (k, call) in t.steps.flatMap(\.calls).enumerated() {
                 let spec = try XCTUnwrap(run.catalogue[call.name])
-                lines.append(JSONValue.object(["where": .string("\(t.id) \(call.name)"), "schema": spec.parameters,
-                                               "arguments": call.arguments]).serialized())
+                items.append(SchemaWitness.Item(id: "\(t.id)#\(k) \(call.name)", parametersJSON: spec.parameters.serialized(),
+                                                argumentsJSON: call.arguments.serialized()))
             }
         }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("synthesis-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let calls = dir.appendingPathComponent("calls.jsonl"), script = dir.appendingPathComponent("validate.py")
-        try lines.joined(separator: "\n").write(to: calls, atomically: true, encoding: .utf8)
-        try Self.validator.write(to: script, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script.path, calls.path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        do { try process.run() } catch { throw XCTSkip("python3 is not available: \(error)") }
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        if process.terminationStatus == 3 { throw XCTSkip("Python's jsonschema is not installed") }
-        XCTAssertEqual(process.terminationStatus, 0, output)
-        XCTAssertTrue(output.contains("valid: \(lines.count)"), output)
-        XCTAssertGreaterThan(lines.count, 5000)
+        let verdicts = try SchemaWitness.verdicts(items)
+        let bad = verdicts.values.filter { !$0.valid }
+        XCTAssertTrue(bad.isEmpty, bad.prefix(30).map { "\($0.id): \($0.error)" }.joined(separator: "\n"))
+        XCTAssertGreaterThan(items.count, 5000)
     }
-
-    static let validator = #"""
-        import json, sys
-        try:
-            import jsonschema
-        except ImportError:
-            sys.exit(3)
-        NAMES = {"dict": "object", "float": "number", "double": "number", "tuple": "array", "list": "array", "bool": "boolean",
-                 "int": "integer"}
-        def convert(schema):
-            if not isinstance(schema, dict):
-                return schema
-            s = {k: v for k, v in schema.items() if k != "default"}
-            t = s.get("type")
-            if t == "any":
-                del s["type"]
-            elif t in NAMES:
-                s["type"] = NAMES[t]
-            if "properties" in s:
-                s["properties"] = {k: convert(v) for k, v in s["properties"].items()}
-                if s["properties"]:
-                    s["additionalProperties"] = False
-            if "items" in s:
-                s["items"] = convert(s["items"])
-            if s.get("type") == "array" and "enum" in s:
-                # An enum on an array constrains its items (BFCL's schemas put it there).
-                s["items"] = dict(s.get("items", {}), enum=s.pop("enum"))
-            return s
-        bad = []
-        count = 0
-        for line in open(sys.argv[1]):
-            row = json.loads(line)
-            count += 1
-            for error in jsonschema.Draft7Validator(convert(row["schema"])).iter_errors(row["arguments"]):
-                bad.append(f'{row["where"]}: {error.message}')
-        for b in bad[:30]:
-            print(b)
-        print(f"valid: {count - len(set(b.split(':')[0] for b in bad))} of {count}")
-        sys.exit(1 if bad else 0)
-        """#
 
     // MARK: Values read back from the query
 

@@ -13,9 +13,9 @@ import sys
 
 import jsonschema
 
-TYPE_NAMES = {"dict": "object", "float": "number", "tuple": "array", "any": None, "integer": "integer",
-              "string": "string", "boolean": "boolean", "array": "array", "object": "object", "number": "number",
-              "null": "null"}
+TYPE_NAMES = {"dict": "object", "float": "number", "double": "number", "tuple": "array", "list": "array",
+              "bool": "boolean", "int": "integer", "any": None, "integer": "integer", "string": "string",
+              "boolean": "boolean", "array": "array", "object": "object", "number": "number", "null": "null"}
 
 
 def translate(schema):
