@@ -41,4 +41,24 @@ public enum DemoCatalogue {
         "Find me a flight from Boston to Denver on 2026-12-18.",
         "Start a 25 minute timer.",
     ]
+
+    /// New phrasings that check the trained demo (`Deploy/demo/check_multiple.json` holds them
+    /// with their gold calls, for `paratool eval`); like `exampleQueries`, never trained on.
+    public static let checkQueries = [
+        "Is it raining in Amsterdam today?",
+        "How hot is it in Phoenix right now, in fahrenheit?",
+        "Tell me the current temperature in Kyoto in celsius, please.",
+        "How many Swiss francs do I get for 80 British pounds?",
+        "I need to change 1200 Canadian dollars into US dollars.",
+        "What are 45.5 euros worth in Mexican pesos?",
+        "Any flights from Chicago to Miami on 2027-01-09?",
+        "I want to fly to Paris from Madrid on 2027-03-03.",
+        "Look up flights leaving Seattle for Tokyo on December 30, 2026.",
+        "Remind me in 45 minutes.",
+        "Set a timer for an hour and a half.",
+        "Can you count down 5 minutes for my tea?",
+    ]
+
+    /// Every query the demo's training must hold out.
+    public static var heldOutQueries: [String] { exampleQueries + checkQueries }
 }

@@ -23,15 +23,21 @@ struct SelectionBench: ParsableCommand {
     @Option(help: "Use the first N questions (0: all).")
     var limit = 0
 
+    @Option(help: ArgumentHelp("Encoder depths to compare: layers run before pooling, comma-separated (0 or absent: all).", valueName: "list"))
+    var layers = "0"
+
     func run() throws {
         let lm = try LanguageModel.load(path: modelOptions.model)
         var questions = try BFCLQuestion.load(file: URL(fileURLWithPath: data))
         if limit > 0 { questions = Array(questions.prefix(limit)) }
         let gold = Dictionary(try BFCLAnswer.load(file: URL(fileURLWithPath: answers)).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        var correct = [Pooling: Int](), counted = 0, candidatesTotal = 0
+        let depths = layers.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            .map { $0 <= 0 || $0 >= lm.model.config.layerCount ? lm.model.config.layerCount : $0 }
+        let variants = depths.flatMap { d in Pooling.allCases.map { (pooling: $0, layers: d) } }
+        var correct = [String: Int](), counted = 0, candidatesTotal = 0
         let start = Date()
-        for pooling in Pooling.allCases {
-            let encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: pooling)
+        for (pooling, depth) in variants {
+            let encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: pooling, layers: depth)
             var toolCache = [String: [Float]]()
             var n = 0
             for q in questions {
@@ -45,19 +51,20 @@ struct SelectionBench: ParsableCommand {
                     if toolCache[key] == nil { toolCache[key] = encoder.encode(key).vector }
                     return ToolSelection.cosine(c, toolCache[key]!)
                 }
-                if names[ToolSelection.top1(sims).firstIndex(of: 1)!] == goldName { correct[pooling, default: 0] += 1 }
+                if names[ToolSelection.top1(sims).firstIndex(of: 1)!] == goldName { correct["\(pooling) \(depth)", default: 0] += 1 }
                 n += 1
-                if pooling == .mean { candidatesTotal += names.count }
+                if pooling == .mean && depth == depths[0] { candidatesTotal += names.count }
             }
             counted = n
         }
         print("questions: \(counted) of \(URL(fileURLWithPath: data).lastPathComponent), mean \(String(format: "%.2f", Double(candidatesTotal) / Double(max(counted, 1)))) candidates each; \(String(format: "%.0f", Date().timeIntervalSince(start))) s")
         print("")
-        print("| pooling | EmbSim top-1 accuracy |")
-        print("|---|---:|")
-        for p in Pooling.allCases {
-            print(String(format: "| %@ | %.1f%% (%d/%d) |", p.rawValue, 100 * Double(correct[p, default: 0]) / Double(max(counted, 1)),
-                         correct[p, default: 0], counted))
+        print("| pooling | layers | EmbSim top-1 accuracy |")
+        print("|---|---:|---:|")
+        for (p, d) in variants {
+            let k = correct["\(p) \(d)", default: 0]
+            print(String(format: "| %@ | %d of %d | %.1f%% (%d/%d) |", p.rawValue, d, lm.model.config.layerCount,
+                         100 * Double(k) / Double(max(counted, 1)), k, counted))
         }
     }
 }

@@ -83,7 +83,8 @@ struct ToolOptions: ParsableArguments {
 func loadGate(_ directory: String?, for lm: LanguageModel, warnUntrained: () -> Void) throws -> GateNetwork {
     guard let directory else {
         warnUntrained()
-        return GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize))
+        return GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize,
+                                              encoderLayers: GateConfig.defaultEncoderLayers(layerCount: lm.model.config.layerCount)))
     }
     let gate = try GateNetwork.load(from: URL(fileURLWithPath: directory))
     guard gate.config.dimension == lm.model.config.hiddenSize else {

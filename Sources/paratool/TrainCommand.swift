@@ -119,6 +119,9 @@ struct Train: ParsableCommand {
     @Option(help: "Pooling of the gate's encoder: mean or last.")
     var pooling = Pooling.mean.rawValue
 
+    @Option(help: ArgumentHelp("Decoder layers the gate's encoder runs before pooling (default: four fifths of the model's).", valueName: "n"))
+    var encoderLayers: Int?
+
     @Option(help: "Leave out sequences (prompt + target) longer than this many tokens.")
     var maxTokens = 1024
 
@@ -158,6 +161,7 @@ struct Train: ParsableCommand {
         if batchSize < 1 || gateBatchSize < 1 || rank < 1 || maxTokens < 2 { throw ValidationError("--batch-size, --gate-batch-size, --rank and --max-tokens must be positive") }
         _ = try stageSet()
         if Pooling(rawValue: pooling) == nil { throw ValidationError("--pooling must be mean or last") }
+        if let encoderLayers, encoderLayers < 1 { throw ValidationError("--encoder-layers must be at least 1") }
     }
 
     /// The adapter settings these options give (stage 1 and 3, the online trainer).
@@ -202,6 +206,7 @@ struct Train: ParsableCommand {
         options.gate.seed = seed
         options.gate.checkpointEvery = checkpointEvery
         options.pooling = Pooling(rawValue: pooling)!
+        options.encoderLayers = encoderLayers
         options.globalBaseline = global
         options.resume = resume
         options.metrics = metrics.map { URL(fileURLWithPath: $0) }

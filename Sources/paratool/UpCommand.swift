@@ -151,7 +151,7 @@ extension UpCommand {
         var config = SynthesisConfig()
         config.examplesPerTool = 30
         config.seed = 0
-        let held = DemoCatalogue.exampleQueries
+        let held = DemoCatalogue.heldOutQueries
         let (trajectories, _) = ExampleSynthesizer(tools: catalogue.tools, config: config, evaluationQueries: held).synthesize()
         try Trajectory.save(trajectories, jsonl: data)
         options.model = modelOptions.model

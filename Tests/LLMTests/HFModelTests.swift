@@ -75,6 +75,30 @@ final class HFModelTests: XCTestCase {
         }
     }
 
+    /// An encoder's layer limit: all layers give the plain hidden states; no layer gives the
+    /// final norm of the embeddings (computed here with plain loops); one layer differs from both.
+    func testHiddenStatesOfAnInnerLayer() throws {
+        let model = try LlamaModel(huggingFaceDirectory: RepositoryFixtures.hfTiny.appendingPathComponent("qwen2"))
+        let ids = [5, 17, 42, 99]
+        func hidden(_ layers: Int?) -> [Float] {
+            Transformer(model: model).forward([BatchSegment(sequence: 0, tokens: ids)], caches: [KVCache(config: model.config)],
+                                              logits: .hiddenOnly, layers: layers).hidden.toArray()
+        }
+        let all = hidden(nil)
+        XCTAssertEqual(hidden(model.config.layerCount), all)
+        let h = model.config.hiddenSize, eps = model.config.rmsNormEps
+        var expected = [Float]()
+        for t in ids {
+            let row = model.embedding.view.row(t)
+            let inv = 1 / ((row.map { Double($0) * Double($0) }.reduce(0, +) / Double(h)) + Double(eps)).squareRoot()
+            expected += (0..<h).map { Float(Double(row[$0]) * inv) * model.finalNorm[$0] }
+        }
+        XCTAssertLessThanOrEqual(maxAbsDiff(hidden(0), expected), 1e-5)
+        let one = hidden(1)
+        XCTAssertGreaterThan(maxAbsDiff(one, all), 1e-3)
+        XCTAssertGreaterThan(maxAbsDiff(one, expected), 1e-3)
+    }
+
     func testMissingTensorAndBadConfigAreClearErrors() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("paratool-bad-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -26,6 +26,10 @@ final class FlopsAndGateTests: XCTestCase {
         XCTAssertEqual(g.lora, 3 * 2 * 4 * 224 * 3 * 2 * 18)
         XCTAssertEqual(g.total, g.baseLinear + g.attention + g.lora)
         XCTAssertEqual(c.encoder(tokens: 5), 2 * 43008 * 2 * 5 + 4 * 2 * 64 * 15)
+        XCTAssertEqual(c.encoder(tokens: 5, layers: 1), 2 * 43008 * 1 * 5 + 4 * 1 * 64 * 15)
+        XCTAssertEqual(GateConfig.defaultEncoderLayers(layerCount: 30), 24)
+        XCTAssertEqual(GateConfig.defaultEncoderLayers(layerCount: 2), 2)
+        XCTAssertEqual(GateConfig.defaultEncoderLayers(layerCount: 1), 1)
         // Gate MLP [256, 512, 512, 1] over 3 candidates: features 2·64, layers with bias, softmax 3.
         XCTAssertEqual(c.gate(candidates: 3, layers: [256, 512, 512, 1]),
                        3 * (128 + (2 * 256 * 512 + 512) + (2 * 512 * 512 + 512) + (2 * 512 + 1) + 3))

@@ -39,4 +39,20 @@ import Testing
         }
         #expect(embedded.names == ["get_weather", "convert_currency", "search_flights", "set_timer"])
     }
+
+    /// The demo's check set (BFCL format, for `paratool eval`) asks exactly the embedded check
+    /// queries, over the demo tools (their schemas in BFCL's type names, which BFCL's checker
+    /// reads: float for number, dict for object), each with a gold answer.
+    @Test func demoCheckSetIsTheEmbeddedOne() throws {
+        let questions = try BFCLQuestion.load(file: Self.repo.appendingPathComponent("Deploy/demo/check_multiple.json"))
+        #expect(questions.map { $0.turns.first?.last?.content ?? "" } == DemoCatalogue.checkQueries)
+        let demo = try DemoCatalogue.catalogue()
+        for q in questions {
+            #expect(q.functions.map(\.name) == demo.names)
+            #expect(q.functions.map(\.parameterNames) == demo.tools.map(\.parameterNames))
+            #expect(q.functions.map(\.requiredParameters) == demo.tools.map(\.requiredParameters))
+        }
+        let answers = try BFCLAnswer.load(file: Self.repo.appendingPathComponent("Deploy/demo/check_multiple_answers.json"))
+        #expect(answers.map(\.id) == questions.map(\.id))
+    }
 }

@@ -30,6 +30,13 @@ public enum LogitsSelection: Sendable {
     case hiddenOnly
 }
 
+extension LogitsSelection {
+    var isHiddenOnly: Bool {
+        if case .hiddenOnly = self { return true }
+        return false
+    }
+}
+
 /// Where adapters attach: called after the base product of every FFN linear of every layer.
 /// `input` is the linear's input rows, `output` its output rows (already holding `x Wᵀ`); the
 /// implementation adds its branches into `output`. `rows` maps each batch row to its segment
@@ -108,10 +115,15 @@ public final class Transformer {
     }
 
     /// Runs `segments` through the model, appending their keys and values to `caches[segment.sequence]`,
-    /// and returns the final hidden states and logits of the rows chosen by `logits`.
+    /// and returns the final hidden states and logits of the rows chosen by `logits`. With
+    /// `layers`, only the first `layers` layers run (encoders reading an inner layer; only with
+    /// `.hiddenOnly`, since the caches of the other layers stay unfilled), and the hidden states
+    /// are those of that layer, through the final norm.
     public func forward(_ segments: [BatchSegment], caches: [KVCache],
-                        logits selection: LogitsSelection = .lastOfEachSegment) -> Output {
+                        logits selection: LogitsSelection = .lastOfEachSegment, layers: Int? = nil) -> Output {
         let c = model.config
+        precondition(layers == nil || selection.isHiddenOnly, "a layer limit needs .hiddenOnly")
+        let layerCount = min(max(0, layers ?? c.layerCount), c.layerCount)
         var ranges = [Range<Int>]()
         var total = 0
         for s in segments {
@@ -146,7 +158,7 @@ public final class Transformer {
             }
         }
         let mt = decodeThreads
-        for (l, layer) in model.layers.enumerated() {
+        for (l, layer) in model.layers.prefix(layerCount).enumerated() {
             Kernels.rmsNorm(hx, weight: layer.inputNorm, eps: c.rmsNormEps, into: hn)
             Linear.apply(hn, (layer.qProj, qv), (layer.kProj, kv), (layer.vProj, vv), matvecThreads: mt)
             for (i, s) in segments.enumerated() {

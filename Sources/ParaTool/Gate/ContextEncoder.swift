@@ -1,7 +1,7 @@
 // ContextEncoder: the frozen base model as the gate's encoder. A text (the raw question, or a
 // tool's "name: description") is run through the decoder without adapters or chat template, and
-// its final-norm hidden states are pooled into one vector: the mean over tokens (the authors'
-// code) or the last token (the paper).
+// its hidden states (of the last layer, or of an inner one), through the final norm, are pooled
+// into one vector: the mean over tokens (the authors' code) or the last token (the paper).
 import LLM
 import Tensor
 
@@ -18,13 +18,17 @@ public final class ContextEncoder {
     public let model: LlamaModel
     public let tokenizer: Tokenizer
     public let pooling: Pooling
+    /// How many layers run before pooling (nil: all of them).
+    public let layers: Int?
     private let runner: Transformer
     private let cache: KVCache
 
-    public init(model: LlamaModel, tokenizer: Tokenizer, pooling: Pooling) {
+    /// An encoder pooling the hidden states after `layers` layers (nil: the last layer's).
+    public init(model: LlamaModel, tokenizer: Tokenizer, pooling: Pooling, layers: Int? = nil) {
         self.model = model
         self.tokenizer = tokenizer
         self.pooling = pooling
+        self.layers = layers
         runner = Transformer(model: model)
         cache = KVCache(config: model.config, capacity: 64)
     }
@@ -37,7 +41,7 @@ public final class ContextEncoder {
         let ids = tokenizer.encode(text)
         guard !ids.isEmpty else { return ([Float](repeating: 0, count: dimension), 0) }
         cache.clear()
-        let out = runner.forward([BatchSegment(sequence: 0, tokens: ids)], caches: [cache], logits: .hiddenOnly)
+        let out = runner.forward([BatchSegment(sequence: 0, tokens: ids)], caches: [cache], logits: .hiddenOnly, layers: layers)
         switch pooling {
         case .last:
             return (out.hidden.row(out.hidden.rows - 1), ids.count)

@@ -81,8 +81,13 @@ public struct FlopsCounter: Sendable {
             lora: lora(tokens: processed, adapters: adapters, rank: rank, targets: targets))
     }
 
-    /// The encoder pass of the gate over `tokens` query tokens (decoder layers only).
-    public func encoder(tokens: Int) -> Int { decoderLinear(tokens: tokens) + attention(tokens: tokens, context: 0) }
+    /// The encoder pass of the gate over `tokens` query tokens: the first `layers` decoder layers
+    /// (nil: all of them), no output head.
+    public func encoder(tokens: Int, layers: Int? = nil) -> Int {
+        let n = min(max(0, layers ?? config.layerCount), config.layerCount)
+        let full = decoderLinear(tokens: tokens) + attention(tokens: tokens, context: 0)
+        return full / config.layerCount * n
+    }
 
     /// The gate MLP for `candidates` tools: features [c, d, c⊙d, |c−d|] (2 FLOPs per element for
     /// the product and the difference), then linear layers of widths `layers` (e.g. [4d, 512,

@@ -154,7 +154,8 @@ public final class ToolCallEngine {
         self.catalogue = catalogue
         self.adapters = adapters
         self.gate = gate
-        encoder = ContextEncoder(model: model.model, tokenizer: model.tokenizer, pooling: gate?.config.pooling ?? pooling)
+        encoder = ContextEncoder(model: model.model, tokenizer: model.tokenizer, pooling: gate?.config.pooling ?? pooling,
+                                 layers: gate?.config.encoderLayers)
         formatter = PromptFormatter(template: template)
         runner = Transformer(model: model.model)
         mixture = AdapterMixture(matvecThreads: runner.decodeThreads, stackCacheBytes: stackCacheBytes)
@@ -284,7 +285,7 @@ public final class ToolCallEngine {
             adapterCounts.append((components.count, components.first?.adapter.rank ?? 0))
             var extra = FlopsBreakdown()
             if queryTokens > 0 {
-                extra.encoder = counter.encoder(tokens: queryTokens)
+                extra.encoder = counter.encoder(tokens: queryTokens, layers: encoder.layers)
                 if r.mode != .embsim, let gate { extra.gate = counter.gate(candidates: candidates.count, layers: gate.config.layerWidths) }
             }
             extraFlops.append(extra)

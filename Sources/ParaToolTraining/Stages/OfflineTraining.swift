@@ -91,6 +91,8 @@ public struct OfflineTrainingOptions {
     public var gate = GateTrainingConfig()
     /// Pooling of the gate's encoder.
     public var pooling: Pooling = .mean
+    /// Decoder layers the gate's encoder runs (nil: `GateConfig.defaultEncoderLayers`).
+    public var encoderLayers: Int?
     /// Also train the Global Parameterization baseline (published as `globalAdapterName`).
     public var globalBaseline = false
     /// Continue every job from its latest checkpoint; finished, published jobs are skipped.
@@ -151,7 +153,8 @@ public enum OfflineTraining {
 
         let builder = try InstanceBuilder(tokenizer: lm.tokenizer, catalogue: catalogue)
         let instances = try trajectories.flatMap { try builder.instances($0, documentAware: true) }
-        let encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: options.pooling)
+        let encoderLayers = options.encoderLayers ?? GateConfig.defaultEncoderLayers(layerCount: lm.model.config.layerCount)
+        var encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: options.pooling, layers: encoderLayers)
         var contexts = [String: [Float]]()
         let encode: (String) -> [Float] = { text in
             if let hit = contexts[text] { return hit }
@@ -225,7 +228,8 @@ public enum OfflineTraining {
             if finished("gate", "gate") != nil && FileManager.default.fileExists(atPath: gateDirectory.appendingPathComponent("gate_config.json").path) {
                 log("stage 2: gate already trained in \(gateDirectory.path), skipped")
             } else {
-                let gate = GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, pooling: options.pooling), seed: options.gate.seed)
+                let gate = GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, pooling: options.pooling,
+                                                          encoderLayers: encoderLayers), seed: options.gate.seed)
                 gate.addTools(catalogue.tools.map { ($0.name, $0.description) }, encoder: encoder)
                 let examples = StageData.gate(trajectories, known: Set(catalogue.names), encode: encode)
                 log("stage 2: \(examples.count) next-tool examples, \(options.gate.steps) steps")
@@ -250,6 +254,12 @@ public enum OfflineTraining {
                 log("stage 3: already published \(done.count) adapters, skipped")
             } else {
                 let gate = try GateNetwork.load(from: gateDirectory)
+                if gate.config.encoderLayers != encoder.layers || gate.config.pooling != encoder.pooling {
+                    // The weights come from the gate as it was trained: encode as it encodes.
+                    encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: gate.config.pooling,
+                                             layers: gate.config.encoderLayers)
+                    contexts.removeAll()
+                }
                 gate.addTools(catalogue.tools.map { ($0.name, $0.description) }, encoder: encoder)
                 var adapters = [ToolAdapter](), parents = [String: String]()
                 for tool in catalogue.names {
