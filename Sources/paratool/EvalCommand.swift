@@ -39,6 +39,9 @@ struct EvalCommand: ParsableCommand {
     @Flag(help: "Decode without the call-grammar constraint (ablation).")
     var unconstrained = false
 
+    @Option(help: ArgumentHelp("How strongly the gate's weights steer which tool a call names: scale · log(weight) added to the name's logits (0: the model alone).", valueName: "scale"))
+    var namePrior: Float = 0
+
     @Option(help: ArgumentHelp("Adapter store with the trained adapters.", valueName: "dir"))
     var adapterStore: String?
 
@@ -99,6 +102,7 @@ struct EvalCommand: ParsableCommand {
         settings.maxNewTokens = maxNewTokens
         settings.examplesPerTool = examples
         settings.topN = topN
+        settings.namePriorScale = namePrior
         settings.evaluationQueries = try HeldOut.queries(file: dataURL) + heldOut.flatMap { try HeldOut.queries(file: URL(fileURLWithPath: $0)) }
         let evaluation = try BFCLEvaluation(model: lm, questions: questions, answers: try BFCLAnswer.load(file: URL(fileURLWithPath: answers)),
                                             categoryName: category, store: store, gate: gateNetwork, settings: settings)

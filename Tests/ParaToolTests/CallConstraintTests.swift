@@ -196,6 +196,39 @@ final class CallConstraintTests: XCTestCase {
         }
     }
 
+    /// The name prior ranks names by logit plus prior: a forbidden tool is never named, and
+    /// among the others a strong enough prior overrides the logits, a zero one leaves them.
+    func testNamePriorSteersTheNamedTool() throws {
+        let tokenizer = try Self.tinyTokenizer
+        let vocabulary = TokenVocabulary(tokenizer: tokenizer)
+        let grammar = CallGrammar(tools: [Self.weather, Self.convert, Self.search], maxCalls: 1)
+        // Logits that spell the search call's name, token by token.
+        let favoured = tokenizer.encode(#"<tool_call>{"name": "search", "arguments": {}}</tool_call>"#)
+        func named(prior: [Float]?) -> String {
+            let constraint = CallConstraint(grammar: grammar, vocabulary: vocabulary)
+            constraint.namePrior = prior
+            let logits = FloatBuffer(count: vocabulary.size)
+            let view = MatrixView(logits, rows: 1, cols: vocabulary.size)
+            var ids = [Int]()
+            // Up to the arguments: the name is then written.
+            for step in 0..<40 where !tokenizer.decode(ids).contains("\"arguments\"") {
+                for i in 0..<vocabulary.size { logits[i] = 0 }
+                if step < favoured.count { logits[favoured[step]] = 5 }
+                let t = constraint.bestAllowedToken(view, row: 0)
+                XCTAssertTrue(constraint.advance(t))
+                ids.append(t)
+            }
+            let text = tokenizer.decode(ids)
+            guard let start = text.range(of: "\"name\": \""), let end = text[start.upperBound...].firstIndex(of: "\"") else { return "none" }
+            return String(text[start.upperBound..<end])
+        }
+        XCTAssertEqual(named(prior: nil), "search")
+        XCTAssertEqual(named(prior: [0, 0, 0]), "search")
+        XCTAssertEqual(named(prior: [0, -.infinity, -.infinity]), "get_weather")
+        XCTAssertEqual(named(prior: [-.infinity, 0, -.infinity]), "convert")
+        XCTAssertEqual(named(prior: [40, 0, 0]), "get_weather")
+    }
+
     // MARK: Witnesses against jsonschema
 
     /// jsonschema's verdicts (SchemaWitness) on (id, tool parameters, arguments).

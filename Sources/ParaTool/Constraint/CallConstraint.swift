@@ -22,6 +22,13 @@ public final class CallConstraint: TokenConstraint {
     /// Steps decided, and how many of them needed the allowed tokens listed because the model's
     /// best token was not allowed.
     public private(set) var steps = 0, listedSteps = 0
+    /// A score per candidate tool (in the grammar's tool order) added to the logits of the
+    /// tokens that write a call's tool name: each such token gets the best score among the
+    /// tools it may still be naming, so greedy decoding ranks names by the model's logit plus
+    /// the prior (with log weights: the product of the two). `-infinity` forbids a tool. Nil:
+    /// the model alone picks the name.
+    public var namePrior: [Float]?
+    private var namesBelow: [Int32: [Int32]] = [:]
 
     /// A constraint at the start of an answer of `grammar`.
     public init(grammar: CallGrammar, vocabulary: TokenVocabulary) {
@@ -107,11 +114,46 @@ public final class CallConstraint: TokenConstraint {
         if recognizer.mustEnd(state) {
             return Kernels.argmax(logits, row: row, among: vocabulary.stopTokens) ?? stop
         }
+        if let prior = namePrior, recognizer.isBeforeArguments(state) {
+            return bestNameToken(logits, row: row, prior: prior)
+        }
         let best = Kernels.argmax(logits, row: row)
         if accepts(best) { return best }
         listedSteps += 1
         listAllowed()
         return Kernels.argmax(logits, row: row, among: allowed) ?? stop
+    }
+
+    /// The best allowed token by logit plus the name prior of the tools it may still be naming.
+    private func bestNameToken(_ logits: MatrixView, row: Int, prior: [Float]) -> Int {
+        listedSteps += 1
+        listAllowed()
+        let stop = Int(vocabulary.stopTokens.first ?? 0)
+        let everyTool = prior.max() ?? 0
+        var best = -1
+        var bestScore = -Float.infinity
+        for token in allowed {
+            let mark = recognizer.mark
+            var s = state
+            _ = recognizer.step(&s, vocabulary.tokenBytes(Int(token)))
+            let bias: Float
+            switch recognizer.nameProgress(s) {
+            case .writing(let node)?:
+                if namesBelow[node] == nil { namesBelow[node] = recognizer.grammar.literals.entriesBelow(node) }
+                bias = namesBelow[node]!.map { Int($0) < prior.count ? prior[Int($0)] : -.infinity }.max() ?? -.infinity
+            case .chosen(let tool)?:
+                bias = Int(tool) < prior.count ? prior[Int(tool)] : -.infinity
+            default:
+                bias = everyTool
+            }
+            recognizer.rewind(to: mark)
+            let score = logits[row, Int(token)] + bias
+            if best < 0 || score > bestScore {
+                best = Int(token)
+                bestScore = score
+            }
+        }
+        return best < 0 ? stop : best
     }
 
     /// Records `token` as generated.

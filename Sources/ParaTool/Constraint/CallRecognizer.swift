@@ -85,6 +85,35 @@ final class CallRecognizer {
         isComplete(state) && arena[Int(state.top)].seen >= UInt64(grammar.maxCalls)
     }
 
+    /// Where the current call's tool name stands in `state`: not begun (the envelope's opening),
+    /// being written (the literal node reached in the names trie), or chosen (the tool's index:
+    /// anywhere later in the call); nil between calls.
+    enum NameProgress: Equatable {
+        case notBegun
+        case writing(Int32)
+        case chosen(Int32)
+    }
+
+    func nameProgress(_ s: CallParseState) -> NameProgress? {
+        var f = arena[Int(s.top)]
+        while f.kind != .root { f = arena[Int(f.parent)] }
+        switch f.phase {
+        case .open: return .notBegun
+        case .name:
+            if case .literal(let n) = s.lexer { return .writing(n) }
+            return nil
+        case .afterCall: return nil
+        default: return .chosen(f.node)
+        }
+    }
+
+    /// True while the text reaches the current call's tool name (the envelope's opening or the
+    /// name itself): the steps where a token can decide which tool is called.
+    func isBeforeArguments(_ s: CallParseState) -> Bool {
+        let f = arena[Int(s.top)]
+        return f.kind == .root && (f.phase == .open || f.phase == .name)
+    }
+
     /// Advances `state` over `bytes`; false (and `state` unspecified) when they leave the grammar.
     func step(_ state: inout CallParseState, _ bytes: ArraySlice<UInt8>) -> Bool {
         for b in bytes where !step(&state, b) { return false }

@@ -84,6 +84,17 @@ struct LiteralTable: Sendable {
     @inline(__always)
     func isLeaf(_ node: Int32) -> Bool { nodes[Int(node)].edgeCount == 0 }
 
+    /// The entries ending at or below `node`, in trie order.
+    func entriesBelow(_ node: Int32) -> [Int32] {
+        var out = [Int32](), stack = [node]
+        while let n = stack.popLast() {
+            let p = nodes[Int(n)]
+            if p.payload >= 0 { out.append(p.payload) }
+            for e in Int(p.firstEdge)..<Int(p.firstEdge + p.edgeCount) { stack.append(edgeTargets[e]) }
+        }
+        return out
+    }
+
     /// The entries (bits, below 64) ending at or below `node`.
     @inline(__always)
     func below(_ node: Int32) -> UInt64 { nodes[Int(node)].below }

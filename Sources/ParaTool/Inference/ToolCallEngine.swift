@@ -133,6 +133,11 @@ public final class ToolCallEngine {
     public let formatter: PromptFormatter
     /// Whether each answer is held to its candidates' call grammar (schema-constrained decoding).
     public let constrained: Bool
+    /// Under constrained decoding, how strongly the selector's weights steer which tool a call
+    /// names: `scale · log w` is added to the logits of the tokens writing the name (0: the model
+    /// alone picks; a tool the top-N cut to weight 0 cannot be named). Applies to the modes whose
+    /// weights come from a selector (paratool, top1, embsim).
+    public var namePriorScale: Float = 0
     private let runner: Transformer
     private let mixture: AdapterMixture
     private let counter: FlopsCounter
@@ -280,7 +285,20 @@ public final class ToolCallEngine {
             prompts.append(model.tokenizer.encode(try formatter.render(format, request: request)))
             docsPromptTokens.append(model.tokenizer.encode(try formatter.render(.contextDocs(candidates: specs), request: request)).count)
             mixtures.append(Mixture(components))
-            constraints.append(constrained ? CallConstraint(grammar: CallGrammar(tools: specs, maxCalls: r.maxCalls), vocabulary: vocabulary) : nil)
+            if constrained {
+                let grammar = CallGrammar(tools: specs, maxCalls: r.maxCalls)
+                let constraint = CallConstraint(grammar: grammar, vocabulary: vocabulary)
+                if namePriorScale > 0 && [.paratool, .top1, .embsim].contains(r.mode) {
+                    let byName = Dictionary(toolWeights.map { ($0.tool, $0.weight) }, uniquingKeysWith: { a, _ in a })
+                    constraint.namePrior = grammar.tools.map { tool in
+                        let w = byName[tool] ?? 0
+                        return w > 0 ? namePriorScale * logf(w) : -.infinity
+                    }
+                }
+                constraints.append(constraint)
+            } else {
+                constraints.append(nil)
+            }
             weightsOut.append(toolWeights)
             adapterCounts.append((components.count, components.first?.adapter.rank ?? 0))
             var extra = FlopsBreakdown()

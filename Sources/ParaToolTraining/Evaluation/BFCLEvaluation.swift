@@ -64,6 +64,8 @@ public struct EvaluationSettings: Sendable {
     /// Whether answers are held to the candidates' call grammar (schema-constrained decoding);
     /// single-call categories then allow one call per answer.
     public var constrained = true
+    /// `ToolCallEngine.namePriorScale`: how strongly the selector's weights steer the named tool.
+    public var namePriorScale: Float = 0
 
     /// The defaults: 256 new tokens, 2 examples per tool, seed 0.
     public init() {}
@@ -238,6 +240,7 @@ public final class BFCLEvaluation {
         let catalogue = ToolCatalogue(question.functions)
         let engine = try ToolCallEngine(model: model, catalogue: catalogue, adapters: provider, gate: mode.needsGate ? gate : nil,
                                         constrained: constrained, vocabulary: vocabulary)
+        engine.namePriorScale = settings.namePriorScale
         let query = question.turns.first?.last(where: { $0.role == "user" })?.content ?? ""
         var request = ToolCallRequest(id: question.id, query: query, candidates: catalogue.names,
                                       maxNewTokens: settings.maxNewTokens, topN: settings.topN, mode: mode.selection)
