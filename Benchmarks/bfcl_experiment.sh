@@ -1,43 +1,48 @@
 #!/usr/bin/env bash
-# The BFCL experiment of issue 5: parameterise the tools of the first N questions of BFCL
-# `multiple` and `parallel_multiple`, train them on synthesized examples only (every BFCL question
-# held out), and evaluate every mode on those questions. Resumable: rerun the same command after
-# an interruption; finished synthesis, training jobs (checkpoints, --resume) and evaluated
-# categories are skipped.
+# The BFCL experiment: parameterise the tools of the first N questions of BFCL `multiple`,
+# `parallel` and `parallel_multiple`, train them on examples synthesized from their schemas only
+# (every BFCL question of every category held out), and evaluate every mode on those questions,
+# constrained to the call grammar, plus paratool and context-docs without the constraint.
+# Resumable: rerun the same command after an interruption; finished synthesis, training jobs
+# (checkpoints, --resume) and evaluated categories are skipped. Each sitting's wall time is
+# appended to $WORK/sittings.txt; the total is printed at the end.
 #
 # Usage (from the repository root):  Benchmarks/bfcl_experiment.sh
 # Settings (environment variables, defaults in brackets):
-#   N [5]             questions per category (the first N of each file)
-#   STEPS [40]        stage-1 steps per tool (the global baseline gets STEPS × tools, stage 3 JOINT_STEPS)
-#   JOINT_STEPS [STEPS]  GATE_STEPS [300]  PER_TOOL [30] synthesized atomic examples per tool
-#   LR [1e-3]  WARMUP [8]  MAX_NEW_TOKENS [256]  MODES [all]  MODEL [the default SmolLM2 GGUF]
-#   WORK [Benchmarks/work/bfcl-N<N>-s<STEPS>]  RESULTS [Benchmarks/results]
-#   BFCL [Tests/Fixtures/bfcl]  PARATOOL [a release build of this package]
-#
-# Sizing (measured on this project's 2-core machine, SmolLM2-135M, with the one-line role and
-# rules): a training step on these tools' instances holds ~250-330 tokens, ~2-2.5 s at the backward
-# pass's ~125 tokens/s, so a tool costs ~1.5-2 min at 40 steps. The first N questions of both
-# categories use ~2.4 distinct tools per question (N=5: 23 tools, N=10: 48, N=50: 241). Stage 1
-# and the global baseline (STEPS × tools steps) each cost about tools × STEPS × 2.2-2.6 s: the
-# default N=5, STEPS=40 measured 1 h 43 min of training (stage 1 57 min, global 40 min, gate 4 min,
-# joint 2 min) plus 5 min of evaluation (10 questions × 9 modes); N=10 doubles that, and N=50 at
-# 75 steps would be ~25 h.
+#   N [30]              questions per category (the first N of each file)
+#   CATEGORIES ["multiple parallel parallel_multiple"]
+#   PER_TOOL [16]       synthesized atomic examples per tool (plus parallel requests and episodes)
+#   GLOBAL_STEPS [800]  steps of the Global Parameterization adapter, which is also every tool's
+#                       starting point when INIT=global
+#   INIT [global]       stage 1 starts from the global adapter (global) or the shared random one (random)
+#   STEPS [12]          stage-1 steps per tool      TOOLS_PER_STEP [4]  tools trained together per step
+#   BATCH [4]           sequences per step          JOINT_STEPS [60]    GATE_STEPS [300]
+#   LR [1e-3]  WARMUP [8]  MAX_NEW_TOKENS [256]  MODES [all, plus paratool and context-docs unconstrained]
+#   NAME_PRIOR [0]      eval --name-prior           MODEL [the default SmolLM2 GGUF]
+#   WORK [Benchmarks/work/bfcl-N<N>]  RESULTS [Benchmarks/results]  BFCL [Tests/Fixtures/bfcl]
+#   PARATOOL [a release build of this package]
 set -euo pipefail
 # The whole script is one block, read before it runs, so editing this file mid-run cannot derail it.
 {
 cd "$(dirname "$0")/.."
 
-N=${N:-5}
-STEPS=${STEPS:-40}
-JOINT_STEPS=${JOINT_STEPS:-$STEPS}
+N=${N:-30}
+read -r -a CATEGORIES <<< "${CATEGORIES:-multiple parallel parallel_multiple}"
+PER_TOOL=${PER_TOOL:-16}
+GLOBAL_STEPS=${GLOBAL_STEPS:-800}
+INIT=${INIT:-global}
+STEPS=${STEPS:-12}
+TOOLS_PER_STEP=${TOOLS_PER_STEP:-4}
+BATCH=${BATCH:-4}
+JOINT_STEPS=${JOINT_STEPS:-60}
 GATE_STEPS=${GATE_STEPS:-300}
-PER_TOOL=${PER_TOOL:-30}
 LR=${LR:-1e-3}
 WARMUP=${WARMUP:-8}
 MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-256}
-MODES=${MODES:-paratool,context-docs,context-docs-examples,global,average,top1,oracle,no-finetune,embsim}
+NAME_PRIOR=${NAME_PRIOR:-0}
+MODES=${MODES:-paratool,context-docs,context-docs-examples,global,average,top1,oracle,no-finetune,embsim,paratool-unconstrained,context-docs-unconstrained}
 BFCL=${BFCL:-Tests/Fixtures/bfcl}
-WORK=${WORK:-Benchmarks/work/bfcl-N${N}-s${STEPS}}
+WORK=${WORK:-Benchmarks/work/bfcl-N${N}}
 RESULTS=${RESULTS:-Benchmarks/results}
 MODEL_ARGS=()
 if [[ -n "${MODEL:-}" ]]; then MODEL_ARGS=(--model "$MODEL"); fi
@@ -47,11 +52,14 @@ if [[ -z "${PARATOOL:-}" ]]; then
   PARATOOL="$(swift build -c release --show-bin-path)/paratool"
 fi
 P=(nice -n 10 "$PARATOOL")
-CATEGORIES=(multiple parallel_multiple)
 STORE="$WORK/store"
 mkdir -p "$WORK/subset/possible_answer" "$RESULTS"
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 start=$(date +%s)
+phase() { # name, seconds: the time a finished phase took in this sitting
+  echo "$1 $2" >> "$WORK/phases.txt"
+}
+trap 'echo "$(( $(date +%s) - start ))" >> "$WORK/sittings.txt"' EXIT
 
 # 1. The subset: the first N questions of each category and their gold answers.
 for c in "${CATEGORIES[@]}"; do
@@ -59,41 +67,55 @@ for c in "${CATEGORIES[@]}"; do
   head -n "$N" "$BFCL/possible_answer/BFCL_v4_$c.json" | awk 1 > "$WORK/subset/possible_answer/BFCL_v4_$c.json"
 done
 # The tools: the union of the subset questions' function lists (a JSONL question file is a catalogue).
-cat "$WORK/subset/BFCL_v4_multiple.json" "$WORK/subset/BFCL_v4_parallel_multiple.json" > "$WORK/tools.jsonl"
+: > "$WORK/tools.jsonl"
+for c in "${CATEGORIES[@]}"; do cat "$WORK/subset/BFCL_v4_$c.json" >> "$WORK/tools.jsonl"; done
 HELD_OUT=()
 for f in "$BFCL"/BFCL_v4_*.json; do HELD_OUT+=(--held-out "$f"); done
 log "subset: first $N questions of ${CATEGORIES[*]}; $(wc -l < "$WORK/tools.jsonl") question lines in $WORK/tools.jsonl"
 
 # 2. Training data: synthesized from the tools' schemas, no BFCL question among them.
 if [[ ! -s "$WORK/train.jsonl" ]]; then
+  t0=$(date +%s)
   "${P[@]}" synth --tools "$WORK/tools.jsonl" --out "$WORK/train.jsonl" --per-tool "$PER_TOOL" --seed 0 "${HELD_OUT[@]}"
+  phase synthesis $(( $(date +%s) - t0 ))
 else
   log "synthesis: $WORK/train.jsonl exists, kept"
 fi
 
-# 3. Stages 1, 2, 3 and the Global Parameterization baseline (checkpointed; --resume skips finished jobs).
-train_start=$(date +%s)
-"${P[@]}" train --offline "${MODEL_ARGS[@]}" --data "$WORK/train.jsonl" --tools "$WORK/tools.jsonl" --out "$STORE" \
-  --stages 1,2,3 --global --resume --steps "$STEPS" --joint-steps "$JOINT_STEPS" --gate-steps "$GATE_STEPS" \
-  --lr "$LR" --warmup "$WARMUP" --metrics "$WORK/metrics.jsonl" "${HELD_OUT[@]}"
-train_end=$(date +%s)
-log "training (this run): $((train_end - train_start)) s"
+# 3. The Global Parameterization adapter, stages 1, 2, 3 (checkpointed; --resume skips finished jobs).
+if [[ ! -e "$WORK/trained" ]]; then
+  t0=$(date +%s)
+  "${P[@]}" train --offline "${MODEL_ARGS[@]}" --data "$WORK/train.jsonl" --tools "$WORK/tools.jsonl" --out "$STORE" \
+    --stages 1,2,3 --global --global-steps "$GLOBAL_STEPS" --init "$INIT" --resume --steps "$STEPS" \
+    --tools-per-step "$TOOLS_PER_STEP" --batch-size "$BATCH" --joint-steps "$JOINT_STEPS" --gate-steps "$GATE_STEPS" \
+    --lr "$LR" --warmup "$WARMUP" --metrics "$WORK/metrics.jsonl" "${HELD_OUT[@]}"
+  phase training $(( $(date +%s) - t0 ))
+  touch "$WORK/trained"
+else
+  log "training: done before, kept $STORE"
+fi
 
 # 4. Every mode on each category's subset (a category whose table exists is not evaluated again).
 for c in "${CATEGORIES[@]}"; do
-  if [[ -s "$RESULTS/bfcl_${c}_table.md" && "$(cat "$WORK/evaluated_$c" 2>/dev/null)" == "$N $STEPS $MODES" ]]; then
+  if [[ -s "$RESULTS/bfcl_${c}_table.md" && "$(cat "$WORK/evaluated_$c" 2>/dev/null)" == "$N $MODES" ]]; then
     log "eval $c: done before, kept $RESULTS/bfcl_${c}_table.md"
     continue
   fi
+  t0=$(date +%s)
   "${P[@]}" eval "${MODEL_ARGS[@]}" --data "$WORK/subset/BFCL_v4_$c.json" --answers "$WORK/subset/possible_answer/BFCL_v4_$c.json" \
-    --mode "$MODES" --adapter-store "$STORE" --out "$RESULTS" --max-new-tokens "$MAX_NEW_TOKENS" "${HELD_OUT[@]}" > "$WORK/eval_$c.txt"
-  echo "$N $STEPS $MODES" > "$WORK/evaluated_$c"
+    --mode "$MODES" --adapter-store "$STORE" --out "$RESULTS" --max-new-tokens "$MAX_NEW_TOKENS" --name-prior "$NAME_PRIOR" \
+    "${HELD_OUT[@]}" > "$WORK/eval_$c.txt"
+  phase "eval_$c" $(( $(date +%s) - t0 ))
+  echo "$N $MODES" > "$WORK/evaluated_$c"
 done
 
-end=$(date +%s)
 echo
-echo "BFCL experiment: first $N questions of ${CATEGORIES[*]}, $STEPS steps per tool, $PER_TOOL examples per tool"
-echo "wall time of this run: $((end - start)) s (training $((train_end - train_start)) s)"
+echo "BFCL experiment: first $N questions of ${CATEGORIES[*]}; $PER_TOOL examples per tool; global $GLOBAL_STEPS steps;"
+echo "stage 1 $STEPS steps per tool from the $INIT start ($TOOLS_PER_STEP tools × $BATCH sequences a step); gate $GATE_STEPS; joint $JOINT_STEPS"
+echo "phases (seconds, each counted in the sitting that finished it):"
+sed 's/^/  /' "$WORK/phases.txt"
+total=$(( $(awk '{s += $1} END {print s + 0}' "$WORK/sittings.txt" 2>/dev/null || echo 0) + $(date +%s) - start ))
+echo "wall time of every sitting together: $total s"
 for c in "${CATEGORIES[@]}"; do
   echo
   cat "$WORK/eval_$c.txt"
