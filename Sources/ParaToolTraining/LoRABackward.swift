@@ -7,13 +7,15 @@
 // layer 0). Buffers are kept between calls (DecoderActivations): a training loop allocates
 // nothing per step.
 //
-// Threads: the pass splits the batch's rows over the WorkerPool's threads, and each thread runs
-// a layer's row-wise work (norms, every product with a frozen weight, the branches, SiLU) on its
-// rows with single-threaded sgemm — a handful of hand-offs per layer, where OpenBLAS's own
-// threads would synchronise inside every product and run the skinny LoRA products several times
-// slower than one thread. Sums over rows (the branches' dA, dB; attention's key and value
-// gradients; the LM head's input gradient) are split by output columns instead, so every result
-// is the same whatever the thread count.
+// Threads: each sequence's rows are cut into blocks of about 128 (by its own length only), and
+// each layer's row-wise work (norms, every product with a frozen weight, the branches, SiLU) runs
+// block by block on whichever WorkerPool thread is free, with single-threaded sgemm — a handful
+// of hand-offs per layer, where OpenBLAS's own threads would synchronise inside every product
+// and run the skinny LoRA products several times slower than one thread. Sums over rows (the
+// branches' dA and dB, attention's key and value gradients, the LM head's input gradient) are
+// cut into blocks of output columns of fixed widths instead. So every product has the same
+// shape, and every result the same bits, whatever the thread count and whatever else shares
+// the batch: a tool trains alike alone and beside others.
 import Foundation
 import LLM
 import ParaTool
@@ -28,8 +30,9 @@ public final class LoRABackward {
     private var targetRows = 0
     private var finalInput = FloatBuffer(count: 0), finalNormed = FloatBuffer(count: 0), finalInverse = FloatBuffer(count: 0)
     private var logits = FloatBuffer(count: 0), finalGradient = FloatBuffer(count: 0)
-    /// This pass's row ranges per thread, and its sequences' rows.
-    private var parts = [Range<Int>](), sequenceRows = [Range<Int>]()
+    /// This pass's sequences' rows, and the blocks of rows the threads take (each within one
+    /// sequence, largest first).
+    private var sequenceRows = [Range<Int>](), rowBlocks = [Range<Int>]()
 
     /// A backward pass for `model`.
     public init(model: LlamaModel) {
@@ -69,9 +72,14 @@ public final class LoRABackward {
         activations.reserve(rows: total, lowFloats: branches.layerFloats)
         let longest = rows.map(\.count).max()!
         if rope.positions < longest { rope = RopePositions(model.rope, positions: max(longest, 2 * rope.positions)) }
-        let threads = total >= 32 ? WorkerPool.shared.threadCount : 1
-        parts = (0..<threads).map { (total * $0 / threads)..<(total * ($0 + 1) / threads) }
         sequenceRows = rows
+        // Blocks of about 128 rows, and two from 64 rows so that one sequence keeps two threads busy.
+        var blocks = [Range<Int>]()
+        for r in rows {
+            let k = r.count >= 64 ? max(2, (r.count + 127) / 128) : 1
+            for b in Self.split(r.count, into: k, align: 1) { blocks.append((r.lowerBound + b.lowerBound)..<(r.lowerBound + b.upperBound)) }
+        }
+        rowBlocks = blocks.sorted { $0.count > $1.count || ($0.count == $1.count && $0.lowerBound < $1.lowerBound) }
         let previousThreads = BLASThreads.current
         BLASThreads.set(1)
         defer { BLASThreads.set(previousThreads) }
@@ -85,31 +93,38 @@ public final class LoRABackward {
     private func view(_ b: FloatBuffer, _ rows: Int, _ cols: Int) -> MatrixView { MatrixView(b, rows: rows, cols: cols) }
     private func column(_ b: FloatBuffer, _ rows: Range<Int>) -> MatrixView { MatrixView(b, offset: rows.lowerBound, rows: rows.count, cols: 1, stride: 1) }
 
-    /// Runs `body` with each thread's rows, one thread per part.
-    private func onRows(_ body: (Range<Int>) -> Void) {
-        let parts = self.parts
-        if parts.count == 1 { body(parts[0]); return }
-        WorkerPool.shared.run { p in if p < parts.count { body(parts[p]) } }
+    /// `0..<n` cut into `k` near-equal consecutive ranges, inner bounds multiples of `align`.
+    static func split(_ n: Int, into k: Int, align: Int) -> [Range<Int>] {
+        let bounds = (0...k).map { i in i == k ? n : min(n, (n * i / k + align / 2) / align * align) }
+        return (0..<k).map { bounds[$0]..<bounds[$0 + 1] }.filter { !$0.isEmpty }
     }
 
-    /// Runs `body(part, parts)` on every thread (for work split by columns).
-    private func onColumns(_ body: (Int, Int) -> Void) {
-        let n = parts.count
-        if n == 1 { body(0, 1); return }
-        WorkerPool.shared.run { p in if p < n { body(p, n) } }
+    /// Column blocks of a width-`n` dimension, about `width` wide.
+    static func columnBlocks(_ n: Int, width: Int) -> [Range<Int>] { split(n, into: max(1, (n + width - 1) / width), align: 16) }
+
+    /// Runs `body` on every row block (each within one sequence), blocks taken by free threads.
+    private func onRowBlocks(_ body: (Range<Int>) -> Void) {
+        let blocks = rowBlocks
+        WorkerPool.shared.forEach(blocks.count) { i, _ in body(blocks[i]) }
     }
 
-    /// Rotary embedding (or its transpose) of the rows `part` of q and k: each sequence's rows
-    /// are at positions 0, 1, ….
-    private func rope(q: MatrixView, k: MatrixView, part: Range<Int>, inverse: Bool) {
+    /// Runs `body` on every item, items taken by free threads.
+    private func onItems<Item>(_ items: [Item], _ body: (Item) -> Void) {
+        WorkerPool.shared.forEach(items.count) { i, _ in body(items[i]) }
+    }
+
+    /// Rotary embedding (or its transpose) of the rows `block` (within one sequence) of q and k:
+    /// each sequence's rows are at positions 0, 1, ….
+    private func rope(q: MatrixView, k: MatrixView, block: Range<Int>, inverse: Bool) {
         let c = model.config
-        for seq in sequenceRows {
-            let rows = seq.clamped(to: part)
-            guard !rows.isEmpty else { continue }
-            let start = rows.lowerBound - seq.lowerBound
-            TrainingKernels.rope(q.rows(rows.lowerBound, rows.count), heads: c.headCount, startPosition: start, table: rope, inverse: inverse)
-            TrainingKernels.rope(k.rows(rows.lowerBound, rows.count), heads: c.kvHeadCount, startPosition: start, table: rope, inverse: inverse)
+        var lo = 0, hi = sequenceRows.count - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if sequenceRows[mid].lowerBound <= block.lowerBound { lo = mid } else { hi = mid - 1 }
         }
+        let start = block.lowerBound - sequenceRows[lo].lowerBound
+        TrainingKernels.rope(q.rows(block.lowerBound, block.count), heads: c.headCount, startPosition: start, table: rope, inverse: inverse)
+        TrainingKernels.rope(k.rows(block.lowerBound, block.count), heads: c.kvHeadCount, startPosition: start, table: rope, inverse: inverse)
     }
 
     /// The forward over all layers, keeping each layer's activations; the last layer's output
@@ -131,17 +146,17 @@ public final class LoRABackward {
             let q = view(cache.q, s, c.qDim), k = view(cache.k, s, c.kvDim), v = view(cache.v, s, c.kvDim)
             let gate = view(cache.gate, s, f), up = view(cache.up, s, f)
             let next = view(l + 1 < c.layerCount ? a.layers[l + 1].input : a.output, s, h)
-            onRows { r in
+            onRowBlocks { r in
                 let n = normed.rows(r.lowerBound, r.count)
                 TrainingKernels.rmsNorm(input.rows(r.lowerBound, r.count), weight: layer.inputNorm, eps: c.rmsNormEps, into: n,
                                         inverse: column(cache.inverse1, r))
                 layer.qProj.apply(n, into: q.rows(r.lowerBound, r.count))
                 layer.kProj.apply(n, into: k.rows(r.lowerBound, r.count))
                 layer.vProj.apply(n, into: v.rows(r.lowerBound, r.count))
-                rope(q: q, k: k, part: r, inverse: false)
+                rope(q: q, k: k, block: r, inverse: false)
             }
             attention.forward(q: q, k: k, v: v, segments: sequenceRows, into: att)
-            onRows { r in
+            onRowBlocks { r in
                 let m = middle.rows(r.lowerBound, r.count), n = normed.rows(r.lowerBound, r.count)
                 let g = gate.rows(r.lowerBound, r.count), u = up.rows(r.lowerBound, r.count), x = act.rows(r.lowerBound, r.count)
                 let out = next.rows(r.lowerBound, r.count)
@@ -176,31 +191,32 @@ public final class LoRABackward {
         }
         let output = view(activations.output, s, h)
         let xs = view(finalInput, n, h), xn = view(finalNormed, n, h), z = view(logits, n, vocab)
-        var sources = [Int](), targets = [Int](), scales = [Float]()
+        var sources = [Int](), targets = [Int](), scales = [Float](), spans = [Range<Int>]()
         for (i, seq) in sequences.enumerated() {
             let first = seq.ids.count - 1 - seq.targets
+            spans.append(sources.count..<(sources.count + seq.targets))
             sources += (sequenceRows[i].lowerBound + first)..<(sequenceRows[i].lowerBound + first + seq.targets)
             targets += seq.ids[(first + 1)...(first + seq.targets)]
             scales += [Float](repeating: seq.lossWeight / Float(seq.targets), count: seq.targets)
         }
         for (o, row) in sources.enumerated() { Kernels.copyRow(output, row, into: xs, row: o) }
         TrainingKernels.rmsNorm(xs, weight: model.finalNorm, eps: c.rmsNormEps, into: xn, inverse: column(finalInverse, 0..<n))
+        // Per sequence and block of vocabulary (then of hidden columns), so the products' shapes
+        // are the sequence's own.
         let lm = model.lmHead.view
-        onColumns { p, parts in
-            let cols = (vocab * p / parts)..<(vocab * (p + 1) / parts)
-            BLAS.gemmABt(xn, lm.rows(cols.lowerBound, cols.count), into: z.columns(cols.lowerBound, cols.count))
+        let vocabBlocks = Self.columnBlocks(vocab, width: 4096), hiddenBlocks = Self.columnBlocks(h, width: 320)
+        onItems(spans.flatMap { span in vocabBlocks.map { (span, $0) } }) { span, cols in
+            BLAS.gemmABt(xn.rows(span.lowerBound, span.count), lm.rows(cols.lowerBound, cols.count),
+                         into: z.rows(span.lowerBound, span.count).columns(cols.lowerBound, cols.count))
         }
         let rowLosses = FloatBuffer(count: n)
-        onColumns { p, parts in
-            for r in (n * p / parts)..<(n * (p + 1) / parts) {
-                rowLosses[r] = TrainingKernels.softmaxCrossEntropy(z, row: r, target: targets[r], scale: scales[r])
-            }
+        onItems(Array(0..<n)) { r in
+            rowLosses[r] = TrainingKernels.softmaxCrossEntropy(z, row: r, target: targets[r], scale: scales[r])
         }
         let dxn = view(finalNormed, n, h), dxs = view(finalGradient, n, h)
-        onColumns { p, parts in
-            let blocks = (h + 15) / 16
-            let cols = min(h, blocks * p / parts * 16)..<min(h, blocks * (p + 1) / parts * 16)
-            if !cols.isEmpty { BLAS.gemmAB(z, lm.columns(cols.lowerBound, cols.count), into: dxn.columns(cols.lowerBound, cols.count)) }
+        onItems(spans.flatMap { span in hiddenBlocks.map { (span, $0) } }) { span, cols in
+            BLAS.gemmAB(z.rows(span.lowerBound, span.count), lm.columns(cols.lowerBound, cols.count),
+                        into: dxn.rows(span.lowerBound, span.count).columns(cols.lowerBound, cols.count))
         }
         TrainingKernels.rmsNormBackward(x: xs, inverse: column(finalInverse, 0..<n), weight: model.finalNorm, dy: dxn,
                                         residual: nil, into: dxs)
@@ -224,13 +240,18 @@ public final class LoRABackward {
         let dGate = view(a.dAct, s, f), dUp = view(a.dUp, s, f), dNormed = view(a.dNormed, s, h)
         let dAtt = view(a.dAttention, s, c.qDim)
         let dq = view(a.dq, s, c.qDim), dk = view(a.dk, s, c.kvDim), dv = view(a.dv, s, c.kvDim)
+        // The weight gradients' blocks: B's output rows and A's input columns of every projection.
+        let gradientBlocks = FFNProjection.allCases.flatMap { p -> [(FFNProjection, LoRABranches.GradientBlock)] in
+            let (inputs, outputs) = p == .down ? (f, h) : (h, f)
+            return Self.columnBlocks(outputs, width: 512).map { (p, .b($0)) } + Self.columnBlocks(inputs, width: 512).map { (p, .a($0)) }
+        }
         for l in stride(from: c.layerCount - 1, through: 0, by: -1) {
             let layer = model.layers[l], cache = a.layers[l]
             let gate = view(cache.gate, s, f), up = view(cache.up, s, f), middle = view(cache.middle, s, h)
             let q = view(cache.q, s, c.qDim), k = view(cache.k, s, c.kvDim), v = view(cache.v, s, c.kvDim)
             // Layer 0's input gradient reaches nothing trainable.
             let below = l > 0
-            onRows { r in
+            onRowBlocks { r in
                 let d = dx.rows(r.lowerBound, r.count), g = gate.rows(r.lowerBound, r.count), u = up.rows(r.lowerBound, r.count)
                 let dg = dGate.rows(r.lowerBound, r.count), du = dUp.rows(r.lowerBound, r.count), dn = dNormed.rows(r.lowerBound, r.count)
                 let m = middle.rows(r.lowerBound, r.count)
@@ -254,19 +275,16 @@ public final class LoRABackward {
                                                 residual: d, into: dm)
                 BLAS.gemmAB(dm, layer.oProj.weight.view, into: dAtt.rows(r.lowerBound, r.count))
             }
-            onColumns { p, parts in
-                branches.weightGradients(.down, layer: l, adapters: adapters, input: act, dOut: dx, low: cache.low, dLow: a.dLow,
-                                         gradients: gradients, part: p, parts: parts)
-                branches.weightGradients(.gate, layer: l, adapters: adapters, input: normed, dOut: dGate, low: cache.low, dLow: a.dLow,
-                                         gradients: gradients, part: p, parts: parts)
-                branches.weightGradients(.up, layer: l, adapters: adapters, input: normed, dOut: dUp, low: cache.low, dLow: a.dLow,
-                                         gradients: gradients, part: p, parts: parts)
+            onItems(gradientBlocks) { projection, block in
+                let (input, dOut) = projection == .down ? (act, dx) : (normed, projection == .gate ? dGate : dUp)
+                branches.weightGradients(projection, layer: l, adapters: adapters, input: input, dOut: dOut, low: cache.low,
+                                         dLow: a.dLow, gradients: gradients, block: block)
             }
             guard below else { break }
             attention.backward(q: q, k: k, v: v, dOut: dAtt, segments: sequenceRows, dq: dq, dk: dk, dv: dv)
-            onRows { r in
+            onRowBlocks { r in
                 // q, k, v = rms(input)·Wᵀ (+ bias).
-                rope(q: dq, k: dk, part: r, inverse: true)
+                rope(q: dq, k: dk, block: r, inverse: true)
                 let dn = dNormed.rows(r.lowerBound, r.count)
                 BLAS.gemmAB(dq.rows(r.lowerBound, r.count), layer.qProj.weight.view, into: dn)
                 BLAS.gemmAB(dk.rows(r.lowerBound, r.count), layer.kProj.weight.view, into: dn, beta: 1)

@@ -1,9 +1,9 @@
 // LoRABranches: the low-rank branches of a training batch and their products. A branch is one
 // (sequence, mixture component): out[rows] += c · (x[rows] Aᵀ) Bᵀ with c = w·α/r, and its
-// backward dt = c · dOut B, dx += dt A (row by row, like the forward), then dB += c · dOutᵀ t and
-// dA += dtᵀ x (sums over the branch's rows, split by output columns instead). Branches are per
-// sequence, so a sequence's gradients are the same sums whatever else shares its batch (other
-// sequences, other tools), and they accumulate in batch order.
+// backward dt = c · dOut B, dx += dt A (by blocks of rows, like the forward), then dB += c · dOutᵀ t
+// and dA += dtᵀ x (sums over the branch's rows, split into blocks of output columns instead).
+// Branches are per sequence, so a sequence's gradients are the same sums whatever else shares
+// its batch (other sequences, other tools), and they accumulate in batch order.
 import LLM
 import ParaTool
 import Tensor
@@ -59,8 +59,8 @@ struct LoRABranches {
         return (rows, MatrixView(buffer, offset: offset, rows: rows.count, cols: br.rank))
     }
 
-    /// Adds every branch on `projection` of `layer` into `output` for the batch rows `part`,
-    /// keeping each t in `low`.
+    /// Adds every branch on `projection` of `layer` into `output` for the batch rows `part` (within
+    /// one sequence), keeping each t in `low`.
     func forward(_ projection: FFNProjection, layer: Int, adapters: [ToolAdapter], input: MatrixView, output: MatrixView,
                  low: FloatBuffer, part: Range<Int>) {
         for br in branches {
@@ -83,26 +83,29 @@ struct LoRABranches {
         }
     }
 
-    /// Part `part` of `parts` of the weight gradients: dB += c · dOutᵀ t and dA += dtᵀ input over
-    /// each branch's rows, for that part's share of B's rows and of A's columns.
+    /// A block of the weight gradients: rows of dB (B's output rows) or columns of dA (A's input
+    /// columns).
+    enum GradientBlock {
+        case b(Range<Int>)
+        case a(Range<Int>)
+    }
+
+    /// One block of the weight gradients: dB += c · dOutᵀ t or dA += dtᵀ input, summed over each
+    /// branch's rows, branch after branch.
     func weightGradients(_ projection: FFNProjection, layer: Int, adapters: [ToolAdapter], input: MatrixView, dOut: MatrixView,
-                         low: FloatBuffer, dLow: FloatBuffer, gradients: [AdapterGradients], part: Int, parts: Int) {
-        func share(_ n: Int) -> Range<Int> {
-            let blocks = (n + 15) / 16
-            return min(n, blocks * part / parts * 16)..<min(n, blocks * (part + 1) / parts * 16)
-        }
+                         low: FloatBuffer, dLow: FloatBuffer, gradients: [AdapterGradients], block: GradientBlock) {
         for br in branches {
             guard let pair = adapters[br.adapter].pair(layer: layer, projection: projection),
                   let ga = gradients[br.adapter].a[layer][projection], let gb = gradients[br.adapter].b[layer][projection],
                   let (rows, t) = slice(br, projection, part: br.rows, in: low),
                   let (_, dt) = slice(br, projection, part: br.rows, in: dLow) else { continue }
-            let out = share(pair.b.rows), inp = share(pair.a.cols), r = br.rank
-            if !out.isEmpty {
+            let r = br.rank
+            switch block {
+            case .b(let out):
                 BLAS.gemmAtB(dOut.rows(rows.lowerBound, rows.count).columns(out.lowerBound, out.count), t,
                              into: MatrixView(gb, rows: pair.b.rows, cols: r).rows(out.lowerBound, out.count),
                              alpha: br.coefficient, beta: 1)
-            }
-            if !inp.isEmpty {
+            case .a(let inp):
                 BLAS.gemmAtB(dt, input.rows(rows.lowerBound, rows.count).columns(inp.lowerBound, inp.count),
                              into: MatrixView(ga, rows: r, cols: pair.a.cols).columns(inp.lowerBound, inp.count), beta: 1)
             }

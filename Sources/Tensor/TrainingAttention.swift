@@ -2,10 +2,11 @@
 // segments of a batch (each segment is one sequence attending to its own earlier rows). Query
 // rows go in blocks: a block of rows r0..<r1 only meets keys 0..<r1, so the causal half of the
 // score matrix is never computed, and a block's scores (blockRows × r1) stay in cache. The
-// backward recomputes each block's probabilities instead of storing S² per head. Work items run
-// on the WorkerPool's threads, each calling single-threaded sgemm; every sum has a fixed order
-// (a head's key/value gradients accumulate over its blocks in order, in two halves kept apart
-// and added last), so results do not depend on the thread count or on the other segments.
+// backward recomputes each block's probabilities instead of storing S² per head. Work items go
+// to whichever WorkerPool thread is free, each calling single-threaded sgemm; every sum has a
+// fixed order (a head's key/value gradients accumulate over its blocks in order, in two halves
+// kept apart and added last), so results do not depend on the thread count, on which thread
+// ran what, or on the other segments.
 import CKernels
 
 /// Causal attention forward and backward for training batches. Not thread-safe (one per trainer).
@@ -157,22 +158,13 @@ public final class TrainingAttention {
         return p
     }
 
-    /// Runs `body(item, thread)` for every item, items dealt to the pool's threads by cost
-    /// (largest first, each to the least loaded thread), with OpenBLAS on one thread meanwhile.
+    /// Runs `body(item, thread)` for every item, largest cost first, each taken by the next free
+    /// pool thread, with OpenBLAS on one thread meanwhile. Results do not depend on who takes what.
     private func runOnPool(_ costs: [Int], _ body: (Int, Int) -> Void) {
-        let pool = WorkerPool.shared, threads = pool.threadCount
-        var load = [Int](repeating: 0, count: threads)
-        var assigned = [[Int]](repeating: [], count: threads)
-        for item in costs.indices.sorted(by: { costs[$0] > costs[$1] || (costs[$0] == costs[$1] && $0 < $1) }) {
-            let t = load.indices.min { load[$0] < load[$1] }!
-            load[t] += costs[item]
-            assigned[t].append(item)
-        }
+        let order = costs.indices.sorted { costs[$0] > costs[$1] || (costs[$0] == costs[$1] && $0 < $1) }
         let previous = BLASThreads.current
         BLASThreads.set(1)
         defer { BLASThreads.set(previous) }
-        pool.run { part in
-            for item in assigned[part] { body(item, part) }
-        }
+        WorkerPool.shared.forEach(order.count) { i, thread in body(order[i], thread) }
     }
 }

@@ -1,7 +1,8 @@
 // WorkerPool: a fixed set of threads that split one kernel call into parts with microsecond
 // hand-off. Decode runs ~200 matrix-vector products per token; a GCD dispatch per product cost
 // more than the product's own memory traffic at 2 threads, so workers spin briefly between calls
-// and sleep on a condition variable when idle.
+// and sleep on a condition variable when idle. `forEach` deals a list of items to whichever
+// thread is free.
 import Foundation
 import Synchronization
 
@@ -61,6 +62,25 @@ public final class WorkerPool: @unchecked Sendable {
                 escaping(0)
                 while remaining.load(ordering: .acquiring) > 0 { spinPause() }
                 task = nil
+            }
+        }
+    }
+
+    /// Calls `body(item, part)` for every item in `0..<count`, in order of index: each thread (the
+    /// caller included, `part` naming it) takes the next item not yet taken, so a thread held up
+    /// elsewhere leaves its share to the others. Put the largest items first.
+    public func forEach(_ count: Int, _ body: (Int, Int) -> Void) {
+        if count == 0 { return }
+        if threadCount == 1 || count == 1 {
+            for item in 0..<count { body(item, 0) }
+            return
+        }
+        let next = Atomic<Int>(0)
+        run { part in
+            while true {
+                let item = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                if item >= count { return }
+                body(item, part)
             }
         }
     }

@@ -145,8 +145,8 @@ final class LoRABackwardTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(nonZero, 4, "the probed gradients should not be ~0")
     }
 
-    /// Sequences of different lengths and mixtures in one pass give the losses and summed
-    /// gradients of running each alone.
+    /// Sequences of different lengths and mixtures in one pass give the bits of running each
+    /// alone (losses, and gradients summed in the same order).
     func testBatchMatchesEachSequenceAlone() throws {
         let (model, adapters, _, _) = try setUpFixture()
         let v = model.config.vocabSize
@@ -159,10 +159,10 @@ final class LoRABackwardTests: XCTestCase {
         let losses = backward.accumulate(batch, adapters: used, into: together)
         let alone = used.map { AdapterGradients(zerosLike: $0) }
         for (i, seq) in batch.enumerated() {
-            XCTAssertEqual(backward.accumulate([seq], adapters: used, into: alone)[0], losses[i], accuracy: 1e-6, "loss of sequence \(i)")
+            XCTAssertEqual(backward.accumulate([seq], adapters: used, into: alone)[0], losses[i], "loss of sequence \(i)")
         }
         for (t, a) in zip(together, alone) {
-            for (x, y) in zip(t.buffers, a.buffers) { XCTAssertLessThanOrEqual(relativeError(x.toArray(), y.toArray()), 1e-5) }
+            for (x, y) in zip(t.buffers, a.buffers) { XCTAssertTrue(x.toArray() == y.toArray(), "the same sums in the same order") }
         }
     }
 }
