@@ -7,7 +7,7 @@
 // layer 0). Buffers are kept between calls (DecoderActivations): a training loop allocates
 // nothing per step.
 //
-// Threads: each sequence's rows are cut into blocks of about 128 (by its own length only), and
+// Threads: each sequence's rows are cut into blocks of up to 256 (by its own length only), and
 // each layer's row-wise work (norms, every product with a frozen weight, the branches, SiLU) runs
 // block by block on whichever WorkerPool thread is free, with single-threaded sgemm — a handful
 // of hand-offs per layer, where OpenBLAS's own threads would synchronise inside every product
@@ -73,10 +73,10 @@ public final class LoRABackward {
         let longest = rows.map(\.count).max()!
         if rope.positions < longest { rope = RopePositions(model.rope, positions: max(longest, 2 * rope.positions)) }
         sequenceRows = rows
-        // Blocks of about 128 rows, and two from 64 rows so that one sequence keeps two threads busy.
+        // Blocks of at most 256 rows, and two from 64 rows so that one sequence keeps two threads busy.
         var blocks = [Range<Int>]()
         for r in rows {
-            let k = r.count >= 64 ? max(2, (r.count + 127) / 128) : 1
+            let k = r.count >= 64 ? max(2, (r.count + 255) / 256) : 1
             for b in Self.split(r.count, into: k, align: 1) { blocks.append((r.lowerBound + b.lowerBound)..<(r.lowerBound + b.upperBound)) }
         }
         rowBlocks = blocks.sorted { $0.count > $1.count || ($0.count == $1.count && $0.lowerBound < $1.lowerBound) }
