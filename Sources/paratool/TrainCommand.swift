@@ -95,7 +95,7 @@ struct Train: ParsableCommand {
     @Option(help: "Sequences per adapter step (gradients averaged).")
     var batchSize = 1
 
-    @Option(help: "Stage 1 trains this many tools together, their batches in one pass per step (faster on short sequences; each tool's result is the same as alone).")
+    @Option(help: "Stage 1 trains this many tools together, their batches in one pass per step (faster on sequences under ~100 tokens; each tool's result is the same as alone).")
     var toolsPerStep = 1
 
     @Option(help: "Contexts per gate step.")

@@ -132,8 +132,8 @@ public final class AdapterTrainer {
     }
 
     /// Trains several independent jobs of `stage` in lockstep: each step runs one batch from
-    /// every unfinished job through one forward and backward pass (bigger products than one job
-    /// alone), then updates each job's adapters with its own optimiser. Each job keeps its own
+    /// every unfinished job through one forward and backward pass (more work for the threads to
+    /// share than one short sequence), then updates each job's adapters with its own optimiser. Each job keeps its own
     /// data order, checkpoints, resume and reports, and its results are those of training it
     /// alone: a sequence's gradients do not depend on what else shares its pass. Returns true
     /// when every job ran to its end, false when `progress` asked to stop (each unfinished job
