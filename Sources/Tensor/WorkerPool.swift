@@ -1,7 +1,8 @@
 // WorkerPool: a fixed set of threads that split one kernel call into parts with microsecond
 // hand-off. Decode runs ~200 matrix-vector products per token; a GCD dispatch per product cost
 // more than the product's own memory traffic at 2 threads, so workers spin briefly between calls
-// and sleep on a condition variable when idle. `forEach` deals a list of items to whichever
+// (yielding the core now and then, for machines with more runnable threads than cores) and sleep
+// on a condition variable when idle. `forEach` deals a list of items to whichever
 // thread is free.
 import Foundation
 import Synchronization
@@ -60,7 +61,8 @@ public final class WorkerPool: @unchecked Sendable {
                     pthread_mutex_unlock(sleepMutex)
                 }
                 escaping(0)
-                while remaining.load(ordering: .acquiring) > 0 { spinPause() }
+                var spins = 0
+                while remaining.load(ordering: .acquiring) > 0 { spins += 1; spinPause(spins) }
                 task = nil
             }
         }
@@ -91,7 +93,7 @@ public final class WorkerPool: @unchecked Sendable {
             var spins = 0
             while generation.load(ordering: .acquiring) == seen {
                 spins += 1
-                if spins < 200_000 { spinPause(); continue }
+                if spins < 200_000 { spinPause(spins); continue }
                 sleepers.add(1, ordering: .sequentiallyConsistent)
                 pthread_mutex_lock(sleepMutex)
                 while generation.load(ordering: .sequentiallyConsistent) == seen {
@@ -106,7 +108,11 @@ public final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    /// A spin-wait step (an atomic load per iteration is the whole cost).
+    /// A spin-wait step: an atomic load per iteration is the whole cost, except that every 64th
+    /// step yields the core, so that on a machine with more runnable threads than cores the
+    /// thread being waited for (or another process) gets it instead of a spinner.
     @inline(__always)
-    private func spinPause() {}
+    private func spinPause(_ spins: Int) {
+        if spins & 63 == 0 { sched_yield() }
+    }
 }
