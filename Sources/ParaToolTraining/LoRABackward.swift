@@ -4,8 +4,8 @@
 // and attention is causal within each sequence (TrainingAttention), its probabilities recomputed
 // in the backward: memory grows with layers × rows × (hidden + intermediate), not with rows².
 // No input gradient is formed where nothing trainable lies below (the attention and norms of
-// layer 0). Buffers are kept between calls (DecoderActivations): a training loop allocates
-// nothing per step.
+// layer 0). Buffers are kept between calls (DecoderActivations): a training loop allocates no
+// buffers per step.
 //
 // Threads: each sequence's rows are cut into blocks of up to 256 (by its own length only), and
 // each layer's row-wise work (norms, every product with a frozen weight, the branches, SiLU) runs
@@ -29,7 +29,7 @@ public final class LoRABackward {
     private var rope: RopePositions
     private var targetRows = 0
     private var finalInput = FloatBuffer(count: 0), finalNormed = FloatBuffer(count: 0), finalInverse = FloatBuffer(count: 0)
-    private var logits = FloatBuffer(count: 0), finalGradient = FloatBuffer(count: 0)
+    private var logits = FloatBuffer(count: 0), finalGradient = FloatBuffer(count: 0), rowLosses = FloatBuffer(count: 0)
     /// This pass's sequences' rows, and the blocks of rows the threads take (each within one
     /// sequence, largest first).
     private var sequenceRows = [Range<Int>](), rowBlocks = [Range<Int>]()
@@ -188,6 +188,7 @@ public final class LoRABackward {
             finalInverse = FloatBuffer(count: n)
             logits = FloatBuffer(count: n * vocab)
             finalGradient = FloatBuffer(count: n * h)
+            rowLosses = FloatBuffer(count: n)
         }
         let output = view(activations.output, s, h)
         let xs = view(finalInput, n, h), xn = view(finalNormed, n, h), z = view(logits, n, vocab)
@@ -209,7 +210,7 @@ public final class LoRABackward {
             BLAS.gemmABt(xn.rows(span.lowerBound, span.count), lm.rows(cols.lowerBound, cols.count),
                          into: z.rows(span.lowerBound, span.count).columns(cols.lowerBound, cols.count))
         }
-        let rowLosses = FloatBuffer(count: n)
+        let rowLosses = self.rowLosses
         onItems(Array(0..<n)) { r in
             rowLosses[r] = TrainingKernels.softmaxCrossEntropy(z, row: r, target: targets[r], scale: scales[r])
         }
