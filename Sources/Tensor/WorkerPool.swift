@@ -2,8 +2,7 @@
 // hand-off. Decode runs ~200 matrix-vector products per token; a GCD dispatch per product cost
 // more than the product's own memory traffic at 2 threads, so workers spin briefly between calls
 // (yielding the core now and then, for machines with more runnable threads than cores) and sleep
-// on a condition variable when idle. `forEach` deals a list of items to whichever
-// thread is free.
+// on a condition variable when idle. `forEach` deals a list of items to whichever thread is free.
 import Foundation
 import Synchronization
 
