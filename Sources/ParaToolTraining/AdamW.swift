@@ -72,32 +72,17 @@ public final class AdamW {
     public func update(gradients: [FloatBuffer]) -> Float {
         precondition(gradients.count == parameters.count && zip(gradients, parameters).allSatisfy { $0.count == $1.count },
                      "gradients do not match the parameters")
-        var squared: Double = 0
-        for g in gradients { for i in 0..<g.count { squared += Double(g[i]) * Double(g[i]) } }
+        let squared = gradients.reduce(0.0) { $0 + TrainingKernels.sumOfSquares($1) }
         let norm = Float(squared.squareRoot())
         let clip: Float = config.clipNorm.map { norm > $0 ? $0 / norm : 1 } ?? 1
         step += 1
-        let lr = learningRate(at: step)
-        let c1 = 1 - powf(config.beta1, Float(step)), c2 = 1 - powf(config.beta2, Float(step))
+        let settings = TrainingKernels.AdamWStep(
+            clip: clip, beta1: config.beta1, beta2: config.beta2, correction1: 1 - powf(config.beta1, Float(step)),
+            correction2: 1 - powf(config.beta2, Float(step)), epsilon: config.epsilon, learningRate: learningRate(at: step),
+            weightDecay: config.weightDecay)
         for (k, p) in parameters.enumerated() {
-            let g = gradients[k], mk = m[k], vk = v[k]
-            for i in 0..<p.count {
-                let gi = g[i] * clip
-                mk[i] = config.beta1 * mk[i] + (1 - config.beta1) * gi
-                vk[i] = config.beta2 * vk[i] + (1 - config.beta2) * gi * gi
-                let update = (mk[i] / c1) / ((vk[i] / c2).squareRoot() + config.epsilon)
-                p[i] -= lr * (update + config.weightDecay * p[i])
-            }
+            TrainingKernels.adamW(p, gradients: gradients[k], m: m[k], v: v[k], step: settings)
         }
         return norm
-    }
-}
-
-extension AdapterGradients {
-    /// The gradients in `ToolAdapter.parameterBuffers` order.
-    public var buffers: [FloatBuffer] {
-        zip(a, b).flatMap { la, lb in
-            FFNProjection.allCases.compactMap { p in la[p].map { [$0, lb[p]!] } }.flatMap { $0 }
-        }
     }
 }

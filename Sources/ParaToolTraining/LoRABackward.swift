@@ -1,248 +1,298 @@
-// LoRABackward: the loss of a token sequence (mean NLL of its last tokens) and its exact
-// gradients with respect to every LoRA A and B of a weighted adapter mixture, through the frozen
-// Llama/Qwen2 decoder. Activations of one sequence are stored, except the attention probabilities,
-// which are recomputed per head in the backward pass: memory grows with layers × tokens ×
-// (hidden + intermediate), not with tokens².
+// LoRABackward: the loss of a batch of token sequences (each the mean NLL of its last tokens,
+// weighted) and its exact gradients with respect to every LoRA A and B of the sequences'
+// adapter mixtures, through the frozen Llama/Qwen2 decoder. The sequences' rows are concatenated
+// and attention is causal within each sequence (TrainingAttention), its probabilities recomputed
+// in the backward: memory grows with layers × rows × (hidden + intermediate), not with rows².
+// No input gradient is formed where nothing trainable lies below (the attention and norms of
+// layer 0). Buffers are kept between calls (DecoderActivations): a training loop allocates no
+// buffers per step.
+//
+// Threads: each sequence's rows are cut into blocks of up to 256 (by its own length only), and
+// each layer's row-wise work (norms, every product with a frozen weight, the branches, SiLU) runs
+// block by block on whichever WorkerPool thread is free, with single-threaded sgemm — a handful
+// of hand-offs per layer, where OpenBLAS's own threads would synchronise inside every product
+// and run the skinny LoRA products several times slower than one thread. Sums over rows (the
+// branches' dA and dB, attention's key and value gradients, the LM head's input gradient) are
+// cut into blocks of output columns of fixed widths instead. So every product has the same
+// shape, and every result the same bits, whatever the thread count and whatever else shares
+// the batch: a tool trains alike alone and beside others.
 import Foundation
 import LLM
 import ParaTool
 import Tensor
 
-/// Gradients of one adapter: `a[layer][projection]` (r × in) and `b[layer][projection]` (out × r).
-public struct AdapterGradients {
-    public var a: [[FFNProjection: FloatBuffer]]
-    public var b: [[FFNProjection: FloatBuffer]]
-}
-
-/// Loss and gradients for a mixture of adapters on one sequence.
-public struct LoRABackward {
+/// Loss and LoRA gradients through the frozen decoder. Not thread-safe (it owns its scratch).
+public final class LoRABackward {
     public let model: LlamaModel
+    private let activations: DecoderActivations
+    private let attention: TrainingAttention
+    private var rope: RopePositions
+    private var targetRows = 0
+    private var finalInput = FloatBuffer(count: 0), finalNormed = FloatBuffer(count: 0), finalInverse = FloatBuffer(count: 0)
+    private var logits = FloatBuffer(count: 0), finalGradient = FloatBuffer(count: 0), rowLosses = FloatBuffer(count: 0)
+    /// This pass's sequences' rows, and the blocks of rows the threads take (each within one
+    /// sequence, largest first).
+    private var sequenceRows = [Range<Int>](), rowBlocks = [Range<Int>]()
 
-    public init(model: LlamaModel) { self.model = model }
-
-    /// Per-layer activations kept for the backward pass.
-    private struct LayerCache {
-        var input: FloatBuffer      // h (S × H)
-        var normed1: FloatBuffer    // rms(h) (S × H)
-        var q: FloatBuffer, k: FloatBuffer, v: FloatBuffer  // after RoPE for q, k (S × qDim / kvDim)
-        var attention: FloatBuffer  // S × qDim
-        var middle: FloatBuffer     // residual after attention (S × H)
-        var normed2: FloatBuffer    // S × H
-        var gate: FloatBuffer, up: FloatBuffer, act: FloatBuffer  // S × I
-        var low: [[FFNProjection: FloatBuffer]]  // per adapter: t = A·input (S × r)
+    /// A backward pass for `model`.
+    public init(model: LlamaModel) {
+        self.model = model
+        let c = model.config
+        activations = DecoderActivations(config: c)
+        attention = TrainingAttention(heads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim)
+        rope = RopePositions(model.rope, positions: 0)
     }
 
     /// The mean negative log-likelihood of the last `targets` tokens of `ids` (position t predicts
-    /// token t + 1) under `mixture`, and its gradients for each adapter of the mixture (in order).
+    /// token t + 1) under `mixture`, and its gradients for each adapter of the mixture with a
+    /// non-zero weight (in order).
     public func lossAndGradients(ids: [Int], targets: Int, mixture: Mixture) -> (loss: Float, gradients: [AdapterGradients]) {
-        let c = model.config
-        let s = ids.count, h = c.hiddenSize, f = c.intermediateSize, qd = c.qDim, kd = c.kvDim, hd = c.headDim
-        precondition(targets >= 1 && targets < s, "need 1 ≤ targets < sequence length")
-        func mat(_ b: FloatBuffer, _ r: Int, _ cl: Int) -> MatrixView { MatrixView(b, rows: r, cols: cl) }
-        func new(_ r: Int, _ cl: Int) -> FloatBuffer { FloatBuffer(count: r * cl) }
         let comps = mixture.components.filter { $0.weight != 0 }
+        let adapters = comps.map(\.adapter)
+        let gradients = adapters.map { AdapterGradients(zerosLike: $0) }
+        let sequence = TrainingSequence(ids: ids, targets: targets, components: comps.enumerated().map { ($0, $1.weight) })
+        let losses = accumulate([sequence], adapters: adapters, into: gradients)
+        return (losses[0], gradients)
+    }
 
-        // Forward, keeping activations.
-        var x = new(s, h)
-        for (i, t) in ids.enumerated() { Kernels.copyRow(model.embedding.view, t, into: mat(x, s, h), row: i) }
-        var caches = [LayerCache]()
+    /// Runs `sequences` as one batch and adds the gradients of Σ lossWeight · loss to
+    /// `gradients` (one per adapter of `adapters`, which the sequences' components index).
+    /// Returns each sequence's own loss (the mean NLL of its targets, unweighted).
+    public func accumulate(_ sequences: [TrainingSequence], adapters: [ToolAdapter], into gradients: [AdapterGradients]) -> [Float] {
+        precondition(gradients.count == adapters.count, "one gradient set per adapter")
+        var rows = [Range<Int>](), total = 0
+        for s in sequences {
+            precondition(s.targets >= 1 && s.targets < s.ids.count, "need 1 ≤ targets < sequence length")
+            precondition(s.components.allSatisfy { $0.adapter >= 0 && $0.adapter < adapters.count }, "component names a missing adapter")
+            rows.append(total..<(total + s.ids.count))
+            total += s.ids.count
+        }
+        guard total > 0 else { return [] }
+        let branches = LoRABranches(sequences: sequences, rows: rows, adapters: adapters)
+        activations.reserve(rows: total, lowFloats: branches.layerFloats)
+        let longest = rows.map(\.count).max()!
+        if rope.positions < longest { rope = RopePositions(model.rope, positions: max(longest, 2 * rope.positions)) }
+        sequenceRows = rows
+        // Blocks of at most 256 rows, and two from 64 rows so that one sequence keeps two threads busy.
+        var blocks = [Range<Int>]()
+        for r in rows {
+            let k = r.count >= 64 ? max(2, (r.count + 255) / 256) : 1
+            for b in Self.split(r.count, into: k, align: 1) { blocks.append((r.lowerBound + b.lowerBound)..<(r.lowerBound + b.upperBound)) }
+        }
+        rowBlocks = blocks.sorted { $0.count > $1.count || ($0.count == $1.count && $0.lowerBound < $1.lowerBound) }
+        let previousThreads = BLASThreads.current
+        BLASThreads.set(1)
+        defer { BLASThreads.set(previousThreads) }
+
+        forward(sequences, total: total, branches: branches, adapters: adapters)
+        let losses = head(sequences, total: total)
+        backward(total: total, branches: branches, adapters: adapters, gradients: gradients)
+        return losses
+    }
+
+    private func view(_ b: FloatBuffer, _ rows: Int, _ cols: Int) -> MatrixView { MatrixView(b, rows: rows, cols: cols) }
+    private func column(_ b: FloatBuffer, _ rows: Range<Int>) -> MatrixView { MatrixView(b, offset: rows.lowerBound, rows: rows.count, cols: 1, stride: 1) }
+
+    /// `0..<n` cut into `k` near-equal consecutive ranges, inner bounds multiples of `align`.
+    static func split(_ n: Int, into k: Int, align: Int) -> [Range<Int>] {
+        let bounds = (0...k).map { i in i == k ? n : min(n, (n * i / k + align / 2) / align * align) }
+        return (0..<k).map { bounds[$0]..<bounds[$0 + 1] }.filter { !$0.isEmpty }
+    }
+
+    /// Column blocks of a width-`n` dimension, about `width` wide.
+    static func columnBlocks(_ n: Int, width: Int) -> [Range<Int>] { split(n, into: max(1, (n + width - 1) / width), align: 16) }
+
+    /// Runs `body` on every row block (each within one sequence), blocks taken by free threads.
+    private func onRowBlocks(_ body: (Range<Int>) -> Void) {
+        let blocks = rowBlocks
+        WorkerPool.shared.forEach(blocks.count) { i, _ in body(blocks[i]) }
+    }
+
+    /// Runs `body` on every item, items taken by free threads.
+    private func onItems<Item>(_ items: [Item], _ body: (Item) -> Void) {
+        WorkerPool.shared.forEach(items.count) { i, _ in body(items[i]) }
+    }
+
+    /// Rotary embedding (or its transpose) of the rows `block` (within one sequence) of q and k:
+    /// each sequence's rows are at positions 0, 1, ….
+    private func rope(q: MatrixView, k: MatrixView, block: Range<Int>, inverse: Bool) {
+        let c = model.config
+        var lo = 0, hi = sequenceRows.count - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if sequenceRows[mid].lowerBound <= block.lowerBound { lo = mid } else { hi = mid - 1 }
+        }
+        let start = block.lowerBound - sequenceRows[lo].lowerBound
+        TrainingKernels.rope(q.rows(block.lowerBound, block.count), heads: c.headCount, startPosition: start, table: rope, inverse: inverse)
+        TrainingKernels.rope(k.rows(block.lowerBound, block.count), heads: c.kvHeadCount, startPosition: start, table: rope, inverse: inverse)
+    }
+
+    /// The forward over all layers, keeping each layer's activations; the last layer's output
+    /// goes to `activations.output`.
+    private func forward(_ sequences: [TrainingSequence], total s: Int, branches: LoRABranches, adapters: [ToolAdapter]) {
+        let c = model.config, a = activations
+        let h = c.hiddenSize, f = c.intermediateSize
+        let first = view(a.layers[0].input, s, h)
+        for (i, seq) in sequences.enumerated() {
+            for (j, t) in seq.ids.enumerated() {
+                precondition(t >= 0 && t < c.vocabSize, "token id \(t) outside the vocabulary (\(c.vocabSize))")
+                Kernels.copyRow(model.embedding.view, t, into: first, row: sequenceRows[i].lowerBound + j)
+            }
+        }
+        let normed = view(a.normed, s, h), att = view(a.attention, s, c.qDim), act = view(a.act, s, f)
         for (l, layer) in model.layers.enumerated() {
-            let input = x
-            let n1 = new(s, h)
-            Kernels.rmsNorm(mat(input, s, h), weight: layer.inputNorm, eps: c.rmsNormEps, into: mat(n1, s, h))
-            let q = new(s, qd), k = new(s, kd), v = new(s, kd)
-            layer.qProj.apply(mat(n1, s, h), into: mat(q, s, qd))
-            layer.kProj.apply(mat(n1, s, h), into: mat(k, s, kd))
-            layer.vProj.apply(mat(n1, s, h), into: mat(v, s, kd))
-            Kernels.rope(mat(q, s, qd), heads: c.headCount, startPosition: 0, table: model.rope)
-            Kernels.rope(mat(k, s, kd), heads: c.kvHeadCount, startPosition: 0, table: model.rope)
-            let att = new(s, qd)
-            let p = new(s, s)
-            for head in 0..<c.headCount {
-                attentionProbabilities(q: mat(q, s, qd), k: mat(k, s, kd), head: head, into: mat(p, s, s))
-                BLAS.gemmAB(mat(p, s, s), mat(v, s, kd).columns(head / (c.headCount / c.kvHeadCount) * hd, hd),
-                            into: mat(att, s, qd).columns(head * hd, hd))
+            let cache = a.layers[l]
+            let input = view(cache.input, s, h), middle = view(cache.middle, s, h)
+            let q = view(cache.q, s, c.qDim), k = view(cache.k, s, c.kvDim), v = view(cache.v, s, c.kvDim)
+            let gate = view(cache.gate, s, f), up = view(cache.up, s, f)
+            let next = view(l + 1 < c.layerCount ? a.layers[l + 1].input : a.output, s, h)
+            onRowBlocks { r in
+                let n = normed.rows(r.lowerBound, r.count)
+                TrainingKernels.rmsNorm(input.rows(r.lowerBound, r.count), weight: layer.inputNorm, eps: c.rmsNormEps, into: n,
+                                        inverse: column(cache.inverse1, r))
+                layer.qProj.apply(n, into: q.rows(r.lowerBound, r.count))
+                layer.kProj.apply(n, into: k.rows(r.lowerBound, r.count))
+                layer.vProj.apply(n, into: v.rows(r.lowerBound, r.count))
+                rope(q: q, k: k, block: r, inverse: false)
             }
-            let middle = FloatBuffer(input.toArray())
-            layer.oProj.apply(mat(att, s, qd), into: mat(middle, s, h), accumulate: true)
-            let n2 = new(s, h)
-            Kernels.rmsNorm(mat(middle, s, h), weight: layer.postAttentionNorm, eps: c.rmsNormEps, into: mat(n2, s, h))
-            let gate = new(s, f), up = new(s, f), act = new(s, f)
-            layer.gateProj.apply(mat(n2, s, h), into: mat(gate, s, f))
-            layer.upProj.apply(mat(n2, s, h), into: mat(up, s, f))
-            var low = [[FFNProjection: FloatBuffer]]()
-            for comp in comps {
-                var t = [FFNProjection: FloatBuffer]()
-                for (proj, out) in [(FFNProjection.gate, gate), (.up, up)] {
-                    guard let pair = comp.adapter.pair(layer: l, projection: proj) else { continue }
-                    let tb = new(s, pair.rank)
-                    BLAS.gemmABt(mat(n2, s, h), pair.a, into: mat(tb, s, pair.rank))
-                    BLAS.gemmABt(mat(tb, s, pair.rank), pair.b, into: mat(out, s, f), alpha: comp.weight * comp.adapter.scale, beta: 1)
-                    t[proj] = tb
-                }
-                low.append(t)
+            attention.forward(q: q, k: k, v: v, segments: sequenceRows, into: att)
+            onRowBlocks { r in
+                let m = middle.rows(r.lowerBound, r.count), n = normed.rows(r.lowerBound, r.count)
+                let g = gate.rows(r.lowerBound, r.count), u = up.rows(r.lowerBound, r.count), x = act.rows(r.lowerBound, r.count)
+                let out = next.rows(r.lowerBound, r.count)
+                Kernels.copy(input.rows(r.lowerBound, r.count), into: m)
+                layer.oProj.apply(att.rows(r.lowerBound, r.count), into: m, accumulate: true)
+                TrainingKernels.rmsNorm(m, weight: layer.postAttentionNorm, eps: c.rmsNormEps, into: n, inverse: column(cache.inverse2, r))
+                layer.gateProj.apply(n, into: g)
+                layer.upProj.apply(n, into: u)
+                branches.forward(.gate, layer: l, adapters: adapters, input: normed, output: gate, low: cache.low, part: r)
+                branches.forward(.up, layer: l, adapters: adapters, input: normed, output: up, low: cache.low, part: r)
+                TrainingKernels.siluMul(gate: g, up: u, into: x)
+                Kernels.copy(m, into: out)
+                layer.downProj.apply(x, into: out, accumulate: true)
+                branches.forward(.down, layer: l, adapters: adapters, input: act, output: next, low: cache.low, part: r)
             }
-            for i in 0..<(s * f) { let g = gate[i]; act[i] = g / (1 + expf(-g)) * up[i] }
-            x = FloatBuffer(middle.toArray())
-            layer.downProj.apply(mat(act, s, f), into: mat(x, s, h), accumulate: true)
-            for (ci, comp) in comps.enumerated() {
-                guard let pair = comp.adapter.pair(layer: l, projection: .down) else { continue }
-                let tb = new(s, pair.rank)
-                BLAS.gemmABt(mat(act, s, f), pair.a, into: mat(tb, s, pair.rank))
-                BLAS.gemmABt(mat(tb, s, pair.rank), pair.b, into: mat(x, s, h), alpha: comp.weight * comp.adapter.scale, beta: 1)
-                low[ci][.down] = tb
-            }
-            caches.append(LayerCache(input: input, normed1: n1, q: q, k: k, v: v, attention: att, middle: middle,
-                                     normed2: n2, gate: gate, up: up, act: act, low: low))
         }
-        let xf = new(s, h)
-        Kernels.rmsNorm(mat(x, s, h), weight: model.finalNorm, eps: c.rmsNormEps, into: mat(xf, s, h))
-        let first = s - 1 - targets
-        let rowsT = targets
-        let logits = new(rowsT, c.vocabSize)
-        BLAS.gemmABt(mat(xf, s, h).rows(first, rowsT), model.lmHead.view, into: mat(logits, rowsT, c.vocabSize))
-        var loss: Float = 0
-        Kernels.softmaxRows(mat(logits, rowsT, c.vocabSize))
-        for r in 0..<rowsT {
-            let target = ids[first + r + 1]
-            loss -= logf(max(logits[r * c.vocabSize + target], Float.leastNormalMagnitude))
-            logits[r * c.vocabSize + target] -= 1
-        }
-        loss /= Float(targets)
-        Kernels.scale(mat(logits, rowsT, c.vocabSize), by: 1 / Float(targets))
+    }
 
-        // Backward.
-        var grads = comps.map { comp in
-            AdapterGradients(
-                a: (0..<c.layerCount).map { l in
-                    var d = [FFNProjection: FloatBuffer]()
-                    for p in comp.adapter.targets { if let pair = comp.adapter.pair(layer: l, projection: p) { d[p] = new(pair.a.rows, pair.a.cols) } }
-                    return d
-                },
-                b: (0..<c.layerCount).map { l in
-                    var d = [FFNProjection: FloatBuffer]()
-                    for p in comp.adapter.targets { if let pair = comp.adapter.pair(layer: l, projection: p) { d[p] = new(pair.b.rows, pair.b.cols) } }
-                    return d
-                })
+    /// The final norm, the logits of every target row and their cross-entropy: returns each
+    /// sequence's mean loss and leaves ∂(Σ lossWeight · loss)/∂output in `activations.gradient`
+    /// (zero outside the target rows).
+    private func head(_ sequences: [TrainingSequence], total s: Int) -> [Float] {
+        let c = model.config, h = c.hiddenSize, vocab = c.vocabSize
+        let n = sequences.reduce(0) { $0 + $1.targets }
+        if n > targetRows {
+            targetRows = n
+            finalInput = FloatBuffer(count: n * h)
+            finalNormed = FloatBuffer(count: n * h)
+            finalInverse = FloatBuffer(count: n)
+            logits = FloatBuffer(count: n * vocab)
+            finalGradient = FloatBuffer(count: n * h)
+            rowLosses = FloatBuffer(count: n)
         }
-        let dxf = new(s, h)
-        BLAS.gemmAB(mat(logits, rowsT, c.vocabSize), model.lmHead.view, into: mat(dxf, s, h).rows(first, rowsT))
-        var dx = new(s, h)
-        rmsBackward(x: mat(x, s, h), weight: model.finalNorm, eps: c.rmsNormEps, dy: mat(dxf, s, h), into: mat(dx, s, h))
+        let output = view(activations.output, s, h)
+        let xs = view(finalInput, n, h), xn = view(finalNormed, n, h), z = view(logits, n, vocab)
+        var sources = [Int](), targets = [Int](), scales = [Float](), spans = [Range<Int>]()
+        for (i, seq) in sequences.enumerated() {
+            let first = seq.ids.count - 1 - seq.targets
+            spans.append(sources.count..<(sources.count + seq.targets))
+            sources += (sequenceRows[i].lowerBound + first)..<(sequenceRows[i].lowerBound + first + seq.targets)
+            targets += seq.ids[(first + 1)...(first + seq.targets)]
+            scales += [Float](repeating: seq.lossWeight / Float(seq.targets), count: seq.targets)
+        }
+        for (o, row) in sources.enumerated() { Kernels.copyRow(output, row, into: xs, row: o) }
+        TrainingKernels.rmsNorm(xs, weight: model.finalNorm, eps: c.rmsNormEps, into: xn, inverse: column(finalInverse, 0..<n))
+        // Per sequence and block of vocabulary (then of hidden columns), so the products' shapes
+        // are the sequence's own.
+        let lm = model.lmHead.view
+        let vocabBlocks = Self.columnBlocks(vocab, width: 4096), hiddenBlocks = Self.columnBlocks(h, width: 320)
+        onItems(spans.flatMap { span in vocabBlocks.map { (span, $0) } }) { span, cols in
+            BLAS.gemmABt(xn.rows(span.lowerBound, span.count), lm.rows(cols.lowerBound, cols.count),
+                         into: z.rows(span.lowerBound, span.count).columns(cols.lowerBound, cols.count))
+        }
+        let rowLosses = self.rowLosses
+        onItems(Array(0..<n)) { r in
+            rowLosses[r] = TrainingKernels.softmaxCrossEntropy(z, row: r, target: targets[r], scale: scales[r])
+        }
+        let dxn = view(finalNormed, n, h), dxs = view(finalGradient, n, h)
+        onItems(spans.flatMap { span in hiddenBlocks.map { (span, $0) } }) { span, cols in
+            BLAS.gemmAB(z.rows(span.lowerBound, span.count), lm.columns(cols.lowerBound, cols.count),
+                        into: dxn.rows(span.lowerBound, span.count).columns(cols.lowerBound, cols.count))
+        }
+        TrainingKernels.rmsNormBackward(x: xs, inverse: column(finalInverse, 0..<n), weight: model.finalNorm, dy: dxn,
+                                        residual: nil, into: dxs)
+        let gradient = view(activations.gradient, s, h)
+        activations.gradient.zero()
+        for (o, row) in sources.enumerated() { Kernels.copyRow(dxs, o, into: gradient, row: row) }
+        var losses = [Float](), o = 0
+        for seq in sequences {
+            losses.append(rowLosses.slice(o, seq.targets).reduce(0, +) / Float(seq.targets))
+            o += seq.targets
+        }
+        return losses
+    }
 
+    /// The backward through every layer from `activations.gradient`, accumulating the branches'
+    /// gradients.
+    private func backward(total s: Int, branches: LoRABranches, adapters: [ToolAdapter], gradients: [AdapterGradients]) {
+        let c = model.config, a = activations
+        let h = c.hiddenSize, f = c.intermediateSize
+        let dx = view(a.gradient, s, h), dMiddle = view(a.dMiddle, s, h), normed = view(a.normed, s, h), act = view(a.act, s, f)
+        let dGate = view(a.dAct, s, f), dUp = view(a.dUp, s, f), dNormed = view(a.dNormed, s, h)
+        let dAtt = view(a.dAttention, s, c.qDim)
+        let dq = view(a.dq, s, c.qDim), dk = view(a.dk, s, c.kvDim), dv = view(a.dv, s, c.kvDim)
+        // The weight gradients' blocks: B's output rows and A's input columns of every projection.
+        let gradientBlocks = FFNProjection.allCases.flatMap { p -> [(FFNProjection, LoRABranches.GradientBlock)] in
+            let (inputs, outputs) = p == .down ? (f, h) : (h, f)
+            return Self.columnBlocks(outputs, width: 512).map { (p, .b($0)) } + Self.columnBlocks(inputs, width: 512).map { (p, .a($0)) }
+        }
         for l in stride(from: c.layerCount - 1, through: 0, by: -1) {
-            let layer = model.layers[l], cache = caches[l]
-            // x = middle + act·Wdᵀ + Σ c_i B_d (A_d act)
-            let dact = new(s, f)
-            BLAS.gemmAB(mat(dx, s, h), layer.downProj.weight.view, into: mat(dact, s, f))
-            loraBackward(.down, layer: l, comps: comps, cache: cache, input: mat(cache.act, s, f), dOut: mat(dx, s, h),
-                         dInput: mat(dact, s, f), grads: &grads, rows: s)
-            let dgate = new(s, f), dup = new(s, f)
-            for i in 0..<(s * f) {
-                let g = cache.gate[i], sg = 1 / (1 + expf(-g)), silu = g * sg
-                dup[i] = dact[i] * silu
-                dgate[i] = dact[i] * cache.up[i] * (sg * (1 + g * (1 - sg)))
-            }
-            let dn2 = new(s, h)
-            BLAS.gemmAB(mat(dgate, s, f), layer.gateProj.weight.view, into: mat(dn2, s, h))
-            BLAS.gemmAB(mat(dup, s, f), layer.upProj.weight.view, into: mat(dn2, s, h), beta: 1)
-            loraBackward(.gate, layer: l, comps: comps, cache: cache, input: mat(cache.normed2, s, h), dOut: mat(dgate, s, f),
-                         dInput: mat(dn2, s, h), grads: &grads, rows: s)
-            loraBackward(.up, layer: l, comps: comps, cache: cache, input: mat(cache.normed2, s, h), dOut: mat(dup, s, f),
-                         dInput: mat(dn2, s, h), grads: &grads, rows: s)
-            let dmid = FloatBuffer(dx.toArray())
-            let tmp = new(s, h)
-            rmsBackward(x: mat(cache.middle, s, h), weight: layer.postAttentionNorm, eps: c.rmsNormEps, dy: mat(dn2, s, h), into: mat(tmp, s, h))
-            Kernels.add(mat(tmp, s, h), into: mat(dmid, s, h))
-            // middle = input + att·Woᵀ
-            let datt = new(s, qd)
-            BLAS.gemmAB(mat(dmid, s, h), layer.oProj.weight.view, into: mat(datt, s, qd))
-            let dq = new(s, qd), dk = new(s, kd), dv = new(s, kd)
-            let group = c.headCount / c.kvHeadCount, scale = 1 / Float(hd).squareRoot()
-            let probs = new(s, s), dp = new(s, s)
-            for head in 0..<c.headCount {
-                let g = head / group
-                // Recomputed rather than stored: S² floats per head and layer would dominate memory.
-                let p = mat(probs, s, s)
-                attentionProbabilities(q: mat(cache.q, s, qd), k: mat(cache.k, s, kd), head: head, into: p)
-                BLAS.gemmABt(mat(datt, s, qd).columns(head * hd, hd), mat(cache.v, s, kd).columns(g * hd, hd), into: mat(dp, s, s))
-                BLAS.gemmAtB(p, mat(datt, s, qd).columns(head * hd, hd), into: mat(dv, s, kd).columns(g * hd, hd), beta: 1)
-                for r in 0..<s {
-                    var dot: Float = 0
-                    for j in 0..<s { dot += dp[r * s + j] * p[r, j] }
-                    for j in 0..<s { dp[r * s + j] = p[r, j] * (dp[r * s + j] - dot) }
+            let layer = model.layers[l], cache = a.layers[l]
+            let gate = view(cache.gate, s, f), up = view(cache.up, s, f), middle = view(cache.middle, s, h)
+            let q = view(cache.q, s, c.qDim), k = view(cache.k, s, c.kvDim), v = view(cache.v, s, c.kvDim)
+            // Layer 0's input gradient reaches nothing trainable.
+            let below = l > 0
+            onRowBlocks { r in
+                let d = dx.rows(r.lowerBound, r.count), g = gate.rows(r.lowerBound, r.count), u = up.rows(r.lowerBound, r.count)
+                let dg = dGate.rows(r.lowerBound, r.count), du = dUp.rows(r.lowerBound, r.count), dn = dNormed.rows(r.lowerBound, r.count)
+                let m = middle.rows(r.lowerBound, r.count)
+                // x = middle + act·Wdᵀ + branches, act = silu(gate)·up (recomputed for the branches' dA).
+                BLAS.gemmAB(d, layer.downProj.weight.view, into: dg)
+                branches.inputGradient(.down, layer: l, adapters: adapters, dOut: dx, dInput: dGate, dLow: a.dLow, part: r)
+                TrainingKernels.siluMulBackward(gate: g, up: u, dOut: dg, act: act.rows(r.lowerBound, r.count), dGate: dg, dUp: du)
+                // gate, up = rms(middle)·Wᵀ + branches.
+                if below {
+                    BLAS.gemmAB(dg, layer.gateProj.weight.view, into: dn)
+                    BLAS.gemmAB(du, layer.upProj.weight.view, into: dn, beta: 1)
                 }
-                BLAS.gemmAB(mat(dp, s, s), mat(cache.k, s, kd).columns(g * hd, hd), into: mat(dq, s, qd).columns(head * hd, hd), alpha: scale)
-                BLAS.gemmAtB(mat(dp, s, s), mat(cache.q, s, qd).columns(head * hd, hd), into: mat(dk, s, kd).columns(g * hd, hd),
-                             alpha: scale, beta: 1)
+                branches.inputGradient(.gate, layer: l, adapters: adapters, dOut: dGate, dInput: below ? dNormed : nil, dLow: a.dLow, part: r)
+                branches.inputGradient(.up, layer: l, adapters: adapters, dOut: dUp, dInput: below ? dNormed : nil, dLow: a.dLow, part: r)
+                TrainingKernels.rmsNorm(m, weight: layer.postAttentionNorm, eps: c.rmsNormEps, into: normed.rows(r.lowerBound, r.count),
+                                        inverse: column(cache.inverse2, r))
+                guard below else { return }
+                // middle = input + attention·Woᵀ.
+                let dm = dMiddle.rows(r.lowerBound, r.count)
+                TrainingKernels.rmsNormBackward(x: m, inverse: column(cache.inverse2, r), weight: layer.postAttentionNorm, dy: dn,
+                                                residual: d, into: dm)
+                BLAS.gemmAB(dm, layer.oProj.weight.view, into: dAtt.rows(r.lowerBound, r.count))
             }
-            ropeBackward(mat(dq, s, qd), heads: c.headCount)
-            ropeBackward(mat(dk, s, kd), heads: c.kvHeadCount)
-            let dn1 = new(s, h)
-            BLAS.gemmAB(mat(dq, s, qd), layer.qProj.weight.view, into: mat(dn1, s, h))
-            BLAS.gemmAB(mat(dk, s, kd), layer.kProj.weight.view, into: mat(dn1, s, h), beta: 1)
-            BLAS.gemmAB(mat(dv, s, kd), layer.vProj.weight.view, into: mat(dn1, s, h), beta: 1)
-            let dinput = FloatBuffer(dmid.toArray())
-            rmsBackward(x: mat(cache.input, s, h), weight: layer.inputNorm, eps: c.rmsNormEps, dy: mat(dn1, s, h), into: mat(tmp, s, h))
-            Kernels.add(mat(tmp, s, h), into: mat(dinput, s, h))
-            dx = dinput
-        }
-        return (loss, grads)
-    }
-
-    /// Causal softmax(q_h k_gᵀ / √d) of one head (rows: queries, columns: keys).
-    private func attentionProbabilities(q: MatrixView, k: MatrixView, head: Int, into p: MatrixView) {
-        let c = model.config, hd = c.headDim, g = head / (c.headCount / c.kvHeadCount), s = p.rows
-        BLAS.gemmABt(q.columns(head * hd, hd), k.columns(g * hd, hd), into: p, alpha: 1 / Float(hd).squareRoot())
-        for r in 0..<s {
-            for j in (r + 1)..<s { p[r, j] = -.infinity }
-        }
-        Kernels.softmaxRows(p)
-    }
-
-    /// For `out = … + Σ_i c_i B_i (A_i input)`: accumulates dB_i = c_i dOutᵀ t_i, dA_i = (c_i dOut B_i)ᵀ input
-    /// and dInput += c_i (dOut B_i) A_i.
-    private func loraBackward(_ proj: FFNProjection, layer: Int, comps: [(adapter: ToolAdapter, weight: Float)], cache: LayerCache,
-                              input: MatrixView, dOut: MatrixView, dInput: MatrixView, grads: inout [AdapterGradients], rows: Int) {
-        for (ci, comp) in comps.enumerated() {
-            guard let pair = comp.adapter.pair(layer: layer, projection: proj), let t = cache.low[ci][proj] else { continue }
-            let coef = comp.weight * comp.adapter.scale
-            let r = pair.rank
-            BLAS.gemmAtB(dOut, MatrixView(t, rows: rows, cols: r), into: MatrixView(grads[ci].b[layer][proj]!, rows: pair.b.rows, cols: r),
-                         alpha: coef, beta: 1)
-            let dt = FloatBuffer(count: rows * r)
-            BLAS.gemmAB(dOut, pair.b, into: MatrixView(dt, rows: rows, cols: r), alpha: coef)
-            BLAS.gemmAtB(MatrixView(dt, rows: rows, cols: r), input, into: MatrixView(grads[ci].a[layer][proj]!, rows: r, cols: pair.a.cols),
-                         beta: 1)
-            BLAS.gemmAB(MatrixView(dt, rows: rows, cols: r), pair.a, into: dInput, beta: 1)
-        }
-    }
-
-    /// y = x · inv · w with inv = 1/√(mean x² + eps): dx = inv·u − inv³·x·(Σ u·x)/n, u = dy·w.
-    private func rmsBackward(x: MatrixView, weight: FloatBuffer, eps: Float, dy: MatrixView, into dx: MatrixView) {
-        let n = x.cols
-        for r in 0..<x.rows {
-            var ss: Float = 0, ux: Float = 0
-            for i in 0..<n { ss += x[r, i] * x[r, i] }
-            let inv = 1 / (ss / Float(n) + eps).squareRoot()
-            for i in 0..<n { ux += dy[r, i] * weight[i] * x[r, i] }
-            let k = inv * inv * inv * ux / Float(n)
-            for i in 0..<n { dx[r, i] = inv * dy[r, i] * weight[i] - k * x[r, i] }
-        }
-    }
-
-    /// The transpose of RoPE: rotate each pair back by its angle.
-    private func ropeBackward(_ d: MatrixView, heads: Int) {
-        let hd = model.rope.headDim, half = hd / 2
-        for r in 0..<d.rows {
-            for h in 0..<heads {
-                for i in 0..<half {
-                    let angle = Float(r) * model.rope.inverseFrequencies[i]
-                    let cs = cosf(angle), sn = sinf(angle)
-                    let a = d[r, h * hd + i], b = d[r, h * hd + i + half]
-                    d[r, h * hd + i] = a * cs + b * sn
-                    d[r, h * hd + i + half] = b * cs - a * sn
-                }
+            onItems(gradientBlocks) { projection, block in
+                let (input, dOut) = projection == .down ? (act, dx) : (normed, projection == .gate ? dGate : dUp)
+                branches.weightGradients(projection, layer: l, adapters: adapters, input: input, dOut: dOut, low: cache.low,
+                                         dLow: a.dLow, gradients: gradients, block: block)
+            }
+            guard below else { break }
+            attention.backward(q: q, k: k, v: v, dOut: dAtt, segments: sequenceRows, dq: dq, dk: dk, dv: dv)
+            onRowBlocks { r in
+                // q, k, v = rms(input)·Wᵀ (+ bias).
+                rope(q: dq, k: dk, block: r, inverse: true)
+                let dn = dNormed.rows(r.lowerBound, r.count)
+                BLAS.gemmAB(dq.rows(r.lowerBound, r.count), layer.qProj.weight.view, into: dn)
+                BLAS.gemmAB(dk.rows(r.lowerBound, r.count), layer.kProj.weight.view, into: dn, beta: 1)
+                BLAS.gemmAB(dv.rows(r.lowerBound, r.count), layer.vProj.weight.view, into: dn, beta: 1)
+                TrainingKernels.rmsNormBackward(x: view(cache.input, s, h).rows(r.lowerBound, r.count), inverse: column(cache.inverse1, r),
+                                                weight: layer.inputNorm, dy: dn, residual: dMiddle.rows(r.lowerBound, r.count),
+                                                into: dx.rows(r.lowerBound, r.count))
             }
         }
     }

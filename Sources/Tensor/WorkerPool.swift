@@ -1,7 +1,8 @@
 // WorkerPool: a fixed set of threads that split one kernel call into parts with microsecond
 // hand-off. Decode runs ~200 matrix-vector products per token; a GCD dispatch per product cost
 // more than the product's own memory traffic at 2 threads, so workers spin briefly between calls
-// and sleep on a condition variable when idle.
+// (yielding the core now and then, for machines with more runnable threads than cores) and sleep
+// on a condition variable when idle. `forEach` deals a list of items to whichever thread is free.
 import Foundation
 import Synchronization
 
@@ -59,8 +60,28 @@ public final class WorkerPool: @unchecked Sendable {
                     pthread_mutex_unlock(sleepMutex)
                 }
                 escaping(0)
-                while remaining.load(ordering: .acquiring) > 0 { spinPause() }
+                var spins = 0
+                while remaining.load(ordering: .acquiring) > 0 { spins += 1; spinPause(spins) }
                 task = nil
+            }
+        }
+    }
+
+    /// Calls `body(item, part)` for every item in `0..<count`, in order of index: each thread (the
+    /// caller included, `part` naming it) takes the next item not yet taken, so a thread held up
+    /// elsewhere leaves its share to the others. Put the largest items first.
+    public func forEach(_ count: Int, _ body: (Int, Int) -> Void) {
+        if count == 0 { return }
+        if threadCount == 1 || count == 1 {
+            for item in 0..<count { body(item, 0) }
+            return
+        }
+        let next = Atomic<Int>(0)
+        run { part in
+            while true {
+                let item = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                if item >= count { return }
+                body(item, part)
             }
         }
     }
@@ -71,7 +92,7 @@ public final class WorkerPool: @unchecked Sendable {
             var spins = 0
             while generation.load(ordering: .acquiring) == seen {
                 spins += 1
-                if spins < 200_000 { spinPause(); continue }
+                if spins < 200_000 { spinPause(spins); continue }
                 sleepers.add(1, ordering: .sequentiallyConsistent)
                 pthread_mutex_lock(sleepMutex)
                 while generation.load(ordering: .sequentiallyConsistent) == seen {
@@ -86,7 +107,11 @@ public final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    /// A spin-wait step (an atomic load per iteration is the whole cost).
+    /// A spin-wait step: an atomic load per iteration is the whole cost, except that every 64th
+    /// step yields the core, so that on a machine with more runnable threads than cores the
+    /// thread being waited for (or another process) gets it instead of a spinner.
     @inline(__always)
-    private func spinPause() {}
+    private func spinPause(_ spins: Int) {
+        if spins & 63 == 0 { sched_yield() }
+    }
 }

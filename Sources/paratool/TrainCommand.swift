@@ -95,6 +95,9 @@ struct Train: ParsableCommand {
     @Option(help: "Sequences per adapter step (gradients averaged).")
     var batchSize = 1
 
+    @Option(help: "Stage 1 trains this many tools together, their batches in one pass per step (faster on sequences under ~100 tokens; each tool's result is the same as alone).")
+    var toolsPerStep = 1
+
     @Option(help: "Contexts per gate step.")
     var gateBatchSize = 16
 
@@ -158,7 +161,9 @@ struct Train: ParsableCommand {
             throw ValidationError("--data and --out belong to --offline; the service mode (--brokers) uses --dataset and --adapter-store")
         }
         if steps < 1 || gateSteps < 1 || (jointSteps ?? 1) < 1 { throw ValidationError("step counts must be at least 1") }
-        if batchSize < 1 || gateBatchSize < 1 || rank < 1 || maxTokens < 2 { throw ValidationError("--batch-size, --gate-batch-size, --rank and --max-tokens must be positive") }
+        if batchSize < 1 || gateBatchSize < 1 || rank < 1 || maxTokens < 2 || toolsPerStep < 1 {
+            throw ValidationError("--batch-size, --gate-batch-size, --rank, --max-tokens and --tools-per-step must be positive")
+        }
         _ = try stageSet()
         if Pooling(rawValue: pooling) == nil { throw ValidationError("--pooling must be mean or last") }
         if let encoderLayers, encoderLayers < 1 { throw ValidationError("--encoder-layers must be at least 1") }
@@ -198,6 +203,7 @@ struct Train: ParsableCommand {
         options.stages = try stageSet()
         options.onlyTools = onlyTools?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } ?? []
         options.adapter = adapterConfig()
+        options.toolsPerStep = toolsPerStep
         options.jointSteps = jointSteps
         options.gate.steps = gateSteps
         options.gate.batchSize = gateBatchSize

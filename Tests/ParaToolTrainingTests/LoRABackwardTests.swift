@@ -1,5 +1,7 @@
 // LoRA gradients through the frozen decoder against PyTorch/PEFT's own (tiny Qwen2 fixture: one
-// adapter, and the [0.5, 0.3, 0.2] mixture), and against central finite differences.
+// adapter, and the [0.5, 0.3, 0.2] mixture), and against central finite differences; a long
+// sequence (several attention blocks) against the inference forward and finite differences;
+// a batch of sequences against each sequence alone.
 import FixtureSupport
 import Foundation
 import Tensor
@@ -88,5 +90,79 @@ final class LoRABackwardTests: XCTestCase {
         }
         XCTAssertEqual(compared, 5)
         XCTAssertGreaterThanOrEqual(nonZero, 4, "the probed gradients should not be ~0")
+    }
+
+    func randomIds(_ n: Int, vocab: Int, seed: UInt64) -> [Int] {
+        var rng = SeededGenerator(seed: seed)
+        return (0..<n).map { _ in Int(rng.next() % UInt64(vocab)) }
+    }
+
+    /// A sequence longer than an attention block, with a two-adapter mixture: the loss equals the
+    /// mean NLL the inference Transformer (fused branches) gives the same targets.
+    func testLongSequenceLossMatchesTheInferenceForward() throws {
+        let (model, adapters, _, _) = try setUpFixture()
+        let ids = randomIds(150, vocab: model.config.vocabSize, seed: 11), targets = 40
+        let mixture = Mixture([(adapters[0], 0.7), (adapters[1], 0.3)])
+        let loss = LoRABackward(model: model).lossAndGradients(ids: ids, targets: targets, mixture: mixture).loss
+        let runner = Transformer(model: model)
+        let branches = AdapterMixture()
+        branches.mixtures = [mixture]
+        runner.branches = branches
+        let out = runner.forward([BatchSegment(sequence: 0, tokens: ids)], caches: [KVCache(config: model.config, capacity: ids.count)],
+                                 logits: .all)
+        var nll: Double = 0
+        for t in (ids.count - 1 - targets)..<(ids.count - 1) {
+            let row = out.logits.row(t).map(Double.init), m = row.max()!
+            nll += log(row.map { exp($0 - m) }.reduce(0, +)) + m - row[ids[t + 1]]
+        }
+        XCTAssertEqual(Double(loss), nll / Double(targets), accuracy: 1e-4)
+    }
+
+    /// Central differences on a sequence of several attention blocks (the Llama fixture).
+    func testFiniteDifferencesOnALongSequence() throws {
+        let model = try LlamaModel(huggingFaceDirectory: Self.tiny.appendingPathComponent("llama"))
+        let adapter = ToolAdapter.initialized(name: "t", config: model.config, rank: 2, alpha: 4, seed: 4, randomB: true)
+        let ids = randomIds(140, vocab: model.config.vocabSize, seed: 12)
+        let backward = LoRABackward(model: model)
+        let (_, grads) = backward.lossAndGradients(ids: ids, targets: 30, mixture: Mixture([(adapter, 1)]))
+        var nonZero = 0
+        for (l, p, isA, index) in [(0, FFNProjection.gate, true, 3), (1, .down, false, 9), (2, .up, true, 50), (0, .down, true, 17),
+                                    (1, .gate, false, 30)] {
+            let pair = adapter.pair(layer: l, projection: p)!
+            let m = isA ? pair.a : pair.b
+            let original = m.buffer[m.offset + index]
+            let h: Float = 1e-2
+            m.buffer[m.offset + index] = original + h
+            let up = backward.lossAndGradients(ids: ids, targets: 30, mixture: Mixture([(adapter, 1)])).loss
+            m.buffer[m.offset + index] = original - h
+            let down = backward.lossAndGradients(ids: ids, targets: 30, mixture: Mixture([(adapter, 1)])).loss
+            m.buffer[m.offset + index] = original
+            let numeric = (up - down) / (2 * h)
+            let analytic = (isA ? grads[0].a[l][p]! : grads[0].b[l][p]!)[index]
+            XCTAssertEqual(analytic, numeric, accuracy: 2e-3 + 0.02 * abs(numeric), "layer \(l) \(p) \(isA ? "A" : "B")[\(index)]")
+            if abs(numeric) > 1e-3 { nonZero += 1 }
+        }
+        XCTAssertGreaterThanOrEqual(nonZero, 4, "the probed gradients should not be ~0")
+    }
+
+    /// Sequences of different lengths and mixtures in one pass give the bits of running each
+    /// alone (losses, and gradients summed in the same order).
+    func testBatchMatchesEachSequenceAlone() throws {
+        let (model, adapters, _, _) = try setUpFixture()
+        let v = model.config.vocabSize
+        let batch = [TrainingSequence(ids: randomIds(40, vocab: v, seed: 1), targets: 7, components: [(0, 1)], lossWeight: 0.5),
+                     TrainingSequence(ids: randomIds(90, vocab: v, seed: 2), targets: 20, components: [(0, 0.5), (1, 0.5)], lossWeight: 0.25),
+                     TrainingSequence(ids: randomIds(9, vocab: v, seed: 3), targets: 3, components: [(1, 1)], lossWeight: 1)]
+        let used = Array(adapters.prefix(2))
+        let backward = LoRABackward(model: model)
+        let together = used.map { AdapterGradients(zerosLike: $0) }
+        let losses = backward.accumulate(batch, adapters: used, into: together)
+        let alone = used.map { AdapterGradients(zerosLike: $0) }
+        for (i, seq) in batch.enumerated() {
+            XCTAssertEqual(backward.accumulate([seq], adapters: used, into: alone)[0], losses[i], "loss of sequence \(i)")
+        }
+        for (t, a) in zip(together, alone) {
+            for (x, y) in zip(t.buffers, a.buffers) { XCTAssertTrue(x.toArray() == y.toArray(), "the same sums in the same order") }
+        }
     }
 }

@@ -1,8 +1,9 @@
 // The training stages: the gate's hand-written backward pass against central finite differences
 // (and its forward against GateNetwork's own scoring), gate training learning a separable task,
 // each stage's data against hand-built trajectories, checkpoint + resume giving bit-identical
-// adapters to an uninterrupted run on the tiny fixture model, and the offline run of all stages
-// into an adapter store.
+// adapters to an uninterrupted run on the tiny fixture model, jobs trained in lockstep giving the
+// bits of each job alone (also across a stop and a resume in other groups), and the offline run
+// of all stages into an adapter store.
 import Foundation
 import Tensor
 import XCTest
@@ -207,6 +208,70 @@ final class StageTests: XCTestCase {
         XCTAssertTrue(try t.train(stage: "joint", job: "j", adapters: fresh(1), examples: Array(examples.prefix(3))) { _ in true })
     }
 
+    /// Three stage-1 jobs trained in lockstep (small passes, so a step spans several) end with
+    /// the bits of each job trained alone; so does a lockstep run stopped at step 3 and resumed
+    /// with the jobs in other groups.
+    func testJobsInLockstepMatchEachJobAlone() throws {
+        let model = try LlamaModel(huggingFaceDirectory: LoRABackwardTests.tiny.appendingPathComponent("qwen2"))
+        var rng = SeededGenerator(seed: 21)
+        let tools = ["a", "b", "c"]
+        let data = Dictionary(uniqueKeysWithValues: tools.enumerated().map { t, tool in
+            (tool, (0..<(3 + t)).map { k in
+                WeightedExample(ids: (0..<(20 + 30 * k + 7 * t)).map { _ in 3 + Int(rng.next() % 500) }, targets: 5 + k,
+                                weights: [.init(tool: tool, weight: 1)])
+            })
+        })
+        var config = AdapterTrainingConfig()
+        config.steps = 5
+        config.batchSize = 2
+        config.rank = 2
+        config.alpha = 8
+        config.checkpointEvery = 2
+        config.optimizer.learningRate = 1e-2
+        config.optimizer.warmupSteps = 2
+        func fresh(_ tool: String) -> ToolAdapter { ToolAdapter.initialized(name: tool, config: model.config, rank: 2, alpha: 8, seed: 3) }
+        func bits(_ a: ToolAdapter) -> [[UInt32]] { a.parameterBuffers.map { $0.toArray().map(\.bitPattern) } }
+
+        var alone = [String: [[UInt32]]](), aloneLosses = [String: [UInt32]]()
+        for tool in tools {
+            let adapter = fresh(tool)
+            XCTAssertTrue(try AdapterTrainer(model: model, config: config).train(stage: "pretrain", job: tool, adapters: [adapter],
+                                                                              examples: data[tool]!) {
+                aloneLosses[tool, default: []].append($0.loss.bitPattern); return true
+            })
+            alone[tool] = bits(adapter)
+        }
+
+        let together = AdapterTrainer(model: model, config: config)
+        together.maxRowsPerPass = 100
+        let adapters = tools.map(fresh)
+        var losses = [String: [UInt32]]()
+        XCTAssertTrue(try together.train(stage: "pretrain", jobs: zip(tools, adapters).map { AdapterJob(job: $0, adapters: [$1], examples: data[$0]!) }) {
+            losses[$0.job, default: []].append($0.loss.bitPattern); return true
+        })
+        XCTAssertEqual(together.updated, Set(tools))
+        for (tool, adapter) in zip(tools, adapters) {
+            XCTAssertTrue(bits(adapter) == alone[tool], "\(tool) trained with the others")
+            XCTAssertTrue(losses[tool] == aloneLosses[tool], "\(tool) losses")
+        }
+
+        let checkpoints = CheckpointDirectory(root: temporaryDirectory())
+        let first = AdapterTrainer(model: model, config: config)
+        first.checkpoints = checkpoints
+        XCTAssertFalse(try first.train(stage: "pretrain", jobs: tools.map { AdapterJob(job: $0, adapters: [fresh($0)], examples: data[$0]!) }) {
+            !($0.job == "b" && $0.step == 3)
+        })
+        for tool in tools { XCTAssertEqual(try checkpoints.latest(stage: "pretrain", job: tool)?.state.step, 3, tool) }
+        for group in [["a"], ["b", "c"]] {
+            let second = AdapterTrainer(model: model, config: config)
+            second.checkpoints = checkpoints
+            second.resume = true
+            let resumed = group.map(fresh)
+            XCTAssertTrue(try second.train(stage: "pretrain", jobs: zip(group, resumed).map { AdapterJob(job: $0, adapters: [$1], examples: data[$0]!) }) { _ in true })
+            for (tool, adapter) in zip(group, resumed) { XCTAssertTrue(bits(adapter) == alone[tool], "\(tool) resumed in \(group)") }
+        }
+    }
+
     func testOfflineRunOfAllStagesPublishesAdaptersAndGate() throws {
         let dir = temporaryDirectory()
         let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -223,6 +288,8 @@ final class StageTests: XCTestCase {
         options.adapter.steps = 2
         options.adapter.rank = 2
         options.adapter.alpha = 8
+        // Stage 1 in lockstep groups of three tools, then the one left.
+        options.toolsPerStep = 3
         options.gate.steps = 3
         options.gate.batchSize = 4
         options.globalBaseline = true

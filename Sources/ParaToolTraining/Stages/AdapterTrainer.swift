@@ -2,7 +2,8 @@
 // (one tool's adapter alone on its instances), stage 3 (the candidates' adapters together under
 // the frozen gate's weights) and the Global Parameterization baseline (one shared adapter). Each
 // step averages the gradients of a batch of sequences and updates every adapter that took part,
-// each with its own AdamW; checkpoints make runs resumable with bit-identical results.
+// each with its own AdamW; checkpoints make runs resumable with bit-identical results. Several
+// independent jobs (stage 1's tools) can train in lockstep, their batches sharing each pass.
 import Foundation
 import LLM
 import ParaTool
@@ -71,6 +72,24 @@ public struct WeightedExample: Sendable, Equatable {
     }
 }
 
+/// One job of `AdapterTrainer.train(stage:jobs:progress:)`: adapters (owned buffers, updated in
+/// place) and the examples they train on.
+public struct AdapterJob {
+    /// The job's name in checkpoints and progress reports (stage 1: the tool).
+    public var job: String
+    /// The adapters the job trains.
+    public var adapters: [ToolAdapter]
+    /// Its examples; weights naming adapters not in `adapters` are ignored.
+    public var examples: [WeightedExample]
+
+    /// A job.
+    public init(job: String, adapters: [ToolAdapter], examples: [WeightedExample]) {
+        self.job = job
+        self.adapters = adapters
+        self.examples = examples
+    }
+}
+
 /// Trains adapters in place.
 public final class AdapterTrainer {
     /// The frozen base model.
@@ -81,8 +100,14 @@ public final class AdapterTrainer {
     public var checkpoints: CheckpointDirectory?
     /// Continue from the job's latest checkpoint when there is one.
     public var resume = false
-    /// After `train`: the adapters that took at least one optimiser step in the job.
+    /// Rows (tokens) of one forward and backward pass: a step's sequences are run in passes of at
+    /// most this many rows (a longer sequence has a pass of its own). Bounds the stored
+    /// activations (~0.7 MB per row on SmolLM2-135M); results do not depend on it.
+    public var maxRowsPerPass = 2048
+    /// After `train`: the adapters that took at least one optimiser step in the job(s).
     public private(set) var updated: Set<String> = []
+
+    private lazy var backward = LoRABackward(model: model)
 
     /// A trainer on `model`.
     public init(model: LlamaModel, config: AdapterTrainingConfig) {
@@ -103,51 +128,128 @@ public final class AdapterTrainer {
     @discardableResult
     public func train(stage: String, job: String, adapters: [ToolAdapter], examples: [WeightedExample],
                       progress: ProgressHandler) throws -> Bool {
-        let byName = Dictionary(adapters.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let usable = examples.filter { e in e.ids.count <= config.maxTokens && e.weights.contains { $0.weight != 0 && byName[$0.tool] != nil } }
-        guard !usable.isEmpty else { throw ToolFormatError("\(stage) \(job): no training sequences") }
-        var opt = config.optimizer
-        opt.totalSteps = config.steps
-        let groups = adapters.map { ParameterGroup(name: $0.name, parameters: $0.parameterBuffers, optimizer: AdamW(parameters: $0.parameterBuffers, config: opt)) }
-        let groupIndex = Dictionary(groups.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let loop = JobLoop(stage: stage, job: job, totalSteps: config.steps, seed: config.seed,
-                           fingerprint: Self.fingerprint(stage: stage, job: job, config: config, adapters: adapters.map(\.name), examples: usable),
-                           checkpointEvery: config.checkpointEvery, checkpoints: checkpoints, resume: resume)
-        let start = try loop.restore(groups)?.step ?? 0
-        let order = JobLoop.order(seed: config.seed, job: job, count: usable.count)
-        let backward = LoRABackward(model: model)
-        defer { updated = Set(groups.filter { $0.optimizer.step > 0 }.map(\.name)) }
-        return try loop.run(groups: groups, from: start, progress: progress) { step in
-            var sums = [String: [FloatBuffer]]()
-            var loss: Float = 0, tokens = 0
-            for j in 0..<config.batchSize {
-                let example = usable[order(step * config.batchSize + j)]
-                let parts = example.weights.filter { $0.weight != 0 && byName[$0.tool] != nil }
-                let (l, grads) = backward.lossAndGradients(ids: example.ids, targets: example.targets,
-                                                           mixture: Mixture(parts.map { (byName[$0.tool]!, $0.weight) }))
-                loss += l
-                tokens += example.ids.count
-                for (part, g) in zip(parts, grads) {
-                    let buffers = g.buffers
-                    if let sum = sums[part.tool] {
-                        for (s, b) in zip(sum, buffers) { for i in 0..<s.count { s[i] += b[i] } }
-                    } else {
-                        sums[part.tool] = buffers
-                    }
+        try train(stage: stage, jobs: [AdapterJob(job: job, adapters: adapters, examples: examples)], progress: progress)
+    }
+
+    /// Trains several independent jobs of `stage` in lockstep: each step runs one batch from
+    /// every unfinished job through one forward and backward pass (more work for the threads to
+    /// share than one short sequence), then updates each job's adapters with its own optimiser. Each job keeps its own
+    /// data order, checkpoints, resume and reports, and its results are those of training it
+    /// alone: a sequence's gradients do not depend on what else shares its pass. Returns true
+    /// when every job ran to its end, false when `progress` asked to stop (each unfinished job
+    /// wrote a checkpoint).
+    @discardableResult
+    public func train(stage: String, jobs: [AdapterJob], progress: ProgressHandler) throws -> Bool {
+        let running = try jobs.map { try RunningJob(stage: stage, job: $0, config: config, checkpoints: checkpoints, resume: resume) }
+        defer { updated = Set(running.flatMap { $0.groups.filter { $0.optimizer.step > 0 }.map(\.name) }) }
+        var adapters = [ToolAdapter](), gradients = [AdapterGradients]()
+        for job in running {
+            job.firstAdapter = adapters.count
+            adapters += job.adapters
+            gradients += job.gradients
+        }
+        var stopped = false
+        while !stopped {
+            let active = running.filter { $0.step < config.steps }
+            if active.isEmpty { break }
+            var sequences = [TrainingSequence](), owners = [Int]()
+            for (j, job) in active.enumerated() {
+                for g in job.gradients { g.zero() }
+                job.stepAdapters = []
+                for b in 0..<config.batchSize {
+                    let example = job.usable[job.order(job.step * config.batchSize + b)]
+                    let parts = example.weights.filter { $0.weight != 0 && job.index[$0.tool] != nil }
+                    for p in parts { job.stepAdapters.insert(p.tool) }
+                    sequences.append(TrainingSequence(ids: example.ids, targets: example.targets,
+                                                      components: parts.map { (job.firstAdapter + job.index[$0.tool]!, $0.weight) },
+                                                      lossWeight: 1 / Float(config.batchSize)))
+                    owners.append(j)
                 }
             }
-            var norm: Float = 0, lr: Float = 0
-            for name in sums.keys.sorted() {
-                let grads = sums[name]!
-                if config.batchSize > 1 {
-                    let k = 1 / Float(config.batchSize)
-                    for g in grads { for i in 0..<g.count { g[i] *= k } }
+            var losses = [Float]()
+            for pass in passes(sequences) {
+                losses += backward.accumulate(Array(sequences[pass]), adapters: adapters, into: gradients)
+            }
+            var continuing = [RunningJob]()
+            for (j, job) in active.enumerated() {
+                let mine = owners.indices.filter { owners[$0] == j }
+                let outcome = job.update(loss: mine.reduce(0) { $0 + losses[$1] } / Float(config.batchSize),
+                                         tokens: mine.reduce(0) { $0 + sequences[$1].ids.count })
+                job.step += 1
+                if try job.loop.finish(step: job.step, outcome: outcome, groups: job.groups, clock: &job.clock, progress: progress) {
+                    continuing.append(job)
+                } else {
+                    stopped = true
                 }
-                let optimizer = groups[groupIndex[name]!].optimizer
-                norm = max(norm, optimizer.update(gradients: grads))
+            }
+            // A stop asked by one job stops them all: the others checkpoint where they are.
+            if stopped {
+                for job in continuing where job.step < config.steps { try job.loop.save(job.groups, step: job.step) }
+            }
+        }
+        return running.allSatisfy { $0.step >= config.steps }
+    }
+
+    /// Consecutive runs of `sequences` of at most `maxRowsPerPass` rows each.
+    private func passes(_ sequences: [TrainingSequence]) -> [Range<Int>] {
+        var out = [Range<Int>](), start = 0, rows = 0
+        for (i, s) in sequences.enumerated() {
+            if i > start && rows + s.ids.count > maxRowsPerPass {
+                out.append(start..<i)
+                start = i
+                rows = 0
+            }
+            rows += s.ids.count
+        }
+        if start < sequences.count { out.append(start..<sequences.count) }
+        return out
+    }
+
+    /// A job's state while it trains.
+    private final class RunningJob {
+        let loop: JobLoop
+        let adapters: [ToolAdapter]
+        let index: [String: Int]
+        let groups: [ParameterGroup]
+        let gradients: [AdapterGradients]
+        let usable: [WeightedExample]
+        let order: (Int) -> Int
+        var step: Int
+        var clock: StepClock
+        /// Where the job's adapters start in the pass's adapter list.
+        var firstAdapter = 0
+        /// The adapters the current step's examples use.
+        var stepAdapters = Set<String>()
+
+        init(stage: String, job: AdapterJob, config: AdapterTrainingConfig, checkpoints: CheckpointDirectory?, resume: Bool) throws {
+            adapters = job.adapters
+            index = Dictionary(job.adapters.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+            let index = self.index
+            usable = job.examples.filter { e in e.ids.count <= config.maxTokens && e.weights.contains { $0.weight != 0 && index[$0.tool] != nil } }
+            guard !usable.isEmpty else { throw ToolFormatError("\(stage) \(job.job): no training sequences") }
+            var opt = config.optimizer
+            opt.totalSteps = config.steps
+            groups = job.adapters.map { ParameterGroup(name: $0.name, parameters: $0.parameterBuffers, optimizer: AdamW(parameters: $0.parameterBuffers, config: opt)) }
+            gradients = job.adapters.map { AdapterGradients(zerosLike: $0) }
+            loop = JobLoop(stage: stage, job: job.job, totalSteps: config.steps, seed: config.seed,
+                           fingerprint: AdapterTrainer.fingerprint(stage: stage, job: job.job, config: config,
+                                                                   adapters: job.adapters.map(\.name), examples: usable),
+                           checkpointEvery: config.checkpointEvery, checkpoints: checkpoints, resume: resume)
+            step = try loop.restore(groups)?.step ?? 0
+            clock = StepClock(firstStep: step)
+            order = JobLoop.order(seed: config.seed, job: job.job, count: usable.count)
+        }
+
+        /// Updates, in name order, every adapter the step used with its accumulated gradients.
+        func update(loss: Float, tokens: Int) -> StepOutcome {
+            var norm: Float = 0, lr: Float = 0
+            for name in stepAdapters.sorted() {
+                let k = index[name]!
+                let optimizer = groups[k].optimizer
+                norm = max(norm, optimizer.update(gradients: gradients[k].buffers))
                 lr = optimizer.learningRate(at: optimizer.step)
             }
-            return StepOutcome(loss: loss / Float(config.batchSize), tokens: tokens, learningRate: lr, gradientNorm: norm)
+            return StepOutcome(loss: loss, tokens: tokens, learningRate: lr, gradientNorm: norm)
         }
     }
 

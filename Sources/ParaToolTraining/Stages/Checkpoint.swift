@@ -190,17 +190,25 @@ struct JobLoop {
         while step < totalSteps {
             let outcome = try body(step)
             step += 1
-            let (elapsed, rate, eta) = clock.tick(step: step, total: totalSteps, tokens: outcome.tokens)
-            let report = TrainingProgress(stage: stage, job: job, step: step, totalSteps: totalSteps, loss: outcome.loss,
-                                          learningRate: outcome.learningRate, gradientNorm: outcome.gradientNorm,
-                                          tokens: outcome.tokens, tokensPerSecond: rate, elapsedSeconds: elapsed, etaSeconds: eta)
-            let goOn = progress(report)
-            if step == totalSteps || !goOn || (checkpointEvery > 0 && step % checkpointEvery == 0) {
-                try save(groups, step: step)
-            }
+            let goOn = try finish(step: step, outcome: outcome, groups: groups, clock: &clock, progress: progress)
             if !goOn && step < totalSteps { return false }
         }
         return true
+    }
+
+    /// After step `step` (1-based) ran: reports it and checkpoints every `checkpointEvery` steps,
+    /// at the end and on a stop. Returns whether the handler wants more steps.
+    func finish(step: Int, outcome: StepOutcome, groups: [ParameterGroup], clock: inout StepClock,
+                progress: ProgressHandler) throws -> Bool {
+        let (elapsed, rate, eta) = clock.tick(step: step, total: totalSteps, tokens: outcome.tokens)
+        let report = TrainingProgress(stage: stage, job: job, step: step, totalSteps: totalSteps, loss: outcome.loss,
+                                      learningRate: outcome.learningRate, gradientNorm: outcome.gradientNorm,
+                                      tokens: outcome.tokens, tokensPerSecond: rate, elapsedSeconds: elapsed, etaSeconds: eta)
+        let goOn = progress(report)
+        if step == totalSteps || !goOn || (checkpointEvery > 0 && step % checkpointEvery == 0) {
+            try save(groups, step: step)
+        }
+        return goOn
     }
 
     func save(_ groups: [ParameterGroup], step: Int, published: [String: String] = [:]) throws {
