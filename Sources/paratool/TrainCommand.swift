@@ -149,6 +149,12 @@ struct Train: ParsableCommand {
     @Flag(help: "Also train the Global Parameterization baseline: one shared adapter on the same data (published as _global).")
     var global = false
 
+    @Option(help: "Steps of the global adapter (default: --steps × the stage-1 tools).")
+    var globalSteps: Int?
+
+    @Option(help: ArgumentHelp("Where stage-1 adapters start: random (the shared random initialisation) or global (the global adapter, trained first when missing).", valueName: "start"))
+    var `init` = "random"
+
     @Option(help: ArgumentHelp("Evaluation queries that must not be in the training data (BFCL question file, or one query a line); the run refuses to start if one is. Repeatable.", valueName: "file"))
     var heldOut: [String] = []
 
@@ -167,6 +173,8 @@ struct Train: ParsableCommand {
         _ = try stageSet()
         if Pooling(rawValue: pooling) == nil { throw ValidationError("--pooling must be mean or last") }
         if let encoderLayers, encoderLayers < 1 { throw ValidationError("--encoder-layers must be at least 1") }
+        if let globalSteps, globalSteps < 1 { throw ValidationError("--global-steps must be at least 1") }
+        guard ["random", "global"].contains(`init`) else { throw ValidationError("--init must be random or global") }
     }
 
     /// The adapter settings these options give (stage 1 and 3, the online trainer).
@@ -214,6 +222,8 @@ struct Train: ParsableCommand {
         options.pooling = Pooling(rawValue: pooling)!
         options.encoderLayers = encoderLayers
         options.globalBaseline = global
+        options.globalSteps = globalSteps
+        options.startFromGlobal = `init` == "global"
         options.resume = resume
         options.metrics = metrics.map { URL(fileURLWithPath: $0) }
         options.evaluationQueries = try heldOut.flatMap { try HeldOut.queries(file: URL(fileURLWithPath: $0)) }

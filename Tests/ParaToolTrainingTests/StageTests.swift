@@ -318,8 +318,9 @@ final class StageTests: XCTestCase {
         XCTAssertEqual(result.published.count, 4 + 1 + joint)
         let gate = try GateNetwork.load(from: options.resolvedGateDirectory)
         XCTAssertEqual(Set(gate.toolVectors.keys), Set(names))
-        // One report (and metrics line) per step: 4 tools × 2, global 4 × 2, gate 3, joint 2.
-        XCTAssertEqual(reports.map(\.stage), Array(repeating: "pretrain", count: 8) + Array(repeating: "global", count: 8)
+        // One report (and metrics line) per step: the global adapter first (4 tools × 2 steps),
+        // then 4 tools × 2, the gate 3, joint 2.
+        XCTAssertEqual(reports.map(\.stage), Array(repeating: "global", count: 8) + Array(repeating: "pretrain", count: 8)
                        + Array(repeating: "gate", count: 3) + Array(repeating: "joint", count: 2))
         let lines = try String(contentsOf: options.metrics!, encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(lines.count, 21)
@@ -327,7 +328,9 @@ final class StageTests: XCTestCase {
         for key in ["stage", "job", "step", "total_steps", "loss", "lr", "grad_norm", "tokens", "tokens_per_s", "eta_s"] {
             XCTAssertNotNil(first[key], key)
         }
-        XCTAssertEqual(first["job"] as? String, "get_weather")
+        XCTAssertEqual(first["job"] as? String, "global")
+        let firstOfStageOne = try JSONSerialization.jsonObject(with: Data(lines[8].utf8)) as! [String: Any]
+        XCTAssertEqual(firstOfStageOne["job"] as? String, "get_weather")
         XCTAssertTrue(reports.allSatisfy { $0.loss.isFinite && $0.tokens > 0 })
 
         // Resuming a finished run trains and publishes nothing more.
@@ -341,5 +344,46 @@ final class StageTests: XCTestCase {
         // An evaluation query in the data stops the run before any training.
         options.evaluationQueries = [trajectories[3].query]
         XCTAssertThrowsError(try OfflineTraining.run(options, log: { _ in }) { _ in true })
+    }
+
+    /// With `startFromGlobal`, stage 1 begins every tool at the global adapter: after one step a
+    /// tool's B is within one optimiser step of the global B (which moved several steps away from
+    /// the zero a random start has).
+    func testStageOneStartsFromTheGlobalAdapter() throws {
+        let dir = temporaryDirectory()
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let tools = repo.appendingPathComponent("Deploy/demo/tools.json")
+        var synth = SynthesisConfig()
+        synth.examplesPerTool = 3
+        synth.episodes = 2
+        let (trajectories, _) = ExampleSynthesizer(tools: try ToolCatalogue.load(file: tools).tools, config: synth).synthesize()
+        let data = dir.appendingPathComponent("train.jsonl")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try Trajectory.save(trajectories, jsonl: data)
+        var options = OfflineTrainingOptions(data: data, tools: tools, store: dir.appendingPathComponent("store"))
+        options.model = LoRABackwardTests.tiny.appendingPathComponent("qwen2").path
+        options.stages = [1]
+        options.onlyTools = ["set_timer"]
+        options.adapter.steps = 1
+        options.adapter.rank = 2
+        options.adapter.alpha = 8
+        options.adapter.optimizer.warmupSteps = 0
+        options.startFromGlobal = true
+        options.globalSteps = 8
+        _ = try OfflineTraining.run(options, log: { _ in }) { _ in true }
+        let store = try AdapterStore(root: options.store)
+        let global = try store.load(tool: OfflineTraining.globalAdapterName, version: try XCTUnwrap(store.latest(tool: OfflineTraining.globalAdapterName)).version)
+        let tool = try store.load(tool: "set_timer", version: try XCTUnwrap(store.latest(tool: "set_timer")).version)
+        let lr = options.adapter.optimizer.learningRate
+        var globalMagnitude: Float = 0, distance: Float = 0
+        for l in 0..<global.pairs.count {
+            for p in FFNProjection.allCases {
+                let g = global.pair(layer: l, projection: p)!.b.toArray(), t = tool.pair(layer: l, projection: p)!.b.toArray()
+                globalMagnitude = max(globalMagnitude, g.map(abs).max() ?? 0)
+                distance = max(distance, zip(g, t).map { abs($0 - $1) }.max() ?? 0)
+            }
+        }
+        XCTAssertGreaterThan(globalMagnitude, 3 * lr, "the global adapter moved several steps from B = 0")
+        XCTAssertLessThanOrEqual(distance, 1.1 * lr, "one step from the global adapter")
     }
 }

@@ -27,6 +27,9 @@ public struct AdapterTrainingConfig: Sendable, Codable, Equatable {
     public var maxTokens = 1024
     /// Save a checkpoint every this many steps (0: only at the end or on a stop).
     public var checkpointEvery = 25
+    /// The adapter the job's adapters start from when not the shared random initialisation
+    /// (its name, version and hash), so checkpoints of differently started jobs never mix.
+    public var startsFrom: String?
 
     /// The defaults: 100 steps of one sequence, rank 16, alpha 64, learning rate 5e-4 after 5
     /// warm-up steps, checkpoints every 25 steps.

@@ -108,6 +108,11 @@ public struct OfflineTrainingOptions {
     public var encoderLayers: Int?
     /// Also train the Global Parameterization baseline (published as `globalAdapterName`).
     public var globalBaseline = false
+    /// Steps of the global adapter (nil: `adapter.steps` × the stage-1 tools).
+    public var globalSteps: Int?
+    /// Start every stage-1 adapter from the global adapter (trained first when missing) instead
+    /// of the shared random initialisation: the tools then begin from what all of them share.
+    public var startFromGlobal = false
     /// Continue every job from its latest checkpoint; finished, published jobs are skipped.
     public var resume = false
     /// Metrics JSON Lines file (nil: none).
@@ -189,44 +194,16 @@ public enum OfflineTraining {
 
         let stage1Tools = catalogue.names.filter { options.onlyTools.isEmpty || options.onlyTools.contains($0) }
 
-        if options.stages.contains(1) {
-            let start = Date()
-            // Each stage's trainer (and the activations its passes keep) lives for that stage only.
-            let trainer = AdapterTrainer(model: lm.model, config: options.adapter)
-            trainer.checkpoints = checkpoints
-            trainer.resume = options.resume
-            trainer.maxRowsPerPass = options.maxRowsPerPass
-            let size = max(1, options.toolsPerStep)
-            for first in stride(from: 0, to: stage1Tools.count, by: size) {
-                var jobs = [AdapterJob]()
-                for tool in stage1Tools[first..<min(first + size, stage1Tools.count)] {
-                    if let done = finished("pretrain", tool) { log("stage 1 \(tool): already published \(done[tool] ?? "?"), skipped"); continue }
-                    let examples = StageData.pretraining(instances, tool: tool)
-                    guard !examples.isEmpty else { log("stage 1 \(tool): no single-tool instances, skipped"); continue }
-                    log("stage 1 \(tool): \(examples.count) sequences, \(options.adapter.steps) steps")
-                    jobs.append(AdapterJob(job: tool, adapters: [trainer.initialAdapter(tool)], examples: examples))
-                }
-                guard !jobs.isEmpty else { continue }
-                guard try trainer.train(stage: "pretrain", jobs: jobs, progress: report) else {
-                    result.stopped = true
-                    return result
-                }
-                for job in jobs {
-                    let v = try publish(job.adapters[0], tool: job.job, stage: "pretrain")
-                    try checkpoints.markPublished(stage: "pretrain", job: job.job, versions: [job.job: v.version])
-                }
-            }
-            result.seconds.append(("pretrain", Date().timeIntervalSince(start)))
-        }
-
-        if options.globalBaseline {
+        // The Global Parameterization adapter first: with `startFromGlobal`, every tool's stage-1
+        // adapter starts from it.
+        if options.globalBaseline || options.startFromGlobal {
             let start = Date()
             let job = "global"
             if let done = finished("global", job) {
                 log("global baseline: already published \(done[globalAdapterName] ?? "?"), skipped")
             } else {
                 var config = options.adapter
-                config.steps = options.adapter.steps * max(1, stage1Tools.count)
+                config.steps = options.globalSteps ?? options.adapter.steps * max(1, stage1Tools.count)
                 let global = AdapterTrainer(model: lm.model, config: config)
                 global.maxRowsPerPass = options.maxRowsPerPass
                 global.checkpoints = checkpoints
@@ -242,6 +219,49 @@ public enum OfflineTraining {
                 try checkpoints.markPublished(stage: "global", job: job, versions: [globalAdapterName: v.version])
             }
             result.seconds.append(("global", Date().timeIntervalSince(start)))
+        }
+
+        var stageOneStart: ToolAdapter?
+        var stageOneConfig = options.adapter
+        if options.startFromGlobal && options.stages.contains(1) {
+            guard let latest = try store.latest(tool: globalAdapterName) else {
+                throw ToolFormatError("stage 1 should start from the global adapter, but \(options.store.path) has none")
+            }
+            stageOneStart = try store.load(tool: globalAdapterName, version: latest.version, expectedSHA256: latest.sha256,
+                                           config: lm.model.config)
+            stageOneConfig.startsFrom = "\(globalAdapterName) \(latest.version) \(latest.sha256)"
+            log("stage 1 starts every tool from \(globalAdapterName) \(latest.version)")
+        }
+
+        if options.stages.contains(1) {
+            let start = Date()
+            // Each stage's trainer (and the activations its passes keep) lives for that stage only.
+            let trainer = AdapterTrainer(model: lm.model, config: stageOneConfig)
+            trainer.checkpoints = checkpoints
+            trainer.resume = options.resume
+            trainer.maxRowsPerPass = options.maxRowsPerPass
+            let size = max(1, options.toolsPerStep)
+            for first in stride(from: 0, to: stage1Tools.count, by: size) {
+                var jobs = [AdapterJob]()
+                for tool in stage1Tools[first..<min(first + size, stage1Tools.count)] {
+                    if let done = finished("pretrain", tool) { log("stage 1 \(tool): already published \(done[tool] ?? "?"), skipped"); continue }
+                    let examples = StageData.pretraining(instances, tool: tool)
+                    guard !examples.isEmpty else { log("stage 1 \(tool): no single-tool instances, skipped"); continue }
+                    log("stage 1 \(tool): \(examples.count) sequences, \(options.adapter.steps) steps")
+                    let initial = stageOneStart.map { $0.ownedCopy(name: tool) } ?? trainer.initialAdapter(tool)
+                    jobs.append(AdapterJob(job: tool, adapters: [initial], examples: examples))
+                }
+                guard !jobs.isEmpty else { continue }
+                guard try trainer.train(stage: "pretrain", jobs: jobs, progress: report) else {
+                    result.stopped = true
+                    return result
+                }
+                for job in jobs {
+                    let v = try publish(job.adapters[0], tool: job.job, stage: "pretrain")
+                    try checkpoints.markPublished(stage: "pretrain", job: job.job, versions: [job.job: v.version])
+                }
+            }
+            result.seconds.append(("pretrain", Date().timeIntervalSince(start)))
         }
 
         let gateDirectory = options.resolvedGateDirectory
