@@ -95,7 +95,7 @@ public struct ToolCallResponse: Sendable {
 public struct RequestCost: Sendable, Equatable {
     /// Tokens of the rendered prompt (prefill).
     public var promptTokens: Int
-    /// Most tokens the request may generate: its budget, cut to what the model's context leaves.
+    /// Most tokens the request may generate: its budget.
     public var maxNewTokens: Int
     /// Tokens the gate's encoder reads first (0 when the mode needs no encoding).
     public var encoderTokens: Int
@@ -273,7 +273,7 @@ public final class ToolCallEngine {
                                             reason: "the configured most prompt tokens")
         }
         // The encoder reads the prompt's user message, a part of the prompt.
-        return RequestCost(promptTokens: promptTokens, maxNewTokens: min(request.maxNewTokens, contextLength - promptTokens),
+        return RequestCost(promptTokens: promptTokens, maxNewTokens: request.maxNewTokens,
                            encoderTokens: encodes ? promptTokens : 0, candidates: candidates.count)
     }
 
@@ -333,12 +333,7 @@ public final class ToolCallEngine {
             let specs = try catalogue.specs(named: candidates)
             let components = selected.components
             let request = PromptRequest(query: r.query, history: r.history)
-            let tokens = try prompt(for: r, candidates: candidates)
-            guard tokens.count < contextLength else {
-                throw EngineError.promptTooLong(id: r.id, tokens: tokens.count, limit: contextLength - 1,
-                                                reason: "the model's context of \(contextLength) tokens, less one to generate")
-            }
-            prompts.append(tokens)
+            prompts.append(try prompt(for: r, candidates: candidates))
             docsPromptTokens.append(model.tokenizer.encode(try formatter.render(.contextDocs(candidates: specs), request: request)).count)
             mixtures.append(Mixture(components))
             constraints.append(constrained ? CallConstraint(grammar: CallGrammar(tools: specs, maxCalls: r.maxCalls), vocabulary: vocabulary) : nil)
@@ -359,8 +354,7 @@ public final class ToolCallEngine {
         var prefillSeconds: Double?
         let outputs = Generator(transformer: runner).greedyBatch(
             prompts: prompts, maxNewTokens: requests.map(\.maxNewTokens).max()!, stopTokens: stops,
-            limits: zip(requests, prompts).map { min($0.maxNewTokens, contextLength - $1.count) },
-            constraints: constraints) { _, _ in
+            limits: requests.map(\.maxNewTokens), constraints: constraints) { _, _ in
             if prefillSeconds == nil { prefillSeconds = Date().timeIntervalSince(genStart) }
         }
         let genSeconds = Date().timeIntervalSince(genStart)

@@ -32,8 +32,7 @@ public struct JSONParseError: Error, CustomStringConvertible, Sendable, Equatabl
 extension JSONValue {
     /// Parses `text` as one JSON value (RFC 8259, strict): surrounding whitespace is allowed,
     /// anything else after the value is an error; no comments, trailing commas, single quotes,
-    /// leading zeros, `NaN`, numbers beyond a double's range (they would be infinite, which JSON
-    /// cannot write), or raw control characters in strings. `\uXXXX` escapes combine
+    /// leading zeros, `NaN`, or raw control characters in strings. `\uXXXX` escapes combine
     /// surrogate pairs; a lone surrogate is an error. Integers that fit in `Int64` become `.int`,
     /// other numbers `.double`. A repeated object key keeps its first position and last value
     /// (like Python's `json.loads`).
@@ -277,8 +276,6 @@ private struct JSONParser {
         let text = String(decoding: bytes[start..<position], as: UTF8.self)
         if integral, let i = Int64(text) { return .int(i) }
         guard let d = Double(text) else { throw error("a number", at: start) }
-        // Out of a double's range (e.g. 1e400) it would be infinity, which JSON cannot write back.
-        guard d.isFinite else { throw error("a number within a double's range (up to 1.8e308)", at: start) }
         return .double(d)
     }
 
