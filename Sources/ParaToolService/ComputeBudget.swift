@@ -21,6 +21,7 @@ public struct ComputeBudget: Sendable, Equatable {
     /// A request whose own estimate is over this share of `perBatch` runs in a batch of its own.
     public var longShare = 0.25
 
+    /// A budget of `perBatch` estimated compute per batch.
     public init(perBatch: Duration) {
         self.perBatch = perBatch
     }
@@ -139,6 +140,7 @@ public enum BatchPlanner {
         /// How many batches were already formed without it.
         public var deferrals: Int
 
+        /// An item estimated at `seconds` alone, passed over `deferrals` times so far.
         public init(seconds: Double, deferrals: Int = 0) {
             self.seconds = seconds
             self.deferrals = deferrals

@@ -102,6 +102,8 @@ public struct RequestCost: Sendable, Equatable {
     /// Candidate tools, each an adapter that may be fused in.
     public var candidates: Int
 
+    /// A cost of `promptTokens` prompt tokens, up to `maxNewTokens` new ones, `encoderTokens` read
+    /// by the gate's encoder, and `candidates` tools.
     public init(promptTokens: Int, maxNewTokens: Int, encoderTokens: Int, candidates: Int) {
         self.promptTokens = promptTokens
         self.maxNewTokens = maxNewTokens

@@ -58,9 +58,12 @@ public enum FuzzParts {
 /// Measured with AddressSanitizer's malloc hooks (peak of the bytes live during the call); a
 /// parse over the bound stops the fuzzer with a message, as a crash does.
 public struct AllocationBound: Sendable {
+    /// Bytes allowed per byte of input.
     public var factor: Int
+    /// Bytes allowed whatever the input's size.
     public var slack: Int
 
+    /// The bound `factor` × size + `slack`.
     public init(factor: Int, slack: Int) {
         self.factor = factor
         self.slack = slack
@@ -86,6 +89,7 @@ public struct AllocationBound: Sendable {
 /// Starts libFuzzer. SwiftPM links an executable's entry point as `<module>_main`, so each
 /// target defines that (with `@_cdecl`) and hands its `LLVMFuzzerTestOneInput` to this.
 public enum FuzzDriver {
+    /// A target's `LLVMFuzzerTestOneInput`.
     public typealias Callback = @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
 
     /// Runs libFuzzer over `callback` with the process's command line; returns the exit status.
