@@ -6,9 +6,10 @@
 import Foundation
 import PackageDescription
 
-// The repository's package is the one two folders up; a path dependency is named by its folder.
+// The repository's package is the one two folders up; a path dependency is named by its folder
+// (an identity, so in lower case).
 let root = URL(fileURLWithPath: Context.packageDirectory).deletingLastPathComponent().deletingLastPathComponent()
-let rootPackage = root.lastPathComponent
+let rootPackage = root.lastPathComponent.lowercased()
 
 /// A fuzz target: its folder under Sources/ and the repository products it reads.
 func fuzzTarget(_ name: String, _ products: [String]) -> Target {
