@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "LLM", targets: ["LLM"]),
         .library(name: "Tensor", targets: ["Tensor"]),
         .library(name: "ParaTool", targets: ["ParaTool"]),
+        // For the fuzz targets (Tests/Fuzz), a package of their own that depends on this one.
+        .library(name: "Wire", targets: ["Wire"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -54,7 +54,7 @@ GENERIC_ENV_RULE = "PARATOOL_<FLAG>"
 KNOWN_FLAGS = ["brokers", "topic-prefix", "group", "model", "adapter-store", "gate", "tools", "batch-size",
                "batch-wait-ms", "exactly-once", "transactional-id", "metrics-port", "threads", "worker-id",
                "config", "dataset", "retrain-every", "partitions", "replication", "max-new-tokens", "mode",
-               "log-level", "stack-cache-mb"]
+               "log-level", "stack-cache-mb", "max-prompt-tokens", "max-message-bytes", "batch-budget-ms"]
 KNOWN_ENV = {"PARATOOL_" + f.upper().replace("-", "_") for f in KNOWN_FLAGS}
 KAFKA_ENV_PREFIX = "PARATOOL_KAFKA_"
 TOPICS = {"requests": "delete", "actions": "delete", "telemetry": "delete",

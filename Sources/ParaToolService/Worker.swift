@@ -1,7 +1,9 @@
-// Worker: `paratool serve`. Consumes `requests` in a consumer group, runs each polled batch
-// through the engine as one batch, produces Action (`actions`), FlopsTelemetry (`telemetry`) and
-// a Trajectory candidate (`trajectories`), and commits offsets only after delivery — or, with
-// exactly-once, inside a Kafka transaction. Bad requests get an error Action and go to `dlq`.
+// Worker: `paratool serve`. Consumes `requests` in a consumer group, checks each request's cost
+// before any compute, runs the waiting requests in batches whose estimated compute stays within
+// the poll interval's budget (ComputeBudget), produces Action (`actions`), FlopsTelemetry
+// (`telemetry`) and a Trajectory candidate (`trajectories`), and commits offsets only after
+// delivery — or, with exactly-once, inside a Kafka transaction. Bad requests (undecodable,
+// invalid, over a limit) get an error Action and go to `dlq`.
 import Foundation
 import Kafka
 import Logging
@@ -33,6 +35,11 @@ public struct WorkerSettings: Sendable {
     public var defaultMode: SelectionMode = .paratool
     /// Decoding limits for requests.
     public var limits = WireLimits.default
+    /// Most prompt tokens of a request (nil: only the model's context limits them).
+    public var maxPromptTokens: Int?
+    /// The most estimated compute of one batch; nil: a quarter of the consumer's
+    /// `max.poll.interval.ms` (ComputeBudget), so the worker polls well within that interval.
+    public var batchBudget: Duration?
     /// Publish each served request as a trajectory candidate.
     public var logTrajectories = true
 
@@ -55,6 +62,9 @@ public final class Worker: @unchecked Sendable {
     private let stopping = Mutex(false)
     private let joined = Mutex(false)
     private let serving = Mutex(false)
+    private let assignments = Mutex(0)
+    /// What a batch may compute between two polls.
+    public let budget: ComputeBudget
 
     /// A worker. With `catalogue` nil, tools come from the compacted `tools` topic (read to its
     /// end before serving, then followed); `makeEngine` builds the engine for a catalogue and a
@@ -64,6 +74,7 @@ public final class Worker: @unchecked Sendable {
                 makeEngine: @escaping (ToolCatalogue, GateNetwork?) throws -> ToolCallEngine) {
         self.settings = settings
         self.kafka = kafka
+        budget = settings.batchBudget.map(ComputeBudget.init(perBatch:)) ?? ComputeBudget(kafkaProperties: kafka.properties)
         self.fixedCatalogue = catalogue
         self.registry = registry
         self.metrics = metrics
@@ -82,7 +93,15 @@ public final class Worker: @unchecked Sendable {
 
     private var isStopping: Bool { stopping.withLock { $0 } }
 
-    private func markJoined() { joined.withLock { $0 = true } }
+    private func markJoined(_ event: RebalanceEvent) {
+        guard case .assigned = event else { return }
+        joined.withLock { $0 = true }
+        assignments.withLock { $0 += 1 }
+    }
+
+    /// How many times the group has assigned partitions to this member: 1 while it has served
+    /// without a rebalance (each rejoin, e.g. after exceeding `max.poll.interval.ms`, adds one).
+    public var assignmentCount: Int { assignments.withLock { $0 } }
 
     /// Serves until `stop()`. Throws when Kafka fails fatally (e.g. a fenced transactional id)
     /// or the first engine cannot be built.
@@ -99,6 +118,12 @@ public final class Worker: @unchecked Sendable {
         }
         var engine = try makeEngine(catalogue, gate)
         logger.info("engine ready", metadata: ["tools": "\(catalogue.count)", "model": "\(settings.modelID)"])
+        let estimator = ComputeEstimator(measuring: engine.model)
+        logger.info("compute budget per batch", metadata: ["seconds": "\(budget.perBatchSeconds)"])
+        // Requests admitted but not yet run (a long one waits for the short ones polled with it),
+        // and what each partition's commit may cover.
+        var waiting: [Waiting] = []
+        var progress = CommitProgress()
 
         let producer = try KafkaProducer(
             configuration: kafka, transactionalID: settings.exactlyOnce ? (settings.transactionalID ?? "paratool-worker-\(settings.workerID)") : nil,
@@ -106,7 +131,7 @@ public final class Worker: @unchecked Sendable {
         defer { producer.close() }
         if settings.exactlyOnce { try producer.initTransactions() }
         let consumer = try KafkaConsumer(configuration: kafka, groupID: settings.groupID, name: "worker-consumer",
-                                         logger: logger) { [weak self] _ in self?.markJoined() }
+                                         logger: logger) { [weak self] event in self?.markJoined(event) }
         try consumer.subscribe(topics: [settings.topics.requests])
         serving.withLock { $0 = true }
         metrics.setReady(true)
@@ -118,7 +143,8 @@ public final class Worker: @unchecked Sendable {
         }
 
         while !isStopping {
-            if let announced = control.takeGate() {
+            // Swaps happen between requests: waiting ones were checked against this engine.
+            if waiting.isEmpty, let announced = control.takeGate() {
                 let hidden = engine.model.model.config.hiddenSize
                 if announced.gate.config.dimension != hidden {
                     logger.error("gate \(announced.version) refused: dimension \(announced.gate.config.dimension), the model's is \(hidden)")
@@ -132,7 +158,7 @@ public final class Worker: @unchecked Sendable {
                     }
                 }
             }
-            if let updated = control.takeCatalogue(), fixedCatalogue == nil {
+            if waiting.isEmpty, fixedCatalogue == nil, let updated = control.takeCatalogue() {
                 do {
                     engine = try makeEngine(updated, gate)
                     // A tool whose documentation changed gets its gate vector from the new text.
@@ -144,12 +170,27 @@ public final class Worker: @unchecked Sendable {
                     logger.error("catalogue update refused, keeping the previous one: \(error)")
                 }
             }
-            let batch = try consumer.pollBatch(maxMessages: settings.batchSize, timeout: .milliseconds(100), window: settings.batchWait)
+            // With requests waiting, poll without waiting: polling keeps the membership alive.
+            let polled = try consumer.pollBatch(maxMessages: max(1, settings.batchSize - waiting.count),
+                                                timeout: waiting.isEmpty ? .milliseconds(100) : .zero,
+                                                window: waiting.isEmpty ? settings.batchWait : .zero)
             if let lag = consumer.lag() { metrics.setLag(lag) }
-            guard !batch.isEmpty else { continue }
+            guard !polled.isEmpty || !waiting.isEmpty else { continue }
             let start = ContinuousClock.now
-            let served = process(batch, engine: engine)
-            let positions = TopicPartitionOffset.commitPositions(after: batch)
+            var served = Served()
+            waiting += admit(polled, engine: engine, estimator: estimator, into: &served)
+            let picked = BatchPlanner.next(waiting.map(\.planned), budget: budget, maxBatch: settings.batchSize) { indices in
+                estimator.seconds(indices.map { waiting[$0].cost })
+            }
+            let running = picked.map { waiting[$0] }
+            waiting = waiting.indices.filter { !picked.contains($0) }.map { index in
+                var item = waiting[index]
+                item.planned.deferrals += 1
+                return item
+            }
+            run(running, engine: engine, estimator: estimator, into: &served)
+            let positions = progress.commitPositions(handled: served.rejected + running.map(\.message),
+                                                     waiting: waiting.map(\.message))
             if settings.exactlyOnce {
                 guard try deliverInTransaction(served.outputs, positions: positions, producer: producer, consumer: consumer) else { break }
             } else {
@@ -164,6 +205,9 @@ public final class Worker: @unchecked Sendable {
             }
             let elapsed = ContinuousClock.now - start
             for status in served.statuses { metrics.request(status: status, duration: elapsed) }
+        }
+        if !waiting.isEmpty {
+            logger.info("stopping with requests not yet run: left uncommitted for the group", metadata: ["requests": "\(waiting.count)"])
         }
         logger.info("draining: leaving the group")
         consumer.close()
@@ -223,18 +267,33 @@ public final class Worker: @unchecked Sendable {
 
     // MARK: Processing
 
-    /// What one batch produced: the messages to send and a status per request.
+    /// What one round of the loop produced: the messages to send, a status per request, and the
+    /// requests rejected before compute.
     struct Served {
         var outputs: [OutgoingMessage] = []
         var statuses: [String] = []
+        var rejected: [KafkaMessage] = []
     }
 
-    /// Decodes, validates and runs a batch. Never throws: every input yields an Action.
-    func process(_ batch: [KafkaMessage], engine: ToolCallEngine) -> Served {
-        var served = Served()
+    /// A request admitted to run: decoded, validated, its cost known.
+    struct Waiting {
+        var message: KafkaMessage
+        var request: ToolCallRequest
+        var queueMs: Double
+        var consumedAt: Date
+        var cost: RequestCost
+        var planned: BatchPlanner.Item
+    }
+
+    /// Decodes and validates `batch` before any compute: each request either waits to run or is
+    /// rejected (an error Action and a dead letter) when it cannot be decoded, is invalid, names
+    /// unknown tools, is past its deadline, has a prompt over the limits, or would compute longer
+    /// than a batch may.
+    func admit(_ batch: [KafkaMessage], engine: ToolCallEngine, estimator: ComputeEstimator,
+               into served: inout Served) -> [Waiting] {
         let consumedAt = Date()
         let nowMs = Int64(consumedAt.timeIntervalSince1970 * 1000)
-        var runnable: [(message: KafkaMessage, request: ToolCallRequest, queueMs: Double)] = []
+        var admitted: [Waiting] = []
         for m in batch {
             let queueMs = m.timestampMs.map { max(0, Double(nowMs - $0)) } ?? 0
             metrics.queued(.milliseconds(queueMs))
@@ -253,30 +312,51 @@ public final class Worker: @unchecked Sendable {
             do {
                 let request = try ToolCallRequest(wire: wire, defaultMaxNewTokens: settings.defaultMaxNewTokens,
                                                   defaultMode: settings.defaultMode, maxNewTokensLimit: settings.maxNewTokensLimit)
-                try engine.validate(request)
-                runnable.append((m, request, queueMs))
+                let cost = try engine.validate(request, maxPromptTokens: settings.maxPromptTokens)
+                let seconds = estimator.seconds([cost])
+                guard seconds <= budget.perBatchSeconds else {
+                    reject(m, requestID: wire.requestID, status: .invalidRequest, code: "request.too_costly",
+                           message: "request \(wire.requestID): estimated \(String(format: "%.3f", seconds)) s of compute "
+                               + "(\(cost.promptTokens) prompt tokens, up to \(cost.maxNewTokens) new), over the "
+                               + "\(String(format: "%.3f", budget.perBatchSeconds)) s a batch may take between two polls",
+                           into: &served)
+                    continue
+                }
+                admitted.append(Waiting(message: m, request: request, queueMs: queueMs, consumedAt: consumedAt, cost: cost,
+                                        planned: BatchPlanner.Item(seconds: seconds)))
             } catch EngineError.unknownTools(let tools) {
                 reject(m, requestID: wire.requestID, status: .unknownTool, code: "tool.unknown",
                        message: "unknown tools: \(tools.joined(separator: ", "))", into: &served)
+            } catch let error as EngineError {
+                if case .promptTooLong = error {
+                    reject(m, requestID: wire.requestID, status: .invalidRequest, code: "prompt.too_long", message: "\(error)", into: &served)
+                } else {
+                    reject(m, requestID: wire.requestID, status: .invalidRequest, code: "request.invalid", message: "\(error)", into: &served)
+                }
             } catch {
                 reject(m, requestID: wire.requestID, status: .invalidRequest, code: "request.invalid", message: "\(error)", into: &served)
             }
         }
-        guard !runnable.isEmpty else { return served }
+        return admitted
+    }
 
+    /// Runs `batch` through the engine as one batch and answers each request; never throws (a
+    /// request that breaks the batch is isolated and answered with an error).
+    func run(_ batch: [Waiting], engine: ToolCallEngine, estimator: ComputeEstimator, into served: inout Served) {
+        guard !batch.isEmpty else { return }
         var results: [Result<ToolCallResponse, Error>]
         let runStart = Date()
         do {
-            results = try engine.run(runnable.map(\.request)).map { .success($0) }
+            results = try engine.run(batch.map(\.request)).map { .success($0) }
         } catch {
             // One request broke the batch: run each alone so the others are still answered.
             logger.warning("batch failed, isolating requests: \(error)")
-            results = runnable.map { item in Result { try engine.run([item.request])[0] } }
+            results = batch.map { item in Result { try engine.run([item.request])[0] } }
         }
         let runSeconds = Date().timeIntervalSince(runStart)
         var prompt = 0, generated = 0
         var parts: [String: Int] = [:]
-        for (item, result) in zip(runnable, results) {
+        for (item, result) in zip(batch, results) {
             switch result {
             case .success(let response):
                 prompt += response.promptTokens
@@ -287,14 +367,18 @@ public final class Worker: @unchecked Sendable {
                 parts["encoder", default: 0] += response.flops.encoder
                 parts["gate", default: 0] += response.flops.gate
                 answer(item.message, request: item.request, response: response, queueMs: item.queueMs,
-                       consumedAt: consumedAt, into: &served)
+                       consumedAt: item.consumedAt, into: &served)
             case .failure(let error):
                 reject(item.message, requestID: item.request.id, status: .internal, code: "engine.failed",
                        message: "\(error)", into: &served)
             }
         }
-        metrics.batch(size: runnable.count, promptTokens: prompt, generatedTokens: generated, seconds: runSeconds, flops: parts)
-        return served
+        if let first = try? results.first?.get(), results.count == batch.count {
+            let steps = results.compactMap { try? $0.get().generatedTokens }.max() ?? 0
+            estimator.record(batch.map(\.cost), prefillSeconds: first.gateSeconds + first.prefillSeconds,
+                             decodeSeconds: max(0, first.generateSeconds - first.prefillSeconds), steps: max(0, steps - 1))
+        }
+        metrics.batch(size: batch.count, promptTokens: prompt, generatedTokens: generated, seconds: runSeconds, flops: parts)
     }
 
     private func answer(_ m: KafkaMessage, request: ToolCallRequest, response: ToolCallResponse, queueMs: Double,
@@ -347,11 +431,38 @@ public final class Worker: @unchecked Sendable {
                 KafkaHeader(name: DeadLetterHeader.worker, string: settings.workerID),
             ]))
         served.statuses.append(Self.statusLabel(status))
+        served.rejected.append(m)
+    }
+
+    /// How far each partition's commit may go: past every handled request, but never past a
+    /// request still waiting to run (so a worker that stops or dies leaves it to the group).
+    struct CommitProgress {
+        private var handledUpTo: [TopicPartition: Int64] = [:]
+
+        /// Records `handled` and returns the positions to commit for the partitions they are in.
+        mutating func commitPositions(handled: [KafkaMessage], waiting: [KafkaMessage]) -> [TopicPartitionOffset] {
+            var touched = Set<TopicPartition>()
+            for m in handled {
+                let tp = TopicPartition(topic: m.topic, partition: m.partition)
+                handledUpTo[tp] = max(handledUpTo[tp] ?? Int64.min, m.offset + 1)
+                touched.insert(tp)
+            }
+            var firstWaiting: [TopicPartition: Int64] = [:]
+            for m in waiting {
+                let tp = TopicPartition(topic: m.topic, partition: m.partition)
+                firstWaiting[tp] = min(firstWaiting[tp] ?? Int64.max, m.offset)
+            }
+            return touched.compactMap { tp -> TopicPartitionOffset? in
+                guard let done = handledUpTo[tp] else { return nil }
+                return TopicPartitionOffset(topic: tp.topic, partition: tp.partition, offset: min(done, firstWaiting[tp] ?? done))
+            }
+            .sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
+        }
     }
 
     static func code(for error: Error) -> String {
         switch error as? WireError {
-        case .tooLarge: "wire.too_large"
+        case .tooLarge, .decodedTooLarge: "wire.too_large"
         case .malformed: "wire.malformed"
         case .invalidField: "wire.invalid_field"
         case nil: "wire.malformed"

@@ -10,6 +10,9 @@ public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The encoding is valid protobuf, but a field's value is not acceptable: `field` is a path
     /// such as `history[1].calls[0].name`.
     case invalidField(field: String, reason: String)
+    /// The input is within the size limit, but its decoded form would need more than `limit`
+    /// bytes of memory (e.g. many empty nested messages); it was not decoded.
+    case decodedTooLarge(limit: Int)
 
     public var description: String {
         switch self {
@@ -19,6 +22,8 @@ public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
             return "malformed \(type): \(reason)"
         case .invalidField(let field, let reason):
             return "invalid field \(field): \(reason)"
+        case .decodedTooLarge(let limit):
+            return "decoding the message would allocate more than the limit of \(limit) bytes"
         }
     }
 }
@@ -33,6 +38,12 @@ public struct WireLimits: Equatable, Sendable {
     /// The largest encoded message accepted, in bytes; larger inputs fail with
     /// `WireError.tooLarge` before parsing.
     public var maxMessageSize: Int
+
+    /// The most memory protobuf-c may allocate for the decoded form of one message: the message
+    /// limit plus 64 KiB for the structures of a small message (each nested message and string is
+    /// a block of its own). A message whose decoded form needs more fails with
+    /// `WireError.decodedTooLarge`; the Swift value built from the decoded form is of the same order.
+    public var decodeAllocationLimit: Int { maxMessageSize + (64 << 10) }
 
     /// Creates limits with the given maximum encoded size in bytes.
     public init(maxMessageSize: Int = WireLimits.defaultMaxMessageSize) {

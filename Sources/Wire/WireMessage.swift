@@ -37,6 +37,8 @@ extension WireMessage {
 // MARK: - Decoding
 
 /// Unpacks `bytes` with a generated `_unpack`, converts the C message with `convert` and frees it.
+/// protobuf-c allocates the C form through a `DecodeBudget` of `limits.decodeAllocationLimit`
+/// bytes: an input whose C form would need more is refused with `WireError.decodedTooLarge`.
 func decodeMessage<C, Value>(
     _ bytes: [UInt8], limits: WireLimits, type: String,
     unpack: (UnsafeMutablePointer<ProtobufCAllocator>?, Int, UnsafePointer<UInt8>?) -> UnsafeMutablePointer<C>?,
@@ -46,14 +48,65 @@ func decodeMessage<C, Value>(
     guard bytes.count <= limits.maxMessageSize else {
         throw WireError.tooLarge(size: bytes.count, limit: limits.maxMessageSize)
     }
-    let message = bytes.withUnsafeBufferPointer { buffer in
-        unpack(nil, buffer.count, buffer.baseAddress)
+    let budget = DecodeBudget(limit: limits.decodeAllocationLimit)
+    return try budget.withAllocator { allocator in
+        let message = bytes.withUnsafeBufferPointer { buffer in
+            unpack(allocator, buffer.count, buffer.baseAddress)
+        }
+        guard let message else {
+            if budget.exceeded { throw WireError.decodedTooLarge(limit: budget.limit) }
+            throw WireError.malformed(messageType: type, reason: WireScan.problem(in: bytes))
+        }
+        defer { free(message, allocator) }
+        return try convert(message.pointee)
     }
-    guard let message else {
-        throw WireError.malformed(messageType: type, reason: WireScan.problem(in: bytes))
+}
+
+/// The memory protobuf-c may allocate while unpacking one message: allocations are counted
+/// (each block carries its size in front) and refused once their total would pass `limit`, which
+/// makes protobuf-c fail the unpack cleanly.
+final class DecodeBudget {
+    let limit: Int
+    private(set) var used = 0
+    private(set) var exceeded = false
+    /// Bytes in front of each block: its size, keeping the block 16-byte aligned.
+    private static let header = 16
+
+    init(limit: Int) {
+        self.limit = limit
     }
-    defer { free(message, nil) }
-    return try convert(message.pointee)
+
+    /// Runs `body` with a protobuf-c allocator drawing on this budget.
+    func withAllocator<T>(_ body: (UnsafeMutablePointer<ProtobufCAllocator>) throws -> T) rethrows -> T {
+        var allocator = ProtobufCAllocator(
+            alloc: { data, size in
+                Unmanaged<DecodeBudget>.fromOpaque(data!).takeUnretainedValue().allocate(size)
+            },
+            free: { data, pointer in
+                Unmanaged<DecodeBudget>.fromOpaque(data!).takeUnretainedValue().release(pointer)
+            },
+            allocator_data: Unmanaged.passUnretained(self).toOpaque())
+        return try withExtendedLifetime(self) { try body(&allocator) }
+    }
+
+    private func allocate(_ size: Int) -> UnsafeMutableRawPointer? {
+        let (total, overflow) = size.addingReportingOverflow(Self.header)
+        guard !overflow, total <= limit - used else {
+            exceeded = true
+            return nil
+        }
+        guard let block = malloc(total) else { return nil }
+        used += total
+        block.storeBytes(of: total, as: Int.self)
+        return block + Self.header
+    }
+
+    private func release(_ pointer: UnsafeMutableRawPointer?) {
+        guard let pointer else { return }
+        let block = pointer - Self.header
+        used -= block.load(as: Int.self)
+        free(block)
+    }
 }
 
 /// A C string from protobuf-c as a Swift string; `nil` is the empty string.

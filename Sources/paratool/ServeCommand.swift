@@ -18,8 +18,10 @@ struct ServeCommand: ParsableCommand {
             produces an Action to <prefix>actions, FlopsTelemetry to <prefix>telemetry and the served request \
             as a Trajectory candidate to <prefix>trajectories. Offsets are committed only after those are \
             acknowledged (at-least-once), or inside a Kafka transaction with --exactly-once. Undecodable or \
-            invalid requests, unknown tools and requests past their deadline are answered with an error Action \
-            and their original bytes go to <prefix>dlq with the reason in headers. Adapter versions announced on \
+            invalid requests, unknown tools, requests past their deadline and requests over a limit (prompt \
+            tokens, message size, estimated compute) are answered with an error Action and their original bytes \
+            go to <prefix>dlq with the reason in headers, before any compute. Batches are formed so their \
+            estimated compute stays within a quarter of max.poll.interval.ms: short requests first, long ones alone. Adapter versions announced on \
             <prefix>adapters are verified against the store's sha256 and swapped without stopping; tools come \
             from --tools or the compacted <prefix>tools topic. SIGTERM or Ctrl-C: stop polling, finish the \
             batch, commit, leave the group, exit 0.
@@ -72,6 +74,15 @@ struct ServeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Generation budget when a request sets none (default 96).", valueName: "n"))
     var maxNewTokens: Int?
 
+    @Option(help: ArgumentHelp("Most prompt tokens of a request; longer ones are refused before any compute with the code prompt.too_long and go to the dlq (default: the model's context less one).", valueName: "n"))
+    var maxPromptTokens: Int?
+
+    @Option(help: ArgumentHelp("Largest request message accepted, in bytes; decoding one also allocates at most this much for protobuf-c (default 4194304).", valueName: "bytes"))
+    var maxMessageBytes: Int?
+
+    @Option(help: ArgumentHelp("Most estimated compute of one batch (default: a quarter of the consumer's max.poll.interval.ms, set with -X; 300000 unless set). Requests estimated over it alone are refused with request.too_costly; long ones run alone after the short ones.", valueName: "ms"))
+    var batchBudgetMs: Int?
+
     @Option(help: ArgumentHelp("Method when a request names none: \(SelectionMode.allCases.map(\.rawValue).joined(separator: ", ")) (default paratool).", valueName: "mode"))
     var mode: String?
 
@@ -97,6 +108,18 @@ struct ServeCommand: ParsableCommand {
         worker.exactlyOnce = try settings.bool("exactly-once", exactlyOnce)
         worker.transactionalID = settings.string("transactional-id", transactionalId)
         worker.defaultMaxNewTokens = try settings.int("max-new-tokens", maxNewTokens) ?? worker.defaultMaxNewTokens
+        if let n = try settings.int("max-prompt-tokens", maxPromptTokens) {
+            guard n >= 1 else { throw UsageError("--max-prompt-tokens must be at least 1") }
+            worker.maxPromptTokens = n
+        }
+        if let n = try settings.int("max-message-bytes", maxMessageBytes) {
+            guard n >= 1 else { throw UsageError("--max-message-bytes must be at least 1") }
+            worker.limits = WireLimits(maxMessageSize: n)
+        }
+        if let n = try settings.int("batch-budget-ms", batchBudgetMs) {
+            guard n >= 1 else { throw UsageError("--batch-budget-ms must be at least 1") }
+            worker.batchBudget = .milliseconds(n)
+        }
         if let m = settings.string("mode", mode) {
             guard let parsed = SelectionMode(rawValue: m) else { throw UsageError("--mode must be one of \(SelectionMode.allCases.map(\.rawValue).joined(separator: ", "))") }
             worker.defaultMode = parsed

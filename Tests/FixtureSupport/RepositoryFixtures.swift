@@ -19,6 +19,13 @@ public enum RepositoryFixtures {
     public static var gguf: URL { root.appendingPathComponent("gguf") }
     /// Berkeley Function-Calling Leaderboard questions and gold answers (`bfcl/`).
     public static var bfcl: URL { root.appendingPathComponent("bfcl") }
+    /// The inputs libFuzzer found that crashed a parser (`fuzz/<target>/<name>`), kept as
+    /// regression tests.
+    public static var fuzz: URL { root.appendingPathComponent("fuzz") }
+    /// The bytes of the fuzzer-found input `name` of `target` (e.g. `fuzz-json`); fails when absent.
+    public static func fuzzInput(_ target: String, _ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> [UInt8] {
+        [UInt8](try Data(contentsOf: require(fuzz.appendingPathComponent(target).appendingPathComponent(name), file: file, line: line)))
+    }
 
     /// The BFCL categories kept in `bfcl/`.
     public static let bfclCategories = ["simple_python", "multiple", "parallel", "parallel_multiple", "live_simple"]

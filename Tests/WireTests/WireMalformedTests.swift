@@ -99,6 +99,25 @@ final class WireMalformedTests: XCTestCase {
         decodeAll(big, limits: WireLimits(maxMessageSize: 0))
     }
 
+    /// Two bytes of input (an empty history step) are a C struct, a pointer and a block header
+    /// decoded: 100,000 of them fit the size limit but not the decode allocation limit.
+    func testDecodedFormIsLimitedToo() throws {
+        let request = try WireToolCallRequest(requestID: "r", query: "q").encode()
+        let limits = WireLimits(maxMessageSize: 256 << 10)
+        let dense = request + Array(repeating: [0x1A, 0x00], count: 100_000).flatMap { $0 }
+        XCTAssertLessThanOrEqual(dense.count, limits.maxMessageSize)
+        XCTAssertThrowsError(try WireToolCallRequest(bytes: dense, limits: limits)) { error in
+            XCTAssertEqual(error as? WireError, .decodedTooLarge(limit: limits.decodeAllocationLimit))
+        }
+        // A message as large as the limit whose bytes are one string decodes.
+        let query = String(repeating: "q", count: limits.maxMessageSize - 64)
+        let large = try WireToolCallRequest(requestID: "r", query: query).encode()
+        XCTAssertEqual(try WireToolCallRequest(bytes: large, limits: limits).query, query)
+        // So do a few thousand steps, well within the allocation limit.
+        let steps = request + Array(repeating: [0x1A, 0x00], count: 2_000).flatMap { $0 }
+        XCTAssertEqual(try WireToolCallRequest(bytes: steps, limits: limits).history.count, 2_000)
+    }
+
     func testInvalidFields() {
         XCTAssertThrowsError(try WireToolCall(bytes: [0x0A, 0x02, 0xC3, 0x28])) { error in
             XCTAssertEqual(error as? WireError, .invalidField(field: "name", reason: "not valid UTF-8"))

@@ -57,18 +57,36 @@ public final class SafetensorsFile: Sendable {
                   let offs = (e["data_offsets"] as? [NSNumber])?.map(\.intValue), offs.count == 2 else {
                 throw bad("malformed header entry for '\(name)'")
             }
-            let start = dataStart + offs[0], end = dataStart + offs[1]
-            guard offs[0] >= 0, offs[0] <= offs[1], end <= file.count else {
+            // Offsets are checked against the data's length before any arithmetic, so a hostile
+            // header cannot overflow them; shapes are non-negative and their byte size must not
+            // overflow either.
+            guard offs[0] >= 0, offs[0] <= offs[1], offs[1] <= file.count - dataStart else {
                 throw bad("tensor '\(name)' data range \(offs) runs past the end of the file")
             }
-            let elements = shape.reduce(1, *)
-            if let size = Self.elementSize(dtype), elements * size != end - start {
-                throw bad("tensor '\(name)' holds \(end - start) bytes, but shape \(shape) of \(dtype) needs \(elements * size)")
+            let start = dataStart + offs[0], end = dataStart + offs[1]
+            guard shape.allSatisfy({ $0 >= 0 }) else { throw bad("tensor '\(name)' has a negative dimension in \(shape)") }
+            guard let elements = Self.product(shape) else { throw bad("tensor '\(name)': shape \(shape) has too many elements") }
+            if let size = Self.elementSize(dtype) {
+                let (bytes, overflow) = elements.multipliedReportingOverflow(by: size)
+                guard !overflow, bytes == end - start else {
+                    throw bad("tensor '\(name)' holds \(end - start) bytes, but shape \(shape) of \(dtype) needs \(overflow ? "more" : "\(bytes)")")
+                }
             }
             entries[name] = Entry(dtype: dtype, shape: shape, start: start, end: end)
         }
         self.entries = entries
         self.metadata = metadata
+    }
+
+    /// The product of `dims`, nil when it overflows.
+    static func product(_ dims: [Int]) -> Int? {
+        var result = 1
+        for d in dims {
+            let (next, overflow) = result.multipliedReportingOverflow(by: d)
+            if overflow { return nil }
+            result = next
+        }
+        return result
     }
 
     static func elementSize(_ dtype: String) -> Int? {

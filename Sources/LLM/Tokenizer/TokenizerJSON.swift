@@ -40,6 +40,11 @@ extension Tokenizer {
             added.append((content, id))
         }
         let size = ((entries + added).map(\.1).max() ?? -1) + 1
+        // The id table is as long as the largest id: a hostile id (2^62) must not size it.
+        guard size <= entries.count + added.count + Self.maxIdGap else {
+            throw TokenizerError("tokenizer.json: token id \(size - 1) is beyond the \(entries.count + added.count) tokens "
+                                 + "(ids may leave gaps of at most \(Self.maxIdGap))")
+        }
         var tokens = [String?](repeating: nil, count: size)
         for (token, id) in entries + added { tokens[id] = token }
 
@@ -76,6 +81,9 @@ extension Tokenizer {
             chatTemplate: template)
         self.init(core: core)
     }
+
+    /// How many unused ids a vocabulary may have in all (real ones have none, or a few).
+    static let maxIdGap = 1024
 
     private static func readJSON(_ url: URL, required: Bool) throws -> [String: Any]? {
         guard FileManager.default.fileExists(atPath: url.path) else {

@@ -70,6 +70,9 @@ extension ToolAdapter {
     ///   - name: the adapter's name; defaults to the folder's name.
     ///   - config: when given, the layer count and A/B shapes are checked against the model's
     ///     hidden and intermediate sizes; otherwise shapes are checked for mutual consistency.
+    /// The most layers an adapter may have (no published decoder comes near).
+    public static let maxPEFTLayers = 4096
+
     public static func load(peftDirectory: URL, name: String? = nil, config: ModelConfig? = nil) throws -> ToolAdapter {
         let configURL = peftDirectory.appendingPathComponent(peftConfigFileName)
         let weightsURL = peftDirectory.appendingPathComponent(peftWeightsFileName)
@@ -97,6 +100,12 @@ extension ToolAdapter {
 
         let maxPresent = present.keys.max() ?? -1
         let layerCount = config?.layerCount ?? (max(maxPresent, peft.layersToTransform?.max() ?? -1) + 1)
+        // Without the model's config the layer count comes from the files, so a hostile index
+        // (`layers.99999999999.` in a name, or in layers_to_transform) must not size the arrays.
+        guard layerCount <= maxPEFTLayers else {
+            throw PEFTAdapterError.invalidConfig(
+                path: configURL.path, reason: "layer \(layerCount - 1) is beyond the \(maxPEFTLayers) layers an adapter may have")
+        }
 
         // Which modules the config targets, and the file must hold exactly those.
         var targeted = [[FFNProjection]](repeating: [], count: layerCount)

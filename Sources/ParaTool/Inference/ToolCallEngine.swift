@@ -91,6 +91,27 @@ public struct ToolCallResponse: Sendable {
     public var prefillSeconds: Double = 0
 }
 
+/// What one request will cost, known from `ToolCallEngine.validate` before any compute.
+public struct RequestCost: Sendable, Equatable {
+    /// Tokens of the rendered prompt (prefill).
+    public var promptTokens: Int
+    /// Most tokens the request may generate: its budget.
+    public var maxNewTokens: Int
+    /// Tokens the gate's encoder reads first (0 when the mode needs no encoding).
+    public var encoderTokens: Int
+    /// Candidate tools, each an adapter that may be fused in.
+    public var candidates: Int
+
+    /// A cost of `promptTokens` prompt tokens, up to `maxNewTokens` new ones, `encoderTokens` read
+    /// by the gate's encoder, and `candidates` tools.
+    public init(promptTokens: Int, maxNewTokens: Int, encoderTokens: Int, candidates: Int) {
+        self.promptTokens = promptTokens
+        self.maxNewTokens = maxNewTokens
+        self.encoderTokens = encoderTokens
+        self.candidates = candidates
+    }
+}
+
 /// Errors the engine reports for bad requests.
 public enum EngineError: Error, CustomStringConvertible {
     case unknownTools([String])
@@ -98,6 +119,9 @@ public enum EngineError: Error, CustomStringConvertible {
     case noGate
     case oracleWithoutGold(String)
     case invalidRequest(String)
+    /// The rendered prompt has `tokens` tokens, over `limit`: the model's context (less one
+    /// token to generate) or the configured most prompt tokens, as `reason` says.
+    case promptTooLong(id: String, tokens: Int, limit: Int, reason: String)
 
     public var description: String {
         switch self {
@@ -106,6 +130,8 @@ public enum EngineError: Error, CustomStringConvertible {
         case .noGate: return "this mode needs a gate, and the engine has none"
         case .oracleWithoutGold(let id): return "request \(id): oracle mode needs the gold tool among the candidates"
         case .invalidRequest(let m): return m
+        case .promptTooLong(let id, let tokens, let limit, let reason):
+            return "request \(id): the prompt has \(tokens) tokens, over the limit of \(limit) (\(reason))"
         }
     }
 }
@@ -216,9 +242,16 @@ public final class ToolCallEngine {
         for t in tools { gate.setTool(t.name, vector: encoder.encode("\(t.name): \(t.description)").vector) }
     }
 
+    /// The longest context the model takes: its `max_position_embeddings`.
+    public var contextLength: Int { model.model.config.maxPositionEmbeddings }
+
     /// Checks `request` alone without running anything: throws what `run` would throw for it
-    /// (bad token budget, no or unknown candidates, a mode the engine cannot serve).
-    public func validate(_ request: ToolCallRequest) throws {
+    /// (bad token budget, no or unknown candidates, a mode the engine cannot serve), and
+    /// `promptTooLong` when its rendered prompt leaves no room in the model's context to generate
+    /// a token, or has more than `maxPromptTokens` tokens. Costs one prompt rendering and
+    /// tokenization; returns what the request will cost to run.
+    @discardableResult
+    public func validate(_ request: ToolCallRequest, maxPromptTokens: Int? = nil) throws -> RequestCost {
         guard request.maxNewTokens >= 1 else {
             throw EngineError.invalidRequest("request \(request.id): max_new_tokens must be at least 1")
         }
@@ -226,15 +259,44 @@ public final class ToolCallEngine {
         guard !candidates.isEmpty else { throw EngineError.noCandidates(request.id) }
         let unknown = candidates.filter { !catalogue.contains($0) }
         guard unknown.isEmpty else { throw EngineError.unknownTools(unknown) }
+        let encodes: Bool
         switch request.mode {
         case .paratool, .top1, .embsim:
             if gate == nil { throw EngineError.noGate }
+            encodes = true
         case .oracle:
             let gold = request.oracleTools
             guard !gold.isEmpty, gold.allSatisfy(candidates.contains) else { throw EngineError.oracleWithoutGold(request.id) }
+            encodes = false
         case .average, .contextDocs:
-            break
+            encodes = false
         }
+        let promptTokens = try prompt(for: request, candidates: candidates).count
+        if promptTokens > contextLength - 1 {
+            throw EngineError.promptTooLong(id: request.id, tokens: promptTokens, limit: contextLength - 1,
+                                            reason: "the model's context of \(contextLength) tokens, less one to generate")
+        }
+        if let maxPromptTokens, promptTokens > maxPromptTokens {
+            throw EngineError.promptTooLong(id: request.id, tokens: promptTokens, limit: maxPromptTokens,
+                                            reason: "the configured most prompt tokens")
+        }
+        // The encoder reads the prompt's user message, a part of the prompt.
+        return RequestCost(promptTokens: promptTokens, maxNewTokens: request.maxNewTokens,
+                           encoderTokens: encodes ? promptTokens : 0, candidates: candidates.count)
+    }
+
+    /// The prompt's tokens for `request` over `candidates`, in its mode's format.
+    private func prompt(for r: ToolCallRequest, candidates: [String]) throws -> [Int] {
+        let request = PromptRequest(query: r.query, history: r.history)
+        let format: PromptFormat
+        if r.mode != .contextDocs {
+            format = .documentFree(candidates: candidates)
+        } else {
+            let specs = try catalogue.specs(named: candidates)
+            format = r.examples.isEmpty ? .contextDocs(candidates: specs)
+                : .contextDocsExamples(candidates: specs, examples: r.examples, k: r.examplesPerTool)
+        }
+        return model.tokenizer.encode(try formatter.render(format, request: request))
     }
 
     /// The adapter mixture the engine would use for `request`, with the weights and versions.
@@ -279,10 +341,7 @@ public final class ToolCallEngine {
             let specs = try catalogue.specs(named: candidates)
             let components = selected.components
             let request = PromptRequest(query: r.query, history: r.history)
-            let format: PromptFormat = r.mode != .contextDocs ? .documentFree(candidates: candidates)
-                : r.examples.isEmpty ? .contextDocs(candidates: specs)
-                : .contextDocsExamples(candidates: specs, examples: r.examples, k: r.examplesPerTool)
-            prompts.append(model.tokenizer.encode(try formatter.render(format, request: request)))
+            prompts.append(try prompt(for: r, candidates: candidates))
             docsPromptTokens.append(model.tokenizer.encode(try formatter.render(.contextDocs(candidates: specs), request: request)).count)
             mixtures.append(Mixture(components))
             if constrained {

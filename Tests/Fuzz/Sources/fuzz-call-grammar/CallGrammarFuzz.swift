@@ -1,0 +1,48 @@
+// fuzz-call-grammar: the constrained decoder's schema compiler and recognizer. One input holds a
+// tool catalogue (any form ToolCatalogue reads) and, after FuzzParts.separator, the bytes of a
+// model answer. `CallGrammar(tools:)` must compile any schemas; a CallRecognizer then reads the
+// answer byte by byte, and an answer it accepts as complete must parse as calls of those tools.
+import FuzzSupport
+@testable import ParaTool
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzCallGrammar(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    let parts = FuzzParts.split(bytes, count: 2)
+    guard let catalogue = try? ToolCatalogue.parse(String(decoding: parts[0], as: UTF8.self)) else { return 0 }
+    let maxCalls = parts[0].first.map { Int($0 % 4) }
+    let grammar = CallGrammar(tools: catalogue.tools, maxCalls: maxCalls == 0 ? nil : maxCalls)
+    guard parts.count > 1 else { return 0 }
+    let answer = parts[1]
+    let recognizer = CallRecognizer(grammar: grammar)
+    var state = recognizer.initialState()
+    var read = 0
+    for byte in answer {
+        guard recognizer.step(&state, byte) else { break }
+        read += 1
+    }
+    guard read == answer.count, recognizer.isComplete(state) else { return 0 }
+    let text = String(decoding: answer, as: UTF8.self)
+    // Known, left as it is (Tests/Fixtures/fuzz/README.md): the grammar lets a string hold the
+    // text of a tag, where the parser, which splits blocks at the tags, ends the block.
+    let calls = Int(recognizer.arena[Int(state.top)].seen)
+    let tags = text.components(separatedBy: "<tool_call>").count + text.components(separatedBy: "</tool_call>").count - 2
+    guard tags == 2 * calls else { return 0 }
+    let parsed = ActionParser.parse(text, catalogue: catalogue)
+    guard case .calls(let calls) = parsed.action, !calls.isEmpty else {
+        fatalError("the recognizer accepted an answer that parses as \(parsed.action): \(text.prefix(300))")
+    }
+    for call in calls where !grammar.tools.contains(call.name) {
+        fatalError("the recognizer accepted a call of \(call.name), which is not among the tools")
+    }
+    if calls.count > grammar.maxCalls {
+        fatalError("the recognizer accepted \(calls.count) calls, more than max_calls \(grammar.maxCalls)")
+    }
+    return 0
+}
+
+/// The entry point SwiftPM links for this executable: libFuzzer's driver over `fuzzCallGrammar`.
+@_cdecl("fuzz_call_grammar_main")
+public func fuzzCallGrammarMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    FuzzDriver.run(argc, argv, fuzzCallGrammar)
+}
