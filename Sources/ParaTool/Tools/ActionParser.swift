@@ -111,8 +111,10 @@ public enum ActionParser {
             }
             outside.append(text[cursor..<start.lowerBound])
             blockNumber += 1
-            let after = text.range(of: open, range: start.upperBound..<text.endIndex)
-            let end = text.range(of: close, range: start.upperBound..<text.endIndex)
+            // A block's tags are found outside its JSON strings, so a string value that holds tag
+            // text (the call grammar allows any text in a string) does not split the block; when
+            // the block's strings never close, the plain search of malformed text applies.
+            let (after, end) = tagsAfterBlockStart(in: text, from: start.upperBound, open: open, close: close)
             if let end, after.map({ end.lowerBound < $0.lowerBound }) ?? true {
                 if let call = parseBlock(text[start.upperBound..<end.lowerBound], block: blockNumber, catalogue: catalogue, into: &diagnostics) {
                     calls.append(call)
@@ -141,6 +143,38 @@ public enum ActionParser {
                 message: "text outside \(open) blocks was ignored: \"\(shown)\""))
         }
         return ActionParseResult(action: .calls(calls), diagnostics: diagnostics)
+    }
+
+    /// The next `open` and `close` tags after a block's start, searched outside JSON strings; the
+    /// plain text search when no `close` is found that way (a block whose quotes do not pair).
+    private static func tagsAfterBlockStart(
+        in text: String, from: String.Index, open: String, close: String
+    ) -> (open: Range<String.Index>?, close: Range<String.Index>?) {
+        let openBytes = Array(open.utf8), closeBytes = Array(close.utf8)
+        let utf8 = text.utf8
+        var index = from
+        var inString = false, escaped = false
+        var nextOpen: Range<String.Index>?
+        func starts(_ tag: [UInt8], at i: String.Index) -> Bool {
+            utf8[i...].starts(with: tag)
+        }
+        while index < utf8.endIndex {
+            let byte = utf8[index]
+            if inString {
+                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+            } else if byte == UInt8(ascii: "\"") {
+                inString = true
+            } else if byte == UInt8(ascii: "<") {
+                if nextOpen == nil, starts(openBytes, at: index) {
+                    nextOpen = index..<utf8.index(index, offsetBy: openBytes.count)
+                }
+                if starts(closeBytes, at: index) {
+                    return (nextOpen, index..<utf8.index(index, offsetBy: closeBytes.count))
+                }
+            }
+            index = utf8.index(after: index)
+        }
+        return (text.range(of: open, range: from..<text.endIndex), text.range(of: close, range: from..<text.endIndex))
     }
 
     private static func parseBlock(

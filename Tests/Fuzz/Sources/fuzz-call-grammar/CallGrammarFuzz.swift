@@ -23,14 +23,10 @@ public func fuzzCallGrammar(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt 
     }
     guard read == answer.count, recognizer.isComplete(state) else { return 0 }
     let text = String(decoding: answer, as: UTF8.self)
-    // Known, left as it is (Tests/Fixtures/fuzz/README.md): the grammar lets a string hold the
-    // text of a tag, where the parser, which splits blocks at the tags, ends the block.
-    let calls = Int(recognizer.arena[Int(state.top)].seen)
-    let tags = text.components(separatedBy: "<tool_call>").count + text.components(separatedBy: "</tool_call>").count - 2
-    guard tags == 2 * calls else { return 0 }
+    let seen = Int(recognizer.arena[Int(state.top)].seen)
     let parsed = ActionParser.parse(text, catalogue: catalogue)
-    guard case .calls(let calls) = parsed.action, !calls.isEmpty else {
-        fatalError("the recognizer accepted an answer that parses as \(parsed.action): \(text.prefix(300))")
+    guard case .calls(let calls) = parsed.action, calls.count == seen, parsed.isValid else {
+        fatalError("the recognizer accepted \(seen) calls in an answer that parses as \(parsed.action), \(parsed.errors): \(text.prefix(300))")
     }
     for call in calls where !grammar.tools.contains(call.name) {
         fatalError("the recognizer accepted a call of \(call.name), which is not among the tools")
