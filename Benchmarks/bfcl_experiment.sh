@@ -12,11 +12,11 @@
 #   N [30]              questions per category (the first N of each file)
 #   CATEGORIES ["multiple parallel parallel_multiple"]
 #   PER_TOOL [16]       synthesized atomic examples per tool (plus parallel requests and episodes)
-#   GLOBAL_STEPS [800]  steps of the Global Parameterization adapter, which is also every tool's
+#   GLOBAL_STEPS [500]  steps of the Global Parameterization adapter, which is also every tool's
 #                       starting point when INIT=global
 #   INIT [global]       stage 1 starts from the global adapter (global) or the shared random one (random)
-#   STEPS [12]          stage-1 steps per tool      TOOLS_PER_STEP [4]  tools trained together per step
-#   BATCH [4]           sequences per step          JOINT_STEPS [60]    GATE_STEPS [300]
+#   STEPS [8]           stage-1 steps per tool      TOOLS_PER_STEP [4]  tools trained together per step
+#   BATCH [1]           sequences per step          JOINT_STEPS [40]    GATE_STEPS [300]
 #   LR [1e-3]  WARMUP [8]  MAX_NEW_TOKENS [256]  MODES [all, plus paratool and context-docs unconstrained]
 #   NAME_PRIOR [0]      eval --name-prior           MODEL [the default SmolLM2 GGUF]
 #   WORK [Benchmarks/work/bfcl-N<N>]  RESULTS [Benchmarks/results]  BFCL [Tests/Fixtures/bfcl]
@@ -29,12 +29,12 @@ cd "$(dirname "$0")/.."
 N=${N:-30}
 read -r -a CATEGORIES <<< "${CATEGORIES:-multiple parallel parallel_multiple}"
 PER_TOOL=${PER_TOOL:-16}
-GLOBAL_STEPS=${GLOBAL_STEPS:-800}
+GLOBAL_STEPS=${GLOBAL_STEPS:-500}
 INIT=${INIT:-global}
-STEPS=${STEPS:-12}
+STEPS=${STEPS:-8}
 TOOLS_PER_STEP=${TOOLS_PER_STEP:-4}
-BATCH=${BATCH:-4}
-JOINT_STEPS=${JOINT_STEPS:-60}
+BATCH=${BATCH:-1}
+JOINT_STEPS=${JOINT_STEPS:-40}
 GATE_STEPS=${GATE_STEPS:-300}
 LR=${LR:-1e-3}
 WARMUP=${WARMUP:-8}
