@@ -37,4 +37,11 @@ final class FuzzRegressionTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("token id 4611686018427387904 is beyond the 1 tokens"), "\(error)")
         }
     }
+
+    func testTokenizerIdAtIntMaxIsRefusedWithoutOverflow() throws {
+        let folder = try fixture("fuzz-tokenizer", "id-at-int-max")
+        XCTAssertThrowsError(try Tokenizer(directory: folder)) { error in
+            XCTAssertTrue("\(error)".contains("token id 9223372036854775807 is beyond the"), "\(error)")
+        }
+    }
 }

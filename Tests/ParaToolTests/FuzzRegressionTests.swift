@@ -37,4 +37,40 @@ final class FuzzRegressionTests: XCTestCase {
         XCTAssertEqual(calls.first?.name, "calculate_triangle_area")
         XCTAssertEqual(calls.first?.arguments["h<tool_call>eight"], .int(5), "the tag's text stays the key it was written as")
     }
+
+    /// The grammar let a string hold a lone high surrogate (`\ud83d` then `]`), which every JSON
+    /// parser refuses, so a constrained answer failed to parse: it now allows one only before
+    /// `\u` and a low surrogate, and no low surrogate on its own.
+    func testAStringsEscapesKeepSurrogatesPaired() throws {
+        let input = try RepositoryFixtures.fuzzInput("fuzz-call-grammar", "lone-high-surrogate")
+        let separator = Array("\n--next-file--\n".utf8)
+        let at = try XCTUnwrap((0...(input.count - separator.count)).first { input[$0..<($0 + separator.count)].elementsEqual(separator) })
+        let catalogue = try ToolCatalogue.parse(String(decoding: input[..<at], as: UTF8.self))
+        let recognizer = CallRecognizer(grammar: CallGrammar(tools: catalogue.tools))
+        func accepts(_ text: String) -> Bool {
+            var state = recognizer.initialState()
+            return text.utf8.allSatisfy { recognizer.step(&state, $0) } && recognizer.isComplete(state)
+        }
+        let answer = String(decoding: input[(at + separator.count)...], as: UTF8.self)
+        XCTAssertTrue(answer.contains("\\ud83d]"))
+        XCTAssertFalse(accepts(answer), "a lone high surrogate")
+        let weather = try ToolCatalogue.parse(#"[{"name": "get_weather", "description": "Weather.", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]"#)
+        let plain = CallRecognizer(grammar: CallGrammar(tools: weather.tools))
+        func acceptsPlain(_ text: String) -> Bool {
+            var state = plain.initialState()
+            return text.utf8.allSatisfy { plain.step(&state, $0) } && plain.isComplete(state)
+        }
+        func call(city: String) -> String { #"<tool_call>{"name": "get_weather", "arguments": {"city": "\#(city)"}}</tool_call>"# }
+        for (city, valid) in [(#"Oslo\ud83d\ude00"#, true), (#"Oslo\uD83D\uDE00!"#, true), (#"\u00e9t\u00C9"#, true),
+                              (#"Oslo\ud83d"#, false), (#"Oslo\ud83d\u0041"#, false), (#"Oslo\ude00"#, false),
+                              (#"Oslo\ud83dx"#, false), (#"\uDBFF\uDFFF"#, true), (#"\uDC00"#, false)] {
+            XCTAssertEqual(acceptsPlain(call(city: city)), valid, city)
+            if valid {
+                let parsed = ActionParser.parse(call(city: city), catalogue: weather)
+                XCTAssertTrue(parsed.isValid, "\(city): \(parsed.errors)")
+            } else {
+                XCTAssertThrowsError(try JSONValue.parse(#""\#(city)""#), "the JSON parser refuses \(city) too")
+            }
+        }
+    }
 }

@@ -39,12 +39,14 @@ extension Tokenizer {
             }
             added.append((content, id))
         }
-        let size = ((entries + added).map(\.1).max() ?? -1) + 1
-        // The id table is as long as the largest id: a hostile id (2^62) must not size it.
-        guard size <= entries.count + added.count + Self.maxIdGap else {
-            throw TokenizerError("tokenizer.json: token id \(size - 1) is beyond the \(entries.count + added.count) tokens "
+        let largest = (entries + added).map(\.1).max() ?? -1
+        // The id table is as long as the largest id: a hostile id (2^62, or Int.max, where the
+        // table's size would overflow) must not size it.
+        guard largest < entries.count + added.count + Self.maxIdGap else {
+            throw TokenizerError("tokenizer.json: token id \(largest) is beyond the \(entries.count + added.count) tokens "
                                  + "(ids may leave gaps of at most \(Self.maxIdGap))")
         }
+        let size = largest + 1
         var tokens = [String?](repeating: nil, count: size)
         for (token, id) in entries + added { tokens[id] = token }
 

@@ -12,8 +12,10 @@ struct CallParseState: Sendable, Equatable {
         case idle
         /// Inside a literal; the node of the literal table reached so far.
         case literal(Int32)
-        /// Inside a string after its opening quote: 0 plain, 1 after a backslash, 2…5 inside
-        /// `\uXXXX` with 6 − n hex digits to go.
+        /// Inside a string after its opening quote: 0 plain, 1 after a backslash, 2…12 inside a
+        /// `\uXXXX` escape (see `StringEscape`), which tracks surrogates so that a high one is
+        /// always followed by `\u` and a low one and a low one never stands alone, as JSON
+        /// parsers require.
         case string(UInt8)
         /// Inside a number: the state of the number automaton, the bytes read, integers only.
         case number(state: UInt8, length: UInt8, integer: Bool)
@@ -179,20 +181,64 @@ final class CallRecognizer {
                 s.lexer = .string(0)
                 return true
             case UInt8(ascii: "u"):
-                s.lexer = .string(2)
+                s.lexer = .string(StringEscape.first)
                 return true
             default:
                 return false
             }
         default:
-            guard Self.isHex(b) else { return false }
-            s.lexer = .string(e == 5 ? 0 : e + 1)
+            guard let next = StringEscape.next(e, b) else { return false }
+            s.lexer = .string(next)
             return true
         }
     }
 
-    private static func isHex(_ b: UInt8) -> Bool {
-        (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66)
+    /// The states of a `\uXXXX` escape inside a string (after the backslash state 1), as values
+    /// of `Lexer.string`. A code unit D800–DBFF (high surrogate) must be followed by `\u` and a
+    /// DC00–DFFF one (low surrogate); a low one on its own is refused.
+    enum StringEscape {
+        /// The first hex digit; D leads to `afterD`.
+        static let first: UInt8 = 2
+        /// The second digit after a first D: 0–7 an ordinary unit, 8–B a high surrogate, C–F a
+        /// lone low one (refused).
+        static let afterD: UInt8 = 3
+        /// An ordinary unit with three, two or one digits to go.
+        static let three: UInt8 = 4, two: UInt8 = 5, one: UInt8 = 6
+        /// A high surrogate with two or one digits to go.
+        static let highTwo: UInt8 = 7, highOne: UInt8 = 8
+        /// After a high surrogate: the backslash, the `u`, the D and the C–F of its low one.
+        static let lowBackslash: UInt8 = 9, lowU: UInt8 = 10, lowD: UInt8 = 11, lowSecond: UInt8 = 12
+
+        /// The state after byte `b` in state `e` (2…12), or nil when `b` leaves the grammar.
+        static func next(_ e: UInt8, _ b: UInt8) -> UInt8? {
+            switch e {
+            case lowBackslash: return b == UInt8(ascii: "\\") ? lowU : nil
+            case lowU: return b == UInt8(ascii: "u") ? lowD : nil
+            case lowD: return b == UInt8(ascii: "d") || b == UInt8(ascii: "D") ? lowSecond : nil
+            default: break
+            }
+            guard let v = hexValue(b) else { return nil }
+            switch e {
+            case first: return v == 0xD ? afterD : three
+            case afterD: return v < 0x8 ? two : v < 0xC ? highTwo : nil
+            case three: return two
+            case two: return one
+            case one: return 0
+            case highTwo: return highOne
+            case highOne: return lowBackslash
+            case lowSecond: return v >= 0xC ? two : nil
+            default: return nil
+            }
+        }
+
+        private static func hexValue(_ b: UInt8) -> UInt8? {
+            switch b {
+            case 0x30...0x39: return b - 0x30
+            case 0x41...0x46: return b - 0x41 + 10
+            case 0x61...0x66: return b - 0x61 + 10
+            default: return nil
+            }
+        }
     }
 
     private static func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
