@@ -100,7 +100,9 @@ public final class LoRABackward {
     }
 
     /// Column blocks of a width-`n` dimension, about `width` wide.
-    static func columnBlocks(_ n: Int, width: Int) -> [Range<Int>] { split(n, into: max(1, (n + width - 1) / width), align: 16) }
+    static func columnBlocks(_ n: Int, width: Int, align: Int = 16) -> [Range<Int>] {
+        split(n, into: max(1, (n + width - 1) / width), align: align)
+    }
 
     /// Runs `body` on every row block (each within one sequence), blocks taken by free threads.
     private func onRowBlocks(_ body: (Range<Int>) -> Void) {
@@ -136,7 +138,7 @@ public final class LoRABackward {
         for (i, seq) in sequences.enumerated() {
             for (j, t) in seq.ids.enumerated() {
                 precondition(t >= 0 && t < c.vocabSize, "token id \(t) outside the vocabulary (\(c.vocabSize))")
-                Kernels.copyRow(model.embedding.view, t, into: first, row: sequenceRows[i].lowerBound + j)
+                model.embedding.copyRow(t, into: first, row: sequenceRows[i].lowerBound + j)
             }
         }
         let normed = view(a.normed, s, h), att = view(a.attention, s, c.qDim), act = view(a.act, s, f)
@@ -204,11 +206,12 @@ public final class LoRABackward {
         TrainingKernels.rmsNorm(xs, weight: model.finalNorm, eps: c.rmsNormEps, into: xn, inverse: column(finalInverse, 0..<n))
         // Per sequence and block of vocabulary (then of hidden columns), so the products' shapes
         // are the sequence's own.
-        let lm = model.lmHead.view
-        let vocabBlocks = Self.columnBlocks(vocab, width: 4096), hiddenBlocks = Self.columnBlocks(h, width: 320)
+        let lm = model.lmHead
+        let vocabBlocks = Self.columnBlocks(vocab, width: 4096)
+        let hiddenBlocks = Self.columnBlocks(h, width: 320, align: max(16, lm.columnAlignment))
         onItems(spans.flatMap { span in vocabBlocks.map { (span, $0) } }) { span, cols in
-            BLAS.gemmABt(xn.rows(span.lowerBound, span.count), lm.rows(cols.lowerBound, cols.count),
-                         into: z.rows(span.lowerBound, span.count).columns(cols.lowerBound, cols.count))
+            lm.rows(cols).multiply(xn.rows(span.lowerBound, span.count),
+                                   into: z.rows(span.lowerBound, span.count).columns(cols.lowerBound, cols.count))
         }
         let rowLosses = self.rowLosses
         onItems(Array(0..<n)) { r in
@@ -216,8 +219,8 @@ public final class LoRABackward {
         }
         let dxn = view(finalNormed, n, h), dxs = view(finalGradient, n, h)
         onItems(spans.flatMap { span in hiddenBlocks.map { (span, $0) } }) { span, cols in
-            BLAS.gemmAB(z.rows(span.lowerBound, span.count), lm.columns(cols.lowerBound, cols.count),
-                        into: dxn.rows(span.lowerBound, span.count).columns(cols.lowerBound, cols.count))
+            lm.columns(cols).multiplyUntransposed(z.rows(span.lowerBound, span.count),
+                                                  into: dxn.rows(span.lowerBound, span.count).columns(cols.lowerBound, cols.count))
         }
         TrainingKernels.rmsNormBackward(x: xs, inverse: column(finalInverse, 0..<n), weight: model.finalNorm, dy: dxn,
                                         residual: nil, into: dxs)
@@ -257,13 +260,13 @@ public final class LoRABackward {
                 let dg = dGate.rows(r.lowerBound, r.count), du = dUp.rows(r.lowerBound, r.count), dn = dNormed.rows(r.lowerBound, r.count)
                 let m = middle.rows(r.lowerBound, r.count)
                 // x = middle + act·Wdᵀ + branches, act = silu(gate)·up (recomputed for the branches' dA).
-                BLAS.gemmAB(d, layer.downProj.weight.view, into: dg)
+                layer.downProj.weight.multiplyUntransposed(d, into: dg)
                 branches.inputGradient(.down, layer: l, adapters: adapters, dOut: dx, dInput: dGate, dLow: a.dLow, part: r)
                 TrainingKernels.siluMulBackward(gate: g, up: u, dOut: dg, act: act.rows(r.lowerBound, r.count), dGate: dg, dUp: du)
                 // gate, up = rms(middle)·Wᵀ + branches.
                 if below {
-                    BLAS.gemmAB(dg, layer.gateProj.weight.view, into: dn)
-                    BLAS.gemmAB(du, layer.upProj.weight.view, into: dn, beta: 1)
+                    layer.gateProj.weight.multiplyUntransposed(dg, into: dn)
+                    layer.upProj.weight.multiplyUntransposed(du, into: dn, beta: 1)
                 }
                 branches.inputGradient(.gate, layer: l, adapters: adapters, dOut: dGate, dInput: below ? dNormed : nil, dLow: a.dLow, part: r)
                 branches.inputGradient(.up, layer: l, adapters: adapters, dOut: dUp, dInput: below ? dNormed : nil, dLow: a.dLow, part: r)
@@ -274,7 +277,7 @@ public final class LoRABackward {
                 let dm = dMiddle.rows(r.lowerBound, r.count)
                 TrainingKernels.rmsNormBackward(x: m, inverse: column(cache.inverse2, r), weight: layer.postAttentionNorm, dy: dn,
                                                 residual: d, into: dm)
-                BLAS.gemmAB(dm, layer.oProj.weight.view, into: dAtt.rows(r.lowerBound, r.count))
+                layer.oProj.weight.multiplyUntransposed(dm, into: dAtt.rows(r.lowerBound, r.count))
             }
             onItems(gradientBlocks) { projection, block in
                 let (input, dOut) = projection == .down ? (act, dx) : (normed, projection == .gate ? dGate : dUp)
@@ -287,9 +290,9 @@ public final class LoRABackward {
                 // q, k, v = rms(input)·Wᵀ (+ bias).
                 rope(q: dq, k: dk, block: r, inverse: true)
                 let dn = dNormed.rows(r.lowerBound, r.count)
-                BLAS.gemmAB(dq.rows(r.lowerBound, r.count), layer.qProj.weight.view, into: dn)
-                BLAS.gemmAB(dk.rows(r.lowerBound, r.count), layer.kProj.weight.view, into: dn, beta: 1)
-                BLAS.gemmAB(dv.rows(r.lowerBound, r.count), layer.vProj.weight.view, into: dn, beta: 1)
+                layer.qProj.weight.multiplyUntransposed(dq.rows(r.lowerBound, r.count), into: dn)
+                layer.kProj.weight.multiplyUntransposed(dk.rows(r.lowerBound, r.count), into: dn, beta: 1)
+                layer.vProj.weight.multiplyUntransposed(dv.rows(r.lowerBound, r.count), into: dn, beta: 1)
                 TrainingKernels.rmsNormBackward(x: view(cache.input, s, h).rows(r.lowerBound, r.count), inverse: column(cache.inverse1, r),
                                                 weight: layer.inputNorm, dy: dn, residual: dMiddle.rows(r.lowerBound, r.count),
                                                 into: dx.rows(r.lowerBound, r.count))

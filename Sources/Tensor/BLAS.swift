@@ -84,22 +84,28 @@ public enum MatVec {
     /// One product `y = x · wᵀ` (or `y += …`) of a fused call, for a few input rows (decode of a
     /// small batch): each weight row is read once for all of them.
     public struct Job {
-        let w: UnsafePointer<Float>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>
-        let rows: Int, cols: Int, stride: Int, accumulate: Bool
+        /// The weights: float32 rows, or a BlockMatrix with the activations its kernel reads.
+        enum Weights {
+            case float(UnsafePointer<Float>, stride: Int)
+            case blocks(type: Int32, base: UnsafeRawPointer, rowBytes: Int,
+                        q: UnsafePointer<Int8>?, scales: UnsafePointer<Float>?, sums: UnsafePointer<Float>?)
+        }
+        let weights: Weights
+        let x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>
+        let rows: Int, cols: Int, accumulate: Bool
         let inputs: Int, xStride: Int, yStride: Int
-        /// The buffers behind the pointers, kept alive for as long as the job exists.
-        let owners: (FloatBuffer, FloatBuffer, FloatBuffer)
+        /// The storage behind the pointers, kept alive for as long as the job exists.
+        let owners: (AnyObject, FloatBuffer, FloatBuffer)
 
         /// `w` is out×in, `x` is k×in (k ≥ 1 input rows), `y` is k×out.
         public init(_ w: MatrixView, _ x: MatrixView, into y: MatrixView, accumulate: Bool = false) {
             precondition(x.rows >= 1 && y.rows == x.rows && x.cols == w.cols && y.cols == w.rows, "matvec shape mismatch")
             precondition(!y.buffer.isMapped, "write to a read-only mapped buffer")
-            self.w = UnsafePointer(w.pointer)
+            weights = .float(UnsafePointer(w.pointer), stride: w.stride)
             self.x = UnsafePointer(x.pointer)
             self.y = y.pointer
             rows = w.rows
             cols = w.cols
-            stride = w.stride
             self.accumulate = accumulate
             inputs = x.rows
             xStride = x.stride
@@ -107,10 +113,41 @@ public enum MatVec {
             owners = (w.buffer, x.buffer, y.buffer)
         }
 
+        /// The same product with block-format weights: `activations` must be `x` quantised
+        /// (`ActivationBlocks.quantize(x)`) when the format needs them, else nil.
+        public init(_ w: BlockMatrix, _ x: MatrixView, activations: ActivationBlocks?, into y: MatrixView, accumulate: Bool = false) {
+            precondition(x.rows >= 1 && y.rows == x.rows && x.cols == w.cols && y.cols == w.rows, "matvec shape mismatch")
+            precondition(!y.buffer.isMapped, "write to a read-only mapped buffer")
+            precondition(ActivationBlocks.needed(for: w.type) == (activations != nil), "activations given iff the format needs them")
+            precondition(activations.map { $0.rows == x.rows && $0.cols == x.cols } ?? true, "activations of another shape")
+            weights = .blocks(type: Int32(w.type.rawValue), base: w.base, rowBytes: w.rowBytes,
+                              q: activations?.q, scales: activations?.scales, sums: activations?.sums)
+            self.x = UnsafePointer(x.pointer)
+            self.y = y.pointer
+            rows = w.rows
+            cols = w.cols
+            self.accumulate = accumulate
+            inputs = x.rows
+            xStride = x.stride
+            yStride = y.stride
+            owners = (w, x.buffer, y.buffer)
+        }
+
         func run(_ start: Int, _ end: Int) {
             guard start < end else { return }
             defer { withExtendedLifetime(owners) {} }
-            pt_matvec_rows(w, stride, cols, x, xStride, inputs, y, yStride, start, end, accumulate ? 1 : 0)
+            switch weights {
+            case .float(let w, let stride):
+                pt_matvec_rows(w, stride, cols, x, xStride, inputs, y, yStride, start, end, accumulate ? 1 : 0)
+            case .blocks(let type, let base, let rowBytes, let q, let scales, let sums):
+                let blocks = cols / 32
+                for j0 in stride(from: 0, to: inputs, by: 16) {
+                    let k = min(16, inputs - j0)
+                    _ = pt_block_matvec(-1, type, base, rowBytes, cols, x + j0 * xStride, xStride,
+                                        q.map { $0 + j0 * cols }, scales.map { $0 + j0 * blocks }, sums.map { $0 + j0 * blocks },
+                                        k, y + j0 * yStride, yStride, start, end, accumulate ? 1 : 0)
+                }
+            }
         }
     }
 

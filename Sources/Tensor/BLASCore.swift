@@ -28,6 +28,14 @@ public enum BLASCore {
         return nil
     }
 
+    /// The CPU's model name from /proc/cpuinfo ("unknown" where unavailable).
+    public static var cpuModel: String {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+              let colon = line.firstIndex(of: ":") else { return "unknown" }
+        return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+    }
+
     /// CPU feature flags from /proc/cpuinfo (empty where unavailable).
     public static var cpuFlags: Set<String> {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),

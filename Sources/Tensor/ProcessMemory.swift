@@ -35,6 +35,23 @@ public enum ProcessMemory {
     }
 }
 
+extension ProcessMemory {
+    /// The resident memory of this process split by what another process mapping the same
+    /// files would share: `fileBacked` (mapped files such as the model, served from the page
+    /// cache once for every process) and `anonymous` (heap and private copies: what each further
+    /// process adds), in bytes, from /proc/self/smaps_rollup; nil where unavailable.
+    public static var residentSplit: (resident: Int, fileBacked: Int, anonymous: Int)? {
+        guard let text = try? String(contentsOfFile: "/proc/self/smaps_rollup", encoding: .utf8) else { return nil }
+        var fields = [String: Int]()
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            if parts.count >= 2, parts[0].hasSuffix(":"), let kb = Int(parts[1]) { fields[String(parts[0].dropLast())] = kb * 1024 }
+        }
+        guard let rss = fields["Rss"], let anonymous = fields["Anonymous"] else { return nil }
+        return (rss, rss - anonymous, anonymous)
+    }
+}
+
 /// Measures how fast this machine streams memory.
 public enum MemoryBandwidth {
     /// Bytes per second moved by copying a `megabytes` buffer, best of 5, split over `threads`.

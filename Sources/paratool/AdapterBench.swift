@@ -43,7 +43,7 @@ struct AdapterBench: ParsableCommand {
     var oneByOne = true
 
     func run() throws {
-        let lm = try LanguageModel.load(path: modelOptions.model)
+        let lm = try modelOptions.load()
         let model = lm.model, config = model.config
         let pool = (0..<8).map {
             ToolAdapter.initialized(name: "tool\($0)", config: config, rank: rank, alpha: Float(2 * rank),

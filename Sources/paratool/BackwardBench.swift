@@ -38,7 +38,7 @@ struct BackwardBench: ParsableCommand {
         let lens = lengths.split(separator: ",").compactMap { Int($0) }
         guard !lens.isEmpty, lens.allSatisfy({ $0 > 1 }) else { throw ValidationError("--lengths needs lengths above 1") }
         guard tools >= 1 else { throw ValidationError("--tools must be at least 1") }
-        let lm = try LanguageModel.load(path: modelOptions.model)
+        let lm = try modelOptions.load()
         let model = lm.model
         let adapters = (0..<tools).map {
             ToolAdapter.initialized(name: "bench\($0)", config: model.config, rank: 16, alpha: 64, seed: UInt64(1 + $0), randomB: true)
@@ -68,9 +68,7 @@ struct BackwardBench: ParsableCommand {
                 peak[i] = min(peak[i], Double(ProcessMemory.peakResidentBytes) / 1_048_576)
             }
         }
-        let flags = BLASCore.cpuFlags
-        let features = ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx2", "fma"].filter(flags.contains)
-        print("CPU: \(Self.cpuModel); vector features: \(features.isEmpty ? "none of AVX2/AVX-512/FMA" : features.joined(separator: " "))")
+        print(CPUDescription.line)
         print("OpenBLAS core \(BLASCore.name), \(WorkerPool.computeThreads) threads; training kernels \(TrainingKernels.instructionSet); best of \(max(1, repeats))")
         print("")
         print("| tokens per step | prefill (tokens/s) | training step (tokens/s) | step / prefill | step (s) | peak RSS after the first step (MB) |")
@@ -84,10 +82,4 @@ struct BackwardBench: ParsableCommand {
     }
 
     /// The CPU's model name from /proc/cpuinfo ("unknown" where unavailable).
-    static var cpuModel: String {
-        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
-              let colon = line.firstIndex(of: ":") else { return "unknown" }
-        return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-    }
 }

@@ -49,7 +49,7 @@ struct RuntimeBench: ParsableCommand {
         guard !lengths.isEmpty, lengths.allSatisfy({ $0 > 0 }) else { throw ValidationError("--prefill needs positive lengths") }
         let path = try modelOptions.model ?? DefaultModel.locate().path
         var t = Date()
-        let lm = try LanguageModel.load(path: path)
+        let lm = try modelOptions.load(path: path)
         let loadSeconds = Date().timeIntervalSince(t)
         let model = lm.model
         let runner = Transformer(model: model, prefillThreads: threads, decodeThreads: decodeThreads)
@@ -85,6 +85,7 @@ struct RuntimeBench: ParsableCommand {
         }
         let decodeRate = Double(decode) / bestDecode
         let rssMB = Double(ProcessMemory.peakResidentBytes) / 1_048_576
+        let split = ProcessMemory.residentSplit
         let bandwidth = MemoryBandwidth.measureCopy(megabytes: 256, threads: decodeThreads)
         let bytesPerToken = Double(model.bytesReadPerToken)
         let floorRate = bandwidth / bytesPerToken
@@ -100,13 +101,17 @@ struct RuntimeBench: ParsableCommand {
             }
         }
 
+        let formats = Self.formats(of: model)
         print("model: \(path)")
-        print(String(format: "layers %d, hidden %d, vocab %d; float32 weights read per token: %.1f MB; copy bandwidth %.1f GB/s (%d threads)",
-                     model.config.layerCount, model.config.hiddenSize, model.config.vocabSize,
+        print(String(format: "layers %d, hidden %d, vocab %d; weights held as %@, %.1f MB read per token; copy bandwidth %.1f GB/s (%d threads)",
+                     model.config.layerCount, model.config.hiddenSize, model.config.vocabSize, formats,
                      bytesPerToken / 1e6, bandwidth / 1e9, decodeThreads))
-        print("threads: prefill \(threads) (OpenBLAS core \(BLASCore.name)), decode \(decodeThreads); best of \(repeats)")
+        print(CPUDescription.line)
+        print("kernels: block formats \(BlockProducts.instructionSet), float32 matrix-vector \(MatVec.instructionSet), "
+              + "OpenBLAS core \(BLASCore.name)")
+        print("threads: prefill \(threads), decode \(decodeThreads); best of \(repeats)")
         print("")
-        print("| figure | ParaTool (Swift, float32) | llama.cpp (Q4_1) | ratio |")
+        print("| figure | ParaTool (Swift, \(modelOptions.weights?.rawValue ?? "weights as stored")) | llama.cpp | ratio |")
         print("|---|---:|---:|---:|")
         func ref(_ key: String, _ sub: String? = nil) -> Double? {
             guard let r = reference else { return nil }
@@ -124,9 +129,24 @@ struct RuntimeBench: ParsableCommand {
         row("decode (tokens/s)", decodeRate, ref("decode_tps"), "%.1f")
         row("peak RSS (MB)", rssMB, ref("peak_rss_mb"), "%.0f", higherIsBetter: false)
         print("")
+        if let split {
+            print(String(format: "resident now: %.0f MB = %.0f MB file-backed (the mapped model, shared by every process on the host "
+                         + "through the page cache) + %.0f MB anonymous (what each further process adds)",
+                         Double(split.resident) / 1_048_576, Double(split.fileBacked) / 1_048_576, Double(split.anonymous) / 1_048_576))
+        }
         print(String(format: "decode memory floor: %.1f MB/token at %.1f GB/s = %.1f tokens/s; measured %.1f tokens/s = %.2fx the floor's time",
                      bytesPerToken / 1e6, bandwidth / 1e9, floorRate, decodeRate, floorRate / decodeRate))
         if !referenceNote.isEmpty { print(referenceNote) }
+    }
+
+    /// The storage formats of the model's matrices with their counts, e.g. "Q4_1 ×210, Q8_0 ×1".
+    static func formats(of model: LlamaModel) -> String {
+        var counts = [String: Int]()
+        let matrices = [model.embedding] + model.layers.flatMap { l in
+            [l.qProj, l.kProj, l.vProj, l.oProj, l.gateProj, l.upProj, l.downProj].map(\.weight)
+        }
+        for m in matrices { counts[m.type.name, default: 0] += 1 }
+        return counts.sorted { $0.value > $1.value }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
     }
 
     func runReference(script: String, model: String, lengths: [Int]) -> [String: Any] {

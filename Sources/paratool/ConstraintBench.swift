@@ -27,7 +27,7 @@ struct ConstraintBench: ParsableCommand {
     var maxNewTokens = 96
 
     func run() throws {
-        let lm = try LanguageModel.load(path: modelOptions.model)
+        let lm = try modelOptions.load()
         guard let template = lm.tokenizer.chatTemplate else { throw UsageError("the model has no chat template") }
         let formatter = PromptFormatter(template: template)
         let clock = ContinuousClock()
@@ -70,12 +70,10 @@ struct ConstraintBench: ParsableCommand {
         let mean = sorted.reduce(0, +) / Double(max(1, sorted.count))
         func percentile(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(p * Double(sorted.count)))] }
         let stepMs = (decoding - constraintTotal).seconds * 1000 / Double(max(1, decodeSteps))
-        let flags = BLASCore.cpuFlags
-        let features = ["avx512f", "avx512bw", "avx512_vnni", "avx2", "fma", "f16c"].filter(flags.contains).joined(separator: " ")
         print("""
             Constrained decoding on \(URL(fileURLWithPath: lm.path).lastPathComponent) (vocabulary \(vocabulary.size)), \
             \(requests) BFCL questions, greedy, up to \(maxNewTokens) tokens each
-            CPU features: \(features.isEmpty ? "none of avx512f/avx2/fma" : features)
+            \(CPUDescription.line)
 
             | figure | value |
             |---|---:|

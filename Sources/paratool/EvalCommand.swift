@@ -90,7 +90,7 @@ struct EvalCommand: ParsableCommand {
         var questions = try BFCLQuestion.load(file: dataURL)
         if limit > 0 { questions = Array(questions.prefix(limit)) }
         let category = BFCLCategory.name(ofFile: dataURL)
-        let lm = try LanguageModel.load(path: modelOptions.model)
+        let lm = try modelOptions.load()
         let store = try adapterStore.map { try AdapterStore(root: URL(fileURLWithPath: $0)) }
         var gateDirectory = gate.map { URL(fileURLWithPath: $0) }
         if gateDirectory == nil, let store {

@@ -40,7 +40,7 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         let start = Date()
-        let lm = try LanguageModel.load(path: modelOptions.model)
+        let lm = try modelOptions.load()
         if toolOptions.tools != nil {
             guard adapterOptions.adapters.isEmpty else { throw ToolOptions.adapterConflict }
             let response = try toolOptions.engine(lm).run([try toolOptions.request(query: prompt, maxNewTokens: maxNewTokens)])[0]

@@ -34,7 +34,7 @@ struct LogitsCommand: ParsableCommand {
     }
 
     func run() throws {
-        let lm = try LanguageModel.load(path: modelOptions.model)
+        let lm = try modelOptions.load()
         let tokens = parsedIds!
         let vocab = lm.model.config.vocabSize
         if let bad = tokens.first(where: { $0 < 0 || $0 >= vocab }) {

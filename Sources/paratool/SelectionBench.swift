@@ -27,7 +27,7 @@ struct SelectionBench: ParsableCommand {
     var layers = "0"
 
     func run() throws {
-        let lm = try LanguageModel.load(path: modelOptions.model)
+        let lm = try modelOptions.load()
         var questions = try BFCLQuestion.load(file: URL(fileURLWithPath: data))
         if limit > 0 { questions = Array(questions.prefix(limit)) }
         let gold = Dictionary(try BFCLAnswer.load(file: URL(fileURLWithPath: answers)).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })

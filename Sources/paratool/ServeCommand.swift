@@ -133,7 +133,7 @@ struct ServeCommand: ParsableCommand {
 
         let modelPath = settings.string("model", modelOptions.model)
         let started = Date()
-        let lm = try LanguageModel.load(path: modelPath)
+        let lm = try modelOptions.load(path: modelPath)
         worker.modelID = ServiceStack.modelID(lm)
         logger.info("model loaded", metadata: ["model": "\(worker.modelID)", "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(started)))"])
         let stack = try ServiceStack.worker(

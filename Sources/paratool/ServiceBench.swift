@@ -45,7 +45,7 @@ struct ServiceBench: ParsableCommand {
     func run() throws {
         var logger = Logger(label: "bench")
         logger.logLevel = .error
-        let lm = try LanguageModel.load(path: modelOptions.model)
+        let lm = try modelOptions.load()
         let catalogue = try DemoCatalogue.catalogue()
         let queries = (0..<requests).map { DemoCatalogue.exampleQueries[$0 % DemoCatalogue.exampleQueries.count] }
         func engine() throws -> ToolCallEngine {

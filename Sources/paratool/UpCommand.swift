@@ -72,7 +72,7 @@ struct UpCommand: ParsableCommand {
         let gatePath = FileManager.default.fileExists(atPath: gateURL.appendingPathComponent("gate_config.json").path) ? gateURL.path : nil
 
         let started = Date()
-        let lm = try LanguageModel.load(path: modelOptions.model)
+        let lm = try modelOptions.load()
         logger.info("model loaded", metadata: ["model": "\(ServiceStack.modelID(lm))", "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(started)))"])
 
         let cluster = try KafkaMockCluster(logger: logger)

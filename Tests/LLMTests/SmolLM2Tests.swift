@@ -1,7 +1,8 @@
 // The default model (SmolLM2-135M-Instruct, GGUF Q4_1) against llama.cpp's own outputs on the
 // same file: prompt ids exactly, top-10 logits, per-position logits RMS, greedy continuations,
-// with the tolerances of Tests/Fixtures/smollm2-llama-cpp/README.md (llama.cpp quantises activations to
-// 8 bits, we dequantise weights to float32).
+// with the tolerances of Tests/Fixtures/smollm2-llama-cpp/README.md, on the weights as loaded by
+// default (Q4_1/Q8_0 blocks in place, activations quantised to 8 bits as llama.cpp does); and the
+// float32 path (`--weights f32`, every tensor dequantised) against the float64 reference.
 import Foundation
 import Tensor
 import FixtureSupport
@@ -10,12 +11,43 @@ import XCTest
 
 final class SmolLM2Tests: XCTestCase {
     nonisolated(unsafe) static var loaded: LanguageModel?
+    nonisolated(unsafe) static var loadedFloat: LanguageModel?
 
     static func model() throws -> LanguageModel {
         if let loaded { return loaded }
         let lm = try LanguageModel.load(path: try DefaultModelFixture.path())
         loaded = lm
         return lm
+    }
+
+    /// The default model with every matrix dequantised to float32 at load.
+    static func floatModel() throws -> LanguageModel {
+        if let loadedFloat { return loadedFloat }
+        let lm = try LanguageModel.load(path: try DefaultModelFixture.path(), weights: .f32)
+        loadedFloat = lm
+        return lm
+    }
+
+    /// By default the file's formats stay in place: Q4_1 layers, the Q8_0 embedding (which is
+    /// also the tied output head), nothing owned but the reordered Q and K rows; and every
+    /// matrix expands to exactly the float32 model's values.
+    func testTensorsStayInTheirBlockFormats() throws {
+        let lm = try Self.model(), float = try Self.floatModel()
+        XCTAssertEqual(lm.model.embedding.type, .q8_0)
+        XCTAssertEqual(lm.model.lmHead.type, .q8_0)
+        let layer = lm.model.layers[3], floatLayer = float.model.layers[3]
+        let pairs = [(layer.qProj, floatLayer.qProj), (layer.kProj, floatLayer.kProj), (layer.vProj, floatLayer.vProj),
+                     (layer.oProj, floatLayer.oProj), (layer.gateProj, floatLayer.gateProj), (layer.upProj, floatLayer.upProj),
+                     (layer.downProj, floatLayer.downProj)]
+        for (quantized, reference) in pairs {
+            XCTAssertEqual(quantized.weight.type, .q4_1)
+            XCTAssertEqual(reference.weight.type, .f32)
+            guard case .blocks(let blocks) = quantized.weight.storage else { return XCTFail("not block storage") }
+            XCTAssertEqual(blocks.dequantized().toArray(), try XCTUnwrap(reference.weight.floatView).toArray())
+        }
+        XCTAssertEqual(layer.vProj.weight.ownedBytes, 0, "V is read in place from the mapping")
+        XCTAssertGreaterThan(layer.qProj.weight.ownedBytes, 0, "Q's rows are reordered into an owned copy")
+        XCTAssertEqual(lm.model.bytesReadPerToken * 10 / float.model.bytesReadPerToken, 1, "Q4_1 is ~0.16 of float32")
     }
 
     func prompts() throws -> [[String: Any]] {
@@ -104,7 +136,7 @@ final class SmolLM2Tests: XCTestCase {
     /// within 0.1% at every position, the top-20 logits within 0.01, and the free-running greedy
     /// continuation identical wherever the reference's margin exceeds 0.05.
     func testAgainstFloat64Reference() throws {
-        let lm = try Self.model()
+        let lm = try Self.floatModel()
         let runner = Transformer(model: lm.model)
         for (k, p) in try floatReference().enumerated() {
             let ids = (p["ids"] as! [NSNumber]).map(\.intValue)

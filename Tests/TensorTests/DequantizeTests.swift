@@ -140,7 +140,7 @@ final class DequantizeTests: XCTestCase {
 
     // MARK: - Fixture
 
-    private struct Expected: Decodable {
+    struct Expected: Decodable {
         struct Entry: Decodable {
             let typeID: UInt32
             let offset: Int
@@ -153,10 +153,10 @@ final class DequantizeTests: XCTestCase {
         let tensors: [String: Entry]
     }
 
-    private static var fixtureFolder: URL { RepositoryFixtures.gguf }
+    static var fixtureFolder: URL { RepositoryFixtures.gguf }
 
     /// tiny.gguf mapped, and gguf-py's offsets and dequantised values for its tensors.
-    private static func fixture() throws -> (MappedFile, [String: Expected.Entry]) {
+    static func fixture() throws -> (MappedFile, [String: Expected.Entry]) {
         let folder = fixtureFolder
         let file = try MappedFile(path: folder.appendingPathComponent("tiny.gguf").path)
         let json = try Data(contentsOf: folder.appendingPathComponent("expected.json"))

@@ -88,6 +88,41 @@ public final class GGUFWeights: WeightSource {
         return values
     }
 
+    /// Matrix `name`: a supported block format (Q4_0, Q4_1, Q8_0, F16, BF16) stays in place in
+    /// the mapping (Llama's Q and K rows put back in an owned copy), unless `format` is `.f32`;
+    /// F32 and unsupported-in-place matrices are read as floats (quantised when `format` asks).
+    public func matrix(_ name: String, rows: Int, cols: Int, format: WeightFormat?) throws -> WeightMatrix {
+        guard let g = ggufName[name], let info = gguf.tensors[g] else { throw ModelLoadError.missingTensor(name) }
+        let inPlace = info.type != .f32 && BlockMatrix.supportedTypes.contains(info.type) && cols % info.type.blockSize == 0
+        guard inPlace, format != .f32 else {
+            return try WeightMatrix(rows: rows, cols: cols, float32: try load(name), format: format ?? .f32)
+        }
+        let blocks = try BlockMatrix(mapping: gguf.file, offset: info.offset, type: info.type, rows: rows, cols: cols)
+        if config.family == .llama, let heads = rotaryHeads(of: name) {
+            return WeightMatrix(blocks: try blocks.reorderingRows(Self.rotaryRowOrder(heads: heads, headDim: config.headDim)))
+        }
+        return WeightMatrix(blocks: blocks)
+    }
+
+    /// The head count of a Q or K projection (whose rows llama.cpp permuted), nil for others.
+    private func rotaryHeads(of name: String) -> Int? {
+        if name.hasSuffix("self_attn.q_proj.weight") { return config.headCount }
+        if name.hasSuffix("self_attn.k_proj.weight") { return config.kvHeadCount }
+        return nil
+    }
+
+    /// For each Hugging Face row of a rotary projection, the GGUF row it is stored at.
+    static func rotaryRowOrder(heads: Int, headDim: Int) -> [Int] {
+        let half = headDim / 2
+        var order = [Int](repeating: 0, count: heads * headDim)
+        for h in 0..<heads {
+            for i in 0..<half {
+                for t in 0..<2 { order[h * headDim + t * half + i] = h * headDim + 2 * i + t }
+            }
+        }
+        return order
+    }
+
     /// llama.cpp's converter stores, within each head, HF row `t·(d/2) + i` at row `2i + t`
     /// (interleaved rotary pairs). This puts the rows back in HF's rotate_half order.
     static func unpermuteRotaryRows(_ src: FloatBuffer, heads: Int, headDim: Int) -> FloatBuffer {

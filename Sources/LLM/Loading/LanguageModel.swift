@@ -14,17 +14,19 @@ public struct LanguageModel: Sendable {
     public let path: String
 
     /// Loads the model at `path`: a directory in Hugging Face layout, or a `.gguf` file. With
-    /// `path == nil`, loads the default model (`DefaultModel.locate()`).
-    public static func load(path: String?) throws -> LanguageModel {
+    /// `path == nil`, loads the default model (`DefaultModel.locate()`). `weights` chooses how the
+    /// matrices are held (nil: as stored, so a GGUF file's quantised tensors stay in place and
+    /// a float model is float32).
+    public static func load(path: String?, weights format: WeightFormat? = nil) throws -> LanguageModel {
         let (resolved, isDirectory) = try resolve(path)
         if isDirectory {
             let dir = URL(fileURLWithPath: resolved)
-            return LanguageModel(model: try LlamaModel(huggingFaceDirectory: dir),
+            return LanguageModel(model: try LlamaModel(huggingFaceDirectory: dir, format: format),
                                  tokenizer: try Tokenizer(directory: dir), path: resolved)
         }
         let gguf = try GGUFFile(path: resolved)
         let weights = try GGUFWeights(gguf: gguf)
-        return LanguageModel(model: try LlamaModel(config: weights.config, weights: weights),
+        return LanguageModel(model: try LlamaModel(config: weights.config, weights: weights, format: format),
                              tokenizer: try Tokenizer(gguf: gguf), path: resolved)
     }
 }

@@ -11,6 +11,16 @@ public protocol WeightSource: Sendable {
     func shape(of name: String) -> [Int]?
     /// The tensor's values as float32, row-major.
     func load(_ name: String) throws -> FloatBuffer
+    /// Matrix `name` (`rows × cols`, shape already checked) in memory: in `format` when given,
+    /// else as the source stores it (a GGUF block format in place; float files as float32).
+    func matrix(_ name: String, rows: Int, cols: Int, format: WeightFormat?) throws -> WeightMatrix
+}
+
+extension WeightSource {
+    /// Float sources: float32, or quantised at load when `format` asks for a block format.
+    public func matrix(_ name: String, rows: Int, cols: Int, format: WeightFormat?) throws -> WeightMatrix {
+        try WeightMatrix(rows: rows, cols: cols, float32: try load(name), format: format ?? .f32)
+    }
 }
 
 /// One `.safetensors` file: its header parsed, its data memory-mapped.

@@ -5,90 +5,6 @@ import Foundation
 import Synchronization
 import Tensor
 
-/// How a weight matrix is stored in memory. Only float32 today; the enum is the seam where
-/// quantised in-memory formats go.
-public enum WeightStorage: Sendable {
-    /// Row-major float32 (owned, or mapped from the file).
-    case float32(FloatBuffer)
-}
-
-/// A weight matrix `[rows = out, cols = in]`.
-public struct WeightMatrix: Sendable {
-    public let rows: Int
-    public let cols: Int
-    public let storage: WeightStorage
-
-    /// Wraps a row-major float32 buffer of `rows × cols`.
-    public init(rows: Int, cols: Int, float32 buffer: FloatBuffer) {
-        precondition(buffer.count == rows * cols, "weight buffer size mismatch")
-        self.rows = rows
-        self.cols = cols
-        storage = .float32(buffer)
-    }
-
-    /// The matrix as a view for the float32 kernels.
-    public var view: MatrixView {
-        switch storage {
-        case .float32(let b): return MatrixView(b, rows: rows, cols: cols)
-        }
-    }
-
-    /// Bytes read from memory by one full pass over the matrix.
-    public var byteCount: Int {
-        switch storage {
-        case .float32: return rows * cols * 4
-        }
-    }
-}
-
-/// A linear layer `y = x Wᵀ + b`.
-public struct Linear: Sendable {
-    public let weight: WeightMatrix
-    public let bias: FloatBuffer?
-
-    public init(weight: WeightMatrix, bias: FloatBuffer? = nil) {
-        self.weight = weight
-        self.bias = bias
-    }
-
-    /// Input width.
-    public var inFeatures: Int { weight.cols }
-    /// Output width.
-    public var outFeatures: Int { weight.rows }
-
-    /// Up to this many rows (decode of a small batch) use the matrix-vector kernel, which reads
-    /// each weight once for all rows without sgemm's packing copy; more rows use sgemm.
-    public static let maxMatVecRows = 16
-
-    /// `y = x Wᵀ + b` (or `y += x Wᵀ + b` when `accumulate`). Few rows use the SIMD
-    /// matrix-vector kernel; more rows use sgemm.
-    public func apply(_ x: MatrixView, into y: MatrixView, accumulate: Bool = false, matvecThreads: Int = 1) {
-        if x.rows <= Linear.maxMatVecRows {
-            MatVec.multiply(weight.view, x, into: y, accumulate: accumulate, threads: matvecThreads)
-        } else {
-            BLAS.gemmABt(x, weight.view, into: y, beta: accumulate ? 1 : 0)
-        }
-        if let bias { Kernels.addRowVector(bias, into: y) }
-    }
-
-    /// Two or three linears that read the same input (q/k/v, gate/up). For one row their
-    /// matrix-vector products run as one parallel call; otherwise each is an sgemm.
-    public static func apply(_ x: MatrixView, _ a: (Linear, MatrixView), _ b: (Linear, MatrixView),
-                             _ c: (Linear, MatrixView)? = nil, matvecThreads: Int) {
-        guard x.rows <= maxMatVecRows else {
-            a.0.apply(x, into: a.1)
-            b.0.apply(x, into: b.1)
-            if let c { c.0.apply(x, into: c.1) }
-            return
-        }
-        MatVec.multiply(MatVec.Job(a.0.weight.view, x, into: a.1), MatVec.Job(b.0.weight.view, x, into: b.1),
-                        c.map { MatVec.Job($0.0.weight.view, x, into: $0.1) }, threads: matvecThreads)
-        if let bias = a.0.bias { Kernels.addRowVector(bias, into: a.1) }
-        if let bias = b.0.bias { Kernels.addRowVector(bias, into: b.1) }
-        if let c, let bias = c.0.bias { Kernels.addRowVector(bias, into: c.1) }
-    }
-}
-
 /// The weights of one decoder layer.
 public struct DecoderLayerWeights: Sendable {
     public let inputNorm: FloatBuffer
@@ -120,21 +36,26 @@ public final class LlamaModel: Sendable {
     public let lmHead: WeightMatrix
     public let rope: RopeTable
 
-    /// Loads and shape-checks every tensor of `config` from `weights` (Hugging Face names). The
-    /// layers and the embedding are read on every core (dequantisation is most of a load); an
-    /// error names the first failing tensor in layer order.
-    public init(config: ModelConfig, weights: WeightSource) throws {
+    /// How the matrices are held (nil: as the source stores them).
+    public let weightFormat: WeightFormat?
+
+    /// Loads and shape-checks every tensor of `config` from `weights` (Hugging Face names), the
+    /// matrices in `format` (nil: as stored; a GGUF file's block formats stay in place in the
+    /// mapping). The layers and the embedding are read on every core; an error names the first
+    /// failing tensor in layer order.
+    public init(config: ModelConfig, weights: WeightSource, format: WeightFormat? = nil) throws {
         self.config = config
+        weightFormat = format
         let h = config.hiddenSize
         let layerCount = config.layerCount
         let loaded = Mutex<[Result<DecoderLayerWeights, any Error>?]>(Array(repeating: nil, count: layerCount))
         let embedding = Mutex<Result<WeightMatrix, any Error>?>(nil)
         DispatchQueue.concurrentPerform(iterations: layerCount + 1) { index in
             if index == layerCount {
-                let result = Result { try Self.matrix("model.embed_tokens.weight", config.vocabSize, h, from: weights) }
+                let result = Result { try Self.matrix("model.embed_tokens.weight", config.vocabSize, h, from: weights, format: format) }
                 embedding.withLock { $0 = result }
             } else {
-                let result = Result { try Self.layer(index, config: config, from: weights) }
+                let result = Result { try Self.layer(index, config: config, from: weights, format: format) }
                 loaded.withLock { $0[index] = result }
             }
         }
@@ -145,7 +66,7 @@ public final class LlamaModel: Sendable {
             guard config.tieWordEmbeddings else { throw ModelLoadError.missingTensor("lm_head.weight") }
             lmHead = self.embedding
         } else {
-            lmHead = try Self.matrix("lm_head.weight", config.vocabSize, h, from: weights)
+            lmHead = try Self.matrix("lm_head.weight", config.vocabSize, h, from: weights, format: format)
         }
         rope = RopeTable(headDim: config.headDim, theta: config.ropeTheta, llama3: config.ropeLlama3)
     }
@@ -156,14 +77,18 @@ public final class LlamaModel: Sendable {
         return try weights.load(name)
     }
 
-    private static func matrix(_ name: String, _ rows: Int, _ cols: Int, from weights: WeightSource) throws -> WeightMatrix {
-        WeightMatrix(rows: rows, cols: cols, float32: try tensor(name, [rows, cols], from: weights))
+    private static func matrix(_ name: String, _ rows: Int, _ cols: Int, from weights: WeightSource,
+                               format: WeightFormat?) throws -> WeightMatrix {
+        guard let found = weights.shape(of: name) else { throw ModelLoadError.missingTensor(name) }
+        guard found == [rows, cols] else { throw ModelLoadError.shapeMismatch(tensor: name, expected: [rows, cols], found: found) }
+        return try weights.matrix(name, rows: rows, cols: cols, format: format)
     }
 
-    private static func layer(_ l: Int, config: ModelConfig, from weights: WeightSource) throws -> DecoderLayerWeights {
+    private static func layer(_ l: Int, config: ModelConfig, from weights: WeightSource,
+                              format: WeightFormat?) throws -> DecoderLayerWeights {
         let h = config.hiddenSize, inter = config.intermediateSize, p = "model.layers.\(l)"
         func linear(_ prefix: String, _ out: Int, _ inp: Int, bias: Bool) throws -> Linear {
-            Linear(weight: try matrix(prefix + ".weight", out, inp, from: weights),
+            Linear(weight: try matrix(prefix + ".weight", out, inp, from: weights, format: format),
                    bias: bias ? try tensor(prefix + ".bias", [out], from: weights) : nil)
         }
         let b = config.attentionBias
@@ -179,13 +104,14 @@ public final class LlamaModel: Sendable {
             downProj: try linear(p + ".mlp.down_proj", h, inter, bias: false))
     }
 
-    /// Loads a Hugging Face model folder (`config.json` + safetensors).
-    public convenience init(huggingFaceDirectory dir: URL) throws {
+    /// Loads a Hugging Face model folder (`config.json` + safetensors), the matrices float32 or
+    /// quantised at load to `format`.
+    public convenience init(huggingFaceDirectory dir: URL, format: WeightFormat? = nil) throws {
         let configURL = dir.appendingPathComponent("config.json")
         guard let data = FileManager.default.contents(atPath: configURL.path) else {
             throw ModelLoadError.invalidFile(path: configURL.path, reason: "cannot read config.json")
         }
-        try self.init(config: try ModelConfig(huggingFaceJSON: data), weights: try SafetensorsWeights(directory: dir))
+        try self.init(config: try ModelConfig(huggingFaceJSON: data), weights: try SafetensorsWeights(directory: dir), format: format)
     }
 
     /// Number of parameters in the linear layers a token passes through (excluding the embedding

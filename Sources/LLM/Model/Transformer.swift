@@ -150,17 +150,18 @@ public final class Transformer {
         let av = MatrixView(attn, rows: total, cols: c.qDim)
         let gv = MatrixView(gate, rows: total, cols: c.intermediateSize)
         let uv = MatrixView(up, rows: total, cols: c.intermediateSize)
-        let embed = model.embedding.view
+        let embed = model.embedding
         for (i, s) in segments.enumerated() {
             for (j, t) in s.tokens.enumerated() {
                 precondition(t >= 0 && t < c.vocabSize, "token id \(t) outside the vocabulary (\(c.vocabSize))")
-                Kernels.copyRow(embed, t, into: hx, row: ranges[i].lowerBound + j)
+                embed.copyRow(t, into: hx, row: ranges[i].lowerBound + j)
             }
         }
-        let mt = decodeThreads
+        // Pool threads of the matrix-vector kernels (decode) and of block formats' tiled sgemm (prefill).
+        let mt = total > Linear.maxMatVecRows ? prefillThreads : decodeThreads
         for (l, layer) in model.layers.prefix(layerCount).enumerated() {
             Kernels.rmsNorm(hx, weight: layer.inputNorm, eps: c.rmsNormEps, into: hn)
-            Linear.apply(hn, (layer.qProj, qv), (layer.kProj, kv), (layer.vProj, vv), matvecThreads: mt)
+            Linear.apply(hn, (layer.qProj, qv), (layer.kProj, kv), (layer.vProj, vv), threads: mt)
             for (i, s) in segments.enumerated() {
                 let r = ranges[i], n = r.count, start = starts[i]
                 let cache = caches[s.sequence]
@@ -176,12 +177,12 @@ public final class Transformer {
                                         heads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim,
                                         scores: scores, into: av.rows(r.lowerBound, n))
             }
-            layer.oProj.apply(av, into: hx, accumulate: true, matvecThreads: mt)
+            layer.oProj.apply(av, into: hx, accumulate: true, threads: mt)
             Kernels.rmsNorm(hx, weight: layer.postAttentionNorm, eps: c.rmsNormEps, into: hn)
-            Linear.apply(hn, (layer.gateProj, gv), (layer.upProj, uv), matvecThreads: mt)
+            Linear.apply(hn, (layer.gateProj, gv), (layer.upProj, uv), threads: mt)
             branches?.addGateUpBranches(layer: l, input: hn, gate: gv, up: uv, segments: segments, rowRanges: ranges)
             Kernels.siluMul(gate: gv, up: uv, into: gv)
-            layer.downProj.apply(gv, into: hx, accumulate: true, matvecThreads: mt)
+            layer.downProj.apply(gv, into: hx, accumulate: true, threads: mt)
             branches?.addBranches(layer: l, projection: .down, input: gv, output: hx, segments: segments, rowRanges: ranges)
         }
         for s in segments { caches[s.sequence].advance(by: s.tokens.count) }
@@ -206,7 +207,7 @@ public final class Transformer {
         ensure(&outLogits, n * c.vocabSize)
         let logits = MatrixView(outLogits, rows: n, cols: c.vocabSize)
         BLASThreads.set(n > Linear.maxMatVecRows ? prefillThreads : 1)
-        Linear(weight: model.lmHead).apply(hidden, into: logits, matvecThreads: mt)
+        Linear(weight: model.lmHead).apply(hidden, into: logits, threads: n > Linear.maxMatVecRows ? prefillThreads : decodeThreads)
         return Output(hidden: hidden, logits: logits, rows: selected)
     }
 }
