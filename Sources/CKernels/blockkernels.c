@@ -6,6 +6,7 @@
 #include "blockkernels.h"
 #include "ckernels.h"
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define QK 32
@@ -405,7 +406,13 @@ static int isa_supported(int isa) {
 
 int pt_block_isa(void) {
     static int chosen = -1;
-    if (chosen < 0) chosen = isa_supported(2) ? 2 : isa_supported(1) ? 1 : 0;
+    if (chosen < 0) {
+        int best = isa_supported(2) ? 2 : isa_supported(1) ? 1 : 0;
+        // PARATOOL_BLOCK_KERNELS=avx2|portable measures a lesser variant on this CPU.
+        const char *asked = getenv("PARATOOL_BLOCK_KERNELS");
+        int wanted = !asked ? best : !strcmp(asked, "portable") ? 0 : !strcmp(asked, "avx2") ? 1 : best;
+        chosen = wanted < best ? wanted : best;
+    }
     return chosen;
 }
 

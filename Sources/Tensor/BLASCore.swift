@@ -20,10 +20,18 @@ public enum BLASCore {
     static let genericCores: Set<String> = ["prescott", "core2", "penryn", "dunnington", "nehalem", "atom",
                                             "katmai", "coppermine", "northwood", "banias", "sandybridge"]
 
-    /// The core this CPU supports better than `current`, if OpenBLAS fell back to a generic one.
+    /// AVX2 kernel sets: OpenBLAS 0.3.21 names AMD's AVX-512 CPUs (Zen 4 and 5) "Haswell" or
+    /// "Zen", whose sgemm is 1.3-1.6x slower there than the AVX-512 set (measured with
+    /// `bench runtime` prefill on an AMD EPYC with AVX-512, one thread).
+    static let avx2Cores: Set<String> = ["haswell", "zen"]
+
+    /// The core this CPU supports better than `current`: when OpenBLAS fell back to a generic
+    /// one, or chose an AVX2 set on a CPU with AVX-512.
     public static func betterCore(current: String, cpuFlags: Set<String>) -> String? {
+        let hasAVX512 = cpuFlags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512dq"])
+        if avx2Cores.contains(current.lowercased()) { return hasAVX512 ? "SkylakeX" : nil }
         guard genericCores.contains(current.lowercased()) else { return nil }
-        if cpuFlags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512dq"]) { return "SkylakeX" }
+        if hasAVX512 { return "SkylakeX" }
         if cpuFlags.isSuperset(of: ["avx2", "fma"]) { return "Haswell" }
         return nil
     }
@@ -45,7 +53,8 @@ public enum BLASCore {
     }
 
     /// OpenBLAS reads `OPENBLAS_CORETYPE` only when it is loaded, before `main`. When it chose a
-    /// generic core on a CPU with AVX2 or AVX-512 and the variable is unset, this re-executes
+    /// generic core on a CPU with AVX2 or AVX-512, or an AVX2 core on a CPU with AVX-512, and the
+    /// variable is unset, this re-executes
     /// the program once with the variable set (the arguments are unchanged). Otherwise returns.
     /// Set `OPENBLAS_CORETYPE` yourself to choose, or to keep what OpenBLAS picked.
     public static func reexecWithMatchingKernelsIfNeeded() {

@@ -232,13 +232,17 @@ extension KernelTests {
         XCTAssertEqual(counts.toArray(), [2000, 2000, 2000])
     }
 
-    func testBLASCoreUpgradeOnlyFromGenericKernels() {
+    func testBLASCoreUpgradeOnlyFromNarrowerKernels() {
         let avx512: Set<String> = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq"]
         XCTAssertEqual(BLASCore.betterCore(current: "Prescott", cpuFlags: avx512), "SkylakeX")
         XCTAssertEqual(BLASCore.betterCore(current: "Prescott", cpuFlags: ["avx2", "fma"]), "Haswell")
         XCTAssertNil(BLASCore.betterCore(current: "Prescott", cpuFlags: ["sse3"]))
-        XCTAssertNil(BLASCore.betterCore(current: "Zen", cpuFlags: avx512), "a recognised core is kept")
+        XCTAssertEqual(BLASCore.betterCore(current: "Zen", cpuFlags: avx512), "SkylakeX", "an AVX2 set on an AVX-512 CPU")
+        XCTAssertEqual(BLASCore.betterCore(current: "Haswell", cpuFlags: avx512), "SkylakeX")
+        XCTAssertNil(BLASCore.betterCore(current: "Haswell", cpuFlags: ["avx2", "fma"]), "the right set is kept")
+        XCTAssertNil(BLASCore.betterCore(current: "Zen", cpuFlags: ["avx2", "fma"]))
         XCTAssertNil(BLASCore.betterCore(current: "SkylakeX", cpuFlags: avx512))
+        XCTAssertNil(BLASCore.betterCore(current: "Cooperlake", cpuFlags: avx512))
     }
 }
 

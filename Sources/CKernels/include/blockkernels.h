@@ -39,5 +39,6 @@ int pt_block_dequantize_rows(int isa, int type, const void *w, size_t row_bytes,
 /// reference quantisers do; returns 0, or −1 for another type.
 int pt_block_quantize_row(int type, const float *x, size_t n, void *out);
 
-/// The instruction set the block kernels use on this CPU: 0 portable, 1 AVX2, 2 AVX-512 VNNI.
+/// The instruction set the block kernels use on this CPU: 0 portable, 1 AVX2, 2 AVX-512 VNNI
+/// (the best it has, or a lesser one named by $PARATOOL_BLOCK_KERNELS = avx2 | portable).
 int pt_block_isa(void);
