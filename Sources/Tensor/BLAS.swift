@@ -101,16 +101,8 @@ public enum MatVec {
         public init(_ w: MatrixView, _ x: MatrixView, into y: MatrixView, accumulate: Bool = false) {
             precondition(x.rows >= 1 && y.rows == x.rows && x.cols == w.cols && y.cols == w.rows, "matvec shape mismatch")
             precondition(!y.buffer.isMapped, "write to a read-only mapped buffer")
-            weights = .float(UnsafePointer(w.pointer), stride: w.stride)
-            self.x = UnsafePointer(x.pointer)
-            self.y = y.pointer
-            rows = w.rows
-            cols = w.cols
-            self.accumulate = accumulate
-            inputs = x.rows
-            xStride = x.stride
-            yStride = y.stride
-            owners = (w.buffer, x.buffer, y.buffer)
+            self.init(weights: .float(UnsafePointer(w.pointer), stride: w.stride), owner: w.buffer, rows: w.rows, cols: w.cols,
+                      x, y, accumulate: accumulate)
         }
 
         /// The same product with block-format weights: `activations` must be `x` quantised
@@ -120,17 +112,22 @@ public enum MatVec {
             precondition(!y.buffer.isMapped, "write to a read-only mapped buffer")
             precondition(ActivationBlocks.needed(for: w.type) == (activations != nil), "activations given iff the format needs them")
             precondition(activations.map { $0.rows == x.rows && $0.cols == x.cols } ?? true, "activations of another shape")
-            weights = .blocks(type: Int32(w.type.rawValue), base: w.base, rowBytes: w.rowBytes,
-                              q: activations?.q, scales: activations?.scales, sums: activations?.sums)
+            self.init(weights: .blocks(type: Int32(w.type.rawValue), base: w.base, rowBytes: w.rowBytes,
+                                       q: activations?.q, scales: activations?.scales, sums: activations?.sums),
+                      owner: w, rows: w.rows, cols: w.cols, x, y, accumulate: accumulate)
+        }
+
+        private init(weights: Weights, owner: AnyObject, rows: Int, cols: Int, _ x: MatrixView, _ y: MatrixView, accumulate: Bool) {
+            self.weights = weights
             self.x = UnsafePointer(x.pointer)
             self.y = y.pointer
-            rows = w.rows
-            cols = w.cols
+            self.rows = rows
+            self.cols = cols
             self.accumulate = accumulate
             inputs = x.rows
             xStride = x.stride
             yStride = y.stride
-            owners = (w, x.buffer, y.buffer)
+            owners = (owner, x.buffer, y.buffer)
         }
 
         func run(_ start: Int, _ end: Int) {
