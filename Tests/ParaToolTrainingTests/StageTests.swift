@@ -273,21 +273,9 @@ final class StageTests: XCTestCase {
     }
 
     func testOfflineRunOfAllStagesPublishesAdaptersAndGate() throws {
-        let dir = temporaryDirectory()
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let tools = repo.appendingPathComponent("Deploy/demo/tools.json")
-        var synth = SynthesisConfig()
-        synth.examplesPerTool = 2
-        synth.episodes = 3
-        let (trajectories, _) = ExampleSynthesizer(tools: try ToolCatalogue.load(file: tools).tools, config: synth).synthesize()
-        let data = dir.appendingPathComponent("train.jsonl")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try Trajectory.save(trajectories, jsonl: data)
-        var options = OfflineTrainingOptions(data: data, tools: tools, store: dir.appendingPathComponent("store"))
-        options.model = LoRABackwardTests.tiny.appendingPathComponent("qwen2").path
+        let (dir, trajectories, demoOptions) = try demoRun(examplesPerTool: 2, episodes: 3)
+        var options = demoOptions
         options.adapter.steps = 2
-        options.adapter.rank = 2
-        options.adapter.alpha = 8
         // Stage 1 in lockstep groups of three tools, then the one left.
         options.toolsPerStep = 3
         options.gate.steps = 3
@@ -350,23 +338,10 @@ final class StageTests: XCTestCase {
     /// tool's B is within one optimiser step of the global B (which moved several steps away from
     /// the zero a random start has).
     func testStageOneStartsFromTheGlobalAdapter() throws {
-        let dir = temporaryDirectory()
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let tools = repo.appendingPathComponent("Deploy/demo/tools.json")
-        var synth = SynthesisConfig()
-        synth.examplesPerTool = 3
-        synth.episodes = 2
-        let (trajectories, _) = ExampleSynthesizer(tools: try ToolCatalogue.load(file: tools).tools, config: synth).synthesize()
-        let data = dir.appendingPathComponent("train.jsonl")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try Trajectory.save(trajectories, jsonl: data)
-        var options = OfflineTrainingOptions(data: data, tools: tools, store: dir.appendingPathComponent("store"))
-        options.model = LoRABackwardTests.tiny.appendingPathComponent("qwen2").path
+        var options = try demoRun(examplesPerTool: 3, episodes: 2).options
         options.stages = [1]
         options.onlyTools = ["set_timer"]
         options.adapter.steps = 1
-        options.adapter.rank = 2
-        options.adapter.alpha = 8
         options.adapter.optimizer.warmupSteps = 0
         options.startFromGlobal = true
         options.globalSteps = 8
@@ -385,5 +360,25 @@ final class StageTests: XCTestCase {
         }
         XCTAssertGreaterThan(globalMagnitude, 3 * lr, "the global adapter moved several steps from B = 0")
         XCTAssertLessThanOrEqual(distance, 1.1 * lr, "one step from the global adapter")
+    }
+
+    /// A temporary folder holding trajectories synthesized for the demo catalogue, and offline
+    /// training options over them on the tiny Qwen2 with rank-2 adapters (alpha 8).
+    func demoRun(examplesPerTool: Int, episodes: Int) throws -> (dir: URL, trajectories: [Trajectory], options: OfflineTrainingOptions) {
+        let dir = temporaryDirectory()
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let tools = repo.appendingPathComponent("Deploy/demo/tools.json")
+        var synth = SynthesisConfig()
+        synth.examplesPerTool = examplesPerTool
+        synth.episodes = episodes
+        let (trajectories, _) = ExampleSynthesizer(tools: try ToolCatalogue.load(file: tools).tools, config: synth).synthesize()
+        let data = dir.appendingPathComponent("train.jsonl")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try Trajectory.save(trajectories, jsonl: data)
+        var options = OfflineTrainingOptions(data: data, tools: tools, store: dir.appendingPathComponent("store"))
+        options.model = LoRABackwardTests.tiny.appendingPathComponent("qwen2").path
+        options.adapter.rank = 2
+        options.adapter.alpha = 8
+        return (dir, trajectories, options)
     }
 }
