@@ -213,57 +213,62 @@ TARGET_VNNI static inline __m256i dot_vnni(__m256i u, __m256i s) {
 // The offset term of a 4-bit block (−8·d·Σx for Q4_0, m·Σx for Q4_1) given the row's d·Σq.
 #define OFFSET(TYPE, d, m, sum) (TYPE == PT_BLOCK_Q4_1 ? (m) * (sum) : TYPE == PT_BLOCK_Q4_0 ? -8.0f * (d) * (sum) : 0.0f)
 
-// A decode product of one block type and instruction set: one input row with two accumulators
-// (two blocks in flight), or up to MAXK rows sharing each unpacked weight block.
-#define DEFINE_MATVEC(NAME, TARGET, DOT, TYPE)                                                              \
-    TARGET static void NAME(const uint8_t *w, size_t rb, size_t n, const int8_t *q, const float *sc,        \
+// A decode product of one block type and instruction set. Input rows go in groups of up to four
+// that share each unpacked weight block, their accumulators in registers; every row's sum is
+// formed in the same order whatever the group (even blocks into one accumulator, odd into
+// another, the 4-bit offsets pairwise), so a row's result does not depend on the rows batched
+// with it: batched decode gives the tokens one-by-one decode gives.
+#define DEFINE_MATVEC(NAME, TARGET, DOT, TYPE)                                                               \
+    TARGET static inline __attribute__((always_inline)) void NAME##_group(                                   \
+        const uint8_t *row, size_t nb, size_t bb, size_t n, const int8_t *q, const float *sc, const float *su, \
+        const int R, float *y, size_t ys, int acc) {                                                         \
+        __m256 a0[4], a1[4];                                                                                 \
+        float off[4];                                                                                        \
+        for (int j = 0; j < R; j++) { a0[j] = _mm256_setzero_ps(); a1[j] = _mm256_setzero_ps(); off[j] = 0; } \
+        size_t b = 0;                                                                                        \
+        for (; b + 2 <= nb; b += 2) {                                                                        \
+            const uint8_t *b0 = row + b * bb, *b1 = b0 + bb;                                                 \
+            BLOCK_WEIGHTS(TYPE, b0, u0, s0, d0, m0);                                                         \
+            BLOCK_WEIGHTS(TYPE, b1, u1, s1, d1, m1);                                                         \
+            for (int j = 0; j < R; j++) {                                                                    \
+                const int8_t *xq = q + j * n + b * QK;                                                       \
+                const float *xsc = sc + j * nb + b, *xsu = su + j * nb + b;                                   \
+                __m256i p0 = DOT(u0, ACTIVATIONS(TYPE, xq, s0));                                             \
+                __m256i p1 = DOT(u1, ACTIVATIONS(TYPE, xq + QK, s1));                                        \
+                a0[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * xsc[0]), a0[j]);         \
+                a1[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d1 * xsc[1]), a1[j]);         \
+                off[j] += OFFSET(TYPE, d0, m0, xsu[0]) + OFFSET(TYPE, d1, m1, xsu[1]);                       \
+            }                                                                                                \
+        }                                                                                                    \
+        if (b < nb) {                                                                                        \
+            const uint8_t *b0 = row + b * bb;                                                                \
+            BLOCK_WEIGHTS(TYPE, b0, u0, s0, d0, m0);                                                         \
+            for (int j = 0; j < R; j++) {                                                                    \
+                __m256i p0 = DOT(u0, ACTIVATIONS(TYPE, q + j * n + b * QK, s0));                             \
+                a0[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * sc[j * nb + b]), a0[j]); \
+                off[j] += OFFSET(TYPE, d0, m0, su[j * nb + b]);                                              \
+            }                                                                                                \
+        }                                                                                                    \
+        for (int j = 0; j < R; j++) {                                                                        \
+            float s = hsum8(_mm256_add_ps(a0[j], a1[j])) + off[j];                                           \
+            float *o = y + (size_t)j * ys;                                                                   \
+            *o = acc ? *o + s : s;                                                                           \
+        }                                                                                                    \
+    }                                                                                                        \
+    TARGET static void NAME(const uint8_t *w, size_t rb, size_t n, const int8_t *q, const float *sc,         \
                             const float *su, size_t k, float *y, size_t ys, size_t start, size_t end, int acc) { \
-        const size_t nb = n / QK, bb = (size_t)block_bytes(TYPE);                                           \
-        for (size_t r = start; r < end; r++) {                                                              \
-            const uint8_t *row = w + r * rb;                                                                \
-            if (k == 1) {                                                                                   \
-                __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();                                  \
-                float off = 0;                                                                              \
-                size_t b = 0;                                                                               \
-                for (; b + 2 <= nb; b += 2) {                                                               \
-                    const uint8_t *b0 = row + b * bb, *b1 = b0 + bb;                                        \
-                    BLOCK_WEIGHTS(TYPE, b0, u0, s0, d0, m0);                                                \
-                    BLOCK_WEIGHTS(TYPE, b1, u1, s1, d1, m1);                                                \
-                    __m256i p0 = DOT(u0, ACTIVATIONS(TYPE, q + b * QK, s0));                                \
-                    __m256i p1 = DOT(u1, ACTIVATIONS(TYPE, q + (b + 1) * QK, s1));                          \
-                    a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * sc[b]), a0);           \
-                    a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d1 * sc[b + 1]), a1);       \
-                    off += OFFSET(TYPE, d0, m0, su[b]) + OFFSET(TYPE, d1, m1, su[b + 1]);                   \
-                }                                                                                           \
-                for (; b < nb; b++) {                                                                       \
-                    const uint8_t *b0 = row + b * bb;                                                       \
-                    BLOCK_WEIGHTS(TYPE, b0, u0, s0, d0, m0);                                                \
-                    __m256i p0 = DOT(u0, ACTIVATIONS(TYPE, q + b * QK, s0));                                \
-                    a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * sc[b]), a0);           \
-                    off += OFFSET(TYPE, d0, m0, su[b]);                                                     \
-                }                                                                                           \
-                float s = hsum8(_mm256_add_ps(a0, a1)) + off;                                               \
-                y[r] = acc ? y[r] + s : s;                                                                  \
-                continue;                                                                                   \
-            }                                                                                               \
-            __m256 a[MAXK];                                                                                 \
-            float off[MAXK];                                                                                \
-            for (size_t j = 0; j < k; j++) { a[j] = _mm256_setzero_ps(); off[j] = 0; }                      \
-            for (size_t b = 0; b < nb; b++) {                                                               \
-                const uint8_t *b0 = row + b * bb;                                                           \
-                BLOCK_WEIGHTS(TYPE, b0, u0, s0, d0, m0);                                                    \
-                for (size_t j = 0; j < k; j++) {                                                            \
-                    __m256i p = DOT(u0, ACTIVATIONS(TYPE, q + j * n + b * QK, s0));                         \
-                    a[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d0 * sc[j * nb + b]), a[j]); \
-                    off[j] += OFFSET(TYPE, d0, m0, su[j * nb + b]);                                         \
-                }                                                                                           \
-            }                                                                                               \
-            for (size_t j = 0; j < k; j++) {                                                                \
-                float s = hsum8(a[j]) + off[j];                                                             \
-                float *o = y + j * ys + r;                                                                  \
-                *o = acc ? *o + s : s;                                                                      \
-            }                                                                                               \
-        }                                                                                                   \
+        const size_t nb = n / QK, bb = (size_t)block_bytes(TYPE);                                            \
+        for (size_t r = start; r < end; r++) {                                                               \
+            const uint8_t *row = w + r * rb;                                                                 \
+            size_t j = 0;                                                                                    \
+            for (; j + 4 <= k; j += 4) NAME##_group(row, nb, bb, n, q + j * n, sc + j * nb, su + j * nb, 4, y + j * ys + r, ys, acc); \
+            switch (k - j) {                                                                                 \
+            case 3: NAME##_group(row, nb, bb, n, q + j * n, sc + j * nb, su + j * nb, 3, y + j * ys + r, ys, acc); break; \
+            case 2: NAME##_group(row, nb, bb, n, q + j * n, sc + j * nb, su + j * nb, 2, y + j * ys + r, ys, acc); break; \
+            case 1: NAME##_group(row, nb, bb, n, q + j * n, sc + j * nb, su + j * nb, 1, y + j * ys + r, ys, acc); break; \
+            default: break;                                                                                  \
+            }                                                                                                \
+        }                                                                                                    \
     }
 
 DEFINE_MATVEC(q4_0_avx2, TARGET_AVX2, dot_avx2, PT_BLOCK_Q4_0)

@@ -20,7 +20,7 @@ struct UpCommand: ParsableCommand {
               paratool send --brokers HOST:PORT --query "What's the weather like in Lisbon right now?"
             Runs until Ctrl-C or SIGTERM.
 
-            On first start, tools without an adapter in the store are trained: examples are synthesized from             their schemas (`paratool synth`, the demo's example queries held out), then stage 1 trains each             tool's adapter and stage 2 the gate (`paratool train --offline --stages 1,2 --steps 75`). On 2 cores             this takes about 6 minutes for the four demo tools; the result is cached in the store, an             interrupted run resumes, and later starts take seconds.
+            On first start, tools without an adapter in the store are trained: examples are synthesized from             their schemas (`paratool synth`, the demo's example queries held out), then stage 1 trains each             tool's adapter and stage 2 the gate (`paratool train --offline --stages 1,2 --steps 75`). On 2 cores             this takes about 5 minutes for the four demo tools; the result is cached in the store, an             interrupted run resumes, and later starts take seconds.
             """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -147,7 +147,7 @@ extension UpCommand {
         let gateExists = FileManager.default.fileExists(atPath: gate.appendingPathComponent("gate_config.json").path)
         guard !missing.isEmpty || !gateExists else { return }
         printError("first start: training \(missing.count) tool adapters and the gate on synthesized examples "
-                   + "(about 1.5 minutes per tool on 2 cores; cached in \(store.path); Ctrl-C and restart resumes)")
+                   + "(about 1.25 minutes per tool on 2 cores; cached in \(store.path); Ctrl-C and restart resumes)")
         var config = SynthesisConfig()
         config.examplesPerTool = 30
         config.seed = 0

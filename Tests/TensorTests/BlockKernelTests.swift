@@ -82,6 +82,24 @@ final class BlockKernelTests: XCTestCase {
         if BlockProducts.instructionSet != "portable" { XCTAssertTrue(variantsRun.contains(.avx2), "this CPU has AVX2") }
     }
 
+    /// A row's result does not depend on the rows batched with it (bit for bit, every variant),
+    /// so batched decode generates what one-by-one decode does.
+    func testDecodeRowsAreIndependentOfTheirBatch() throws {
+        for type in [GGMLType.q4_0, .q4_1, .q8_0] {
+            let (w, _) = try randomMatrix(type, rows: 24, cols: 160, seed: 5)
+            let x = randomRows(11, 160, seed: 6)
+            for variant in BlockProducts.Variant.allCases {
+                let all = MatrixView(FloatBuffer(count: 11 * 24), rows: 11, cols: 24)
+                guard BlockProducts.decodeProduct(w, x, into: all, variant: variant) else { continue }
+                for j in 0..<11 {
+                    let one = MatrixView(FloatBuffer(count: 24), rows: 1, cols: 24)
+                    XCTAssertTrue(BlockProducts.decodeProduct(w, x.rows(j, 1), into: one, variant: variant))
+                    XCTAssertEqual(one.row(0), all.row(j), "\(type.name) \(variant) row \(j)")
+                }
+            }
+        }
+    }
+
     /// Rows of jobs run in parts (as the worker pool splits them) and accumulate into y.
     func testDecodeJobsSplitAndAccumulate() throws {
         let (w, _) = try randomMatrix(.q4_1, rows: 70, cols: 64, seed: 3)
