@@ -42,7 +42,7 @@ final class ThreadScratch {
     private(set) var scales = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     private(set) var sums = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     private var activationCapacity = 0
-    private(set) var tile = FloatBuffer(count: 0)
+    private var tileBuffer = FloatBuffer(count: 0)
 
     deinit {
         quantized.deallocate()
@@ -63,8 +63,8 @@ final class ThreadScratch {
     }
 
     func tile(rows: Int, cols: Int) -> MatrixView {
-        if tile.count < rows * cols { tile = FloatBuffer(count: max(rows * cols, tile.count * 2)) }
-        return MatrixView(tile, rows: rows, cols: cols)
+        if tileBuffer.count < rows * cols { tileBuffer = FloatBuffer(count: max(rows * cols, tileBuffer.count * 2)) }
+        return MatrixView(tileBuffer, rows: rows, cols: cols)
     }
 
     private static let key: pthread_key_t = {
@@ -93,6 +93,19 @@ public enum BlockProducts {
         return max(16, min(wanted, (1 << 18) / max(cols, 1) / 16 * 16))
     }
 
+    /// Hands `body` each tile of `rows` (at most `tileRows` of them) expanded to float32 in this
+    /// thread's scratch, in order.
+    private static func forEachTile(of w: BlockMatrix, rows: Range<Int>, inputRows: Int, _ body: (Range<Int>, MatrixView) -> Void) {
+        let scratch = ThreadScratch.current
+        let tile = tileRows(inputRows: inputRows, cols: w.cols)
+        for t0 in stride(from: rows.lowerBound, to: rows.upperBound, by: tile) {
+            let tileRange = t0..<min(rows.upperBound, t0 + tile)
+            let weights = scratch.tile(rows: tileRange.count, cols: w.cols)
+            w.dequantize(rows: tileRange, into: weights)
+            body(tileRange, weights)
+        }
+    }
+
     /// `y = x · wᵀ` (or `y += x · wᵀ` when `accumulate`): x is rows × w.cols, y is rows × w.rows.
     /// With `threads` > 1 the weight rows are split over the worker pool, each thread
     /// dequantising its own tiles and running single-threaded sgemm on them; with 1 it runs on
@@ -101,16 +114,9 @@ public enum BlockProducts {
         precondition(x.cols == w.cols && y.rows == x.rows && y.cols == w.rows, "block product shape mismatch")
         precondition(!y.buffer.isMapped, "write to a read-only mapped buffer")
         guard x.rows > 0, w.rows > 0 else { return }
-        let tile = tileRows(inputRows: x.rows, cols: w.cols)
         let body = { (start: Int, end: Int) in
-            let scratch = ThreadScratch.current
-            var t0 = start
-            while t0 < end {
-                let t1 = min(end, t0 + tile)
-                let weights = scratch.tile(rows: t1 - t0, cols: w.cols)
-                w.dequantize(rows: t0..<t1, into: weights)
-                BLAS.gemmABt(x, weights, into: y.columns(t0, t1 - t0), beta: accumulate ? 1 : 0)
-                t0 = t1
+            forEachTile(of: w, rows: start..<end, inputRows: x.rows) { rows, weights in
+                BLAS.gemmABt(x, weights, into: y.columns(rows.lowerBound, rows.count), beta: accumulate ? 1 : 0)
             }
         }
         guard threads > 1, WorkerPool.shared.threadCount > 1 else { body(0, w.rows); return }
@@ -126,15 +132,8 @@ public enum BlockProducts {
         precondition(d.cols == w.rows && out.rows == d.rows && out.cols == w.cols, "block product shape mismatch")
         precondition(!out.buffer.isMapped, "write to a read-only mapped buffer")
         guard d.rows > 0 else { return }
-        let scratch = ThreadScratch.current
-        let tile = tileRows(inputRows: d.rows, cols: w.cols)
-        var t0 = 0
-        while t0 < w.rows {
-            let t1 = min(w.rows, t0 + tile)
-            let weights = scratch.tile(rows: t1 - t0, cols: w.cols)
-            w.dequantize(rows: t0..<t1, into: weights)
-            BLAS.gemmAB(d.columns(t0, t1 - t0), weights, into: out, beta: t0 == 0 ? beta : 1)
-            t0 = t1
+        forEachTile(of: w, rows: 0..<w.rows, inputRows: d.rows) { rows, weights in
+            BLAS.gemmAB(d.columns(rows.lowerBound, rows.count), weights, into: out, beta: rows.lowerBound == 0 ? beta : 1)
         }
         if w.rows == 0 { BLAS.scale(out, by: beta) }
     }
