@@ -313,86 +313,68 @@ TARGET_AVX2 static inline __m256 bytes8(__m128i v, int is_signed) {
     return _mm256_cvtepi32_ps(is_signed ? _mm256_cvtepi8_epi32(v) : _mm256_cvtepu8_epi32(v));
 }
 
-TARGET_AVX2 static void dequantize_avx2(int type, const uint8_t *w, size_t rb, size_t n, size_t start, size_t end, float *out, size_t os) {
-    if (type == PT_BLOCK_F32 || ((type == PT_BLOCK_F16 || type == PT_BLOCK_BF16) && n % 8 != 0)) {
-        dequantize_portable(type, w, rb, n, start, end, out, os);
-        return;
-    }
-    const size_t nb = n / QK, bb = (size_t)block_bytes(type);
-    const __m128i m4 = _mm_set1_epi8(0x0F);
-    for (size_t r = start; r < end; r++) {
-        const uint8_t *row = w + r * rb;
-        float *o = out + (r - start) * os;
-        if (type == PT_BLOCK_F16 || type == PT_BLOCK_BF16) {
-            for (size_t i = 0; i < n; i += 8) _mm256_storeu_ps(o + i, load8_half(type, row + 2 * i));
-            continue;
-        }
-        for (size_t b = 0; b < nb; b++) {
-            const uint8_t *blk = row + b * bb;
-            float *ob = o + b * QK;
-            __m256 d = _mm256_set1_ps(_cvtsh_ss(load_u16(blk)));
-            if (type == PT_BLOCK_Q8_0) {
-                __m128i lo = _mm_loadu_si128((const __m128i *)(blk + 2)), hi = _mm_loadu_si128((const __m128i *)(blk + 18));
-                _mm256_storeu_ps(ob, _mm256_mul_ps(bytes8(lo, 1), d));
-                _mm256_storeu_ps(ob + 8, _mm256_mul_ps(bytes8(_mm_srli_si128(lo, 8), 1), d));
-                _mm256_storeu_ps(ob + 16, _mm256_mul_ps(bytes8(hi, 1), d));
-                _mm256_storeu_ps(ob + 24, _mm256_mul_ps(bytes8(_mm_srli_si128(hi, 8), 1), d));
-                continue;
-            }
-            int q41 = type == PT_BLOCK_Q4_1;
-            __m256 m = q41 ? _mm256_set1_ps(_cvtsh_ss(load_u16(blk + 2))) : _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
-            __m128i qs = _mm_loadu_si128((const __m128i *)(blk + (q41 ? 4 : 2)));
-            __m128i lo = _mm_and_si128(qs, m4), hi = _mm_and_si128(_mm_srli_epi16(qs, 4), m4);
-            _mm256_storeu_ps(ob, _mm256_fmadd_ps(bytes8(lo, 0), d, m));
-            _mm256_storeu_ps(ob + 8, _mm256_fmadd_ps(bytes8(_mm_srli_si128(lo, 8), 0), d, m));
-            _mm256_storeu_ps(ob + 16, _mm256_fmadd_ps(bytes8(hi, 0), d, m));
-            _mm256_storeu_ps(ob + 24, _mm256_fmadd_ps(bytes8(_mm_srli_si128(hi, 8), 0), d, m));
-        }
-    }
+TARGET_AVX2 static inline void half_row_avx2(int type, const uint8_t *row, size_t n, float *o) {
+    for (size_t i = 0; i < n; i += 8) _mm256_storeu_ps(o + i, load8_half(type, row + 2 * i));
+}
+
+/// o[i] = q[i]·d + m for the 16 bytes of `v` (signed for Q8_0, else 4-bit values).
+TARGET_AVX2 static inline void store16_avx2(float *o, __m128i v, int is_signed, float d, float m) {
+    __m256 vd = _mm256_set1_ps(d), vm = _mm256_set1_ps(m);
+    _mm256_storeu_ps(o, _mm256_fmadd_ps(bytes8(v, is_signed), vd, vm));
+    _mm256_storeu_ps(o + 8, _mm256_fmadd_ps(bytes8(_mm_srli_si128(v, 8), is_signed), vd, vm));
 }
 
 #define TARGET_512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 
-TARGET_512 static void dequantize_avx512(int type, const uint8_t *w, size_t rb, size_t n, size_t start, size_t end, float *out, size_t os) {
-    if (type == PT_BLOCK_F32 || ((type == PT_BLOCK_F16 || type == PT_BLOCK_BF16) && n % 16 != 0)) {
-        dequantize_avx2(type, w, rb, n, start, end, out, os);
-        return;
-    }
-    const size_t nb = n / QK, bb = (size_t)block_bytes(type);
-    const __m128i m4 = _mm_set1_epi8(0x0F);
-    for (size_t r = start; r < end; r++) {
-        const uint8_t *row = w + r * rb;
-        float *o = out + (r - start) * os;
-        if (type == PT_BLOCK_F16) {
-            for (size_t i = 0; i < n; i += 16) _mm512_storeu_ps(o + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 2 * i))));
-            continue;
-        }
-        if (type == PT_BLOCK_BF16) {
-            for (size_t i = 0; i < n; i += 16) {
-                __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(row + 2 * i)));
-                _mm512_storeu_ps(o + i, _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
-            }
-            continue;
-        }
-        for (size_t b = 0; b < nb; b++) {
-            const uint8_t *blk = row + b * bb;
-            float *ob = o + b * QK;
-            __m512 d = _mm512_set1_ps(_cvtsh_ss(load_u16(blk)));
-            if (type == PT_BLOCK_Q8_0) {
-                __m128i lo = _mm_loadu_si128((const __m128i *)(blk + 2)), hi = _mm_loadu_si128((const __m128i *)(blk + 18));
-                _mm512_storeu_ps(ob, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo)), d));
-                _mm512_storeu_ps(ob + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi)), d));
-                continue;
-            }
-            int q41 = type == PT_BLOCK_Q4_1;
-            __m512 m = q41 ? _mm512_set1_ps(_cvtsh_ss(load_u16(blk + 2))) : _mm512_mul_ps(d, _mm512_set1_ps(-8.0f));
-            __m128i qs = _mm_loadu_si128((const __m128i *)(blk + (q41 ? 4 : 2)));
-            __m128i lo = _mm_and_si128(qs, m4), hi = _mm_and_si128(_mm_srli_epi16(qs, 4), m4);
-            _mm512_storeu_ps(ob, _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)), d, m));
-            _mm512_storeu_ps(ob + 16, _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi)), d, m));
-        }
+TARGET_512 static inline void half_row_avx512(int type, const uint8_t *row, size_t n, float *o) {
+    for (size_t i = 0; i < n; i += 16) {
+        __m256i h = _mm256_loadu_si256((const __m256i *)(row + 2 * i));
+        __m512 v = type == PT_BLOCK_F16 ? _mm512_cvtph_ps(h) : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+        _mm512_storeu_ps(o + i, v);
     }
 }
+
+TARGET_512 static inline void store16_avx512(float *o, __m128i v, int is_signed, float d, float m) {
+    __m512i q = is_signed ? _mm512_cvtepi8_epi32(v) : _mm512_cvtepu8_epi32(v);
+    _mm512_storeu_ps(o, _mm512_fmadd_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(d), _mm512_set1_ps(m)));
+}
+
+// Dequantisation of a row range with one instruction set: F16/BF16 rows `WIDTH` values at a time
+// (other widths, and F32, by the `NARROWER` variant), block rows 16 values at a time. Every block
+// is read as its scale d, its offset m (Q4_1's minimum, −8·d for Q4_0, −0 for Q8_0, so that q·d
+// keeps its sign) and two halves of 16 values.
+#define DEFINE_DEQUANTIZE(NAME, TARGET, WIDTH, NARROWER, HALF_ROW, STORE16)                                    \
+    TARGET static void NAME(int type, const uint8_t *w, size_t rb, size_t n, size_t start, size_t end, float *out, size_t os) { \
+        int half = type == PT_BLOCK_F16 || type == PT_BLOCK_BF16;                                              \
+        if (type == PT_BLOCK_F32 || (half && n % WIDTH != 0)) {                                                \
+            NARROWER(type, w, rb, n, start, end, out, os);                                                     \
+            return;                                                                                            \
+        }                                                                                                      \
+        const size_t nb = n / QK, bb = (size_t)block_bytes(type);                                              \
+        const __m128i m4 = _mm_set1_epi8(0x0F);                                                                \
+        for (size_t r = start; r < end; r++) {                                                                 \
+            const uint8_t *row = w + r * rb;                                                                   \
+            float *o = out + (r - start) * os;                                                                 \
+            if (half) { HALF_ROW(type, row, n, o); continue; }                                                 \
+            for (size_t b = 0; b < nb; b++) {                                                                  \
+                const uint8_t *blk = row + b * bb;                                                             \
+                float d = _cvtsh_ss(load_u16(blk));                                                            \
+                if (type == PT_BLOCK_Q8_0) {                                                                   \
+                    STORE16(o + b * QK, _mm_loadu_si128((const __m128i *)(blk + 2)), 1, d, -0.0f);             \
+                    STORE16(o + b * QK + 16, _mm_loadu_si128((const __m128i *)(blk + 18)), 1, d, -0.0f);       \
+                    continue;                                                                                  \
+                }                                                                                              \
+                int q41 = type == PT_BLOCK_Q4_1;                                                               \
+                float m = q41 ? _cvtsh_ss(load_u16(blk + 2)) : d * -8.0f;                                      \
+                __m128i qs = _mm_loadu_si128((const __m128i *)(blk + (q41 ? 4 : 2)));                          \
+                STORE16(o + b * QK, _mm_and_si128(qs, m4), 0, d, m);                                           \
+                STORE16(o + b * QK + 16, _mm_and_si128(_mm_srli_epi16(qs, 4), m4), 0, d, m);                   \
+            }                                                                                                  \
+        }                                                                                                      \
+    }
+
+DEFINE_DEQUANTIZE(dequantize_avx2, TARGET_AVX2, 8, dequantize_portable, half_row_avx2, store16_avx2)
+DEFINE_DEQUANTIZE(dequantize_avx512, TARGET_512, 16, dequantize_avx2, half_row_avx512, store16_avx512)
 #endif
 
 // MARK: - Dispatch
