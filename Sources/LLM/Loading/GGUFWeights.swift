@@ -78,14 +78,8 @@ public final class GGUFWeights: WeightSource {
     public func load(_ name: String) throws -> FloatBuffer {
         guard let g = ggufName[name], gguf.tensors[g] != nil else { throw ModelLoadError.missingTensor(name) }
         let values = try gguf.floats(g)
-        guard config.family == .llama else { return values }
-        if name.hasSuffix("self_attn.q_proj.weight") || name.hasSuffix("self_attn.q_proj.bias") {
-            return Self.unpermuteRotaryRows(values, heads: config.headCount, headDim: config.headDim)
-        }
-        if name.hasSuffix("self_attn.k_proj.weight") || name.hasSuffix("self_attn.k_proj.bias") {
-            return Self.unpermuteRotaryRows(values, heads: config.kvHeadCount, headDim: config.headDim)
-        }
-        return values
+        guard let heads = rotaryHeads(of: name) else { return values }
+        return Self.unpermuteRotaryRows(values, heads: heads, headDim: config.headDim)
     }
 
     /// Matrix `name`: a supported block format (Q4_0, Q4_1, Q8_0, F16, BF16) stays in place in
@@ -98,16 +92,18 @@ public final class GGUFWeights: WeightSource {
             return try WeightMatrix(rows: rows, cols: cols, float32: try load(name), format: format ?? .f32)
         }
         let blocks = try BlockMatrix(mapping: gguf.file, offset: info.offset, type: info.type, rows: rows, cols: cols)
-        if config.family == .llama, let heads = rotaryHeads(of: name) {
+        if let heads = rotaryHeads(of: name) {
             return WeightMatrix(blocks: try blocks.reorderingRows(Self.rotaryRowOrder(heads: heads, headDim: config.headDim)))
         }
         return WeightMatrix(blocks: blocks)
     }
 
-    /// The head count of a Q or K projection (whose rows llama.cpp permuted), nil for others.
+    /// The head count of a Llama Q or K projection's weight or bias (whose rows llama.cpp's
+    /// converter permuted), nil for every other tensor.
     private func rotaryHeads(of name: String) -> Int? {
-        if name.hasSuffix("self_attn.q_proj.weight") { return config.headCount }
-        if name.hasSuffix("self_attn.k_proj.weight") { return config.kvHeadCount }
+        guard config.family == .llama else { return nil }
+        if name.hasSuffix("self_attn.q_proj.weight") || name.hasSuffix("self_attn.q_proj.bias") { return config.headCount }
+        if name.hasSuffix("self_attn.k_proj.weight") || name.hasSuffix("self_attn.k_proj.bias") { return config.kvHeadCount }
         return nil
     }
 
@@ -130,13 +126,8 @@ public final class GGUFWeights: WeightSource {
         precondition(rows * cols == src.count, "rotary rows do not divide the tensor")
         let out = FloatBuffer(count: src.count)
         let s = MatrixView(src, rows: rows, cols: cols), o = MatrixView(out, rows: rows, cols: cols)
-        let half = headDim / 2
-        for h in 0..<heads {
-            for i in 0..<half {
-                for t in 0..<2 {
-                    Kernels.copyRow(s, h * headDim + 2 * i + t, into: o, row: h * headDim + t * half + i)
-                }
-            }
+        for (row, stored) in rotaryRowOrder(heads: heads, headDim: headDim).enumerated() {
+            Kernels.copyRow(s, stored, into: o, row: row)
         }
         return out
     }
