@@ -15,7 +15,6 @@ public struct ActivationBlocks {
     let sums: UnsafePointer<Float>
     /// Rows and columns quantised.
     public let rows: Int, cols: Int
-    let source: FloatBuffer
 
     /// Quantises the rows of `x` (its columns a multiple of 32) into this thread's scratch.
     public static func quantize(_ x: MatrixView) -> ActivationBlocks {
@@ -24,7 +23,7 @@ public struct ActivationBlocks {
         scratch.reserveActivations(rows: x.rows, cols: x.cols)
         pt_quantize_rows_q8(x.pointer, x.stride, x.rows, x.cols, scratch.quantized, scratch.scales, scratch.sums)
         return ActivationBlocks(q: UnsafePointer(scratch.quantized), scales: UnsafePointer(scratch.scales),
-                                sums: UnsafePointer(scratch.sums), rows: x.rows, cols: x.cols, source: x.buffer)
+                                sums: UnsafePointer(scratch.sums), rows: x.rows, cols: x.cols)
     }
 
     /// Whether `type`'s decode kernel reads quantised activations (the block formats) rather than
