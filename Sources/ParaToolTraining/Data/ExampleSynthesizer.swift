@@ -438,8 +438,7 @@ public struct ExampleSynthesizer {
     /// A seed for one stream (a tool's examples, the episodes) derived from the run's seed, so
     /// adding a tool does not change the other tools' examples.
     static func derivedSeed(_ seed: UInt64, _ stream: String) -> UInt64 {
-        let words = SHA1.digest(Array("\(seed):\(stream)".utf8))
-        return UInt64(words[0]) << 32 | UInt64(words[1])
+        SHA1.digest(Array("\(seed):\(stream)".utf8)).prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
     }
 
     static func uniform(_ rng: inout SeededGenerator) -> Double { Double(rng.next() >> 11) / Double(1 << 53) }
