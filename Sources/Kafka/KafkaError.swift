@@ -60,3 +60,29 @@ func check(_ err: rd_kafka_resp_err_t, _ context: @autoclosure () -> String) thr
 func check(_ error: OpaquePointer?, _ context: @autoclosure () -> String) throws {
     if let error { throw KafkaError(consuming: error, context()) }
 }
+
+extension KafkaError {
+    /// Names for the librdkafka error codes this project tests or raises (`rd_kafka_resp_err_t`).
+    public enum Code {
+        /// The operation timed out (`_TIMED_OUT`).
+        public static let timedOut = RD_KAFKA_RESP_ERR__TIMED_OUT.rawValue
+        /// An argument or configuration is invalid (`_INVALID_ARG`).
+        public static let invalidArgument = RD_KAFKA_RESP_ERR__INVALID_ARG.rawValue
+        /// The local queue is full (`_QUEUE_FULL`).
+        public static let queueFull = RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue
+        /// The broker does not know the topic or partition (`UNKNOWN_TOPIC_OR_PART`).
+        public static let unknownTopicOrPartition = RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART.rawValue
+        /// Another producer with the same transactional id took over (`_FENCED`).
+        public static let fenced = RD_KAFKA_RESP_ERR__FENCED.rawValue
+    }
+}
+
+/// librdkafka's logical offsets, for `assign` and seeks (`RD_KAFKA_OFFSET_*`).
+public enum LogicalOffset {
+    /// The partition's first retained message.
+    public static let beginning = Int64(RD_KAFKA_OFFSET_BEGINNING)
+    /// The partition's end: only messages produced from now on.
+    public static let end = Int64(RD_KAFKA_OFFSET_END)
+    /// The group's committed offset.
+    public static let stored = Int64(RD_KAFKA_OFFSET_STORED)
+}

@@ -48,7 +48,7 @@ import Testing
         let producer = try KafkaProducer(configuration: config)
         for i in 0..<5 { _ = try await producer.send(OutgoingMessage(topic: "s", key: "k", value: Array("m\(i)".utf8))) }
         let consumer = try KafkaConsumer(configuration: config, groupID: nil)
-        try consumer.assign([TopicPartitionOffset(topic: "s", partition: 0, offset: -2)])
+        try consumer.assign([TopicPartitionOffset(topic: "s", partition: 0, offset: LogicalOffset.beginning)])
         var values: [String] = []
         for try await m in consumer.messages() {
             values.append(String(decoding: m.value, as: UTF8.self))

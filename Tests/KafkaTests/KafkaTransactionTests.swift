@@ -13,7 +13,7 @@ import Testing
     func readCommitted(_ brokers: String, topic: String, expecting count: Int, partitions: Int32 = 1) throws -> [String] {
         let reader = try KafkaConsumer(configuration: KafkaConfiguration(brokers: brokers), groupID: nil, name: "reader")
         defer { reader.close() }
-        try reader.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: $0, offset: -2) })
+        try reader.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: $0, offset: LogicalOffset.beginning) })
         var values: [String] = []
         let deadline = Date().addingTimeInterval(10)
         // Read until `count` arrived, then a little longer to catch anything that should not be there.
