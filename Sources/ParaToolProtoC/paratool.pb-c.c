@@ -951,7 +951,7 @@ const ProtobufCMessageDescriptor paratool__v1__phase_timings__descriptor =
   (ProtobufCMessageInit) paratool__v1__phase_timings__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor paratool__v1__action__field_descriptors[8] =
+static const ProtobufCFieldDescriptor paratool__v1__action__field_descriptors[9] =
 {
   {
     "request_id",
@@ -1049,12 +1049,25 @@ static const ProtobufCFieldDescriptor paratool__v1__action__field_descriptors[8]
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "served_format",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Paratool__V1__Action, served_format),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned paratool__v1__action__field_indices_by_name[] = {
   1,   /* field[1] = calls */
   6,   /* field[6] = error */
   4,   /* field[4] = model_id */
   0,   /* field[0] = request_id */
+  8,   /* field[8] = served_format */
   5,   /* field[5] = status */
   2,   /* field[2] = text */
   7,   /* field[7] = timings */
@@ -1063,7 +1076,7 @@ static const unsigned paratool__v1__action__field_indices_by_name[] = {
 static const ProtobufCIntRange paratool__v1__action__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor paratool__v1__action__descriptor =
 {
@@ -1073,14 +1086,14 @@ const ProtobufCMessageDescriptor paratool__v1__action__descriptor =
   "Paratool__V1__Action",
   "paratool.v1",
   sizeof(Paratool__V1__Action),
-  8,
+  9,
   paratool__v1__action__field_descriptors,
   paratool__v1__action__field_indices_by_name,
   1,  paratool__v1__action__number_ranges,
   (ProtobufCMessageInit) paratool__v1__action__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor paratool__v1__flops_telemetry__field_descriptors[12] =
+static const ProtobufCFieldDescriptor paratool__v1__flops_telemetry__field_descriptors[13] =
 {
   {
     "request_id",
@@ -1226,6 +1239,18 @@ static const ProtobufCFieldDescriptor paratool__v1__flops_telemetry__field_descr
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "served_format",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Paratool__V1__FlopsTelemetry, served_format),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned paratool__v1__flops_telemetry__field_indices_by_name[] = {
   5,   /* field[5] = attention */
@@ -1237,6 +1262,7 @@ static const unsigned paratool__v1__flops_telemetry__field_indices_by_name[] = {
   6,   /* field[6] = lora */
   2,   /* field[2] = prompt_tokens */
   0,   /* field[0] = request_id */
+  12,   /* field[12] = served_format */
   11,   /* field[11] = timings */
   9,   /* field[9] = total */
   1,   /* field[1] = worker_id */
@@ -1244,7 +1270,7 @@ static const unsigned paratool__v1__flops_telemetry__field_indices_by_name[] = {
 static const ProtobufCIntRange paratool__v1__flops_telemetry__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 12 }
+  { 0, 13 }
 };
 const ProtobufCMessageDescriptor paratool__v1__flops_telemetry__descriptor =
 {
@@ -1254,7 +1280,7 @@ const ProtobufCMessageDescriptor paratool__v1__flops_telemetry__descriptor =
   "Paratool__V1__FlopsTelemetry",
   "paratool.v1",
   sizeof(Paratool__V1__FlopsTelemetry),
-  12,
+  13,
   paratool__v1__flops_telemetry__field_descriptors,
   paratool__v1__flops_telemetry__field_indices_by_name,
   1,  paratool__v1__flops_telemetry__number_ranges,

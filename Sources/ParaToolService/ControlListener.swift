@@ -5,37 +5,42 @@ import Foundation
 import Kafka
 import Logging
 import ParaTool
+import ServiceLifecycle
 import Synchronization
 import Wire
 
-/// Reads `adapters` and `tools` from the beginning, catches up before serving, then follows them
-/// on a background thread.
-final class ControlListener: @unchecked Sendable {
+/// A gate announced on `adapters`, verified and loaded, for the worker to take over.
+struct AnnouncedGate: @unchecked Sendable {
+    // GateNetwork is a class: the listener hands it over once and keeps no reference.
+    let gate: GateNetwork
+    let version: String
+}
+
+/// Reads `adapters` and `tools` from the beginning, catches up (so a worker starts with the
+/// latest adapters and catalogue: `caughtUp()`), then follows them until the service group shuts
+/// down. A `Service`: run it in the same group as the worker or trainer that reads it.
+public final class ControlListener: Service, Sendable {
     private let consumer: KafkaConsumer
     private let topics: TopicNames
     private let registry: AdapterRegistry?
     private let followTools: Bool
     private let followAdapters: Bool
+    private let catchUpTimeout: Duration
     private let metrics: ServiceMetrics
     private let logger: Logger
-    private let specs = Mutex<[String: ToolSpec]>([:])
-    private let order = Mutex<[String]>([])
-    private let catalogueChanged = Mutex(false)
-    // GateNetwork is a class the worker thread takes over; guarded by `gateLock`.
-    private var pendingGate: (gate: GateNetwork, version: String)?
-    private let gateLock = NSLock()
-    private let gateVersion = Mutex<String?>(nil)
-    private let stopped = Mutex(false)
-    private let finished = DispatchSemaphore(value: 0)
-    private var thread: Thread?
+    private let specs = Mutex<(table: [String: ToolSpec], order: [String], changed: Bool)>(([:], [], false))
+    private let gates = Mutex<(pending: AnnouncedGate?, version: String?)>((nil, nil))
+    private let readiness = Readiness()
 
     /// A listener; with `followAdapters` false it reads only `tools` (no adapter or gate updates).
-    init(kafka: KafkaConfiguration, topics: TopicNames, registry: AdapterRegistry?, followTools: Bool,
-         followAdapters: Bool = true, metrics: ServiceMetrics, logger: Logger) throws {
+    public init(kafka: KafkaConfiguration, topics: TopicNames, registry: AdapterRegistry?, followTools: Bool,
+                followAdapters: Bool = true, catchUpTimeout: Duration = .seconds(30), metrics: ServiceMetrics,
+                logger: Logger) throws {
         self.topics = topics
         self.registry = registry
         self.followTools = followTools
         self.followAdapters = followAdapters
+        self.catchUpTimeout = catchUpTimeout
         self.metrics = metrics
         self.logger = logger
         // Control updates are rare and not latency-critical: long fetch waits keep this reader idle.
@@ -43,67 +48,68 @@ final class ControlListener: @unchecked Sendable {
                                      name: "control", logger: logger)
     }
 
-    /// Reads both topics up to their current ends (so the worker starts with the latest adapters
-    /// and catalogue), then keeps following them in the background.
-    func catchUp(timeout: Duration) throws {
+    /// Returns once both topics were read to the ends they had at the start; throws when that
+    /// failed (the listener's `run` throws the same).
+    public func caughtUp() async throws { try await readiness.wait() }
+
+    /// Catches up, then follows the topics on a thread of its own until graceful shutdown.
+    public func run() async throws {
+        try await ServiceThread(name: "paratool-control").run { [self] in
+            defer { consumer.close() }
+            do {
+                try catchUp()
+                readiness.markReady()
+            } catch {
+                readiness.fail(error)
+                throw error
+            }
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                do {
+                    if let m = try consumer.poll(timeout: .milliseconds(200)) { handle(m) }
+                } catch {
+                    logger.error("control topics: \(error)")
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            }
+        }
+    }
+
+    private func catchUp() throws {
         let ends = try consumer.endOffsets(topics: followAdapters ? [topics.adapters, topics.tools] : [topics.tools])
-        try consumer.assign(ends.map { TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: -2) })  // beginning
+        try consumer.assign(ends.map { TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: LogicalOffset.beginning) })
         var remaining = Dictionary(uniqueKeysWithValues: ends.filter { $0.offset > 0 }
             .map { (TopicPartition(topic: $0.topic, partition: $0.partition), $0.offset) })
-        let deadline = ContinuousClock.now + timeout
+        let deadline = ContinuousClock.now + catchUpTimeout
         while !remaining.isEmpty {
             guard ContinuousClock.now < deadline else {
-                throw KafkaError(code: -185, message: "control topics not read to their end within \(timeout): \(remaining.keys.map(\.description))")
+                throw KafkaError(code: KafkaError.Code.timedOut,
+                                 message: "control topics not read to their end within \(catchUpTimeout): \(remaining.keys.map(\.description))")
             }
             guard let m = try consumer.poll(timeout: .milliseconds(200)) else { continue }
             handle(m)
             let tp = TopicPartition(topic: m.topic, partition: m.partition)
             if let end = remaining[tp], m.offset + 1 >= end { remaining[tp] = nil }
         }
-        logger.info("control topics read", metadata: ["adapters": "\(registry?.versions.count ?? 0) swapped", "tools": "\(specs.withLock { $0.count })"])
-        let thread = Thread { [self] in
-            while !stopped.withLock({ $0 }) {
-                do {
-                    if let m = try consumer.poll(timeout: .milliseconds(200)) { handle(m) }
-                } catch {
-                    logger.error("control topics: \(error)")
-                    Thread.sleep(forTimeInterval: 1)
-                }
-            }
-            finished.signal()
-        }
-        thread.name = "paratool-control"
-        self.thread = thread
-        thread.start()
+        logger.info("control topics read", metadata: ["adapters": "\(registry?.versions.count ?? 0) swapped", "tools": "\(specs.withLock { $0.table.count })"])
     }
 
     /// The catalogue from the `tools` topic if it changed since the last call (nil otherwise).
     func takeCatalogue() -> ToolCatalogue? {
-        guard followTools, catalogueChanged.withLock({ let c = $0; $0 = false; return c }) else { return nil }
+        guard followTools, specs.withLock({ s in defer { s.changed = false }; return s.changed }) else { return nil }
         return catalogue()
     }
 
     /// The catalogue read from the `tools` topic so far, in order of first appearance.
     func catalogue() -> ToolCatalogue {
-        let names = order.withLock { $0 }
-        let table = specs.withLock { $0 }
-        return ToolCatalogue(names.compactMap { table[$0] })
+        specs.withLock { s in ToolCatalogue(s.order.compactMap { s.table[$0] }) }
     }
 
     /// A gate announced and verified since the last call (nil otherwise).
-    func takeGate() -> (gate: GateNetwork, version: String)? {
-        gateLock.withLock {
-            defer { pendingGate = nil }
-            return pendingGate
+    func takeGate() -> AnnouncedGate? {
+        gates.withLock { g in
+            defer { g.pending = nil }
+            return g.pending
         }
-    }
-
-    func stop() {
-        let wasRunning = thread != nil && !stopped.withLock { let s = $0; $0 = true; return s }
-        if wasRunning { finished.wait() }
-        // The thread's closure holds this listener: drop it so the listener (and its client) can go.
-        thread = nil
-        consumer.close()
     }
 
     private func handle(_ m: KafkaMessage) {
@@ -135,9 +141,10 @@ final class ControlListener: @unchecked Sendable {
         } else if m.topic == topics.tools, followTools {
             do {
                 let spec = try ToolSpec(wire: WireToolSpec(bytes: m.value))
-                specs.withLock { $0[spec.name] = spec }
-                order.withLock { if !$0.contains(spec.name) { $0.append(spec.name) } }
-                catalogueChanged.withLock { $0 = true }
+                specs.withLock { s in
+                    if s.table.updateValue(spec, forKey: spec.name) == nil { s.order.append(spec.name) }
+                    s.changed = true
+                }
             } catch {
                 logger.error("undecodable ToolSpec at \(m.topic)[\(m.partition)]@\(m.offset): \(error)")
             }
@@ -146,14 +153,13 @@ final class ControlListener: @unchecked Sendable {
 
     /// Verifies and loads an announced gate for the worker to pick up; older versions are skipped.
     private func applyGate(_ update: WireAdapterUpdate) {
-        if let current = gateVersion.withLock({ $0 }), current >= update.version {
+        if let current = gates.withLock({ $0.version }), current >= update.version {
             metrics.adapterUpdate(result: "stale")
             return
         }
         do {
             let gate = try GateDistribution.load(update)
-            gateVersion.withLock { $0 = update.version }
-            gateLock.withLock { pendingGate = (gate, update.version) }
+            gates.withLock { $0 = (AnnouncedGate(gate: gate, version: update.version), update.version) }
             metrics.adapterUpdate(result: "applied")
             logger.info("gate announced", metadata: ["version": "\(update.version)"])
         } catch {

@@ -1,18 +1,30 @@
 // HealthServer: GET /metrics (Prometheus text) and GET /healthz (200 when ready, 503 otherwise)
-// on a configurable port, served by FlyingFox.
+// on a configurable port, served by FlyingFox; a `Service` that stops listening on graceful
+// shutdown (put it first in the group: it is then the last to stop).
 import FlyingFox
 import Foundation
 import Logging
+import ServiceLifecycle
 
 /// The operations endpoint of a worker or trainer.
-public final class HealthServer: Sendable {
+public final class HealthServer: Service, Sendable {
     private let server: HTTPServer
-    private let task: Task<Void, Never>
+    private let logger: Logger
 
-    /// Starts serving on `host:port` (port 0 picks a free one; see `port()`).
+    /// A server for `host:port` (port 0 picks a free one; see `port()`); `run()` serves.
     public init(host: String = "0.0.0.0", port: UInt16, metrics: ServiceMetrics,
-                isReady: @escaping @Sendable () -> Bool, logger: Logger) async throws {
-        let server = HTTPServer(address: try .inet(ip4: host, port: port), logger: .disabled)
+                isReady: @escaping @Sendable () -> Bool, logger: Logger) throws {
+        server = HTTPServer(address: try .inet(ip4: host, port: port), logger: .disabled)
+        self.logger = logger
+        self.metrics = metrics
+        self.isReady = isReady
+    }
+
+    private let metrics: ServiceMetrics
+    private let isReady: @Sendable () -> Bool
+
+    public func run() async throws {
+        let (metrics, isReady) = (metrics, isReady)
         await server.appendRoute("GET /metrics") { _ in
             HTTPResponse(statusCode: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                          body: Data(metrics.exposition().utf8))
@@ -23,25 +35,30 @@ public final class HealthServer: Sendable {
                                 headers: [.contentType: "text/plain; charset=utf-8"],
                                 body: Data((ok ? "ok\n" : "not ready\n").utf8))
         }
-        self.server = server
-        task = Task {
-            do { try await server.run() } catch is CancellationError {} catch {
-                logger.error("metrics server stopped: \(error)")
+        let logged = Task { [server, logger] in
+            guard (try? await server.waitUntilListening(timeout: 10)) != nil else { return }
+            if case .ip4(_, let port) = await server.listeningAddress {
+                logger.info("serving /metrics and /healthz", metadata: ["port": "\(port)"])
             }
         }
-        try await server.waitUntilListening(timeout: 10)
-        let bound = await self.port()
-        logger.info("serving /metrics and /healthz", metadata: ["port": "\(bound)"])
+        defer { logged.cancel() }
+        do {
+            try await withGracefulShutdownHandler {
+                try await server.run()
+            } onGracefulShutdown: { [server] in
+                Task { await server.stop(timeout: 1) }
+            }
+        } catch {
+            // Stopping the server ends `run` with a socket error: that is the orderly end.
+            guard !Task.isShuttingDownGracefully && !Task.isCancelled else { return }
+            throw error
+        }
     }
 
-    /// The port actually listened on.
-    public func port() async -> UInt16 {
+    /// The port listened on, once listening (within `timeout`).
+    public func port(timeout: TimeInterval = 10) async throws -> UInt16 {
+        try await server.waitUntilListening(timeout: timeout)
         if case .ip4(_, let port) = await server.listeningAddress { return port }
         return 0
-    }
-
-    public func stop() async {
-        await server.stop(timeout: 1)
-        task.cancel()
     }
 }

@@ -69,6 +69,16 @@ public final class ServiceMetrics: Sendable {
         counter("adapter_updates", labels: [("result", result)], help: "AdapterUpdate messages, by result.").increment()
     }
 
+    /// Counts a request served in `format` (a selection mode's name, e.g. `paratool`, `context-docs`).
+    public func served(format: String) {
+        counter("requests_served", labels: [("format", format)], help: "Requests answered, by the format that served them.").increment()
+    }
+
+    /// The gauge `paratool_<name>` with these labels, created on first use.
+    public func gauge(_ name: String, labels: [(String, String)], help: String) -> Gauge {
+        registryLock.withLock { registry.makeGauge(descriptor: Self.name(name, "", help), labels: labels) }
+    }
+
     public func setLag(_ value: Int64) { lag.set(to: Double(value)) }
     public func setReady(_ value: Bool) { ready.set(to: value ? 1 : 0) }
 

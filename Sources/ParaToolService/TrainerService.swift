@@ -11,6 +11,7 @@ import LLM
 import Logging
 import ParaTool
 import ParaToolTraining
+import ServiceLifecycle
 import Synchronization
 import Wire
 
@@ -45,110 +46,115 @@ public struct TrainerSettings: Sendable {
     }
 }
 
-/// The online trainer. `run()` blocks until `stop()`.
-public final class TrainerService: @unchecked Sendable {
+/// The online trainer, a `Service`: on graceful shutdown it finishes the current append and
+/// commit, lets a running training finish and publish, and leaves the group. Polls run on one
+/// thread of its own, training on another (ServiceThread), so the group keeps its membership
+/// while a tool trains.
+public final class TrainerService: Service, Sendable {
     public let settings: TrainerSettings
     private let kafka: KafkaConfiguration
     private let metrics: ServiceMetrics
     private let logger: Logger
-    private let stopping = Mutex(false)
-    private let joined = Mutex(false)
-    private let training = Mutex(false)
+    /// Joined the group; a training running; graceful shutdown begun.
+    private let state = Mutex<(joined: Bool, training: Bool, draining: Bool)>((false, false, false))
     /// Tools whose last training failed (or whose document is missing) are not retried before
     /// this time, so a persistent failure is logged once a minute, not on every poll, and does
     /// not hold up the other tools.
     private let heldOff = Mutex<[String: ContinuousClock.Instant]>([:])
     /// How long a failed tool waits before its next attempt.
     public static let retryDelay: Duration = .seconds(60)
-    private var toolsTopic: ControlListener?
+    /// The `tools` topic, when the catalogue comes from there (run it in the same group).
+    private let toolsTopic: ControlListener?
     public let dataset: TrajectoryDataset
 
-    public init(settings: TrainerSettings, kafka: KafkaConfiguration, metrics: ServiceMetrics, logger: Logger) throws {
+    /// A trainer; `toolsTopic` is the listener of the `tools` topic when `settings.tools` is nil.
+    public init(settings: TrainerSettings, kafka: KafkaConfiguration, toolsTopic: ControlListener?, metrics: ServiceMetrics,
+                logger: Logger) throws {
+        guard settings.tools != nil || toolsTopic != nil else {
+            throw KafkaError(code: KafkaError.Code.invalidArgument, message: "the trainer needs a catalogue file or the tools topic's listener")
+        }
         self.settings = settings
         self.kafka = kafka
+        self.toolsTopic = toolsTopic
         self.metrics = metrics
         self.logger = logger
         dataset = try TrajectoryDataset(directory: settings.dataset)
     }
 
-    public var isReady: Bool { joined.withLock { $0 } && !stopping.withLock { $0 } }
+    public var isReady: Bool { state.withLock { $0.joined && !$0.draining } }
 
-    /// Finishes the current append and commit, leaves the group; a running training finishes first.
-    public func stop() { stopping.withLock { $0 = true } }
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await toolsTopic?.caughtUp()
+            try await ServiceThread(name: "paratool-trainer").run { [self] in try await consume() }
+        } onGracefulShutdown: { [self] in
+            state.withLock { $0.draining = true }
+            logger.info("trainer shutting down: a running training finishes first")
+        }
+    }
 
-    private var isStopping: Bool { stopping.withLock { $0 } }
-
-    public func run() throws {
+    private func consume() async throws {
         let consumer = try KafkaConsumer(configuration: kafka, groupID: settings.groupID, name: "trainer-consumer",
                                          logger: logger) { [weak self] _ in self?.markJoined() }
         try consumer.subscribe(topics: [settings.topics.trajectories])
         let producer = try KafkaProducer(configuration: kafka, name: "trainer-producer", logger: logger)
         defer { producer.close() }
-        if settings.tools == nil {
-            let listener = try ControlListener(kafka: kafka, topics: settings.topics, registry: nil, followTools: true,
-                                               followAdapters: false, metrics: metrics, logger: logger)
-            try listener.catchUp(timeout: .seconds(60))
-            toolsTopic = listener
-        }
-        defer {
-            toolsTopic?.stop()
-            toolsTopic = nil
-        }
         metrics.setReady(true)
         logger.info("trainer consuming", metadata: ["topic": "\(settings.topics.trajectories)", "stored": "\(dataset.count)",
                                                      "retrain_every": "\(settings.retrainEvery)"])
-        let queue = DispatchQueue(label: "paratool.trainer.training")
-        let idle = DispatchGroup()
-        var lastScheduled = ContinuousClock.now
-        while !isStopping {
-            let batch = try consumer.pollBatch(maxMessages: 256, timeout: .milliseconds(200), window: .milliseconds(20))
-            if !batch.isEmpty {
-                var accepted: [Trajectory] = []
-                for m in batch {
-                    do {
-                        let t = try Self.trajectory(WireTrajectory(bytes: m.value))
-                        if t.outcome == .solved || (settings.acceptUnlabelled && t.outcome == .unknown) { accepted.append(t) } else {
-                            metrics.counter("trainer_skipped", labels: [("outcome", t.outcome.rawValue)], help: "Trajectories not stored, by outcome.").increment()
-                        }
-                    } catch {
-                        logger.warning("undecodable trajectory skipped at \(m.topic)[\(m.partition)]@\(m.offset): \(error)")
-                        metrics.counter("trainer_skipped", labels: [("outcome", "undecodable")], help: "Trajectories not stored, by outcome.").increment()
-                    }
-                }
-                let stored = try dataset.append(accepted)
-                metrics.counter("trainer_stored", labels: [], help: "Trajectories appended to the dataset.").increment(by: Int64(stored.count))
-                // Durable first, then the offsets: a crash in between only re-delivers (deduplicated by id).
-                do { try consumer.commit(TopicPartitionOffset.commitPositions(after: batch)) } catch {
-                    logger.warning("commit failed; the batch may be delivered again: \(error)")
-                }
-            }
-            let scheduled = settings.schedule.map { ContinuousClock.now - lastScheduled >= $0 } ?? false
-            let now = ContinuousClock.now
-            let due = dataset.due(threshold: scheduled ? 1 : settings.retrainEvery)
-                .filter { tool in heldOff.withLock { $0[tool].map { now >= $0 } ?? true } }
-            if scheduled { lastScheduled = .now }
-            if !due.isEmpty, !training.withLock({ $0 }) {
-                training.withLock { $0 = true }
-                idle.enter()
-                queue.async { [self] in
-                    defer {
-                        training.withLock { $0 = false }
-                        idle.leave()
-                    }
+        let trainingThread = ServiceThread(name: "paratool-training")
+        try await withThrowingDiscardingTaskGroup { trainings in
+            var lastScheduled = ContinuousClock.now
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                let batch = try consumer.pollBatch(maxMessages: 256, timeout: .milliseconds(200), window: .milliseconds(20))
+                if !batch.isEmpty { try store(batch, consumer: consumer) }
+                let scheduled = settings.schedule.map { ContinuousClock.now - lastScheduled >= $0 } ?? false
+                let now = ContinuousClock.now
+                let due = dataset.due(threshold: scheduled ? 1 : settings.retrainEvery)
+                    .filter { tool in heldOff.withLock { $0[tool].map { now >= $0 } ?? true } }
+                if scheduled { lastScheduled = .now }
+                guard !due.isEmpty, state.withLock({ s in defer { s.training = true }; return !s.training }) else { continue }
+                trainings.addTask(executorPreference: trainingThread) { [self] in
+                    defer { trainingEnded() }
                     do { try retrain(due, producer: producer) } catch {
                         logger.error("retraining \(due.joined(separator: ",")) failed, next attempt in \(Self.retryDelay): \(error)")
                         holdOff(due)
                     }
                 }
             }
+            logger.info("trainer stopping: waiting for a running training to finish")
         }
-        logger.info("trainer stopping: waiting for a running training to finish")
-        idle.wait()
         consumer.close()
         metrics.setReady(false)
     }
 
-    private func markJoined() { joined.withLock { $0 = true } }
+    /// Stores the solved (or, when accepted, unlabelled) trajectories of `batch` durably, then
+    /// commits its offsets: a crash in between only re-delivers (deduplicated by id).
+    private func store(_ batch: [KafkaMessage], consumer: KafkaConsumer) throws {
+        var accepted: [Trajectory] = []
+        for m in batch {
+            do {
+                let t = try Self.trajectory(WireTrajectory(bytes: m.value))
+                if t.outcome == .solved || (settings.acceptUnlabelled && t.outcome == .unknown) { accepted.append(t) } else {
+                    metrics.counter("trainer_skipped", labels: [("outcome", t.outcome.rawValue)], help: "Trajectories not stored, by outcome.").increment()
+                }
+            } catch {
+                logger.warning("undecodable trajectory skipped at \(m.topic)[\(m.partition)]@\(m.offset): \(error)")
+                metrics.counter("trainer_skipped", labels: [("outcome", "undecodable")], help: "Trajectories not stored, by outcome.").increment()
+            }
+        }
+        let stored = try dataset.append(accepted)
+        metrics.counter("trainer_stored", labels: [], help: "Trajectories appended to the dataset.").increment(by: Int64(stored.count))
+        do { try consumer.commit(TopicPartitionOffset.commitPositions(after: batch)) } catch {
+            logger.warning("commit failed; the batch may be delivered again: \(error)")
+        }
+    }
+
+    private func markJoined() { state.withLock { $0.joined = true } }
+
+    /// Not inlined into the async training task: see `Readiness` on locks in async functions.
+    @inline(never)
+    private func trainingEnded() { state.withLock { $0.training = false } }
 
     /// Trains `tools` on a snapshot of the dataset, publishes and announces the versions.
     func retrain(_ tools: [String], producer: KafkaProducer) throws {
@@ -174,10 +180,10 @@ public final class TrainerService: @unchecked Sendable {
         options.adapter = settings.adapter
         // A gate trained here goes to a new version directory (workers may be reading the older
         // ones); stage 3 alone uses the newest gate.
-        let gateVersion = GateDistribution.newVersion()
         if settings.stages.contains(2) {
-            options.gateDirectory = GateDistribution.directory(store: settings.store).appendingPathComponent(gateVersion, isDirectory: true)
-        } else if let latest = GateDistribution.latest(store: settings.store) {
+            options.gateDirectory = AdapterStore.gatesDirectory(root: settings.store)
+                .appendingPathComponent(AdapterStore.newGateVersion(), isDirectory: true)
+        } else if let latest = AdapterStore.latestGate(root: settings.store) {
             options.gateDirectory = latest
         }
         options.checkpointDirectory = settings.dataset.appendingPathComponent("checkpoints-\(UUID().uuidString)")
@@ -194,7 +200,7 @@ public final class TrainerService: @unchecked Sendable {
         }
         if settings.stages.contains(2), let directory = result.gateDirectory {
             updates.append(OutgoingMessage(topic: settings.topics.adapters, key: GateDistribution.toolKey,
-                                           value: try GateDistribution.update(directory: directory, version: gateVersion).encode()))
+                                           value: try GateDistribution.update(directory: directory).encode()))
         }
         _ = try producer.sendAndWait(updates)
         try dataset.markTrained(trainable)

@@ -122,7 +122,7 @@ extension WireAction {
         }
         self.init(requestID: response.id, calls: calls, text: text,
                   weights: response.weights.map { WireToolWeight(tool: $0.tool, weight: Double($0.weight), adapterVersion: $0.adapterVersion ?? "") },
-                  modelID: modelID, status: .ok, timings: timings)
+                  modelID: modelID, status: .ok, timings: timings, servedFormat: response.servedMode.rawValue)
     }
 }
 
@@ -133,6 +133,7 @@ extension WireFlopsTelemetry {
         self.init(requestID: response.id, workerID: workerID, promptTokens: UInt64(response.promptTokens),
                   generatedTokens: UInt64(response.generatedTokens), baseLinear: UInt64(f.baseLinear),
                   attention: UInt64(f.attention), lora: UInt64(f.lora), encoder: UInt64(f.encoder), gate: UInt64(f.gate),
-                  total: UInt64(f.total), contextDocsEquivalent: UInt64(response.contextDocsFlops), timings: timings)
+                  total: UInt64(f.total), contextDocsEquivalent: UInt64(response.contextDocsFlops), timings: timings,
+                  servedFormat: response.servedMode.rawValue)
     }
 }

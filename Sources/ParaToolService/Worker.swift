@@ -8,6 +8,7 @@ import Foundation
 import Kafka
 import Logging
 import ParaTool
+import ServiceLifecycle
 import Synchronization
 import Wire
 
@@ -49,34 +50,43 @@ public struct WorkerSettings: Sendable {
     }
 }
 
-/// A stateless request worker. `run()` blocks the calling thread until `stop()`.
-public final class Worker: @unchecked Sendable {
+/// Builds the engine for a catalogue and a gate.
+public typealias EngineFactory = (ToolCatalogue, GateNetwork?) throws -> ToolCallEngine
+
+/// A stateless request worker, run as a `Service` of a service group: on graceful shutdown it
+/// stops polling, finishes the batch, commits, leaves the group and flushes its producer. Its
+/// loop runs on a thread of its own (ServiceThread); cancellation (the group's escalation) stops
+/// it without finishing the batch, which the group then serves again.
+public final class Worker: Service, @unchecked Sendable {
+    // @unchecked: `initialGate` and what `makeEngine` captures (model, registry) are used on the
+    // worker's own thread only; every other stored property is immutable and Sendable or guarded
+    // by a Mutex.
     public let settings: WorkerSettings
     private let kafka: KafkaConfiguration
-    private let makeEngine: (ToolCatalogue, GateNetwork?) throws -> ToolCallEngine
+    private let makeEngine: EngineFactory
     private let initialGate: GateNetwork?
     private let fixedCatalogue: ToolCatalogue?
-    private let registry: AdapterRegistry?
+    private let control: ControlListener
     private let metrics: ServiceMetrics
     private let logger: Logger
-    private let stopping = Mutex(false)
-    private let joined = Mutex(false)
-    private let serving = Mutex(false)
-    private let assignments = Mutex(0)
+    /// Serving, the group has assigned this member its share, the number of assignments, and
+    /// whether a graceful shutdown has begun.
+    private let membership = Mutex<(serving: Bool, joined: Bool, assignments: Int, draining: Bool)>((false, false, 0, false))
+    private let readiness = Readiness()
     /// What a batch may compute between two polls.
     public let budget: ComputeBudget
 
-    /// A worker. With `catalogue` nil, tools come from the compacted `tools` topic (read to its
-    /// end before serving, then followed); `makeEngine` builds the engine for a catalogue and a
-    /// gate: `gate` first, then each gate announced on `adapters` (GateDistribution).
+    /// A worker. With `catalogue` nil, tools come from the compacted `tools` topic, which
+    /// `control` (run in the same service group) reads to its end before this worker serves and
+    /// follows after; `makeEngine` builds the engine for a catalogue and a gate: `gate` first,
+    /// then each gate announced on `adapters` (GateDistribution).
     public init(settings: WorkerSettings, kafka: KafkaConfiguration, catalogue: ToolCatalogue?, gate: GateNetwork?,
-                registry: AdapterRegistry?, metrics: ServiceMetrics, logger: Logger,
-                makeEngine: @escaping (ToolCatalogue, GateNetwork?) throws -> ToolCallEngine) {
+                control: ControlListener, metrics: ServiceMetrics, logger: Logger, makeEngine: @escaping EngineFactory) {
         self.settings = settings
         self.kafka = kafka
         budget = settings.batchBudget.map(ComputeBudget.init(perBatch:)) ?? ComputeBudget(kafkaProperties: kafka.properties)
         self.fixedCatalogue = catalogue
-        self.registry = registry
+        self.control = control
         self.metrics = metrics
         self.logger = logger
         self.makeEngine = makeEngine
@@ -84,32 +94,58 @@ public final class Worker: @unchecked Sendable {
     }
 
     /// Ready: serving, and the group has assigned this member its (possibly empty) share.
-    public var isReady: Bool { serving.withLock { $0 } && joined.withLock { $0 } && !stopping.withLock { $0 } }
-
-    /// Asks `run()` to finish the current batch, commit, leave the group and return.
-    public func stop() {
-        stopping.withLock { $0 = true }
+    public var isReady: Bool {
+        membership.withLock { $0.serving && $0.joined && !$0.draining }
     }
 
-    private var isStopping: Bool { stopping.withLock { $0 } }
+    /// Returns once the worker is ready; throws when its `run` failed before that.
+    public func ready() async throws { try await readiness.wait() }
+
+    private var isStopping: Bool { Task.isShuttingDownGracefully || Task.isCancelled }
 
     private func markJoined(_ event: RebalanceEvent) {
         guard case .assigned = event else { return }
-        joined.withLock { $0 = true }
-        assignments.withLock { $0 += 1 }
+        let becameReady = membership.withLock { m -> Bool in
+            m.joined = true
+            m.assignments += 1
+            return m.serving
+        }
+        if becameReady { readiness.markReady() }
+    }
+
+    /// Not inlined into the async loop: see `Readiness` on locks in async functions.
+    @inline(never)
+    private func markServing(_ serving: Bool) {
+        let becameReady = membership.withLock { m -> Bool in
+            m.serving = serving
+            return serving && m.joined
+        }
+        metrics.setReady(serving)
+        if becameReady { readiness.markReady() }
     }
 
     /// How many times the group has assigned partitions to this member: 1 while it has served
     /// without a rebalance (each rejoin, e.g. after exceeding `max.poll.interval.ms`, adds one).
-    public var assignmentCount: Int { assignments.withLock { $0 } }
+    public var assignmentCount: Int { membership.withLock { $0.assignments } }
 
-    /// Serves until `stop()`. Throws when Kafka fails fatally (e.g. a fenced transactional id)
-    /// or the first engine cannot be built.
-    public func run() throws {
-        let control = try ControlListener(kafka: kafka, topics: settings.topics, registry: registry,
-                                          followTools: fixedCatalogue == nil, metrics: metrics, logger: logger)
-        defer { control.stop() }
-        try control.catchUp(timeout: .seconds(30))
+    /// Serves until the service group shuts down. Throws when Kafka fails fatally (e.g. a fenced
+    /// transactional id), the control topics cannot be read, or the first engine cannot be built.
+    public func run() async throws {
+        do {
+            try await control.caughtUp()
+            try await withGracefulShutdownHandler {
+                try await ServiceThread(name: "paratool-worker").run { [self] in try await serve() }
+            } onGracefulShutdown: { [self] in
+                membership.withLock { $0.draining = true }
+                logger.info("shutting down: finishing the batch, committing, leaving the group")
+            }
+        } catch {
+            readiness.fail(error)
+            throw error
+        }
+    }
+
+    private func serve() async throws {
         var catalogue = fixedCatalogue ?? control.takeCatalogue() ?? ToolCatalogue()
         var gate = initialGate
         if let announced = control.takeGate(), announced.gate.config.dimension == initialGate?.config.dimension ?? announced.gate.config.dimension {
@@ -133,14 +169,10 @@ public final class Worker: @unchecked Sendable {
         let consumer = try KafkaConsumer(configuration: kafka, groupID: settings.groupID, name: "worker-consumer",
                                          logger: logger) { [weak self] event in self?.markJoined(event) }
         try consumer.subscribe(topics: [settings.topics.requests])
-        serving.withLock { $0 = true }
-        metrics.setReady(true)
+        markServing(true)
         logger.info("serving", metadata: ["group": "\(settings.groupID)", "topic": "\(settings.topics.requests)",
                                           "exactly_once": "\(settings.exactlyOnce)", "batch": "\(settings.batchSize)"])
-        defer {
-            serving.withLock { $0 = false }
-            metrics.setReady(false)
-        }
+        defer { markServing(false) }
 
         while !isStopping {
             // Swaps happen between requests: waiting ones were checked against this engine.
@@ -192,9 +224,9 @@ public final class Worker: @unchecked Sendable {
             let positions = progress.commitPositions(handled: served.rejected + running.map(\.message),
                                                      waiting: waiting.map(\.message))
             if settings.exactlyOnce {
-                guard try deliverInTransaction(served.outputs, positions: positions, producer: producer, consumer: consumer) else { break }
+                guard try await deliverInTransaction(served.outputs, positions: positions, producer: producer, consumer: consumer) else { break }
             } else {
-                guard try deliver(served.outputs, producer: producer) else { break }
+                guard try await deliver(served.outputs, producer: producer) else { break }
                 do {
                     try consumer.commit(positions)
                 } catch {
@@ -217,7 +249,7 @@ public final class Worker: @unchecked Sendable {
 
     /// At-least-once: waits for every output; re-sends failed ones until they land. Returns
     /// false when asked to stop while retrying (the batch is then not committed).
-    private func deliver(_ outputs: [OutgoingMessage], producer: KafkaProducer) throws -> Bool {
+    private func deliver(_ outputs: [OutgoingMessage], producer: KafkaProducer) async throws -> Bool {
         var pending = outputs
         var attempt = 0
         while !pending.isEmpty {
@@ -233,7 +265,7 @@ public final class Worker: @unchecked Sendable {
                                                                    "error": "\(failed[0].1)"])
             if isStopping && attempt >= 3 { return false }
             pending = failed.map(\.0)
-            Thread.sleep(forTimeInterval: min(2, 0.1 * Double(attempt)))
+            try? await Task.sleep(for: .seconds(min(2, 0.1 * Double(attempt))))
         }
         return true
     }
@@ -241,7 +273,7 @@ public final class Worker: @unchecked Sendable {
     /// Exactly-once: outputs and input offsets commit atomically; a failed transaction is aborted
     /// and retried with the same outputs. Returns false when asked to stop while retrying.
     private func deliverInTransaction(_ outputs: [OutgoingMessage], positions: [TopicPartitionOffset],
-                                      producer: KafkaProducer, consumer: KafkaConsumer) throws -> Bool {
+                                      producer: KafkaProducer, consumer: KafkaConsumer) async throws -> Bool {
         var attempt = 0
         while true {
             do {
@@ -260,7 +292,7 @@ public final class Worker: @unchecked Sendable {
                 logger.warning("transaction failed, aborting and retrying", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
                 do { try producer.abortTransaction() } catch { logger.warning("abort failed: \(error)") }
                 if isStopping && attempt >= 3 { return false }
-                Thread.sleep(forTimeInterval: min(2, 0.1 * Double(attempt)))
+                try? await Task.sleep(for: .seconds(min(2, 0.1 * Double(attempt))))
             }
         }
     }
@@ -398,6 +430,7 @@ public final class Worker: @unchecked Sendable {
             return
         }
         served.statuses.append("ok")
+        metrics.served(format: response.servedMode.rawValue)
         guard settings.logTrajectories else { return }
         var calls: [WireToolCall] = []
         if case .calls(let c) = response.action { calls = c.map(\.wire) }

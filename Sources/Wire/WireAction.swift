@@ -172,11 +172,14 @@ public struct WireAction: WireMessage, Hashable {
     public var error: WireErrorDetail?
     /// Wall-clock time per phase.
     public var timings: WirePhaseTimings?
+    /// How the request was served: a selection mode's name, e.g. `paratool`, or `context-docs`
+    /// when the tools' documents were in the prompt; empty when nothing was served (an error).
+    public var servedFormat: String
 
     /// Creates an action.
     public init(requestID: String, calls: [WireToolCall] = [], text: String = "", weights: [WireToolWeight] = [],
                 modelID: String = "", status: WireStatus = .ok, error: WireErrorDetail? = nil,
-                timings: WirePhaseTimings? = nil) {
+                timings: WirePhaseTimings? = nil, servedFormat: String = "") {
         self.requestID = requestID
         self.calls = calls
         self.text = text
@@ -185,6 +188,7 @@ public struct WireAction: WireMessage, Hashable {
         self.status = status
         self.error = error
         self.timings = timings
+        self.servedFormat = servedFormat
     }
 
     init(c: Paratool__V1__Action) throws {
@@ -196,6 +200,7 @@ public struct WireAction: WireMessage, Hashable {
         status = WireStatus(rawValue: wireEnum(c.status))
         error = try c.error.map { try WireErrorDetail(c: $0.pointee, path: "error.") }
         timings = c.timings.map { WirePhaseTimings(c: $0.pointee) }
+        servedFormat = try wireString(c.served_format, field: "served_format")
     }
 
     func c(_ arena: CArena) -> Paratool__V1__Action {
@@ -211,6 +216,7 @@ public struct WireAction: WireMessage, Hashable {
         c.status = cEnum(status.rawValue)
         c.error = error.map { arena.box($0.c(arena)) }
         c.timings = timings.map { arena.box($0.c()) }
+        c.served_format = arena.string(servedFormat)
         return c
     }
 

@@ -31,11 +31,14 @@ public struct WireFlopsTelemetry: WireMessage, Hashable {
     public var contextDocsEquivalent: UInt64
     /// Wall-clock time per phase.
     public var timings: WirePhaseTimings?
+    /// How the request was served, as in `WireAction.servedFormat`.
+    public var servedFormat: String
 
     /// Creates telemetry.
     public init(requestID: String, workerID: String = "", promptTokens: UInt64 = 0, generatedTokens: UInt64 = 0,
                 baseLinear: UInt64 = 0, attention: UInt64 = 0, lora: UInt64 = 0, encoder: UInt64 = 0, gate: UInt64 = 0,
-                total: UInt64 = 0, contextDocsEquivalent: UInt64 = 0, timings: WirePhaseTimings? = nil) {
+                total: UInt64 = 0, contextDocsEquivalent: UInt64 = 0, timings: WirePhaseTimings? = nil,
+                servedFormat: String = "") {
         self.requestID = requestID
         self.workerID = workerID
         self.promptTokens = promptTokens
@@ -48,6 +51,7 @@ public struct WireFlopsTelemetry: WireMessage, Hashable {
         self.total = total
         self.contextDocsEquivalent = contextDocsEquivalent
         self.timings = timings
+        self.servedFormat = servedFormat
     }
 
     init(c: Paratool__V1__FlopsTelemetry) throws {
@@ -56,7 +60,8 @@ public struct WireFlopsTelemetry: WireMessage, Hashable {
             workerID: try wireString(c.worker_id, field: "worker_id"),
             promptTokens: c.prompt_tokens, generatedTokens: c.generated_tokens, baseLinear: c.base_linear,
             attention: c.attention, lora: c.lora, encoder: c.encoder, gate: c.gate, total: c.total,
-            contextDocsEquivalent: c.context_docs_equivalent, timings: c.timings.map { WirePhaseTimings(c: $0.pointee) })
+            contextDocsEquivalent: c.context_docs_equivalent, timings: c.timings.map { WirePhaseTimings(c: $0.pointee) },
+            servedFormat: try wireString(c.served_format, field: "served_format"))
     }
 
     func c(_ arena: CArena) -> Paratool__V1__FlopsTelemetry {
@@ -74,6 +79,7 @@ public struct WireFlopsTelemetry: WireMessage, Hashable {
         c.total = total
         c.context_docs_equivalent = contextDocsEquivalent
         c.timings = timings.map { arena.box($0.c()) }
+        c.served_format = arena.string(servedFormat)
         return c
     }
 

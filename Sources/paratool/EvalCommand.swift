@@ -92,11 +92,7 @@ struct EvalCommand: ParsableCommand {
         let category = BFCLCategory.name(ofFile: dataURL)
         let lm = try modelOptions.load()
         let store = try adapterStore.map { try AdapterStore(root: URL(fileURLWithPath: $0)) }
-        var gateDirectory = gate.map { URL(fileURLWithPath: $0) }
-        if gateDirectory == nil, let store {
-            let candidate = store.root.appendingPathComponent(".gate", isDirectory: true)
-            if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("gate_config.json").path) { gateDirectory = candidate }
-        }
+        let gateDirectory = gate.map { URL(fileURLWithPath: $0) } ?? store.flatMap { AdapterStore.latestGate(root: $0.root) }
         let gateNetwork = try gateDirectory.map { try GateNetwork.load(from: $0) }
         var settings = EvaluationSettings()
         settings.maxNewTokens = maxNewTokens

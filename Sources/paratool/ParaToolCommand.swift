@@ -7,15 +7,15 @@ import Tensor
 
 @main
 struct ParaToolMain {
-    static func main() {
+    static func main() async {
         BLASCore.reexecWithMatchingKernelsIfNeeded()
         // Logs go to standard error; standard output carries results (JSON, `bootstrap:` lines).
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
-        ParaToolCommand.main()
+        await ParaToolCommand.main()
     }
 }
 
-struct ParaToolCommand: ParsableCommand {
+struct ParaToolCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "paratool",
         abstract: "Parametric tool calling: tools compiled into LoRA adapters, run on a CPU Llama-family runtime.",

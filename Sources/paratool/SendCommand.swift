@@ -89,6 +89,7 @@ extension WireAction {
         ]
         if let error { o["error"] = ["code": error.code, "message": error.message] }
         if let t = timings { o["timings_ms"] = t.jsonObject }
+        if !servedFormat.isEmpty { o["served_format"] = servedFormat }
         return o
     }
 
@@ -97,6 +98,7 @@ extension WireAction {
         if let error { lines.append("error: \(error.code): \(error.message)") }
         for call in calls { lines.append("call: \(call.name) \(call.argumentsJSON)") }
         if calls.isEmpty && !text.isEmpty { lines.append("answer: \(text)") }
+        if !servedFormat.isEmpty { lines.append("served as: \(servedFormat)") }
         let used = weights.filter { $0.weight > 0 }.sorted { $0.weight > $1.weight }
         if !used.isEmpty {
             lines.append("weights: " + used.map { String(format: "%@ %.3f (%@)", $0.tool, $0.weight, $0.adapterVersion.isEmpty ? "no adapter" : $0.adapterVersion) }.joined(separator: ", "))

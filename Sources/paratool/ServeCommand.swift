@@ -9,7 +9,7 @@ import ParaToolService
 import Tensor
 import Wire
 
-struct ServeCommand: ParsableCommand {
+struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Run a worker: consume requests, answer with tool calls through the gated adapter mixture.",
@@ -38,8 +38,11 @@ struct ServeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Tool catalogue file (BFCL, OpenAI tools or ToolSpec JSON). Default: the compacted tools topic.", valueName: "file"))
     var tools: String?
 
-    @Option(help: ArgumentHelp("Gate directory (gate_config.json + gate.safetensors). Without one, a fresh gate (not meaningful until trained) is used, with a warning.", valueName: "dir"))
+    @Option(help: ArgumentHelp("Gate directory (gate_config.json + gate.safetensors). Default: the newest gate in the adapter store (<store>/.gates/<version>/); without any, a fresh gate (not meaningful until trained) is used, with a warning, unless --document-fallback.", valueName: "dir"))
     var gate: String?
+
+    @Flag(help: "Serve a request with its tools' documents in the prompt (Context+Docs) while one of its tools has no adapter yet or no gate is trained; the Action's served_format says which format answered.")
+    var documentFallback = false
 
     @Option(help: ArgumentHelp("Adapter store directory (<tool>/<version>/). Without one, tools have no adapters.", valueName: "dir"))
     var adapterStore: String?
@@ -89,7 +92,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical (default info).", valueName: "level"))
     var logLevel: String?
 
-    func run() throws {
+    func run() async throws {
         let settings = try kafka.settings()
         let logger = try serviceLogger("paratool.serve", level: settings.string("log-level", logLevel))
         if let n = try settings.int("threads", threads) {
@@ -132,22 +135,23 @@ struct ServeCommand: ParsableCommand {
         guard stackCacheMB >= 0 else { throw UsageError("--stack-cache-mb must be 0 or more") }
 
         let modelPath = settings.string("model", modelOptions.model)
+        let fallback = try settings.bool("document-fallback", documentFallback)
         let started = Date()
         let lm = try modelOptions.load(path: modelPath)
-        worker.modelID = ServiceStack.modelID(lm)
+        worker.modelID = WorkerStack.modelID(lm)
         logger.info("model loaded", metadata: ["model": "\(worker.modelID)", "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(started)))"])
-        let stack = try ServiceStack.worker(
-            lm: lm, settings: worker, kafka: kafkaConfig, toolsFile: settings.string("tools", tools),
-            gateDirectory: settings.string("gate", gate), storeDirectory: settings.string("adapter-store", adapterStore),
-            stackCacheBytes: stackCacheMB << 20, constrained: !(try settings.bool("unconstrained", unconstrained)), logger: logger)
-        let health = port > 0 ? try ServiceStack.startHealth(port: port, metrics: stack.metrics, isReady: { stack.worker.isReady }, logger: logger) : nil
-        let signals = ShutdownSignals { [logger] in
-            logger.info("signal received: finishing the batch, committing, leaving the group")
-            stack.worker.stop()
+        let store = try settings.string("adapter-store", adapterStore).map { try AdapterStore(root: URL(fileURLWithPath: $0)) }
+        let gateDirectory = settings.string("gate", gate) ?? store.flatMap { AdapterStore.latestGate(root: $0.root)?.path }
+        let gateNetwork: GateNetwork? = gateDirectory == nil && fallback ? nil : try loadGate(gateDirectory, for: lm) {
+            logger.warning("no --gate and none in the store: using an untrained gate; its weights are not meaningful until trained")
         }
-        defer { withExtendedLifetime(signals) {} }
-        try stack.worker.run()
-        health?.stop()
+        let catalogue = try settings.string("tools", tools).map { try ToolCatalogue.load(file: URL(fileURLWithPath: $0)) }
+        let stack = try WorkerStack(
+            model: lm, settings: worker, kafka: kafkaConfig, catalogue: catalogue, gate: gateNetwork, store: store,
+            stackCacheBytes: stackCacheMB << 20, constrained: !(try settings.bool("unconstrained", unconstrained)),
+            documentFallback: fallback, logger: logger)
+        let health = port > 0 ? try HealthServer(port: UInt16(port), metrics: stack.metrics, isReady: { stack.worker.isReady }, logger: logger) : nil
+        try await ServiceStack.run((health.map { [$0] } ?? []) + stack.services, logger: logger)
         logger.info("stopped")
     }
 }

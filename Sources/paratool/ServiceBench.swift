@@ -11,7 +11,7 @@ import ParaTool
 import ParaToolService
 import Wire
 
-struct ServiceBench: ParsableCommand {
+struct ServiceBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "service",
         abstract: "Latency and throughput through Kafka against calling the engine in process.",
@@ -42,7 +42,7 @@ struct ServiceBench: ParsableCommand {
     @Option(help: "fetch.wait.max.ms of the consumers on the mock cluster (it holds every fetch this long).")
     var mockFetchWaitMs = 1
 
-    func run() throws {
+    func run() async throws {
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         let lm = try modelOptions.load()
@@ -77,19 +77,20 @@ struct ServiceBench: ParsableCommand {
             if let cluster { for s in specs { try cluster.createTopic(s.name, partitions: s.partitions) } } else {
                 try KafkaAdmin(configuration: kafka, logger: logger).createTopics(specs)
             }
-            var running: [(Worker, BlockingResult<Void>)] = []
+            var running: [(Worker, RunningServices)] = []
             for w in 0..<workers {
-                var settings = WorkerSettings(workerID: "bench-\(w)", modelID: ServiceStack.modelID(lm))
+                var settings = WorkerSettings(workerID: "bench-\(w)", modelID: WorkerStack.modelID(lm))
                 settings.topics = topics
                 settings.batchSize = batchSize
                 settings.logTrajectories = false
-                let worker = Worker(settings: settings, kafka: kafka, catalogue: catalogue, gate: nil, registry: nil,
-                                    metrics: ServiceMetrics(), logger: logger) { _, _ in try engine() }
-                let done = BlockingResult<Void>()
-                Thread { do { try worker.run(); done.set(.success(())) } catch { done.set(.failure(error)) } }.start()
-                running.append((worker, done))
+                let metrics = ServiceMetrics()
+                let control = try ControlListener(kafka: kafka, topics: topics, registry: nil, followTools: false, followAdapters: false,
+                                                  metrics: metrics, logger: logger)
+                let worker = Worker(settings: settings, kafka: kafka, catalogue: catalogue, gate: nil, control: control,
+                                    metrics: metrics, logger: logger) { _, _ in try engine() }
+                running.append((worker, RunningServices([control, worker], logger: logger)))
             }
-            while !running.allSatisfy({ $0.0.isReady }) { Thread.sleep(forTimeInterval: 0.05) }
+            for (worker, _) in running { try await worker.ready() }
             let client = try RequestClient(kafka: kafka, topics: topics, logger: logger)
             func wire(_ id: String, _ q: String) -> WireToolCallRequest {
                 WireToolCallRequest(requestID: id, query: q, maxNewTokens: UInt32(maxNewTokens))
@@ -110,13 +111,12 @@ struct ServiceBench: ParsableCommand {
             guard got.count == queries.count else { throw UsageError("open loop: \(got.count) of \(queries.count) answered") }
             let rate = Double(queries.count) / (got.values.map(\.receivedAt).max()! - t1).seconds
             rows.append(("Kafka, \(workers) worker\(workers == 1 ? "" : "s")", closed, rate, workerMs, queuePath))
-            for (worker, _) in running { worker.stop() }
-            for (_, done) in running { try done.wait() }
+            for (_, services) in running { try await services.shutdown() }
             // The broker outlives every client of this round.
             withExtendedLifetime((client, cluster)) {}
         }
 
-        print("model \(ServiceStack.modelID(lm)), \(queries.count) requests of \(maxNewTokens) new tokens, broker \(brokers ?? "mock cluster (in process)")")
+        print("model \(WorkerStack.modelID(lm)), \(queries.count) requests of \(maxNewTokens) new tokens, broker \(brokers ?? "mock cluster (in process)")")
         print("| path | p50 ms | p99 ms | p50 over in-process | engine p50 ms | queue path p50 ms | requests/s (all sent at once) |")
         print("|---|---:|---:|---:|---:|---:|---:|")
         let base = percentile(inProcess, 0.5)

@@ -9,7 +9,7 @@ struct ToolOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Tool catalogue: BFCL function list or questions (JSON/JSONL), OpenAI tools array, or ToolSpec array.", valueName: "file"))
     var tools: String?
 
-    @Option(help: ArgumentHelp("A gate saved by ParaTool (gate_config.json + gate.safetensors). Without it, a fresh untrained gate is used and said so.", valueName: "dir"))
+    @Option(help: ArgumentHelp("A gate saved by ParaTool (gate_config.json + gate.safetensors). Default: the newest in <adapter-store>/.gates/; without any, a fresh untrained gate is used and said so.", valueName: "dir"))
     var gate: String?
 
     @Option(help: ArgumentHelp("Adapter store: <dir>/<tool>/<version>/ with PEFT files; each tool's latest version is used.", valueName: "dir"))
@@ -64,8 +64,9 @@ struct ToolOptions: ParsableArguments {
     /// The engine for `lm` with the catalogue, gate and adapters these options name.
     func engine(_ lm: LanguageModel) throws -> ToolCallEngine {
         let catalogue = try catalogue()
-        let gateNetwork = try loadGate(gate, for: lm) {
-            printError("note: no --gate given: using an untrained gate (seed 0); weights are not meaningful until it is trained")
+        let stored = adapterStore.flatMap { AdapterStore.latestGate(root: URL(fileURLWithPath: $0))?.path }
+        let gateNetwork = try loadGate(gate ?? stored, for: lm) {
+            printError("note: no --gate given and none in the store: using an untrained gate (seed 0); weights are not meaningful until it is trained")
         }
         let provider: AdapterProvider
         if let adapterStore {

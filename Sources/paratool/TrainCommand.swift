@@ -9,7 +9,7 @@ import ParaTool
 import ParaToolService
 import ParaToolTraining
 
-struct Train: ParsableCommand {
+struct Train: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Train the tools' adapters and the gate (stages 1-3), publishing into an adapter store.",
@@ -201,8 +201,8 @@ struct Train: ParsableCommand {
         return Set(values)
     }
 
-    func run() throws {
-        if serviceMode { return try runService() }
+    func run() async throws {
+        if serviceMode { return try await runService() }
         var options = OfflineTrainingOptions(data: URL(fileURLWithPath: data!), tools: URL(fileURLWithPath: tools!),
                                              store: URL(fileURLWithPath: out!))
         options.model = modelOptions.model
@@ -293,7 +293,7 @@ final class StopRequest: @unchecked Sendable {
 
 extension Train {
     /// The online trainer (`--brokers`).
-    func runService() throws {
+    func runService() async throws {
         let settings = try kafka.settings()
         let logger = try serviceLogger("paratool.train", level: settings.string("log-level", logLevel))
         let config = try kafka.kafkaConfiguration(settings)
@@ -313,14 +313,9 @@ extension Train {
         guard trainer.retrainEvery >= 1 else { throw UsageError("--retrain-every must be at least 1") }
         let port = try settings.int("metrics-port", metricsPort) ?? 9465
         let metrics = ServiceMetrics()
-        let service = try TrainerService(settings: trainer, kafka: config, metrics: metrics, logger: logger)
-        let health = port > 0 ? try ServiceStack.startHealth(port: port, metrics: metrics, isReady: { service.isReady }, logger: logger) : nil
-        let signals = ShutdownSignals { [logger] in
-            logger.info("signal received: finishing, committing, leaving the group")
-            service.stop()
-        }
-        defer { withExtendedLifetime(signals) {} }
-        try service.run()
-        health?.stop()
+        let stack = try TrainerStack(settings: trainer, kafka: config, metrics: metrics, logger: logger)
+        let health = port > 0 ? try HealthServer(port: UInt16(port), metrics: metrics, isReady: { stack.trainer.isReady }, logger: logger) : nil
+        // A training run takes minutes: let it finish and publish before the group gives up on it.
+        try await ServiceStack.run((health.map { [$0] } ?? []) + stack.services, shutdownTimeout: .seconds(30 * 60), logger: logger)
     }
 }

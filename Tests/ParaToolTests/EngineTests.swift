@@ -25,6 +25,47 @@ final class EngineTests: XCTestCase {
         return (try ToolCallEngine(model: lm, catalogue: catalogue, adapters: provider, gate: gate, constrained: constrained), adapters, lm)
     }
 
+    /// With `documentFallback`, a request whose candidates all have adapters is served as asked;
+    /// one with a candidate lacking an adapter, or needing a gate the engine lacks, is served
+    /// exactly as the same request in Context+Docs mode would be.
+    func testDocumentFallbackServesToolsWithoutAdaptersWithTheirDocuments() throws {
+        let (full, adapters, lm) = try setUpEngine()
+        let partial = InMemoryAdapters(["get_weather": (adapters[0], "v000001"), "book_flight": (adapters[1], "v000002")])
+        let gate = GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, hidden: [32, 32]), seed: 5)
+        let engine = try ToolCallEngine(model: lm, catalogue: full.catalogue, adapters: partial, gate: gate)
+        engine.documentFallback = true
+        let covered = ToolCallRequest(id: "covered", query: "Weather in Paris?", candidates: ["get_weather", "book_flight"], maxNewTokens: 6)
+        var uncovered = covered
+        uncovered.id = "uncovered"
+        uncovered.candidates = ["get_weather", "convert_currency"]
+        var docs = uncovered
+        docs.id = "docs"
+        docs.mode = .contextDocs
+        let out = try engine.run([covered, uncovered, docs])
+        XCTAssertEqual(out.map(\.servedMode), [.paratool, .contextDocs, .contextDocs])
+        XCTAssertGreaterThan(out[0].flops.lora, 0)
+        XCTAssertEqual(out[1].flops.lora, 0)
+        XCTAssertEqual(out[1].promptTokens, out[2].promptTokens)
+        XCTAssertEqual(out[1].text, out[2].text)
+        // validate sees the served format: the documents' prompt is over the tiny model's context.
+        XCTAssertLessThan(try engine.validate(covered).promptTokens, 256)
+        XCTAssertThrowsError(try engine.validate(uncovered)) { error in
+            guard case EngineError.promptTooLong(_, let tokens, _, _) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(tokens, out[2].promptTokens)
+        }
+        // The covered request's answer is the one an engine without the fallback gives.
+        XCTAssertEqual(try full.run([covered])[0].text, out[0].text)
+
+        // No gate: the gate modes fall back (and fail without the fallback).
+        let gateless = try ToolCallEngine(model: lm, catalogue: full.catalogue, adapters: full.adapters, gate: nil)
+        XCTAssertThrowsError(try gateless.run([covered]))
+        gateless.documentFallback = true
+        XCTAssertEqual(try gateless.run([covered])[0].servedMode, .contextDocs)
+        var average = covered
+        average.mode = .average
+        XCTAssertEqual(try gateless.run([average])[0].servedMode, .average, "equal weights need no gate")
+    }
+
     func testModesWeightsVersionsAndFlops() throws {
         let (engine, _, lm) = try setUpEngine()
         let base = ToolCallRequest(id: "r", query: "Weather in Paris?", maxNewTokens: 6)

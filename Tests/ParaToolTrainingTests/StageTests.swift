@@ -304,7 +304,12 @@ final class StageTests: XCTestCase {
         }
         XCTAssertGreaterThanOrEqual(joint, 1)
         XCTAssertEqual(result.published.count, 4 + 1 + joint)
-        let gate = try GateNetwork.load(from: options.resolvedGateDirectory)
+        // The gate is a new version of the store's gate layout, the newest one.
+        let gateDirectory = try XCTUnwrap(result.gateDirectory)
+        XCTAssertEqual(gateDirectory.deletingLastPathComponent().standardizedFileURL,
+                       AdapterStore.gatesDirectory(root: options.store).standardizedFileURL)
+        XCTAssertEqual(AdapterStore.latestGate(root: options.store)?.standardizedFileURL, gateDirectory.standardizedFileURL)
+        let gate = try GateNetwork.load(from: gateDirectory)
         XCTAssertEqual(Set(gate.toolVectors.keys), Set(names))
         // One report (and metrics line) per step: the global adapter first (4 tools × 2 steps),
         // then 4 tools × 2, the gate 3, joint 2.
@@ -327,6 +332,7 @@ final class StageTests: XCTestCase {
         let again = try OfflineTraining.run(options, log: { _ in }) { reports.append($0); return true }
         XCTAssertEqual(again.published.count, 0)
         XCTAssertEqual(reports.count, 0)
+        XCTAssertEqual(again.gateDirectory?.standardizedFileURL, gateDirectory.standardizedFileURL, "resuming keeps the trained gate's version")
         XCTAssertEqual(try store.tools().map { try store.versions(tool: $0).count }.reduce(0, +), 4 + 1 + joint)
 
         // An evaluation query in the data stops the run before any training.

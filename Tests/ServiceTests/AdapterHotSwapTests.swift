@@ -83,11 +83,11 @@ import Wire
 
         let root = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("gates-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: root) }
-        let newDir = root.appendingPathComponent("g1")
+        let newDir = root.appendingPathComponent("g000000000000001")
         try GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, hidden: [16]), seed: 9).save(to: newDir)
         let producer = try KafkaProducer(configuration: harness.kafka, logger: harness.logger)
         _ = try producer.sendAndWait([OutgoingMessage(topic: harness.topics.adapters, key: GateDistribution.toolKey,
-                                                      value: try GateDistribution.update(directory: newDir, version: "g000000000000001").encode())])
+                                                      value: try GateDistribution.update(directory: newDir).encode())])
         let after = try expected(try GateNetwork.load(from: newDir))
         #expect(zip(after, before).contains { abs($0 - $1) > 1e-3 }, "the new gate weighs differently")
         var got: [Double]?
@@ -99,9 +99,9 @@ import Wire
         #expect(got.map { zip($0, after).allSatisfy { abs($0 - $1) < 1e-5 } } == true, "the announced gate serves")
 
         // A gate whose files changed after the announcement's hash was taken is refused.
-        let badDir = root.appendingPathComponent("g2")
+        let badDir = root.appendingPathComponent("g000000000000002")
         try GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, hidden: [16]), seed: 11).save(to: badDir)
-        let update = try GateDistribution.update(directory: badDir, version: "g000000000000002")
+        let update = try GateDistribution.update(directory: badDir)
         let weightsFile = badDir.appendingPathComponent(GateNetwork.weightsFileName)
         var bytes = try Data(contentsOf: weightsFile)
         bytes[bytes.count - 1] ^= 0xFF

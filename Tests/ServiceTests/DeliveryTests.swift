@@ -106,4 +106,49 @@ import Wire
         let byWorker = Dictionary(grouping: results.values.compactMap { $0.telemetry?.workerID }, by: { $0 }).mapValues(\.count)
         #expect(byWorker["survivor", default: 0] > 0, "the survivor took over: \(byWorker)")
     }
+
+    /// SIGTERM to a worker process in the middle of a stream: it finishes its batch, commits,
+    /// leaves the group and exits 0 within the shutdown timeout, and the other member of the
+    /// group answers the rest; no request is lost.
+    @Test func terminatedWorkerProcessHandsOverAndExitsZero() throws {
+        let harness = try ServiceHarness()
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("paratool")
+        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "paratool is built beside the tests")
+        let toolsFile = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("tools-\(UUID().uuidString).json")
+        try Data(#"[{"name":"get_weather","description":"Current weather for a city"},{"name":"book_flight","description":"Book a flight between two airports"},{"name":"convert_currency","description":"Convert an amount between currencies"}]"#.utf8).write(to: toolsFile)
+        defer { try? FileManager.default.removeItem(at: toolsFile) }
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["serve", "--brokers", harness.kafka.brokers, "--topic-prefix", harness.topics.prefix,
+                             "--model", ServiceFixtures.hfTiny.appendingPathComponent("qwen2").path,
+                             "--tools", toolsFile.path, "--adapter-store", harness.store.root.path,
+                             "--metrics-port", "0", "--worker-id", "leaving", "--max-new-tokens", "3",
+                             "--batch-size", "2", "--log-level", "error", "-X", "session.timeout.ms=6000"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let client = try harness.client()
+        // Half the stream before the signal, half while the worker shuts down.
+        let rs = requests("t", 32)
+        for r in rs.prefix(16) { try client.send(r) }
+        let firstAnswered = try client.collect([rs[0].requestID, rs[1].requestID], timeout: .seconds(60))
+        #expect(!firstAnswered.isEmpty, "the worker process served before it was told to stop")
+        try harness.startWorker(id: "successor")
+        let signalled = ContinuousClock.now
+        kill(process.processIdentifier, SIGTERM)
+        for r in rs.suffix(16) { try client.send(r) }
+        let limit = ServiceStack.defaultShutdownTimeout + .seconds(10)
+        while process.isRunning, ContinuousClock.now - signalled < limit { Thread.sleep(forTimeInterval: 0.05) }
+        let stillRunning = process.isRunning
+        if stillRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        #expect(!stillRunning, "the worker exits within its shutdown timeout")
+        #expect(process.terminationReason == .exit && process.terminationStatus == 0, "an orderly shutdown exits 0")
+        let results = try collect(client, rs.map(\.requestID))
+        #expect(Set(results.keys) == Set(rs.map(\.requestID)), "no request lost")
+        #expect(results.values.allSatisfy { $0.action.status == .ok })
+        let byWorker = Dictionary(grouping: results.values.compactMap { $0.telemetry?.workerID }, by: { $0 }).mapValues(\.count)
+        #expect(byWorker["successor", default: 0] > 0, "the other member took over: \(byWorker)")
+        #expect(byWorker["leaving", default: 0] > 0, "the leaving worker answered its share: \(byWorker)")
+    }
 }

@@ -39,7 +39,7 @@ final class ServiceHarness: @unchecked Sendable {
     let store: AdapterStore
     let storeRoot: URL
     var logger = Logger(label: "test")
-    private var workers: [(worker: Worker, thread: Thread, done: DispatchSemaphore, error: ErrorBox)] = []
+    private var workers: [(worker: Worker, services: RunningServices)] = []
 
     init(partitions: Int32 = 2, broker: Broker = .mock) throws {
         logger.logLevel = .warning
@@ -72,47 +72,35 @@ final class ServiceHarness: @unchecked Sendable {
         try? FileManager.default.removeItem(at: storeRoot)
     }
 
-    /// Starts a worker on its own thread; returns it once it serves.
+    /// Starts a worker (and its control listener) in a service group; returns it once it serves.
     @discardableResult
     func startWorker(id: String, settings customize: (inout WorkerSettings) -> Void = { _ in }) throws -> Worker {
         var settings = WorkerSettings(workerID: id, modelID: "tiny-qwen2")
         settings.topics = topics
         settings.defaultMaxNewTokens = 4
         customize(&settings)
-        let registry = AdapterRegistry(store: store, config: ServiceFixtures.model.model.config, logger: logger)
         let lm = ServiceFixtures.model
         let gate = GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, hidden: [32, 32]), seed: 5)
-        let worker = Worker(settings: settings, kafka: kafka, catalogue: ServiceFixtures.catalogue, gate: gate, registry: registry,
-                            metrics: ServiceMetrics(), logger: logger) { catalogue, gate in
-            try ToolCallEngine(model: lm, catalogue: catalogue, adapters: registry, gate: gate)
-        }
-        let done = DispatchSemaphore(value: 0)
-        let box = ErrorBox()
-        let thread = Thread {
-            do { try worker.run() } catch { box.error = error }
-            done.signal()
-        }
-        thread.start()
-        workers.append((worker, thread, done, box))
-        let deadline = Date().addingTimeInterval(30)
-        while !worker.isReady, Date() < deadline, box.error == nil { Thread.sleep(forTimeInterval: 0.05) }
-        if let error = box.error { throw error }
+        let stack = try WorkerStack(model: lm, settings: settings, kafka: kafka, catalogue: ServiceFixtures.catalogue, gate: gate,
+                                    store: store, logger: logger)
+        let services = RunningServices(stack.services, logger: logger)
+        workers.append((stack.worker, services))
+        let worker = stack.worker
+        try waitFor { try await worker.ready() }
         return worker
     }
 
-    /// Stops a worker gracefully and waits for `run()` to return; rethrows its error.
+    /// Shuts a worker down gracefully and waits for it to end; rethrows its error.
     func stop(_ worker: Worker) throws {
         guard let i = workers.firstIndex(where: { $0.worker === worker }) else { return }
-        let w = workers.remove(at: i)
-        w.worker.stop()
-        w.done.wait()
-        if let error = w.error.error { throw error }
+        let services = workers.remove(at: i).services
+        try waitFor { try await services.shutdown() }
     }
 
     func stopAll() {
-        for w in workers { w.worker.stop() }
-        for w in workers { w.done.wait() }
+        let running = workers.map(\.services)
         workers.removeAll()
+        try? waitFor { for s in running { try? await s.shutdown() } }
     }
 
     func client() throws -> RequestClient { try RequestClient(kafka: kafka, topics: topics, logger: logger) }
@@ -122,7 +110,7 @@ final class ServiceHarness: @unchecked Sendable {
         let reader = try KafkaConsumer(configuration: kafka, groupID: nil, name: "test-reader", logger: logger)
         defer { reader.close() }
         let n = try reader.partitionCount(topic: topic)
-        try reader.assign((0..<n).map { TopicPartitionOffset(topic: topic, partition: $0, offset: -2) })
+        try reader.assign((0..<n).map { TopicPartitionOffset(topic: topic, partition: $0, offset: LogicalOffset.beginning) })
         var out: [KafkaMessage] = []
         let deadline = ContinuousClock.now + timeout
         while out.count < count, ContinuousClock.now < deadline {
@@ -132,6 +120,20 @@ final class ServiceHarness: @unchecked Sendable {
     }
 }
 
-final class ErrorBox: @unchecked Sendable {
-    var error: Error?
+/// Runs `body` on a thread of its own and blocks the calling (test) thread until it returns:
+/// the bridge from the synchronous tests to the async services.
+func waitFor<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    let outcome = WaitOutcome<T>()
+    let done = DispatchSemaphore(value: 0)
+    Task(executorPreference: ServiceThread(name: "test-wait")) {
+        do { outcome.result = .success(try await body()) } catch { outcome.result = .failure(error) }
+        done.signal()
+    }
+    done.wait()
+    return try outcome.result!.get()
+}
+
+/// What `waitFor`'s task produced, handed to the waiting thread (the semaphore orders the accesses).
+final class WaitOutcome<T>: @unchecked Sendable {
+    var result: Result<T, any Error>?
 }

@@ -29,15 +29,12 @@ import Wire
     private func startTrainer(_ harness: ServiceHarness, settings: TrainerSettings) throws
         -> (announcements: KafkaConsumer, trainer: TrainerService, finish: () -> Error?) {
         let announcements = try KafkaConsumer(configuration: harness.kafka, groupID: nil, logger: harness.logger)
-        try announcements.assign([TopicPartitionOffset(topic: harness.topics.adapters, partition: 0, offset: -2)])
-        let trainer = try TrainerService(settings: settings, kafka: harness.kafka, metrics: ServiceMetrics(), logger: harness.logger)
-        let done = DispatchSemaphore(value: 0)
-        let box = ErrorBox()
-        Thread { do { try trainer.run() } catch { box.error = error }; done.signal() }.start()
-        return (announcements, trainer, {
-            trainer.stop()
-            done.wait()
-            return box.error
+        try announcements.assign([TopicPartitionOffset(topic: harness.topics.adapters, partition: 0, offset: LogicalOffset.beginning)])
+        let stack = try TrainerStack(settings: settings, kafka: harness.kafka, metrics: ServiceMetrics(), logger: harness.logger)
+        let services = RunningServices(stack.services, logger: harness.logger)
+        return (announcements, stack.trainer, {
+            do { try waitFor { try await services.shutdown() } } catch { return error }
+            return nil
         })
     }
 
@@ -92,16 +89,15 @@ import Wire
         // Restart: the stored dataset is read back; a redelivered trajectory is not stored twice.
         _ = try producer.sendAndWait([OutgoingMessage(topic: harness.topics.trajectories, key: "get_weather",
                                                       value: try trajectory("t1", city: "Paris").encode())])
-        let again = try TrainerService(settings: settings, kafka: harness.kafka, metrics: ServiceMetrics(), logger: harness.logger)
+        let againStack = try TrainerStack(settings: settings, kafka: harness.kafka, metrics: ServiceMetrics(), logger: harness.logger)
+        let again = againStack.trainer
         #expect(again.dataset.count == 3)
         #expect(again.dataset.due(threshold: 1).isEmpty, "the trained counts survive the restart")
-        let done2 = DispatchSemaphore(value: 0)
-        Thread { try? again.run(); done2.signal() }.start()
+        let againServices = RunningServices(againStack.services, logger: harness.logger)
         let until = Date().addingTimeInterval(15)
         while !again.isReady, Date() < until { Thread.sleep(forTimeInterval: 0.1) }
         Thread.sleep(forTimeInterval: 2)
-        again.stop()
-        done2.wait()
+        try waitFor { try await againServices.shutdown() }
         #expect(again.dataset.count == 3)
         let lines = try String(contentsOf: settings.dataset.appendingPathComponent("trajectories.jsonl"), encoding: .utf8)
             .split(separator: "\n").map { try Trajectory(json: try JSONValue.parse(String($0))).id }

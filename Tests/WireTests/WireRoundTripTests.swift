@@ -55,7 +55,7 @@ final class WireRoundTripTests: XCTestCase {
         let timings = WirePhaseTimings(queueMs: 0.25, gateMs: 1.5, prefillMs: 30.125, decodeMs: 120, totalMs: 151.875)
         try roundTrip(WireAction(
             requestID: "req-1", calls: Self.calls, weights: weights, modelID: "Llama-3.2-1B-Instruct",
-            status: .ok, timings: timings))
+            status: .ok, timings: timings, servedFormat: "context-docs"))
         try roundTrip(WireAction(requestID: "req-2", text: "Die Antwort ist 42. ✅", status: .ok))
         for status: WireStatus in [.unspecified, .invalidRequest, .unknownTool, .deadlineExceeded, .internal, .unrecognized(99)] {
             try roundTrip(WireAction(

@@ -94,6 +94,25 @@ public final class AdapterStore: Sendable {
     /// The manifest file name in each version directory.
     public static let manifestFileName = "manifest.json"
 
+    /// The one layout of stored gates: each trained gate in its own version directory
+    /// `<root>/.gates/<version>/` (GateNetwork's two files), versions named by creation time.
+    public static func gatesDirectory(root: URL) -> URL { root.appendingPathComponent(".gates", isDirectory: true) }
+
+    /// A new gate version name: creation time in milliseconds, zero-padded so names sort in time order.
+    public static func newGateVersion(now: Date = Date()) -> String {
+        let ms = Int64(now.timeIntervalSince1970 * 1000)
+        return "g" + String(repeating: "0", count: max(0, 15 - String(ms).count)) + String(ms)
+    }
+
+    /// The newest complete gate version directory under `root` (one holding its config), if any.
+    public static func latestGate(root: URL) -> URL? {
+        let gates = gatesDirectory(root: root)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: gates.path)) ?? []
+        return names.filter { $0.hasPrefix("g") }.sorted().reversed().lazy
+            .map { gates.appendingPathComponent($0, isDirectory: true) }
+            .first { FileManager.default.fileExists(atPath: $0.appendingPathComponent(GateNetwork.configFileName).path) }
+    }
+
     /// Opens the store at `root`, creating the directory if needed.
     public init(root: URL) throws {
         self.root = root.standardizedFileURL

@@ -89,6 +89,9 @@ public struct ToolCallResponse: Sendable {
     public var generateSeconds: Double
     /// The part of `generateSeconds` until the batch's first tokens (prompt processing).
     public var prefillSeconds: Double = 0
+    /// How the request was served: its mode, or `.contextDocs` when the engine fell back to the
+    /// documents (`documentFallback`).
+    public var servedMode: SelectionMode = .paratool
 }
 
 /// What one request will cost, known from `ToolCallEngine.validate` before any compute.
@@ -164,6 +167,10 @@ public final class ToolCallEngine {
     /// alone picks; a tool the top-N cut to weight 0 cannot be named). Applies to the modes whose
     /// weights come from a selector (paratool, top1, embsim).
     public var namePriorScale: Float = 0
+    /// Serve a request whose mode needs adapters with its candidates' documents in the prompt
+    /// (Context+Docs) when one of them has no adapter yet, or the mode needs a gate and there is
+    /// none: how a service answers while its tools are still being trained.
+    public var documentFallback = false
     private let runner: Transformer
     private let mixture: AdapterMixture
     private let counter: FlopsCounter
@@ -259,6 +266,8 @@ public final class ToolCallEngine {
         guard !candidates.isEmpty else { throw EngineError.noCandidates(request.id) }
         let unknown = candidates.filter { !catalogue.contains($0) }
         guard unknown.isEmpty else { throw EngineError.unknownTools(unknown) }
+        var request = request
+        request.mode = try servedMode(request, candidates: candidates)
         let encodes: Bool
         switch request.mode {
         case .paratool, .top1, .embsim:
@@ -285,6 +294,20 @@ public final class ToolCallEngine {
                            encoderTokens: encodes ? promptTokens : 0, candidates: candidates.count)
     }
 
+    /// The mode `request` is served in: its own, or `.contextDocs` under `documentFallback` when
+    /// a candidate has no adapter or the mode needs a gate the engine lacks.
+    public func servedMode(_ request: ToolCallRequest, candidates: [String]) throws -> SelectionMode {
+        guard documentFallback else { return request.mode }
+        switch request.mode {
+        case .contextDocs, .oracle:
+            return request.mode
+        case .paratool, .top1, .embsim, .average:
+            if request.mode != .average && gate == nil { return .contextDocs }
+            for tool in candidates where try adapters.adapter(for: tool) == nil { return .contextDocs }
+            return request.mode
+        }
+    }
+
     /// The prompt's tokens for `request` over `candidates`, in its mode's format.
     private func prompt(for r: ToolCallRequest, candidates: [String]) throws -> [Int] {
         let request = PromptRequest(query: r.query, history: r.history)
@@ -308,11 +331,13 @@ public final class ToolCallEngine {
     /// Selection for one request: its candidates (the catalogue when none are given), mixture, the
     /// weights reported, and the query tokens the encoder read (0 when the mode needs no encoding).
     private func plan(_ request: ToolCallRequest) throws
-        -> (candidates: [String], mixture: Mixture, weights: [ToolWeight], queryTokens: Int) {
+        -> (candidates: [String], mixture: Mixture, weights: [ToolWeight], queryTokens: Int, mode: SelectionMode) {
         let candidates = request.candidates.isEmpty ? catalogue.names : request.candidates
         guard !candidates.isEmpty else { throw EngineError.noCandidates(request.id) }
         let unknown = candidates.filter { !catalogue.contains($0) }
         guard unknown.isEmpty else { throw EngineError.unknownTools(unknown) }
+        var request = request
+        request.mode = try servedMode(request, candidates: candidates)
         let (w, queryTokens) = try selectTools(request, candidates: candidates)
         var components = [(adapter: ToolAdapter, weight: Float)]()
         var weights = [ToolWeight]()
@@ -321,7 +346,7 @@ public final class ToolCallEngine {
             if let found { components.append((found.adapter, weight)) }
             weights.append(ToolWeight(tool: name, weight: weight, adapterVersion: found?.version))
         }
-        return (candidates, Mixture(components), weights, queryTokens)
+        return (candidates, Mixture(components), weights, queryTokens, request.mode)
     }
 
     /// Runs `requests` as one batch and returns one response per request, in order.
@@ -335,9 +360,12 @@ public final class ToolCallEngine {
         var docsPromptTokens = [Int]()
         var adapterCounts = [(count: Int, rank: Int)]()
         var constraints = [TokenConstraint?]()
-        for r in requests {
+        var servedModes = [SelectionMode]()
+        for var r in requests {
             guard r.maxNewTokens >= 1 else { throw EngineError.invalidRequest("request \(r.id): max_new_tokens must be at least 1") }
-            let (candidates, selected, toolWeights, queryTokens) = try plan(r)
+            let (candidates, selected, toolWeights, queryTokens, mode) = try plan(r)
+            r.mode = mode
+            servedModes.append(mode)
             let specs = try catalogue.specs(named: candidates)
             let components = selected.components
             let request = PromptRequest(query: r.query, history: r.history)
@@ -391,7 +419,8 @@ public final class ToolCallEngine {
                 id: requests[i].id, action: parsed.action, diagnostics: parsed.diagnostics, text: text,
                 weights: weightsOut[i], promptTokens: prompts[i].count, generatedTokens: generated.count, flops: flops,
                 contextDocsFlops: counter.generation(prompt: docsPromptTokens[i], generated: generated.count).total,
-                gateSeconds: gateSeconds, generateSeconds: genSeconds, prefillSeconds: prefillSeconds ?? genSeconds)
+                gateSeconds: gateSeconds, generateSeconds: genSeconds, prefillSeconds: prefillSeconds ?? genSeconds,
+                servedMode: servedModes[i])
         }
     }
 }

@@ -292,7 +292,7 @@ struct  Paratool__V1__PhaseTimings
 
 
 /*
- * The answer to a request, topic `actions`, key request_id. Next free number: 9.
+ * The answer to a request, topic `actions`, key request_id. Next free number: 10.
  */
 struct  Paratool__V1__Action
 {
@@ -325,14 +325,18 @@ struct  Paratool__V1__Action
    */
   Paratool__V1__Error *error;
   Paratool__V1__PhaseTimings *timings;
+  /*
+   * how it was served: "paratool" (adapters), "context-docs" (documents in
+   */
+  char *served_format;
 };
 #define PARATOOL__V1__ACTION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&paratool__v1__action__descriptor) \
-    , (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, PARATOOL__V1__STATUS__STATUS_UNSPECIFIED, NULL, NULL }
+    , (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, PARATOOL__V1__STATUS__STATUS_UNSPECIFIED, NULL, NULL, (char *)protobuf_c_empty_string }
 
 
 /*
- * Compute spent on one request, topic `telemetry`, key request_id. Next free number: 13.
+ * Compute spent on one request, topic `telemetry`, key request_id. Next free number: 14.
  * All FLOP counts are multiply-adds counted as 2 FLOPs.
  */
 struct  Paratool__V1__FlopsTelemetry
@@ -371,10 +375,14 @@ struct  Paratool__V1__FlopsTelemetry
    */
   uint64_t context_docs_equivalent;
   Paratool__V1__PhaseTimings *timings;
+  /*
+   * as in Action.served_format
+   */
+  char *served_format;
 };
 #define PARATOOL__V1__FLOPS_TELEMETRY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&paratool__v1__flops_telemetry__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, (char *)protobuf_c_empty_string }
 
 
 /*

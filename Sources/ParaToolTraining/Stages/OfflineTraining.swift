@@ -119,6 +119,8 @@ public struct OfflineTrainingOptions {
     public var metrics: URL?
     /// Queries that must not appear in the training data (checked before anything runs).
     public var evaluationQueries: [String] = []
+    /// Called with each adapter version the moment it is published (before the run ends).
+    public var onPublish: ((AdapterVersion) -> Void)?
 
     /// Options for training on `data` with the catalogue `tools` into `store`; the rest defaults.
     public init(data: URL, tools: URL, store: URL) {
@@ -127,8 +129,7 @@ public struct OfflineTrainingOptions {
         self.store = store
     }
 
-    /// The gate directory used.
-    public var resolvedGateDirectory: URL { gateDirectory ?? store.appendingPathComponent(".gate", isDirectory: true) }
+
     /// The checkpoint directory used.
     public var resolvedCheckpointDirectory: URL {
         checkpointDirectory ?? store.appendingPathComponent(".checkpoints", isDirectory: true)
@@ -184,6 +185,7 @@ public enum OfflineTraining {
         func publish(_ adapter: ToolAdapter, tool: String, stage: String, parent: String? = nil) throws -> AdapterVersion {
             let v = try store.publish(adapter, tool: tool, stage: stage, baseModel: lm.path, parent: parent)
             result.published.append(v)
+            options.onPublish?(v)
             log("published \(tool) \(v.version) (\(stage)) → \(v.path.path)")
             return v
         }
@@ -264,10 +266,15 @@ public enum OfflineTraining {
             result.seconds.append(("pretrain", Date().timeIntervalSince(start)))
         }
 
-        let gateDirectory = options.resolvedGateDirectory
+        // Stage 2 writes a new version of the store's gate layout (or continues the one its
+        // finished checkpoint names); stage 3 alone reads the newest.
+        let trainedGate = finished("gate", "gate")?["gate"].map { URL(fileURLWithPath: $0, isDirectory: true) }
+        let gateDirectory = options.gateDirectory ?? (options.stages.contains(2)
+            ? trainedGate ?? AdapterStore.gatesDirectory(root: options.store).appendingPathComponent(AdapterStore.newGateVersion(), isDirectory: true)
+            : AdapterStore.latestGate(root: options.store) ?? AdapterStore.gatesDirectory(root: options.store))
         if options.stages.contains(2) {
             let start = Date()
-            if finished("gate", "gate") != nil && FileManager.default.fileExists(atPath: gateDirectory.appendingPathComponent("gate_config.json").path) {
+            if finished("gate", "gate") != nil && FileManager.default.fileExists(atPath: gateDirectory.appendingPathComponent(GateNetwork.configFileName).path) {
                 log("stage 2: gate already trained in \(gateDirectory.path), skipped")
             } else {
                 let gate = GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, pooling: options.pooling,
