@@ -119,26 +119,3 @@ func serviceLogger(_ label: String, level: String?) throws -> Logger {
     }
     return logger
 }
-
-/// Runs `body` when SIGTERM or SIGINT arrives (the first time; a second signal exits at once).
-final class ShutdownSignals: @unchecked Sendable {
-    private var sources: [DispatchSourceSignal] = []
-    private var fired = false
-
-    init(_ body: @escaping @Sendable () -> Void) {
-        for sig in [SIGTERM, SIGINT] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { [unowned self] in
-                if fired {
-                    printError("second signal: exiting now")
-                    exit(130)
-                }
-                fired = true
-                body()
-            }
-            source.resume()
-            sources.append(source)
-        }
-    }
-}

@@ -76,21 +76,8 @@ import Wire
 
     @Test func killedWorkerProcessIsReplacedWithoutLoss() throws {
         let harness = try ServiceHarness()
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("paratool")
-        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "paratool is built beside the tests")
-        let toolsFile = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("tools-\(UUID().uuidString).json")
-        try Data(#"[{"name":"get_weather","description":"Current weather for a city"},{"name":"book_flight","description":"Book a flight between two airports"},{"name":"convert_currency","description":"Convert an amount between currencies"}]"#.utf8).write(to: toolsFile)
+        let (process, toolsFile) = try startServeProcess(harness, workerID: "doomed")
         defer { try? FileManager.default.removeItem(at: toolsFile) }
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = ["serve", "--brokers", harness.kafka.brokers, "--topic-prefix", harness.topics.prefix,
-                             "--model", ServiceFixtures.hfTiny.appendingPathComponent("qwen2").path,
-                             "--tools", toolsFile.path, "--adapter-store", harness.store.root.path,
-                             "--metrics-port", "0", "--worker-id", "doomed", "--max-new-tokens", "3",
-                             "--batch-size", "2", "--log-level", "error", "-X", "session.timeout.ms=6000"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
         let client = try harness.client()
         let rs = requests("k", 24)
         for r in rs { try client.send(r) }
@@ -112,21 +99,8 @@ import Wire
     /// group answers the rest; no request is lost.
     @Test func terminatedWorkerProcessHandsOverAndExitsZero() throws {
         let harness = try ServiceHarness()
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("paratool")
-        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "paratool is built beside the tests")
-        let toolsFile = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("tools-\(UUID().uuidString).json")
-        try Data(#"[{"name":"get_weather","description":"Current weather for a city"},{"name":"book_flight","description":"Book a flight between two airports"},{"name":"convert_currency","description":"Convert an amount between currencies"}]"#.utf8).write(to: toolsFile)
+        let (process, toolsFile) = try startServeProcess(harness, workerID: "leaving")
         defer { try? FileManager.default.removeItem(at: toolsFile) }
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = ["serve", "--brokers", harness.kafka.brokers, "--topic-prefix", harness.topics.prefix,
-                             "--model", ServiceFixtures.hfTiny.appendingPathComponent("qwen2").path,
-                             "--tools", toolsFile.path, "--adapter-store", harness.store.root.path,
-                             "--metrics-port", "0", "--worker-id", "leaving", "--max-new-tokens", "3",
-                             "--batch-size", "2", "--log-level", "error", "-X", "session.timeout.ms=6000"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
         let client = try harness.client()
         // Half the stream before the signal, half while the worker shuts down.
         let rs = requests("t", 32)
@@ -150,5 +124,25 @@ import Wire
         let byWorker = Dictionary(grouping: results.values.compactMap { $0.telemetry?.workerID }, by: { $0 }).mapValues(\.count)
         #expect(byWorker["successor", default: 0] > 0, "the other member took over: \(byWorker)")
         #expect(byWorker["leaving", default: 0] > 0, "the leaving worker answered its share: \(byWorker)")
+    }
+
+    /// `paratool serve` (built beside the tests) as a member of `harness`'s worker group on the
+    /// tiny model, and the catalogue file it reads (the caller removes it).
+    private func startServeProcess(_ harness: ServiceHarness, workerID: String) throws -> (Process, URL) {
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("paratool")
+        try #require(FileManager.default.isExecutableFile(atPath: binary.path), "paratool is built beside the tests")
+        let toolsFile = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("tools-\(UUID().uuidString).json")
+        try Data(#"[{"name":"get_weather","description":"Current weather for a city"},{"name":"book_flight","description":"Book a flight between two airports"},{"name":"convert_currency","description":"Convert an amount between currencies"}]"#.utf8).write(to: toolsFile)
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["serve", "--brokers", harness.kafka.brokers, "--topic-prefix", harness.topics.prefix,
+                             "--model", ServiceFixtures.hfTiny.appendingPathComponent("qwen2").path,
+                             "--tools", toolsFile.path, "--adapter-store", harness.store.root.path,
+                             "--metrics-port", "0", "--worker-id", workerID, "--max-new-tokens", "3",
+                             "--batch-size", "2", "--log-level", "error", "-X", "session.timeout.ms=6000"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return (process, toolsFile)
     }
 }
