@@ -22,7 +22,7 @@ public final class FirstStartTrainer: Service, @unchecked Sendable {
     private let metrics: ServiceMetrics
     private let logger: Logger
     /// Steps done and to do over the whole run (every job), for `progress`.
-    private let counts = Mutex<(done: Int, total: Int, finished: Bool)>((0, 0, false))
+    private let counts = Mutex<(done: Int, total: Int)>((0, 0))
 
     /// A trainer for `plan` (from `policy.plan()`).
     public init(policy: FirstStartTraining, plan: FirstStartTraining.Plan, kafka: KafkaConfiguration, topics: TopicNames,
@@ -35,18 +35,10 @@ public final class FirstStartTrainer: Service, @unchecked Sendable {
         self.logger = logger
     }
 
-    /// Whether the run has ended (trained, nothing to train, or stopped).
-    public var isFinished: Bool { counts.withLock { $0.finished } }
-
     public func run() async throws {
-        defer { markFinished() }
         guard !plan.isEmpty else { return }
         try await ServiceThread(name: "paratool-first-start").run { [self] in try train() }
     }
-
-    /// Not inlined into `run`: see `Readiness` on locks in async functions.
-    @inline(never)
-    private func markFinished() { counts.withLock { $0.finished = true } }
 
     private func train() throws {
         let started = Date()
@@ -57,8 +49,7 @@ public final class FirstStartTrainer: Service, @unchecked Sendable {
                                  "store": "\(policy.store.path)"])
         var options = try policy.options(for: plan)
         options.onPublish = { [self] version in
-            announce([WireAdapterUpdate(tool: version.tool, version: version.version, uri: version.path.path, sha256: version.sha256,
-                                        stage: version.stage, createdUnixMs: version.createdUnixMs)], producer: producer)
+            announce([WireAdapterUpdate(announcing: version)], producer: producer)
         }
         let stepGauge = metrics.gauge("first_start_steps_done", labels: [], help: "Training steps done by the first-start training.")
         let totalGauge = metrics.gauge("first_start_steps_total", labels: [], help: "Training steps the first-start training plans.")

@@ -194,8 +194,7 @@ public final class TrainerService: Service, Sendable {
         }
         var updates: [OutgoingMessage] = []
         for v in result.published {
-            let update = WireAdapterUpdate(tool: v.tool, version: v.version, uri: v.path.path, sha256: v.sha256, stage: v.stage,
-                                           createdUnixMs: v.createdUnixMs)
+            let update = WireAdapterUpdate(announcing: v)
             updates.append(OutgoingMessage(topic: settings.topics.adapters, key: v.tool, value: try update.encode()))
         }
         if settings.stages.contains(2), let directory = result.gateDirectory {

@@ -137,3 +137,10 @@ extension WireFlopsTelemetry {
                   servedFormat: response.servedMode.rawValue)
     }
 }
+
+extension WireAdapterUpdate {
+    /// The announcement on `adapters` of a version published to the store.
+    init(announcing v: AdapterVersion) {
+        self.init(tool: v.tool, version: v.version, uri: v.path.path, sha256: v.sha256, stage: v.stage, createdUnixMs: v.createdUnixMs)
+    }
+}
