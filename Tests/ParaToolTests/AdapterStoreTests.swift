@@ -123,6 +123,36 @@ final class AdapterStoreTests: XCTestCase {
         XCTAssertNoThrow(try store.load(tool: "get_weather", version: "v000001", expectedSHA256: other.sha256))
     }
 
+    /// manifest.json as written (the documented keys, optional ones only when set), and each way
+    /// a manifest can be wrong refused as an invalid manifest that says what is wrong.
+    func testManifestFileLayoutAndInvalidManifests() throws {
+        let store = try makeStore()
+        let v = try store.publish(try fixture(0), tool: "get_weather", stage: "pretrain", baseModel: "qwen2", promptWording: "ab")
+        let url = v.path.appendingPathComponent("manifest.json")
+        let written = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        XCTAssertEqual(Set(written.keys), ["tool", "version", "sha256", "created_unix_ms", "stage", "prompt_wording"])
+        XCTAssertEqual(written["created_unix_ms"] as? Int64, v.createdUnixMs)
+        XCTAssertEqual(written["prompt_wording"] as? String, "ab")
+
+        let sha = v.sha256
+        let cases: [(String, String)] = [
+            ("[1, 2]", "not a JSON object"),
+            ("not json", "not a JSON object"),
+            (#"{"tool": "get_weather", "version": "v000001", "sha256": "\#(sha)", "created_unix_ms": 1}"#, "needs stage"),
+            (#"{"tool": "get_weather", "version": "v000001", "sha256": "\#(sha)", "created_unix_ms": "soon", "stage": "x"}"#, "created_unix_ms has the wrong type"),
+            (#"{"tool": "book_flight", "version": "v000001", "sha256": "\#(sha)", "created_unix_ms": 1, "stage": "x"}"#, "describes book_flight/v000001"),
+            (#"{"tool": "get_weather", "version": "v000001", "sha256": "\#(sha.uppercased())", "created_unix_ms": 1, "stage": "x"}"#, "64 lowercase hex"),
+        ]
+        for (text, reason) in cases {
+            try Data(text.utf8).write(to: url)
+            XCTAssertThrowsError(try store.manifest(tool: "get_weather", version: "v000001"), text) { error in
+                guard case AdapterStoreError.invalidManifest(let path, let r) = error else { return XCTFail("\(error)") }
+                XCTAssertEqual(path, url.path)
+                XCTAssertTrue(r.contains(reason), "\(text): \(r)")
+            }
+        }
+    }
+
     /// The wording fingerprint as documented, recomputed with Python hashlib over the wording
     /// below: `hashlib.sha256(b"".join(p.encode() + b"\0" for p in parts)).hexdigest()[:16]`.
     /// A deliberate change of the wording changes it, and with it every store's adapters go stale.

@@ -39,7 +39,7 @@ public enum AdapterStoreError: Error, CustomStringConvertible, Equatable {
 }
 
 /// One published adapter version, as described by its `manifest.json`.
-public struct AdapterVersion: Sendable, Codable, Equatable {
+public struct AdapterVersion: Sendable, Equatable {
     /// The tool the adapter belongs to.
     public let tool: String
     /// The version, `v` and a zero-padded integer (e.g. `v000003`), increasing per tool.
@@ -228,17 +228,16 @@ public final class AdapterStore: Sendable {
         }
         func bad(_ r: String) -> AdapterStoreError { .invalidManifest(path: url.path, reason: r) }
         guard let data = try? Data(contentsOf: url) else { throw bad("cannot read the file") }
-        guard let j = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw bad("not a JSON object") }
-        guard let t = j["tool"] as? String, let v = j["version"] as? String, let sha = j["sha256"] as? String,
-              let created = j["created_unix_ms"] as? NSNumber, let stage = j["stage"] as? String else {
-            throw bad("needs tool, version, sha256, created_unix_ms and stage")
+        let m: Manifest
+        do { m = try JSONDecoder().decode(Manifest.self, from: data) } catch let error as DecodingError {
+            throw bad(Manifest.describe(error))
         }
-        guard t == tool, v == version else { throw bad("describes \(t)/\(v), but lives in \(tool)/\(version)") }
-        guard sha.count == 64, sha.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
+        guard m.tool == tool, m.version == version else { throw bad("describes \(m.tool)/\(m.version), but lives in \(tool)/\(version)") }
+        guard m.sha256.count == 64, m.sha256.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
             throw bad("sha256 must be 64 lowercase hex digits")
         }
-        return AdapterVersion(tool: t, version: v, sha256: sha, createdUnixMs: created.int64Value, stage: stage,
-                              parent: j["parent"] as? String, promptWording: j["prompt_wording"] as? String, path: dir)
+        return AdapterVersion(tool: m.tool, version: m.version, sha256: m.sha256, createdUnixMs: m.createdUnixMs, stage: m.stage,
+                              parent: m.parent, promptWording: m.promptWording, path: dir)
     }
 
     /// Loads version `version` of `tool` after checking that its files still hash to the
@@ -302,13 +301,41 @@ public final class AdapterStore: Sendable {
     }
 
     private static func manifestData(_ v: AdapterVersion) throws -> Data {
-        var object: [String: Any] = [
-            "tool": v.tool, "version": v.version, "sha256": v.sha256,
-            "created_unix_ms": v.createdUnixMs, "stage": v.stage,
-        ]
-        if let parent = v.parent { object["parent"] = parent }
-        if let wording = v.promptWording { object["prompt_wording"] = wording }
-        return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(Manifest(tool: v.tool, version: v.version, sha256: v.sha256, createdUnixMs: v.createdUnixMs,
+                                           stage: v.stage, parent: v.parent, promptWording: v.promptWording))
+    }
+
+    /// The schema of `manifest.json` (an `AdapterVersion` without its directory); optional
+    /// fields are left out when nil.
+    private struct Manifest: Codable {
+        var tool: String
+        var version: String
+        var sha256: String
+        var createdUnixMs: Int64
+        var stage: String
+        var parent: String?
+        var promptWording: String?
+
+        enum CodingKeys: String, CodingKey {
+            case tool, version, sha256, stage, parent
+            case createdUnixMs = "created_unix_ms"
+            case promptWording = "prompt_wording"
+        }
+
+        /// A decoding failure in the manifest's own terms.
+        static func describe(_ error: DecodingError) -> String {
+            switch error {
+            case .keyNotFound(let key, _): return "needs \(key.stringValue)"
+            case .typeMismatch(_, let c) where c.codingPath.isEmpty: return "not a JSON object"
+            case .typeMismatch(_, let c), .valueNotFound(_, let c):
+                return "\(c.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type"
+            case .dataCorrupted(let c) where c.codingPath.isEmpty: return "not a JSON object"
+            case .dataCorrupted(let c): return "\(c.codingPath.map(\.stringValue).joined(separator: ".")): \(c.debugDescription)"
+            @unknown default: return "\(error)"
+            }
+        }
     }
 }
 
