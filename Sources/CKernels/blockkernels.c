@@ -392,13 +392,16 @@ static int isa_supported(int isa) {
 }
 
 int pt_block_isa(void) {
-    static int chosen = -1;
+    // Chosen on first use; atomic, as first uses may come from several threads at once.
+    static int cached = -1;
+    int chosen = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (chosen < 0) {
         int best = isa_supported(2) ? 2 : isa_supported(1) ? 1 : 0;
         // PARATOOL_BLOCK_KERNELS=avx2|portable measures a lesser variant on this CPU.
         const char *asked = getenv("PARATOOL_BLOCK_KERNELS");
         int wanted = !asked ? best : !strcmp(asked, "portable") ? 0 : !strcmp(asked, "avx2") ? 1 : best;
         chosen = wanted < best ? wanted : best;
+        __atomic_store_n(&cached, chosen, __ATOMIC_RELAXED);
     }
     return chosen;
 }

@@ -133,8 +133,13 @@ static void matvec_in_groups(matvec_fn fn, const float *w, size_t w_stride, size
 
 void pt_matvec_rows(const float *w, size_t w_stride, size_t n, const float *x, size_t x_stride, size_t k,
                     float *y, size_t y_stride, size_t start, size_t end, int accumulate) {
-    static matvec_fn fn = 0;
-    if (!fn) fn = chosen(0);
+    // Chosen on first use; atomic, as first uses may come from several threads at once.
+    static matvec_fn cached = 0;
+    matvec_fn fn = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (!fn) {
+        fn = chosen(0);
+        __atomic_store_n(&cached, fn, __ATOMIC_RELAXED);
+    }
     matvec_in_groups(fn, w, w_stride, n, x, x_stride, k, y, y_stride, start, end, accumulate);
 }
 
@@ -215,10 +220,12 @@ static void axpy_rows_portable(const float *bt, size_t bt_stride, size_t r, cons
 
 void pt_matvec_transposed(const float *bt, size_t bt_stride, size_t r, const float *t,
                           float *y, size_t start, size_t end) {
-    static int isa = -1;
+    static int cached = -1;
+    int isa = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (isa < 0) {
         const char *name = pt_kernel_isa();
         isa = name[0] == 'a' ? (name[3] == '5' ? 2 : 1) : 0;
+        __atomic_store_n(&cached, isa, __ATOMIC_RELAXED);
     }
 #if defined(__x86_64__)
     if (isa == 2) { axpy_rows_avx512(bt, bt_stride, r, t, y, start, end); return; }

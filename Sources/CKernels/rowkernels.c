@@ -285,27 +285,32 @@ static const kernel_set *set_for(int isa) {
     return &portable_set;
 }
 
+// The chosen variant, set on first use by whichever thread comes first (every thread picks the
+// same one) or by pt_row_kernels_force_isa: atomic, so concurrent first uses do not race.
 static const kernel_set *active = 0;
 static int active_isa = -1;
 
 static const kernel_set *kernels(void) {
-    if (!active) {
-        active_isa = cpu_isa();
-        active = set_for(active_isa);
+    const kernel_set *set = __atomic_load_n(&active, __ATOMIC_ACQUIRE);
+    if (!set) {
+        int isa = cpu_isa();
+        set = set_for(isa);
+        __atomic_store_n(&active_isa, isa, __ATOMIC_RELAXED);
+        __atomic_store_n(&active, set, __ATOMIC_RELEASE);
     }
-    return active;
+    return set;
 }
 
 int pt_row_kernels_isa(void) {
     kernels();
-    return active_isa;
+    return __atomic_load_n(&active_isa, __ATOMIC_RELAXED);
 }
 
 int pt_row_kernels_force_isa(int isa) {
     if (isa < 0) isa = cpu_isa();
     if (isa > cpu_isa()) return -1;
-    active_isa = isa;
-    active = set_for(isa);
+    __atomic_store_n(&active_isa, isa, __ATOMIC_RELAXED);
+    __atomic_store_n(&active, set_for(isa), __ATOMIC_RELEASE);
     return 0;
 }
 
