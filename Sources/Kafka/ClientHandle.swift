@@ -38,10 +38,10 @@ final class ClientHandle: @unchecked Sendable {
     private let contextRef: Unmanaged<ClientContext>
 
     /// Creates the client. `customize` may install further callbacks on the conf.
-    init(type: rd_kafka_type_t, configuration: KafkaConfiguration, name: String, logger: Logger,
+    init(type: rd_kafka_type_t, properties: [String: String], name: String, logger: Logger,
          onRebalance: (@Sendable (RebalanceEvent) -> Void)? = nil,
          customize: (OpaquePointer) -> Void = { _ in }) throws {
-        let conf = try configuration.makeConf()
+        let conf = try properties.makeConf()
         let context = ClientContext(name: name, logger: logger, onRebalance: onRebalance)
         let ref = Unmanaged.passRetained(context)
         rd_kafka_conf_set_opaque(conf, ref.toOpaque())

@@ -25,7 +25,9 @@ public final class KafkaAdmin: @unchecked Sendable {
     private let handle: ClientHandle
 
     public init(configuration: KafkaConfiguration, logger: Logger = Logger(label: "paratool.kafka")) throws {
-        handle = try ClientHandle(type: RD_KAFKA_PRODUCER, configuration: configuration, name: "admin", logger: logger)
+        var properties = configuration.properties(for: .any)
+        properties["bootstrap.servers"] = configuration.brokers
+        handle = try ClientHandle(type: RD_KAFKA_PRODUCER, properties: properties, name: "admin", logger: logger)
     }
 
     /// Creates the topics that do not exist yet. Returns, per topic, whether it was created now

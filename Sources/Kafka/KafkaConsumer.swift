@@ -12,26 +12,13 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// The consumer group, nil for a manual-assignment reader.
     public let groupID: String?
 
-    /// Defaults for at-least-once processing: nothing is committed or stored automatically.
-    public static let defaults: [String: String] = [
-        "enable.auto.commit": "false",
-        "enable.auto.offset.store": "false",
-        "auto.offset.reset": "earliest",
-        "enable.partition.eof": "false",
-        "isolation.level": "read_committed",
-    ]
-
-    /// Creates a consumer. With a `groupID` it joins that group on `subscribe`; `onRebalance`
+    /// Creates a consumer. With a group id it joins that group on `subscribe`; `onRebalance`
     /// runs on the polling thread (inside `poll`) when partitions are assigned or revoked.
-    public init(configuration: KafkaConfiguration, groupID: String?, name: String = "consumer",
+    public init(configuration: KafkaConsumerConfiguration, name: String = "consumer",
                 logger: Logger = Logger(label: "paratool.kafka"),
                 onRebalance: (@Sendable (RebalanceEvent) -> Void)? = nil) throws {
-        var config = KafkaConfiguration(brokers: configuration.brokers, properties: Self.defaults)
-            .merging(configuration.properties)
-        // librdkafka requires a group id for any consumer; a reader uses a private one it never joins.
-        config.properties["group.id"] = groupID ?? config.properties["group.id"] ?? "paratool-reader-\(UUID().uuidString)"
-        self.groupID = groupID
-        handle = try ClientHandle(type: RD_KAFKA_CONSUMER, configuration: config, name: name, logger: logger,
+        groupID = configuration.groupID
+        handle = try ClientHandle(type: RD_KAFKA_CONSUMER, properties: configuration.librdkafkaProperties, name: name, logger: logger,
                                   onRebalance: onRebalance, customize: { conf in
             rd_kafka_conf_set_rebalance_cb(conf) { rk, err, partitions, opaque in
                 guard let rk, let partitions else { return }

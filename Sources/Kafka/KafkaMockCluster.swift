@@ -34,7 +34,7 @@ public final class KafkaMockCluster: @unchecked Sendable {
     /// Starts `brokers` mock brokers on 127.0.0.1 (random ports).
     public init(brokers: Int32 = 1, logger: Logger = Logger(label: "paratool.kafka.mock")) throws {
         // A minimal client owns the cluster; it never connects anywhere.
-        handle = try ClientHandle(type: RD_KAFKA_PRODUCER, configuration: KafkaConfiguration(brokers: ""),
+        handle = try ClientHandle(type: RD_KAFKA_PRODUCER, properties: [:],
                                   name: "mock-cluster", logger: logger, customize: { conf in
             _ = rd_kafka_conf_set(conf, "bootstrap.servers", "", nil, 0)
         })

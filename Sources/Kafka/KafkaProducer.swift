@@ -11,27 +11,24 @@ public final class KafkaProducer: @unchecked Sendable {
     private let handle: ClientHandle
     private let running = AtomicFlag(true)
     private let stopped = DispatchSemaphore(value: 0)
-    /// Whether `init` was given a transactional id.
+    /// Whether this producer was made from a `KafkaTransactionalProducerConfiguration`.
     public let isTransactional: Bool
 
-    /// Defaults that make delivery safe and fast; any of them may be overridden by the caller.
-    public static let defaults: [String: String] = [
-        "enable.idempotence": "true",
-        "acks": "all",
-        // Send at once: messages queued while a request is in flight still go out together.
-        "linger.ms": "0",
-        "message.timeout.ms": "30000",
-    ]
+    /// Creates a producer without transactions.
+    public convenience init(configuration: KafkaProducerConfiguration, name: String = "producer",
+                            logger: Logger = Logger(label: "paratool.kafka")) throws {
+        try self.init(properties: configuration.librdkafkaProperties, isTransactional: false, name: name, logger: logger)
+    }
 
-    /// Creates the producer. A `transactionalID` enables the transaction API (call
-    /// `initTransactions` before the first transaction).
-    public init(configuration: KafkaConfiguration, transactionalID: String? = nil, name: String = "producer",
-                logger: Logger = Logger(label: "paratool.kafka")) throws {
-        var config = KafkaConfiguration(brokers: configuration.brokers, properties: Self.defaults)
-            .merging(configuration.properties)
-        if let transactionalID { config.properties["transactional.id"] = transactionalID }
-        isTransactional = transactionalID != nil
-        handle = try ClientHandle(type: RD_KAFKA_PRODUCER, configuration: config, name: name, logger: logger, customize: { conf in
+    /// Creates a transactional producer (call `initTransactions` before the first transaction).
+    public convenience init(configuration: KafkaTransactionalProducerConfiguration, name: String = "producer",
+                            logger: Logger = Logger(label: "paratool.kafka")) throws {
+        try self.init(properties: configuration.librdkafkaProperties, isTransactional: true, name: name, logger: logger)
+    }
+
+    private init(properties: [String: String], isTransactional: Bool, name: String, logger: Logger) throws {
+        self.isTransactional = isTransactional
+        handle = try ClientHandle(type: RD_KAFKA_PRODUCER, properties: properties, name: name, logger: logger, customize: { conf in
             rd_kafka_conf_set_dr_msg_cb(conf) { _, message, _ in
                 guard let message, let opaque = message.pointee._private else { return }
                 let box = Unmanaged<DeliveryBox>.fromOpaque(opaque).takeRetainedValue()

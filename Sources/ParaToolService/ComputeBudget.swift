@@ -3,6 +3,7 @@
 // machine), and the planner that forms batches under that budget: short requests together and
 // first, a long request alone, a request that could not finish within the budget refused.
 import Foundation
+import Kafka
 import LLM
 import ParaTool
 
@@ -10,8 +11,6 @@ import ParaTool
 /// `max.poll.interval.ms`: a member that does not poll within that interval is removed from its
 /// group, and its partitions (with the request it was working on) go to another member.
 public struct ComputeBudget: Sendable, Equatable {
-    /// librdkafka's default `max.poll.interval.ms`.
-    public static let defaultPollInterval: Duration = .seconds(300)
     /// The share of the poll interval one batch may take: the rest covers delivery, commits and
     /// estimates that were too low.
     public static let pollIntervalShare = 0.25
@@ -26,12 +25,10 @@ public struct ComputeBudget: Sendable, Equatable {
         self.perBatch = perBatch
     }
 
-    /// The budget for a consumer configured with `properties` (librdkafka keys): a quarter of its
-    /// `max.poll.interval.ms`, or of the default when it sets none or an unreadable value.
-    public init(kafkaProperties properties: [String: String]) {
-        let interval = properties["max.poll.interval.ms"].flatMap(Int.init).flatMap { $0 > 0 ? Duration.milliseconds($0) : nil }
-            ?? Self.defaultPollInterval
-        self.init(perBatch: interval * Self.pollIntervalShare)
+    /// The budget for `consumer`: a quarter of its `max.poll.interval.ms` as resolved (the typed
+    /// field, else the operator's property, else librdkafka's default).
+    public init(consumer: KafkaConsumerConfiguration) {
+        self.init(perBatch: consumer.effectiveMaxPollInterval * Self.pollIntervalShare)
     }
 
     var perBatchSeconds: Double { Double(perBatch.components.seconds) + Double(perBatch.components.attoseconds) * 1e-18 }

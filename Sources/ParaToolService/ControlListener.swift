@@ -44,7 +44,7 @@ public final class ControlListener: Service, Sendable {
         self.metrics = metrics
         self.logger = logger
         // Control updates are rare and not latency-critical: long fetch waits keep this reader idle.
-        consumer = try KafkaConsumer(configuration: kafka.merging(["fetch.wait.max.ms": "500"]), groupID: nil,
+        consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(cluster: kafka, groupID: nil, fetchMaxWait: .milliseconds(500)),
                                      name: "control", logger: logger)
     }
 

@@ -42,7 +42,7 @@ public final class FirstStartTrainer: Service, @unchecked Sendable {
 
     private func train() throws {
         let started = Date()
-        let producer = try KafkaProducer(configuration: kafka, name: "first-start-announcer", logger: logger)
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: kafka), name: "first-start-announcer", logger: logger)
         defer { producer.close() }
         logger.notice("first start: training in the background; tools without an adapter are served with their documents meanwhile",
                       metadata: ["tools": "\(plan.tools.joined(separator: ","))", "gate": "\(plan.gateMissing ? "to train" : "stored")",

@@ -6,7 +6,8 @@ import Kafka
 import Logging
 import Wire
 
-/// An Action with its telemetry (nil when the request failed: errors carry no telemetry).
+/// An Action with its telemetry (nil when the request failed: errors carry no telemetry). For a
+/// request answered more than once (at-least-once delivery), both are the first that arrived.
 public struct RequestResult: Sendable {
     public var action: WireAction
     public var telemetry: WireFlopsTelemetry?
@@ -27,11 +28,11 @@ public final class RequestClient: @unchecked Sendable {
     /// every answer to a request sent afterwards is seen.
     public init(kafka: KafkaConfiguration, topics: TopicNames = TopicNames(), logger: Logger = Logger(label: "paratool.client")) throws {
         self.topics = topics
-        producer = try KafkaProducer(configuration: kafka, name: "client-producer", logger: logger)
+        producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: kafka), name: "client-producer", logger: logger)
         // Answers are awaited, so fetch with a short wait (a broker that holds fetches until the wait
         // runs out, like the mock cluster, would otherwise add up to 500 ms per answer).
-        consumer = try KafkaConsumer(configuration: KafkaConfiguration(brokers: kafka.brokers, properties: ["fetch.wait.max.ms": "10"])
-                                        .merging(kafka.properties), groupID: nil, name: "client-reader", logger: logger)
+        consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(cluster: kafka, groupID: nil, fetchMaxWait: .milliseconds(10)),
+                                     name: "client-reader", logger: logger)
         try consumer.assignAtEnd(topics: [topics.actions, topics.telemetry])
     }
 
@@ -63,7 +64,7 @@ public final class RequestClient: @unchecked Sendable {
             if m.topic == topics.actions, let a = try? WireAction(bytes: m.value) {
                 actions[a.requestID, default: []].append(a)
                 if arrived[a.requestID] == nil { arrived[a.requestID] = .now }
-            } else if m.topic == topics.telemetry, let t = try? WireFlopsTelemetry(bytes: m.value) {
+            } else if m.topic == topics.telemetry, let t = try? WireFlopsTelemetry(bytes: m.value), telemetry[t.requestID] == nil {
                 telemetry[t.requestID] = t
             }
         }

@@ -94,10 +94,10 @@ public final class TrainerService: Service, Sendable {
     }
 
     private func consume() async throws {
-        let consumer = try KafkaConsumer(configuration: kafka, groupID: settings.groupID, name: "trainer-consumer",
-                                         logger: logger) { [weak self] _ in self?.markJoined() }
+        let consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(cluster: kafka, groupID: settings.groupID),
+                                         name: "trainer-consumer", logger: logger) { [weak self] _ in self?.markJoined() }
         try consumer.subscribe(topics: [settings.topics.trajectories])
-        let producer = try KafkaProducer(configuration: kafka, name: "trainer-producer", logger: logger)
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: kafka), name: "trainer-producer", logger: logger)
         defer { producer.close() }
         metrics.setReady(true)
         logger.info("trainer consuming", metadata: ["topic": "\(settings.topics.trajectories)", "stored": "\(dataset.count)",

@@ -84,7 +84,8 @@ public final class Worker: Service, @unchecked Sendable {
                 control: ControlListener, metrics: ServiceMetrics, logger: Logger, makeEngine: @escaping EngineFactory) {
         self.settings = settings
         self.kafka = kafka
-        budget = settings.batchBudget.map(ComputeBudget.init(perBatch:)) ?? ComputeBudget(kafkaProperties: kafka.properties)
+        budget = settings.batchBudget.map(ComputeBudget.init(perBatch:))
+            ?? ComputeBudget(consumer: KafkaConsumerConfiguration(cluster: kafka, groupID: settings.groupID))
         self.fixedCatalogue = catalogue
         self.control = control
         self.metrics = metrics
@@ -161,13 +162,15 @@ public final class Worker: Service, @unchecked Sendable {
         var waiting: [Waiting] = []
         var progress = CommitProgress()
 
-        let producer = try KafkaProducer(
-            configuration: kafka, transactionalID: settings.exactlyOnce ? (settings.transactionalID ?? "paratool-worker-\(settings.workerID)") : nil,
-            name: "worker-producer", logger: logger)
+        let producer = settings.exactlyOnce
+            ? try KafkaProducer(configuration: KafkaTransactionalProducerConfiguration(
+                cluster: kafka, transactionalID: settings.transactionalID ?? "paratool-worker-\(settings.workerID)"),
+                                name: "worker-producer", logger: logger)
+            : try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: kafka), name: "worker-producer", logger: logger)
         defer { producer.close() }
         if settings.exactlyOnce { try producer.initTransactions() }
-        let consumer = try KafkaConsumer(configuration: kafka, groupID: settings.groupID, name: "worker-consumer",
-                                         logger: logger) { [weak self] event in self?.markJoined(event) }
+        let consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(cluster: kafka, groupID: settings.groupID),
+                                         name: "worker-consumer", logger: logger) { [weak self] event in self?.markJoined(event) }
         try consumer.subscribe(topics: [settings.topics.requests])
         markServing(true)
         logger.info("serving", metadata: ["group": "\(settings.groupID)", "topic": "\(settings.topics.requests)",

@@ -44,7 +44,7 @@ struct TopicsCommand: ParsableCommand {
         if let file = settings.string("publish-tools", publishTools) {
             let catalogue = try ToolCatalogue.load(file: URL(fileURLWithPath: file))
             let topics = kafka.topics(settings)
-            let producer = try KafkaProducer(configuration: config)
+            let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: config))
             _ = try producer.sendAndWait(try topics.toolMessages(catalogue))
             producer.close()
             print("\(topics.tools): published \(catalogue.count) tools (\(catalogue.names.joined(separator: ", ")))")

@@ -105,7 +105,7 @@ struct UpCommand: AsyncParsableCommand {
         // The mock broker answers a fetch only when fetch.wait.max.ms runs out (a real broker answers
         // as soon as data arrives), so keep the wait short: requests then start within milliseconds.
         let kafka = KafkaConfiguration(brokers: cluster.bootstrapServers, properties: ["fetch.wait.max.ms": "5"])
-        let producer = try KafkaProducer(configuration: kafka, name: "up-publisher", logger: logger)
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: kafka), name: "up-publisher", logger: logger)
         _ = try producer.sendAndWait(try topics.toolMessages(catalogue))
         producer.close()
 

@@ -11,7 +11,7 @@ import Testing
 
 @Suite(.serialized) struct KafkaTransactionTests {
     func readCommitted(_ brokers: String, topic: String, expecting count: Int, partitions: Int32 = 1) throws -> [String] {
-        let reader = try KafkaConsumer(configuration: KafkaConfiguration(brokers: brokers), groupID: nil, name: "reader")
+        let reader = try KafkaConsumer(configuration: KafkaConsumerConfiguration(cluster: KafkaConfiguration(brokers: brokers), groupID: nil), name: "reader")
         defer { reader.close() }
         try reader.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: $0, offset: LogicalOffset.beginning) })
         var values: [String] = []
@@ -38,17 +38,17 @@ import Testing
         #expect(try admin.createTopics([TopicSpecification(name: "out", partitions: 1)]) == ["out": false], "idempotent")
 
         // Input the transactions consume from, and a group consumer whose offsets they commit.
-        let plain = try KafkaProducer(configuration: config)
+        let plain = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: config))
         _ = try plain.sendAndWait((0..<3).map { OutgoingMessage(topic: "in", key: "k", value: Array("in\($0)".utf8)) })
         // Tansu holds a JoinGroup for the whole rebalance timeout (= max.poll.interval.ms): keep it short.
-        let consumer = try KafkaConsumer(configuration: config.merging(TansuBroker.groupProperties), groupID: "txn-group")
+        let consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(cluster: config.merging(TansuBroker.groupProperties), groupID: "txn-group"))
         try consumer.subscribe(topics: ["in"])
         var input: [KafkaMessage] = []
         let deadline = Date().addingTimeInterval(20)
         while input.count < 3, Date() < deadline { input += try consumer.pollBatch(maxMessages: 3, timeout: .milliseconds(200), window: .milliseconds(10)) }
         try #require(input.count == 3)
 
-        let a = try KafkaProducer(configuration: config, transactionalID: "txn-x", name: "a")
+        let a = try KafkaProducer(configuration: KafkaTransactionalProducerConfiguration(cluster: config, transactionalID: "txn-x"), name: "a")
         try a.initTransactions()
         try a.beginTransaction()
         _ = try a.sendAndWait([OutgoingMessage(topic: "out", key: "k", value: Array("committed".utf8))])
@@ -62,7 +62,7 @@ import Testing
         // A zombie: an open transaction, then a new instance with the same id takes over.
         try a.beginTransaction()
         _ = try a.sendAndWait([OutgoingMessage(topic: "out", key: "k", value: Array("zombie".utf8))])
-        let b = try KafkaProducer(configuration: config, transactionalID: "txn-x", name: "b")
+        let b = try KafkaProducer(configuration: KafkaTransactionalProducerConfiguration(cluster: config, transactionalID: "txn-x"), name: "b")
         try b.initTransactions()
         try b.beginTransaction()
         _ = try b.sendAndWait([OutgoingMessage(topic: "out", key: "k", value: Array("successor".utf8))])

@@ -10,7 +10,7 @@ import Wire
 
 @Suite(.serialized) struct AdapterHotSwapTests {
     func publishUpdate(_ harness: ServiceHarness, tool: String, version: AdapterVersion, sha256: String? = nil) throws {
-        let producer = try KafkaProducer(configuration: harness.kafka, logger: harness.logger)
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: harness.kafka), logger: harness.logger)
         let update = WireAdapterUpdate(tool: tool, version: version.version, uri: version.path.path, sha256: sha256 ?? version.sha256,
                                        stage: version.stage, createdUnixMs: version.createdUnixMs)
         _ = try producer.sendAndWait([OutgoingMessage(topic: harness.topics.adapters, key: tool, value: try update.encode())])
@@ -85,7 +85,7 @@ import Wire
         defer { try? FileManager.default.removeItem(at: root) }
         let newDir = root.appendingPathComponent("g000000000000001")
         try GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, hidden: [16]), seed: 9).save(to: newDir)
-        let producer = try KafkaProducer(configuration: harness.kafka, logger: harness.logger)
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: harness.kafka), logger: harness.logger)
         _ = try producer.sendAndWait([OutgoingMessage(topic: harness.topics.adapters, key: GateDistribution.toolKey,
                                                       value: try GateDistribution.update(directory: newDir).encode())])
         let after = try expected(try GateNetwork.load(from: newDir))

@@ -40,7 +40,7 @@ import Wire
         #expect(ids.filter { client.answerCount($0) != 1 } == [], "answered exactly once")
         #expect(results.values.allSatisfy { $0.action.status == .ok })
         harness.stopAll()
-        let reader = try KafkaConsumer(configuration: harness.kafka, groupID: "paratool-workers", logger: harness.logger)
+        let reader = try KafkaConsumer(configuration: KafkaConsumerConfiguration(cluster: harness.kafka, groupID: "paratool-workers"), logger: harness.logger)
         let committed = try reader.committed((0..<2).map { TopicPartition(topic: harness.topics.requests, partition: Int32($0)) })
         #expect(committed.reduce(Int64(0)) { $0 + max(0, $1.offset) } == Int64(ids.count), "offsets committed in the transactions")
     }

@@ -85,9 +85,12 @@ import Wire
     }
 
     @Test func pollIntervalSetsTheBudget() {
-        #expect(ComputeBudget(kafkaProperties: [:]).perBatch == .seconds(75))
-        #expect(ComputeBudget(kafkaProperties: ["max.poll.interval.ms": "20000"]).perBatch == .seconds(5))
-        #expect(ComputeBudget(kafkaProperties: ["max.poll.interval.ms": "soon"]).perBatch == .seconds(75))
+        let cluster = KafkaConfiguration(brokers: "127.0.0.1:1")
+        #expect(ComputeBudget(consumer: .init(cluster: cluster, groupID: "g")).perBatch == .seconds(75))
+        let operator20s = cluster.merging(["max.poll.interval.ms": "20000"])
+        #expect(ComputeBudget(consumer: .init(cluster: operator20s, groupID: "g")).perBatch == .seconds(5))
+        #expect(ComputeBudget(consumer: .init(cluster: operator20s, groupID: "g", maxPollInterval: .seconds(8))).perBatch == .seconds(2))
+        #expect(ComputeBudget(consumer: .init(cluster: cluster.merging(["max.poll.interval.ms": "soon"]), groupID: "g")).perBatch == .seconds(75))
     }
 
     @Test func batchesPutShortRequestsFirstAndLongOnesAlone() {

@@ -107,7 +107,7 @@ final class ServiceHarness: @unchecked Sendable {
 
     /// Reads every message of `topic` from the beginning (until `count` arrived or the timeout).
     func readAll(_ topic: String, count: Int, timeout: Duration = .seconds(20)) throws -> [KafkaMessage] {
-        let reader = try KafkaConsumer(configuration: kafka, groupID: nil, name: "test-reader", logger: logger)
+        let reader = try KafkaConsumer(configuration: KafkaConsumerConfiguration(cluster: kafka, groupID: nil), name: "test-reader", logger: logger)
         defer { reader.close() }
         let n = try reader.partitionCount(topic: topic)
         try reader.assign((0..<n).map { TopicPartitionOffset(topic: topic, partition: $0, offset: LogicalOffset.beginning) })

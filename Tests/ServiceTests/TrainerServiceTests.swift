@@ -28,7 +28,7 @@ import Wire
     /// stops the trainer and returns what its `run()` threw.
     private func startTrainer(_ harness: ServiceHarness, settings: TrainerSettings) throws
         -> (announcements: KafkaConsumer, trainer: TrainerService, finish: () -> Error?) {
-        let announcements = try KafkaConsumer(configuration: harness.kafka, groupID: nil, logger: harness.logger)
+        let announcements = try KafkaConsumer(configuration: KafkaConsumerConfiguration(cluster: harness.kafka, groupID: nil), logger: harness.logger)
         try announcements.assign([TopicPartitionOffset(topic: harness.topics.adapters, partition: 0, offset: LogicalOffset.beginning)])
         let stack = try TrainerStack(settings: settings, kafka: harness.kafka, metrics: ServiceMetrics(), logger: harness.logger)
         let services = RunningServices(stack.services, logger: harness.logger)
@@ -53,7 +53,7 @@ import Wire
                            steps: [WireStep(calls: [WireToolCall(name: "get_weather", argumentsJSON: #"{"city": "\#(city)"}"#)])],
                            outcome: outcome, source: "test")
         }
-        let producer = try KafkaProducer(configuration: harness.kafka, logger: harness.logger)
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: harness.kafka), logger: harness.logger)
         var messages = try [("t1", "Paris"), ("t2", "Oslo"), ("t3", "Rome")].map {
             OutgoingMessage(topic: harness.topics.trajectories, key: "get_weather", value: try trajectory($0.0, city: $0.1).encode())
         }
@@ -112,7 +112,7 @@ import Wire
         defer { try? FileManager.default.removeItem(at: work) }
         let settings = trainerSettings(harness, work: work, tools: nil, retrainEvery: 2)
 
-        let producer = try KafkaProducer(configuration: harness.kafka, logger: harness.logger)
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: harness.kafka), logger: harness.logger)
         let weather = ToolSpec(name: "get_weather", description: "Weather report for a named city, from the topic")
         _ = try producer.sendAndWait(try harness.topics.toolMessages(ToolCatalogue([weather])))
         func trajectory(_ id: String, tool: String) -> WireTrajectory {

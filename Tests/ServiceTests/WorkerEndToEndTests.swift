@@ -77,7 +77,7 @@ import Wire
 
         // Graceful stop; then the group's committed offsets cover every request.
         try harness.stop(worker)
-        let reader = try KafkaConsumer(configuration: harness.kafka, groupID: "paratool-workers", logger: harness.logger)
+        let reader = try KafkaConsumer(configuration: KafkaConsumerConfiguration(cluster: harness.kafka, groupID: "paratool-workers"), logger: harness.logger)
         let parts = (0..<2).map { TopicPartition(topic: harness.topics.requests, partition: Int32($0)) }
         let committed = try reader.committed(parts).reduce(Int64(0)) { $0 + max(0, $1.offset) }
         #expect(committed == Int64(ids.count))
