@@ -38,11 +38,16 @@ let package = Package(
             name: "CProtobufC", pkgConfig: "libprotobuf-c",
             providers: [.apt(["libprotobuf-c-dev"])]),
 
+        // Under ThreadSanitizer only: synchronization in uninstrumented code made visible to TSan
+        // (librdkafka's C11 threads and locks, Synchronization.Mutex's contended paths); empty in
+        // every other build.
+        .target(name: "CThreadSanitizerSupport"),
+
         // float32 kernels, memory-mapped files, quantised block formats. The only Swift layer
         // (with Kafka and Wire later) that touches unsafe pointers.
         // Hot decode kernels in C with per-function AVX-512/AVX2 variants chosen at run time.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
-        .target(name: "Tensor", dependencies: ["COpenBLAS", "CKernels"], swiftSettings: optimizedInDebug),
+        .target(name: "Tensor", dependencies: ["COpenBLAS", "CKernels", "CThreadSanitizerSupport"], swiftSettings: optimizedInDebug),
         // Llama-family runtime: configs, safetensors/GGUF loading, tokenizer, transformer, decode.
         .target(name: "LLM", dependencies: ["Tensor"], swiftSettings: optimizedInDebug),
         // The method: tool catalogue and actions, prompt formats, tool adapters (PEFT layout) and
@@ -65,7 +70,7 @@ let package = Package(
         .target(name: "Wire", dependencies: ["ParaToolProtoC", "CProtobufC"], swiftSettings: optimizedInDebug),
         // Swift API over system librdkafka: producer (idempotent, transactional), group consumer with
         // manual commits, admin, and the in-process mock cluster. Owns every librdkafka pointer.
-        .target(name: "Kafka", dependencies: ["CRdKafka", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Kafka", dependencies: ["CRdKafka", "CThreadSanitizerSupport", .product(name: "Logging", package: "swift-log")]),
         // The service: worker (consume-transform-produce with batching, DLQ, exactly-once), adapter
         // hot swap from the control topics, request client, metrics and health endpoint.
         .target(
