@@ -203,6 +203,13 @@ struct Train: AsyncParsableCommand {
 
     func run() async throws {
         if serviceMode { return try await runService() }
+        // Training computes for minutes to hours: on a thread of its own, not a cooperative one.
+        let command = self
+        try await ServiceThread(name: "paratool-train").run { try command.runOffline() }
+    }
+
+    /// `--offline`: the stages through `OfflineTraining.run`, with progress on standard error.
+    func runOffline() throws {
         var options = OfflineTrainingOptions(data: URL(fileURLWithPath: data!), tools: URL(fileURLWithPath: tools!),
                                              store: URL(fileURLWithPath: out!))
         options.model = modelOptions.model
