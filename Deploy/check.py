@@ -18,7 +18,7 @@ Checks:
   * health checks, probes, Services, scrape targets and annotations use the metrics port of
     the process they point at; readiness is GET /healthz;
   * KEDA's topic and consumer group are the worker's, its bootstrap servers the worker's,
-    maxReplicaCount <= partitions of <prefix>requests; all seven topics exist with
+    maxReplicaCount <= partitions of <prefix>requests; all eight topics exist with
     cleanup.policy compact for adapters and tools, delete for the rest.
 
 Without --binary, subcommands and flags are not checked (it says so) and environment variables
@@ -58,7 +58,7 @@ KNOWN_FLAGS = ["brokers", "topic-prefix", "group", "model", "adapter-store", "ga
 KNOWN_ENV = {"PARATOOL_" + f.upper().replace("-", "_") for f in KNOWN_FLAGS}
 KAFKA_ENV_PREFIX = "PARATOOL_KAFKA_"
 TOPICS = {"requests": "delete", "actions": "delete", "telemetry": "delete",
-          "trajectories": "delete", "dlq": "delete", "adapters": "compact", "tools": "compact"}
+          "trajectories": "delete", "dlq": "delete", "feedback": "delete", "adapters": "compact", "tools": "compact"}
 DEFAULT_STORE = "/var/lib/paratool/store"
 LONG_RUNNING = ("serve", "train")
 

@@ -56,9 +56,13 @@ def samples(pb):
     spec = pb.ToolSpec(
         name="weather.lookup", description="Looks up the weather — any city.",
         parameters_json='{"type":"object","properties":{"city":{"type":"string"}}}')
+    feedback = pb.Feedback(
+        request_id="req-42", outcome=pb.OUTCOME_UNSOLVED,
+        corrected_calls=[pb.ToolCall(name="weather.lookup", arguments_json='{"city":"Zürich","days":1}'), translate],
+        source="agent:trip-planner ✈", created_unix_ms=1764000000456)
     return [("toolCallRequest", request), ("minimalToolCallRequest", minimal_request), ("action", action),
             ("flopsTelemetry", telemetry), ("trajectory", trajectory), ("adapterUpdate", update),
-            ("toolSpec", spec)]
+            ("toolSpec", spec), ("feedback", feedback)]
 
 
 def swift_bytes(data):

@@ -412,6 +412,51 @@ void   paratool__v1__trajectory__free_unpacked
   assert(message->base.descriptor == &paratool__v1__trajectory__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   paratool__v1__feedback__init
+                     (Paratool__V1__Feedback         *message)
+{
+  static const Paratool__V1__Feedback init_value = PARATOOL__V1__FEEDBACK__INIT;
+  *message = init_value;
+}
+size_t paratool__v1__feedback__get_packed_size
+                     (const Paratool__V1__Feedback *message)
+{
+  assert(message->base.descriptor == &paratool__v1__feedback__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t paratool__v1__feedback__pack
+                     (const Paratool__V1__Feedback *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &paratool__v1__feedback__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t paratool__v1__feedback__pack_to_buffer
+                     (const Paratool__V1__Feedback *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &paratool__v1__feedback__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Paratool__V1__Feedback *
+       paratool__v1__feedback__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Paratool__V1__Feedback *)
+     protobuf_c_message_unpack (&paratool__v1__feedback__descriptor,
+                                allocator, len, data);
+}
+void   paratool__v1__feedback__free_unpacked
+                     (Paratool__V1__Feedback *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &paratool__v1__feedback__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   paratool__v1__adapter_update__init
                      (Paratool__V1__AdapterUpdate         *message)
 {
@@ -1388,6 +1433,96 @@ const ProtobufCMessageDescriptor paratool__v1__trajectory__descriptor =
   paratool__v1__trajectory__field_indices_by_name,
   1,  paratool__v1__trajectory__number_ranges,
   (ProtobufCMessageInit) paratool__v1__trajectory__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor paratool__v1__feedback__field_descriptors[5] =
+{
+  {
+    "request_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Paratool__V1__Feedback, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "outcome",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Paratool__V1__Feedback, outcome),
+    &paratool__v1__outcome__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "corrected_calls",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Paratool__V1__Feedback, n_corrected_calls),
+    offsetof(Paratool__V1__Feedback, corrected_calls),
+    &paratool__v1__tool_call__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "source",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Paratool__V1__Feedback, source),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created_unix_ms",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Paratool__V1__Feedback, created_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned paratool__v1__feedback__field_indices_by_name[] = {
+  2,   /* field[2] = corrected_calls */
+  4,   /* field[4] = created_unix_ms */
+  1,   /* field[1] = outcome */
+  0,   /* field[0] = request_id */
+  3,   /* field[3] = source */
+};
+static const ProtobufCIntRange paratool__v1__feedback__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor paratool__v1__feedback__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "paratool.v1.Feedback",
+  "Feedback",
+  "Paratool__V1__Feedback",
+  "paratool.v1",
+  sizeof(Paratool__V1__Feedback),
+  5,
+  paratool__v1__feedback__field_descriptors,
+  paratool__v1__feedback__field_indices_by_name,
+  1,  paratool__v1__feedback__number_ranges,
+  (ProtobufCMessageInit) paratool__v1__feedback__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor paratool__v1__adapter_update__field_descriptors[6] =

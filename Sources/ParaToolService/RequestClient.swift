@@ -1,5 +1,6 @@
 // RequestClient: the agent side of the queue. Produces ToolCallRequests and collects the Actions
-// and FlopsTelemetry answering them (reading `actions` and `telemetry` from their ends, no group).
+// and FlopsTelemetry answering them (reading `actions` and `telemetry` from their ends, no group);
+// reports Feedback on answered requests.
 // Used by `paratool send`, the benchmarks and the tests.
 import Foundation
 import Kafka
@@ -44,6 +45,13 @@ public final class RequestClient: @unchecked Sendable {
     /// Produces `request` (keyed by its id) and waits for the broker's acknowledgement.
     public func send(_ request: WireToolCallRequest) throws {
         _ = try producer.sendAndWait([OutgoingMessage(topic: topics.requests, key: request.requestID, value: try request.encode())])
+    }
+
+    /// Produces `feedback` on the `feedback` topic (keyed by its request id) and waits for the
+    /// broker's acknowledgement; invalid feedback is refused before it is sent.
+    public func report(_ feedback: WireFeedback) throws {
+        try feedback.validate()
+        _ = try producer.sendAndWait([OutgoingMessage(topic: topics.feedback, key: feedback.requestID, value: try feedback.encode())])
     }
 
     /// Produces raw bytes as a request (for clients of other languages and for tests).

@@ -1,6 +1,7 @@
 // TrainerService: `paratool train --brokers`. Consumes `trajectories` in a consumer group (keyed by
 // tool, so several trainers split the tools), keeps solved ones in the durable TrajectoryDataset
-// (offsets committed after the fsync), retrains a tool's adapter every K new trajectories or on a
+// (offsets committed after the fsync), joins the `feedback` clients report with the served
+// candidates into labelled episodes (FeedbackJoin) and keeps those too, retrains a tool's adapter every K new trajectories or on a
 // schedule (stage 1 for the affected tools, then the stages configured), publishes the versions to
 // the AdapterStore and announces each on `adapters` for workers to hot-swap; a retrained gate is
 // announced there too (GateDistribution). The tool documents come from a file or, by default,
@@ -38,6 +39,11 @@ public struct TrainerSettings: Sendable {
     public var adapter = AdapterTrainingConfig()
     /// Store trajectories whose outcome is unknown (served candidates) as well as solved ones.
     public var acceptUnlabelled = false
+    /// Served candidates kept in memory for feedback to join (the newest this many); a restart
+    /// empties the window, and feedback on what it held then counts as unknown.
+    public var feedbackWindow = 10_000
+    /// Name in the dead-letter headers of feedback this trainer refused.
+    public var trainerID = "trainer"
 
     public init(dataset: URL, store: URL, tools: URL?) {
         self.dataset = dataset
@@ -96,18 +102,19 @@ public final class TrainerService: Service, Sendable {
     private func consume() async throws {
         let consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(cluster: kafka, groupID: settings.groupID),
                                          name: "trainer-consumer", logger: logger) { [weak self] _ in self?.markJoined() }
-        try consumer.subscribe(topics: [settings.topics.trajectories])
+        try consumer.subscribe(topics: [settings.topics.trajectories, settings.topics.feedback])
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: kafka), name: "trainer-producer", logger: logger)
         defer { producer.close() }
         metrics.setReady(true)
         logger.info("trainer consuming", metadata: ["topic": "\(settings.topics.trajectories)", "stored": "\(dataset.count)",
                                                      "retrain_every": "\(settings.retrainEvery)"])
         let trainingThread = ServiceThread(name: "paratool-training")
+        var join = FeedbackJoin(window: settings.feedbackWindow)
         try await withThrowingDiscardingTaskGroup { trainings in
             var lastScheduled = ContinuousClock.now
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 let batch = try consumer.pollBatch(maxMessages: 256, timeout: .milliseconds(200), window: .milliseconds(20))
-                if !batch.isEmpty { try store(batch, consumer: consumer) }
+                if !batch.isEmpty { try store(batch, join: &join, consumer: consumer, producer: producer) }
                 let scheduled = settings.schedule.map { ContinuousClock.now - lastScheduled >= $0 } ?? false
                 let now = ContinuousClock.now
                 let due = dataset.due(threshold: scheduled ? 1 : settings.retrainEvery)
@@ -128,13 +135,35 @@ public final class TrainerService: Service, Sendable {
         metrics.setReady(false)
     }
 
-    /// Stores the solved (or, when accepted, unlabelled) trajectories of `batch` durably, then
-    /// commits its offsets: a crash in between only re-delivers (deduplicated by id).
-    private func store(_ batch: [KafkaMessage], consumer: KafkaConsumer) throws {
+    /// Stores the solved (or, when accepted, unlabelled) trajectories of `batch` and the episodes
+    /// its feedback labels durably, sends refused feedback to `dlq`, then commits the offsets: a
+    /// crash in between only re-delivers (deduplicated by id).
+    private func store(_ batch: [KafkaMessage], join: inout FeedbackJoin, consumer: KafkaConsumer, producer: KafkaProducer) throws {
         var accepted: [Trajectory] = []
+        var deadLetters: [OutgoingMessage] = []
+        func count(_ outcomes: [FeedbackJoin.Outcome], _ m: KafkaMessage) {
+            for outcome in outcomes {
+                metrics.counter("trainer_feedback", labels: [("result", outcome.label)], help: "Feedback messages by what they came to.").increment()
+                switch outcome {
+                case .labelled(let episode): accepted.append(episode)
+                case .invalid(let reason):
+                    deadLetters.append(DeadLetterHeader.letter(for: m, topic: settings.topics.dlq, code: "feedback.invalid", message: reason,
+                                                               by: settings.trainerID))
+                case .unknown(let id): logger.info("feedback for \(id) found no served candidate within the window")
+                default: break
+                }
+            }
+        }
         for m in batch {
+            if m.topic == settings.topics.feedback {
+                do { count(join.add(feedback: try WireFeedback(bytes: m.value)), m) } catch {
+                    count([.invalid(reason: "\(error)")], m)
+                }
+                continue
+            }
             do {
                 let t = try Self.trajectory(WireTrajectory(bytes: m.value))
+                if FeedbackJoin.isCandidate(t) { count(join.add(candidate: t), m) }
                 if t.outcome == .solved || (settings.acceptUnlabelled && t.outcome == .unknown) { accepted.append(t) } else {
                     metrics.counter("trainer_skipped", labels: [("outcome", t.outcome.rawValue)], help: "Trajectories not stored, by outcome.").increment()
                 }
@@ -143,6 +172,7 @@ public final class TrainerService: Service, Sendable {
                 metrics.counter("trainer_skipped", labels: [("outcome", "undecodable")], help: "Trajectories not stored, by outcome.").increment()
             }
         }
+        if !deadLetters.isEmpty { _ = try producer.sendAndWait(deadLetters) }
         let stored = try dataset.append(accepted)
         metrics.counter("trainer_stored", labels: [], help: "Trajectories appended to the dataset.").increment(by: Int64(stored.count))
         do { try consumer.commit(TopicPartitionOffset.commitPositions(after: batch)) } catch {

@@ -456,16 +456,8 @@ public final class Worker: Service, @unchecked Sendable {
         if let bytes = try? action.encode() {
             served.outputs.append(OutgoingMessage(topic: settings.topics.actions, key: id, value: bytes))
         }
-        served.outputs.append(OutgoingMessage(
-            topic: settings.topics.dlq, partition: nil, key: m.key, value: m.value,
-            headers: m.headers + [
-                KafkaHeader(name: DeadLetterHeader.errorCode, string: code),
-                KafkaHeader(name: DeadLetterHeader.errorMessage, string: String(message.prefix(4096))),
-                KafkaHeader(name: DeadLetterHeader.sourceTopic, string: m.topic),
-                KafkaHeader(name: DeadLetterHeader.sourcePartition, string: "\(m.partition)"),
-                KafkaHeader(name: DeadLetterHeader.sourceOffset, string: "\(m.offset)"),
-                KafkaHeader(name: DeadLetterHeader.worker, string: settings.workerID),
-            ]))
+        served.outputs.append(DeadLetterHeader.letter(for: m, topic: settings.topics.dlq, code: code, message: message,
+                                                      by: settings.workerID))
         served.statuses.append(Self.statusLabel(status))
         served.rejected.append(m)
     }

@@ -1,4 +1,6 @@
-// `paratool send`: one request through Kafka; prints the Action and its telemetry.
+// `paratool send`: one request through Kafka; prints the Action and its telemetry. With
+// `--feedback` it also reports whether the answer solved the request (and, if not, the calls that
+// were needed) on the `feedback` topic, for this request or, without `--query`, an earlier one.
 import ArgumentParser
 import Foundation
 import Kafka
@@ -9,12 +11,28 @@ import Wire
 struct SendCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "send",
-        abstract: "Send one request to the workers and print the Action and FLOPs telemetry that answer it.")
+        abstract: "Send one request to the workers and print the Action and FLOPs telemetry that answer it.",
+        discussion: """
+            --feedback solved|unsolved then reports on the feedback topic whether the answer did the \
+            job; with unsolved, each --corrected-call 'NAME {JSON arguments}' names a call that was \
+            needed instead. Without --query it reports on an earlier request: --request-id ID \
+            --feedback unsolved --corrected-call 'get_weather {"city": "Oslo"}'.
+            """)
 
     @OptionGroup var kafka: KafkaOptions
 
-    @Option(help: "The user's query.")
-    var query: String
+    @Option(help: "The user's query (omit it to only report --feedback on --request-id).")
+    var query: String?
+
+    @Option(help: ArgumentHelp("Report whether the answer solved the request.", valueName: "solved|unsolved"))
+    var feedback: String?
+
+    @Option(help: ArgumentHelp("With --feedback unsolved: a call that was needed, its name then its JSON arguments (repeatable).",
+                               valueName: "'name {json}'"))
+    var correctedCall: [String] = []
+
+    @Option(help: "Who reports the feedback.")
+    var feedbackSource = "send"
 
     @Option(help: ArgumentHelp("Candidate tools, comma-separated (default: the worker's whole catalogue).", valueName: "a,b"))
     var tools: String?
@@ -43,6 +61,15 @@ struct SendCommand: ParsableCommand {
     func run() throws {
         let settings = try kafka.settings()
         let config = try kafka.kafkaConfiguration(settings)
+        let report = try feedbackToReport()
+        guard let query else {
+            guard let report, let requestId else { throw UsageError("--query is required, unless --request-id and --feedback report on an earlier request") }
+            let client = try RequestClient(kafka: config, topics: kafka.topics(settings))
+            try client.report(WireFeedback(requestID: requestId, outcome: report.outcome, correctedCalls: report.calls,
+                                           source: feedbackSource, createdUnixMs: Self.nowMs))
+            print("feedback: \(feedback!) for \(requestId)" + (report.calls.isEmpty ? "" : " with \(report.calls.count) corrected call(s)"))
+            return
+        }
         var wireMode: WireMode?
         if let mode {
             guard let m = SelectionMode(rawValue: mode) else {
@@ -65,14 +92,52 @@ struct SendCommand: ParsableCommand {
             throw UsageError("no Action for \(request.requestID) within \(timeoutMs) ms: is a worker running on \(config.brokers)?")
         }
         let elapsed = ContinuousClock.now - start
+        if let report {
+            try client.report(WireFeedback(requestID: request.requestID, outcome: report.outcome, correctedCalls: report.calls,
+                                           source: feedbackSource, createdUnixMs: Self.nowMs))
+        }
         if json {
             print(try jsonText(["action": result.action.jsonObject, "telemetry": result.telemetry.map { $0.jsonObject as Any } ?? NSNull()]))
         } else {
             print(result.action.humanReadable)
             if let t = result.telemetry { print(t.humanReadable) }
             print(String(format: "round trip: %.1f ms", elapsed.seconds * 1000))
+            if report != nil { print("feedback: \(feedback!) reported") }
         }
         if result.action.status != .ok { throw ExitCode(2) }
+    }
+
+    private static var nowMs: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    /// `--feedback` and `--corrected-call` checked and parsed; nil without `--feedback`.
+    private func feedbackToReport() throws -> (outcome: WireOutcome, calls: [WireToolCall])? {
+        guard let feedback else {
+            if !correctedCall.isEmpty { throw UsageError("--corrected-call belongs to --feedback unsolved") }
+            return nil
+        }
+        let outcome: WireOutcome
+        switch feedback {
+        case "solved": outcome = .solved
+        case "unsolved": outcome = .unsolved
+        default: throw UsageError("--feedback must be solved or unsolved, got \"\(feedback)\"")
+        }
+        if outcome == .solved, !correctedCall.isEmpty { throw UsageError("--corrected-call belongs to --feedback unsolved") }
+        let calls = try correctedCall.map { text -> WireToolCall in
+            let trimmed = text.trimmingCharacters(in: .whitespaces)
+            guard let brace = trimmed.firstIndex(of: "{") else {
+                throw UsageError("--corrected-call \"\(text)\": expected a tool name then its JSON arguments, e.g. 'get_weather {\"city\": \"Oslo\"}'")
+            }
+            let name = trimmed[..<brace].trimmingCharacters(in: .whitespaces)
+            let arguments = String(trimmed[brace...])
+            guard !name.isEmpty else { throw UsageError("--corrected-call \"\(text)\": the tool name is missing") }
+            let parsed: JSONValue
+            do { parsed = try JSONValue.parse(arguments) } catch {
+                throw UsageError("--corrected-call \"\(text)\": the arguments are not JSON: \(error)")
+            }
+            guard case .object = parsed else { throw UsageError("--corrected-call \"\(text)\": the arguments must be a JSON object") }
+            return WireToolCall(name: name, argumentsJSON: parsed.serialized())
+        }
+        return (outcome, calls)
     }
 }
 

@@ -1,4 +1,4 @@
-// `paratool topics`: create the service's seven topics (idempotent).
+// `paratool topics`: create the service's eight topics (idempotent).
 import ArgumentParser
 import Foundation
 import Kafka

@@ -1,7 +1,11 @@
 // The Python client example (Deploy/clients/python/send_request.py: confluent-kafka and the
-// protoc-generated classes) against the embedded default, `paratool up` on the default model.
+// protoc-generated classes) against the embedded default, `paratool up` on the default model;
+// the Feedback it reports is read back with the Wire layer.
 import Foundation
+import Kafka
+import ParaToolService
 import Testing
+import Wire
 
 @Suite struct PythonClientTests {
     @Test func pythonClientGetsAnActionFromTheEmbeddedDefault() throws {
@@ -36,7 +40,8 @@ import Testing
         client.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         client.arguments = ["python3", repo.appendingPathComponent("Deploy/clients/python/send_request.py").path,
                             "--brokers", bootstrap, "--query", "What's the weather like in Lisbon right now?",
-                            "--max-new-tokens", "8", "--timeout", "120"]
+                            "--max-new-tokens", "8", "--timeout", "120",
+                            "--feedback", "unsolved", "--corrected-call", "get_weather", #"{"city": "Lisbon"}"#]
         let answer = Pipe()
         let errors = Pipe()
         client.standardOutput = answer
@@ -56,5 +61,21 @@ import Testing
         let parts = ["base_linear", "attention", "lora", "encoder", "gate"].map { UInt64(telemetry[$0] as? String ?? "0") ?? 0 }
         #expect(UInt64(telemetry["total"] as? String ?? "") == parts.reduce(0, +))
         #expect(parts[0] > 0)
+
+        // The feedback, encoded by Python's protobuf, decodes with the Wire layer.
+        let reader = try KafkaConsumer(configuration: KafkaConsumerConfiguration(cluster: KafkaConfiguration(brokers: bootstrap), groupID: nil))
+        defer { reader.close() }
+        let feedbackTopic = TopicNames().feedback
+        try reader.assign((0..<(try reader.partitionCount(topic: feedbackTopic))).map {
+            TopicPartitionOffset(topic: feedbackTopic, partition: $0, offset: LogicalOffset.beginning)
+        })
+        var message: KafkaMessage?
+        let readDeadline = ContinuousClock.now + .seconds(20)
+        while message == nil, ContinuousClock.now < readDeadline { message = try reader.poll(timeout: .milliseconds(100)) }
+        let received = try #require(message, "the feedback arrived on \(feedbackTopic)")
+        let feedback = try WireFeedback(bytes: received.value)
+        #expect(feedback.requestID == action["request_id"] as? String && received.keyString == feedback.requestID)
+        #expect(feedback.outcome == .unsolved && feedback.source == "python:send_request" && feedback.createdUnixMs > 0)
+        #expect(feedback.correctedCalls == [WireToolCall(name: "get_weather", argumentsJSON: #"{"city": "Lisbon"}"#)])
     }
 }

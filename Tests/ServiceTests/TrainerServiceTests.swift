@@ -104,6 +104,57 @@ import Wire
         #expect(lines == ["t1", "t2", "t3"])
     }
 
+    /// Feedback on the `feedback` topic joins the served candidates into stored episodes (a
+    /// solved one with the served calls, a corrected one with the corrected calls); unsolved
+    /// feedback without a correction is not stored; undecodable and invalid feedback go to `dlq`
+    /// with their reason.
+    @Test func joinsFeedbackWithServedCandidates() throws {
+        let harness = try ServiceHarness()
+        let work = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("trainer-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: work) }
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        let toolsFile = work.appendingPathComponent("tools.json")
+        try Data(#"[{"name":"get_weather","description":"Current weather for a city"}]"#.utf8).write(to: toolsFile)
+        let settings = trainerSettings(harness, work: work, tools: toolsFile, retrainEvery: 1000)
+
+        // What a worker publishes for three served requests (outcome unknown, source served:<worker>).
+        func served(_ id: String, city: String) throws -> OutgoingMessage {
+            let t = WireTrajectory(id: id, query: "Weather in \(city)?", candidateTools: ["get_weather"],
+                                   steps: [WireStep(calls: [WireToolCall(name: "get_weather", argumentsJSON: #"{"town": "\#(city)"}"#)])],
+                                   outcome: .unknown, source: "served:w1")
+            return OutgoingMessage(topic: harness.topics.trajectories, key: "get_weather", value: try t.encode())
+        }
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: harness.kafka), logger: harness.logger)
+        _ = try producer.sendAndWait([try served("r1", city: "Oslo"), try served("r2", city: "Rome"), try served("r3", city: "Lima")])
+        let client = try RequestClient(kafka: harness.kafka, topics: harness.topics, logger: harness.logger)
+        try client.report(WireFeedback(requestID: "r1", outcome: .solved, source: "agent"))
+        try client.report(WireFeedback(requestID: "r2", outcome: .unsolved, correctedCalls: [
+            WireToolCall(name: "get_weather", argumentsJSON: #"{"city": "Rome"}"#)], source: "agent"))
+        try client.report(WireFeedback(requestID: "r3", outcome: .unsolved, source: "agent"))
+        _ = try producer.sendAndWait([
+            OutgoingMessage(topic: harness.topics.feedback, key: "r9", value: [0xff, 0x01]),
+            OutgoingMessage(topic: harness.topics.feedback, key: "r3", value: try WireFeedback(requestID: "r3", outcome: .unsolved, correctedCalls: [
+                WireToolCall(name: "get_weather", argumentsJSON: "not json")]).encode()),
+        ])
+
+        let (_, trainer, finish) = try startTrainer(harness, settings: settings)
+        let deadline = Date().addingTimeInterval(60)
+        while trainer.dataset.count < 2, Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        let letters = try harness.readAll(harness.topics.dlq, count: 2)
+        #expect(finish() == nil)
+
+        let stored = try String(contentsOf: settings.dataset.appendingPathComponent("trajectories.jsonl"), encoding: .utf8)
+            .split(separator: "\n").map { try Trajectory(json: try JSONValue.parse(String($0))) }
+        #expect(stored.map(\.id).sorted() == ["r1#feedback", "r2#feedback"], "the unlabelled candidates and r3 are not stored")
+        let solved = try #require(stored.first { $0.id == "r1#feedback" })
+        #expect(solved.steps.last?.calls == [ToolCall(name: "get_weather", arguments: .object(["town": .string("Oslo")]))])
+        let corrected = try #require(stored.first { $0.id == "r2#feedback" })
+        #expect(corrected.steps.last?.calls == [ToolCall(name: "get_weather", arguments: .object(["city": .string("Rome")]))])
+        #expect(corrected.outcome == .solved && corrected.source == "correction:agent")
+        #expect(letters.map { $0.header(DeadLetterHeader.errorCode)?.string } == ["feedback.invalid", "feedback.invalid"])
+        #expect(letters.compactMap { $0.header(DeadLetterHeader.sourceTopic)?.string } == [harness.topics.feedback, harness.topics.feedback])
+    }
+
     /// No --tools: the documents come from the `tools` topic. A tool published there is retrained
     /// with its document; trajectories of a tool missing from the topic stay stored and due.
     @Test func followsTheToolsTopic() throws {

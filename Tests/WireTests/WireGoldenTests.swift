@@ -55,4 +55,12 @@ final class WireGoldenTests: XCTestCase {
             name: "weather.lookup", description: "Looks up the weather — any city.",
             parametersJSON: #"{"type":"object","properties":{"city":{"type":"string"}}}"#), PythonGolden.toolSpec)
     }
+
+    func testFeedback() throws {
+        try check(WireFeedback(
+            requestID: "req-42", outcome: .unsolved,
+            correctedCalls: [WireToolCall(name: "weather.lookup", argumentsJSON: #"{"city":"Zürich","days":1}"#),
+                             Self.translate],
+            source: "agent:trip-planner ✈", createdUnixMs: 1_764_000_000_456), PythonGolden.feedback)
+    }
 }

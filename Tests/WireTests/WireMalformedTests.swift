@@ -28,6 +28,7 @@ final class WireMalformedTests: XCTestCase {
         attempt(WireTrajectory.self)
         attempt(WireAdapterUpdate.self)
         attempt(WireToolSpec.self)
+        attempt(WireFeedback.self)
     }
 
     // Samples hold no U+0000, so encoding cannot fail; `try!` states that.
@@ -46,6 +47,7 @@ final class WireMalformedTests: XCTestCase {
         WireTrajectory(id: "t", query: "q", candidateTools: ["a"], steps: [WireStep(observation: "o")], outcome: .solved).encode(),
         WireAdapterUpdate(tool: "t", version: "v000001", uri: "u", sha256: "ff", stage: "joint", createdUnixMs: 5).encode(),
         WireToolSpec(name: "t", description: "d", parametersJSON: "{}").encode(),
+        WireFeedback(requestID: "r", outcome: .unsolved, correctedCalls: [WireToolCall(name: "t")], source: "s", createdUnixMs: 1).encode(),
     ]
 
     func testTruncatedAtEveryLength() throws {

@@ -87,6 +87,28 @@ final class WireRoundTripTests: XCTestCase {
         try roundTrip(WireTrajectory(id: "t", query: ""))
     }
 
+    func testFeedback() throws {
+        try roundTrip(WireFeedback(requestID: "req-1", outcome: .unsolved, correctedCalls: Self.calls, source: "agent:ä",
+                                   createdUnixMs: 1_764_000_000_000))
+        try roundTrip(WireFeedback(requestID: "r", outcome: .solved))
+    }
+
+    /// Feedback must say solved or unsolved, and only unsolved feedback may carry corrected calls.
+    func testFeedbackValidation() throws {
+        func field(_ f: WireFeedback) -> String? {
+            do { _ = try WireFeedback(bytes: try f.encode()); return nil } catch WireError.invalidField(let field, _) { return field } catch {
+                return "\(error)"
+            }
+        }
+        XCTAssertEqual(field(WireFeedback(requestID: "", outcome: .solved)), "request_id")
+        XCTAssertEqual(field(WireFeedback(requestID: "r", outcome: .unknown)), "outcome")
+        XCTAssertEqual(field(WireFeedback(requestID: "r", outcome: .unrecognized(9))), "outcome")
+        XCTAssertEqual(field(WireFeedback(requestID: "r", outcome: .solved, correctedCalls: [WireToolCall(name: "t")])), "corrected_calls")
+        XCTAssertEqual(field(WireFeedback(requestID: "r", outcome: .unsolved, correctedCalls: [WireToolCall(name: "")])),
+                       "corrected_calls[0].name")
+        XCTAssertNil(field(WireFeedback(requestID: "r", outcome: .unsolved)))
+    }
+
     func testAdapterUpdateAndToolSpec() throws {
         try roundTrip(WireAdapterUpdate(
             tool: "weather.lookup", version: "v000003", uri: "file:///store/weather.lookup/v000003",

@@ -24,6 +24,7 @@ typedef struct Paratool__V1__PhaseTimings Paratool__V1__PhaseTimings;
 typedef struct Paratool__V1__Action Paratool__V1__Action;
 typedef struct Paratool__V1__FlopsTelemetry Paratool__V1__FlopsTelemetry;
 typedef struct Paratool__V1__Trajectory Paratool__V1__Trajectory;
+typedef struct Paratool__V1__Feedback Paratool__V1__Feedback;
 typedef struct Paratool__V1__AdapterUpdate Paratool__V1__AdapterUpdate;
 typedef struct Paratool__V1__ToolSpec Paratool__V1__ToolSpec;
 
@@ -418,6 +419,43 @@ struct  Paratool__V1__Trajectory
 
 
 /*
+ * What an agent backend learned about an answered request, topic `feedback`, key request_id.
+ * Next free number: 6.
+ */
+struct  Paratool__V1__Feedback
+{
+  ProtobufCMessage base;
+  /*
+   * the ToolCallRequest (and its Action); required
+   */
+  char *request_id;
+  /*
+   * SOLVED: the served calls did the job; UNSOLVED: they
+   */
+  Paratool__V1__Outcome outcome;
+  /*
+   * did not; required (UNKNOWN is refused)
+   */
+  /*
+   * only with UNSOLVED, optional: the calls that were needed
+   */
+  size_t n_corrected_calls;
+  Paratool__V1__ToolCall **corrected_calls;
+  /*
+   * who reports, e.g. "agent:<name>", "human", "send"
+   */
+  char *source;
+  /*
+   * when it was reported
+   */
+  int64_t created_unix_ms;
+};
+#define PARATOOL__V1__FEEDBACK__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&paratool__v1__feedback__descriptor) \
+    , (char *)protobuf_c_empty_string, PARATOOL__V1__OUTCOME__OUTCOME_UNKNOWN, 0,NULL, (char *)protobuf_c_empty_string, 0 }
+
+
+/*
  * A new adapter version is available, topic `adapters` (compacted), key tool name.
  * Next free number: 7.
  */
@@ -637,6 +675,25 @@ Paratool__V1__Trajectory *
 void   paratool__v1__trajectory__free_unpacked
                      (Paratool__V1__Trajectory *message,
                       ProtobufCAllocator *allocator);
+/* Paratool__V1__Feedback methods */
+void   paratool__v1__feedback__init
+                     (Paratool__V1__Feedback         *message);
+size_t paratool__v1__feedback__get_packed_size
+                     (const Paratool__V1__Feedback   *message);
+size_t paratool__v1__feedback__pack
+                     (const Paratool__V1__Feedback   *message,
+                      uint8_t             *out);
+size_t paratool__v1__feedback__pack_to_buffer
+                     (const Paratool__V1__Feedback   *message,
+                      ProtobufCBuffer     *buffer);
+Paratool__V1__Feedback *
+       paratool__v1__feedback__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   paratool__v1__feedback__free_unpacked
+                     (Paratool__V1__Feedback *message,
+                      ProtobufCAllocator *allocator);
 /* Paratool__V1__AdapterUpdate methods */
 void   paratool__v1__adapter_update__init
                      (Paratool__V1__AdapterUpdate         *message);
@@ -704,6 +761,9 @@ typedef void (*Paratool__V1__FlopsTelemetry_Closure)
 typedef void (*Paratool__V1__Trajectory_Closure)
                  (const Paratool__V1__Trajectory *message,
                   void *closure_data);
+typedef void (*Paratool__V1__Feedback_Closure)
+                 (const Paratool__V1__Feedback *message,
+                  void *closure_data);
 typedef void (*Paratool__V1__AdapterUpdate_Closure)
                  (const Paratool__V1__AdapterUpdate *message,
                   void *closure_data);
@@ -728,6 +788,7 @@ extern const ProtobufCMessageDescriptor paratool__v1__phase_timings__descriptor;
 extern const ProtobufCMessageDescriptor paratool__v1__action__descriptor;
 extern const ProtobufCMessageDescriptor paratool__v1__flops_telemetry__descriptor;
 extern const ProtobufCMessageDescriptor paratool__v1__trajectory__descriptor;
+extern const ProtobufCMessageDescriptor paratool__v1__feedback__descriptor;
 extern const ProtobufCMessageDescriptor paratool__v1__adapter_update__descriptor;
 extern const ProtobufCMessageDescriptor paratool__v1__tool_spec__descriptor;
 

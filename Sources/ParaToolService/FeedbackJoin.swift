@@ -1,0 +1,153 @@
+// FeedbackJoin: turns what agent backends report (`Feedback`, topic `feedback`) into labelled
+// training episodes by joining it, by request id, with the trajectory candidates workers publish
+// for served requests (outcome unknown, source `served:<worker>`). Solved feedback makes the
+// served calls the target; unsolved feedback with corrected calls makes those the target; unsolved
+// feedback without a correction is counted, never trained on. Candidates are kept for a bounded
+// window; feedback that arrives before its candidate waits (bounded too). Pure state: the trainer
+// feeds it the messages of both topics in the order it polls them.
+import Foundation
+import ParaTool
+import ParaToolTraining
+import Wire
+
+/// The join of feedback with served trajectory candidates.
+public struct FeedbackJoin: Sendable {
+    /// What one piece of feedback (or a candidate that early feedback waited for) came to.
+    public enum Outcome: Sendable, Equatable {
+        /// A training episode: the query and history of the served request, the target calls.
+        case labelled(Trajectory)
+        /// Unsolved without a correction: counted, not trained on.
+        case unsolvedWithoutCorrection
+        /// The request already had feedback joined; this one changes nothing.
+        case duplicate
+        /// Its candidate left the window before the feedback came.
+        case late
+        /// No candidate (yet): the feedback waits for one.
+        case waiting
+        /// Feedback that waited the whole window for a candidate that never came.
+        case unknown(requestID: String)
+        /// A corrected call whose arguments are not one JSON object: for the dead-letter topic.
+        case invalid(reason: String)
+
+        /// The metric label.
+        public var label: String {
+            switch self {
+            case .labelled: "joined"
+            case .unsolvedWithoutCorrection: "unsolved_without_correction"
+            case .duplicate: "duplicate"
+            case .late: "late"
+            case .waiting: "waiting"
+            case .unknown: "unknown"
+            case .invalid: "invalid"
+            }
+        }
+    }
+
+    /// Candidates kept; also how many early feedback messages wait and how many joined and
+    /// evicted ids are remembered.
+    public let window: Int
+    private var candidates: [String: Trajectory] = [:]
+    private var candidateOrder: [String] = []
+    private var early: [String: WireFeedback] = [:]
+    private var earlyOrder: [String] = []
+    private var joined = BoundedIDSet()
+    private var evicted = BoundedIDSet()
+
+    /// A join that keeps the last `window` candidates (at least 1).
+    public init(window: Int = 10_000) {
+        self.window = max(1, window)
+        joined = BoundedIDSet(capacity: self.window)
+        evicted = BoundedIDSet(capacity: self.window)
+    }
+
+    /// Candidates held now.
+    public var candidateCount: Int { candidates.count }
+
+    /// Whether a trajectory is a served candidate this join takes.
+    public static func isCandidate(_ t: Trajectory) -> Bool { t.outcome == .unknown && t.source.hasPrefix("served") }
+
+    /// Holds a served candidate; returns what feedback that waited for it came to (empty when
+    /// none waited).
+    public mutating func add(candidate t: Trajectory) -> [Outcome] {
+        guard !joined.contains(t.id) else { return [] }
+        if let feedback = early.removeValue(forKey: t.id) {
+            earlyOrder.removeAll { $0 == t.id }
+            return [join(feedback, with: t)]
+        }
+        if candidates[t.id] == nil { candidateOrder.append(t.id) }
+        candidates[t.id] = t
+        if candidateOrder.count > window {
+            let old = candidateOrder.removeFirst()
+            candidates[old] = nil
+            evicted.insert(old)
+        }
+        return []
+    }
+
+    /// Joins `feedback` with its candidate, or holds it until the candidate arrives (`.waiting`,
+    /// followed by `.unknown` for the feedback that waited longest when the waiting room is full).
+    public mutating func add(feedback: WireFeedback) -> [Outcome] {
+        do { _ = try Self.correctedCalls(feedback) } catch { return [.invalid(reason: "\(error)")] }
+        let id = feedback.requestID
+        if joined.contains(id) { return [.duplicate] }
+        if let candidate = candidates.removeValue(forKey: id) {
+            candidateOrder.removeAll { $0 == id }
+            return [join(feedback, with: candidate)]
+        }
+        if evicted.contains(id) { return [.late] }
+        if early[id] != nil { return [.duplicate] }
+        early[id] = feedback
+        earlyOrder.append(id)
+        var outcomes: [Outcome] = [.waiting]
+        if earlyOrder.count > window {
+            let old = earlyOrder.removeFirst()
+            early[old] = nil
+            outcomes.append(.unknown(requestID: old))
+        }
+        return outcomes
+    }
+
+    /// The corrected calls in the training form (arguments must be JSON objects).
+    private static func correctedCalls(_ feedback: WireFeedback) throws -> [ToolCall] {
+        try feedback.correctedCalls.enumerated().map { try ToolCall(wire: $1, field: "corrected_calls[\($0)]") }
+    }
+
+    /// The episode for checked feedback and its candidate.
+    private mutating func join(_ feedback: WireFeedback, with candidate: Trajectory) -> Outcome {
+        joined.insert(candidate.id)
+        var episode = candidate
+        episode.id = candidate.id + "#feedback"
+        episode.outcome = .solved
+        if feedback.outcome == .solved {
+            episode.source = "feedback:" + feedback.source
+            return .labelled(episode)
+        }
+        guard let calls = try? Self.correctedCalls(feedback), !calls.isEmpty else { return .unsolvedWithoutCorrection }
+        // The served request's history, then the calls that were needed instead of the served ones.
+        episode.steps = Array(candidate.steps.dropLast()) + [Step(calls: calls, observation: "")]
+        episode.source = "correction:" + feedback.source
+        return .labelled(episode)
+    }
+}
+
+/// The last `capacity` ids inserted, for membership tests.
+struct BoundedIDSet: Sendable {
+    private var members: Set<String> = []
+    private var order: [String] = []
+    private var head = 0
+    let capacity: Int
+
+    init(capacity: Int = 1) { self.capacity = max(1, capacity) }
+
+    func contains(_ id: String) -> Bool { members.contains(id) }
+
+    mutating func insert(_ id: String) {
+        guard members.insert(id).inserted else { return }
+        order.append(id)
+        if order.count - head > capacity {
+            members.remove(order[head])
+            head += 1
+            if head > capacity { order.removeFirst(head); head = 0 }
+        }
+    }
+}

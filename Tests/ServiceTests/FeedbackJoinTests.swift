@@ -1,0 +1,73 @@
+// FeedbackJoin: feedback on served requests becomes labelled episodes (solved: the served calls;
+// unsolved with a correction: the corrected calls after the request's history), and every other
+// piece of feedback is accounted for (unsolved without correction, duplicate, late, waiting then
+// joined or unknown, invalid).
+import Foundation
+import ParaTool
+import ParaToolService
+import ParaToolTraining
+import Testing
+import Wire
+
+@Suite struct FeedbackJoinTests {
+    func candidate(_ id: String, calls: [ToolCall] = [ToolCall(name: "get_weather", arguments: .object(["city": .string("Pariss")]))]) -> Trajectory {
+        Trajectory(id: id, query: "Weather in Paris?", candidateTools: ["get_weather", "set_timer"],
+                   steps: [Step(calls: [ToolCall(name: "set_timer", arguments: .object([:]))], observation: "ok"), Step(calls: calls, observation: "")],
+                   outcome: .unknown, source: "served:w1")
+    }
+
+    func episode(_ outcomes: [FeedbackJoin.Outcome]) -> Trajectory? {
+        guard outcomes.count == 1, case .labelled(let t) = outcomes[0] else { return nil }
+        return t
+    }
+
+    @Test func solvedAndCorrectedFeedbackLabelEpisodes() throws {
+        var join = FeedbackJoin(window: 8)
+        #expect(join.add(candidate: candidate("a")) == [])
+        #expect(join.add(candidate: candidate("b")) == [])
+        #expect(FeedbackJoin.isCandidate(candidate("a")))
+
+        let solved = try #require(episode(join.add(feedback: WireFeedback(requestID: "a", outcome: .solved, source: "agent"))))
+        #expect(solved.id == "a#feedback" && solved.outcome == .solved && solved.source == "feedback:agent")
+        #expect(solved.steps == candidate("a").steps, "the served calls are the target")
+        #expect(!FeedbackJoin.isCandidate(solved))
+
+        let fix = WireFeedback(requestID: "b", outcome: .unsolved,
+                               correctedCalls: [WireToolCall(name: "get_weather", argumentsJSON: #"{"city": "Paris"}"#)], source: "human")
+        let corrected = try #require(episode(join.add(feedback: fix)))
+        #expect(corrected.steps.count == 2 && corrected.steps[0] == candidate("b").steps[0], "the history stays")
+        #expect(corrected.steps[1].calls == [ToolCall(name: "get_weather", arguments: .object(["city": .string("Paris")]))])
+        #expect(corrected.source == "correction:human" && corrected.query == "Weather in Paris?")
+        #expect(join.add(feedback: fix) == [.duplicate], "a second report on a joined request changes nothing")
+        #expect(join.candidateCount == 0)
+    }
+
+    @Test func everyOtherFeedbackIsAccountedFor() {
+        var join = FeedbackJoin(window: 2)
+        _ = join.add(candidate: candidate("u"))
+        #expect(join.add(feedback: WireFeedback(requestID: "u", outcome: .unsolved)) == [.unsolvedWithoutCorrection])
+
+        // A correction whose arguments are not an object is refused, and the candidate stays.
+        _ = join.add(candidate: candidate("x"))
+        let bad = join.add(feedback: WireFeedback(requestID: "x", outcome: .unsolved, correctedCalls: [WireToolCall(name: "t", argumentsJSON: "[1]")]))
+        guard case .invalid(let reason)? = bad.first, bad.count == 1 else { Issue.record("\(bad)"); return }
+        #expect(reason.contains("corrected_calls[0].arguments_json"))
+        #expect(episode(join.add(feedback: WireFeedback(requestID: "x", outcome: .solved))) != nil)
+
+        // Feedback before its candidate waits, then joins when the candidate comes.
+        #expect(join.add(feedback: WireFeedback(requestID: "e", outcome: .solved)) == [.waiting])
+        #expect(join.add(feedback: WireFeedback(requestID: "e", outcome: .solved)) == [.duplicate])
+        #expect(episode(join.add(candidate: candidate("e")))?.id == "e#feedback")
+
+        // The window holds two candidates: the oldest leaves, and its feedback is late.
+        for id in ["c1", "c2", "c3"] { _ = join.add(candidate: candidate(id)) }
+        #expect(join.candidateCount == 2)
+        #expect(join.add(feedback: WireFeedback(requestID: "c1", outcome: .solved)) == [.late])
+        #expect(episode(join.add(feedback: WireFeedback(requestID: "c3", outcome: .solved))) != nil)
+
+        // Feedback that never finds a candidate is pushed out of the waiting room as unknown.
+        #expect(join.add(feedback: WireFeedback(requestID: "n1", outcome: .solved)) == [.waiting])
+        #expect(join.add(feedback: WireFeedback(requestID: "n2", outcome: .solved)) == [.waiting])
+        #expect(join.add(feedback: WireFeedback(requestID: "n3", outcome: .solved)) == [.waiting, .unknown(requestID: "n1")])
+    }
+}
