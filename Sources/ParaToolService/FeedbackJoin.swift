@@ -4,7 +4,8 @@
 // served calls the target; unsolved feedback with corrected calls makes those the target; unsolved
 // feedback without a correction is counted, never trained on. Candidates are kept for a bounded
 // window; feedback that arrives before its candidate waits (bounded too). Pure state: the trainer
-// feeds it the messages of both topics in the order it polls them.
+// feeds it the messages of both topics in the order it polls them (FeedbackJournal keeps it
+// across restarts).
 import Foundation
 import ParaTool
 import ParaToolTraining
@@ -62,6 +63,12 @@ public struct FeedbackJoin: Sendable {
 
     /// Candidates held now.
     public var candidateCount: Int { candidates.count }
+
+    /// The candidates held, oldest first.
+    public var heldCandidates: [Trajectory] { candidateOrder.compactMap { candidates[$0] } }
+
+    /// Feedback waiting for its candidate, oldest first.
+    public var waitingFeedback: [WireFeedback] { earlyOrder.compactMap { early[$0] } }
 
     /// Whether a trajectory is a served candidate this join takes.
     public static func isCandidate(_ t: Trajectory) -> Bool { t.outcome == .unknown && t.source.hasPrefix("served") }

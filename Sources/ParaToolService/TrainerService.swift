@@ -39,8 +39,8 @@ public struct TrainerSettings: Sendable {
     public var adapter = AdapterTrainingConfig()
     /// Store trajectories whose outcome is unknown (served candidates) as well as solved ones.
     public var acceptUnlabelled = false
-    /// Served candidates kept in memory for feedback to join (the newest this many); a restart
-    /// empties the window, and feedback on what it held then counts as unknown.
+    /// Served candidates kept for feedback to join (the newest this many; journaled in the
+    /// dataset directory, so a restart keeps them and the feedback still waiting).
     public var feedbackWindow = 10_000
     /// Name in the dead-letter headers of feedback this trainer refused.
     public var trainerID = "trainer"
@@ -110,11 +110,14 @@ public final class TrainerService: Service, Sendable {
                                                      "retrain_every": "\(settings.retrainEvery)"])
         let trainingThread = ServiceThread(name: "paratool-training")
         var join = FeedbackJoin(window: settings.feedbackWindow)
+        let (journal, replayed) = try FeedbackJournal.open(directory: settings.dataset, into: &join)
+        try dataset.append(replayed)
+        logger.info("feedback join restored", metadata: ["candidates": "\(join.candidateCount)", "waiting": "\(join.waitingFeedback.count)"])
         try await withThrowingDiscardingTaskGroup { trainings in
             var lastScheduled = ContinuousClock.now
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 let batch = try consumer.pollBatch(maxMessages: 256, timeout: .milliseconds(200), window: .milliseconds(20))
-                if !batch.isEmpty { try store(batch, join: &join, consumer: consumer, producer: producer) }
+                if !batch.isEmpty { try store(batch, join: &join, journal: journal, consumer: consumer, producer: producer) }
                 let scheduled = settings.schedule.map { ContinuousClock.now - lastScheduled >= $0 } ?? false
                 let now = ContinuousClock.now
                 let due = dataset.due(threshold: scheduled ? 1 : settings.retrainEvery)
@@ -136,11 +139,14 @@ public final class TrainerService: Service, Sendable {
     }
 
     /// Stores the solved (or, when accepted, unlabelled) trajectories of `batch` and the episodes
-    /// its feedback labels durably, sends refused feedback to `dlq`, then commits the offsets: a
-    /// crash in between only re-delivers (deduplicated by id).
-    private func store(_ batch: [KafkaMessage], join: inout FeedbackJoin, consumer: KafkaConsumer, producer: KafkaProducer) throws {
+    /// its feedback labels durably, journals what the feedback join now holds, sends refused
+    /// feedback to `dlq`, then commits the offsets: a crash in between only re-delivers
+    /// (deduplicated by id).
+    private func store(_ batch: [KafkaMessage], join: inout FeedbackJoin, journal: FeedbackJournal,
+                       consumer: KafkaConsumer, producer: KafkaProducer) throws {
         var accepted: [Trajectory] = []
         var deadLetters: [OutgoingMessage] = []
+        var journalLines: [String] = []
         func count(_ outcomes: [FeedbackJoin.Outcome], _ m: KafkaMessage) {
             for outcome in outcomes {
                 metrics.counter("trainer_feedback", labels: [("result", outcome.label)], help: "Feedback messages by what they came to.").increment()
@@ -156,14 +162,26 @@ public final class TrainerService: Service, Sendable {
         }
         for m in batch {
             if m.topic == settings.topics.feedback {
-                do { count(join.add(feedback: try WireFeedback(bytes: m.value)), m) } catch {
+                do {
+                    let feedback = try WireFeedback(bytes: m.value)
+                    let outcomes = join.add(feedback: feedback)
+                    count(outcomes, m)
+                    // What changed the join's state is journaled; what it refused or ignored is not.
+                    switch outcomes.first {
+                    case .invalid?, .duplicate?, .late?: break
+                    default: journalLines.append(try FeedbackJournal.line(feedback: feedback))
+                    }
+                } catch {
                     count([.invalid(reason: "\(error)")], m)
                 }
                 continue
             }
             do {
                 let t = try Self.trajectory(WireTrajectory(bytes: m.value))
-                if FeedbackJoin.isCandidate(t) { count(join.add(candidate: t), m) }
+                if FeedbackJoin.isCandidate(t) {
+                    count(join.add(candidate: t), m)
+                    journalLines.append(FeedbackJournal.line(candidate: t))
+                }
                 if t.outcome == .solved || (settings.acceptUnlabelled && t.outcome == .unknown) { accepted.append(t) } else {
                     metrics.counter("trainer_skipped", labels: [("outcome", t.outcome.rawValue)], help: "Trajectories not stored, by outcome.").increment()
                 }
@@ -174,6 +192,7 @@ public final class TrainerService: Service, Sendable {
         }
         if !deadLetters.isEmpty { _ = try producer.sendAndWait(deadLetters) }
         let stored = try dataset.append(accepted)
+        try journal.append(journalLines, join: join)
         metrics.counter("trainer_stored", labels: [], help: "Trajectories appended to the dataset.").increment(by: Int64(stored.count))
         do { try consumer.commit(TopicPartitionOffset.commitPositions(after: batch)) } catch {
             logger.warning("commit failed; the batch may be delivered again: \(error)")

@@ -70,4 +70,34 @@ import Wire
         #expect(join.add(feedback: WireFeedback(requestID: "n2", outcome: .solved)) == [.waiting])
         #expect(join.add(feedback: WireFeedback(requestID: "n3", outcome: .solved)) == [.waiting, .unknown(requestID: "n1")])
     }
+
+    /// The journal replays into the same join; compaction keeps what the join holds.
+    @Test func journalReplaysAndCompacts() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("join-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var join = FeedbackJoin(window: 2)
+        let (journal, none) = try FeedbackJournal.open(directory: directory, into: &join)
+        #expect(none.isEmpty)
+        let early = WireFeedback(requestID: "w", outcome: .unsolved, correctedCalls: [WireToolCall(name: "get_weather", argumentsJSON: #"{"city": "Oslo"}"#)])
+        _ = join.add(candidate: candidate("a"))
+        _ = join.add(feedback: early)
+        try journal.append([FeedbackJournal.line(candidate: candidate("a")), try FeedbackJournal.line(feedback: early)], join: join)
+
+        var replayed = FeedbackJoin(window: 2)
+        _ = try FeedbackJournal.open(directory: directory, into: &replayed)
+        #expect(replayed.heldCandidates == [candidate("a")] && replayed.waitingFeedback == [early])
+        #expect(episode(replayed.add(candidate: candidate("w")))?.source == "correction:")
+
+        // Past four windows of lines the journal is rewritten with the join's state.
+        for id in ["b", "c", "d", "e", "f", "g", "h"] {
+            _ = join.add(candidate: candidate(id))
+            try journal.append([FeedbackJournal.line(candidate: candidate(id))], join: join)
+        }
+        let lines = try String(contentsOf: journal.url, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count < 9, "compacted: \(lines.count) lines")
+        var compacted = FeedbackJoin(window: 2)
+        _ = try FeedbackJournal.open(directory: directory, into: &compacted)
+        #expect(compacted.heldCandidates.map(\.id) == join.heldCandidates.map(\.id))
+        #expect(compacted.waitingFeedback == join.waitingFeedback)
+    }
 }

@@ -107,7 +107,8 @@ import Wire
     /// Feedback on the `feedback` topic joins the served candidates into stored episodes (a
     /// solved one with the served calls, a corrected one with the corrected calls); unsolved
     /// feedback without a correction is not stored; undecodable and invalid feedback go to `dlq`
-    /// with their reason.
+    /// with their reason. A restarted trainer still joins a candidate, and feedback, that the
+    /// first one held (its journal).
     @Test func joinsFeedbackWithServedCandidates() throws {
         let harness = try ServiceHarness()
         let work = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("trainer-\(UUID().uuidString)")
@@ -125,12 +126,14 @@ import Wire
             return OutgoingMessage(topic: harness.topics.trajectories, key: "get_weather", value: try t.encode())
         }
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: harness.kafka), logger: harness.logger)
-        _ = try producer.sendAndWait([try served("r1", city: "Oslo"), try served("r2", city: "Rome"), try served("r3", city: "Lima")])
+        _ = try producer.sendAndWait([try served("r1", city: "Oslo"), try served("r2", city: "Rome"), try served("r3", city: "Lima"),
+                                      try served("r4", city: "Bern")])
         let client = try RequestClient(kafka: harness.kafka, topics: harness.topics, logger: harness.logger)
         try client.report(WireFeedback(requestID: "r1", outcome: .solved, source: "agent"))
         try client.report(WireFeedback(requestID: "r2", outcome: .unsolved, correctedCalls: [
             WireToolCall(name: "get_weather", argumentsJSON: #"{"city": "Rome"}"#)], source: "agent"))
         try client.report(WireFeedback(requestID: "r3", outcome: .unsolved, source: "agent"))
+        try client.report(WireFeedback(requestID: "r5", outcome: .solved, source: "agent"))
         _ = try producer.sendAndWait([
             OutgoingMessage(topic: harness.topics.feedback, key: "r9", value: [0xff, 0x01]),
             OutgoingMessage(topic: harness.topics.feedback, key: "r3", value: try WireFeedback(requestID: "r3", outcome: .unsolved, correctedCalls: [
@@ -142,13 +145,23 @@ import Wire
         while trainer.dataset.count < 2, Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
         let letters = try harness.readAll(harness.topics.dlq, count: 2)
         #expect(finish() == nil)
+        func stored() throws -> [Trajectory] {
+            try String(contentsOf: settings.dataset.appendingPathComponent("trajectories.jsonl"), encoding: .utf8)
+                .split(separator: "\n").map { try Trajectory(json: try JSONValue.parse(String($0))) }
+        }
+        #expect(try stored().map(\.id).sorted() == ["r1#feedback", "r2#feedback"], "the unlabelled candidates and r3 are not stored")
 
-        let stored = try String(contentsOf: settings.dataset.appendingPathComponent("trajectories.jsonl"), encoding: .utf8)
-            .split(separator: "\n").map { try Trajectory(json: try JSONValue.parse(String($0))) }
-        #expect(stored.map(\.id).sorted() == ["r1#feedback", "r2#feedback"], "the unlabelled candidates and r3 are not stored")
-        let solved = try #require(stored.first { $0.id == "r1#feedback" })
+        // Restarted: r4's candidate and r5's feedback were held by the first trainer.
+        try client.report(WireFeedback(requestID: "r4", outcome: .solved, source: "agent"))
+        _ = try producer.sendAndWait([try served("r5", city: "Kyiv")])
+        let (_, second, finishSecond) = try startTrainer(harness, settings: settings)
+        let secondDeadline = Date().addingTimeInterval(60)
+        while second.dataset.count < 4, Date() < secondDeadline { Thread.sleep(forTimeInterval: 0.1) }
+        #expect(finishSecond() == nil)
+        #expect(try stored().map(\.id).sorted() == ["r1#feedback", "r2#feedback", "r4#feedback", "r5#feedback"])
+        let solved = try #require(try stored().first { $0.id == "r1#feedback" })
         #expect(solved.steps.last?.calls == [ToolCall(name: "get_weather", arguments: .object(["town": .string("Oslo")]))])
-        let corrected = try #require(stored.first { $0.id == "r2#feedback" })
+        let corrected = try #require(try stored().first { $0.id == "r2#feedback" })
         #expect(corrected.steps.last?.calls == [ToolCall(name: "get_weather", arguments: .object(["city": .string("Rome")]))])
         #expect(corrected.outcome == .solved && corrected.source == "correction:agent")
         #expect(letters.map { $0.header(DeadLetterHeader.errorCode)?.string } == ["feedback.invalid", "feedback.invalid"])
