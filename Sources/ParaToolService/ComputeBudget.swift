@@ -6,6 +6,7 @@ import Foundation
 import Kafka
 import LLM
 import ParaTool
+import Synchronization
 
 /// How long requests may compute between two polls, derived from the consumer's
 /// `max.poll.interval.ms`: a member that does not poll within that interval is removed from its
@@ -38,17 +39,15 @@ public struct ComputeBudget: Sendable, Equatable {
 /// decode steps at a measured time per step. Both rates start from a measurement on the model at
 /// start-up and follow each served batch, rising at once when a batch ran slower than estimated
 /// and falling slowly when it ran faster, so estimates err long.
-public final class ComputeEstimator: @unchecked Sendable {
+public final class ComputeEstimator: Sendable {
     private let counter: FlopsCounter
-    private let lock = NSLock()
-    private var secondsPerPrefillFlop: Double
-    private var secondsPerDecodeStep: Double
+    /// Seconds per prefill FLOP and per decode step.
+    private let rates: Mutex<(prefillFlop: Double, decodeStep: Double)>
 
     /// An estimator with the given rates (seconds per prefill FLOP and per decode step).
     public init(config: ModelConfig, secondsPerPrefillFlop: Double, secondsPerDecodeStep: Double) {
         counter = FlopsCounter(config: config)
-        self.secondsPerPrefillFlop = secondsPerPrefillFlop
-        self.secondsPerDecodeStep = secondsPerDecodeStep
+        rates = Mutex((secondsPerPrefillFlop, secondsPerDecodeStep))
     }
 
     /// An estimator whose rates are measured on `model`: a 64-token prefill and 8 decode steps
@@ -95,29 +94,31 @@ public final class ComputeEstimator: @unchecked Sendable {
         return prefill.baseLinear + prefill.lora + Self.attentionWeight * prefill.attention + encoder
     }
 
-    /// The estimated seconds of running `costs` as one batch.
+    /// The estimated seconds of running `costs` as one batch. (Never inlined, like every method
+    /// that takes a lock and is called from async code: see `Readiness`.)
+    @inline(never)
     public func seconds(_ costs: [RequestCost]) -> Double {
         guard !costs.isEmpty else { return 0 }
         let flops = costs.reduce(0) { $0 + prefillFlops($1) }
         let steps = max(0, (costs.map(\.maxNewTokens).max() ?? 1) - 1)
         let rows = Double(costs.count)
-        return lock.withLock {
-            // Decode steps of a batch cost more with each row (attention and the adapters' branches).
-            Double(flops) * secondsPerPrefillFlop + Double(steps) * secondsPerDecodeStep * (1 + 0.25 * (rows - 1))
-        }
+        let (perFlop, perStep) = rates.withLock { $0 }
+        // Decode steps of a batch cost more with each row (attention and the adapters' branches).
+        return Double(flops) * perFlop + Double(steps) * perStep * (1 + 0.25 * (rows - 1))
     }
 
     /// Learns from a served batch: `costs` took `prefillSeconds` until the first tokens (the
     /// gate's encoder included) and `decodeSeconds` for `steps` further steps.
+    @inline(never)
     public func record(_ costs: [RequestCost], prefillSeconds: Double, decodeSeconds: Double, steps: Int) {
         let flops = costs.reduce(0) { $0 + prefillFlops($1) }
         let rows = Double(costs.count)
-        lock.withLock {
+        rates.withLock { r in
             if flops > 0, prefillSeconds > 0 {
-                secondsPerPrefillFlop = Self.follow(secondsPerPrefillFlop, prefillSeconds / Double(flops))
+                r.prefillFlop = Self.follow(r.prefillFlop, prefillSeconds / Double(flops))
             }
             if steps > 0, decodeSeconds > 0 {
-                secondsPerDecodeStep = Self.follow(secondsPerDecodeStep, decodeSeconds / Double(steps) / (1 + 0.25 * (rows - 1)))
+                r.decodeStep = Self.follow(r.decodeStep, decodeSeconds / Double(steps) / (1 + 0.25 * (rows - 1)))
             }
         }
     }

@@ -31,8 +31,10 @@ public final class RequestClient: @unchecked Sendable {
         self.topics = topics
         producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: kafka), name: "client-producer", logger: logger)
         // Answers are awaited, so fetch with a short wait (a broker that holds fetches until the wait
-        // runs out, like the mock cluster, would otherwise add up to 500 ms per answer).
-        consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(cluster: kafka, groupID: nil, fetchMaxWait: .milliseconds(10)),
+        // runs out, like the mock cluster, would otherwise add up to 500 ms per answer), unless the
+        // operator chose one.
+        let fetchWait: Duration? = kafka.properties["fetch.wait.max.ms"] == nil ? .milliseconds(10) : nil
+        consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(cluster: kafka, groupID: nil, fetchMaxWait: fetchWait),
                                      name: "client-reader", logger: logger)
         try consumer.assignAtEnd(topics: [topics.actions, topics.telemetry])
     }
