@@ -76,6 +76,9 @@ public final class Worker: Service, @unchecked Sendable {
     /// What a batch may compute between two polls.
     public let budget: ComputeBudget
 
+    /// How long a worker is idle before it frees the scratch of its largest batch.
+    public static let idleBeforeRelease: Duration = .seconds(1)
+
     /// A worker. With `catalogue` nil, tools come from the compacted `tools` topic, which
     /// `control` (run in the same service group) reads to its end before this worker serves and
     /// follows after; `makeEngine` builds the engine for a catalogue and a gate: `gate` first,
@@ -160,6 +163,7 @@ public final class Worker: Service, @unchecked Sendable {
         // Requests admitted but not yet run (a long one waits for the short ones polled with it),
         // and what each partition's commit may cover.
         var waiting: [Waiting] = []
+        var lastBatchEnd: ContinuousClock.Instant?
         var progress = CommitProgress()
 
         let producer = settings.exactlyOnce
@@ -210,7 +214,15 @@ public final class Worker: Service, @unchecked Sendable {
                                                 timeout: waiting.isEmpty ? .milliseconds(100) : .zero,
                                                 window: waiting.isEmpty ? settings.batchWait : .zero)
             if let lag = consumer.lag() { metrics.setLag(lag) }
-            guard !polled.isEmpty || !waiting.isEmpty else { continue }
+            guard !polled.isEmpty || !waiting.isEmpty else {
+                // Idle for a second: the scratch sized by the largest batch goes back to the system.
+                if let end = lastBatchEnd, ContinuousClock.now - end >= Self.idleBeforeRelease {
+                    engine.releaseWorkingMemory()
+                    lastBatchEnd = nil
+                    logger.debug("idle: the working memory of the last batch is released")
+                }
+                continue
+            }
             let start = ContinuousClock.now
             var served = Served()
             waiting += admit(polled, engine: engine, estimator: estimator, into: &served)
@@ -240,6 +252,7 @@ public final class Worker: Service, @unchecked Sendable {
             }
             let elapsed = ContinuousClock.now - start
             for status in served.statuses { metrics.request(status: status, duration: elapsed) }
+            lastBatchEnd = .now
         }
         if !waiting.isEmpty {
             logger.info("stopping with requests not yet run: left uncommitted for the group", metadata: ["requests": "\(waiting.count)"])

@@ -1,10 +1,12 @@
-// ProcessMemory and MemoryBandwidth: the peak resident set of this process, and a measured
-// memory-copy bandwidth (the floor against which decode, a memory-bound loop, is judged).
+// ProcessMemory and MemoryBandwidth: the peak resident set of this process, giving freed memory
+// back to the system, and a measured memory-copy bandwidth (the floor against which decode, a
+// memory-bound loop, is judged).
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CKernels
 import Dispatch
 import Foundation
 
@@ -16,6 +18,14 @@ private let RUSAGE_SELF_ID = RUSAGE_SELF
 
 /// Memory figures of the running process.
 public enum ProcessMemory {
+    /// Returns the memory the allocator holds free back to the system. glibc keeps freed blocks
+    /// in its heaps (and raises its mmap threshold after large frees, so later large buffers come
+    /// from the heaps too): a server's KV caches and scratch, freed after a batch, would otherwise
+    /// stay resident at the size of its largest batch. A no-op elsewhere.
+    public static func returnFreedMemory() {
+        _ = pt_return_freed_memory()
+    }
+
     /// Peak resident set size in bytes: VmHWM of /proc/self/status on Linux (getrusage's
     /// ru_maxrss is inherited across fork+exec, so it can report a parent's size), getrusage
     /// elsewhere.

@@ -40,6 +40,15 @@ final class HFModelTests: XCTestCase {
             let greedy = (c["greedy_12"] as! [NSNumber]).map(\.intValue)
             let generated = Generator(transformer: runner).greedy(prompt: ids, maxNewTokens: greedy.count, stopTokens: [])
             XCTAssertEqual(generated, greedy, "\(name) prompt \(k): greedy continuation")
+
+            // After giving back its scratch and the cache's memory (what an idle worker does), the
+            // same runner and cache give the same logits.
+            runner.releaseWorkingMemory()
+            cache.reset(capacity: 1)
+            XCTAssertEqual(cache.capacity, 1)
+            let again = runner.forward([BatchSegment(sequence: 0, tokens: ids)], caches: [cache], logits: .all)
+            let da = maxAbsDiff(again.logits.toArray(), expected)
+            XCTAssertLessThanOrEqual(da, tolerance, "\(name) prompt \(k): logits after releasing working memory, max |Δ| = \(da)")
         }
     }
 

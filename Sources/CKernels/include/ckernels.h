@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include "rowkernels.h"
 #include "blockkernels.h"
+#include "allocator.h"
 
 /// y[j][r] (+)= dot(w[r], x[j]) for weight rows r in [start, end) and input rows j in [0, k).
 /// w: rows of `n` floats `w_stride` apart; x: k rows `x_stride` apart; y: k rows `y_stride` apart.

@@ -43,6 +43,15 @@ public final class KVCache {
     /// Forgets every position (keeps the memory).
     public func clear() { length = 0 }
 
+    /// Forgets every position and gives back the memory beyond room for `positions` positions.
+    public func reset(capacity positions: Int) {
+        length = 0
+        guard positions < capacity else { return }
+        capacity = max(1, positions)
+        keys = (0..<layerCount).map { _ in FloatBuffer(count: capacity * width) }
+        values = (0..<layerCount).map { _ in FloatBuffer(count: capacity * width) }
+    }
+
     /// Drops positions from `newLength` on.
     public func truncate(to newLength: Int) {
         precondition(newLength >= 0 && newLength <= length, "truncate beyond cache length")

@@ -96,6 +96,16 @@ public final class Transformer {
         public let rows: [(segment: Int, offset: Int)]
     }
 
+    /// Frees the scratch the largest forward pass so far sized (activations, attention scores,
+    /// outputs); the next pass allocates what it needs again. For a server that goes idle: its
+    /// working memory then no longer stays at its peak batch.
+    public func releaseWorkingMemory() {
+        rowCapacity = 0
+        for keyPath in [\Transformer.x, \.xn, \.q, \.k, \.v, \.attn, \.gate, \.up, \.scores, \.outHidden, \.outLogits] {
+            self[keyPath: keyPath] = FloatBuffer(count: 0)
+        }
+    }
+
     private func ensureRows(_ rows: Int) {
         guard rows > rowCapacity else { return }
         let c = model.config

@@ -30,11 +30,19 @@ public final class ContextEncoder {
         self.pooling = pooling
         self.layers = layers
         runner = Transformer(model: model)
-        cache = KVCache(config: model.config, capacity: 64)
+        cache = KVCache(config: model.config, capacity: Self.initialCapacity)
     }
 
     /// Width of the vectors.
     public var dimension: Int { model.config.hiddenSize }
+
+    /// Frees what the longest text encoded so far sized (see `Transformer.releaseWorkingMemory`).
+    public func releaseWorkingMemory() {
+        runner.releaseWorkingMemory()
+        cache.reset(capacity: Self.initialCapacity)
+    }
+
+    private static let initialCapacity = 64
 
     /// The pooled encoding of `text` (the zero vector for an empty text) and its token count.
     public func encode(_ text: String) -> (vector: [Float], tokens: Int) {

@@ -244,6 +244,15 @@ public final class ToolCallEngine {
 
     /// Re-initialises the gate's vectors of `tools` from their (changed) documentation, the
     /// encoding of "name: description" — for a catalogue update that rewrote a tool's description.
+    /// Frees the scratch the largest batch so far sized, in the decoder and the gate's encoder,
+    /// and returns it (with the batch's freed KV caches) to the system; the next batch allocates
+    /// what it needs. Adapter stacks stay cached (`stackCacheBytes`).
+    public func releaseWorkingMemory() {
+        runner.releaseWorkingMemory()
+        encoder.releaseWorkingMemory()
+        ProcessMemory.returnFreedMemory()
+    }
+
     public func reencodeTools(_ tools: [ToolSpec]) {
         guard let gate else { return }
         for t in tools { gate.setTool(t.name, vector: encoder.encode("\(t.name): \(t.description)").vector) }
