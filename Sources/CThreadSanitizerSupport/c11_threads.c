@@ -7,12 +7,6 @@
 // function glibc's own implementation uses, which TSan intercepts. Other builds contain nothing.
 #include "thread_sanitizer_support.h"
 
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define PARATOOL_TSAN 1
-#endif
-#endif
-
 #ifdef PARATOOL_TSAN
 #include <errno.h>
 #include <pthread.h>

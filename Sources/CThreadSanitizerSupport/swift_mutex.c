@@ -7,12 +7,6 @@
 // unlocking) on the lock word's address, the address the inlined atomics use.
 #include "thread_sanitizer_support.h"
 
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define PARATOOL_TSAN 1
-#endif
-#endif
-
 #ifdef PARATOOL_TSAN
 #define _GNU_SOURCE
 #include <dlfcn.h>

@@ -79,7 +79,8 @@ public struct FeedbackJoin: Sendable {
         guard !joined.contains(t.id) else { return [] }
         if let feedback = early.removeValue(forKey: t.id) {
             earlyOrder.removeAll { $0 == t.id }
-            return [join(feedback, with: t)]
+            // Checked when it arrived, so the conversion succeeds.
+            return [join(feedback, calls: (try? Self.correctedCalls(feedback)) ?? [], with: t)]
         }
         if candidates[t.id] == nil { candidateOrder.append(t.id) }
         candidates[t.id] = t
@@ -94,12 +95,13 @@ public struct FeedbackJoin: Sendable {
     /// Joins `feedback` with its candidate, or holds it until the candidate arrives (`.waiting`,
     /// followed by `.unknown` for the feedback that waited longest when the waiting room is full).
     public mutating func add(feedback: WireFeedback) -> [Outcome] {
-        do { _ = try Self.correctedCalls(feedback) } catch { return [.invalid(reason: "\(error)")] }
+        let calls: [ToolCall]
+        do { calls = try Self.correctedCalls(feedback) } catch { return [.invalid(reason: "\(error)")] }
         let id = feedback.requestID
         if joined.contains(id) { return [.duplicate] }
         if let candidate = candidates.removeValue(forKey: id) {
             candidateOrder.removeAll { $0 == id }
-            return [join(feedback, with: candidate)]
+            return [join(feedback, calls: calls, with: candidate)]
         }
         if evicted.contains(id) { return [.late] }
         if early[id] != nil { return [.duplicate] }
@@ -119,8 +121,8 @@ public struct FeedbackJoin: Sendable {
         try feedback.correctedCalls.enumerated().map { try ToolCall(wire: $1, field: "corrected_calls[\($0)]") }
     }
 
-    /// The episode for checked feedback and its candidate.
-    private mutating func join(_ feedback: WireFeedback, with candidate: Trajectory) -> Outcome {
+    /// The episode for checked feedback (its corrected calls converted) and its candidate.
+    private mutating func join(_ feedback: WireFeedback, calls: [ToolCall], with candidate: Trajectory) -> Outcome {
         joined.insert(candidate.id)
         var episode = candidate
         episode.id = candidate.id + "#feedback"
@@ -129,7 +131,7 @@ public struct FeedbackJoin: Sendable {
             episode.source = "feedback:" + feedback.source
             return .labelled(episode)
         }
-        guard let calls = try? Self.correctedCalls(feedback), !calls.isEmpty else { return .unsolvedWithoutCorrection }
+        guard !calls.isEmpty else { return .unsolvedWithoutCorrection }
         // The served request's history, then the calls that were needed instead of the served ones.
         episode.steps = Array(candidate.steps.dropLast()) + [Step(calls: calls, observation: "")]
         episode.source = "correction:" + feedback.source

@@ -63,6 +63,8 @@ public final class Worker: Service, @unchecked Sendable {
     // by a Mutex.
     public let settings: WorkerSettings
     private let kafka: KafkaConfiguration
+    /// The group consumer's settings (its poll interval also sets the compute budget).
+    private let consumerConfiguration: KafkaConsumerConfiguration
     private let makeEngine: EngineFactory
     private let initialGate: GateNetwork?
     private let fixedCatalogue: ToolCatalogue?
@@ -87,8 +89,8 @@ public final class Worker: Service, @unchecked Sendable {
                 control: ControlListener, metrics: ServiceMetrics, logger: Logger, makeEngine: @escaping EngineFactory) {
         self.settings = settings
         self.kafka = kafka
-        budget = settings.batchBudget.map(ComputeBudget.init(perBatch:))
-            ?? ComputeBudget(consumer: KafkaConsumerConfiguration(cluster: kafka, groupID: settings.groupID))
+        consumerConfiguration = KafkaConsumerConfiguration(cluster: kafka, groupID: settings.groupID)
+        budget = settings.batchBudget.map(ComputeBudget.init(perBatch:)) ?? ComputeBudget(consumer: consumerConfiguration)
         self.fixedCatalogue = catalogue
         self.control = control
         self.metrics = metrics
@@ -173,8 +175,7 @@ public final class Worker: Service, @unchecked Sendable {
             : try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: kafka), name: "worker-producer", logger: logger)
         defer { producer.close() }
         if settings.exactlyOnce { try producer.initTransactions() }
-        let consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(cluster: kafka, groupID: settings.groupID),
-                                         name: "worker-consumer", logger: logger) { [weak self] event in self?.markJoined(event) }
+        let consumer = try KafkaConsumer(configuration: consumerConfiguration, name: "worker-consumer", logger: logger) { [weak self] event in self?.markJoined(event) }
         try consumer.subscribe(topics: [settings.topics.requests])
         markServing(true)
         logger.info("serving", metadata: ["group": "\(settings.groupID)", "topic": "\(settings.topics.requests)",

@@ -61,13 +61,12 @@ struct SendCommand: ParsableCommand {
     func run() throws {
         let settings = try kafka.settings()
         let config = try kafka.kafkaConfiguration(settings)
-        let report = try feedbackToReport()
+        let report = try parsedFeedback()
         guard let query else {
             guard let report, let requestId else { throw UsageError("--query is required, unless --request-id and --feedback report on an earlier request") }
             let client = try RequestClient(kafka: config, topics: kafka.topics(settings))
-            try client.report(WireFeedback(requestID: requestId, outcome: report.outcome, correctedCalls: report.calls,
-                                           source: feedbackSource, createdUnixMs: Self.nowMs))
-            print("feedback: \(feedback!) for \(requestId)" + (report.calls.isEmpty ? "" : " with \(report.calls.count) corrected call(s)"))
+            try Self.send(report, about: requestId, through: client)
+            print("feedback: \(feedback!) for \(requestId)" + (report.correctedCalls.isEmpty ? "" : " with \(report.correctedCalls.count) corrected call(s)"))
             return
         }
         var wireMode: WireMode?
@@ -92,10 +91,7 @@ struct SendCommand: ParsableCommand {
             throw UsageError("no Action for \(request.requestID) within \(timeoutMs) ms: is a worker running on \(config.brokers)?")
         }
         let elapsed = ContinuousClock.now - start
-        if let report {
-            try client.report(WireFeedback(requestID: request.requestID, outcome: report.outcome, correctedCalls: report.calls,
-                                           source: feedbackSource, createdUnixMs: Self.nowMs))
-        }
+        if let report { try Self.send(report, about: request.requestID, through: client) }
         if json {
             print(try jsonText(["action": result.action.jsonObject, "telemetry": result.telemetry.map { $0.jsonObject as Any } ?? NSNull()]))
         } else {
@@ -107,10 +103,17 @@ struct SendCommand: ParsableCommand {
         if result.action.status != .ok { throw ExitCode(2) }
     }
 
-    private static var nowMs: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+    /// Reports `feedback` on `requestID`, stamped with the current time.
+    private static func send(_ feedback: WireFeedback, about requestID: String, through client: RequestClient) throws {
+        var feedback = feedback
+        feedback.requestID = requestID
+        feedback.createdUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
+        try client.report(feedback)
+    }
 
-    /// `--feedback` and `--corrected-call` checked and parsed; nil without `--feedback`.
-    private func feedbackToReport() throws -> (outcome: WireOutcome, calls: [WireToolCall])? {
+    /// `--feedback`, `--corrected-call` and `--feedback-source` checked and parsed into the
+    /// feedback to report (its request id and time still unset); nil without `--feedback`.
+    private func parsedFeedback() throws -> WireFeedback? {
         guard let feedback else {
             if !correctedCall.isEmpty { throw UsageError("--corrected-call belongs to --feedback unsolved") }
             return nil
@@ -137,7 +140,7 @@ struct SendCommand: ParsableCommand {
             guard case .object = parsed else { throw UsageError("--corrected-call \"\(text)\": the arguments must be a JSON object") }
             return WireToolCall(name: name, argumentsJSON: parsed.serialized())
         }
-        return (outcome, calls)
+        return WireFeedback(requestID: "", outcome: outcome, correctedCalls: calls, source: feedbackSource)
     }
 }
 

@@ -30,6 +30,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import paratool_pb2  # noqa: E402  (generated; see Protos/generate.sh)
 
 
+def produce_and_wait(producer, topic, key, message):
+    """Produces one protobuf message keyed by `key`; returns the delivery error (None when the
+    broker acknowledged it)."""
+    delivered = []
+    producer.produce(topic, key=key, value=message.SerializeToString(), on_delivery=lambda err, msg: delivered.append(err))
+    producer.flush(10)
+    return delivered[0] if delivered else "no delivery report within 10 s"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--brokers", required=True, help="Kafka bootstrap servers host:port")
@@ -69,12 +78,9 @@ def main():
     consumer.assign(assignment)
 
     producer = Producer({"bootstrap.servers": args.brokers, "enable.idempotence": True})
-    delivered = []
-    producer.produce(args.topic_prefix + "requests", key=request.request_id, value=request.SerializeToString(),
-                     on_delivery=lambda err, msg: delivered.append(err))
-    producer.flush(10)
-    if not delivered or delivered[0] is not None:
-        print(f"request not delivered: {delivered}", file=sys.stderr)
+    error = produce_and_wait(producer, args.topic_prefix + "requests", request.request_id, request)
+    if error is not None:
+        print(f"request not delivered: {error}", file=sys.stderr)
         return 1
 
     action, flops = None, None
@@ -99,12 +105,9 @@ def main():
             outcome=paratool_pb2.OUTCOME_SOLVED if args.feedback == "solved" else paratool_pb2.OUTCOME_UNSOLVED,
             corrected_calls=[paratool_pb2.ToolCall(name=name, arguments_json=arguments) for name, arguments in args.corrected_call],
             source="python:send_request", created_unix_ms=int(time.time() * 1000))
-        delivered.clear()
-        producer.produce(args.topic_prefix + "feedback", key=request.request_id, value=feedback.SerializeToString(),
-                         on_delivery=lambda err, msg: delivered.append(err))
-        producer.flush(10)
-        if not delivered or delivered[0] is not None:
-            print(f"feedback not delivered: {delivered}", file=sys.stderr)
+        error = produce_and_wait(producer, args.topic_prefix + "feedback", request.request_id, feedback)
+        if error is not None:
+            print(f"feedback not delivered: {error}", file=sys.stderr)
             return 1
     print(json.dumps({
         "action": MessageToDict(action, preserving_proto_field_name=True),

@@ -4,6 +4,13 @@
 #ifndef PARATOOL_THREAD_SANITIZER_SUPPORT_H
 #define PARATOOL_THREAD_SANITIZER_SUPPORT_H
 
+// PARATOOL_TSAN: defined when this translation unit is compiled with -fsanitize=thread.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PARATOOL_TSAN 1
+#endif
+#endif
+
 /// 1 when this build carries the ThreadSanitizer interpositions, else 0.
 int paratool_thread_sanitizer_support(void);
 
