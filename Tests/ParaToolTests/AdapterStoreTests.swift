@@ -123,6 +123,61 @@ final class AdapterStoreTests: XCTestCase {
         XCTAssertNoThrow(try store.load(tool: "get_weather", version: "v000001", expectedSHA256: other.sha256))
     }
 
+    /// A version published held for review is not served until a review promotes it; a rejected
+    /// one stays in the store with its reason and is passed over for good; decisions are final,
+    /// and a version not held takes none.
+    func testHeldVersionsAreServedOnlyOncePromoted() throws {
+        let store = try makeStore()
+        let v1 = try store.publish(try fixture(0), tool: "get_weather", stage: "pretrain", baseModel: "qwen2")
+        let v2 = try store.publish(try fixture(1), tool: "get_weather", stage: "pretrain", baseModel: "qwen2", heldForReview: true)
+        XCTAssertTrue(v2.heldForReview)
+        XCTAssertFalse(v1.heldForReview)
+        XCTAssertEqual(try store.latest(tool: "get_weather"), v1, "pending: still v1")
+        XCTAssertNil(try store.review(tool: "get_weather", version: v2.version))
+        XCTAssertEqual(try store.versions(tool: "get_weather").map(\.version), ["v000001", "v000002"])
+
+        let score = HeldOutScore(episodes: 4, correct: 1, meanNLL: 2.5)
+        let rejected = AdapterReview(decision: .rejected, reason: "accuracy 25.0% below 75.0%", servingVersion: "v000001",
+                                     candidate: score, serving: HeldOutScore(episodes: 4, correct: 3, meanNLL: 1.0), heldOutSteps: 4,
+                                     decidedUnixMs: 1_700_000_000_000)
+        try store.recordReview(rejected, tool: "get_weather", version: v2.version)
+        XCTAssertEqual(try AdapterStore(root: store.root).review(tool: "get_weather", version: v2.version), rejected)
+        XCTAssertEqual(try store.latest(tool: "get_weather"), v1, "rejected: never served")
+        XCTAssertThrowsError(try store.recordReview(rejected, tool: "get_weather", version: v2.version)) {
+            XCTAssertEqual($0 as? AdapterStoreError, .alreadyReviewed(tool: "get_weather", version: "v000002"))
+        }
+        XCTAssertThrowsError(try store.recordReview(rejected, tool: "get_weather", version: v1.version)) {
+            XCTAssertEqual($0 as? AdapterStoreError, .notHeldForReview(tool: "get_weather", version: "v000001"))
+        }
+
+        let v3 = try store.publish(try fixture(2), tool: "get_weather", stage: "joint", baseModel: "qwen2", heldForReview: true)
+        var promoted = rejected
+        promoted.decision = .promoted
+        try store.recordReview(promoted, tool: "get_weather", version: v3.version)
+        XCTAssertEqual(try store.latest(tool: "get_weather"), v3)
+        XCTAssertEqual(try store.latest(tool: "get_weather")?.heldForReview, true)
+
+        // The files as documented: the manifest says held_for_review, the review its decision.
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: v3.path.appendingPathComponent("manifest.json"))) as? [String: Any]
+        XCTAssertEqual(manifest?["held_for_review"] as? Bool, true)
+        let reviewURL = store.root.appendingPathComponent("get_weather/.reviews/v000002.json")
+        let review = try JSONSerialization.jsonObject(with: Data(contentsOf: reviewURL)) as? [String: Any]
+        XCTAssertEqual(review?["decision"] as? String, "rejected")
+        XCTAssertEqual(review?["serving_version"] as? String, "v000001")
+        XCTAssertEqual((review?["candidate"] as? [String: Any])?["mean_nll"] as? Double, 2.5)
+        XCTAssertEqual(review?["held_out_steps"] as? Int, 4)
+        let plain = try JSONSerialization.jsonObject(with: Data(contentsOf: v1.path.appendingPathComponent("manifest.json"))) as? [String: Any]
+        XCTAssertNotNil(plain)
+        XCTAssertNil(plain?["held_for_review"], "left out when not held")
+
+        // A malformed review is an error that names the file, not a silent "pending".
+        try Data("{".utf8).write(to: reviewURL)
+        XCTAssertThrowsError(try store.review(tool: "get_weather", version: "v000002")) {
+            guard case .invalidReview(let path, _)? = $0 as? AdapterStoreError else { return XCTFail("\($0)") }
+            XCTAssertEqual(path, reviewURL.path)
+        }
+    }
+
     /// manifest.json as written (the documented keys, optional ones only when set), and each way
     /// a manifest can be wrong refused as an invalid manifest that says what is wrong.
     func testManifestFileLayoutAndInvalidManifests() throws {

@@ -22,6 +22,12 @@ public enum AdapterStoreError: Error, CustomStringConvertible, Equatable {
     case unexpectedHash(tool: String, version: String, expected: String, actual: String)
     /// Publishing found no free version number after many attempts.
     case publishFailed(tool: String, reason: String)
+    /// A review file is unreadable or malformed.
+    case invalidReview(path: String, reason: String)
+    /// A review was recorded for a version that was not published held for review.
+    case notHeldForReview(tool: String, version: String)
+    /// The version already has its (final) review.
+    case alreadyReviewed(tool: String, version: String)
 
     public var description: String {
         switch self {
@@ -34,6 +40,9 @@ public enum AdapterStoreError: Error, CustomStringConvertible, Equatable {
         case .unexpectedHash(let t, let v, let e, let a):
             return "adapter \(t)/\(v) has content sha256 \(a), but \(e) was expected"
         case .publishFailed(let t, let r): return "cannot publish an adapter for '\(t)': \(r)"
+        case .invalidReview(let p, let r): return "\(p): invalid review: \(r)"
+        case .notHeldForReview(let t, let v): return "adapter \(t)/\(v) was not published held for review, so it takes no review"
+        case .alreadyReviewed(let t, let v): return "adapter \(t)/\(v) is already reviewed (decisions are final)"
         }
     }
 }
@@ -55,11 +64,14 @@ public struct AdapterVersion: Sendable, Equatable {
     /// `PromptWording.fingerprint` of the prompts it was trained on (nil: not recorded, as in
     /// versions published before the field existed).
     public let promptWording: String?
+    /// Published held for review (a retrained candidate): served only once an `AdapterReview`
+    /// promotes it.
+    public let heldForReview: Bool
     /// The version's directory (a PEFT adapter folder).
     public let path: URL
 
     public init(tool: String, version: String, sha256: String, createdUnixMs: Int64, stage: String,
-                parent: String? = nil, promptWording: String? = nil, path: URL) {
+                parent: String? = nil, promptWording: String? = nil, heldForReview: Bool = false, path: URL) {
         self.tool = tool
         self.version = version
         self.sha256 = sha256
@@ -67,6 +79,7 @@ public struct AdapterVersion: Sendable, Equatable {
         self.stage = stage
         self.parent = parent
         self.promptWording = promptWording
+        self.heldForReview = heldForReview
         self.path = path
     }
 
@@ -79,7 +92,9 @@ public struct AdapterVersion: Sendable, Equatable {
 
 /// A directory of versioned tool adapters: `<root>/<tool>/<version>/` with the PEFT files
 /// (`adapter_config.json`, `adapter_model.safetensors`) and `manifest.json`
-/// `{"tool", "version", "sha256", "created_unix_ms", "stage", "parent"?, "prompt_wording"?}`.
+/// `{"tool", "version", "sha256", "created_unix_ms", "stage", "parent"?, "prompt_wording"?,
+/// "held_for_review"?}`; a held version's decision is in `<root>/<tool>/.reviews/<version>.json`
+/// (`AdapterReview`).
 ///
 /// A version directory is immutable once it appears: publishing writes everything into
 /// `<root>/<tool>/.tmp-<uuid>/`, fsyncs the files and the directory, and renames it to the
@@ -169,8 +184,11 @@ public final class AdapterStore: Sendable {
     ///   - parent: an earlier version the adapter was derived from, recorded in the manifest.
     ///   - promptWording: the fingerprint of the prompts it was trained on, recorded in the
     ///     manifest (default: this build's `PromptWording.fingerprint`).
+    ///   - heldForReview: publish a candidate that is served only once a review promotes it
+    ///     (`recordReview`); until then `latest` passes over it.
     public func publish(_ adapter: ToolAdapter, tool: String, stage: String, baseModel: String,
-                        parent: String? = nil, promptWording: String? = PromptWording.fingerprint) throws -> AdapterVersion {
+                        parent: String? = nil, promptWording: String? = PromptWording.fingerprint,
+                        heldForReview: Bool = false) throws -> AdapterVersion {
         try Self.validate(tool: tool)
         if let parent { try Self.checkVersionSyntax(parent) }
         let toolDir = root.appendingPathComponent(tool, isDirectory: true)
@@ -191,7 +209,8 @@ public final class AdapterStore: Sendable {
             let version = Self.versionString(number)
             let final = toolDir.appendingPathComponent(version, isDirectory: true)
             let result = AdapterVersion(tool: tool, version: version, sha256: sha, createdUnixMs: created,
-                                        stage: stage, parent: parent, promptWording: promptWording, path: final)
+                                        stage: stage, parent: parent, promptWording: promptWording, heldForReview: heldForReview,
+                                        path: final)
             try DurableFiles.write(try Self.manifestData(result), to: tmp.appendingPathComponent(Self.manifestFileName))
             if try DurableFiles.renameDirectoryIfAbsent(tmp, to: final) {
                 published = true
@@ -209,12 +228,16 @@ public final class AdapterStore: Sendable {
         return try versionNumbers(toolDir: toolDir).map { try manifest(tool: tool, version: Self.versionString($0)) }
     }
 
-    /// The newest published version of `tool`, or nil when it has none.
+    /// The newest version of `tool` that workers may serve — passing over versions held for
+    /// review and not promoted (pending or rejected) — or nil when it has none.
     public func latest(tool: String) throws -> AdapterVersion? {
         try Self.validate(tool: tool)
         let toolDir = root.appendingPathComponent(tool, isDirectory: true)
-        guard let n = try versionNumbers(toolDir: toolDir).last else { return nil }
-        return try manifest(tool: tool, version: Self.versionString(n))
+        for n in try versionNumbers(toolDir: toolDir).reversed() {
+            let entry = try manifest(tool: tool, version: Self.versionString(n))
+            if try isServable(entry) { return entry }
+        }
+        return nil
     }
 
     /// The manifest of one version.
@@ -237,7 +260,7 @@ public final class AdapterStore: Sendable {
             throw bad("sha256 must be 64 lowercase hex digits")
         }
         return AdapterVersion(tool: m.tool, version: m.version, sha256: m.sha256, createdUnixMs: m.createdUnixMs, stage: m.stage,
-                              parent: m.parent, promptWording: m.promptWording, path: dir)
+                              parent: m.parent, promptWording: m.promptWording, heldForReview: m.heldForReview ?? false, path: dir)
     }
 
     /// Loads version `version` of `tool` after checking that its files still hash to the
@@ -304,7 +327,8 @@ public final class AdapterStore: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return try encoder.encode(Manifest(tool: v.tool, version: v.version, sha256: v.sha256, createdUnixMs: v.createdUnixMs,
-                                           stage: v.stage, parent: v.parent, promptWording: v.promptWording))
+                                           stage: v.stage, parent: v.parent, promptWording: v.promptWording,
+                                           heldForReview: v.heldForReview ? true : nil))
     }
 
     /// The schema of `manifest.json` (an `AdapterVersion` without its directory); optional
@@ -317,11 +341,13 @@ public final class AdapterStore: Sendable {
         var stage: String
         var parent: String?
         var promptWording: String?
+        var heldForReview: Bool?
 
         enum CodingKeys: String, CodingKey {
             case tool, version, sha256, stage, parent
             case createdUnixMs = "created_unix_ms"
             case promptWording = "prompt_wording"
+            case heldForReview = "held_for_review"
         }
 
         /// A decoding failure in the manifest's own terms.

@@ -355,10 +355,11 @@ public final class StageAdapters: AdapterProvider {
         self.stage = stage
     }
 
-    /// The newest version of `tool` from `stage`, or nil when it has none.
+    /// The newest servable version of `tool` from `stage` (held versions count once promoted), or
+    /// nil when it has none.
     public func adapter(for tool: String) throws -> (adapter: ToolAdapter, version: String)? {
         if let hit = cache[tool] { return hit }
-        guard let version = try store.versions(tool: tool).last(where: { $0.stage == stage }) else { return nil }
+        guard let version = try store.versions(tool: tool).last(where: { try $0.stage == stage && store.isServable($0) }) else { return nil }
         let adapter = try store.load(tool: tool, version: version.version, expectedSHA256: version.sha256, config: config)
         cache[tool] = (adapter, version.version)
         return (adapter, version.version)
