@@ -90,11 +90,30 @@ public final class TrajectoryDataset: @unchecked Sendable {
         }
     }
 
-    /// A consistent copy of the log (whole lines only) for a training run to read.
-    public func snapshot(to url: URL) throws {
+    /// A consistent copy of the log (whole lines only) for a training run to read, without the
+    /// episodes of the held-out slice (`HeldOutSlice`) when `withoutHeldOut`.
+    public func snapshot(to url: URL, withoutHeldOut: Bool = false) throws {
         try lock.withLock {
-            try DurableFiles.write(try Data(contentsOf: logURL), to: url)
+            let data = try Data(contentsOf: logURL)
+            guard withoutHeldOut else { return try DurableFiles.write(data, to: url) }
+            var kept = Data()
+            for line in data.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
+                let t = try Trajectory(json: try JSONValue.parse(String(decoding: line, as: UTF8.self)))
+                guard !HeldOutSlice.contains(t.id) else { continue }
+                kept.append(line)
+                kept.append(UInt8(ascii: "\n"))
+            }
+            try DurableFiles.write(kept, to: url)
         }
+    }
+
+    /// The stored episodes of the held-out slice that call `tool`, in the order they arrived (so
+    /// the first n of them stay the same n as more arrive).
+    public func heldOut(tool: String) throws -> [Trajectory] {
+        let data = try lock.withLock { try Data(contentsOf: logURL) }
+        return try data.split(separator: UInt8(ascii: "\n")).filter { !$0.isEmpty }
+            .map { try Trajectory(json: try JSONValue.parse(String(decoding: $0, as: UTF8.self))) }
+            .filter { HeldOutSlice.contains($0.id) && Self.tools(of: $0).contains(tool) }
     }
 
     /// Number of trajectories stored.

@@ -149,6 +149,33 @@ public struct InstanceBuilder {
     }
 }
 
+/// The slice of labelled episodes the online trainer never trains on and scores each retrained
+/// adapter on before promoting it: a fixed share of episodes, chosen by a stable hash of the
+/// episode id (64-bit FNV-1a of its UTF-8 bytes), so an episode is held out forever or never,
+/// whatever arrives later and on whichever trainer.
+public enum HeldOutSlice {
+    /// Percent of episodes held out.
+    public static let percent: UInt64 = 20
+
+    /// Whether the episode with id `id` is held out.
+    public static func contains(_ id: String) -> Bool { fnv1a(id) % 100 < percent }
+
+    /// 64-bit FNV-1a of the UTF-8 bytes of `text`.
+    static func fnv1a(_ text: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        return hash
+    }
+
+    /// The steps of `trajectories` that score an adapter of `tool` alone: those with calls, all of
+    /// `tool` (as stage 1 trains it), in order.
+    public static func steps(_ trajectories: [Trajectory], tool: String) -> [(trajectory: Trajectory, step: Int)] {
+        trajectories.flatMap { t in
+            t.steps.indices.filter { k in !t.steps[k].calls.isEmpty && t.steps[k].calls.allSatisfy { $0.name == tool } }.map { (t, $0) }
+        }
+    }
+}
+
 /// The guard between training and evaluation data.
 public enum HeldOut {
     /// A query normalised for comparison: lower-cased, whitespace collapsed.

@@ -121,6 +121,10 @@ public struct OfflineTrainingOptions {
     public var evaluationQueries: [String] = []
     /// Called with each adapter version the moment it is published (before the run ends).
     public var onPublish: ((AdapterVersion) -> Void)?
+    /// Publish every tool adapter held for review (`AdapterStore.publish(heldForReview:)`): the
+    /// online trainer's candidates, served only once their held-out scores promote them. Stage 3
+    /// then starts from this run's own stage-1 candidates.
+    public var holdForReview = false
 
     /// Options for training on `data` with the catalogue `tools` into `store`; the rest defaults.
     public init(data: URL, tools: URL, store: URL) {
@@ -183,7 +187,8 @@ public enum OfflineTraining {
         }
 
         func publish(_ adapter: ToolAdapter, tool: String, stage: String, parent: String? = nil) throws -> AdapterVersion {
-            let v = try store.publish(adapter, tool: tool, stage: stage, baseModel: lm.path, parent: parent)
+            let v = try store.publish(adapter, tool: tool, stage: stage, baseModel: lm.path, parent: parent,
+                                      heldForReview: options.holdForReview && tool != globalAdapterName)
             result.published.append(v)
             options.onPublish?(v)
             log("published \(tool) \(v.version) (\(stage)) → \(v.path.path)")
@@ -311,8 +316,10 @@ public enum OfflineTraining {
                 }
                 gate.addTools(catalogue.tools.map { ($0.name, $0.description) }, encoder: encoder)
                 var adapters = [ToolAdapter](), parents = [String: String]()
+                // This run's candidates (held for review) first, else what is served.
+                let candidates = Dictionary(result.published.map { ($0.tool, $0) }, uniquingKeysWith: { _, newer in newer })
                 for tool in catalogue.names {
-                    guard let latest = try store.latest(tool: tool) else { continue }
+                    guard let latest = try candidates[tool] ?? store.latest(tool: tool) else { continue }
                     adapters.append(try store.load(tool: tool, version: latest.version, expectedSHA256: latest.sha256,
                                                    config: lm.model.config).ownedCopy())
                     parents[tool] = latest.version
