@@ -2,9 +2,11 @@
 // tool, so several trainers split the tools), keeps solved ones in the durable TrajectoryDataset
 // (offsets committed after the fsync), joins the `feedback` clients report with the served
 // candidates into labelled episodes (FeedbackJoin) and keeps those too, retrains a tool's adapter every K new trajectories or on a
-// schedule (stage 1 for the affected tools, then the stages configured), publishes the versions to
-// the AdapterStore and announces each on `adapters` for workers to hot-swap; a retrained gate is
-// announced there too (GateDistribution). The tool documents come from a file or, by default,
+// schedule (stage 1 for the affected tools, then the stages configured) on everything but the
+// held-out slice, publishes each tool's new version held for review, scores it against the
+// serving version on the held-out slice (PromotionPolicy), and announces on `adapters` only the
+// versions promoted, for workers to hot-swap; rejected ones stay in the store with their reason.
+// A retrained gate is announced there too (GateDistribution). The tool documents come from a file or, by default,
 // from the compacted `tools` topic the workers follow.
 import Foundation
 import Kafka
@@ -44,6 +46,9 @@ public struct TrainerSettings: Sendable {
     public var feedbackWindow = 10_000
     /// Name in the dead-letter headers of feedback this trainer refused.
     public var trainerID = "trainer"
+    /// Score every retrained version on the held-out slice against the serving one and announce
+    /// it only when it is not worse (`PromotionPolicy`); false: announce whatever is trained.
+    public var review = true
 
     public init(dataset: URL, store: URL, tools: URL?) {
         self.dataset = dataset
@@ -209,7 +214,7 @@ public final class TrainerService: Service, Sendable {
     func retrain(_ tools: [String], producer: KafkaProducer) throws {
         let started = Date()
         let snapshot = settings.dataset.appendingPathComponent("snapshot.jsonl")
-        try dataset.snapshot(to: snapshot)
+        try dataset.snapshot(to: snapshot, withoutHeldOut: settings.review)
         let counts = dataset.counts
         let catalogueFile = try catalogueFile()
         let known = try ToolCatalogue.load(file: catalogueFile)
@@ -227,6 +232,7 @@ public final class TrainerService: Service, Sendable {
         options.stages = settings.stages
         options.onlyTools = trainable
         options.adapter = settings.adapter
+        options.holdForReview = settings.review
         // A gate trained here goes to a new version directory (workers may be reading the older
         // ones); stage 3 alone uses the newest gate.
         if settings.stages.contains(2) {
@@ -241,8 +247,15 @@ public final class TrainerService: Service, Sendable {
             if p.step == p.totalSteps || p.step % 25 == 0 { logger.info("\(p.line)") }
             return true
         }
+        var announced = result.published
+        if settings.review {
+            // Each tool's last version of the run is its candidate; the earlier ones (stage 1
+            // before stage 3) stay held without a review, so they are never served.
+            let finals = Dictionary(result.published.map { ($0.tool, $0) }, uniquingKeysWith: { _, newer in newer })
+            announced = try review(finals.values.sorted { $0.tool < $1.tool }, catalogue: known)
+        }
         var updates: [OutgoingMessage] = []
-        for v in result.published {
+        for v in announced {
             let update = WireAdapterUpdate(announcing: v)
             updates.append(OutgoingMessage(topic: settings.topics.adapters, key: v.tool, value: try update.encode()))
         }
@@ -254,7 +267,56 @@ public final class TrainerService: Service, Sendable {
         try dataset.markTrained(trainable)
         metrics.counter("trainer_versions_published", labels: [], help: "Adapter versions published.").increment(by: Int64(result.published.count))
         logger.info("published", metadata: ["versions": "\(result.published.map { "\($0.tool)@\($0.version)" })",
+                                             "announced": "\(announced.map { "\($0.tool)@\($0.version)" })",
                                              "seconds": "\(Int(Date().timeIntervalSince(started)))"])
+    }
+
+    /// Scores each candidate and the serving version of its tool on the tool's held-out steps,
+    /// records the decision in the store, and returns the candidates promoted.
+    private func review(_ candidates: [AdapterVersion], catalogue: ToolCatalogue) throws -> [AdapterVersion] {
+        guard !candidates.isEmpty else { return [] }
+        let store = try AdapterStore(root: settings.store)
+        let lm = try LanguageModel.load(path: settings.model)
+        let scorer = try HeldOutScorer(model: lm, catalogue: catalogue)
+        var promoted = [AdapterVersion]()
+        for v in candidates {
+            let steps = HeldOutSlice.steps(try dataset.heldOut(tool: v.tool), tool: v.tool)
+            func scores(_ entry: AdapterVersion) throws -> [StepScore] {
+                let adapter = try store.load(tool: entry.tool, version: entry.version, expectedSHA256: entry.sha256, config: lm.model.config)
+                return try scorer.score(adapter, tool: entry.tool, steps: steps)
+            }
+            let mine = try scores(v)
+            let candidate = HeldOutScore(mine)
+            var serving: (version: String, score: HeldOutScore)?
+            var established: (candidate: HeldOutScore, serving: HeldOutScore)?
+            if let current = try store.latest(tool: v.tool) {
+                let theirs = try scores(current)
+                serving = (current.version, HeldOutScore(theirs))
+                if let n = try store.review(tool: current.tool, version: current.version)?.heldOutSteps, n > 0 {
+                    established = (HeldOutScore(mine.prefix(n)), HeldOutScore(theirs.prefix(n)))
+                }
+                setAccuracy(tool: v.tool, version: current.version, serving!.score)
+            }
+            let (decision, reason) = PromotionPolicy.decide(candidate: candidate, serving: serving,
+                                                            candidateEstablished: established?.candidate,
+                                                            servingEstablished: established?.serving)
+            try store.recordReview(AdapterReview(decision: decision, reason: reason, servingVersion: serving?.version, candidate: candidate,
+                                                 serving: serving?.score, candidateEstablished: established?.candidate,
+                                                 servingEstablished: established?.serving, heldOutSteps: steps.count),
+                                   tool: v.tool, version: v.version)
+            setAccuracy(tool: v.tool, version: v.version, candidate)
+            metrics.counter("trainer_promotions", labels: [("result", decision.rawValue)],
+                            help: "Retrained adapter versions by the held-out review's decision.").increment()
+            logger.info("\(decision.rawValue) \(v.tool) \(v.version): \(reason)")
+            if decision == .promoted { promoted.append(v) }
+        }
+        return promoted
+    }
+
+    private func setAccuracy(tool: String, version: String, _ score: HeldOutScore) {
+        metrics.gauge("trainer_heldout_accuracy", labels: [("tool", tool), ("version", version)],
+                      help: "Exact-match accuracy of an adapter version on its tool's held-out steps, at its latest scoring.")
+            .set(to: score.accuracy)
     }
 
     private func holdOff(_ tools: [String]) {

@@ -60,6 +60,9 @@ struct Train: AsyncParsableCommand {
     @Flag(help: "Service mode: also store served trajectories whose outcome is unknown (default: solved only).")
     var acceptUnlabelled = false
 
+    @Flag(help: "Service mode: announce every retrained version as soon as it is trained, without scoring it against the serving version on the held-out slice first (default: only versions that are not worse are announced; the others stay in the store, rejected, with the reason).")
+    var noReview = false
+
     @Option(help: ArgumentHelp("Service mode: port of /metrics and /healthz (default 9465; 0 disables).", valueName: "port"))
     var metricsPort: Int?
 
@@ -316,6 +319,7 @@ extension Train {
         trainer.schedule = try settings.int("schedule-minutes", scheduleMinutes).map { .seconds(60 * $0) }
         trainer.stages = try stageSet()
         trainer.acceptUnlabelled = try settings.bool("accept-unlabelled", acceptUnlabelled)
+        trainer.review = !(try settings.bool("no-review", noReview))
         trainer.adapter = adapterConfig()
         guard trainer.retrainEvery >= 1 else { throw UsageError("--retrain-every must be at least 1") }
         let port = try settings.int("metrics-port", metricsPort) ?? 9465

@@ -26,11 +26,11 @@ import Wire
 
     /// A reader of `adapters` from its beginning, and a trainer running on its own thread; `finish`
     /// stops the trainer and returns what its `run()` threw.
-    private func startTrainer(_ harness: ServiceHarness, settings: TrainerSettings) throws
+    private func startTrainer(_ harness: ServiceHarness, settings: TrainerSettings, metrics: ServiceMetrics = ServiceMetrics()) throws
         -> (announcements: KafkaConsumer, trainer: TrainerService, finish: () -> Error?) {
         let announcements = try KafkaConsumer(configuration: KafkaConsumerConfiguration(cluster: harness.kafka, groupID: nil), logger: harness.logger)
         try announcements.assign([TopicPartitionOffset(topic: harness.topics.adapters, partition: 0, offset: LogicalOffset.beginning)])
-        let stack = try TrainerStack(settings: settings, kafka: harness.kafka, metrics: ServiceMetrics(), logger: harness.logger)
+        let stack = try TrainerStack(settings: settings, kafka: harness.kafka, metrics: metrics, logger: harness.logger)
         let services = RunningServices(stack.services, logger: harness.logger)
         return (announcements, stack.trainer, {
             do { try waitFor { try await services.shutdown() } } catch { return error }
@@ -47,6 +47,9 @@ import Wire
         try Data(#"[{"name":"get_weather","description":"Current weather for a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}},{"name":"book_flight","description":"Book a flight between two airports"},{"name":"convert_currency","description":"Convert an amount between currencies"}]"#.utf8).write(to: toolsFile)
         var settings = trainerSettings(harness, work: work, tools: toolsFile, retrainEvery: 3)
         settings.stages = [1, 2]
+        // Storage and announcement without the held-out review (none of t1–t3 is held out, so a
+        // review would reject for want of evidence): `reviewsBeforeAnnouncing` tests the review.
+        settings.review = false
 
         func trajectory(_ id: String, city: String, outcome: WireOutcome = .solved) -> WireTrajectory {
             WireTrajectory(id: id, query: "Weather in \(city)?", candidateTools: ["get_weather", "book_flight"],
@@ -174,7 +177,8 @@ import Wire
         let harness = try ServiceHarness()
         let work = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("trainer-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: work) }
-        let settings = trainerSettings(harness, work: work, tools: nil, retrainEvery: 2)
+        var settings = trainerSettings(harness, work: work, tools: nil, retrainEvery: 2)
+        settings.review = false  // the catalogue's source is under test; `reviewsBeforeAnnouncing` tests the review
 
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: harness.kafka), logger: harness.logger)
         let weather = ToolSpec(name: "get_weather", description: "Weather report for a named city, from the topic")
@@ -205,5 +209,88 @@ import Wire
         #expect(try used.specs(named: ["get_weather"]).first?.description == weather.description)
         #expect(trainer.dataset.count == 4)
         #expect(trainer.dataset.due(threshold: 2) == ["unpublished_tool"], "kept for when its document is published")
+    }
+
+    /// The no-regression review. Thirty labelled weather episodes retrain get_weather: the new
+    /// version beats the fixture adapter serving it on the held-out slice (never trained on) and
+    /// is promoted and announced. Then a batch of wrong corrections arrives through `feedback`:
+    /// flight requests corrected to get_weather calls (labels swapped between tools). The version
+    /// trained with them is worse on the held-out steps v000002 was promoted on, so it is kept in
+    /// the store as rejected, with its reason, never announced, and v000002 stays the one served.
+    @Test func reviewsBeforeAnnouncing() throws {
+        let harness = try ServiceHarness()
+        let work = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("trainer-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: work) }
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        let toolsFile = work.appendingPathComponent("tools.json")
+        try Data(#"[{"name":"get_weather","description":"Current weather for a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}},{"name":"book_flight","description":"Book a flight between two cities","parameters":{"type":"object","properties":{"origin":{"type":"string"},"destination":{"type":"string"}},"required":["origin","destination"]}}]"#.utf8)
+            .write(to: toolsFile)
+        var settings = trainerSettings(harness, work: work, tools: toolsFile, retrainEvery: 30)
+        settings.adapter.steps = 30
+        let cities = ["Oslo", "Rome", "Lima", "Bern", "Kyiv", "Riga", "Baku", "Doha", "Suva", "Apia", "Male", "Lome", "Nuuk", "Accra", "Dakar",
+                      "Hanoi", "Quito", "Sofia", "Tunis", "Vaduz", "Minsk", "Cairo", "Delhi", "Paris", "Tokyo", "Seoul", "Dubai", "Perth",
+                      "Porto", "Turin"]
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: harness.kafka), logger: harness.logger)
+        _ = try producer.sendAndWait(try cities.enumerated().map { i, city in
+            let t = WireTrajectory(id: "weather-\(i)", query: "What's the weather in \(city)?", candidateTools: ["get_weather", "book_flight"],
+                                   steps: [WireStep(calls: [WireToolCall(name: "get_weather", argumentsJSON: #"{"city": "\#(city)"}"#)])],
+                                   outcome: .solved, source: "labelled")
+            return OutgoingMessage(topic: harness.topics.trajectories, key: "get_weather", value: try t.encode())
+        })
+        let metrics = ServiceMetrics()
+        let (announcements, trainer, finish) = try startTrainer(harness, settings: settings, metrics: metrics)
+        func nextAnnouncement(within seconds: Double) throws -> WireAdapterUpdate? {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if let m = try announcements.poll(timeout: .milliseconds(200)) { return try WireAdapterUpdate(bytes: m.value) }
+            }
+            return nil
+        }
+        let first = try #require(try nextAnnouncement(within: 180), "the first retrained version is announced")
+        #expect(first.tool == "get_weather" && first.version == "v000002")
+        let promoted = try #require(try harness.store.review(tool: "get_weather", version: "v000002"))
+        #expect(promoted.decision == .promoted, "\(promoted.reason)")
+        #expect(promoted.servingVersion == "v000001")
+        let heldOut = cities.indices.map { "weather-\($0)" }.filter(HeldOutSlice.contains)
+        #expect(!heldOut.isEmpty && promoted.heldOutSteps == heldOut.count)
+        #expect(promoted.candidate.meanNLL < promoted.serving!.meanNLL)
+        let trainedOn = try String(contentsOf: settings.dataset.appendingPathComponent("snapshot.jsonl"), encoding: .utf8)
+            .split(separator: "\n").map { try Trajectory(json: try JSONValue.parse(String($0))).id }
+        #expect(trainedOn.count == cities.count - heldOut.count && Set(trainedOn).isDisjoint(with: heldOut), "never trained on the held-out slice")
+
+        // Thirty flight requests as a worker served them, each "corrected" to a get_weather call.
+        let routes = cities.indices.map { (cities[$0], cities[($0 + 7) % cities.count]) }
+        _ = try producer.sendAndWait(try routes.enumerated().map { i, route in
+            let t = WireTrajectory(id: "flight-\(i)", query: "Book me a flight from \(route.0) to \(route.1).", candidateTools: ["get_weather", "book_flight"],
+                                   steps: [WireStep(calls: [WireToolCall(name: "book_flight",
+                                                                         argumentsJSON: #"{"origin": "\#(route.0)", "destination": "\#(route.1)"}"#)])],
+                                   outcome: .unknown, source: "served:w1")
+            return OutgoingMessage(topic: harness.topics.trajectories, key: "book_flight", value: try t.encode())
+        })
+        let client = try RequestClient(kafka: harness.kafka, topics: harness.topics, logger: harness.logger)
+        for (i, route) in routes.enumerated() {
+            try client.report(WireFeedback(requestID: "flight-\(i)", outcome: .unsolved, correctedCalls: [
+                WireToolCall(name: "get_weather", argumentsJSON: #"{"city": "\#(route.0)"}"#)], source: "buggy-agent"))
+        }
+        let deadline = Date().addingTimeInterval(180)
+        var review: AdapterReview?
+        while review == nil, Date() < deadline {
+            if (try? harness.store.versions(tool: "get_weather").count) == 3 { review = try? harness.store.review(tool: "get_weather", version: "v000003") }
+            if review == nil { Thread.sleep(forTimeInterval: 0.2) }
+        }
+        let rejected = try #require(review, "the version trained with the wrong corrections is reviewed")
+        let late = try nextAnnouncement(within: 3)
+        #expect(finish() == nil)
+        #expect(rejected.decision == .rejected, "\(rejected.reason)")
+        #expect(rejected.servingVersion == "v000002")
+        #expect(rejected.reason.contains("promoted on"), "\(rejected.reason)")
+        #expect(late == nil, "a rejected version is never announced")
+        #expect(try harness.store.latest(tool: "get_weather")?.version == "v000002", "the serving version stays")
+        #expect(trainer.dataset.count == 60)
+        let exposition = metrics.exposition()
+        #expect(exposition.contains(#"paratool_trainer_promotions_total{result="promoted"} 1"#), "\(exposition)")
+        #expect(exposition.contains(#"paratool_trainer_promotions_total{result="rejected"} 1"#))
+        #expect(exposition.contains(#"paratool_trainer_heldout_accuracy{tool="get_weather",version="v000003"}"#)
+                || exposition.contains(#"paratool_trainer_heldout_accuracy{version="v000003",tool="get_weather"}"#), "\(exposition)")
     }
 }
