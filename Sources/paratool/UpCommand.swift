@@ -117,7 +117,8 @@ struct UpCommand: AsyncParsableCommand {
         var trainerSettings = TrainerSettings(dataset: work.appendingPathComponent("dataset"), store: storeURL, tools: catalogueFile)
         trainerSettings.topics = topics
         trainerSettings.model = modelOptions.model
-        trainerSettings.adapter.steps = trainSteps
+        // Retraining on feedback follows the first start's schedule.
+        trainerSettings.adapter = FirstStartTraining.adapterSettings(steps: trainSteps)
         let trainer = try TrainerStack(settings: trainerSettings, kafka: kafka, metrics: metrics, logger: logger)
         let firstStart = FirstStartTrainer(policy: policy, plan: plan, kafka: kafka, topics: topics, metrics: metrics, logger: logger)
         let health = metricsPort > 0

@@ -65,6 +65,16 @@ public struct FirstStartTraining {
         return plan
     }
 
+    /// Stage-1 settings of `steps` steps from the shared initialisation: learning rate 1e-3 after
+    /// 8 warm-up steps (the short schedules of a first start and of retraining on feedback).
+    public static func adapterSettings(steps: Int) -> AdapterTrainingConfig {
+        var config = AdapterTrainingConfig()
+        config.steps = steps
+        config.optimizer.learningRate = 1e-3
+        config.optimizer.warmupSteps = min(8, steps)
+        return config
+    }
+
     /// The options of the training run for `plan`: synthesizes its data into `work` first.
     public func options(for plan: Plan) throws -> OfflineTrainingOptions {
         let data = work.appendingPathComponent("first-start-train.jsonl")
@@ -80,9 +90,7 @@ public struct FirstStartTraining {
         options.model = model
         options.stages = [1, 2]
         options.onlyTools = plan.tools
-        options.adapter.steps = steps
-        options.adapter.optimizer.learningRate = 1e-3
-        options.adapter.optimizer.warmupSteps = 8
+        options.adapter = Self.adapterSettings(steps: steps)
         options.gate.steps = gateSteps
         options.resume = true
         options.evaluationQueries = heldOutQueries
