@@ -28,8 +28,8 @@ extension SelectionMode {
 }
 
 extension ToolCall {
-    /// A call from the wire (arguments must be one JSON object).
-    init(wire: WireToolCall, field: String) throws {
+    /// A call from the wire (arguments must be one JSON object); `field` names it in errors.
+    public init(wire: WireToolCall, field: String) throws {
         let arguments: JSONValue
         do {
             arguments = try JSONValue.parse(wire.argumentsJSON.isEmpty ? "{}" : wire.argumentsJSON)
@@ -40,7 +40,8 @@ extension ToolCall {
         self.init(name: wire.name, arguments: arguments)
     }
 
-    var wire: WireToolCall { WireToolCall(name: name, argumentsJSON: arguments.serialized()) }
+    /// The call's wire form.
+    public var wire: WireToolCall { WireToolCall(name: name, argumentsJSON: arguments.serialized()) }
 }
 
 extension Step {

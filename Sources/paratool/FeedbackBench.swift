@@ -103,10 +103,6 @@ struct FeedbackBench: AsyncParsableCommand {
         config.examplesPerTool = 30
         config.seed = 0
         let weakData = ExampleSynthesizer(tools: catalogue.tools, config: config, evaluationQueries: excluded).synthesize().trajectories
-        let seen = Set((phrasings.values.joined().map(\.query) + pool.values.joined().map(\.query)).map(HeldOut.normalise))
-        guard !weakData.contains(where: { seen.contains(HeldOut.normalise($0.query)) }) else {
-            throw ValidationError("the weak training set shares a query with the loop or the held-out phrasings")
-        }
         for name in names where (pool[name]?.count ?? 0) < round || (phrasings[name]?.count ?? 0) == 0 {
             throw ValidationError("\(name): the synthesis gave too few single-call examples (\(pool[name]?.count ?? 0) requests, "
                                   + "\(phrasings[name]?.count ?? 0) held-out)")
@@ -123,7 +119,8 @@ struct FeedbackBench: AsyncParsableCommand {
         weak.onlyTools = names
         weak.adapter = FirstStartTraining.adapterSettings(steps: weakSteps)
         weak.checkpointDirectory = workURL.appendingPathComponent("weak-checkpoints")
-        weak.evaluationQueries = Array(seen)
+        // Training refuses (HeldOut.check) any query of the loop's requests or the held-out phrasings.
+        weak.evaluationQueries = excluded
         _ = try OfflineTraining.run(weak, log: { _ in }, progress: { _ in true })
 
         let lm = try modelOptions.load()
@@ -133,14 +130,20 @@ struct FeedbackBench: AsyncParsableCommand {
             let steps = phrasings[tool]!.map { (trajectory: $0, step: 0) }
             return HeldOutScore(try scorer.score(adapter, tool: tool, steps: steps)).accuracy
         }
-        struct Row { var tool, version, review: String; var episodes, corrections: Int; var servedRight: String; var accuracy: Double }
+        /// One version of a tool; `decision` nil for the weak start.
+        struct Row {
+            var tool, version: String
+            var decision: AdapterReview.Decision?
+            var episodes, corrections: Int
+            var servedRight: String
+            var accuracy: Double
+            var isServed: Bool { decision == nil || decision == .promoted }
+        }
         var rows: [Row] = []
-        var weakAccuracy: [String: Double] = [:]
         for tool in names {
             guard let v = try store.latest(tool: tool) else { throw ValidationError("\(tool): the weak training published nothing") }
-            weakAccuracy[tool] = try accuracy(tool, version: v.version)
-            rows.append(Row(tool: tool, version: v.version, review: "weak start", episodes: 0, corrections: 0, servedRight: "–",
-                            accuracy: weakAccuracy[tool]!))
+            rows.append(Row(tool: tool, version: v.version, decision: nil, episodes: 0, corrections: 0, servedRight: "–",
+                            accuracy: try accuracy(tool, version: v.version)))
         }
 
         // The system: broker, topics, a worker on the store, the trainer reviewing every version.
@@ -170,9 +173,7 @@ struct FeedbackBench: AsyncParsableCommand {
                 for t in pool[tool]!.dropFirst(sent[tool, default: 0]).prefix(round) {
                     let id = "r\(r)-\(t.id)"
                     gold[id] = (tool, t.steps[0].calls)
-                    var request = WireToolCallRequest(requestID: id, query: t.query, candidateTools: [tool])
-                    request.mode = .average
-                    try client.send(request)
+                    try client.send(WireToolCallRequest(requestID: id, query: t.query, candidateTools: [tool], mode: .average))
                 }
             }
             let answers = try client.collect(Set(gold.keys), timeout: .seconds(timeout))
@@ -180,7 +181,7 @@ struct FeedbackBench: AsyncParsableCommand {
             var right: [String: Int] = [:], asked: [String: Int] = [:]
             let before = try Dictionary(uniqueKeysWithValues: active.map { ($0, try store.versions(tool: $0).count) })
             for (id, (tool, calls)) in gold.sorted(by: { $0.key < $1.key }) {
-                let served = try answers[id]!.action.calls.map { ToolCall(name: $0.name, arguments: try JSONValue.parse($0.argumentsJSON)) }
+                let served = try answers[id]!.action.calls.enumerated().map { try ToolCall(wire: $1, field: "\(id).calls[\($0)]") }
                 asked[tool, default: 0] += 1
                 sent[tool, default: 0] += 1
                 if served == calls {
@@ -188,32 +189,20 @@ struct FeedbackBench: AsyncParsableCommand {
                     try client.report(WireFeedback(requestID: id, outcome: .solved, source: "bench"))
                 } else {
                     corrected[tool, default: 0] += 1
-                    let wire = calls.map { WireToolCall(name: $0.name, argumentsJSON: $0.arguments.serialized(asciiOnly: false)) }
-                    try client.report(WireFeedback(requestID: id, outcome: .unsolved, correctedCalls: wire, source: "bench"))
+                    try client.report(WireFeedback(requestID: id, outcome: .unsolved, correctedCalls: calls.map(\.wire), source: "bench"))
                 }
             }
             // The trainer retrains once a tool has `round` new episodes; wait for each tool's reviewed version.
             let deadline = ContinuousClock.now + .seconds(timeout)
             for tool in active {
-                var candidate: AdapterVersion?
-                var review: AdapterReview?
-                while review == nil {
-                    guard ContinuousClock.now < deadline else { throw ValidationError("round \(r): no reviewed version of \(tool) in time") }
-                    try await Task.sleep(for: .seconds(1))
-                    let versions = try store.versions(tool: tool)
-                    if versions.count > before[tool]!, let newest = versions.last {
-                        candidate = newest
-                        review = try store.review(tool: tool, version: newest.version)
-                    }
-                }
-                let version = candidate!.version
-                rows.append(Row(tool: tool, version: version, review: review!.decision.rawValue, episodes: sent[tool]!,
+                let (version, decision) = try await reviewed(tool: tool, after: before[tool]!, store: store, deadline: deadline, round: r)
+                rows.append(Row(tool: tool, version: version, decision: decision, episodes: sent[tool]!,
                                 corrections: corrected[tool, default: 0], servedRight: "\(right[tool, default: 0])/\(asked[tool]!)",
                                 accuracy: try accuracy(tool, version: version)))
                 printError(String(format: "round %d, %@: served %d of %d right, %d corrections so far; %@ %@, %.0f%% on the held-out phrasings",
                                   r, tool, right[tool, default: 0], asked[tool]!, corrected[tool, default: 0], version,
-                                  review!.decision.rawValue, rows.last!.accuracy * 100))
-                if review!.decision == .promoted { try await waitUntilServed(tool: tool, version: version, client: client) }
+                                  decision.rawValue, rows.last!.accuracy * 100))
+                if decision == .promoted { try await waitUntilServed(tool: tool, version: version, client: client) }
             }
             active = active.filter { corrected[$0, default: 0] < corrections }
         }
@@ -227,22 +216,35 @@ struct FeedbackBench: AsyncParsableCommand {
         print("|---|---|---:|---:|---:|---|---:|")
         for row in rows {
             print(String(format: "| %@ | %@ | %d | %d | %@ | %@ | %.0f%% |", row.tool, row.version, row.episodes, row.corrections,
-                         row.servedRight, row.review, row.accuracy * 100))
+                         row.servedRight, row.decision?.rawValue ?? "weak start", row.accuracy * 100))
         }
         print("| tool | weak | serving at the end | corrections | change |")
         print("|---|---:|---:|---:|---:|")
         for tool in names {
-            let promoted = rows.last { $0.tool == tool && ($0.review == "promoted" || $0.review == "weak start") }!
-            print(String(format: "| %@ | %.0f%% | %.0f%% (%@) | %d | %+.0f points |", tool, weakAccuracy[tool]! * 100, promoted.accuracy * 100,
-                         promoted.version, corrected[tool, default: 0], (promoted.accuracy - weakAccuracy[tool]!) * 100))
+            let weak = rows.first { $0.tool == tool }!, serving = rows.last { $0.tool == tool && $0.isServed }!
+            print(String(format: "| %@ | %.0f%% | %.0f%% (%@) | %d | %+.0f points |", tool, weak.accuracy * 100, serving.accuracy * 100,
+                         serving.version, corrected[tool, default: 0], (serving.accuracy - weak.accuracy) * 100))
         }
+    }
+
+    /// The newest version of `tool` once there are more than `after` and the trainer has recorded its review.
+    private func reviewed(tool: String, after: Int, store: AdapterStore, deadline: ContinuousClock.Instant,
+                          round: Int) async throws -> (version: String, decision: AdapterReview.Decision) {
+        while ContinuousClock.now < deadline {
+            try await Task.sleep(for: .seconds(1))
+            let versions = try store.versions(tool: tool)
+            if versions.count > after, let newest = versions.last, let review = try store.review(tool: tool, version: newest.version) {
+                return (newest.version, review.decision)
+            }
+        }
+        throw ValidationError("round \(round): no reviewed version of \(tool) in time")
     }
 
     /// Sends one-token probes until the worker answers `tool` with `version` (it hot-swaps on the announcement).
     private func waitUntilServed(tool: String, version: String, client: RequestClient) async throws {
         for k in 0..<120 {
-            var probe = WireToolCallRequest(requestID: "probe-\(tool)-\(version)-\(k)", query: "ping", candidateTools: [tool], maxNewTokens: 1)
-            probe.mode = .average
+            let probe = WireToolCallRequest(requestID: "probe-\(tool)-\(version)-\(k)", query: "ping", candidateTools: [tool],
+                                            maxNewTokens: 1, mode: .average)
             if let r = try client.call(probe, timeout: .seconds(60)), r.action.weights.contains(where: { $0.tool == tool && $0.adapterVersion == version }) {
                 return
             }
