@@ -89,11 +89,20 @@ final class PromotionTests: XCTestCase {
         XCTAssertEqual(PromotionPolicy.decide(candidate: s(0, of: 0, 0), serving: nil).decision, .promoted)
         // Nothing held out: cannot show it is not worse.
         XCTAssertEqual(PromotionPolicy.decide(candidate: s(0, of: 0, 0), serving: ("v000001", s(0, of: 0, 0))).decision, .rejected)
+        // Too few held-out steps to tell: held, and the reason says so; the minimum is enough.
+        let few = PromotionPolicy.decide(candidate: s(1, of: 1, 0.1), serving: ("v000001", s(0, of: 1, 2.0)))
+        XCTAssertEqual(few.decision, .rejected)
+        XCTAssertTrue(few.reason.contains("only 1 held-out steps"), few.reason)
+        XCTAssertEqual(PromotionPolicy.decide(candidate: s(2, of: 2, 0.1), serving: ("v000001", s(0, of: 2, 2.0))).decision, .rejected)
+        XCTAssertEqual(PromotionPolicy.decide(candidate: s(3, of: 3, 0.1), serving: ("v000001", s(0, of: 3, 2.0))).decision, .promoted)
         // Accuracy first, NLL breaks ties, equal is enough.
         XCTAssertEqual(PromotionPolicy.decide(candidate: s(6, of: 10, 3.0), serving: ("v000001", s(5, of: 10, 1.0))).decision, .promoted)
         XCTAssertEqual(PromotionPolicy.decide(candidate: s(4, of: 10, 0.1), serving: ("v000001", s(5, of: 10, 1.0))).decision, .rejected)
         XCTAssertEqual(PromotionPolicy.decide(candidate: s(5, of: 10, 1.1), serving: ("v000001", s(5, of: 10, 1.0))).decision, .rejected)
         XCTAssertEqual(PromotionPolicy.decide(candidate: s(5, of: 10, 1.0), serving: ("v000001", s(5, of: 10, 1.0))).decision, .promoted)
+        // Both fit the gold calls (NLL below fitNLL): a tie; one of them not: worse.
+        XCTAssertEqual(PromotionPolicy.decide(candidate: s(10, of: 10, 0.0002), serving: ("v000001", s(10, of: 10, 0.0001))).decision, .promoted)
+        XCTAssertEqual(PromotionPolicy.decide(candidate: s(10, of: 10, 0.02), serving: ("v000001", s(10, of: 10, 0.0001))).decision, .rejected)
         // Better overall but worse on the slice serving was promoted on: rejected, and the reason says so.
         let established = PromotionPolicy.decide(candidate: s(8, of: 12, 1.0), serving: ("v000003", s(6, of: 12, 1.0)),
                                                  candidateEstablished: s(2, of: 6, 1.0), servingEstablished: s(5, of: 6, 1.0))
