@@ -33,6 +33,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("BFCL possible_answer file of the same category.", valueName: "file"))
     var answers: String
 
+    @Option(help: ArgumentHelp("The checker's rules: simple, multiple, parallel or parallel_multiple (default: the ones the file name declares; required when it names none).", valueName: "rules"))
+    var rules: BFCLCategory?
+
     @Option(help: ArgumentHelp("Mode to run; repeatable or comma-separated, optionally with the suffix -unconstrained (default: every mode).", valueName: "mode"))
     var mode: [String] = []
 
@@ -90,6 +93,10 @@ struct EvalCommand: ParsableCommand {
         var questions = try BFCLQuestion.load(file: dataURL)
         if limit > 0 { questions = Array(questions.prefix(limit)) }
         let category = BFCLCategory.name(ofFile: dataURL)
+        guard let rules = rules ?? BFCLCategory.declared(by: category) else {
+            throw ValidationError("the name of \(dataURL.lastPathComponent) declares no BFCL category (simple, multiple, parallel), "
+                                  + "so the checker's rules are unknown; pass --rules simple|multiple|parallel|parallel_multiple")
+        }
         let lm = try modelOptions.load()
         let store = try adapterStore.map { try AdapterStore(root: URL(fileURLWithPath: $0)) }
         let gateDirectory = gate.map { URL(fileURLWithPath: $0) } ?? store.flatMap { AdapterStore.latestGate(root: $0.root) }
@@ -101,8 +108,8 @@ struct EvalCommand: ParsableCommand {
         settings.namePriorScale = namePrior
         settings.evaluationQueries = try HeldOut.queries(file: dataURL) + heldOut.flatMap { try HeldOut.queries(file: URL(fileURLWithPath: $0)) }
         let evaluation = try BFCLEvaluation(model: lm, questions: questions, answers: try BFCLAnswer.load(file: URL(fileURLWithPath: answers)),
-                                            categoryName: category, store: store, gate: gateNetwork, settings: settings)
-        printError("\(questions.count) questions of \(category) (\(BFCLCategory(name: category).rawValue) rules), model \(lm.path)"
+                                            categoryName: category, rules: rules, store: store, gate: gateNetwork, settings: settings)
+        printError("\(questions.count) questions of \(category) (\(rules.rawValue) rules\(self.rules == nil ? ", from the file name" : "")), model \(lm.path)"
                    + (store.map { ", adapters \($0.root.path)" } ?? "") + (gateDirectory.map { ", gate \($0.path)" } ?? ""))
         let outURL = URL(fileURLWithPath: out)
         var reports = [ModeReport]()
@@ -131,3 +138,5 @@ struct EvalCommand: ParsableCommand {
         print(table)
     }
 }
+
+extension BFCLCategory: ExpressibleByArgument {}

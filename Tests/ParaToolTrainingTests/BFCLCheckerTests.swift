@@ -205,6 +205,12 @@ final class BFCLCheckerTests: XCTestCase {
         XCTAssertEqual(BFCLCategory(name: "parallel_multiple"), .parallelMultiple)
         XCTAssertEqual(BFCLCategory.name(ofFile: URL(fileURLWithPath: "/x/BFCL_v4_parallel_multiple.json")), "parallel_multiple")
         XCTAssertEqual(BFCLCategory.name(ofFile: URL(fileURLWithPath: "/x/subset.json")), "subset")
+        // A name without a category word declares no rules (eval then asks for --rules).
+        XCTAssertNil(BFCLCategory.declared(by: "subset"))
+        XCTAssertNil(BFCLCategory.declared(by: "val"))
+        XCTAssertEqual(BFCLCategory.declared(by: "live_simple"), .simple)
+        XCTAssertEqual(BFCLCategory.declared(by: "check_multiple"), .multiple)
+        XCTAssertEqual(BFCLCategory.declared(by: "parallel_multiple"), .parallelMultiple)
     }
 
     // MARK: The shared BFCL data

@@ -28,6 +28,14 @@ public enum BFCLCategory: String, Sendable, CaseIterable {
         }
     }
 
+    /// The rules a category name declares by one of the words `simple`, `multiple` or `parallel`
+    /// (as `init(name:)` reads them); nil when it has none of them, so a caller can ask which
+    /// rules apply instead of scoring every answer by the single-function rules.
+    public static func declared(by name: String) -> BFCLCategory? {
+        guard ["simple", "multiple", "parallel"].contains(where: { name.contains($0) }) else { return nil }
+        return BFCLCategory(name: name)
+    }
+
     /// The category name of a BFCL file, `BFCL_v4_<name>.json` → `<name>` (the file's base name
     /// without extension when it does not follow that pattern).
     public static func name(ofFile url: URL) -> String {

@@ -152,8 +152,10 @@ public final class BFCLEvaluation {
     public let questions: [BFCLQuestion]
     /// Gold answers by question id.
     public let answers: [String: BFCLAnswer]
-    /// The BFCL category name (e.g. `multiple`), which decides the checker's rules.
+    /// The BFCL category name (e.g. `multiple`), which names the result files.
     public let categoryName: String
+    /// The checker's rules (by default those the category name declares).
+    public let rules: BFCLCategory
     /// Trained adapters (nil: only the in-context modes can run).
     public let store: AdapterStore?
     /// The trained gate (nil: the gate modes cannot run).
@@ -163,14 +165,17 @@ public final class BFCLEvaluation {
     /// The model's vocabulary for constrained decoding, prepared once for every question.
     private lazy var vocabulary = TokenVocabulary(tokenizer: model.tokenizer)
 
-    /// An evaluation of `questions` (each must have an answer in `answers`).
+    /// An evaluation of `questions` (each must have an answer in `answers`), scored by `rules`
+    /// (default: `BFCLCategory(name: categoryName)`).
     /// - Throws: `ToolFormatError` naming a question without a gold answer.
     public init(model: LanguageModel, questions: [BFCLQuestion], answers: [BFCLAnswer], categoryName: String,
+                rules: BFCLCategory? = nil,
                 store: AdapterStore?, gate: GateNetwork?, settings: EvaluationSettings = EvaluationSettings()) throws {
         self.model = model
         self.questions = questions
         self.answers = Dictionary(answers.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         self.categoryName = categoryName
+        self.rules = rules ?? BFCLCategory(name: categoryName)
         self.store = store
         self.gate = gate
         self.settings = settings
@@ -185,7 +190,7 @@ public final class BFCLEvaluation {
     /// Most calls an answer may hold in this category when constrained: one in the single-call
     /// categories (simple, multiple), no limit but the grammar's in the parallel ones.
     public var maxCalls: Int? {
-        switch BFCLCategory(name: categoryName) {
+        switch rules {
         case .simple, .multiple: return 1
         case .parallel, .parallelMultiple: return nil
         }
@@ -268,7 +273,7 @@ public final class BFCLEvaluation {
         return QuestionOutcome(
             id: question.id, calls: calls, text: response.text,
             check: BFCLChecker.check(calls: calls, answer: answer, functions: question.functions,
-                                     category: BFCLCategory(name: categoryName)),
+                                     category: rules),
             promptTokens: response.promptTokens, generatedTokens: response.generatedTokens, adapters: used.count,
             rank: rank, flops: response.flops, contextDocsFlops: response.contextDocsFlops, seconds: seconds)
     }
