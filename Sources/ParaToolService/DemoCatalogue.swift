@@ -59,6 +59,35 @@ public enum DemoCatalogue {
         "Can you count down 5 minutes for my tea?",
     ]
 
+    /// A second check set of new phrasings (`Deploy/demo/check2_multiple.json`), written after
+    /// the first had been used to tune the first start; never trained on either.
+    public static let secondCheckQueries = [
+        "Will I need an umbrella in Dublin?",
+        "What's it like outside in Oslo, in celsius?",
+        "Weather for Buenos Aires please",
+        "Convert 300 Japanese yen to euros.",
+        "How much is 75 US dollars in British pounds?",
+        "Exchange 20 Australian dollars to Indian rupees.",
+        "Find me a flight from Berlin to Rome on 2027-02-14.",
+        "Are there flights to Boston from Denver on 2027-05-01?",
+        "I need to get from Lima to Bogota on 2027-08-20.",
+        "Start a 20 minute timer.",
+        "Wake me up in 15 minutes.",
+        "Time my pasta for 12 minutes.",
+        "Do I need a jacket in Edinburgh?",
+        "What's the forecast for Toronto in fahrenheit?",
+        "Current weather in Nairobi?",
+        "Turn 500 Swedish kronor into Norwegian kroner.",
+        "What's 60 pounds in euros?",
+        "I have 1000 yen, how many dollars is that?",
+        "Show flights from Toronto to Vancouver on 2027-04-12.",
+        "Flying out of Sydney to Auckland on 2027-06-30, what's available?",
+        "Which flights go from Athens to Cairo on March 8, 2027?",
+        "Give me a 3 minute countdown.",
+        "Set an alarm to go off in 30 minutes.",
+        "I need a two hour timer.",
+    ]
+
     /// Every query the demo's training must hold out.
-    public static var heldOutQueries: [String] { exampleQueries + checkQueries }
+    public static var heldOutQueries: [String] { exampleQueries + checkQueries + secondCheckQueries }
 }

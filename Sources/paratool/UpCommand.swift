@@ -28,7 +28,7 @@ struct UpCommand: AsyncParsableCommand {
             are trained in the background on examples synthesized from the tools' schemas (the demo's example \
             and check queries held out: stage 1 with --train-steps per tool, then stage 2, the gate), each \
             announced on <prefix>adapters the moment it is published; the worker switches that tool to its \
-            adapter without a restart. On 2 cores that takes about 5 minutes for the four demo tools. The \
+            adapter without a restart. On 2 cores that takes 5-11 minutes for the four demo tools (by the machine). The \
             result is cached in the store, an interrupted run resumes, and later starts train nothing.
             """)
 
@@ -88,7 +88,7 @@ struct UpCommand: AsyncParsableCommand {
             let parts = (plan.tools.isEmpty ? [] : ["\(plan.tools.count) tool adapter\(plan.tools.count == 1 ? "" : "s")"])
                 + (plan.gateMissing ? ["the gate"] : [])
             printError("first start: answering at once with the tools' documents in the prompt while \(parts.joined(separator: " and ")) "
-                       + "train in the background (about 1.25 minutes per tool on 2 cores; cached in \(storeURL.path); a restart resumes)")
+                       + "train in the background (1.25-2.75 minutes per tool on 2 cores; cached in \(storeURL.path); a restart resumes)")
         }
         let gateDirectory = gate.map { URL(fileURLWithPath: $0) } ?? AdapterStore.latestGate(root: storeURL)
         let gateNetwork = try gateDirectory.map { try GateNetwork.load(from: $0) }

@@ -192,6 +192,7 @@ final class SynthesisTests: XCTestCase {
             if Self.containsNumber(query, String(i)) { return "digits" }
             if i == 12 && lower.contains("a dozen") { return "a dozen" }
             if let words = Self.numberWords(i), Self.containsNumber(lower, words) { return "number words" }
+            if Self.inLargerUnit(i).contains(where: { Self.containsNumber(lower, $0) }) { return "larger unit" }
             return nil
         case .double(let d):
             if Self.containsNumber(query, value.serialized()) || Self.containsNumber(query, String(d)) { return "digits" }
@@ -225,6 +226,27 @@ final class SynthesisTests: XCTestCase {
         guard (0..<100).contains(n) else { return nil }
         if n < 20 { return ones[Int(n)] }
         return tens[Int(n / 10) - 2] + (n % 10 == 0 ? "" : "-" + ones[Int(n % 10)])
+    }
+
+    /// A whole or half number of minutes, hours or days read as `n` of the next smaller unit
+    /// (seconds, minutes, hours): 90 → "an hour and a half", "1.5 hours", "a minute and a half",
+    /// "one and a half minutes"; 48 → "2 days"; before a noun "2-day", "two day", "1-hour".
+    static func inLargerUnit(_ n: Int64) -> [String] {
+        var out = [String]()
+        for (unit, size) in [("minute", Int64(60)), ("hour", 60), ("day", 24)] where n > 0 && (2 * n) % size == 0 {
+            let a = unit == "hour" ? "an" : "a", halves = 2 * n / size, whole = halves / 2
+            if halves == 1 { out.append("half \(a) \(unit)"); continue }
+            if halves == 2 { out += ["\(a) \(unit)", "one \(unit)", "1 \(unit)", "one-\(unit)", "1-\(unit)"]; continue }
+            if halves % 2 == 1 {
+                out += ["\(whole).5 \(unit)s", "\(whole).5 \(unit)", "\(whole).5-\(unit)", "\(whole == 1 ? "one" : numberWords(whole) ?? "?") and a half \(unit)s"]
+                if whole == 1 { out.append("\(a) \(unit) and a half") }
+            } else {
+                for number in ["\(whole)"] + (numberWords(whole).map { [$0] } ?? []) {
+                    out += ["\(number) \(unit)s", "\(number) \(unit)", "\(number)-\(unit)"]
+                }
+            }
+        }
+        return out
     }
 
     static let months = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -323,7 +345,7 @@ final class SynthesisTests: XCTestCase {
         XCTAssertEqual(Array(failures.prefix(20)), [], "\(failures.count) of \(checked) arguments unreadable")
         XCTAssertGreaterThan(checked, 20000)
         for how in ["as is", "digits", "currency name", "currency symbol", "number words", "date in words", "12-hour time",
-                    "enum words", "whole amount"] {
+                    "enum words", "whole amount", "larger unit"] {
             XCTAssertGreaterThan(found[how] ?? 0, 0, "some values are read \(how): \(found)")
         }
     }
@@ -365,6 +387,11 @@ final class SynthesisTests: XCTestCase {
         // Minutes in digits and in words.
         XCTAssertGreaterThan(count("set_timer") { q, a in q.contains(String(a["minutes"]!.serialized())) }, 20)
         XCTAssertGreaterThan(count("set_timer") { q, a in Self.numberWords(Int64(a["minutes"]!.serialized())!).map { q.lowercased().contains($0) } ?? false }, 2)
+        // Round durations in hours ("an hour and a half"; rare by design, about one timer in thirteen), a delay ("in 25
+        // minutes") and a modifier ("a 25-minute … timer").
+        XCTAssertGreaterThan(count("set_timer") { q, a in Self.inLargerUnit(Int64(a["minutes"]!.serialized())!).contains { q.lowercased().contains($0) } }, 0)
+        XCTAssertGreaterThan(count("set_timer") { q, a in q.contains("in \(a["minutes"]!.serialized()) minutes") }, 2)
+        XCTAssertGreaterThan(count("set_timer") { q, a in q.contains("\(a["minutes"]!.serialized())-minute ") }, 0)
         // The word before the city varies ("in Paris", "for Paris", "city Paris", …).
         let before = Set(atomic.filter { $0.1.name == "get_weather" }.compactMap { q, call -> String? in
             guard let r = q.range(of: call.arguments["city"]!.stringValue!) else { return nil }

@@ -40,19 +40,21 @@ import Testing
         #expect(embedded.names == ["get_weather", "convert_currency", "search_flights", "set_timer"])
     }
 
-    /// The demo's check set (BFCL format, for `paratool eval`) asks exactly the embedded check
-    /// queries, over the demo tools (their schemas in BFCL's type names, which BFCL's checker
+    /// Each of the demo's check sets (BFCL format, for `paratool eval`) asks exactly its embedded
+    /// check queries (none of them another set's or an example query), over the demo tools (their schemas in BFCL's type names, which BFCL's checker
     /// reads: float for number, dict for object), each with a gold answer.
-    @Test func demoCheckSetIsTheEmbeddedOne() throws {
-        let questions = try BFCLQuestion.load(file: Self.repo.appendingPathComponent("Deploy/demo/check_multiple.json"))
-        #expect(questions.map { $0.turns.first?.last?.content ?? "" } == DemoCatalogue.checkQueries)
+    @Test(arguments: [("check_multiple", DemoCatalogue.checkQueries), ("check2_multiple", DemoCatalogue.secondCheckQueries)])
+    func demoCheckSetIsTheEmbeddedOne(file: String, queries: [String]) throws {
+        let questions = try BFCLQuestion.load(file: Self.repo.appendingPathComponent("Deploy/demo/\(file).json"))
+        #expect(questions.map { $0.turns.first?.last?.content ?? "" } == queries)
+        #expect(Set(queries).isDisjoint(with: DemoCatalogue.exampleQueries + (file == "check_multiple" ? [] : DemoCatalogue.checkQueries)))
         let demo = try DemoCatalogue.catalogue()
         for q in questions {
             #expect(q.functions.map(\.name) == demo.names)
             #expect(q.functions.map(\.parameterNames) == demo.tools.map(\.parameterNames))
             #expect(q.functions.map(\.requiredParameters) == demo.tools.map(\.requiredParameters))
         }
-        let answers = try BFCLAnswer.load(file: Self.repo.appendingPathComponent("Deploy/demo/check_multiple_answers.json"))
+        let answers = try BFCLAnswer.load(file: Self.repo.appendingPathComponent("Deploy/demo/\(file)_answers.json"))
         #expect(answers.map(\.id) == questions.map(\.id))
     }
 }

@@ -6,7 +6,11 @@
 //   of December 2026"), and a clock time in 12-hour form ("14:30" → "2:30 PM");
 // - integers as digits or, for counts and quantities below 100, in words ("twenty-five
 //   minutes", 12 as "a dozen"); doubles as serialized, a whole one without ".0" ("$40" for 40.0);
-// - numbers with their unit ("25 minutes", "120 meters", "3.5%"), money with its currency;
+// - numbers with their unit ("25 minutes", "120 meters", "3.5%"), money with its currency; a
+//   duration that is a round share of the next larger unit in that unit ("90 minutes" → "an hour
+//   and a half", "120 seconds" → "2 minutes"), and before the tool's object ("a 25-minute timer");
+// - the duration of something that goes off (a timer, an alarm, a reminder) as a delay too
+//   ("to go off in 25 minutes", "Alert me in 25 minutes.");
 // - booleans as an intent ("include reviews", "without tax"), lists as "a, b and c", objects as
 //   their members' phrases.
 // Pairs read together ("from Boston to Denver", "to Denver from Boston", "between 1990 and
@@ -31,8 +35,12 @@ struct ArgumentPhrase {
     var parameters: [String]
     /// The words that name those parameters (matched against the verb phrase).
     var nouns: Set<String>
-    /// A whole question when these are the request's only arguments: "How much is 250 euros in yen?".
-    var question: String?
+    /// A whole request when these are the request's only arguments: "How much is 250 euros in
+    /// yen?", "Alert me in 25 minutes.".
+    var wholeRequest: String?
+    /// The value as a modifier before the tool's object, for a number with its unit: "25-minute"
+    /// ("set a 25-minute countdown timer").
+    var modifier: String?
     /// Whether it states a boolean ("including reviews"), which reads best last.
     var isFlag = false
     /// Whether it states one value per call of a parallel request ("radius 3, 5 and 7"), which
@@ -141,10 +149,50 @@ enum ArgumentPhrasing {
             return m.first?.isNumber == true ? Pick.pick([m + "%", m + " percent"], &rng) : m + " percent"
         default:
             guard let unit = p.unit else { return m }
+            if p.role == .duration, case .int(let i) = value, let larger = inLargerUnit(i, unit: unit), Pick.uniform(&rng) < 0.6 {
+                return Pick.pick(larger, &rng)
+            }
             let one = m == "1" || m == "one"
             let plain = unit.hasSuffix("s") && unit.allSatisfy(\.isLetter) && !["celsius", "degrees", "hertz", "atm"].contains(unit.lowercased())
             return m + " " + (one && plain ? String(unit.dropLast()) : unit)
         }
+    }
+
+    /// The next larger units of time and how many of a unit make one.
+    private static let largerUnits = ["seconds": ("minute", Int64(60)), "minutes": ("hour", 60), "hours": ("day", 24)]
+
+    /// A whole or half number of the next larger unit said in it ("an hour and a half", "1.5
+    /// hours", "half an hour", "2 minutes"); nil when `n` of `unit` is not one.
+    static func inLargerUnit(_ n: Int64, unit: String) -> [String]? {
+        guard let (larger, size) = largerUnits[unit.lowercased()], n > 0, n % (size / 2) == 0 else { return nil }
+        let whole = n / size, half = n % size != 0
+        let a = larger == "hour" ? "an" : article(larger), plural = larger + "s"
+        switch (whole, half) {
+        case (0, _): return ["half \(a) \(larger)"]
+        case (1, false): return ["\(a) \(larger)", "one \(larger)", "1 \(larger)"]
+        case (1, true): return ["\(a) \(larger) and a half", "one and a half \(plural)", "1.5 \(plural)"]
+        default:
+            let words = Pools.numberWords(whole)
+            return half ? ["\(whole).5 \(plural)"] + (words.map { ["\($0) and a half \(plural)"] } ?? [])
+                        : ["\(whole) \(plural)"] + (words.map { ["\($0) \(plural)"] } ?? [])
+        }
+    }
+
+    /// Whether `p` is the duration of something that goes off when it ends (a timer, an alarm,
+    /// a reminder), which a request may say as a delay ("in 25 minutes").
+    static func goesOffAfter(_ p: ParameterProfile) -> Bool {
+        guard p.role == .duration else { return false }
+        let words = Set(p.words + ExampleSynthesizer.words(p.description))
+        return !words.isDisjoint(with: ["timer", "countdown", "alarm", "reminder", "remind", "alert", "snooze", "timeout"])
+    }
+
+    /// "25 minutes" → "25-minute" or "25 minute"; nil for anything but a number and a unit.
+    private static func modifier(_ quantity: String, rng: inout SeededGenerator) -> String? {
+        let w = quantity.split(separator: " ").map(String.init)
+        guard w.count == 2, w[0].first?.isNumber == true || (1...99).contains(where: { Pools.numberWords($0) == w[0] }),
+              w[1].allSatisfy(\.isLetter), w[1].count > 2 else { return nil }
+        let unit = w[1].hasSuffix("s") ? String(w[1].dropLast()) : w[1]
+        return Pick.pick(["\(w[0])-\(unit)", "\(w[0]) \(unit)"], &rng)
     }
 
     static func list(_ parts: [String]) -> String {
@@ -216,10 +264,16 @@ enum ArgumentPhrasing {
         let namedByUnit = p.unit.map { u in ExampleSynthesizer.words(n).contains { u.lowercased().hasPrefix($0) } } ?? false
         let head = n.components(separatedBy: " of ")[0]
         let isAre = head.hasSuffix("s") && !["ss", "us", "is"].contains(where: head.hasSuffix) ? "are" : "is"
+        let goesOff = goesOffAfter(p)
+        let modifier = p.unit != nil && [.duration, .measure].contains(p.role) ? modifier(q, rng: &rng) : nil
+        // A request that names no tool ("Alert me in 25 minutes.") now and then: as a habit, it taught the adapter to
+        // answer every vague request with this tool.
+        let delay = goesOff && Pick.uniform(&rng) < 0.4 ? Pick.pick(["Alert me in \(q).", "Ping me in \(q).", "Let me know in \(q).", "Buzz me in \(q).",
+                                         "Give me a heads-up in \(q).", "Can you alert me in \(q)?", "I need an alert in \(q)."], &rng) : nil
         func make(_ text: String, _ attached: Bool) -> ArgumentPhrase {
             ArgumentPhrase(text: text, attached: attached, bare: p.kind == .array ? nil : quoted,
                            sentence: namedByUnit ? nil : p.isSymbol ? "\(n) is \(quoted)" : "the \(n) \(isAre) \(quoted)",
-                           parameters: [p.name], nouns: nouns)
+                           parameters: [p.name], nouns: nouns, wholeRequest: delay, modifier: modifier)
         }
         if let (pair, first) = side {
             let rest = pair.rest.isEmpty ? n : pair.rest.joined(separator: " ")
@@ -249,7 +303,7 @@ enum ArgumentPhrasing {
         case .currency, .unitName, .language: attached = ["in \(q)"]
         case .topic: attached = ["about \(q)", "on \(q)"]
         case .title: attached = ["titled \(quoted)", "called \(quoted)"]
-        case .duration: attached = ["for \(q)"]
+        case .duration: attached = ["for \(q)"] + (goesOff ? ["for \(q)", "to go off in \(q)"] : [])
         case .choice:
             let w = Set(p.words)
             if !w.isDisjoint(with: ["unit", "units", "scale", "format", "language", "currency", "system", "measurement"]) { attached = ["in \(q)"] }
@@ -415,6 +469,6 @@ enum ArgumentPhrasing {
                                   "How many \(target) is \(source)?", "How many \(target) do I get for \(source)?",
                                   "What's the \(target) equivalent of \(source)?"], &rng)
         return ArgumentPhrase(text: text, attached: true, bare: text, parameters: [amount.0.name, from.0.name, to.0.name],
-                              nouns: nounWords(amount.0).union(nounWords(from.0)).union(nounWords(to.0)), question: question)
+                              nouns: nounWords(amount.0).union(nounWords(from.0)).union(nounWords(to.0)), wholeRequest: question)
     }
 }

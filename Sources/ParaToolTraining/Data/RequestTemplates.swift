@@ -281,8 +281,16 @@ enum RequestTemplates {
             return (capitalised(Pick.pick(["please \(b).", "can you \(b)?", "I need to \(b).", "\(b), please.", "I'd like to \(b).",
                                            "could you \(b) for me?"], &rng)), b)
         }
-        if phrases.count == 1, let question = phrases[0].question, Pick.uniform(&rng) < 0.35 {
-            return (question, fit(frame, phrases, rng: &rng).text)
+        if phrases.count == 1, let whole = phrases[0].wholeRequest, Pick.uniform(&rng) < 0.35 {
+            return (whole, fit(frame, phrases, rng: &rng).text)
+        }
+        if phrases.count == 1, let modifier = phrases[0].modifier, let (verb, object) = modified(frame, modifier), Pick.uniform(&rng) < 0.3 {
+            // "Set a 25-minute countdown timer.", "A 25-minute countdown timer, please."
+            let body = verb + " " + object
+            let query = Pick.uniform(&rng) < 0.35
+                ? capitalised(Pick.pick(["\(object), please.", "I need \(object).", "I want \(object).", "give me \(object)."], &rng))
+                : wrap(body, object: nil, rng: &rng)
+            return (query, body)
         }
         let hasSentences = phrases.contains { !$0.attached } && phrases.allSatisfy { $0.attached || $0.sentence != nil }
         if hasSentences && Pick.uniform(&rng) < 0.12 {
@@ -295,6 +303,21 @@ enum RequestTemplates {
         }
         let body = fit(frame, phrases, rng: &rng)
         return (wrap(body.text, object: body.object, rng: &rng), body.text)
+    }
+
+    /// The verb and its object with `modifier` before the object's noun, when the verb phrase is a
+    /// verb and an indefinite noun phrase alone ("set a countdown timer" → "set", "a 25-minute
+    /// countdown timer"); nil for any other verb phrase.
+    static func modified(_ frame: RequestFrame, _ modifier: String) -> (verb: String, object: String)? {
+        let w = frame.verb
+        guard w.count >= 3, ["a", "an"].contains(w[1].lowercased()),
+              w.dropFirst(2).allSatisfy({ $0.allSatisfy(\.isLetter) && !cutWords.contains($0.lowercased()) && !["and", "or"].contains($0.lowercased()) })
+        else { return nil }
+        // "an 8-minute", "an 18 minute", "an eleven-minute"; "a one-minute", "a 25-minute".
+        let digits = modifier.prefix { $0.isNumber }
+        let vowelSound = digits.isEmpty ? "aeiu".contains(modifier.prefix(1).lowercased()) || (modifier.hasPrefix("o") && !modifier.hasPrefix("one"))
+                                        : digits.hasPrefix("8") || digits == "11" || digits == "18"
+        return (w[0], (vowelSound ? "an " : "a ") + modifier + " " + w.dropFirst(2).joined(separator: " "))
     }
 
     /// A body said as a command, a question, in the first person, or (for a verb that asks for

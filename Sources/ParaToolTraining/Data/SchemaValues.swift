@@ -75,6 +75,12 @@ enum SchemaValues {
             var (lo, hi) = integerRange(w, role: p.role)
             if let m = number(p.schema["minimum"]) { lo = max(lo, Int64(m.rounded(.up))); hi = max(hi, lo) }
             if let m = number(p.schema["maximum"]) { hi = min(hi, Int64(m.rounded(.down))); lo = min(lo, hi) }
+            // Durations are sometimes round ("a quarter of an hour", "90 minutes"): a multiple of 15 one time in four
+            // when the range allows (more often, the round values become a prior the adapter falls back on: "3 minutes" → 30).
+            if p.role == .duration, hi / 15 > lo / 15, Pick.uniform(&rng) < 0.25 {
+                let first = max(1, (lo + 14) / 15), last = hi / 15
+                return .int(15 * (first + Int64(rng.next() % UInt64(last - first + 1))))
+            }
             return .int(lo + Int64(rng.next() % UInt64(hi - lo + 1)))
         case .number:
             var (lo, hi, decimals) = numberRange(w, role: p.role)
