@@ -99,6 +99,12 @@ final class CallConstraintTests: XCTestCase {
         assertComplete(w + #"{"city": "S\u00e3o Paulo \"SP\" \\ ok"}}</tool_call>"#, g)
         assertComplete(w + #"{"city": "São Paulo"}}</tool_call>"#, g)
         assertRejected(w + "{\"city\": \"a\nb\"", g)
+        // A string argument is spaces alone or starts with something else: no " Rome".
+        assertRejected(w + #"{"city": " Rome"#, g)
+        assertRejected(w + #"{"city": "  R"#, g)
+        assertComplete(w + #"{"city": " "}}</tool_call>"#, g)
+        assertComplete(w + #"{"city": ""}}</tool_call>"#, g)
+        assertComplete(w + #"{"city": "New York "}}</tool_call>"#, g)
         assertRejected(w + #"{"city": "\x"#, g)
         let c = #"<tool_call>{"name": "convert", "arguments": {"amount": "#
         for number in ["250", "-0.5", "1e-05", "2.5E+3", "0"] {

@@ -15,7 +15,8 @@ struct CallParseState: Sendable, Equatable {
         /// Inside a string after its opening quote: 0 plain, 1 after a backslash, 2…12 inside a
         /// `\uXXXX` escape (see `StringEscape`), which tracks surrogates so that a high one is
         /// always followed by `\u` and a low one and a low one never stands alone, as JSON
-        /// parsers require.
+        /// parsers require; 13 and 14 at the start of a string-typed argument (see
+        /// `StringStart`), which begins with a space only when it is nothing but spaces.
         case string(UInt8)
         /// Inside a number: the state of the number automaton, the bytes read, integers only.
         case number(state: UInt8, length: UInt8, integer: Bool)
@@ -174,6 +175,16 @@ final class CallRecognizer {
             }
             if b == UInt8(ascii: "\\") { s.lexer = .string(1); return true }
             return b >= 0x20
+        case StringStart.opening:
+            if b == UInt8(ascii: " ") { s.lexer = .string(StringStart.blank); return true }
+            s.lexer = .string(0)
+            return stringByte(&s, escape: 0, b)
+        case StringStart.blank:
+            if b == UInt8(ascii: " ") { return true }
+            guard b == UInt8(ascii: "\"") else { return false }
+            s.lexer = .idle
+            stringDone(&s)
+            return true
         case 1:
             switch b {
             case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
@@ -191,6 +202,17 @@ final class CallRecognizer {
             s.lexer = .string(next)
             return true
         }
+    }
+
+    /// The first states of a string-typed argument, as values of `Lexer.string`: a value the
+    /// schema types as a string may be spaces alone (BFCL's gold answers hold `" "` as a
+    /// separator) but never starts with a space before other text: the model's space-led tokens
+    /// (" Edinburgh") would otherwise put the space into the argument.
+    enum StringStart {
+        /// Right after the opening quote.
+        static let opening: UInt8 = 13
+        /// Spaces only so far: more spaces or the closing quote.
+        static let blank: UInt8 = 14
     }
 
     /// The states of a `\uXXXX` escape inside a string (after the backslash state 1), as values
@@ -370,7 +392,7 @@ final class CallRecognizer {
         switch kind {
         case .string:
             guard b == UInt8(ascii: "\"") else { return .rejected }
-            s.lexer = .string(0)
+            s.lexer = .string(StringStart.opening)
             return .consumed
         case .literal:
             s.lexer = .literal(node(index).literalRoot)
