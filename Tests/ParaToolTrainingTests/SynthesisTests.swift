@@ -477,6 +477,17 @@ final class SynthesisTests: XCTestCase {
         XCTAssertEqual(Set(trajectories.map(\.id)).count, trajectories.count)
     }
 
+    /// The article goes by the sound of the next word, as an English speaker says it.
+    func testArticleFollowsTheSoundOfTheNextWord() {
+        let expected: [(String, String)] = [
+            ("hour", "an"), ("hourly rate", "an"), ("honest", "an"), ("hotel", "a"), ("unit", "a"), ("umbrella", "an"),
+            ("user", "a"), ("apple", "an"), ("one-minute", "a"), ("once", "a"), ("eleven-minute", "an"), ("eight minute", "an"),
+            ("8-minute", "an"), ("80 minute", "an"), ("11-minute", "an"), ("18 minute", "an"), ("1-minute", "a"),
+            ("25-minute", "a"), ("110-minute", "a"), ("city", "a"), ("", "a"),
+        ]
+        for (word, article) in expected { XCTAssertEqual(ArgumentPhrasing.article(word), article, word) }
+    }
+
     func testJaccardDistractorsMatchAHandComputedExample() {
         func tool(_ name: String, _ description: String, _ params: [(String, String)]) -> ToolSpec {
             ToolSpec(name: name, description: description,

@@ -166,7 +166,7 @@ enum ArgumentPhrasing {
     static func inLargerUnit(_ n: Int64, unit: String) -> [String]? {
         guard let (larger, size) = largerUnits[unit.lowercased()], n > 0, n % (size / 2) == 0 else { return nil }
         let whole = n / size, half = n % size != 0
-        let a = larger == "hour" ? "an" : article(larger), plural = larger + "s"
+        let a = article(larger), plural = larger + "s"
         switch (whole, half) {
         case (0, _): return ["half \(a) \(larger)"]
         case (1, false): return ["\(a) \(larger)", "one \(larger)", "1 \(larger)"]
@@ -229,9 +229,17 @@ enum ArgumentPhrasing {
         return parts.joined(separator: " of ")
     }
 
+    /// The indefinite article said before `word`, by its sound: "an hour", "a unit", "a one-minute",
+    /// "an 8-minute", "an 18 minute", "a 25-minute".
     static func article(_ word: String) -> String {
-        guard let c = word.lowercased().first else { return "a" }
-        return "aeio".contains(c) || (c == "u" && !word.lowercased().hasPrefix("uni") && !word.lowercased().hasPrefix("use")) ? "an" : "a"
+        let w = word.lowercased()
+        guard let c = w.first else { return "a" }
+        let digits = w.prefix { $0.isNumber }
+        if !digits.isEmpty { return digits.hasPrefix("8") || digits == "11" || digits == "18" ? "an" : "a" }
+        let firstWord = w.prefix { $0.isLetter }
+        if firstWord == "one" || firstWord == "once" { return "a" }
+        if ["hour", "honest", "honour", "honor", "heir"].contains(where: { w.hasPrefix($0) }) { return "an" }
+        return "aeio".contains(c) || (c == "u" && !w.hasPrefix("uni") && !w.hasPrefix("use")) ? "an" : "a"
     }
 
     /// The old clause forms: "unit: celsius", "amount = 250", "origin set to Boston".

@@ -313,11 +313,7 @@ enum RequestTemplates {
         guard w.count >= 3, ["a", "an"].contains(w[1].lowercased()),
               w.dropFirst(2).allSatisfy({ $0.allSatisfy(\.isLetter) && !cutWords.contains($0.lowercased()) && !["and", "or"].contains($0.lowercased()) })
         else { return nil }
-        // "an 8-minute", "an 18 minute", "an eleven-minute"; "a one-minute", "a 25-minute".
-        let digits = modifier.prefix { $0.isNumber }
-        let vowelSound = digits.isEmpty ? "aeiu".contains(modifier.prefix(1).lowercased()) || (modifier.hasPrefix("o") && !modifier.hasPrefix("one"))
-                                        : digits.hasPrefix("8") || digits == "11" || digits == "18"
-        return (w[0], (vowelSound ? "an " : "a ") + modifier + " " + w.dropFirst(2).joined(separator: " "))
+        return (w[0], ArgumentPhrasing.article(modifier) + " " + modifier + " " + w.dropFirst(2).joined(separator: " "))
     }
 
     /// A body said as a command, a question, in the first person, or (for a verb that asks for
