@@ -181,10 +181,7 @@ final class CallRecognizer {
             return stringByte(&s, escape: 0, b)
         case StringStart.blank:
             if b == UInt8(ascii: " ") { return true }
-            guard b == UInt8(ascii: "\"") else { return false }
-            s.lexer = .idle
-            stringDone(&s)
-            return true
+            return b == UInt8(ascii: "\"") && stringByte(&s, escape: 0, b)
         case 1:
             switch b {
             case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
