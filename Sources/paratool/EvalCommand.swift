@@ -93,7 +93,7 @@ struct EvalCommand: ParsableCommand {
         var questions = try BFCLQuestion.load(file: dataURL)
         if limit > 0 { questions = Array(questions.prefix(limit)) }
         let category = BFCLCategory.name(ofFile: dataURL)
-        guard let rules = rules ?? BFCLCategory.declared(by: category) else {
+        guard let checkerRules = rules ?? BFCLCategory.declared(by: category) else {
             throw ValidationError("the name of \(dataURL.lastPathComponent) declares no BFCL category (simple, multiple, parallel), "
                                   + "so the checker's rules are unknown; pass --rules simple|multiple|parallel|parallel_multiple")
         }
@@ -108,8 +108,8 @@ struct EvalCommand: ParsableCommand {
         settings.namePriorScale = namePrior
         settings.evaluationQueries = try HeldOut.queries(file: dataURL) + heldOut.flatMap { try HeldOut.queries(file: URL(fileURLWithPath: $0)) }
         let evaluation = try BFCLEvaluation(model: lm, questions: questions, answers: try BFCLAnswer.load(file: URL(fileURLWithPath: answers)),
-                                            categoryName: category, rules: rules, store: store, gate: gateNetwork, settings: settings)
-        printError("\(questions.count) questions of \(category) (\(rules.rawValue) rules\(self.rules == nil ? ", from the file name" : "")), model \(lm.path)"
+                                            categoryName: category, rules: checkerRules, store: store, gate: gateNetwork, settings: settings)
+        printError("\(questions.count) questions of \(category) (\(checkerRules.rawValue) rules\(rules == nil ? ", from the file name" : "")), model \(lm.path)"
                    + (store.map { ", adapters \($0.root.path)" } ?? "") + (gateDirectory.map { ", gate \($0.path)" } ?? ""))
         let outURL = URL(fileURLWithPath: out)
         var reports = [ModeReport]()
