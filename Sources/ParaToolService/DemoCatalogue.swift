@@ -88,6 +88,24 @@ public enum DemoCatalogue {
         "I need a two hour timer.",
     ]
 
+    /// A check set of requests that need two calls (`Deploy/demo/check3_parallel_multiple.json`,
+    /// scored by BFCL's order-free parallel rules): six ask one tool twice, six two tools once
+    /// each; written before any store answered them, never trained on.
+    public static let multiCallCheckQueries = [
+        "What's the weather in Paris and in Rome?",
+        "Convert 100 US dollars to euros and 100 US dollars to yen.",
+        "Find flights from London to New York on 2027-02-02 and back from New York to London on 2027-02-09.",
+        "Set one timer for 10 minutes and another one for 25 minutes.",
+        "How warm is it in Cairo and in Lisbon, in celsius?",
+        "Convert 50 GBP to USD, and 70 EUR to CHF.",
+        "What's the weather in Vienna? Also set a timer for 15 minutes.",
+        "Find a flight from Denver to Austin on 2027-07-04 and tell me the weather in Austin.",
+        "Convert 200 USD to MXN and check the weather in Mexico City.",
+        "Start a 40 minute timer and convert 15 euros to US dollars.",
+        "Look for flights from Madrid to Lisbon on 2027-09-15, and how much is 300 euros in US dollars?",
+        "Is it cold in Helsinki? And start a 5 minute timer.",
+    ]
+
     /// Every query the demo's training must hold out.
-    public static var heldOutQueries: [String] { exampleQueries + checkQueries + secondCheckQueries }
+    public static var heldOutQueries: [String] { exampleQueries + checkQueries + secondCheckQueries + multiCallCheckQueries }
 }

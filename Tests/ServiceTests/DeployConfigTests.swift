@@ -43,11 +43,13 @@ import Testing
     /// Each of the demo's check sets (BFCL format, for `paratool eval`) asks exactly its embedded
     /// check queries (none of them another set's or an example query), over the demo tools (their schemas in BFCL's type names, which BFCL's checker
     /// reads: float for number, dict for object), each with a gold answer.
-    @Test(arguments: [("check_multiple", DemoCatalogue.checkQueries), ("check2_multiple", DemoCatalogue.secondCheckQueries)])
+    @Test(arguments: [("check_multiple", DemoCatalogue.checkQueries), ("check2_multiple", DemoCatalogue.secondCheckQueries),
+                      ("check3_parallel_multiple", DemoCatalogue.multiCallCheckQueries)])
     func demoCheckSetIsTheEmbeddedOne(file: String, queries: [String]) throws {
         let questions = try BFCLQuestion.load(file: Self.repo.appendingPathComponent("Deploy/demo/\(file).json"))
         #expect(questions.map { $0.turns.first?.last?.content ?? "" } == queries)
-        #expect(Set(queries).isDisjoint(with: DemoCatalogue.exampleQueries + (file == "check_multiple" ? [] : DemoCatalogue.checkQueries)))
+        let otherSets = [DemoCatalogue.checkQueries, DemoCatalogue.secondCheckQueries, DemoCatalogue.multiCallCheckQueries].filter { $0 != queries }
+        #expect(Set(queries).isDisjoint(with: DemoCatalogue.exampleQueries + otherSets.flatMap { $0 }))
         let demo = try DemoCatalogue.catalogue()
         for q in questions {
             #expect(q.functions.map(\.name) == demo.names)
