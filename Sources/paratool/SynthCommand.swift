@@ -37,8 +37,8 @@ struct Synth: ParsableCommand {
     @Option(help: "Parallel requests per tool: several calls of the one tool in one answer (default: per-tool / 4, rounded up).")
     var parallelPerTool: Int?
 
-    @Option(help: "Share of episodes written as parallel calls in one step (the rest: one step per call with history).")
-    var parallelFraction = 0.5
+    @Option(help: "Share of episodes written as parallel calls in one step (the rest: one step per call with history, asked for one at a time).")
+    var parallelFraction = SynthesisConfig().parallelFraction
 
     @Option(help: "Largest number of distractor tools added per called tool.")
     var maxDistractors = 3

@@ -21,8 +21,9 @@ public struct SynthesisConfig: Sendable, Codable, Equatable {
     /// Most calls per episode.
     public var maxEpisodeCalls = 4
     /// Share of episodes written as one step holding all calls (parallel calls); the others are
-    /// one step per call, each later step seeing the earlier ones as history.
-    public var parallelFraction = 0.5
+    /// one step per call, each later step seeing the earlier ones as history, and their requests
+    /// say so ("one at a time", "once that is done").
+    public var parallelFraction = 0.7
     /// Distractors per example: 1 up to this many, the most similar tools first.
     public var maxDistractors = 3
     /// Probability that an optional parameter is given a value.
@@ -36,8 +37,8 @@ public struct SynthesisConfig: Sendable, Codable, Equatable {
     /// The seed; the same catalogue, config and seed always give the same trajectories.
     public var seed: UInt64 = 0
 
-    /// The defaults: 20 examples and 5 parallel requests per tool, episodes of 2-4 calls, half
-    /// of them parallel.
+    /// The defaults: 20 examples and 5 parallel requests per tool, episodes of 2-4 calls, seven
+    /// in ten of them parallel.
     public init() {}
 
     /// Decodes a config; a field it lacks (one written before that field existed) keeps its default.
@@ -262,8 +263,8 @@ public struct ExampleSynthesizer {
                 query = Self.uniform(&rng) < 0.6 ? RequestTemplates.joinBodies(parts.map(\.body), rng: &rng)
                     : RequestTemplates.join(parts.map(\.query), rng: &rng)
             } else {
-                query = Self.uniform(&rng) < 0.35 ? RequestTemplates.joinSteps(parts.map(\.body), rng: &rng)
-                    : RequestTemplates.join(parts.map(\.query), rng: &rng)
+                query = Self.uniform(&rng) < 0.5 ? RequestTemplates.joinSteps(parts.map(\.body), rng: &rng)
+                    : RequestTemplates.joinInOrder(parts.map(\.query), rng: &rng)
             }
             let normal = HeldOut.normalise(query)
             if heldOut.contains(normal) { report.heldOutDropped += 1; continue }

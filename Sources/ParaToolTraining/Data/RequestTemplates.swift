@@ -364,10 +364,27 @@ enum RequestTemplates {
                           "Please \(also).", sentences, "Help me \(and)."], &rng)
     }
 
-    /// Bodies as steps to take in order: "First …, then …".
+    /// Bodies as steps to take one at a time, each after the previous one's result: "First …,
+    /// and once that is done, …". Only sequential episodes use these words; "then", "also" and
+    /// "after that" alone ask for every call in one answer (as BFCL's parallel questions do).
     static func joinSteps(_ bodies: [String], rng: inout SeededGenerator) -> String {
-        let then = bodies.dropFirst().reduce(bodies[0]) { $0 + Pick.pick([", then ", ", and then ", ", after that "], &rng) + $1 }
-        return Pick.pick(["First \(then).", "Please \(then).", "I need to \(then).", capitalised(then) + "."], &rng)
+        let waits = [", and once that is done, ", ", and when that is finished, ", "; wait for the result, then ",
+                     ", and after you have the result, ", ", and once you have that, "]
+        let then = bodies.dropFirst().reduce(bodies[0]) { $0 + Pick.pick(waits, &rng) + $1 }
+        return Pick.pick(["First \(then).", "One at a time, please: \(then).", "Step by step: \(then).",
+                          "I need to \(then).", capitalised(then) + "."], &rng)
+    }
+
+    /// Whole requests to be answered one at a time: each after the first led by a connector that
+    /// waits for the previous result ("Once that is done, ").
+    static func joinInOrder(_ queries: [String], rng: inout SeededGenerator) -> String {
+        var text = queries[0]
+        for q in queries.dropFirst() {
+            let connector = Pick.pick(["Once that is done, ", "When that is finished, ", "After you have the result, ",
+                                       "Once you have that, ", "When you are done with that, "], &rng)
+            text += " " + connector + lowercasedOpening(q)
+        }
+        return "One at a time: " + text
     }
 
     /// Whole requests in one: each after the first led by a connector ("Also, ", "Then ").
