@@ -1,5 +1,6 @@
 // Trajectories: BFCL import against the answer file read independently, JSON Lines round trip,
-// next-action instances (document-free and document-aware, history for later steps), and the
+// next-action instances (document-free and document-aware, history for later steps; each tool's
+// part of a parallel answer of several tools), and the
 // held-out guard between evaluation queries and training data.
 import FixtureSupport
 import Foundation
@@ -79,6 +80,43 @@ final class DataTests: XCTestCase {
         XCTAssertEqual(tokenizer.decode(instances[0].target), first.rendered + "<|im_end|>")
         XCTAssertEqual(tokenizer.decode(instances[2].target), second.rendered + "<|im_end|>")
         XCTAssertTrue(tokenizer.decode(instances[2].prompt).contains("25C"), "the first observation is in the history")
+    }
+
+    /// Each tool's part of a parallel answer of several tools: the calls before it in the prompt,
+    /// its own calls and then the newline that opens the next call (or the end of the turn) as
+    /// the target; a tool whose calls are not one run is left out.
+    func testRunInstancesOfAParallelAnswerOfSeveralTools() throws {
+        let tokenizer = try Tokenizer(directory: LoRABackwardTests.tiny.appendingPathComponent("qwen2"))
+        let catalogue = ToolCatalogue([ToolSpec(name: "get_weather", description: "Current weather for a city"),
+                                       ToolSpec(name: "book_flight", description: "Book a flight"),
+                                       ToolSpec(name: "set_timer", description: "Set a timer")])
+        let builder = try InstanceBuilder(tokenizer: tokenizer, catalogue: catalogue)
+        let oslo = ToolCall(name: "get_weather", arguments: ["city": "Oslo"])
+        let rome = ToolCall(name: "get_weather", arguments: ["city": "Rome"])
+        let flight = ToolCall(name: "book_flight", arguments: ["to": "Oslo"])
+        let timer = ToolCall(name: "set_timer", arguments: ["minutes": 5])
+        let assistant = "<|im_start|>assistant\n"
+        let t = Trajectory(id: "p1", query: "Weather in Oslo and Rome, a flight to Oslo, and a 5 minute timer.",
+                           candidateTools: ["get_weather", "book_flight", "set_timer"],
+                           steps: [Step(calls: [oslo, rome, flight, timer], observation: "")], source: "test")
+        let runs = try builder.runInstances(t, documentAware: true)
+        XCTAssertEqual(runs.map(\.tools), [["get_weather"], ["get_weather"], ["book_flight"], ["book_flight"], ["set_timer"], ["set_timer"]])
+        XCTAssertEqual(runs.map(\.format), [.documentFree, .documentAware, .documentFree, .documentAware, .documentFree, .documentAware])
+        let answers = ["", oslo.rendered + "\n" + rome.rendered + "\n", oslo.rendered + "\n" + rome.rendered + "\n" + flight.rendered + "\n"]
+        let targets = [oslo.rendered + "\n" + rome.rendered + "\n", flight.rendered + "\n", timer.rendered + "<|im_end|>"]
+        for (k, run) in runs.enumerated() {
+            let prompt = tokenizer.decode(run.prompt)
+            XCTAssertTrue(prompt.hasSuffix(assistant + answers[k / 2]), prompt)
+            XCTAssertEqual(tokenizer.decode(run.target), targets[k / 2])
+            XCTAssertEqual(run.format == .documentAware, prompt.contains(catalogue[run.tools[0]]!.description))
+        }
+        // The weather calls split by the flight: no run of get_weather; one tool alone: no run at all.
+        let split = Trajectory(id: "p2", query: "q", candidateTools: ["get_weather", "book_flight"],
+                               steps: [Step(calls: [oslo, flight, rome], observation: "")], source: "test")
+        XCTAssertEqual(try builder.runInstances(split, documentAware: false).map(\.tools), [["book_flight"]])
+        let single = Trajectory(id: "p3", query: "q", candidateTools: ["get_weather"],
+                                steps: [Step(calls: [oslo, rome], observation: "")], source: "test")
+        XCTAssertTrue(try builder.runInstances(single, documentAware: true).isEmpty)
     }
 
     func testHeldOutGuard() throws {

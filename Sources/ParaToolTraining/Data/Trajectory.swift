@@ -147,6 +147,45 @@ public struct InstanceBuilder {
         }
         return out
     }
+
+    /// Stage-1 instances of the calls of one tool inside a step that calls several tools: for
+    /// each tool whose calls are one contiguous run of the step, the calls before the run are
+    /// written into the prompt (as the answer so far) and the target is the run, then the newline
+    /// that opens the next call, or the end of the turn when the run is last. So each adapter
+    /// learns its part of a parallel answer of several tools: to write its calls after another
+    /// tool's and not to end the turn before the next tool's. Only where encoding the parts
+    /// apart gives the tokens of the whole answer (byte-level BPE could merge across the cut).
+    public func runInstances(_ trajectory: Trajectory, documentAware: Bool) throws -> [TrainingInstance] {
+        var out = [TrainingInstance]()
+        for (k, step) in trajectory.steps.enumerated() where Set(step.calls.map(\.name)).count > 1 {
+            let request = PromptRequest(query: trajectory.query, history: Array(trajectory.steps.prefix(k)))
+            let free = try formatter.render(.documentFree(candidates: trajectory.candidateTools), request: request)
+            let rendered = step.calls.map(\.rendered)
+            let whole = tokenizer.encode(rendered.joined(separator: "\n"))
+            var next = 0
+            while next < step.calls.count {
+                let start = next, tool = step.calls[start].name
+                var end = start
+                while end < step.calls.count && step.calls[end].name == tool { end += 1 }
+                next = end
+                let elsewhere = step.calls[..<start].contains { $0.name == tool } || step.calls[end...].contains { $0.name == tool }
+                guard !elsewhere else { continue }
+                let before = start == 0 ? [] : tokenizer.encode(rendered[..<start].joined(separator: "\n") + "\n")
+                let run = tokenizer.encode(rendered[start..<end].joined(separator: "\n") + (end < rendered.count ? "\n" : ""))
+                let after = end < rendered.count ? tokenizer.encode(rendered[end...].joined(separator: "\n")) : []
+                guard before + run + after == whole else { continue }
+                let target = run + (end < rendered.count ? [] : [endOfTurn])
+                out.append(TrainingInstance(trajectoryID: trajectory.id, step: k, format: .documentFree, tools: [tool],
+                                            prompt: tokenizer.encode(free) + before, target: target))
+                if documentAware, let spec = catalogue[tool] {
+                    let aware = try formatter.render(.documentAware(candidates: trajectory.candidateTools, target: spec), request: request)
+                    out.append(TrainingInstance(trajectoryID: trajectory.id, step: k, format: .documentAware, tools: [tool],
+                                                prompt: tokenizer.encode(aware) + before, target: target))
+                }
+            }
+        }
+        return out
+    }
 }
 
 /// The slice of labelled episodes the online trainer never trains on and scores each retrained

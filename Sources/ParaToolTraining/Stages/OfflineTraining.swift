@@ -12,7 +12,8 @@ import Tensor
 /// Each stage's examples, built from trajectories.
 public enum StageData {
     /// Stage 1 for `tool`: the instances (both formats) whose target calls `tool` and nothing
-    /// else. Targets mixing tools are left to stage 3, where the mixture produces them.
+    /// else. A whole target mixing tools is left to stage 3, where the mixture produces it; its
+    /// parts, `InstanceBuilder.runInstances`, come here as targets of one tool each.
     public static func pretraining(_ instances: [TrainingInstance], tool: String) -> [WeightedExample] {
         instances.filter { !$0.tools.isEmpty && $0.tools.allSatisfy { $0 == tool } }.map { WeightedExample($0, adapter: tool) }
     }
@@ -176,6 +177,9 @@ public enum OfflineTraining {
 
         let builder = try InstanceBuilder(tokenizer: lm.tokenizer, catalogue: catalogue)
         let instances = try trajectories.flatMap { try builder.instances($0, documentAware: true) }
+        // Each tool's part of a parallel answer of several tools: stage 1 only (the global
+        // baseline and stage 3 train on whole answers).
+        let runInstances = try trajectories.flatMap { try builder.runInstances($0, documentAware: true) }
         let encoderLayers = options.encoderLayers ?? GateConfig.defaultEncoderLayers(layerCount: lm.model.config.layerCount)
         var encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: options.pooling, layers: encoderLayers)
         var contexts = [String: [Float]]()
@@ -252,7 +256,7 @@ public enum OfflineTraining {
                 var jobs = [AdapterJob]()
                 for tool in stage1Tools[first..<min(first + size, stage1Tools.count)] {
                     if let done = finished("pretrain", tool) { log("stage 1 \(tool): already published \(done[tool] ?? "?"), skipped"); continue }
-                    let examples = StageData.pretraining(instances, tool: tool)
+                    let examples = StageData.pretraining(instances + runInstances, tool: tool)
                     guard !examples.isEmpty else { log("stage 1 \(tool): no single-tool instances, skipped"); continue }
                     log("stage 1 \(tool): \(examples.count) sequences, \(options.adapter.steps) steps")
                     let initial = stageOneStart.map { $0.ownedCopy(name: tool) } ?? trainer.initialAdapter(tool)
