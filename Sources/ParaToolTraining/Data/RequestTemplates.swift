@@ -378,22 +378,19 @@ enum RequestTemplates {
     /// Whole requests to be answered one at a time: each after the first led by a connector that
     /// waits for the previous result ("Once that is done, ").
     static func joinInOrder(_ queries: [String], rng: inout SeededGenerator) -> String {
-        var text = queries[0]
-        for q in queries.dropFirst() {
-            let connector = Pick.pick(["Once that is done, ", "When that is finished, ", "After you have the result, ",
-                                       "Once you have that, ", "When you are done with that, "], &rng)
-            text += " " + connector + lowercasedOpening(q)
-        }
-        return "One at a time: " + text
+        "One at a time: " + join(queries, connectors: ["Once that is done, ", "When that is finished, ", "After you have the result, ",
+                                                       "Once you have that, ", "When you are done with that, "], rng: &rng)
     }
 
     /// Whole requests in one: each after the first led by a connector ("Also, ", "Then ").
     static func join(_ queries: [String], rng: inout SeededGenerator) -> String {
+        join(queries, connectors: ["Also, ", "Then ", "After that, ", "And ", "Next, "], rng: &rng)
+    }
+
+    /// Whole requests in one, each after the first led by one of `connectors`.
+    private static func join(_ queries: [String], connectors: [String], rng: inout SeededGenerator) -> String {
         var text = queries[0]
-        for q in queries.dropFirst() {
-            let connector = Pick.pick(["Also, ", "Then ", "After that, ", "And ", "Next, "], &rng)
-            text += " " + connector + lowercasedOpening(q)
-        }
+        for q in queries.dropFirst() { text += " " + Pick.pick(connectors, &rng) + lowercasedOpening(q) }
         return text
     }
 
