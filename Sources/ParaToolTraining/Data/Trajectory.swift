@@ -159,7 +159,7 @@ public struct InstanceBuilder {
         var out = [TrainingInstance]()
         for (k, step) in trajectory.steps.enumerated() where Set(step.calls.map(\.name)).count > 1 {
             let request = PromptRequest(query: trajectory.query, history: Array(trajectory.steps.prefix(k)))
-            let free = try formatter.render(.documentFree(candidates: trajectory.candidateTools), request: request)
+            let free = tokenizer.encode(try formatter.render(.documentFree(candidates: trajectory.candidateTools), request: request))
             let rendered = step.calls.map(\.rendered)
             let whole = tokenizer.encode(rendered.joined(separator: "\n"))
             var next = 0
@@ -176,7 +176,7 @@ public struct InstanceBuilder {
                 guard before + run + after == whole else { continue }
                 let target = run + (end < rendered.count ? [] : [endOfTurn])
                 out.append(TrainingInstance(trajectoryID: trajectory.id, step: k, format: .documentFree, tools: [tool],
-                                            prompt: tokenizer.encode(free) + before, target: target))
+                                            prompt: free + before, target: target))
                 if documentAware, let spec = catalogue[tool] {
                     let aware = try formatter.render(.documentAware(candidates: trajectory.candidateTools, target: spec), request: request)
                     out.append(TrainingInstance(trajectoryID: trajectory.id, step: k, format: .documentAware, tools: [tool],

@@ -179,7 +179,7 @@ public enum OfflineTraining {
         let instances = try trajectories.flatMap { try builder.instances($0, documentAware: true) }
         // Each tool's part of a parallel answer of several tools: stage 1 only (the global
         // baseline and stage 3 train on whole answers).
-        let runInstances = try trajectories.flatMap { try builder.runInstances($0, documentAware: true) }
+        let runInstances = options.stages.contains(1) ? try trajectories.flatMap { try builder.runInstances($0, documentAware: true) } : []
         let encoderLayers = options.encoderLayers ?? GateConfig.defaultEncoderLayers(layerCount: lm.model.config.layerCount)
         var encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: options.pooling, layers: encoderLayers)
         var contexts = [String: [Float]]()
