@@ -355,4 +355,152 @@ final class CallConstraintTests: XCTestCase {
         let tokenizer = try LanguageModel.loadTokenizer(path: try DefaultModelFixture.path())
         XCTAssertEqual(try walk(tokenizer: tokenizer, functions: 150, seed: 2), 150)
     }
+
+    // MARK: Tool choice and budget
+
+    /// `auto` takes calls or text, `required` and a named tool only calls (of that tool), `none`
+    /// only text; text never holds a call tag and is not complete while it is only whitespace.
+    func testToolChoiceShapesWhatAnAnswerMayBe() {
+        let call = #"<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>"#
+        let other = #"<tool_call>{"name": "convert", "arguments": {"amount": 1, "from": "a", "to": "b"}}</tool_call>"#
+        let tools = [Self.weather, Self.convert]
+        let auto = CallGrammar(tools: tools, choice: .auto)
+        assertComplete(call, auto)
+        assertComplete(call + "\n" + other, auto)
+        assertComplete("None of these tools can tell a joke.", auto)
+        assertComplete("It is 12 °C in Oslo.\nAnything else?", auto)
+        assertPrefixOnly(" \n", auto)
+        assertRejected("Sure: " + call, auto)
+        assertRejected("I will write </tool_call> here", auto)
+        assertRejected("<b>bold</b>", auto)
+        assertRejected("bell\u{7}", auto)
+
+        let required = CallGrammar(tools: tools, choice: .required)
+        assertComplete(call, required)
+        assertRejected("No tool fits.", required)
+
+        let none = CallGrammar(tools: tools, choice: .none)
+        assertComplete("No tool fits.", none)
+        assertComplete("x < 5 and <b>", none)
+        assertRejected(call, none)
+        assertComplete("a <tool_call", none)
+        assertRejected("a <tool_call>", none)
+
+        let named = CallGrammar(tools: tools, choice: .tool("convert"))
+        XCTAssertEqual(named.tools, ["convert"])
+        assertComplete(other, named)
+        assertRejected(call, named)
+        assertRejected("No tool fits.", named)
+    }
+
+    /// The shortest completion's length, against completions counted by hand (each also checked
+    /// to complete the answer).
+    func testShortestCompletionOfHandCountedPrefixes() {
+        let grammar = CallGrammar(tools: [Self.weather, Self.convert], choice: .required)
+        let head = #"<tool_call>{"name": "get_weather", "arguments": {"#
+        let cases: [(prefix: String, completion: String)] = [
+            ("", #"<tool_call>{"name": "get_weather", "arguments": {"city": ""}}</tool_call>"#),
+            ("<tool_call>{\"name\": \"c", #"onvert", "arguments": {"amount": 0, "from": "", "to": ""}}</tool_call>"#),
+            (head, #""city": ""}}</tool_call>"#),
+            (head + #""city": "Par"#, #""}}</tool_call>"#),
+            (head + #""city": "Par\"#, #"""}}</tool_call>"#),
+            (head + #""city": "\uD83"#, #"0\udd00"}}</tool_call>"#),
+            (head + #""city": "Paris", "days": 1"#, #"}}</tool_call>"#),
+            (head + #""city": "Paris", "days": -"#, #"0}}</tool_call>"#),
+            (head + #""city": "Paris", "u"#, #"nit": "celsius"}}</tool_call>"#),
+            (head + #""days": 3, "#, #""city": ""}}</tool_call>"#),
+            ("<tool_call>{\"name\": \"convert\", \"arguments\": {\"to\": \"EUR\"", #", "amount": 0, "from": ""}}</tool_call>"#),
+            (#"<tool_call>{"name": "convert", "arguments": {"amount": 1, "from": "a", "to": "b"}}</tool_call>"#, ""),
+            (#"<tool_call>{"name": "convert", "arguments": {"amount": 1, "from": "a", "to": "b"}}</tool_call>"# + "\n",
+             #"<tool_call>{"name": "get_weather", "arguments": {"city": ""}}</tool_call>"#),
+        ]
+        for (prefix, completion) in cases {
+            assertComplete(prefix + completion, grammar)
+            XCTAssertEqual(Self.shortestCompletion(prefix, grammar), completion.utf8.count, "after \(prefix)")
+        }
+        let search = CallGrammar(tools: [Self.search], choice: .required)
+        let filters = #"<tool_call>{"name": "search", "arguments": {"filters": {"tags": ["a", "#
+        assertComplete(filters + #"""], "min": 0}}}</tool_call>"#, search)
+        XCTAssertEqual(Self.shortestCompletion(filters, search), #"""], "min": 0}}}</tool_call>"#.utf8.count)
+        let free = #"<tool_call>{"name": "search", "arguments": {"extra": {"k": [1, {"#
+        assertComplete(free + #"}]}}}</tool_call>"#, search)
+        XCTAssertEqual(Self.shortestCompletion(free, search), #"}]}}}</tool_call>"#.utf8.count)
+        for choice in [ToolChoice.auto, .none] {
+            XCTAssertEqual(Self.shortestCompletion("", CallGrammar(tools: [Self.weather], choice: choice)), 1)
+            XCTAssertEqual(Self.shortestCompletion("Yes", CallGrammar(tools: [Self.weather], choice: choice)), 0)
+        }
+    }
+
+    static func shortestCompletion(_ prefix: String, _ grammar: CallGrammar) -> Int {
+        let r = CallRecognizer(grammar: grammar)
+        var s = r.initialState()
+        guard r.step(&s, Array(prefix.utf8)[...]) else { return -1 }
+        return r.shortestCompletionLength(s)
+    }
+
+    /// Under a token budget, decoding from random logits (the worst a model can do) over every
+    /// BFCL function ends complete within the budget: calls jsonschema accepts under `required`,
+    /// text or calls under `auto`, never a call begun that the budget could not finish; a call
+    /// the budget had to close is flagged.
+    func testBudgetedDecodingAlwaysEndsComplete() throws {
+        let tokenizer = try LanguageModel.loadTokenizer(path: try DefaultModelFixture.path())
+        let vocabulary = TokenVocabulary(tokenizer: tokenizer)
+        var functions = [(function: ToolSpec, all: [ToolSpec])]()
+        var seen = Set<String>()
+        for category in RepositoryFixtures.bfclCategories {
+            for q in try BFCLQuestion.load(file: RepositoryFixtures.require(RepositoryFixtures.bfclQuestions(category))) {
+                for f in q.functions where seen.insert(f.json.serialized(sortedKeys: true)).inserted { functions.append((f, q.functions)) }
+            }
+        }
+        var rng = SeededGenerator(seed: 5)
+        let logits = FloatBuffer(count: vocabulary.size)
+        let view = MatrixView(logits, rows: 1, cols: vocabulary.size)
+        var items = [(id: String, parameters: JSONValue, arguments: JSONValue)]()
+        var forced = 0, texts = 0, callAnswers = 0
+        for (i, f) in functions.prefix(60).enumerated() {
+            let candidates = [f.function] + f.all.filter { $0.name != f.function.name }
+            let choice: ToolChoice = i % 4 == 3 ? .auto : .required
+            let grammar = CallGrammar(tools: candidates, maxCalls: 2, choice: choice)
+            // Budgets from the shortest call's length (bytes, so at least its tokens) up: tight
+            // enough that most walks run out inside a call.
+            let shortestCall = Self.shortestCompletion("", CallGrammar(tools: candidates, choice: .required))
+            let budget = (choice == .auto ? 2 : shortestCall) + Int(rng.next() % 40)
+            let constraint = CallConstraint(grammar: grammar, vocabulary: vocabulary, budget: budget)
+            let start = constraint.shortestCompletionLength
+            var ids = [Int]()
+            while !constraint.finished && ids.count < budget {
+                // Random logits, with closing bytes and stops pushed down: a model that rambles.
+                for t in 0..<vocabulary.size { logits[t] = Float(rng.next() % 10_000) / 100 }
+                for t in vocabulary.stopTokens { logits[Int(t)] = -100 }
+                let t = constraint.bestAllowedToken(view, row: 0)
+                XCTAssertTrue(constraint.advance(t))
+                ids.append(t)
+            }
+            XCTAssertLessThanOrEqual(ids.count, budget)
+            let text = tokenizer.decode(ids.filter { !vocabulary.stopSet.contains($0) })
+            guard start <= budget else { continue }
+            XCTAssertTrue(constraint.isComplete, "\(f.function.name), budget \(budget): incomplete \(text)")
+            if constraint.forceClosed { forced += 1 }
+            let parsed = ActionParser.parse(text)
+            XCTAssertTrue(parsed.isValid, "\(f.function.name): \(parsed.diagnostics)")
+            switch parsed.action {
+            case .answer:
+                XCTAssertEqual(choice, .auto, "a text answer under required: \(text)")
+                texts += 1
+            case .calls(let calls):
+                callAnswers += 1
+                for (k, call) in calls.enumerated() {
+                    guard let spec = candidates.first(where: { $0.name == call.name }) else { XCTFail("unknown tool \(call.name)"); continue }
+                    items.append(("\(i)#\(k)", spec.parameters, call.arguments))
+                }
+            }
+        }
+        let verdicts = try Self.jsonschemaVerdicts(items)
+        for item in items where verdicts[item.id]?.valid != true {
+            XCTFail("\(item.id): \(item.arguments.serialized()) fails \(verdicts[item.id]?.error ?? "?")")
+        }
+        XCTAssertGreaterThan(forced, 10, "random logits run out of budget inside calls")
+        XCTAssertGreaterThan(texts, 3)
+        XCTAssertGreaterThan(callAnswers, 40)
+    }
 }

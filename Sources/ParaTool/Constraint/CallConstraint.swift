@@ -3,6 +3,9 @@
 // answer (a token may span several JSON lexemes: its bytes are read one by one). Greedy decoding
 // first tries the model's best token, which is allowed at most steps; only when it is not are the
 // allowed tokens listed (trie walk, or the plain-string shortcut) and the best of them taken.
+// Given a token budget, it closes in time: a token is taken only when the shortest completion
+// after it (`shortestCompletionLength`, in bytes, each at most one token) fits the tokens left, so
+// every answer ends complete and a call that could not be finished is never begun.
 
 import LLM
 import Tensor
@@ -22,6 +25,14 @@ public final class CallConstraint: TokenConstraint {
     /// Steps decided, and how many of them needed the allowed tokens listed because the model's
     /// best token was not allowed.
     public private(set) var steps = 0, listedSteps = 0
+    /// Tokens the answer may hold (nil: no limit), and tokens committed so far.
+    public let budget: Int?
+    public private(set) var generated = 0
+    /// Steps where the budget ruled out the token the grammar alone would have taken.
+    public private(set) var forcedSteps = 0
+    /// True when the budget forced a token inside a call: the call was closed early, in the
+    /// shortest way the schema allows, and its last values may be cut short.
+    public private(set) var forceClosed = false
     /// A score per candidate tool (in the grammar's tool order) added to the logits of the
     /// tokens that write a call's tool name: each such token gets the best score among the
     /// tools it may still be naming, so greedy decoding ranks names by the model's logit plus
@@ -30,9 +41,11 @@ public final class CallConstraint: TokenConstraint {
     public var namePrior: [Float]?
     private var namesBelow: [Int32: [Int32]] = [:]
 
-    /// A constraint at the start of an answer of `grammar`.
-    public init(grammar: CallGrammar, vocabulary: TokenVocabulary) {
+    /// A constraint at the start of an answer of `grammar`, holding the answer to `budget` tokens
+    /// (nil: no limit) by closing it in time.
+    public init(grammar: CallGrammar, vocabulary: TokenVocabulary, budget: Int? = nil) {
         self.vocabulary = vocabulary
+        self.budget = budget
         recognizer = CallRecognizer(grammar: grammar)
         state = recognizer.initialState()
         allowed.reserveCapacity(vocabulary.size)
@@ -106,9 +119,38 @@ public final class CallConstraint: TokenConstraint {
     }
 
     /// The allowed token with the highest logit: the model's best token when it is allowed,
-    /// else the best of the listed allowed tokens. A stop token when the answer must end.
+    /// else the best of the listed allowed tokens. A stop token when the answer must end. Under a
+    /// budget, the best allowed token after which the answer can still be completed in the
+    /// tokens left.
     public func bestAllowedToken(_ logits: MatrixView, row: Int) -> Int {
         steps += 1
+        let token = bestGrammarToken(logits, row: row)
+        guard let budget, !finished, !broken else { return token }
+        let left = budget - generated - 1
+        if fits(token, tokensLeft: left) { return token }
+        forcedSteps += 1
+        if recognizer.isInsideCall(state) { forceClosed = true }
+        listAllowed()
+        let ranked = allowed.sorted { logits[row, Int($0)] > logits[row, Int($1)] }
+        return ranked.first { fits(Int($0), tokensLeft: left) }.map(Int.init) ?? token
+    }
+
+    /// Whether after `token` the answer can be completed in `tokensLeft` more tokens.
+    private func fits(_ token: Int, tokensLeft: Int) -> Bool {
+        if vocabulary.stopSet.contains(token) { return true }
+        let bytes = vocabulary.tokenBytes(token)
+        let mark = recognizer.mark
+        defer { recognizer.rewind(to: mark) }
+        var s = state
+        guard recognizer.step(&s, bytes) else { return false }
+        return recognizer.shortestCompletionLength(s, limit: max(0, tokensLeft) + 1) <= tokensLeft
+    }
+
+    /// The bytes of a shortest completion of the answer so far (0 when it may end here).
+    public var shortestCompletionLength: Int { recognizer.shortestCompletionLength(state) }
+
+    /// The grammar's best token, budget aside.
+    private func bestGrammarToken(_ logits: MatrixView, row: Int) -> Int {
         let stop = Int(vocabulary.stopTokens.first ?? 0)
         guard !finished && !broken else { return stop }
         if recognizer.mustEnd(state) {
@@ -172,6 +214,7 @@ public final class CallConstraint: TokenConstraint {
         }
         let bytes = vocabulary.tokenBytes(token)
         guard !bytes.isEmpty, recognizer.step(&state, bytes) else { broken = true; return false }
+        generated += 1
         return true
     }
 }

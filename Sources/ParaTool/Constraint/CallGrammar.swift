@@ -1,6 +1,7 @@
-// CallGrammar: what a constrained answer may be, compiled for one request's candidate tools —
-// one or more `<tool_call>{"name": "…", "arguments": {…}}</tool_call>` blocks (newline between
-// them), where the name is one of the candidates and the arguments follow that tool's JSON schema
+// CallGrammar: what a constrained answer may be, compiled for one request's candidate tools and its
+// tool choice — one or more `<tool_call>{"name": "…", "arguments": {…}}</tool_call>` blocks
+// (newline between them), or, where the choice allows it, a plain-text answer holding no call tag;
+// the name is one of the candidates and the arguments follow that tool's JSON schema
 // (property names, required ones, no duplicates, types, enums, nested objects and arrays; BFCL's
 // type names dict, float, tuple and any as well as JSON Schema's). Spacing is the canonical one of
 // `ToolCall.rendered` (Python's `json.dumps` separators), so exactly one text exists per value.
@@ -59,6 +60,8 @@ public struct CallGrammar: Sendable {
     public let tools: [String]
     /// How many calls one answer may hold (at least 1).
     public let maxCalls: Int
+    /// What kind of answer is allowed: with `.tool(name)`, `tools` holds that tool alone.
+    public let choice: ToolChoice
     /// Schema notes: properties beyond 64 left out, unknown type names read as any value.
     public private(set) var warnings: [String] = []
 
@@ -75,13 +78,22 @@ public struct CallGrammar: Sendable {
     var argumentsRoot: Int32 = -1, closeRoot: Int32 = -1, colonRoot: Int32 = -1, commaRoot: Int32 = -1
     /// `true`, `false`, `null`: the keywords of free-form values.
     var keywordRoot: Int32 = -1
+    /// Bytes of the shortest value each node admits (see `shortestValueLength`).
+    var minValueLength: [Int] = []
+    /// Bytes of the shortest rest of a call of each tool after its name: `, "arguments": `, the
+    /// shortest arguments and `}</tool_call>`.
+    var minCallTail: [Int] = []
 
     /// Compiles the grammar of answers calling `tools` (names deduplicated, first schema kept), at
-    /// most `maxCalls` calls (nil: `defaultMaxCalls`; values below 1 count as 1).
-    public init(tools specs: [ToolSpec], maxCalls: Int? = nil) {
+    /// most `maxCalls` calls (nil: `defaultMaxCalls`; values below 1 count as 1), of the kind
+    /// `choice` allows (`.tool(name)` keeps that tool alone; a name not among `tools` leaves no
+    /// call possible).
+    public init(tools specs: [ToolSpec], maxCalls: Int? = nil, choice: ToolChoice = .required) {
         var seen = Set<String>()
-        let unique = specs.filter { seen.insert($0.name).inserted }
+        var unique = specs.filter { seen.insert($0.name).inserted }
+        if case .tool(let name) = choice { unique = unique.filter { $0.name == name } }
         tools = unique.map(\.name)
+        self.choice = choice
         self.maxCalls = max(1, maxCalls ?? Self.defaultMaxCalls)
         var notes = [String]()
         openRoot = literals.addLiteral(ToolCall.openTag + "{\"name\": ")
@@ -97,7 +109,42 @@ public struct CallGrammar: Sendable {
             toolRoots.append(compile(spec.parameters, path: &path, notes: &notes, topLevel: true))
         }
         warnings = notes
+        // Children are compiled before their parents, so one pass in node order sees every
+        // member's length before the node that holds it.
+        minValueLength.reserveCapacity(nodes.count)
+        for node in nodes { minValueLength.append(shortestValueLength(node)) }
+        let fixed = Array(", \"arguments\": ".utf8).count + Array("}" + ToolCall.closeTag).count
+        minCallTail = toolRoots.map { fixed + minValueLength[Int($0)] }
     }
+
+    /// Bytes of the shortest value `node` admits, its members' lengths known: `""`, `0`, the
+    /// shortest literal, `[]` or the fewest items, `{}` or the required properties with their
+    /// shortest values. Saturates instead of overflowing.
+    private func shortestValueLength(_ node: SchemaNode) -> Int {
+        func member(_ k: Int32) -> Int { minValueLength[Int(members[Int(node.first + k)])] }
+        switch node.kind {
+        case .string: return 2
+        case .integer, .number, .any: return 1
+        case .freeObject: return 2
+        case .literal: return literals.shortestEntry(below: node.literalRoot)
+        case .array:
+            let n = Int(node.minItems)
+            return n == 0 ? 2 : min(Self.lengthCap, 2 + n * member(0) + (n - 1) * 2)
+        case .object:
+            var total = 2, given = 0
+            let keys = literals.entryLengths(below: node.keyRoot)
+            for k in 0..<Int(node.count) where node.required & (1 << UInt64(k)) != 0 {
+                total += (given > 0 ? 2 : 0) + keys[k] + 2 + member(Int32(k))
+                given += 1
+            }
+            return min(Self.lengthCap, total)
+        case .union:
+            return (0..<node.count).map(member).min() ?? 1
+        }
+    }
+
+    /// The largest length the shortest-completion arithmetic keeps (no overflow on crafted schemas).
+    static let lengthCap = 1 << 40
 
     // MARK: Schema compilation
 

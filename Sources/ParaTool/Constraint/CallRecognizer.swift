@@ -20,6 +20,8 @@ struct CallParseState: Sendable, Equatable {
         case string(UInt8)
         /// Inside a number: the state of the number automaton, the bytes read, integers only.
         case number(state: UInt8, length: UInt8, integer: Bool)
+        /// Inside a plain-text answer: how much of a call tag the last bytes began (`TextTag`).
+        case text(UInt8)
     }
 
     /// Index of the innermost frame in the recognizer's arena.
@@ -31,8 +33,9 @@ struct CallParseState: Sendable, Equatable {
 struct CallFrame: Sendable {
     enum Kind: UInt8, Sendable { case root, object, freeObject, array, freeArray }
     enum Phase: UInt8, Sendable {
-        // Root: the envelope of each call, then between calls.
-        case open, name, arguments, close, afterCall
+        // Root: the envelope of each call, then between calls; before the first byte when the
+        // answer may be a call or text, and inside a text answer.
+        case open, name, arguments, close, afterCall, begin, text
         // Containers.
         case start, key, colon, after, comma, keyString, keyStart
         // Any frame: a value is expected (lexer idle) or being read.
@@ -46,7 +49,8 @@ struct CallFrame: Sendable {
     var node: Int32
     /// Object: the property being read.
     var current: Int32 = 0
-    /// Object: properties given (bits). Arrays and free objects: items given. Root: calls completed.
+    /// Object: properties given (bits). Arrays and free objects: items given. Root: calls
+    /// completed, or, in a text answer, 1 once it holds a byte other than whitespace.
     var seen: UInt64 = 0
     /// Nesting depth of free-form containers.
     var depth: UInt8 = 0
@@ -63,11 +67,21 @@ final class CallRecognizer {
         arena.reserveCapacity(4096)
     }
 
-    /// The state before any byte: the first call's opening is expected.
+    /// The state before any byte: the first call's opening, text, or either, as the grammar's
+    /// tool choice allows.
     func initialState() -> CallParseState {
         arena.removeAll(keepingCapacity: true)
-        arena.append(CallFrame(parent: -1, kind: .root, phase: .open, node: -1))
-        return CallParseState(top: 0, lexer: .literal(grammar.openRoot))
+        switch (grammar.choice.allowsCalls, grammar.choice.allowsText) {
+        case (true, true):
+            arena.append(CallFrame(parent: -1, kind: .root, phase: .begin, node: -1))
+            return CallParseState(top: 0, lexer: .idle)
+        case (false, _):
+            arena.append(CallFrame(parent: -1, kind: .root, phase: .text, node: -1))
+            return CallParseState(top: 0, lexer: .text(0))
+        case (true, false):
+            arena.append(CallFrame(parent: -1, kind: .root, phase: .open, node: -1))
+            return CallParseState(top: 0, lexer: .literal(grammar.openRoot))
+        }
     }
 
     /// The arena's size, to `rewind` to after exploring.
@@ -78,9 +92,30 @@ final class CallRecognizer {
         if arena.count > mark { arena.removeLast(arena.count - mark) }
     }
 
-    /// True when the answer may end in `state`: every call is complete.
+    /// True when the answer may end in `state`: every call is complete, or the text answer holds
+    /// something other than whitespace.
     func isComplete(_ state: CallParseState) -> Bool {
-        state.lexer == .idle && arena[Int(state.top)].kind == .root && arena[Int(state.top)].phase == .afterCall
+        let f = arena[Int(state.top)]
+        guard f.kind == .root else { return false }
+        if case .text = state.lexer { return f.seen > 0 }
+        return state.lexer == .idle && f.phase == .afterCall
+    }
+
+    /// True when `state` is inside a call: past the start of its envelope, not yet closed.
+    func isInsideCall(_ state: CallParseState) -> Bool {
+        let f = arena[Int(state.top)]
+        guard f.kind == .root else { return true }
+        switch f.phase {
+        case .begin, .text, .afterCall: return false
+        case .open: return state.lexer != .literal(grammar.openRoot) && state.lexer != .literal(grammar.separatorRoot)
+        default: return true
+        }
+    }
+
+    /// True when `state` is inside a text answer.
+    func isText(_ state: CallParseState) -> Bool {
+        if case .text = state.lexer { return true }
+        return false
     }
 
     /// True when `state` is complete and no further call may follow.
@@ -101,7 +136,8 @@ final class CallRecognizer {
         var f = arena[Int(s.top)]
         while f.kind != .root { f = arena[Int(f.parent)] }
         switch f.phase {
-        case .open: return .notBegun
+        case .open, .begin: return .notBegun
+        case .text: return nil
         case .name:
             if case .literal(let n) = s.lexer { return .writing(n) }
             return nil
@@ -114,7 +150,7 @@ final class CallRecognizer {
     /// name itself): the steps where a token can decide which tool is called.
     func isBeforeArguments(_ s: CallParseState) -> Bool {
         let f = arena[Int(s.top)]
-        return f.kind == .root && (f.phase == .open || f.phase == .name)
+        return f.kind == .root && (f.phase == .open || f.phase == .name || f.phase == .begin)
     }
 
     /// Advances `state` over `bytes`; false (and `state` unspecified) when they leave the grammar.
@@ -145,6 +181,8 @@ final class CallRecognizer {
                 literalDone(&s, payload: p)
             case .string(let e):
                 return stringByte(&s, escape: e, b)
+            case .text(let t):
+                return textByte(&s, tag: t, b)
             case .number(let state, let length, let integer):
                 if length < CallGrammar.maxNumberLength, let next = Self.number(state, b, integer: integer) {
                     s.lexer = .number(state: next, length: length + 1, integer: integer)
@@ -164,6 +202,46 @@ final class CallRecognizer {
     }
 
     // MARK: Lexemes
+
+    /// Progress through the call tags inside a text answer, as values of `Lexer.text`: a text
+    /// answer may hold any printable byte, tab or newline, but never `<tool_call>` or
+    /// `</tool_call>` (the parser would read a call there). 0: no tag begun; 1: after `<`;
+    /// 2…10: that many bytes of `<tool_call>`; 11…20: t − 9 bytes of `</tool_call>`.
+    enum TextTag {
+        static let open = Array(ToolCall.openTag.utf8), close = Array(ToolCall.closeTag.utf8)
+
+        /// The progress after byte `b`, or nil when `b` completes a tag.
+        static func next(_ t: UInt8, _ b: UInt8) -> UInt8? {
+            if b == UInt8(ascii: "<") { return 1 }
+            switch t {
+            case 1:
+                return b == open[1] ? 2 : b == close[1] ? 11 : 0
+            case 2...10:
+                guard b == open[Int(t)] else { return 0 }
+                return Int(t) + 1 == open.count ? nil : t + 1
+            case 11...20:
+                let matched = Int(t) - 9
+                guard b == close[matched] else { return 0 }
+                return matched + 1 == close.count ? nil : t + 1
+            default:
+                return 0
+            }
+        }
+    }
+
+    private func textByte(_ s: inout CallParseState, tag t: UInt8, _ b: UInt8) -> Bool {
+        guard b >= 0x20 || b == UInt8(ascii: "\n") || b == UInt8(ascii: "\t"), b != 0x7F, let next = TextTag.next(t, b) else {
+            return false
+        }
+        s.lexer = .text(next)
+        let isSpace = b == UInt8(ascii: " ") || b == UInt8(ascii: "\n") || b == UInt8(ascii: "\t")
+        if !isSpace && arena[Int(s.top)].seen == 0 {
+            var f = arena[Int(s.top)]
+            f.seen = 1
+            replaceTop(&s, f)
+        }
+        return true
+    }
 
     private func stringByte(_ s: inout CallParseState, escape e: UInt8, _ b: UInt8) -> Bool {
         switch e {
@@ -281,7 +359,7 @@ final class CallRecognizer {
         }
     }
 
-    private static func numberAccepts(_ state: UInt8) -> Bool { state == 2 || state == 3 || state == 5 || state == 8 }
+    static func numberAccepts(_ state: UInt8) -> Bool { state == 2 || state == 3 || state == 5 || state == 8 }
 
     /// In an object's key, only names not given yet may be continued.
     @inline(__always)
@@ -295,7 +373,7 @@ final class CallRecognizer {
 
     private enum Outcome { case consumed, rejected, again }
 
-    private func replaceTop(_ s: inout CallParseState, _ f: CallFrame) {
+    func replaceTop(_ s: inout CallParseState, _ f: CallFrame) {
         arena.append(f)
         s.top = Int32(arena.count - 1)
     }
@@ -307,12 +385,23 @@ final class CallRecognizer {
         s.top = Int32(arena.count - 1)
     }
 
-    private func node(_ i: Int32) -> SchemaNode { grammar.nodes[Int(i)] }
+    func node(_ i: Int32) -> SchemaNode { grammar.nodes[Int(i)] }
 
     /// The byte after a complete lexeme (or a container's opening) in the frame's phase.
     private func structural(_ s: inout CallParseState, _ b: UInt8) -> Outcome {
         var f = arena[Int(s.top)]
         switch (f.kind, f.phase) {
+        case (.root, .begin):
+            // The first byte decides: a call's opening, or a text answer.
+            if b == ToolCall.openTag.utf8.first! {
+                f.phase = .open
+                s.lexer = .literal(grammar.openRoot)
+            } else {
+                f.phase = .text
+                s.lexer = .text(0)
+            }
+            replaceTop(&s, f)
+            return .again
         case (.root, .afterCall):
             guard b == UInt8(ascii: "\n"), f.seen < UInt64(grammar.maxCalls) else { return .rejected }
             f.phase = .open
@@ -461,7 +550,7 @@ final class CallRecognizer {
     }
 
     /// A value of the top frame is complete.
-    private func valueDone(_ s: inout CallParseState) {
+    func valueDone(_ s: inout CallParseState) {
         var f = arena[Int(s.top)]
         switch f.kind {
         case .root:
@@ -489,7 +578,7 @@ final class CallRecognizer {
     }
 
     /// A literal ended, with the payload of its entry; what it was follows from the frame's phase.
-    private func literalDone(_ s: inout CallParseState, payload: Int32) {
+    func literalDone(_ s: inout CallParseState, payload: Int32) {
         var f = arena[Int(s.top)]
         switch f.phase {
         case .open:

@@ -98,4 +98,42 @@ struct LiteralTable: Sendable {
     /// The entries (bits, below 64) ending at or below `node`.
     @inline(__always)
     func below(_ node: Int32) -> UInt64 { nodes[Int(node)].below }
+
+    /// Every entry ending at or below `node` with the bytes that lead there from `node`, in
+    /// trie order.
+    func remainders(from node: Int32) -> [(entry: Int32, bytes: [UInt8])] {
+        var out = [(entry: Int32, bytes: [UInt8])]()
+        var stack: [(node: Int32, bytes: [UInt8])] = [(node, [])]
+        while let (n, bytes) = stack.popLast() {
+            let p = nodes[Int(n)]
+            if p.payload >= 0 { out.append((p.payload, bytes)) }
+            for e in (Int(p.firstEdge)..<Int(p.firstEdge + p.edgeCount)).reversed() {
+                stack.append((edgeTargets[e], bytes + [edgeBytes[e]]))
+            }
+        }
+        return out
+    }
+
+    /// The length of the shortest path from `node` to an entry's end (0 when one ends at `node`,
+    /// `Int.max / 2` when none lies below).
+    func shortestEntry(below node: Int32) -> Int {
+        var best = Int.max / 2
+        var stack: [(node: Int32, depth: Int)] = [(node, 0)]
+        while let (n, depth) = stack.popLast() {
+            let p = nodes[Int(n)]
+            if p.payload >= 0 { best = min(best, depth) }
+            guard depth + 1 < best else { continue }
+            for e in Int(p.firstEdge)..<Int(p.firstEdge + p.edgeCount) { stack.append((edgeTargets[e], depth + 1)) }
+        }
+        return best
+    }
+
+    /// The length of each entry below `node` counted from `node`, indexed by entry (0 for indices
+    /// no entry below `node` has).
+    func entryLengths(below node: Int32) -> [Int] {
+        let found = remainders(from: node)
+        var lengths = [Int](repeating: 0, count: (found.map { Int($0.entry) }.max() ?? -1) + 1)
+        for (entry, bytes) in found { lengths[Int(entry)] = bytes.count }
+        return lengths
+    }
 }

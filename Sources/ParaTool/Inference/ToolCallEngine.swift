@@ -46,6 +46,9 @@ public struct ToolCallRequest: Sendable {
     /// Most calls the answer may hold under constrained decoding (nil: `CallGrammar.defaultMaxCalls`);
     /// 1 asks for a single call, as an API's "no parallel tool calls" does.
     public var maxCalls: Int?
+    /// What the answer may be: calls, text, or either (`.auto`). Held by constrained decoding;
+    /// an unconstrained engine lets the model choose.
+    public var toolChoice: ToolChoice = .auto
 
     /// The gold tools `.oracle` weighs: `goldTools`, or `goldTool` when that is empty.
     var oracleTools: [String] { goldTools.isEmpty ? (goldTool.map { [$0] } ?? []) : goldTools }
@@ -92,6 +95,8 @@ public struct ToolCallResponse: Sendable {
     /// How the request was served: its mode, or `.contextDocs` when the engine fell back to the
     /// documents (`documentFallback`).
     public var servedMode: SelectionMode = .paratool
+    /// True when the token budget forced a call closed (`ActionDiagnostic.Kind.forceClosed`).
+    public var forceClosed = false
 }
 
 /// What one request will cost, known from `ToolCallEngine.validate` before any compute.
@@ -275,6 +280,7 @@ public final class ToolCallEngine {
         guard !candidates.isEmpty else { throw EngineError.noCandidates(request.id) }
         let unknown = candidates.filter { !catalogue.contains($0) }
         guard unknown.isEmpty else { throw EngineError.unknownTools(unknown) }
+        try Self.checkToolChoice(request, candidates: candidates)
         var request = request
         request.mode = try servedMode(request, candidates: candidates)
         let encodes: Bool
@@ -301,6 +307,13 @@ public final class ToolCallEngine {
         // The encoder reads the prompt's user message, a part of the prompt.
         return RequestCost(promptTokens: promptTokens, maxNewTokens: request.maxNewTokens,
                            encoderTokens: encodes ? promptTokens : 0, candidates: candidates.count)
+    }
+
+    /// Throws unless the tool `request.toolChoice` names (if any) is one of `candidates`.
+    static func checkToolChoice(_ request: ToolCallRequest, candidates: [String]) throws {
+        if case .tool(let name) = request.toolChoice, !candidates.contains(name) {
+            throw EngineError.invalidRequest("request \(request.id): tool_choice names \(name), which is not among the candidates")
+        }
     }
 
     /// The mode `request` is served in: its own, or `.contextDocs` under `documentFallback` when
@@ -345,6 +358,7 @@ public final class ToolCallEngine {
         guard !candidates.isEmpty else { throw EngineError.noCandidates(request.id) }
         let unknown = candidates.filter { !catalogue.contains($0) }
         guard unknown.isEmpty else { throw EngineError.unknownTools(unknown) }
+        try Self.checkToolChoice(request, candidates: candidates)
         var request = request
         request.mode = try servedMode(request, candidates: candidates)
         let (w, queryTokens) = try selectTools(request, candidates: candidates)
@@ -369,6 +383,7 @@ public final class ToolCallEngine {
         var docsPromptTokens = [Int]()
         var adapterCounts = [(count: Int, rank: Int)]()
         var constraints = [TokenConstraint?]()
+        var callConstraints = [CallConstraint?]()
         var servedModes = [SelectionMode]()
         for var r in requests {
             guard r.maxNewTokens >= 1 else { throw EngineError.invalidRequest("request \(r.id): max_new_tokens must be at least 1") }
@@ -382,8 +397,8 @@ public final class ToolCallEngine {
             docsPromptTokens.append(model.tokenizer.encode(try formatter.render(.contextDocs(candidates: specs), request: request)).count)
             mixtures.append(Mixture(components))
             if constrained {
-                let grammar = CallGrammar(tools: specs, maxCalls: r.maxCalls)
-                let constraint = CallConstraint(grammar: grammar, vocabulary: vocabulary)
+                let grammar = CallGrammar(tools: specs, maxCalls: r.maxCalls, choice: r.toolChoice)
+                let constraint = CallConstraint(grammar: grammar, vocabulary: vocabulary, budget: r.maxNewTokens)
                 if namePriorScale > 0 && [.paratool, .top1, .embsim].contains(r.mode) {
                     let byName = Dictionary(toolWeights.map { ($0.tool, $0.weight) }, uniquingKeysWith: { a, _ in a })
                     constraint.namePrior = grammar.tools.map { tool in
@@ -392,8 +407,10 @@ public final class ToolCallEngine {
                     }
                 }
                 constraints.append(constraint)
+                callConstraints.append(constraint)
             } else {
                 constraints.append(nil)
+                callConstraints.append(nil)
             }
             weightsOut.append(toolWeights)
             adapterCounts.append((components.count, components.first?.adapter.rank ?? 0))
@@ -421,7 +438,13 @@ public final class ToolCallEngine {
             let generated = outputs[i]
             let content = generated.last.map { stops.contains($0) } == true ? Array(generated.dropLast()) : generated
             let text = model.tokenizer.decode(content)
-            let parsed = ActionParser.parse(text, catalogue: catalogue)
+            var parsed = ActionParser.parse(text, catalogue: catalogue)
+            let forceClosed = callConstraints[i]?.forceClosed ?? false
+            if forceClosed {
+                parsed.diagnostics.append(ActionDiagnostic(
+                    kind: .forceClosed, severity: .warning, block: parsed.action.calls.isEmpty ? nil : parsed.action.calls.count,
+                    message: "the token budget of \(requests[i].maxNewTokens) closed the call in the shortest way its schema allows"))
+            }
             let flops = counter.generation(prompt: prompts[i].count, generated: generated.count,
                                            adapters: adapterCounts[i].count, rank: adapterCounts[i].rank) + extraFlops[i]
             return ToolCallResponse(
@@ -429,7 +452,7 @@ public final class ToolCallEngine {
                 weights: weightsOut[i], promptTokens: prompts[i].count, generatedTokens: generated.count, flops: flops,
                 contextDocsFlops: counter.generation(prompt: docsPromptTokens[i], generated: generated.count).total,
                 gateSeconds: gateSeconds, generateSeconds: genSeconds, prefillSeconds: prefillSeconds ?? genSeconds,
-                servedMode: servedModes[i])
+                servedMode: servedModes[i], forceClosed: forceClosed)
         }
     }
 }

@@ -33,6 +33,10 @@ public struct ActionDiagnostic: Sendable, Equatable, CustomStringConvertible {
         case unknownTool(String)
         /// Non-whitespace text before, between or after the blocks; ignored.
         case textOutsideBlocks
+        /// The decoder's token budget forced the last call closed in the shortest way its schema
+        /// allows (set by the engine, not the parser): the call is valid, its last values may be
+        /// cut short.
+        case forceClosed
     }
 
     /// How serious the problem is.
