@@ -649,7 +649,7 @@ const ProtobufCMessageDescriptor paratool__v1__step__descriptor =
   (ProtobufCMessageInit) paratool__v1__step__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor paratool__v1__tool_call_request__field_descriptors[9] =
+static const ProtobufCFieldDescriptor paratool__v1__tool_call_request__field_descriptors[10] =
 {
   {
     "request_id",
@@ -759,6 +759,18 @@ static const ProtobufCFieldDescriptor paratool__v1__tool_call_request__field_des
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "tool_choice",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Paratool__V1__ToolCallRequest, tool_choice),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned paratool__v1__tool_call_request__field_indices_by_name[] = {
   3,   /* field[3] = candidate_tools */
@@ -769,12 +781,13 @@ static const unsigned paratool__v1__tool_call_request__field_indices_by_name[] =
   7,   /* field[7] = mode */
   1,   /* field[1] = query */
   0,   /* field[0] = request_id */
+  9,   /* field[9] = tool_choice */
   6,   /* field[6] = top_n */
 };
 static const ProtobufCIntRange paratool__v1__tool_call_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor paratool__v1__tool_call_request__descriptor =
 {
@@ -784,7 +797,7 @@ const ProtobufCMessageDescriptor paratool__v1__tool_call_request__descriptor =
   "Paratool__V1__ToolCallRequest",
   "paratool.v1",
   sizeof(Paratool__V1__ToolCallRequest),
-  9,
+  10,
   paratool__v1__tool_call_request__field_descriptors,
   paratool__v1__tool_call_request__field_indices_by_name,
   1,  paratool__v1__tool_call_request__number_ranges,
@@ -996,7 +1009,7 @@ const ProtobufCMessageDescriptor paratool__v1__phase_timings__descriptor =
   (ProtobufCMessageInit) paratool__v1__phase_timings__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor paratool__v1__action__field_descriptors[9] =
+static const ProtobufCFieldDescriptor paratool__v1__action__field_descriptors[10] =
 {
   {
     "request_id",
@@ -1106,10 +1119,23 @@ static const ProtobufCFieldDescriptor paratool__v1__action__field_descriptors[9]
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "force_closed",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Paratool__V1__Action, force_closed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned paratool__v1__action__field_indices_by_name[] = {
   1,   /* field[1] = calls */
   6,   /* field[6] = error */
+  9,   /* field[9] = force_closed */
   4,   /* field[4] = model_id */
   0,   /* field[0] = request_id */
   8,   /* field[8] = served_format */
@@ -1121,7 +1147,7 @@ static const unsigned paratool__v1__action__field_indices_by_name[] = {
 static const ProtobufCIntRange paratool__v1__action__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor paratool__v1__action__descriptor =
 {
@@ -1131,7 +1157,7 @@ const ProtobufCMessageDescriptor paratool__v1__action__descriptor =
   "Paratool__V1__Action",
   "paratool.v1",
   sizeof(Paratool__V1__Action),
-  9,
+  10,
   paratool__v1__action__field_descriptors,
   paratool__v1__action__field_indices_by_name,
   1,  paratool__v1__action__number_ranges,

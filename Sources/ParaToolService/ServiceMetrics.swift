@@ -74,6 +74,12 @@ public final class ServiceMetrics: Sendable {
         counter("requests_served", labels: [("format", format)], help: "Requests answered, by the format that served them.").increment()
     }
 
+    /// Counts an answer by kind: `calls` (complete calls), `text` (a text answer), `force_closed`
+    /// (calls the token budget closed early).
+    public func answered(kind: String) {
+        counter("answers", labels: [("kind", kind)], help: "Answers served, by kind: calls, text, or calls the budget force-closed.").increment()
+    }
+
     /// The gauge `paratool_<name>` with these labels, created on first use.
     public func gauge(_ name: String, labels: [(String, String)], help: String) -> Gauge {
         registryLock.withLock { registry.makeGauge(descriptor: Self.name(name, "", help), labels: labels) }

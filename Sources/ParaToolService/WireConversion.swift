@@ -56,7 +56,8 @@ extension Step {
 
 extension ToolCallRequest {
     /// The engine's request for a wire request, with the worker's defaults filled in.
-    init(wire r: WireToolCallRequest, defaultMaxNewTokens: Int, defaultMode: SelectionMode, maxNewTokensLimit: Int) throws {
+    init(wire r: WireToolCallRequest, defaultMaxNewTokens: Int, defaultMode: SelectionMode, maxNewTokensLimit: Int,
+         defaultToolChoice: ToolChoice = .auto) throws {
         let history = try r.history.enumerated().map { try Step(wire: $1, field: "history[\($0)]") }
         let maxNew = r.maxNewTokens == 0 ? defaultMaxNewTokens : Int(r.maxNewTokens)
         guard maxNew <= maxNewTokensLimit else {
@@ -67,6 +68,10 @@ extension ToolCallRequest {
         self.init(id: r.requestID, query: r.query, history: history, candidates: r.candidateTools, maxNewTokens: maxNew,
                   topN: r.topN.map(Int.init), mode: try r.mode.flatMap { try SelectionMode(wire: $0) } ?? defaultMode)
         maxCalls = r.maxCalls.map { Int(min($0, UInt32(CallGrammar.defaultMaxCalls))) }
+        toolChoice = r.toolChoice.isEmpty ? defaultToolChoice : ToolChoice(parsing: r.toolChoice)
+        if case .tool(let name) = toolChoice, !r.candidateTools.isEmpty, !r.candidateTools.contains(name) {
+            throw ConversionError(field: "tool_choice", reason: "'\(name)' is neither auto, required, none nor one of the candidate tools")
+        }
     }
 }
 
@@ -76,7 +81,8 @@ extension WireToolCallRequest {
         self.init(requestID: r.id, query: r.query,
                   history: r.history.map(\.wire),
                   candidateTools: r.candidates, maxNewTokens: UInt32(r.maxNewTokens), deadlineUnixMs: deadlineUnixMs,
-                  topN: r.topN.map(UInt32.init), mode: r.mode.wire, maxCalls: r.maxCalls.map { UInt32(max(1, $0)) })
+                  topN: r.topN.map(UInt32.init), mode: r.mode.wire, maxCalls: r.maxCalls.map { UInt32(max(1, $0)) },
+                  toolChoice: r.toolChoice.description)
     }
 }
 
@@ -123,7 +129,8 @@ extension WireAction {
         }
         self.init(requestID: response.id, calls: calls, text: text,
                   weights: response.weights.map { WireToolWeight(tool: $0.tool, weight: Double($0.weight), adapterVersion: $0.adapterVersion ?? "") },
-                  modelID: modelID, status: .ok, timings: timings, servedFormat: response.servedMode.rawValue)
+                  modelID: modelID, status: .ok, timings: timings, servedFormat: response.servedMode.rawValue,
+                  forceClosed: response.forceClosed)
     }
 }
 

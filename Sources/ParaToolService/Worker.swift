@@ -34,6 +34,8 @@ public struct WorkerSettings: Sendable {
     public var maxNewTokensLimit = 512
     /// The method when a request names none.
     public var defaultMode: SelectionMode = .paratool
+    /// What an answer may be when a request leaves `tool_choice` empty.
+    public var defaultToolChoice: ToolChoice = .auto
     /// Decoding limits for requests.
     public var limits = WireLimits.default
     /// Most prompt tokens of a request (nil: only the model's context limits them).
@@ -360,7 +362,8 @@ public final class Worker: Service, @unchecked Sendable {
             }
             do {
                 let request = try ToolCallRequest(wire: wire, defaultMaxNewTokens: settings.defaultMaxNewTokens,
-                                                  defaultMode: settings.defaultMode, maxNewTokensLimit: settings.maxNewTokensLimit)
+                                                  defaultMode: settings.defaultMode, maxNewTokensLimit: settings.maxNewTokensLimit,
+                                                  defaultToolChoice: settings.defaultToolChoice)
                 let cost = try engine.validate(request, maxPromptTokens: settings.maxPromptTokens)
                 let seconds = estimator.seconds([cost])
                 guard seconds <= budget.perBatchSeconds else {
@@ -448,6 +451,7 @@ public final class Worker: Service, @unchecked Sendable {
         }
         served.statuses.append("ok")
         metrics.served(format: response.servedMode.rawValue)
+        metrics.answered(kind: response.forceClosed ? "force_closed" : response.action.calls.isEmpty ? "text" : "calls")
         guard settings.logTrajectories else { return }
         var calls: [WireToolCall] = []
         if case .calls(let c) = response.action { calls = c.map(\.wire) }

@@ -175,11 +175,13 @@ public struct WireAction: WireMessage, Hashable {
     /// How the request was served: a selection mode's name, e.g. `paratool`, or `context-docs`
     /// when the tools' documents were in the prompt; empty when nothing was served (an error).
     public var servedFormat: String
+    /// True when the token budget closed the last call in the shortest way its schema allows.
+    public var forceClosed: Bool
 
     /// Creates an action.
     public init(requestID: String, calls: [WireToolCall] = [], text: String = "", weights: [WireToolWeight] = [],
                 modelID: String = "", status: WireStatus = .ok, error: WireErrorDetail? = nil,
-                timings: WirePhaseTimings? = nil, servedFormat: String = "") {
+                timings: WirePhaseTimings? = nil, servedFormat: String = "", forceClosed: Bool = false) {
         self.requestID = requestID
         self.calls = calls
         self.text = text
@@ -189,6 +191,7 @@ public struct WireAction: WireMessage, Hashable {
         self.error = error
         self.timings = timings
         self.servedFormat = servedFormat
+        self.forceClosed = forceClosed
     }
 
     init(c: Paratool__V1__Action) throws {
@@ -201,6 +204,7 @@ public struct WireAction: WireMessage, Hashable {
         error = try c.error.map { try WireErrorDetail(c: $0.pointee, path: "error.") }
         timings = c.timings.map { WirePhaseTimings(c: $0.pointee) }
         servedFormat = try wireString(c.served_format, field: "served_format")
+        forceClosed = c.force_closed != 0
     }
 
     func c(_ arena: CArena) -> Paratool__V1__Action {
@@ -217,6 +221,7 @@ public struct WireAction: WireMessage, Hashable {
         c.error = error.map { arena.box($0.c(arena)) }
         c.timings = timings.map { arena.box($0.c()) }
         c.served_format = arena.string(servedFormat)
+        c.force_closed = forceClosed ? 1 : 0
         return c
     }
 

@@ -25,11 +25,14 @@ public struct WireToolCallRequest: WireMessage, Hashable {
     public var mode: WireMode?
     /// Most tool calls the answer may hold (1: no parallel calls); `nil` means the decoder's limit.
     public var maxCalls: UInt32?
+    /// What the answer may be: `auto`, `required`, `none` or a candidate tool's name; empty means
+    /// the worker's default.
+    public var toolChoice: String
 
     /// Creates a request.
     public init(requestID: String, query: String, history: [WireStep] = [], candidateTools: [String] = [],
                 maxNewTokens: UInt32 = 0, deadlineUnixMs: Int64 = 0, topN: UInt32? = nil, mode: WireMode? = nil,
-                maxCalls: UInt32? = nil) {
+                maxCalls: UInt32? = nil, toolChoice: String = "") {
         self.requestID = requestID
         self.query = query
         self.history = history
@@ -39,6 +42,7 @@ public struct WireToolCallRequest: WireMessage, Hashable {
         self.topN = topN
         self.mode = mode
         self.maxCalls = maxCalls
+        self.toolChoice = toolChoice
     }
 
     init(c: Paratool__V1__ToolCallRequest) throws {
@@ -54,6 +58,7 @@ public struct WireToolCallRequest: WireMessage, Hashable {
         mode = c.mode_present_case == PARATOOL__V1__TOOL_CALL_REQUEST__MODE_PRESENT_MODE
             ? WireMode(rawValue: wireEnum(c.mode)) : nil
         maxCalls = c.max_calls_present_case == PARATOOL__V1__TOOL_CALL_REQUEST__MAX_CALLS_PRESENT_MAX_CALLS ? c.max_calls : nil
+        toolChoice = try wireString(c.tool_choice, field: "tool_choice")
     }
 
     func c(_ arena: CArena) -> Paratool__V1__ToolCallRequest {
@@ -79,6 +84,7 @@ public struct WireToolCallRequest: WireMessage, Hashable {
             c.max_calls_present_case = PARATOOL__V1__TOOL_CALL_REQUEST__MAX_CALLS_PRESENT_MAX_CALLS
             c.max_calls = maxCalls
         }
+        c.tool_choice = arena.string(toolChoice)
         return c
     }
 

@@ -19,7 +19,13 @@ struct EvalCommand: ParsableCommand {
             gold answer's tools equally; context-docs-examples adds --examples synthesized examples per tool (from the \
             schemas; none equals an evaluation query).
 
-            Answers are held to the call grammar of each question's functions (schema-constrained decoding; one call             per answer in the single-call categories simple and multiple). A mode named with the suffix             -unconstrained (e.g. paratool-unconstrained) runs without the constraint, as every mode does with             --unconstrained, for the ablation.
+            Answers are held to the call grammar of each question's functions (schema-constrained decoding; one call \
+            per answer in the single-call categories simple and multiple) and to --max-new-tokens: a call the budget \
+            would cut is closed in the shortest way its schema allows (counted as force-closed). With --tool-choice \
+            auto (the default) an answer may instead be text, which the irrelevance rules count as correct and every \
+            other category as wrong; required holds every answer to calls. A mode named with the suffix \
+            -unconstrained (e.g. paratool-unconstrained) runs without the constraint, as every mode does with \
+            --unconstrained, for the ablation.
 
             Writes OUT/bfcl_<category>_<mode>.jsonl (one line per question: id, result = [{function: {param: value}}], \
             input_token_count, output_token_count, latency, flops), OUT/bfcl_<category>_table.md, and prints the table.
@@ -30,10 +36,13 @@ struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("BFCL question file, BFCL_v4_<category>.json (the category sets the checker's rules).", valueName: "file"))
     var data: String
 
-    @Option(help: ArgumentHelp("BFCL possible_answer file of the same category.", valueName: "file"))
-    var answers: String
+    @Option(help: ArgumentHelp("BFCL possible_answer file of the same category (irrelevance has none: there, correct means no call).", valueName: "file"))
+    var answers: String?
 
-    @Option(help: ArgumentHelp("The checker's rules: simple, multiple, parallel or parallel_multiple (default: the ones the file name declares; required when it names none).", valueName: "rules"))
+    @Option(help: ArgumentHelp("What an answer may be: auto (calls or a text answer) or required (calls only) (default auto).", valueName: "choice"))
+    var toolChoice: String = "auto"
+
+    @Option(help: ArgumentHelp("The checker's rules: simple, multiple, parallel, parallel_multiple or irrelevance (default: the ones the file name declares; required when it names none).", valueName: "rules"))
     var rules: BFCLCategory?
 
     @Option(help: ArgumentHelp("Mode to run; repeatable or comma-separated, optionally with the suffix -unconstrained (default: every mode).", valueName: "mode"))
@@ -71,6 +80,7 @@ struct EvalCommand: ParsableCommand {
 
     func validate() throws {
         _ = try modes()
+        guard ["auto", "required"].contains(toolChoice) else { throw ValidationError("--tool-choice must be auto or required") }
         if limit < 0 || maxNewTokens < 1 || examples < 1 { throw ValidationError("--limit must be ≥ 0, --max-new-tokens and --examples ≥ 1") }
     }
 
@@ -94,8 +104,11 @@ struct EvalCommand: ParsableCommand {
         if limit > 0 { questions = Array(questions.prefix(limit)) }
         let category = BFCLCategory.name(ofFile: dataURL)
         guard let checkerRules = rules ?? BFCLCategory.declared(by: category) else {
-            throw ValidationError("the name of \(dataURL.lastPathComponent) declares no BFCL category (simple, multiple, parallel), "
-                                  + "so the checker's rules are unknown; pass --rules simple|multiple|parallel|parallel_multiple")
+            throw ValidationError("the name of \(dataURL.lastPathComponent) declares no BFCL category (simple, multiple, parallel, "
+                                  + "irrelevance), so the checker's rules are unknown; pass --rules simple|multiple|parallel|parallel_multiple|irrelevance")
+        }
+        guard answers != nil || checkerRules == .irrelevance else {
+            throw ValidationError("--answers is required under the \(checkerRules.rawValue) rules (only irrelevance has no gold answers)")
         }
         let lm = try modelOptions.load()
         let store = try adapterStore.map { try AdapterStore(root: URL(fileURLWithPath: $0)) }
@@ -106,8 +119,9 @@ struct EvalCommand: ParsableCommand {
         settings.examplesPerTool = examples
         settings.topN = topN
         settings.namePriorScale = namePrior
+        settings.toolChoice = ToolChoice(parsing: toolChoice)
         settings.evaluationQueries = try HeldOut.queries(file: dataURL) + heldOut.flatMap { try HeldOut.queries(file: URL(fileURLWithPath: $0)) }
-        let evaluation = try BFCLEvaluation(model: lm, questions: questions, answers: try BFCLAnswer.load(file: URL(fileURLWithPath: answers)),
+        let evaluation = try BFCLEvaluation(model: lm, questions: questions, answers: try answers.map { try BFCLAnswer.load(file: URL(fileURLWithPath: $0)) } ?? [],
                                             categoryName: category, rules: checkerRules, store: store, gate: gateNetwork, settings: settings)
         printError("\(questions.count) questions of \(category) (\(checkerRules.rawValue) rules\(rules == nil ? ", from the file name" : "")), model \(lm.path)"
                    + (store.map { ", adapters \($0.root.path)" } ?? "") + (gateDirectory.map { ", gate \($0.path)" } ?? ""))

@@ -49,6 +49,9 @@ struct SendCommand: ParsableCommand {
     @Option(help: "Generation budget (default: the worker's).")
     var maxNewTokens: Int?
 
+    @Option(help: ArgumentHelp("What the answer may be: auto (calls or a text answer), required (at least one call), none (text only), or a candidate tool's name (default: the worker's, auto unless configured).", valueName: "choice"))
+    var toolChoice: String?
+
     @Option(help: "Give up waiting after this many milliseconds; also sent as the request's deadline.")
     var timeoutMs: Int = 120_000
 
@@ -79,12 +82,13 @@ struct SendCommand: ParsableCommand {
         if let topN, topN < 1 { throw UsageError("--top-n must be at least 1") }
         if let maxCalls, maxCalls < 1 { throw UsageError("--max-calls must be at least 1") }
         if let maxNewTokens, maxNewTokens < 1 { throw UsageError("--max-new-tokens must be at least 1") }
+        if let toolChoice, toolChoice.isEmpty { throw UsageError("--tool-choice must be auto, required, none or a tool's name") }
         let candidates = tools?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } ?? []
         let request = WireToolCallRequest(
             requestID: requestId ?? UUID().uuidString.lowercased(), query: query, candidateTools: candidates,
             maxNewTokens: UInt32(maxNewTokens ?? 0),
             deadlineUnixMs: Int64(Date().timeIntervalSince1970 * 1000) + Int64(timeoutMs),
-            topN: topN.map(UInt32.init), mode: wireMode, maxCalls: maxCalls.map(UInt32.init))
+            topN: topN.map(UInt32.init), mode: wireMode, maxCalls: maxCalls.map(UInt32.init), toolChoice: toolChoice ?? "")
         let client = try RequestClient(kafka: config, topics: kafka.topics(settings))
         let start = ContinuousClock.now
         guard let result = try client.call(request, timeout: .milliseconds(timeoutMs)) else {
@@ -158,6 +162,7 @@ extension WireAction {
         if let error { o["error"] = ["code": error.code, "message": error.message] }
         if let t = timings { o["timings_ms"] = t.jsonObject }
         if !servedFormat.isEmpty { o["served_format"] = servedFormat }
+        if forceClosed { o["force_closed"] = true }
         return o
     }
 
@@ -166,6 +171,7 @@ extension WireAction {
         if let error { lines.append("error: \(error.code): \(error.message)") }
         for call in calls { lines.append("call: \(call.name) \(call.argumentsJSON)") }
         if calls.isEmpty && !text.isEmpty { lines.append("answer: \(text)") }
+        if forceClosed { lines.append("note: the token budget closed the last call early; its last values may be cut short") }
         if !servedFormat.isEmpty { lines.append("served as: \(servedFormat)") }
         let used = weights.filter { $0.weight > 0 }.sorted { $0.weight > $1.weight }
         if !used.isEmpty {

@@ -89,6 +89,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Method when a request names none: \(SelectionMode.allCases.map(\.rawValue).joined(separator: ", ")) (default paratool).", valueName: "mode"))
     var mode: String?
 
+    @Option(help: ArgumentHelp("What an answer may be when a request leaves tool_choice empty: auto (calls or a text answer), required (at least one call) or none (text only) (default auto).", valueName: "choice"))
+    var toolChoice: String?
+
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical (default info).", valueName: "level"))
     var logLevel: String?
 
@@ -126,6 +129,11 @@ struct ServeCommand: AsyncParsableCommand {
         if let m = settings.string("mode", mode) {
             guard let parsed = SelectionMode(rawValue: m) else { throw UsageError("--mode must be one of \(SelectionMode.allCases.map(\.rawValue).joined(separator: ", "))") }
             worker.defaultMode = parsed
+        }
+        if let c = settings.string("tool-choice", toolChoice) {
+            let parsed = ToolChoice(parsing: c)
+            guard [.auto, .required, .none].contains(parsed) else { throw UsageError("--tool-choice must be auto, required or none") }
+            worker.defaultToolChoice = parsed
         }
         guard worker.batchSize >= 1 else { throw UsageError("--batch-size must be at least 1") }
         let port = try settings.int("metrics-port", metricsPort) ?? 9464

@@ -102,6 +102,62 @@ final class EngineTests: XCTestCase {
         XCTAssertGreaterThan(p.contextDocsFlops, p.flops.baseLinear + p.flops.attention)
     }
 
+    /// The gate's no-call candidate decides between calls and text under `auto`: when it outweighs
+    /// every tool the answer is the base model's text (no adapter fused, no call tag); when not,
+    /// the answer is held to calls; `required` never weighs it, `none` answers in text.
+    func testNoCallCandidateDecidesBetweenCallsAndText() throws {
+        let (engine, _, lm) = try setUpEngine()
+        let gate = try XCTUnwrap(engine.gate)
+        let request = ToolCallRequest(id: "n", query: "Tell me a joke", maxNewTokens: 12)
+        let encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: gate.config.pooling, layers: gate.config.encoderLayers)
+        let c = encoder.encode(request.query).vector
+        let toolScores = engine.catalogue.names.map { gate.score(context: c, tool: gate.toolVectors[$0]!) }
+        // Vectors for the no-call candidate that score above and below every tool.
+        var rng = SeededGenerator(seed: 9)
+        var above: [Float]?, below: [Float]?
+        for _ in 0..<400 where above == nil || below == nil {
+            let v = (0..<gate.config.dimension).map { _ in rng.uniform(-20, 20) }
+            let score = gate.score(context: c, tool: v)
+            if score > toolScores.max()! + 0.05 { above = above ?? v }
+            if score < toolScores.min()! - 0.05 { below = below ?? v }
+        }
+        gate.setTool(GateNetwork.noToolName, vector: try XCTUnwrap(above))
+        let text = try engine.run([request])[0]
+        guard case .answer(let answer) = text.action else { return XCTFail("expected text, got \(text.action)") }
+        XCTAssertFalse(answer.contains("<tool_call>"))
+        XCTAssertTrue(text.weights.allSatisfy { $0.weight == 0 })
+        XCTAssertEqual(text.flops.lora, 0)
+        let expected = ToolSelection.softmax(toolScores + [gate.score(context: c, tool: above!)])
+        XCTAssertEqual(try XCTUnwrap(text.noToolWeight), expected.last!, accuracy: 1e-5)
+
+        gate.setTool(GateNetwork.noToolName, vector: try XCTUnwrap(below))
+        var budgeted = request
+        budgeted.maxNewTokens = 80
+        let calls = try engine.run([budgeted])[0]
+        XCTAssertFalse(calls.action.calls.isEmpty, "the gate chose tools: the answer is calls (\(calls.text))")
+        XCTAssertGreaterThan(calls.flops.lora, 0)
+        XCTAssertLessThan(try XCTUnwrap(calls.noToolWeight), 0.5)
+
+        gate.setTool(GateNetwork.noToolName, vector: above!)
+        var required = budgeted
+        required.toolChoice = .required
+        let forced = try engine.run([required])[0]
+        XCTAssertNil(forced.noToolWeight)
+        XCTAssertFalse(forced.action.calls.isEmpty)
+        var none = request
+        none.toolChoice = .none
+        none.mode = .average
+        let plain = try engine.run([none])[0]
+        guard case .answer = plain.action else { return XCTFail("tool_choice none gave \(plain.action)") }
+        XCTAssertEqual(plain.flops.lora, 0)
+        var named = budgeted
+        named.toolChoice = .tool("book_flight")
+        let one = try engine.run([named])[0]
+        XCTAssertEqual(Set(one.action.calls.map(\.name)), ["book_flight"])
+        named.toolChoice = .tool("nope")
+        XCTAssertThrowsError(try engine.run([named]))
+    }
+
     /// With history, the gate reads the prompt's user message (query, then the history section),
     /// the text stage 2 trains it on, and the encoder's FLOPs count those tokens.
     func testGateReadsQueryAndHistory() throws {
@@ -135,11 +191,16 @@ final class EngineTests: XCTestCase {
 
     func checkBatchedRequestsEqualMergedModels(constrained: Bool) throws {
         let (engine, adapters, lm) = try setUpEngine(constrained: constrained)
+        // Calls required, so the constrained answers begin a call (the tiny model would write text).
         let requests = [
             ToolCallRequest(id: "a", query: "Weather in Oslo?", maxNewTokens: 8, mode: .oracle, goldTool: "get_weather"),
             ToolCallRequest(id: "b", query: "Fly me to Rome", candidates: ["book_flight", "convert_currency"], maxNewTokens: 5, mode: .average),
             ToolCallRequest(id: "c", query: "100 USD in EUR", maxNewTokens: 7, mode: .oracle, goldTool: "convert_currency"),
-        ]
+        ].map { r -> ToolCallRequest in
+            var r = r
+            r.toolChoice = .required
+            return r
+        }
         let out = try engine.run(requests)
         let mixtures = [Mixture([(adapters[0], 1)]), Mixture([(adapters[1], 0.5), (adapters[2], 0.5)]), Mixture([(adapters[2], 1)])]
         let weights = try SafetensorsWeights(directory: MethodFixtures.hfTiny.appendingPathComponent("qwen2"))
@@ -151,7 +212,7 @@ final class EngineTests: XCTestCase {
                                                                          request: PromptRequest(query: r.query)))
             XCTAssertEqual(out[i].promptTokens, prompt.count)
             let constraint = constrained ? CallConstraint(grammar: CallGrammar(tools: try engine.catalogue.specs(named: candidates)),
-                                                          vocabulary: TokenVocabulary(tokenizer: lm.tokenizer)) : nil
+                                                          vocabulary: TokenVocabulary(tokenizer: lm.tokenizer), budget: r.maxNewTokens) : nil
             let expected = Generator(transformer: Transformer(model: merged)).greedyBatch(
                 prompts: [prompt], maxNewTokens: r.maxNewTokens, stopTokens: stops, constraints: [constraint])[0]
             if constrained {

@@ -62,7 +62,9 @@ final class PromotionTests: XCTestCase {
         let engine = try ToolCallEngine(model: lm, catalogue: catalogue, adapters: InMemoryAdapters(["set_mode": (adapter, "x")]), gate: nil)
         let queries = ["Go eco", "Sport mode please"]
         let answers = try engine.run(queries.enumerated().map {
-            ToolCallRequest(id: "\($0.offset)", query: $0.element, candidates: ["set_mode"], maxNewTokens: 160, mode: .oracle, goldTool: "set_mode")
+            var r = ToolCallRequest(id: "\($0.offset)", query: $0.element, candidates: ["set_mode"], maxNewTokens: 160, mode: .oracle, goldTool: "set_mode")
+            r.toolChoice = .required
+            return r
         })
         let decoded = answers.map(\.action.calls)
         XCTAssertTrue(decoded.allSatisfy { !$0.isEmpty }, "the grammar makes the tiny model write a call: \(answers.map(\.text))")

@@ -310,7 +310,8 @@ final class StageTests: XCTestCase {
                        AdapterStore.gatesDirectory(root: options.store).standardizedFileURL)
         XCTAssertEqual(AdapterStore.latestGate(root: options.store)?.standardizedFileURL, gateDirectory.standardizedFileURL)
         let gate = try GateNetwork.load(from: gateDirectory)
-        XCTAssertEqual(Set(gate.toolVectors.keys), Set(names))
+        // The synthesized data holds steps answered in text, so the gate also has the no-call candidate.
+        XCTAssertEqual(Set(gate.toolVectors.keys), Set(names + [GateNetwork.noToolName]))
         // One report (and metrics line) per step: the global adapter first (4 tools × 2 steps),
         // then 4 tools × 2, the gate 3, joint 2.
         XCTAssertEqual(reports.map(\.stage), Array(repeating: "global", count: 8) + Array(repeating: "pretrain", count: 8)

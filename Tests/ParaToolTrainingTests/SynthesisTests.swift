@@ -11,6 +11,7 @@ import Foundation
 import XCTest
 @testable import ParaTool
 @testable import ParaToolTraining
+import Tensor
 
 final class SynthesisTests: XCTestCase {
     var bfcl: URL { RepositoryFixtures.bfcl }
@@ -92,8 +93,9 @@ final class SynthesisTests: XCTestCase {
         XCTAssertEqual(a.report.atomicPerTool.map(\.count), [8, 8, 8, 8])
         XCTAssertEqual(a.report.parallelPerTool.map(\.count), [2, 2, 2, 2], "examplesPerTool / 4, rounded up")
         XCTAssertEqual(a.report.episodes, 8 * 4 / 2)
-        XCTAssertEqual(Set(a.trajectories.map(\.source)), ["synth:atomic", "synth:parallel", "synth:sequential"])
-        for t in a.trajectories where t.source != "synth:atomic" {
+        XCTAssertEqual(Set(a.trajectories.map(\.source)), ["synth:atomic", "synth:parallel", "synth:sequential",
+                                                           "synth:irrelevant", "synth:no-tool", "synth:final"])
+        for t in a.trajectories where t.source == "synth:parallel" || t.source == "synth:sequential" {
             XCTAssertTrue((2...4).contains(t.steps.flatMap(\.calls).count), t.query)
         }
     }
@@ -448,6 +450,61 @@ final class SynthesisTests: XCTestCase {
         })
     }
 
+    /// The steps answered in text: a tool's own request with only other tools as candidates, a
+    /// request no candidate's schema words name, and the step after a task's call was observed;
+    /// sequential episodes end in one; none of them with noCallFraction 0.
+    func testNoCallTrajectories() throws {
+        let tools = try ToolCatalogue.load(file: demoTools).tools
+        let (trajectories, report) = ExampleSynthesizer(tools: tools, config: config(perTool: 12)).synthesize()
+        let atomic = trajectories.filter { $0.source == "synth:atomic" }
+        let toolOfQuery = Dictionary(atomic.map { ($0.query, $0.steps[0].calls[0].name) }, uniquingKeysWith: { a, _ in a })
+        let noCall = trajectories.filter { ["synth:irrelevant", "synth:no-tool", "synth:final"].contains($0.source) }
+        XCTAssertEqual(noCall.count, report.noCallTrajectories)
+        XCTAssertEqual(noCall.count, Int((Double(atomic.count) * 0.3).rounded(.up)))
+        for kind in ["synth:irrelevant", "synth:no-tool", "synth:final"] {
+            XCTAssertGreaterThanOrEqual(noCall.filter { $0.source == kind }.count, noCall.count / 3 - 1, kind)
+        }
+        for t in noCall {
+            XCTAssertEqual(t.steps.last?.calls, [], "\(t.source): the last step is answered in text")
+            XCTAssertFalse(t.candidateTools.isEmpty)
+            switch t.source {
+            case "synth:irrelevant":
+                let tool = try XCTUnwrap(toolOfQuery[t.query], "an atomic request: \(t.query)")
+                XCTAssertFalse(t.candidateTools.contains(tool), "\(t.query): its tool \(tool) is among \(t.candidateTools)")
+                XCTAssertEqual(t.steps.count, 1)
+            case "synth:no-tool":
+                XCTAssertNil(toolOfQuery[t.query])
+                XCTAssertEqual(t.steps.count, 1)
+            default:
+                let tool = try XCTUnwrap(toolOfQuery[t.query])
+                XCTAssertEqual(t.steps.count, 2)
+                XCTAssertEqual(t.steps[0].calls.map(\.name), [tool])
+                XCTAssertTrue(t.candidateTools.contains(tool))
+                XCTAssertEqual(t.steps[0].observation, "\(tool): ok")
+            }
+        }
+        for t in trajectories where t.source == "synth:sequential" {
+            XCTAssertEqual(t.steps.last?.calls, [])
+            XCTAssertTrue(t.steps.dropLast().allSatisfy { $0.calls.count == 1 })
+        }
+        var off = config(perTool: 12)
+        off.noCallFraction = 0
+        let plain = ExampleSynthesizer(tools: tools, config: off).synthesize().trajectories
+        XCTAssertTrue(plain.allSatisfy { $0.steps.allSatisfy { !$0.calls.isEmpty } })
+    }
+
+    /// Off-topic requests are never drawn for candidates whose schemas name their job.
+    func testNoToolRequestsAvoidTheCandidatesJobs() {
+        var rng = SeededGenerator(seed: 1)
+        let translator: Set<String> = ["translate", "text", "language", "target"]
+        for _ in 0..<200 {
+            let request = NoCallRequests.request(avoiding: translator, rng: &rng)!
+            XCTAssertFalse(request.lowercased().contains("translate"), request)
+        }
+        let everything = NoCallRequests.templates.reduce(into: Set<String>()) { $0.formUnion($1.jobWords) }
+        XCTAssertNil(NoCallRequests.request(avoiding: everything, rng: &rng))
+    }
+
     func testDeduplication() throws {
         // A schema with two possible calls yields two examples however many are asked for.
         let flag = ToolSpec(name: "toggle", description: "Turn the light on or off.",
@@ -471,9 +528,11 @@ final class SynthesisTests: XCTestCase {
             return String(decoding: data, as: UTF8.self)
         }
         XCTAssertEqual(Set(try atomic.map { try key($0.steps[0].calls[0]) }).count, atomic.count)
-        let episodes = trajectories.filter { $0.source != "synth:atomic" }
+        let episodes = trajectories.filter { $0.source == "synth:parallel" || $0.source == "synth:sequential" }
         XCTAssertEqual(Set(try episodes.map { try $0.steps.flatMap(\.calls).map(key).joined(separator: "|") }).count, episodes.count)
-        XCTAssertEqual(Set(trajectories.map { HeldOut.normalise($0.query) }).count, trajectories.count, "queries are unique")
+        // The no-call kinds reuse the atomic requests on purpose (other candidates, or after the call).
+        let withCalls = trajectories.filter { $0.source == "synth:atomic" || $0.source == "synth:parallel" || $0.source == "synth:sequential" }
+        XCTAssertEqual(Set(withCalls.map { HeldOut.normalise($0.query) }).count, withCalls.count, "queries are unique")
         XCTAssertEqual(Set(trajectories.map(\.id)).count, trajectories.count)
     }
 

@@ -45,6 +45,9 @@ def main():
     parser.add_argument("--query", required=True, help="the user's query")
     parser.add_argument("--tools", default="", help="candidate tools, comma-separated (default: all)")
     parser.add_argument("--max-new-tokens", type=int, default=0, help="generation budget (0: worker default)")
+    parser.add_argument("--tool-choice", default="",
+                        help="auto (calls or a text answer), required (at least one call), none (text only) "
+                             "or a candidate tool's name (default: the worker's, auto unless configured)")
     parser.add_argument("--topic-prefix", default="paratool.")
     parser.add_argument("--timeout", type=float, default=120, help="seconds to wait for the answer")
     parser.add_argument("--feedback", choices=["solved", "unsolved"], help="report whether the answer solved the request")
@@ -62,6 +65,7 @@ def main():
         query=args.query,
         candidate_tools=[t for t in args.tools.split(",") if t],
         max_new_tokens=args.max_new_tokens,
+        tool_choice=args.tool_choice,
         deadline_unix_ms=int((time.time() + args.timeout) * 1000),
     )
     actions, telemetry = args.topic_prefix + "actions", args.topic_prefix + "telemetry"

@@ -104,6 +104,23 @@ public final class GateNetwork {
         toolVectors[name] = vector
     }
 
+    /// The reserved candidate that stands for "no call": a gate trained on steps whose answer is
+    /// text (no tool fits, or the observations already answer) scores it beside the tools, and
+    /// the engine answers in text when it wins. Reserved, like the store's `_global` and `_gate`:
+    /// a catalogue should not name a tool so.
+    public static let noToolName = "_no_tool"
+    /// The text whose encoding starts the no-call candidate's vector.
+    public static let noToolDescription = "none of the tools: answer in plain text, because no tool fits the request or the observations already answer it"
+
+    /// Whether this gate was trained with the no-call candidate.
+    public var hasNoTool: Bool { toolVectors[Self.noToolName] != nil }
+
+    /// Initialises the no-call candidate's vector (when it has none) from the encoding of
+    /// `noToolDescription`.
+    public func addNoTool(encoder: ContextEncoder) {
+        addTools([(Self.noToolName, Self.noToolDescription)], encoder: encoder)
+    }
+
     /// Initialises the vectors of `tools` that have none from their "name: description" encodings.
     public func addTools(_ tools: [(name: String, description: String)], encoder: ContextEncoder) {
         for t in tools where toolVectors[t.name] == nil {

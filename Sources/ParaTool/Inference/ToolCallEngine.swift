@@ -97,6 +97,9 @@ public struct ToolCallResponse: Sendable {
     public var servedMode: SelectionMode = .paratool
     /// True when the token budget forced a call closed (`ActionDiagnostic.Kind.forceClosed`).
     public var forceClosed = false
+    /// The gate's weight of the no-call candidate when it was weighed (a gate trained with it,
+    /// `tool_choice` auto, a gate mode); the answer is text when it outweighed every tool.
+    public var noToolWeight: Float?
 }
 
 /// What one request will cost, known from `ToolCallEngine.validate` before any compute.
@@ -209,32 +212,42 @@ public final class ToolCallEngine {
         }
     }
 
-    /// The weights of `request`'s candidates under its mode, and the token count of the context
-    /// the encoder read: the prompt's user message (the query, then the history when there is
-    /// any), the same text stage 2 trains the gate on.
-    func selectTools(_ request: ToolCallRequest, candidates: [String]) throws -> (weights: [Float], queryTokens: Int) {
+    /// The weights of `request`'s candidates under its mode, the token count of the context the
+    /// encoder read (the prompt's user message: the query, then the history when there is any,
+    /// the same text stage 2 trains the gate on), and, when the gate weighed the no-call candidate
+    /// (`tool_choice` auto, a gate trained with it, paratool or top1), its weight and whether it
+    /// won: then the answer is text.
+    func selectTools(_ request: ToolCallRequest, candidates: [String])
+        throws -> (weights: [Float], queryTokens: Int, noTool: (weight: Float, wins: Bool)?) {
         switch request.mode {
         case .contextDocs:
-            return ([Float](repeating: 0, count: candidates.count), 0)
+            return ([Float](repeating: 0, count: candidates.count), 0, nil)
         case .average:
-            return (ToolSelection.uniform(count: candidates.count), 0)
+            return (ToolSelection.uniform(count: candidates.count), 0, nil)
         case .oracle:
             let gold = request.oracleTools
             guard !gold.isEmpty, gold.allSatisfy(candidates.contains) else { throw EngineError.oracleWithoutGold(request.id) }
-            return (candidates.map { gold.contains($0) ? 1 / Float(Set(gold).count) : 0 }, 0)
+            return (candidates.map { gold.contains($0) ? 1 / Float(Set(gold).count) : 0 }, 0, nil)
         case .paratool, .top1, .embsim:
             guard let gate else { throw EngineError.noGate }
             let (c, n) = encoder.encode(PromptFormatter.userMessage(PromptRequest(query: request.query, history: request.history)))
             gate.addTools(try catalogue.specs(named: candidates).map { ($0.name, $0.description) }, encoder: encoder)
+            let weighsNoTool = request.toolChoice == .auto && gate.hasNoTool && request.mode != .embsim
+            var noTool: (weight: Float, wins: Bool)?
+            if weighsNoTool {
+                let all = try gate.weights(context: c, candidates: candidates + [GateNetwork.noToolName])
+                let none = all[candidates.count]
+                noTool = (none, candidates.indices.allSatisfy { all[$0] < none })
+            }
             switch request.mode {
             case .paratool:
-                return (try gate.weights(context: c, candidates: candidates, topN: request.topN), n)
+                return (try gate.weights(context: c, candidates: candidates, topN: request.topN), n, noTool)
             case .top1:
                 let scores = candidates.map { gate.score(context: c, tool: gate.toolVectors[$0]!) }
-                return (ToolSelection.top1(scores), n)
+                return (ToolSelection.top1(scores), n, noTool)
             default:
                 let sims = candidates.map { ToolSelection.cosine(c, gate.toolVectors[$0]!) }
-                return (ToolSelection.softmax(sims, topN: request.topN), n)
+                return (ToolSelection.softmax(sims, topN: request.topN), n, nil)
             }
         }
     }
@@ -351,9 +364,12 @@ public final class ToolCallEngine {
     }
 
     /// Selection for one request: its candidates (the catalogue when none are given), mixture, the
-    /// weights reported, and the query tokens the encoder read (0 when the mode needs no encoding).
+    /// weights reported, the query tokens the encoder read (0 when the mode needs no encoding),
+    /// the served mode, and what the answer may be: the request's tool choice, or `.none` when
+    /// the gate's no-call candidate won (the base model then answers in text, no adapter fused).
     private func plan(_ request: ToolCallRequest) throws
-        -> (candidates: [String], mixture: Mixture, weights: [ToolWeight], queryTokens: Int, mode: SelectionMode) {
+        -> (candidates: [String], mixture: Mixture, weights: [ToolWeight], queryTokens: Int, mode: SelectionMode,
+            choice: ToolChoice, noToolWeight: Float?) {
         let candidates = request.candidates.isEmpty ? catalogue.names : request.candidates
         guard !candidates.isEmpty else { throw EngineError.noCandidates(request.id) }
         let unknown = candidates.filter { !catalogue.contains($0) }
@@ -361,7 +377,16 @@ public final class ToolCallEngine {
         try Self.checkToolChoice(request, candidates: candidates)
         var request = request
         request.mode = try servedMode(request, candidates: candidates)
-        let (w, queryTokens) = try selectTools(request, candidates: candidates)
+        var (w, queryTokens, noTool) = try selectTools(request, candidates: candidates)
+        var choice = request.toolChoice
+        if noTool?.wins == true {
+            choice = .none
+        } else if noTool != nil {
+            // The gate chose tools over a text answer: the answer is calls.
+            choice = .required
+        }
+        // A text answer is the base model's: no adapter was trained to write one.
+        if choice == .none { w = [Float](repeating: 0, count: candidates.count) }
         var components = [(adapter: ToolAdapter, weight: Float)]()
         var weights = [ToolWeight]()
         for (name, weight) in zip(candidates, w) {
@@ -369,7 +394,7 @@ public final class ToolCallEngine {
             if let found { components.append((found.adapter, weight)) }
             weights.append(ToolWeight(tool: name, weight: weight, adapterVersion: found?.version))
         }
-        return (candidates, Mixture(components), weights, queryTokens, request.mode)
+        return (candidates, Mixture(components), weights, queryTokens, request.mode, choice, noTool?.weight)
     }
 
     /// Runs `requests` as one batch and returns one response per request, in order.
@@ -385,10 +410,13 @@ public final class ToolCallEngine {
         var constraints = [TokenConstraint?]()
         var callConstraints = [CallConstraint?]()
         var servedModes = [SelectionMode]()
+        var noToolWeights = [Float?]()
         for var r in requests {
             guard r.maxNewTokens >= 1 else { throw EngineError.invalidRequest("request \(r.id): max_new_tokens must be at least 1") }
-            let (candidates, selected, toolWeights, queryTokens, mode) = try plan(r)
+            let (candidates, selected, toolWeights, queryTokens, mode, choice, noToolWeight) = try plan(r)
             r.mode = mode
+            r.toolChoice = choice
+            noToolWeights.append(noToolWeight)
             servedModes.append(mode)
             let specs = try catalogue.specs(named: candidates)
             let components = selected.components
@@ -417,7 +445,7 @@ public final class ToolCallEngine {
             var extra = FlopsBreakdown()
             if queryTokens > 0 {
                 extra.encoder = counter.encoder(tokens: queryTokens, layers: encoder.layers)
-                if r.mode != .embsim, let gate { extra.gate = counter.gate(candidates: candidates.count, layers: gate.config.layerWidths) }
+                if r.mode != .embsim, let gate { extra.gate = counter.gate(candidates: candidates.count + (noToolWeight == nil ? 0 : 1), layers: gate.config.layerWidths) }
             }
             extraFlops.append(extra)
         }
@@ -452,7 +480,7 @@ public final class ToolCallEngine {
                 weights: weightsOut[i], promptTokens: prompts[i].count, generatedTokens: generated.count, flops: flops,
                 contextDocsFlops: counter.generation(prompt: docsPromptTokens[i], generated: generated.count).total,
                 gateSeconds: gateSeconds, generateSeconds: genSeconds, prefillSeconds: prefillSeconds ?? genSeconds,
-                servedMode: servedModes[i], forceClosed: forceClosed)
+                servedMode: servedModes[i], forceClosed: forceClosed, noToolWeight: noToolWeights[i])
         }
     }
 }

@@ -170,7 +170,7 @@ typedef enum {
 } Paratool__V1__ToolCallRequest__MaxCallsPresentCase;
 
 /*
- * A request for the next action, topic `requests`, key request_id. Next free number: 10.
+ * A request for the next action, topic `requests`, key request_id. Next free number: 11.
  */
 struct  Paratool__V1__ToolCallRequest
 {
@@ -201,6 +201,13 @@ struct  Paratool__V1__ToolCallRequest
    * answer with DEADLINE_EXCEEDED after this; 0 = none
    */
   int64_t deadline_unix_ms;
+  /*
+   * What the answer may be, as OpenAI's and vLLM's `tool_choice`: "auto" (one or more calls, or a
+   * text answer in Action.text: a final answer, or that no candidate fits), "required" (at least
+   * one call), "none" (a text answer only), or a candidate tool's name (calls of that tool only).
+   * Empty = the worker's default ("auto" unless configured otherwise).
+   */
+  char *tool_choice;
   Paratool__V1__ToolCallRequest__TopNPresentCase top_n_present_case;
   union {
     uint32_t top_n;
@@ -216,7 +223,7 @@ struct  Paratool__V1__ToolCallRequest
 };
 #define PARATOOL__V1__TOOL_CALL_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&paratool__v1__tool_call_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0, 0, PARATOOL__V1__TOOL_CALL_REQUEST__TOP_N_PRESENT__NOT_SET, {0}, PARATOOL__V1__TOOL_CALL_REQUEST__MODE_PRESENT__NOT_SET, {0}, PARATOOL__V1__TOOL_CALL_REQUEST__MAX_CALLS_PRESENT__NOT_SET, {0} }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, PARATOOL__V1__TOOL_CALL_REQUEST__TOP_N_PRESENT__NOT_SET, {0}, PARATOOL__V1__TOOL_CALL_REQUEST__MODE_PRESENT__NOT_SET, {0}, PARATOOL__V1__TOOL_CALL_REQUEST__MAX_CALLS_PRESENT__NOT_SET, {0} }
 
 
 /*
@@ -293,7 +300,7 @@ struct  Paratool__V1__PhaseTimings
 
 
 /*
- * The answer to a request, topic `actions`, key request_id. Next free number: 10.
+ * The answer to a request, topic `actions`, key request_id. Next free number: 11.
  */
 struct  Paratool__V1__Action
 {
@@ -330,10 +337,17 @@ struct  Paratool__V1__Action
    * how it was served: "paratool" (adapters), "context-docs" (documents in
    */
   char *served_format;
+  /*
+   * the prompt, e.g. while a tool's adapter is still training), or the mode
+   */
+  /*
+   * the token budget closed the last call in the shortest way its schema
+   */
+  protobuf_c_boolean force_closed;
 };
 #define PARATOOL__V1__ACTION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&paratool__v1__action__descriptor) \
-    , (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, PARATOOL__V1__STATUS__STATUS_UNSPECIFIED, NULL, NULL, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, PARATOOL__V1__STATUS__STATUS_UNSPECIFIED, NULL, NULL, (char *)protobuf_c_empty_string, 0 }
 
 
 /*

@@ -4,8 +4,10 @@
 // from the query); parallel requests ask for several calls of one tool at once; episodes compose
 // 2–4 examples in shuffled order, as parallel calls in one step (of several tools, some with
 // several calls) or as steps with history; candidate sets add the tools whose schemas are most
-// similar (token-level Jaccard) as distractors. Calls, episodes and schemas are deduplicated by
-// SHA-1, and no query equal to an evaluation query is ever produced.
+// similar (token-level Jaccard) as distractors; steps whose right answer is text (no call) teach
+// the gate when not to call: a tool's request with only other tools as candidates, a request no
+// tool does (NoCallRequests), and the step after the last observation of a task. Calls, episodes
+// and schemas are deduplicated by SHA-1, and no query equal to an evaluation query is ever produced.
 import Foundation
 import ParaTool
 import Tensor
@@ -34,6 +36,11 @@ public struct SynthesisConfig: Sendable, Codable, Equatable {
     /// Share of atomic requests written in the plain clause forms of earlier versions
     /// ("amount = 250", "origin set to Boston").
     public var legacyFraction = 0.1
+    /// Trajectories whose last step is answered in text (no call), as a share of the atomic
+    /// examples: in equal parts a tool's request among other tools only, a request no tool does,
+    /// and a task whose call was made and observed. With any, every sequential episode also ends
+    /// in such a step after its last observation. 0 turns them off.
+    public var noCallFraction = 0.3
     /// The seed; the same catalogue, config and seed always give the same trajectories.
     public var seed: UInt64 = 0
 
@@ -54,6 +61,7 @@ public struct SynthesisConfig: Sendable, Codable, Equatable {
         optionalProbability = try c.decodeIfPresent(Double.self, forKey: .optionalProbability) ?? d.optionalProbability
         parallelPerTool = try c.decodeIfPresent(Int.self, forKey: .parallelPerTool)
         legacyFraction = try c.decodeIfPresent(Double.self, forKey: .legacyFraction) ?? d.legacyFraction
+        noCallFraction = try c.decodeIfPresent(Double.self, forKey: .noCallFraction) ?? d.noCallFraction
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
     }
 }
@@ -66,6 +74,8 @@ public struct SynthesisReport: Sendable, Equatable {
     public var parallelPerTool: [(tool: String, count: Int)] = []
     /// Composed episodes (parallel ones across tools, and sequential ones).
     public var episodes = 0
+    /// Trajectories whose last step is answered in text.
+    public var noCallTrajectories = 0
     /// Candidate calls or episodes dropped because an identical one (same SHA-1) existed.
     public var duplicatesDropped = 0
     /// Queries dropped because they equal an evaluation query.
@@ -76,7 +86,7 @@ public struct SynthesisReport: Sendable, Equatable {
     public static func == (l: SynthesisReport, r: SynthesisReport) -> Bool {
         l.atomicPerTool.map(\.tool) == r.atomicPerTool.map(\.tool) && l.atomicPerTool.map(\.count) == r.atomicPerTool.map(\.count)
             && l.parallelPerTool.map(\.tool) == r.parallelPerTool.map(\.tool) && l.parallelPerTool.map(\.count) == r.parallelPerTool.map(\.count)
-            && l.episodes == r.episodes && l.duplicatesDropped == r.duplicatesDropped && l.heldOutDropped == r.heldOutDropped
+            && l.episodes == r.episodes && l.noCallTrajectories == r.noCallTrajectories && l.duplicatesDropped == r.duplicatesDropped && l.heldOutDropped == r.heldOutDropped
             && l.duplicateSchemas.map(\.tool) == r.duplicateSchemas.map(\.tool)
     }
 }
@@ -272,12 +282,63 @@ public struct ExampleSynthesizer {
             seenEpisodes.insert(key)
             seenQueries.insert(normal)
             let names = allCalls.map(\.name)
-            let steps = parallel ? [Step(calls: allCalls, observation: "")] : allCalls.map { Step(calls: [$0], observation: "\($0.name): ok") }
+            var steps = parallel ? [Step(calls: allCalls, observation: "")] : allCalls.map { Step(calls: [$0], observation: "\($0.name): ok") }
+            // Once every task of a sequential episode was done and observed, the answer is text.
+            if !parallel && config.noCallFraction > 0 { steps.append(Step(calls: [], observation: "")) }
             out.append(trajectory(query: query, steps: steps, candidates: candidates(for: names, rng: &rng),
                                   source: parallel ? "synth:parallel" : "synth:sequential"))
             report.episodes += 1
         }
+        out += noCallTrajectories(atomic: atomic, report: &report)
         return (out, report)
+    }
+
+    /// Trajectories whose last step's right answer is text, `noCallFraction` × the atomic
+    /// examples, cycling through three kinds: a tool's request with only other (similar) tools
+    /// as candidates, a request no tool does, and an atomic task already called and observed.
+    private func noCallTrajectories(atomic: [Composed], report: inout SynthesisReport) -> [Trajectory] {
+        let wanted = Int((Double(atomic.count) * config.noCallFraction).rounded(.up))
+        guard wanted > 0, !atomic.isEmpty else { return [] }
+        var rng = SeededGenerator(seed: Self.derivedSeed(config.seed, "no-call"))
+        var out = [Trajectory](), seen = Set<String>()
+        var attempts = 0
+        while out.count < wanted && attempts < 20 * wanted + 20 {
+            attempts += 1
+            let kind = attempts % 3
+            let example = atomic[Int(rng.next() % UInt64(atomic.count))]
+            let tool = example.calls[0].name
+            var query = example.query, candidates: [String], steps: [Step], source: String
+            switch kind {
+            case 0:
+                // The request of a tool that is not among the candidates.
+                guard tools.count > 1 else { continue }
+                let n = 1 + Int(rng.next() % UInt64(max(1, min(config.maxDistractors, tools.count - 1))))
+                candidates = Self.shuffled(Array(ranked(tool).prefix(n)), rng: &rng)
+                steps = [Step(calls: [], observation: "")]
+                source = "synth:irrelevant"
+            case 1:
+                let n = 1 + Int(rng.next() % UInt64(min(3, tools.count)))
+                candidates = Array(Self.shuffled(tools.map(\.name), rng: &rng).prefix(n))
+                let words = candidates.reduce(into: Set<String>()) { $0.formUnion(tokens[$1] ?? []) }
+                guard let request = NoCallRequests.request(avoiding: words, rng: &rng) else { continue }
+                query = request
+                steps = [Step(calls: [], observation: "")]
+                source = "synth:no-tool"
+            default:
+                candidates = self.candidates(for: example.calls.map(\.name), rng: &rng)
+                steps = [Step(calls: example.calls, observation: example.calls.map { "\($0.name): ok" }.joined(separator: "\n")),
+                         Step(calls: [], observation: "")]
+                source = "synth:final"
+            }
+            let normal = HeldOut.normalise(query)
+            if heldOut.contains(normal) { report.heldOutDropped += 1; continue }
+            let key = SHA1.hex(source + "\n" + query + "\n" + candidates.sorted().joined(separator: ","))
+            guard seen.insert(key).inserted else { report.duplicatesDropped += 1; continue }
+            out.append(Trajectory(id: "synth-" + key.prefix(12), query: query, candidateTools: candidates, steps: steps,
+                                  outcome: .solved, source: source))
+        }
+        report.noCallTrajectories = out.count
+        return out
     }
 
     /// The fewest and most calls of a multi-call request.

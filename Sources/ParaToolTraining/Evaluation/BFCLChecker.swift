@@ -16,12 +16,16 @@ public enum BFCLCategory: String, Sendable, CaseIterable {
     case parallel
     /// Several calls of several functions, order-free (`parallel_multiple`).
     case parallelMultiple = "parallel_multiple"
+    /// No call: none of the functions fits the question (`irrelevance`).
+    case irrelevance
 
     /// The rules BFCL applies to a category name: "parallel" in it → order-free matching
     /// (`parallel_multiple` when "multiple" is in it too), else "multiple" in it → multiple, else
     /// simple.
     public init(name: String) {
-        if name.contains("parallel") {
+        if name.contains("irrelevance") {
+            self = .irrelevance
+        } else if name.contains("parallel") {
             self = name.contains("multiple") ? .parallelMultiple : .parallel
         } else {
             self = name.contains("multiple") ? .multiple : .simple
@@ -32,7 +36,7 @@ public enum BFCLCategory: String, Sendable, CaseIterable {
     /// (as `init(name:)` reads them); nil when it has none of them, so a caller can ask which
     /// rules apply instead of scoring every answer by the single-function rules.
     public static func declared(by name: String) -> BFCLCategory? {
-        guard ["simple", "multiple", "parallel"].contains(where: { name.contains($0) }) else { return nil }
+        guard ["simple", "multiple", "parallel", "irrelevance"].contains(where: { name.contains($0) }) else { return nil }
         return BFCLCategory(name: name)
     }
 
@@ -74,10 +78,16 @@ public enum BFCLChecker {
     /// - multiple: as many calls as gold calls (one), the first checked against the gold
     ///   function's description;
     /// - parallel, parallel_multiple: as many calls as gold calls; each gold call, in order, takes
-    ///   the first not yet matched call that passes (greedy, as BFCL does).
+    ///   the first not yet matched call that passes (greedy, as BFCL does);
+    /// - irrelevance: no call at all (a text answer), as BFCL's relevance runner requires.
     public static func check(calls: [ToolCall], answer: BFCLAnswer, functions: [ToolSpec],
                              category: BFCLCategory) -> BFCLCheckResult {
         switch category {
+        case .irrelevance:
+            guard calls.isEmpty else {
+                return .wrong("irrelevance_error:decoder_success", "Valid syntax. Successfully decode AST when it should not.")
+            }
+            return .correct
         case .simple:
             guard calls.count == 1 else { return .wrong("simple_function_checker:wrong_count", "Wrong number of functions.") }
             guard let function = functions.first, let gold = answer.groundTruth.first else {

@@ -66,6 +66,8 @@ public struct EvaluationSettings: Sendable {
     public var constrained = true
     /// `ToolCallEngine.namePriorScale`: how strongly the selector's weights steer the named tool.
     public var namePriorScale: Float = 0
+    /// What an answer may be (`auto`: calls or a text answer; `required`: calls).
+    public var toolChoice: ToolChoice = .auto
 
     /// The defaults: 256 new tokens, 2 examples per tool, seed 0.
     public init() {}
@@ -79,6 +81,12 @@ public struct QuestionOutcome: Sendable {
     public var calls: [ToolCall]
     /// The generated text.
     public var text: String
+    /// True when the answer is text (no call tag); false for calls.
+    public var isText = false
+    /// True when the answer ended complete: calls without a parse error, or text.
+    public var isComplete = true
+    /// True when the token budget force-closed a call.
+    public var forceClosed = false
     /// The AST verdict.
     public var check: BFCLCheckResult
     /// Prompt tokens.
@@ -132,6 +140,10 @@ public struct ModeReport: Sendable {
     public var correct: Int { outcomes.filter(\.check.valid).count }
     /// correct / count (0 when empty).
     public var accuracy: Double { count == 0 ? 0 : Double(correct) / Double(count) }
+    /// Answers that are text, that ended complete, and whose calls the budget force-closed.
+    public var textAnswers: Int { outcomes.filter(\.isText).count }
+    public var completeAnswers: Int { outcomes.filter(\.isComplete).count }
+    public var forceClosedAnswers: Int { outcomes.filter(\.forceClosed).count }
     /// Mean prompt tokens.
     public var meanPromptTokens: Double { mean(outcomes.map { Double($0.promptTokens) }) }
     /// Mean FLOPs per request.
@@ -165,8 +177,9 @@ public final class BFCLEvaluation {
     /// The model's vocabulary for constrained decoding, prepared once for every question.
     private lazy var vocabulary = TokenVocabulary(tokenizer: model.tokenizer)
 
-    /// An evaluation of `questions` (each must have an answer in `answers`), scored by `rules`
-    /// (default: `BFCLCategory(name: categoryName)`).
+    /// An evaluation of `questions` (each must have an answer in `answers`, except under the
+    /// irrelevance rules, which need none), scored by `rules` (default:
+    /// `BFCLCategory(name: categoryName)`).
     /// - Throws: `ToolFormatError` naming a question without a gold answer.
     public init(model: LanguageModel, questions: [BFCLQuestion], answers: [BFCLAnswer], categoryName: String,
                 rules: BFCLCategory? = nil,
@@ -179,7 +192,7 @@ public final class BFCLEvaluation {
         self.store = store
         self.gate = gate
         self.settings = settings
-        if let missing = questions.first(where: { self.answers[$0.id] == nil }) {
+        if self.rules != .irrelevance, let missing = questions.first(where: { self.answers[$0.id] == nil }) {
             throw ToolFormatError("question \(missing.id) has no gold answer in the answer file")
         }
     }
@@ -192,7 +205,7 @@ public final class BFCLEvaluation {
     public var maxCalls: Int? {
         switch rules {
         case .simple, .multiple: return 1
-        case .parallel, .parallelMultiple: return nil
+        case .parallel, .parallelMultiple, .irrelevance: return nil
         }
     }
 
@@ -206,6 +219,10 @@ public final class BFCLEvaluation {
         report.constrained = constrained ?? settings.constrained
         if mode.needsGate && gate == nil {
             report.skipped = "needs the trained gate (--gate, or a store with .gate)"
+            return report
+        }
+        if mode == .oracle && rules == .irrelevance {
+            report.skipped = "no gold tool: no function fits an irrelevance question"
             return report
         }
         if mode.needsAdapters && store == nil {
@@ -241,7 +258,7 @@ public final class BFCLEvaluation {
 
     /// One question under `mode`: its own functions are the catalogue and the candidates.
     func answer(_ question: BFCLQuestion, mode: EvaluationMode, constrained: Bool, provider: AdapterProvider) throws -> QuestionOutcome {
-        let answer = answers[question.id]!
+        let answer = answers[question.id] ?? BFCLAnswer(id: question.id, groundTruth: [])
         let catalogue = ToolCatalogue(question.functions)
         let engine = try ToolCallEngine(model: model, catalogue: catalogue, adapters: provider, gate: mode.needsGate ? gate : nil,
                                         constrained: constrained, vocabulary: vocabulary)
@@ -250,6 +267,7 @@ public final class BFCLEvaluation {
         var request = ToolCallRequest(id: question.id, query: query, candidates: catalogue.names,
                                       maxNewTokens: settings.maxNewTokens, topN: settings.topN, mode: mode.selection)
         request.maxCalls = maxCalls
+        request.toolChoice = settings.toolChoice
         switch mode {
         case .oracle:
             var gold = [String]()
@@ -268,10 +286,14 @@ public final class BFCLEvaluation {
         let response = try engine.run([request])[0]
         let seconds = Date().timeIntervalSince(start)
         let calls = response.action.calls
+        var isText = false
+        if case .answer = response.action { isText = true }
         let used = response.weights.filter { $0.weight != 0 && $0.adapterVersion != nil }
         let rank = try used.first.flatMap { try provider.adapter(for: $0.tool)?.adapter.rank } ?? 0
         return QuestionOutcome(
-            id: question.id, calls: calls, text: response.text,
+            id: question.id, calls: calls, text: response.text, isText: isText,
+            isComplete: isText || (!calls.isEmpty && response.diagnostics.allSatisfy { $0.severity != .error }),
+            forceClosed: response.forceClosed,
             check: BFCLChecker.check(calls: calls, answer: answer, functions: question.functions,
                                      category: rules),
             promptTokens: response.promptTokens, generatedTokens: response.generatedTokens, adapters: used.count,
@@ -313,17 +335,18 @@ public final class BFCLEvaluation {
         let docs = reports.first { $0.mode == .contextDocs && $0.constrained && $0.skipped == nil && $0.count > 0 }
             ?? reports.first { $0.mode == .contextDocs && $0.skipped == nil && $0.count > 0 }
         var lines = ["| mode | AST accuracy | correct | mean prompt tokens | GFLOPs / request | FLOPs vs context-docs run "
-                     + "| FLOPs vs same request with docs | mean latency (s) |",
-                     "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                     + "| FLOPs vs same request with docs | mean latency (s) | ended complete | text answers | force-closed |",
+                     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in reports {
             if let reason = r.skipped {
-                lines.append("| \(r.name) | skipped: \(reason) | | | | | | |")
+                lines.append("| \(r.name) | skipped: \(reason) | | | | | | | | | |")
                 continue
             }
             let relative = docs.map { String(format: "%+.1f%%", 100 * (r.meanFlops / $0.meanFlops - 1)) } ?? "—"
             let sameRequest = r.meanContextDocsFlops > 0 ? String(format: "%+.1f%%", 100 * (r.meanFlops / r.meanContextDocsFlops - 1)) : "—"
-            lines.append(String(format: "| %@ | %.1f%% | %d/%d | %.1f | %.3f | %@ | %@ | %.2f |", r.name, 100 * r.accuracy,
-                                r.correct, r.count, r.meanPromptTokens, r.meanFlops / 1e9, relative, sameRequest, r.meanSeconds))
+            lines.append(String(format: "| %@ | %.1f%% | %d/%d | %.1f | %.3f | %@ | %@ | %.2f | %d/%d | %d | %d |", r.name, 100 * r.accuracy,
+                                r.correct, r.count, r.meanPromptTokens, r.meanFlops / 1e9, relative, sameRequest, r.meanSeconds,
+                                r.completeAnswers, r.count, r.textAnswers, r.forceClosedAnswers))
         }
         let notes = reports.compactMap { r in r.note.map { "- \(r.name): \($0)" } }
         return (lines + (notes.isEmpty ? [] : [""] + notes)).joined(separator: "\n")

@@ -70,8 +70,11 @@ public final class HeldOutScorer {
             guard let instance else { throw ToolFormatError("held-out step \(k) of \(t.id) has no calls") }
             var candidates = t.candidateTools.filter(catalogue.contains)
             if !candidates.contains(tool) { candidates.append(tool) }
-            requests.append(ToolCallRequest(id: "\(t.id)#\(k)", query: t.query, history: Array(t.steps.prefix(k)), candidates: candidates,
-                                            maxNewTokens: instance.target.count + extraTokens, mode: .oracle, goldTool: tool))
+            var request = ToolCallRequest(id: "\(t.id)#\(k)", query: t.query, history: Array(t.steps.prefix(k)), candidates: candidates,
+                                          maxNewTokens: instance.target.count + extraTokens, mode: .oracle, goldTool: tool)
+            // The step's gold answer is calls: the adapter is scored on writing them.
+            request.toolChoice = .required
+            requests.append(request)
             gold.append(t.steps[k].calls)
             scores.append(StepScore(correct: false, negativeLogLikelihood: negativeLogLikelihood(adapter, prompt: instance.prompt,
                                                                                                 target: instance.target),

@@ -31,13 +31,16 @@ public enum StageData {
 
     /// Stage 2: one example per step with calls — the encoded context, the trajectory's
     /// candidates that are in `known`, and the target spread evenly over the step's called tools.
-    /// Steps whose called tools are not among the candidates are left out.
-    public static func gate(_ trajectories: [Trajectory], known: Set<String>, encode: (String) -> [Float]) -> [GateExample] {
+    /// Steps whose called tools are not among the candidates are left out. With `noTool`, every
+    /// example also has the no-call candidate (`GateNetwork.noToolName`), and a step without
+    /// calls (its answer is text) is an example whose target is that candidate alone.
+    public static func gate(_ trajectories: [Trajectory], known: Set<String>, noTool: Bool = false,
+                            encode: (String) -> [Float]) -> [GateExample] {
         var out = [GateExample]()
         for t in trajectories {
-            let candidates = t.candidateTools.filter(known.contains)
-            for (k, step) in t.steps.enumerated() where !step.calls.isEmpty {
-                let gold = step.calls.map(\.name)
+            let candidates = t.candidateTools.filter(known.contains) + (noTool ? [GateNetwork.noToolName] : [])
+            for (k, step) in t.steps.enumerated() where noTool || !step.calls.isEmpty {
+                let gold = step.calls.isEmpty ? [GateNetwork.noToolName] : step.calls.map(\.name)
                 let target = candidates.map { c in Float(gold.filter { $0 == c }.count) }
                 let total = target.reduce(0, +)
                 guard total > 0 else { continue }
@@ -289,7 +292,10 @@ public enum OfflineTraining {
                 let gate = GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, pooling: options.pooling,
                                                           encoderLayers: encoderLayers), seed: options.gate.seed)
                 gate.addTools(catalogue.tools.map { ($0.name, $0.description) }, encoder: encoder)
-                let examples = StageData.gate(trajectories, known: Set(catalogue.names), encode: encode)
+                // Steps answered in text teach the gate the no-call candidate.
+                let noTool = trajectories.contains { $0.steps.contains { $0.calls.isEmpty } }
+                if noTool { gate.addNoTool(encoder: encoder) }
+                let examples = StageData.gate(trajectories, known: Set(catalogue.names), noTool: noTool, encode: encode)
                 log("stage 2: \(examples.count) next-tool examples, \(options.gate.steps) steps")
                 let gateTrainer = GateTrainer(gate: gate, config: options.gate)
                 gateTrainer.checkpoints = checkpoints
