@@ -35,7 +35,7 @@ model_config.MODEL_CONFIG_MAPPING[MODEL] = types.SimpleNamespace(underscore_to_d
 
 from bfcl_eval.constants.enums import Language  # noqa: E402
 from bfcl_eval.eval_checker.ast_eval.ast_checker import ast_checker  # noqa: E402
-from bfcl_eval.utils import is_function_calling_format_output  # noqa: E402
+from bfcl_eval.utils import is_empty_output, is_function_calling_format_output  # noqa: E402
 
 
 def read_jsonl(path):
@@ -45,7 +45,14 @@ def read_jsonl(path):
 def check(question, answer, result, category):
     """BFCL's verdict on one result, as its ast_file_runner gives it for a Python AST category.
     BFCL first decodes the raw output with the model's handler; our files hold the decoded form
-    already, so what is not a list of {func: {arg: value}} (e.g. text) fails BFCL's format check."""
+    already, so what is not a list of {func: {arg: value}} (e.g. text) fails BFCL's format check.
+    irrelevance has no gold answers: BFCL's relevance runner counts an answer correct when it holds
+    no call (is_empty_output of the decoded result)."""
+    if "irrelevance" in category:
+        if is_empty_output(result):
+            return {"valid": True}
+        return {"valid": False, "error_type": "irrelevance_error:decoder_success",
+                "error": ["Valid syntax. Successfully decode AST when it should not."]}
     if not is_function_calling_format_output(result):
         return {"valid": False, "error_type": "ast_decoder:decoder_wrong_output_format",
                 "error": ["Did not output in the specified format."]}
@@ -77,7 +84,9 @@ def main():
             continue
         if category not in data:
             questions = read_jsonl(args.bfcl / f"BFCL_v4_{category}.json")
-            answers = read_jsonl(args.bfcl / "possible_answer" / f"BFCL_v4_{category}.json")
+            answer_file = args.bfcl / "possible_answer" / f"BFCL_v4_{category}.json"
+            # irrelevance has no possible_answer file: every question's gold is "no call".
+            answers = read_jsonl(answer_file) if answer_file.exists() else [{"id": q["id"]} for q in questions]
             # BFCL pairs questions and gold answers by position in the two files; the ids agree here.
             assert [q["id"] for q in questions] == [a["id"] for a in answers], f"{category}: files out of step"
             data[category] = ([q["id"] for q in questions], {q["id"]: (q, a) for q, a in zip(questions, answers)})

@@ -32,7 +32,7 @@ def samples(pb):
         history=[pb.Step(calls=[weather, translate], observation="21.5 °C ☀️"), pb.Step()],
         candidate_tools=["weather.lookup", "翻訳", "calendar"],
         max_new_tokens=4294967295, deadline_unix_ms=1764000000123, top_n=0, mode=pb.MODE_CONTEXT_DOCS,
-        max_calls=2)
+        max_calls=2, tool_choice="翻訳")
     minimal_request = pb.ToolCallRequest(request_id="r", query="q")
     action = pb.Action(
         request_id="req-42", calls=[weather], text="",
@@ -40,7 +40,8 @@ def samples(pb):
                  pb.ToolWeight(tool="翻訳", weight=0.25, adapter_version="v000001")],
         model_id="Llama-3.2-1B-Instruct", status=pb.STATUS_UNKNOWN_TOOL,
         error=pb.Error(code="tool.unknown", message="no tool 'x' ✗"),
-        timings=pb.PhaseTimings(queue_ms=0.25, gate_ms=1.5, prefill_ms=30.125, decode_ms=120.0, total_ms=151.875))
+        timings=pb.PhaseTimings(queue_ms=0.25, gate_ms=1.5, prefill_ms=30.125, decode_ms=120.0, total_ms=151.875),
+        force_closed=True)
     telemetry = pb.FlopsTelemetry(
         request_id="req-42", worker_id="worker-ä-1", prompt_tokens=1234, generated_tokens=56,
         base_linear=2470000000000, attention=12345678, lora=9876543, encoder=1, gate=18446744073709551615,

@@ -106,6 +106,27 @@ public enum DemoCatalogue {
         "Is it cold in Helsinki? And start a 5 minute timer.",
     ]
 
+    /// A check set of requests no demo tool does (`Deploy/demo/check4_irrelevance.json`, scored
+    /// by BFCL's irrelevance rule: correct means no call): near misses (a hotel, a unit
+    /// conversion, a cancellation, the time) and requests for no tool at all; written before any
+    /// store answered them, never trained on.
+    public static let noCallCheckQueries = [
+        "Book me a hotel room in Lisbon for two nights.",
+        "How many kilometres are in 26 miles?",
+        "Tell me a fun fact about octopuses.",
+        "What's the square root of 144?",
+        "Cancel my flight to Rome next week.",
+        "Who painted the Mona Lisa?",
+        "Order a large pepperoni pizza for delivery.",
+        "What time is it in Tokyo right now?",
+        "Send a text message to Anna saying I'll be late.",
+        "Recommend a sci-fi movie for tonight.",
+        "Play some relaxing jazz music.",
+        "How do you say thank you in Japanese?",
+    ]
+
     /// Every query the demo's training must hold out.
-    public static var heldOutQueries: [String] { exampleQueries + checkQueries + secondCheckQueries + multiCallCheckQueries }
+    public static var heldOutQueries: [String] {
+        exampleQueries + checkQueries + secondCheckQueries + multiCallCheckQueries + noCallCheckQueries
+    }
 }

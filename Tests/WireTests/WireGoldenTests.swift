@@ -18,7 +18,7 @@ final class WireGoldenTests: XCTestCase {
             requestID: "req-42", query: "Wie wird das Wetter in Zürich? 天気",
             history: [WireStep(calls: [Self.weather, Self.translate], observation: "21.5 °C ☀️"), WireStep()],
             candidateTools: ["weather.lookup", "翻訳", "calendar"], maxNewTokens: 4_294_967_295,
-            deadlineUnixMs: 1_764_000_000_123, topN: 0, mode: .contextDocs, maxCalls: 2), PythonGolden.toolCallRequest)
+            deadlineUnixMs: 1_764_000_000_123, topN: 0, mode: .contextDocs, maxCalls: 2, toolChoice: "翻訳"), PythonGolden.toolCallRequest)
         try check(WireToolCallRequest(requestID: "r", query: "q"), PythonGolden.minimalToolCallRequest)
     }
 
@@ -29,7 +29,8 @@ final class WireGoldenTests: XCTestCase {
                       WireToolWeight(tool: "翻訳", weight: 0.25, adapterVersion: "v000001")],
             modelID: "Llama-3.2-1B-Instruct", status: .unknownTool,
             error: WireErrorDetail(code: "tool.unknown", message: "no tool 'x' ✗"),
-            timings: WirePhaseTimings(queueMs: 0.25, gateMs: 1.5, prefillMs: 30.125, decodeMs: 120, totalMs: 151.875)),
+            timings: WirePhaseTimings(queueMs: 0.25, gateMs: 1.5, prefillMs: 30.125, decodeMs: 120, totalMs: 151.875),
+            forceClosed: true),
             PythonGolden.action)
     }
 
