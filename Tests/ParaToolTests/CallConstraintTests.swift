@@ -431,6 +431,38 @@ final class CallConstraintTests: XCTestCase {
         }
     }
 
+    /// A string stops at its schema's maxLength in characters (an escape or a multi-byte
+    /// character counts as one), else at the default, which every BFCL gold string fits; the
+    /// listed tokens stay those a one-by-one check allows near the limit.
+    func testStringsStopAtTheirLength() throws {
+        let code = ToolSpec(name: "code", description: "", parameters: [
+            "type": "object", "properties": ["pin": ["type": "string", "maxLength": 4], "note": ["type": "string"]], "required": ["pin"]])
+        let g = CallGrammar(tools: [code])
+        let head = #"<tool_call>{"name": "code", "arguments": {"pin": ""#
+        assertComplete(head + #"1234"}}</tool_call>"#, g)
+        assertComplete(head + #"ééé\n"}}</tool_call>"#, g)
+        assertRejected(head + #"12345"#, g)
+        assertRejected(head + #"ééé\né"#, g)
+        assertComplete(head + #"    "}}</tool_call>"#, g)
+        assertRejected(head + #"     "#, g)
+        let note = #"<tool_call>{"name": "code", "arguments": {"pin": "1", "note": ""#
+        let limit = Int(CallGrammar.defaultMaxStringLength)
+        assertComplete(note + String(repeating: "a", count: limit) + #""}}</tool_call>"#, g)
+        assertRejected(note + String(repeating: "a", count: limit + 1), g)
+        let tokenizer = try Self.tinyTokenizer
+        let vocabulary = TokenVocabulary(tokenizer: tokenizer)
+        let constraint = CallConstraint(grammar: g, vocabulary: vocabulary)
+        for token in tokenizer.encode(note + String(repeating: "b", count: limit - 3)) { XCTAssertTrue(constraint.advance(token)) }
+        let listed = Set(constraint.allowedTokens().map(Int.init))
+        XCTAssertEqual(listed, Set((0..<vocabulary.size).filter(constraint.accepts)))
+        // Three characters of room: no listed token writes more before the string's closing quote.
+        for token in listed where !vocabulary.stopSet.contains(token) {
+            let bytes = vocabulary.tokenBytes(token)
+            let inString = bytes.prefix { $0 != UInt8(ascii: "\"") }
+            XCTAssertLessThanOrEqual(inString.filter { $0 & 0xC0 != 0x80 }.count, 3, "\(tokenizer.decode([token]))")
+        }
+    }
+
     static func shortestCompletion(_ prefix: String, _ grammar: CallGrammar) -> Int {
         let r = CallRecognizer(grammar: grammar)
         var s = r.initialState()

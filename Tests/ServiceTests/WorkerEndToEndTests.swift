@@ -25,8 +25,12 @@ import Wire
         try client.send(WireToolCallRequest(requestID: "unknown", query: "x", candidateTools: ["no_such_tool"], maxNewTokens: 4))
         try client.send(WireToolCallRequest(requestID: "late", query: "x", maxNewTokens: 4, deadlineUnixMs: 1_000))
         try client.send(WireToolCallRequest(requestID: "too-long", query: "x", maxNewTokens: 100_000))
+        // tool_choice: text only, and a tool that is not among the candidates.
+        try client.send(WireToolCallRequest(requestID: "text", query: "Hello there", maxNewTokens: 6, toolChoice: "none"))
+        try client.send(WireToolCallRequest(requestID: "ghost", query: "x", candidateTools: ["get_weather"], maxNewTokens: 4,
+                                            toolChoice: "ghost_tool"))
 
-        let ids = Set(good.map(\.requestID) + ["garbage", "unknown", "late", "too-long"])
+        let ids = Set(good.map(\.requestID) + ["garbage", "unknown", "late", "too-long", "text", "ghost"])
         let results = try client.collect(ids, timeout: .seconds(60))
         #expect(Set(results.keys) == ids, "every request is answered")
 
@@ -59,10 +63,16 @@ import Wire
         #expect(results["unknown"]?.action.status == .unknownTool)
         #expect(results["late"]?.action.status == .deadlineExceeded)
         #expect(results["too-long"]?.action.status == .invalidRequest)
+        let text = try #require(results["text"]?.action)
+        #expect(text.status == .ok && text.calls.isEmpty && !text.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty,
+                "tool_choice none: a text answer, \(text)")
+        #expect(!text.forceClosed)
+        #expect(results["ghost"]?.action.status == .invalidRequest)
+        #expect(results["ghost"]?.action.error?.message.contains("tool_choice") == true)
 
         // Dead letters keep the original bytes and say why in headers.
-        let dlq = try harness.readAll(harness.topics.dlq, count: 4)
-        #expect(dlq.count == 4)
+        let dlq = try harness.readAll(harness.topics.dlq, count: 5)
+        #expect(dlq.count == 5)
         let garbage = try #require(dlq.first { $0.keyString == "garbage" })
         #expect(garbage.value == [0xff, 0xff, 0xff, 0x07])
         #expect(garbage.header(DeadLetterHeader.errorCode)?.string == "wire.malformed")
@@ -72,8 +82,8 @@ import Wire
                 == ["wire.malformed", "tool.unknown", "deadline.exceeded", "request.invalid"])
 
         // Served requests are logged as trajectory candidates.
-        let trajectories = try harness.readAll(harness.topics.trajectories, count: good.count)
-        #expect(Set(try trajectories.map { try WireTrajectory(bytes: $0.value).id }) == Set(good.map(\.requestID)))
+        let trajectories = try harness.readAll(harness.topics.trajectories, count: good.count + 1)
+        #expect(Set(try trajectories.map { try WireTrajectory(bytes: $0.value).id }) == Set(good.map(\.requestID) + ["text"]))
 
         // Graceful stop; then the group's committed offsets cover every request.
         try harness.stop(worker)

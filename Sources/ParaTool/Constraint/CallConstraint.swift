@@ -80,7 +80,7 @@ public final class CallConstraint: TokenConstraint {
         if recognizer.isComplete(state) { allowed.append(contentsOf: vocabulary.stopTokens) }
         if recognizer.mustEnd(state) { return }
         let mark = recognizer.mark
-        if state.lexer == .string(0) {
+        if state.lexer == .string(0) && Int(state.room) >= vocabulary.longestToken {
             // Plain bytes leave a string's state as it is: only tokens with a quote, a backslash
             // or a control byte need reading, and only from that byte on.
             allowed.append(contentsOf: vocabulary.plainTokens)

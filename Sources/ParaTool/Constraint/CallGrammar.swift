@@ -41,6 +41,8 @@ struct SchemaNode: Sendable {
     var required: UInt64 = 0
     var minItems: Int32 = 0
     var maxItems: Int32 = CallGrammar.maxFreeItems
+    /// String: most characters (Unicode scalars; an escape counts as one).
+    var maxLength: UInt16 = CallGrammar.defaultMaxStringLength
 }
 
 /// The grammar of the answer to one request: its candidate tools' calls.
@@ -55,6 +57,10 @@ public struct CallGrammar: Sendable {
     static let maxNumberLength: UInt8 = 32
     /// Calls one answer may hold when the request sets no limit.
     public static let defaultMaxCalls = 16
+    /// Characters of a string whose schema sets no `maxLength`: twice the longest string value of
+    /// BFCL's gold answers (224), so no such value is cut, while a value that repeats itself stops
+    /// long before it can take a budget of hundreds of tokens.
+    public static let defaultMaxStringLength: UInt16 = 512
 
     /// The candidate tools, in request order.
     public let tools: [String]
@@ -188,7 +194,9 @@ public struct CallGrammar: Sendable {
     private mutating func compileType(_ type: String, _ s: JSONObject, path: inout String, notes: inout [String]) -> Int32 {
         switch type.lowercased() {
         case "string", "str", "char":
-            return add(SchemaNode(kind: .string))
+            var node = SchemaNode(kind: .string)
+            if let n = s["maxLength"].flatMap(Self.integer) { node.maxLength = UInt16(clamping: max(0, n)) }
+            return add(node)
         case "integer", "int", "long":
             return add(SchemaNode(kind: .integer))
         case "number", "float", "double":

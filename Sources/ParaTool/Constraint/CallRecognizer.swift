@@ -27,6 +27,8 @@ struct CallParseState: Sendable, Equatable {
     /// Index of the innermost frame in the recognizer's arena.
     var top: Int32
     var lexer: Lexer
+    /// Inside a string: characters it may still take (its schema's `maxLength`, or the default).
+    var room: UInt16 = 0
 }
 
 /// A container being read (or the answer itself, at the root).
@@ -251,14 +253,28 @@ final class CallRecognizer {
                 stringDone(&s)
                 return true
             }
-            if b == UInt8(ascii: "\\") { s.lexer = .string(1); return true }
-            return b >= 0x20
+            guard b >= 0x20 else { return false }
+            // A UTF-8 continuation byte belongs to the character its lead byte counted.
+            if b & 0xC0 == 0x80 { return true }
+            guard s.room > 0 else { return false }
+            s.room -= 1
+            if b == UInt8(ascii: "\\") { s.lexer = .string(1) }
+            return true
         case StringStart.opening:
-            if b == UInt8(ascii: " ") { s.lexer = .string(StringStart.blank); return true }
+            if b == UInt8(ascii: " ") {
+                guard s.room > 0 else { return false }
+                s.room -= 1
+                s.lexer = .string(StringStart.blank)
+                return true
+            }
             s.lexer = .string(0)
             return stringByte(&s, escape: 0, b)
         case StringStart.blank:
-            if b == UInt8(ascii: " ") { return true }
+            if b == UInt8(ascii: " ") {
+                guard s.room > 0 else { return false }
+                s.room -= 1
+                return true
+            }
             return b == UInt8(ascii: "\"") && stringByte(&s, escape: 0, b)
         case 1:
             switch b {
@@ -439,6 +455,7 @@ final class CallRecognizer {
             f.phase = .keyString
             replaceTop(&s, f)
             s.lexer = .string(0)
+            s.room = CallGrammar.defaultMaxStringLength
             return .consumed
         case (.freeObject, .after):
             if b == UInt8(ascii: "}") { return close(&s) }
@@ -479,6 +496,7 @@ final class CallRecognizer {
         case .string:
             guard b == UInt8(ascii: "\"") else { return .rejected }
             s.lexer = .string(StringStart.opening)
+            s.room = node(index).maxLength
             return .consumed
         case .literal:
             s.lexer = .literal(node(index).literalRoot)
@@ -503,6 +521,7 @@ final class CallRecognizer {
             switch b {
             case UInt8(ascii: "\""):
                 s.lexer = .string(0)
+                s.room = CallGrammar.defaultMaxStringLength
                 return .consumed
             case UInt8(ascii: "t"), UInt8(ascii: "f"), UInt8(ascii: "n"):
                 s.lexer = .literal(grammar.keywordRoot)

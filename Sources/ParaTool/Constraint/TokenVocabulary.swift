@@ -31,6 +31,8 @@ public final class TokenVocabulary: Sendable {
     let plainTokens: [Int32]
     /// The other non-empty tokens, with the offset of their first byte that is not plain.
     let mixedTokens: [(token: Int32, firstSpecial: Int32)]
+    /// Bytes of the longest token.
+    let longestToken: Int
 
     /// Prepares `tokenizer`'s vocabulary.
     public init(tokenizer: Tokenizer) {
@@ -60,6 +62,7 @@ public final class TokenVocabulary: Sendable {
         }
         plainTokens = plain
         mixedTokens = mixed
+        longestToken = (0..<size).map { Int(offsets[$0 + 1] - offsets[$0]) }.max() ?? 0
 
         // The trie, built from the tokens in byte order: each token shares the path of its
         // longest common prefix with the previous one, so nodes are made in preorder.
