@@ -191,7 +191,7 @@ public final class TrainerService: Service, Sendable {
                     metrics.counter("trainer_skipped", labels: [("outcome", t.outcome.rawValue)], help: "Trajectories not stored, by outcome.").increment()
                 }
             } catch {
-                logger.warning("undecodable trajectory skipped at \(m.topic)[\(m.partition)]@\(m.offset): \(error)")
+                logger.warning("undecodable or invalid trajectory skipped at \(m.topic)[\(m.partition)]@\(m.offset): \(error)")
                 metrics.counter("trainer_skipped", labels: [("outcome", "undecodable")], help: "Trajectories not stored, by outcome.").increment()
             }
         }

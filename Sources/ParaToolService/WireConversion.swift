@@ -28,7 +28,14 @@ extension SelectionMode {
 }
 
 extension ToolCall {
-    /// A call from the wire (arguments must be one JSON object); `field` names it in errors.
+    /// The deepest nesting of arrays and objects accepted in a call's arguments from the wire.
+    /// Well below the parser's limit (512), so a call stored inside the objects of a dataset or
+    /// journal line (trajectory, steps, call: a handful of levels) still reads back.
+    public static let maxWireArgumentsDepth = 64
+
+    /// A call from the wire; `field` names it in errors. The arguments must be one JSON object
+    /// (numbers finite in Double, as the parser requires) nested at most
+    /// `maxWireArgumentsDepth` levels.
     public init(wire: WireToolCall, field: String) throws {
         let arguments: JSONValue
         do {
@@ -37,6 +44,10 @@ extension ToolCall {
             throw ConversionError(field: field + ".arguments_json", reason: "\(error)")
         }
         guard case .object = arguments else { throw ConversionError(field: field + ".arguments_json", reason: "not a JSON object") }
+        guard arguments.nestingDepth <= Self.maxWireArgumentsDepth else {
+            throw ConversionError(field: field + ".arguments_json",
+                                  reason: "nested \(arguments.nestingDepth) levels deep; at most \(Self.maxWireArgumentsDepth) are accepted")
+        }
         self.init(name: wire.name, arguments: arguments)
     }
 

@@ -163,6 +163,14 @@ final class ToolsTests: XCTestCase {
         XCTAssertEqual(try JSONValue.parse("1.7976931348623157e308"), .double(.greatestFiniteMagnitude))
     }
 
+    /// `nestingDepth` counts arrays and objects on the deepest path (scalars are 0).
+    func testNestingDepth() throws {
+        XCTAssertEqual(JSONValue.string("a").nestingDepth, 0)
+        XCTAssertEqual(try JSONValue.parse("{}").nestingDepth, 1)
+        XCTAssertEqual(try JSONValue.parse(#"{"a": [1, {"b": []}], "c": 2}"#).nestingDepth, 4)
+        XCTAssertEqual(try JSONValue.parse(String(repeating: "[", count: 300) + String(repeating: "]", count: 300)).nestingDepth, 300)
+    }
+
     /// Every line of the BFCL files was written by Python's json.dumps, so parsing and
     /// serializing must give the line back byte for byte.
     func testEveryBFCLLineRoundTripsToPythonText() throws {

@@ -100,4 +100,29 @@ import Wire
         #expect(compacted.heldCandidates.map(\.id) == join.heldCandidates.map(\.id))
         #expect(compacted.waitingFeedback == join.waitingFeedback)
     }
+
+    /// A correction the trainer could not store and read back is refused, not joined: a number
+    /// beyond Double (1e999 would be written as `Infinity`, which no reader accepts) and arguments
+    /// nested deeper than the wire allows (a dataset or journal line wraps them in a few more
+    /// levels, and the reader stops at 512).
+    @Test func refusesCorrectionsThatCouldNotBeReadBack() {
+        var join = FeedbackJoin(window: 8)
+        func correct(_ id: String, _ arguments: String) -> [FeedbackJoin.Outcome] {
+            _ = join.add(candidate: candidate(id))
+            return join.add(feedback: WireFeedback(requestID: id, outcome: .unsolved,
+                                                   correctedCalls: [WireToolCall(name: "get_weather", argumentsJSON: arguments)]))
+        }
+        func nested(_ levels: Int) -> String {
+            String(repeating: #"{"a": "#, count: levels - 1) + #"{"b": 1}"# + String(repeating: "}", count: levels - 1)
+        }
+        let infinite = correct("inf", #"{"city": 1e999}"#)
+        guard case .invalid(let reason)? = infinite.first, infinite.count == 1 else { Issue.record("not refused: \(infinite)"); return }
+        #expect(reason.contains("corrected_calls[0].arguments_json") && reason.contains("a finite number"), "\(reason)")
+
+        let deep = correct("deep", nested(100))
+        guard case .invalid(let why)? = deep.first, deep.count == 1 else { Issue.record("not refused: \(deep)"); return }
+        #expect(why.contains("nested 100 levels deep"), "\(why)")
+
+        #expect(episode(correct("limit", nested(64))) != nil, "64 levels are accepted")
+    }
 }
