@@ -90,6 +90,21 @@ public final class TrainerService: Service, Sendable {
         self.metrics = metrics
         self.logger = logger
         dataset = try TrajectoryDataset(directory: settings.dataset)
+        reportRejected(dataset.rejectedAtOpen)
+    }
+
+    /// Logs and counts the lines of the dataset or journal that could not be read at open.
+    private func reportRejected(_ lines: [RejectedLine]) {
+        for line in lines {
+            logger.error("unreadable line set aside: \(line)")
+            countRejected(file: line.file.lastPathComponent)
+        }
+    }
+
+    private func countRejected(file: String) {
+        metrics.counter("trainer_rejected", labels: [("file", file)],
+                        help: "Dataset or feedback journal lines that could not be read at open, moved to <file>.rejected.")
+            .increment()
     }
 
     public var isReady: Bool { state.withLock { $0.joined && !$0.draining } }
@@ -116,6 +131,7 @@ public final class TrainerService: Service, Sendable {
         let trainingThread = ServiceThread(name: "paratool-training")
         var join = FeedbackJoin(window: settings.feedbackWindow)
         let (journal, replayed) = try FeedbackJournal.open(directory: settings.dataset, into: &join)
+        reportRejected(journal.rejectedAtOpen)
         try dataset.append(replayed)
         logger.info("feedback join restored", metadata: ["candidates": "\(join.candidateCount)", "waiting": "\(join.waitingFeedback.count)"])
         try await withThrowingDiscardingTaskGroup { trainings in

@@ -1,7 +1,8 @@
 // TrajectoryDataset: the trainer's durable local dataset, a segment log. Trajectories are appended
 // as JSON Lines and fsynced before the consumer commits their offsets, so a crash loses nothing;
 // duplicates from redelivery are dropped by id. A small state file records how many trajectories
-// of each tool the last training used, so a restarted trainer knows what is still due.
+// of each tool the last training used, so a restarted trainer knows what is still due. Damaged
+// lines are moved aside at open (JSONLinesRecovery), never a reason not to start.
 import Foundation
 import LLM
 import ParaTool
@@ -19,28 +20,27 @@ public final class TrajectoryDataset: @unchecked Sendable {
     private var perTool: [String: Int] = [:]
     private var trained: [String: Int] = [:]
 
+    /// Lines of the log that could not be read when it was opened, moved to
+    /// `trajectories.jsonl.rejected` (for the owner to log and count).
+    public let rejectedAtOpen: [RejectedLine]
+
     /// Opens (or creates) the dataset and reads what it holds. A torn last line (a crash during
-    /// an append whose offset was therefore never committed) is cut off.
+    /// an append whose offset was therefore never committed) is cut off; a line that cannot be
+    /// read is moved aside (`rejectedAtOpen`) instead of failing the open.
     public init(directory: URL) throws {
         self.directory = directory
         logURL = directory.appendingPathComponent("trajectories.jsonl")
         stateURL = directory.appendingPathComponent("state.json")
-        let fm = FileManager.default
-        try fm.createDirectory(at: directory, withIntermediateDirectories: true)
-        if !fm.fileExists(atPath: logURL.path) { _ = fm.createFile(atPath: logURL.path, contents: nil) }
-        var data = try Data(contentsOf: logURL)
-        if let lastNewline = data.lastIndex(of: UInt8(ascii: "\n")), lastNewline != data.count - 1 {
-            data = data.prefix(lastNewline + 1)
-            try data.write(to: logURL)
-        } else if !data.isEmpty, data.last != UInt8(ascii: "\n") {
-            data = Data()
-            try data.write(to: logURL)
-        }
-        for line in data.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var ids: Set<String> = []
+        var perTool: [String: Int] = [:]
+        rejectedAtOpen = try JSONLinesRecovery.open(logURL) { line in
             let t = try Trajectory(json: try JSONValue.parse(String(decoding: line, as: UTF8.self)))
             ids.insert(t.id)
-            for tool in Self.tools(of: t) { perTool[tool, default: 0] += 1 }
+            for tool in TrajectoryDataset.tools(of: t) { perTool[tool, default: 0] += 1 }
         }
+        self.ids = ids
+        self.perTool = perTool
         if let state = try? Data(contentsOf: stateURL),
            let object = try? JSONSerialization.jsonObject(with: state) as? [String: Int] {
             trained = object

@@ -125,4 +125,26 @@ import Wire
 
         #expect(episode(correct("limit", nested(64))) != nil, "64 levels are accepted")
     }
+
+    /// A journal line that cannot be replayed (here a candidate holding `Infinity`, as the
+    /// serializer wrote 1e999 before such numbers were refused) is moved to
+    /// `feedback-join.jsonl.rejected`; the open replays every other line instead of throwing.
+    @Test func journalSetsAsideAnUnreadableLine() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("join-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let early = WireFeedback(requestID: "w", outcome: .solved, source: "agent")
+        let bad = FeedbackJournal.line(candidate: candidate("bad")).replacingOccurrences(of: #""Pariss""#, with: "Infinity")
+        #expect(bad.contains("Infinity"))
+        let url = directory.appendingPathComponent("feedback-join.jsonl")
+        try Data([FeedbackJournal.line(candidate: candidate("a")), bad, try FeedbackJournal.line(feedback: early)].map { $0 + "\n" }.joined().utf8)
+            .write(to: url)
+
+        var join = FeedbackJoin(window: 4)
+        let (journal, _) = try FeedbackJournal.open(directory: directory, into: &join)
+        #expect(join.heldCandidates == [candidate("a")] && join.waitingFeedback == [early])
+        #expect(try String(contentsOf: url.appendingPathExtension("rejected"), encoding: .utf8) == bad + "\n")
+        #expect(try String(contentsOf: url, encoding: .utf8).split(separator: "\n").count == 2, "the bad line left the journal")
+        #expect(journal.rejectedAtOpen.map(\.line) == [2])
+    }
 }
