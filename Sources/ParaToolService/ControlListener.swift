@@ -1,6 +1,7 @@
 // ControlListener: follows the compacted control topics every worker reads in full (no consumer
 // group): `adapters` (AdapterUpdate → hot swap in the AdapterRegistry) and `tools` (ToolSpec →
-// the catalogue the worker picks up between batches; the trainer follows `tools` alone).
+// the catalogue the worker picks up between batches; the trainer follows `tools` alone). A spec
+// whose name the store refuses, or whose message key names another tool, is refused and counted.
 import Foundation
 import Kafka
 import Logging
@@ -141,12 +142,19 @@ public final class ControlListener: Service, Sendable {
         } else if m.topic == topics.tools, followTools {
             do {
                 let spec = try ToolSpec(wire: WireToolSpec(bytes: m.value))
+                // Compaction keeps the last message per key: a key naming another tool would
+                // replace that tool's spec there while this listener kept both.
+                if let key = m.key, !key.isEmpty, key != Array(spec.name.utf8) {
+                    throw ConversionError(field: "key", reason: "the message key '\(String(decoding: key, as: UTF8.self))' is not the spec's name '\(spec.name)'")
+                }
                 specs.withLock { s in
                     if s.table.updateValue(spec, forKey: spec.name) == nil { s.order.append(spec.name) }
                     s.changed = true
                 }
+                metrics.toolSpec(result: "accepted")
             } catch {
-                logger.error("undecodable ToolSpec at \(m.topic)[\(m.partition)]@\(m.offset): \(error)")
+                metrics.toolSpec(result: "refused")
+                logger.error("ToolSpec refused at \(m.topic)[\(m.partition)]@\(m.offset), the rest of the catalogue serves: \(error)")
             }
         }
     }

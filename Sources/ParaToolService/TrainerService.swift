@@ -234,8 +234,19 @@ public final class TrainerService: Service, Sendable {
         let counts = dataset.counts
         let catalogueFile = try catalogueFile()
         let known = try ToolCatalogue.load(file: catalogueFile)
-        let unknown = tools.filter { !known.contains($0) }
-        let trainable = tools.filter(known.contains)
+        // A name the store refuses (stored before names were checked) would name folders outside
+        // the checkpoints and fail the publish, ending the run for every tool: skip it.
+        let invalid = tools.filter { (try? AdapterStore.validate(tool: $0)) == nil }
+        if !invalid.isEmpty {
+            logger.error("tool names the adapter store refuses are not trained; their trajectories stay stored",
+                         metadata: ["tools": "\(invalid)"])
+            metrics.counter("trainer_invalid_tools", labels: [], help: "Due tools skipped because the store refuses their names.")
+                .increment(by: Int64(invalid.count))
+        }
+        holdOff(invalid)
+        let valid = tools.filter { !invalid.contains($0) }
+        let unknown = valid.filter { !known.contains($0) }
+        let trainable = valid.filter(known.contains)
         if !unknown.isEmpty {
             logger.warning("no tool document in the catalogue; the trajectories stay stored and the tool is tried again in \(Self.retryDelay)",
                            metadata: ["tools": "\(unknown.joined(separator: ","))", "catalogue": "\(catalogueFile.path)"])
@@ -350,9 +361,13 @@ public final class TrainerService: Service, Sendable {
         return url
     }
 
-    /// The training form of a wire trajectory.
+    /// The training form of a wire trajectory; the tools its steps call must have valid names
+    /// (they name the tool's checkpoints and store folder when it trains).
     static func trajectory(_ w: WireTrajectory) throws -> Trajectory {
-        let steps = try w.steps.enumerated().map { try Step(wire: $1, field: "steps[\($0)]") }
+        let steps = try w.steps.enumerated().map { k, step in
+            for (j, call) in step.calls.enumerated() { try requireValidToolName(call.name, field: "steps[\(k)].calls[\(j)].name") }
+            return try Step(wire: step, field: "steps[\(k)]")
+        }
         let outcome: TrajectoryOutcome = switch w.outcome {
         case .solved: .solved
         case .unsolved: .unsolved

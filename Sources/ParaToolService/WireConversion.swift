@@ -105,9 +105,17 @@ extension SelectionMode {
     }
 }
 
+/// Throws unless `name` is a tool name the adapter store accepts (`AdapterStore.validate(tool:)`),
+/// the one rule for tool names arriving on the topics (specs, trajectories, feedback, adapter
+/// updates): they become store paths, checkpoint folders and catalogue keys.
+func requireValidToolName(_ name: String, field: String) throws {
+    do { try AdapterStore.validate(tool: name) } catch { throw ConversionError(field: field, reason: "\(error)") }
+}
+
 extension ToolSpec {
-    /// A catalogue entry from the `tools` topic.
+    /// A catalogue entry from the `tools` topic; its name must be a valid tool name.
     init(wire: WireToolSpec) throws {
+        try requireValidToolName(wire.name, field: "name")
         let parameters: JSONValue
         do { parameters = try JSONValue.parse(wire.parametersJSON.isEmpty ? "{}" : wire.parametersJSON) } catch {
             throw ConversionError(field: "parameters_json", reason: "\(error)")

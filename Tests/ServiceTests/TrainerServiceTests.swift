@@ -229,6 +229,47 @@ import Wire
         #expect(second.dataset.count == 1)
     }
 
+    /// Tool names become checkpoint folders and store paths in training. A dataset stored before
+    /// names were checked may hold trajectories of `../../x`: the trainer skips that tool (and
+    /// logs it) and trains the others, instead of writing outside its folders and aborting the
+    /// run; a trajectory calling a badly named tool arriving now is not stored.
+    @Test func skipsToolsWithInvalidNames() throws {
+        let harness = try ServiceHarness()
+        let work = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("trainer-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: work) }
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        let toolsFile = work.appendingPathComponent("tools.json")
+        try Data(#"[{"name":"get_weather","description":"Current weather for a city"},{"name":"../../x","description":"Escapes"}]"#.utf8).write(to: toolsFile)
+        var settings = trainerSettings(harness, work: work, tools: toolsFile, retrainEvery: 2)
+        settings.review = false
+        func trajectory(_ id: String, tool: String) -> Trajectory {
+            Trajectory(id: id, query: "Use \(tool) for \(id)", candidateTools: [tool],
+                       steps: [Step(calls: [ToolCall(name: tool, arguments: .object(["city": .string(id)]))], observation: "")],
+                       outcome: .solved, source: "test")
+        }
+        try FileManager.default.createDirectory(at: settings.dataset, withIntermediateDirectories: true)
+        try Trajectory.save([trajectory("x1", tool: "../../x"), trajectory("x2", tool: "../../x"),
+                             trajectory("w1", tool: "get_weather"), trajectory("w2", tool: "get_weather")],
+                            jsonl: settings.dataset.appendingPathComponent("trajectories.jsonl"))
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: harness.kafka), logger: harness.logger)
+        let late = WireTrajectory(id: "y1", query: "q", candidateTools: ["../../y"],
+                                  steps: [WireStep(calls: [WireToolCall(name: "../../y", argumentsJSON: "{}")])], outcome: .solved, source: "test")
+        _ = try producer.sendAndWait([OutgoingMessage(topic: harness.topics.trajectories, key: "../../y", value: try late.encode())])
+
+        let (announcements, trainer, finish) = try startTrainer(harness, settings: settings)
+        var announced: WireAdapterUpdate?
+        let deadline = Date().addingTimeInterval(180)
+        while announced == nil, Date() < deadline {
+            if let m = try announcements.poll(timeout: .milliseconds(200)) { announced = try WireAdapterUpdate(bytes: m.value) }
+        }
+        Thread.sleep(forTimeInterval: 1)
+        #expect(finish() == nil)
+        #expect(announced?.tool == "get_weather", "the valid tool is trained and announced")
+        #expect(!FileManager.default.fileExists(atPath: settings.dataset.appendingPathComponent("x").path), "nothing written outside the checkpoints")
+        #expect(!FileManager.default.fileExists(atPath: work.appendingPathComponent("x").path))
+        #expect(trainer.dataset.count == 4, "the trajectory calling ../../y is not stored")
+    }
+
     /// No --tools: the documents come from the `tools` topic. A tool published there is retrained
     /// with its document; trajectories of a tool missing from the topic stay stored and due.
     @Test func followsTheToolsTopic() throws {
