@@ -27,6 +27,8 @@ public final class ControlListener: Service, Sendable {
     private let followTools: Bool
     private let followAdapters: Bool
     private let catchUpTimeout: Duration
+    /// The serving model's hidden size: announced gates of another dimension are refused.
+    private let gateDimension: Int?
     private let metrics: ServiceMetrics
     private let logger: Logger
     private let specs = Mutex<(table: [String: ToolSpec], order: [String], changed: Bool)>(([:], [], false))
@@ -34,10 +36,12 @@ public final class ControlListener: Service, Sendable {
     private let readiness = Readiness()
 
     /// A listener; with `followAdapters` false it reads only `tools` (no adapter or gate updates).
+    /// `gateDimension` is the serving model's hidden size, which an announced gate must have.
     public init(kafka: KafkaConfiguration, topics: TopicNames, registry: AdapterRegistry?, followTools: Bool,
-                followAdapters: Bool = true, catchUpTimeout: Duration = .seconds(30), metrics: ServiceMetrics,
-                logger: Logger) throws {
+                followAdapters: Bool = true, catchUpTimeout: Duration = .seconds(30), gateDimension: Int? = nil,
+                metrics: ServiceMetrics, logger: Logger) throws {
         self.topics = topics
+        self.gateDimension = gateDimension
         self.registry = registry
         self.followTools = followTools
         self.followAdapters = followAdapters
@@ -166,7 +170,7 @@ public final class ControlListener: Service, Sendable {
             return
         }
         do {
-            let gate = try GateDistribution.load(update)
+            let gate = try GateDistribution.load(update, dimension: gateDimension)
             gates.withLock { $0 = (AnnouncedGate(gate: gate, version: update.version), update.version) }
             metrics.adapterUpdate(result: "applied")
             logger.info("gate announced", metadata: ["version": "\(update.version)"])

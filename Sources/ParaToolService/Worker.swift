@@ -154,11 +154,18 @@ public final class Worker: Service, @unchecked Sendable {
     private func serve() async throws {
         var catalogue = fixedCatalogue ?? control.takeCatalogue() ?? ToolCatalogue()
         var gate = initialGate
-        if let announced = control.takeGate(), announced.gate.config.dimension == initialGate?.config.dimension ?? announced.gate.config.dimension {
-            gate = announced.gate
-            logger.info("serving the announced gate", metadata: ["version": "\(announced.version)"])
+        var announcedEngine: ToolCallEngine?
+        if let announced = control.takeGate() {
+            // An engine refuses a gate that does not fit its model: then the initial one serves.
+            do {
+                announcedEngine = try makeEngine(catalogue, announced.gate)
+                gate = announced.gate
+                logger.info("serving the announced gate", metadata: ["version": "\(announced.version)"])
+            } catch {
+                logger.error("gate \(announced.version) refused, serving the initial one: \(error)")
+            }
         }
-        var engine = try makeEngine(catalogue, gate)
+        var engine = try announcedEngine ?? makeEngine(catalogue, gate)
         logger.info("engine ready", metadata: ["tools": "\(catalogue.count)", "model": "\(settings.modelID)"])
         let estimator = ComputeEstimator(measuring: engine.model)
         logger.info("compute budget per batch", metadata: ["seconds": "\(budget.perBatchSeconds)"])

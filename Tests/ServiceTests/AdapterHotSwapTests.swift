@@ -161,4 +161,35 @@ import Wire
         let final = try #require(try weights(client, id: "refused"))
         #expect(zip(final, after).allSatisfy { abs($0 - $1) < 1e-5 }, "the refused gate leaves the previous one serving")
     }
+
+    /// A gate announced with another dimension than the model's is refused by the listener
+    /// (counted, logged) and the previous gate keeps serving; before, the listener took it and
+    /// only the worker's loop caught it, and a worker started without a gate built an engine
+    /// with it and stopped at `setTool`'s precondition.
+    @Test func aGateOfAnotherDimensionIsRefused() throws {
+        let harness = try ServiceHarness()
+        let metrics = ServiceMetrics()
+        try harness.startWorker(id: "w1", metrics: metrics)
+        let client = try harness.client()
+        let initial = try #require(try weights(client, id: "before"))
+        let hidden = ServiceFixtures.model.model.config.hiddenSize
+        let root = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("gates-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let wide = root.appendingPathComponent("g000000000000001")
+        let gate = GateNetwork(config: GateConfig(dimension: hidden + 8, hidden: [16]), seed: 9)
+        gate.setTool("get_weather", vector: [Float](repeating: 0.5, count: hidden + 8))
+        try gate.save(to: wide)
+        let update = try GateDistribution.update(directory: wide)
+        #expect(throws: GateError.self) { try GateDistribution.load(update, dimension: hidden) }
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: harness.kafka), logger: harness.logger)
+        _ = try producer.sendAndWait([OutgoingMessage(topic: harness.topics.adapters, key: GateDistribution.toolKey, value: try update.encode())])
+        producer.close()
+        let deadline = Date().addingTimeInterval(10)
+        while !metrics.exposition().contains(#"paratool_adapter_updates_total{result="refused"} 1"#), Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(metrics.exposition().contains(#"paratool_adapter_updates_total{result="refused"} 1"#), "\(metrics.exposition())")
+        let after = try #require(try weights(client, id: "after"))
+        #expect(zip(after, initial).allSatisfy { abs($0 - $1) < 1e-5 }, "the previous gate serves")
+    }
 }
