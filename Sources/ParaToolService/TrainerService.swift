@@ -91,6 +91,10 @@ public final class TrainerService: Service, Sendable {
         self.logger = logger
         dataset = try TrajectoryDataset(directory: settings.dataset)
         reportRejected(dataset.rejectedAtOpen)
+        if let reason = dataset.stateRejected {
+            logger.error("the dataset's trained counts could not be read; every tool with data is due again: \(reason)")
+            countRejected(file: "state.json")
+        }
     }
 
     /// Logs and counts the lines of the dataset or journal that could not be read at open.
@@ -103,7 +107,7 @@ public final class TrainerService: Service, Sendable {
 
     private func countRejected(file: String) {
         metrics.counter("trainer_rejected", labels: [("file", file)],
-                        help: "Dataset or feedback journal lines that could not be read at open, moved to <file>.rejected.")
+                        help: "Dataset or feedback journal lines, or state files, that could not be read at open, moved to <file>.rejected.")
             .increment()
     }
 

@@ -1,6 +1,6 @@
 // TrajectoryDataset opened on damaged files: a line that cannot be read is moved to
-// `trajectories.jsonl.rejected` and the good ones are kept, and a torn last line is cut off —
-// neither stops the trainer from starting.
+// `trajectories.jsonl.rejected` and the good ones are kept, a torn last line is cut off, and a
+// corrupt `state.json` is moved aside — none of them stops the trainer from starting.
 import Foundation
 import ParaTool
 import ParaToolService
@@ -49,5 +49,27 @@ import Testing
         let reopened = try TrajectoryDataset(directory: directory)
         #expect(reopened.count == 3 && reopened.rejectedAtOpen.isEmpty)
         #expect(try String(contentsOf: rejected, encoding: .utf8) == bad + "\n")
+    }
+
+    /// `state.json` records what was trained. Before, a corrupt one was read as empty without a
+    /// word (every tool became due again, and the file was overwritten at the next training): it
+    /// is now moved to `state.json.rejected` for the owner to see, and reported.
+    @Test func aCorruptStateFileIsMovedAside() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let first = try TrajectoryDataset(directory: directory)
+        try first.append([trajectory("t1"), trajectory("t2")])
+        try first.markTrained(["get_weather"])
+        #expect(try TrajectoryDataset(directory: directory).due(threshold: 1).isEmpty, "an intact state survives the reopen")
+
+        let state = directory.appendingPathComponent("state.json")
+        let corrupt = Data(#"{"get_weather": 2"#.utf8)
+        try corrupt.write(to: state)
+        let reopened = try TrajectoryDataset(directory: directory)
+        #expect(reopened.count == 2)
+        #expect(reopened.stateRejected?.contains("state.json moved to state.json.rejected") == true, "\(String(describing: reopened.stateRejected))")
+        #expect(try Data(contentsOf: state.appendingPathExtension("rejected")) == corrupt, "the corrupt state is kept aside")
+        #expect(!FileManager.default.fileExists(atPath: state.path))
+        #expect(reopened.due(threshold: 1) == ["get_weather"], "what was trained is unknown: the tool is due again")
     }
 }
