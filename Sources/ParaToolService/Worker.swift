@@ -271,16 +271,28 @@ public final class Worker: Service, @unchecked Sendable {
 
     // MARK: Delivery
 
-    /// At-least-once: waits for every output; re-sends failed ones until they land. Returns
-    /// false when asked to stop while retrying (the batch is then not committed).
+    /// At-least-once: waits for every output; re-sends failed ones until they land. An output
+    /// that can never land as it is (too large, invalid: `KafkaError.isPermanentForMessage`) is
+    /// logged, counted and dropped, so the batch commits past it instead of retrying forever.
+    /// Returns false when asked to stop while retrying (the batch is then not committed).
     private func deliver(_ outputs: [OutgoingMessage], producer: KafkaProducer) async throws -> Bool {
         var pending = outputs
         var attempt = 0
         while !pending.isEmpty {
             let results = producer.deliver(pending)
-            let failed = zip(pending, results).compactMap { m, r -> (OutgoingMessage, KafkaError)? in
-                if case .failure(let e) = r { return (m, e) }
-                return nil
+            var failed: [(OutgoingMessage, KafkaError)] = []
+            for (m, r) in zip(pending, results) {
+                guard case .failure(let e) = r else { continue }
+                if e.isPermanentForMessage {
+                    metrics.counter("undeliverable", labels: [("topic", m.topic), ("error", e.name)],
+                                    help: "Outputs dropped because the broker or producer can never accept them (too large, invalid).")
+                        .increment()
+                    logger.error("output can never be delivered, dropped", metadata: ["topic": "\(m.topic)", "bytes": "\(m.value.count)",
+                                                                                      "key": "\(String(decoding: m.key ?? [], as: UTF8.self))",
+                                                                                      "error": "\(e)"])
+                } else {
+                    failed.append((m, e))
+                }
             }
             if failed.isEmpty { return true }
             if let fatal = producer.fatalError { throw fatal }

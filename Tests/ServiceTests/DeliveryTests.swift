@@ -74,6 +74,23 @@ import Wire
         #expect(results.values.allSatisfy { $0.action.status == .ok && $0.telemetry != nil })
     }
 
+    /// A message the worker's producer can never deliver — here the dead letter of a request
+    /// larger than the producer's message.max.bytes (the letter carries the request) — fails with
+    /// a permanent error. Before, the worker retried it forever: it answered nothing after it
+    /// and never committed. It is now logged, counted and skipped, and the worker serves on.
+    @Test func undeliverableOutputDoesNotStopTheWorker() throws {
+        let harness = try ServiceHarness()
+        let metrics = ServiceMetrics()
+        try harness.startWorker(id: "w1", metrics: metrics, kafka: harness.kafka.merging(["message.max.bytes": "20000"])) { $0.maxPromptTokens = 64 }
+        let client = try harness.client()
+        try client.send(WireToolCallRequest(requestID: "huge", query: String(repeating: "weather ", count: 5000), maxNewTokens: 3, mode: .average))
+        let rs = requests("n", 4)
+        for r in rs { try client.send(r) }
+        let results = try client.collect(Set(rs.map(\.requestID)), timeout: .seconds(30))
+        #expect(Set(results.keys) == Set(rs.map(\.requestID)), "the requests after the undeliverable letter are answered")
+        #expect(metrics.exposition().contains("paratool_undeliverable_total"), "\(metrics.exposition())")
+    }
+
     @Test func killedWorkerProcessIsReplacedWithoutLoss() throws {
         let harness = try ServiceHarness()
         let (process, toolsFile) = try startServeProcess(harness, workerID: "doomed")
