@@ -283,16 +283,7 @@ public final class Worker: Service, @unchecked Sendable {
             var failed: [(OutgoingMessage, KafkaError)] = []
             for (m, r) in zip(pending, results) {
                 guard case .failure(let e) = r else { continue }
-                if e.isPermanentForMessage {
-                    metrics.counter("undeliverable", labels: [("topic", m.topic), ("error", e.name)],
-                                    help: "Outputs dropped because the broker or producer can never accept them (too large, invalid).")
-                        .increment()
-                    logger.error("output can never be delivered, dropped", metadata: ["topic": "\(m.topic)", "bytes": "\(m.value.count)",
-                                                                                      "key": "\(String(decoding: m.key ?? [], as: UTF8.self))",
-                                                                                      "error": "\(e)"])
-                } else {
-                    failed.append((m, e))
-                }
+                if e.isPermanentForMessage { dropUndeliverable(m, e) } else { failed.append((m, e)) }
             }
             if failed.isEmpty { return true }
             if let fatal = producer.fatalError { throw fatal }
@@ -306,17 +297,42 @@ public final class Worker: Service, @unchecked Sendable {
         return true
     }
 
+    /// Logs and counts an output that can never be delivered as it is; the caller drops it.
+    private func dropUndeliverable(_ m: OutgoingMessage, _ e: KafkaError) {
+        metrics.counter("undeliverable", labels: [("topic", m.topic), ("error", e.name)],
+                        help: "Outputs dropped because the broker or producer can never accept them (too large, invalid).")
+            .increment()
+        logger.error("output can never be delivered, dropped", metadata: ["topic": "\(m.topic)", "bytes": "\(m.value.count)",
+                                                                          "key": "\(String(decoding: m.key ?? [], as: UTF8.self))",
+                                                                          "error": "\(e)"])
+    }
+
     /// Exactly-once: outputs and input offsets commit atomically; a failed transaction is aborted
-    /// and retried with the same outputs. Returns false when asked to stop while retrying.
+    /// and retried with the same outputs, less those that can never be delivered as they are
+    /// (`KafkaError.isPermanentForMessage`, logged and counted). Returns false when asked to stop
+    /// while retrying.
     private func deliverInTransaction(_ outputs: [OutgoingMessage], positions: [TopicPartitionOffset],
                                       producer: KafkaProducer, consumer: KafkaConsumer) async throws -> Bool {
         var attempt = 0
+        var outputs = outputs
         while true {
+            // Outputs the broker refused for good in this attempt (by index), from the delivery reports.
+            let refused = RefusedOutputs()
+            // Outputs refused before they were queued, left out of this attempt and the next ones.
+            var skipped: Set<Int> = []
             do {
                 try producer.beginTransaction()
-                for message in outputs {
-                    try producer.produce(message) { [logger] result in
-                        if case .failure(let e) = result { logger.warning("transactional delivery failed: \(e)") }
+                for (i, message) in outputs.enumerated() {
+                    do {
+                        try producer.produce(message) { [logger] result in
+                            guard case .failure(let e) = result else { return }
+                            if e.isPermanentForMessage { refused.table.withLock { $0[i] = e } }
+                            logger.warning("transactional delivery failed: \(e)")
+                        }
+                    } catch let e as KafkaError where e.isPermanentForMessage {
+                        // Refused before it was queued: the transaction goes on without it.
+                        dropUndeliverable(message, e)
+                        skipped.insert(i)
                     }
                 }
                 try producer.sendOffsetsToTransaction(positions, consumer: consumer)
@@ -327,6 +343,9 @@ public final class Worker: Service, @unchecked Sendable {
                 attempt += 1
                 logger.warning("transaction failed, aborting and retrying", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
                 do { try producer.abortTransaction() } catch { logger.warning("abort failed: \(error)") }
+                let gone = refused.table.withLock { $0 }
+                for (i, e) in gone.sorted(by: { $0.key < $1.key }) where !skipped.contains(i) { dropUndeliverable(outputs[i], e) }
+                outputs = outputs.indices.filter { gone[$0] == nil && !skipped.contains($0) }.map { outputs[$0] }
                 if isStopping && attempt >= 3 { return false }
                 try? await Task.sleep(for: .seconds(min(2, 0.1 * Double(attempt))))
             }
@@ -539,4 +558,10 @@ public final class Worker: Service, @unchecked Sendable {
         default: "internal"
         }
     }
+}
+
+/// The outputs of one transaction attempt that the broker refused for good, by index, filled by
+/// delivery reports on librdkafka's thread.
+private final class RefusedOutputs: Sendable {
+    let table = Mutex<[Int: KafkaError]>([:])
 }
