@@ -52,7 +52,7 @@ IMAGE_HEALTHCHECK_DEFAULT_PORT = 9464  # Deploy/healthcheck.sh: ${PARATOOL_METRI
 # the flag. Without --binary, KNOWN_ENV (the flags of serve/train/topics today) decides.
 GENERIC_ENV_RULE = "PARATOOL_<FLAG>"
 KNOWN_FLAGS = ["brokers", "topic-prefix", "group", "model", "adapter-store", "gate", "tools", "batch-size",
-               "batch-wait-ms", "exactly-once", "transactional-id", "metrics-port", "threads", "worker-id",
+               "batch-wait-ms", "exactly-once", "transactional-id", "metrics-port", "metrics-host", "threads", "worker-id",
                "config", "dataset", "retrain-every", "partitions", "replication", "max-new-tokens", "mode",
                "log-level", "stack-cache-mb", "max-prompt-tokens", "max-message-bytes", "batch-budget-ms"]
 KNOWN_ENV = {"PARATOOL_" + f.upper().replace("-", "_") for f in KNOWN_FLAGS}

@@ -47,6 +47,19 @@ public struct KafkaError: Error, CustomStringConvertible, Sendable, Equatable {
     }
 
     public var description: String { "kafka \(name): \(message)" }
+
+    /// The message itself can never be delivered as it is — too large for the producer or the
+    /// topic, or rejected as invalid — so producing it again fails the same way. Other delivery
+    /// failures (timeouts, leader changes, a broker down) may pass on a retry.
+    public var isPermanentForMessage: Bool {
+        Self.permanentForMessage.contains(code)
+    }
+
+    private static let permanentForMessage: Set<Int32> = [
+        RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE.rawValue, RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE.rawValue,
+        RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE.rawValue, RD_KAFKA_RESP_ERR_INVALID_MSG.rawValue,
+        RD_KAFKA_RESP_ERR_INVALID_RECORD.rawValue, RD_KAFKA_RESP_ERR__BAD_MSG.rawValue,
+    ]
 }
 
 /// Throws when `err` is not `NO_ERROR`.

@@ -1,6 +1,7 @@
 // AdapterRegistry: the adapters a worker serves, swappable while requests run. Reads the store
 // lazily (each tool's latest verified version) and applies AdapterUpdates from the `adapters`
-// topic after checking them against the store's sha256; a refused update leaves the old version.
+// topic after checking them against the store (servable: not held for review unless promoted;
+// sha256); a refused update leaves the old version.
 import Foundation
 import LLM
 import Logging
@@ -12,13 +13,16 @@ import Wire
 public enum AdapterUpdateRefusal: Error, CustomStringConvertible, Equatable {
     /// The update names a version older than (or equal to) the one serving.
     case notNewer(tool: String, version: String, current: String)
-    /// The store refused it (missing, hash mismatch, unreadable).
+    /// The store refused it (missing, hash mismatch, unreadable, invalid tool name).
     case store(String)
+    /// The version was published held for review and no review promoted it (pending or rejected).
+    case notPromoted(tool: String, version: String, review: String)
 
     public var description: String {
         switch self {
         case .notNewer(let t, let v, let c): return "\(t) \(v) is not newer than the serving \(c)"
         case .store(let m): return m
+        case .notPromoted(let t, let v, let r): return "\(t) \(v) is held for review and not promoted (\(r))"
         }
     }
 }
@@ -57,13 +61,36 @@ public final class AdapterRegistry: AdapterProvider, @unchecked Sendable {
         }
     }
 
-    /// Applies an update: loads the version from the store, verifies it against the update's
-    /// sha256 and the manifest, and swaps it in. Throws (and keeps serving the old version) when
-    /// the update is older than what serves or the store refuses it.
+    /// Applies an update: checks that the store may serve the version (not held for review
+    /// unless a review promoted it), loads it, verifies it against the update's sha256 and the
+    /// manifest, and swaps it in. Throws (and keeps serving the old version) when the update is
+    /// older than what serves — or, for a tool not loaded yet, than the store's servable latest —
+    /// or the store refuses it.
     public func apply(_ update: WireAdapterUpdate) throws {
         guard let store else { throw AdapterUpdateRefusal.store("this worker has no adapter store") }
-        if let current = table.withLock({ $0[update.tool]?.version }), Self.number(current) >= Self.number(update.version) {
+        let manifest: AdapterVersion
+        let current: String?
+        do {
+            try AdapterStore.validate(tool: update.tool)
+            manifest = try store.manifest(tool: update.tool, version: update.version)
+            current = try table.withLock({ $0[update.tool]?.version }) ?? store.latest(tool: update.tool)?.version
+        } catch {
+            throw AdapterUpdateRefusal.store("\(error)")
+        }
+        if let current, Self.number(current) > Self.number(update.version)
+            || (Self.number(current) == Self.number(update.version) && table.withLock({ $0[update.tool] != nil })) {
             throw AdapterUpdateRefusal.notNewer(tool: update.tool, version: update.version, current: current)
+        }
+        do {
+            if try !store.isServable(manifest) {
+                let review = try store.review(tool: update.tool, version: update.version)
+                throw AdapterUpdateRefusal.notPromoted(tool: update.tool, version: update.version,
+                                                       review: review.map { "\($0.decision.rawValue): \($0.reason)" } ?? "no review yet")
+            }
+        } catch let refusal as AdapterUpdateRefusal {
+            throw refusal
+        } catch {
+            throw AdapterUpdateRefusal.store("\(error)")
         }
         let adapter: ToolAdapter
         do {
@@ -71,7 +98,7 @@ public final class AdapterRegistry: AdapterProvider, @unchecked Sendable {
         } catch {
             throw AdapterUpdateRefusal.store("\(error)")
         }
-        if let manifest = try? store.manifest(tool: update.tool, version: update.version) { warnIfOtherWording(manifest) }
+        warnIfOtherWording(manifest)
         table.withLock { $0[update.tool] = (adapter, update.version) }
         missing.withLock { _ = $0.remove(update.tool) }
         logger.info("adapter swapped", metadata: ["tool": "\(update.tool)", "version": "\(update.version)", "stage": "\(update.stage)"])

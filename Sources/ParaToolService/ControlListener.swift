@@ -1,6 +1,7 @@
 // ControlListener: follows the compacted control topics every worker reads in full (no consumer
 // group): `adapters` (AdapterUpdate → hot swap in the AdapterRegistry) and `tools` (ToolSpec →
-// the catalogue the worker picks up between batches; the trainer follows `tools` alone).
+// the catalogue the worker picks up between batches; the trainer follows `tools` alone). A spec
+// whose name the store refuses, or whose message key names another tool, is refused and counted.
 import Foundation
 import Kafka
 import Logging
@@ -26,6 +27,8 @@ public final class ControlListener: Service, Sendable {
     private let followTools: Bool
     private let followAdapters: Bool
     private let catchUpTimeout: Duration
+    /// The serving model's hidden size: announced gates of another dimension are refused.
+    private let gateDimension: Int?
     private let metrics: ServiceMetrics
     private let logger: Logger
     private let specs = Mutex<(table: [String: ToolSpec], order: [String], changed: Bool)>(([:], [], false))
@@ -33,10 +36,12 @@ public final class ControlListener: Service, Sendable {
     private let readiness = Readiness()
 
     /// A listener; with `followAdapters` false it reads only `tools` (no adapter or gate updates).
+    /// `gateDimension` is the serving model's hidden size, which an announced gate must have.
     public init(kafka: KafkaConfiguration, topics: TopicNames, registry: AdapterRegistry?, followTools: Bool,
-                followAdapters: Bool = true, catchUpTimeout: Duration = .seconds(30), metrics: ServiceMetrics,
-                logger: Logger) throws {
+                followAdapters: Bool = true, catchUpTimeout: Duration = .seconds(30), gateDimension: Int? = nil,
+                metrics: ServiceMetrics, logger: Logger) throws {
         self.topics = topics
+        self.gateDimension = gateDimension
         self.registry = registry
         self.followTools = followTools
         self.followAdapters = followAdapters
@@ -141,12 +146,19 @@ public final class ControlListener: Service, Sendable {
         } else if m.topic == topics.tools, followTools {
             do {
                 let spec = try ToolSpec(wire: WireToolSpec(bytes: m.value))
+                // Compaction keeps the last message per key: a key naming another tool would
+                // replace that tool's spec there while this listener kept both.
+                if let key = m.key, !key.isEmpty, key != Array(spec.name.utf8) {
+                    throw ConversionError(field: "key", reason: "the message key '\(String(decoding: key, as: UTF8.self))' is not the spec's name '\(spec.name)'")
+                }
                 specs.withLock { s in
                     if s.table.updateValue(spec, forKey: spec.name) == nil { s.order.append(spec.name) }
                     s.changed = true
                 }
+                metrics.toolSpec(result: "accepted")
             } catch {
-                logger.error("undecodable ToolSpec at \(m.topic)[\(m.partition)]@\(m.offset): \(error)")
+                metrics.toolSpec(result: "refused")
+                logger.error("ToolSpec refused at \(m.topic)[\(m.partition)]@\(m.offset), the rest of the catalogue serves: \(error)")
             }
         }
     }
@@ -158,7 +170,7 @@ public final class ControlListener: Service, Sendable {
             return
         }
         do {
-            let gate = try GateDistribution.load(update)
+            let gate = try GateDistribution.load(update, dimension: gateDimension)
             gates.withLock { $0 = (AnnouncedGate(gate: gate, version: update.version), update.version) }
             metrics.adapterUpdate(result: "applied")
             logger.info("gate announced", metadata: ["version": "\(update.version)"])

@@ -116,9 +116,12 @@ public struct FeedbackJoin: Sendable {
         return outcomes
     }
 
-    /// The corrected calls in the training form (arguments must be JSON objects).
+    /// The corrected calls in the training form (valid tool names, arguments JSON objects).
     private static func correctedCalls(_ feedback: WireFeedback) throws -> [ToolCall] {
-        try feedback.correctedCalls.enumerated().map { try ToolCall(wire: $1, field: "corrected_calls[\($0)]") }
+        try feedback.correctedCalls.enumerated().map {
+            try requireValidToolName($1.name, field: "corrected_calls[\($0)].name")
+            return try ToolCall(wire: $1, field: "corrected_calls[\($0)]")
+        }
     }
 
     /// The episode for checked feedback (its corrected calls converted) and its candidate.

@@ -4,7 +4,8 @@
 // join, and the episodes the replay labels are appended to the dataset again (deduplicated by id
 // there), so a crash between the journal and the dataset loses nothing. When the journal holds
 // four windows of lines it is rewritten with what the join holds now (compaction forgets which
-// requests were already joined or evicted: their later feedback then counts as unknown).
+// requests were already joined or evicted: their later feedback then counts as unknown). A line
+// that cannot be replayed is moved aside when the journal is opened (JSONLinesRecovery).
 import Foundation
 import LLM
 import ParaTool
@@ -18,38 +19,36 @@ public final class FeedbackJournal {
     private var handle: FileHandle
     private var lines: Int
 
+    /// Lines that could not be replayed when the journal was opened, moved to
+    /// `feedback-join.jsonl.rejected` (for the owner to log and count).
+    public let rejectedAtOpen: [RejectedLine]
+
     /// Opens (or creates) the journal in `directory` and replays it into `join`; returns the
-    /// journal and what the replay labelled (to store again, deduplicated by the dataset).
+    /// journal and what the replay labelled (to store again, deduplicated by the dataset). A torn
+    /// last line is cut off; a line that cannot be replayed is moved aside (`rejectedAtOpen`).
     public static func open(directory: URL, into join: inout FeedbackJoin) throws -> (FeedbackJournal, [Trajectory]) {
         let url = directory.appendingPathComponent("feedback-join.jsonl")
-        let fm = FileManager.default
-        try fm.createDirectory(at: directory, withIntermediateDirectories: true)
-        if !fm.fileExists(atPath: url.path) { _ = fm.createFile(atPath: url.path, contents: nil) }
-        var data = try Data(contentsOf: url)
-        // A torn last line (a crash during an append whose offset was therefore never committed).
-        if let lastNewline = data.lastIndex(of: UInt8(ascii: "\n")) {
-            if lastNewline != data.count - 1 { data = data.prefix(lastNewline + 1); try data.write(to: url) }
-        } else if !data.isEmpty {
-            data = Data()
-            try data.write(to: url)
-        }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var labelled: [Trajectory] = []
         var count = 0
-        for line in data.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
-            count += 1
-            for outcome in try replay(JSONValue.parse(String(decoding: line, as: UTF8.self)), into: &join) {
+        var replayed = join
+        let rejected = try JSONLinesRecovery.open(url) { line in
+            for outcome in try replay(JSONValue.parse(String(decoding: line, as: UTF8.self)), into: &replayed) {
                 if case .labelled(let episode) = outcome { labelled.append(episode) }
             }
+            count += 1
         }
+        join = replayed
         let handle = try FileHandle(forWritingTo: url)
         try handle.seekToEnd()
-        return (FeedbackJournal(url: url, handle: handle, lines: count), labelled)
+        return (FeedbackJournal(url: url, handle: handle, lines: count, rejectedAtOpen: rejected), labelled)
     }
 
-    private init(url: URL, handle: FileHandle, lines: Int) {
+    private init(url: URL, handle: FileHandle, lines: Int, rejectedAtOpen: [RejectedLine]) {
         self.url = url
         self.handle = handle
         self.lines = lines
+        self.rejectedAtOpen = rejectedAtOpen
     }
 
     deinit { try? handle.close() }

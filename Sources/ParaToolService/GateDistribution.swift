@@ -1,8 +1,8 @@
 // GateDistribution: how a retrained gate reaches the workers. Training saves each gate in its
 // own directory `<store>/.gates/<version>/` (AdapterStore's gate layout) and the trainer announces it on the `adapters` topic as an
 // AdapterUpdate for the reserved tool name `_gate` (uri = that directory, sha256 over its two
-// files, hashed as the AdapterStore hashes adapters); workers verify the hash and swap the gate
-// between batches.
+// files, hashed as the AdapterStore hashes adapters); workers verify the hash and the gate's
+// dimension against their model's and swap the gate between batches.
 import Foundation
 import ParaTool
 import Wire
@@ -24,13 +24,19 @@ public enum GateDistribution {
                           stage: "gate", createdUnixMs: Int64(Date().timeIntervalSince1970 * 1000))
     }
 
-    /// Loads the announced gate after checking its files against the announced hash.
-    public static func load(_ update: WireAdapterUpdate) throws -> GateNetwork {
+    /// Loads the announced gate after checking its files against the announced hash (and its
+    /// config's widths, `GateNetwork.load`). With `dimension` (the serving model's hidden size), a
+    /// gate of another dimension is refused here, before an engine is built with it.
+    public static func load(_ update: WireAdapterUpdate, dimension: Int? = nil) throws -> GateNetwork {
         let directory = URL(fileURLWithPath: update.uri, isDirectory: true)
         let actual = try contentHash(directory: directory)
         guard actual == update.sha256.lowercased() else {
             throw AdapterUpdateRefusal.store("gate \(update.version) at \(update.uri): files hash to \(actual), the update says \(update.sha256)")
         }
-        return try GateNetwork.load(from: directory)
+        let gate = try GateNetwork.load(from: directory)
+        if let dimension, gate.config.dimension != dimension {
+            throw GateError.dimensionMismatch(gate: gate.config.dimension, encoder: dimension)
+        }
+        return gate
     }
 }

@@ -1,6 +1,7 @@
 // HealthServer: GET /metrics (Prometheus text) and GET /healthz (200 when ready, 503 otherwise)
-// on a configurable port, served by FlyingFox; a `Service` that stops listening on graceful
-// shutdown (put it first in the group: it is then the last to stop).
+// on a configurable address (default 127.0.0.1: this host only) and port, served by FlyingFox; a
+// `Service` that stops listening on graceful shutdown (put it first in the group: it is then the
+// last to stop).
 import FlyingFox
 import Foundation
 import Logging
@@ -9,12 +10,20 @@ import ServiceLifecycle
 /// The operations endpoint of a worker or trainer.
 public final class HealthServer: Service, Sendable {
     private let server: HTTPServer
+    /// The address listened on.
+    public let host: String
     private let logger: Logger
 
-    /// A server for `host:port` (port 0 picks a free one; see `port()`); `run()` serves.
-    public init(host: String = "0.0.0.0", port: UInt16, metrics: ServiceMetrics,
+    /// The address the endpoint listens on unless told otherwise: this host only. A deployment
+    /// that scrapes or probes it from outside passes `0.0.0.0` (or an interface's address).
+    public static let defaultHost = "127.0.0.1"
+
+    /// A server for `host:port`, `host` an IPv4 address (port 0 picks a free one; see `port()`);
+    /// `run()` serves.
+    public init(host: String = HealthServer.defaultHost, port: UInt16, metrics: ServiceMetrics,
                 isReady: @escaping @Sendable () -> Bool, logger: Logger) throws {
         server = HTTPServer(address: try .inet(ip4: host, port: port), logger: .disabled)
+        self.host = host
         self.logger = logger
         self.metrics = metrics
         self.isReady = isReady
@@ -35,10 +44,10 @@ public final class HealthServer: Service, Sendable {
                                 headers: [.contentType: "text/plain; charset=utf-8"],
                                 body: Data((ok ? "ok\n" : "not ready\n").utf8))
         }
-        let logged = Task { [server, logger] in
+        let logged = Task { [server, logger, host] in
             guard (try? await server.waitUntilListening(timeout: 10)) != nil else { return }
             if case .ip4(_, let port) = await server.listeningAddress {
-                logger.info("serving /metrics and /healthz", metadata: ["port": "\(port)"])
+                logger.info("serving /metrics and /healthz", metadata: ["host": "\(host)", "port": "\(port)"])
             }
         }
         defer { logged.cancel() }

@@ -1,6 +1,6 @@
 // ServiceMetrics: the Prometheus series a worker or trainer exports on /metrics (requests by
 // status, DLQ reasons, batch sizes, latencies, tokens/s, FLOPs by part, consumer lag, adapter
-// swaps), in one registry.
+// swaps, tool specs), in one registry.
 import Foundation
 import Prometheus
 
@@ -67,6 +67,11 @@ public final class ServiceMetrics: Sendable {
     /// Counts an adapter update by result (`applied`, `refused`, `stale`).
     public func adapterUpdate(result: String) {
         counter("adapter_updates", labels: [("result", result)], help: "AdapterUpdate messages, by result.").increment()
+    }
+
+    /// Counts a ToolSpec read from the `tools` topic by result (`accepted`, `refused`).
+    public func toolSpec(result: String) {
+        counter("tool_specs", labels: [("result", result)], help: "ToolSpec messages read from the tools topic, by result.").increment()
     }
 
     /// Counts a request served in `format` (a selection mode's name, e.g. `paratool`, `context-docs`).

@@ -33,7 +33,7 @@ public struct WorkerStack: Sendable {
         let vocabulary = constrained ? TokenVocabulary(tokenizer: model.tokenizer) : nil
         if !constrained { logger.notice("answers are not constrained to the call grammar (--unconstrained)") }
         let control = try ControlListener(kafka: kafka, topics: settings.topics, registry: registry, followTools: catalogue == nil,
-                                          metrics: metrics, logger: logger)
+                                          gateDimension: model.model.config.hiddenSize, metrics: metrics, logger: logger)
         let factory = EngineFactoryBox(model: model, registry: registry, vocabulary: vocabulary, stackCacheBytes: stackCacheBytes,
                                        constrained: constrained, documentFallback: documentFallback)
         worker = Worker(settings: settings, kafka: kafka, catalogue: catalogue, gate: gate, control: control, metrics: metrics,

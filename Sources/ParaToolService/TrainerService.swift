@@ -90,6 +90,25 @@ public final class TrainerService: Service, Sendable {
         self.metrics = metrics
         self.logger = logger
         dataset = try TrajectoryDataset(directory: settings.dataset)
+        reportRejected(dataset.rejectedAtOpen)
+        if let reason = dataset.stateRejected {
+            logger.error("the dataset's trained counts could not be read; every tool with data is due again: \(reason)")
+            countRejected(file: "state.json")
+        }
+    }
+
+    /// Logs and counts the lines of the dataset or journal that could not be read at open.
+    private func reportRejected(_ lines: [RejectedLine]) {
+        for line in lines {
+            logger.error("unreadable line set aside: \(line)")
+            countRejected(file: line.file.lastPathComponent)
+        }
+    }
+
+    private func countRejected(file: String) {
+        metrics.counter("trainer_rejected", labels: [("file", file)],
+                        help: "Dataset or feedback journal lines, or state files, that could not be read at open, moved to <file>.rejected.")
+            .increment()
     }
 
     public var isReady: Bool { state.withLock { $0.joined && !$0.draining } }
@@ -116,6 +135,7 @@ public final class TrainerService: Service, Sendable {
         let trainingThread = ServiceThread(name: "paratool-training")
         var join = FeedbackJoin(window: settings.feedbackWindow)
         let (journal, replayed) = try FeedbackJournal.open(directory: settings.dataset, into: &join)
+        reportRejected(journal.rejectedAtOpen)
         try dataset.append(replayed)
         logger.info("feedback join restored", metadata: ["candidates": "\(join.candidateCount)", "waiting": "\(join.waitingFeedback.count)"])
         try await withThrowingDiscardingTaskGroup { trainings in
@@ -191,7 +211,7 @@ public final class TrainerService: Service, Sendable {
                     metrics.counter("trainer_skipped", labels: [("outcome", t.outcome.rawValue)], help: "Trajectories not stored, by outcome.").increment()
                 }
             } catch {
-                logger.warning("undecodable trajectory skipped at \(m.topic)[\(m.partition)]@\(m.offset): \(error)")
+                logger.warning("undecodable or invalid trajectory skipped at \(m.topic)[\(m.partition)]@\(m.offset): \(error)")
                 metrics.counter("trainer_skipped", labels: [("outcome", "undecodable")], help: "Trajectories not stored, by outcome.").increment()
             }
         }
@@ -218,8 +238,19 @@ public final class TrainerService: Service, Sendable {
         let counts = dataset.counts
         let catalogueFile = try catalogueFile()
         let known = try ToolCatalogue.load(file: catalogueFile)
-        let unknown = tools.filter { !known.contains($0) }
-        let trainable = tools.filter(known.contains)
+        // A name the store refuses (stored before names were checked) would name folders outside
+        // the checkpoints and fail the publish, ending the run for every tool: skip it.
+        let invalid = tools.filter { (try? AdapterStore.validate(tool: $0)) == nil }
+        if !invalid.isEmpty {
+            logger.error("tool names the adapter store refuses are not trained; their trajectories stay stored",
+                         metadata: ["tools": "\(invalid)"])
+            metrics.counter("trainer_invalid_tools", labels: [], help: "Due tools skipped because the store refuses their names.")
+                .increment(by: Int64(invalid.count))
+        }
+        holdOff(invalid)
+        let valid = tools.filter { !invalid.contains($0) }
+        let unknown = valid.filter { !known.contains($0) }
+        let trainable = valid.filter(known.contains)
         if !unknown.isEmpty {
             logger.warning("no tool document in the catalogue; the trajectories stay stored and the tool is tried again in \(Self.retryDelay)",
                            metadata: ["tools": "\(unknown.joined(separator: ","))", "catalogue": "\(catalogueFile.path)"])
@@ -334,9 +365,13 @@ public final class TrainerService: Service, Sendable {
         return url
     }
 
-    /// The training form of a wire trajectory.
+    /// The training form of a wire trajectory; the tools its steps call must have valid names
+    /// (they name the tool's checkpoints and store folder when it trains).
     static func trajectory(_ w: WireTrajectory) throws -> Trajectory {
-        let steps = try w.steps.enumerated().map { try Step(wire: $1, field: "steps[\($0)]") }
+        let steps = try w.steps.enumerated().map { k, step in
+            for (j, call) in step.calls.enumerated() { try requireValidToolName(call.name, field: "steps[\(k)].calls[\(j)].name") }
+            return try Step(wire: step, field: "steps[\(k)]")
+        }
         let outcome: TrajectoryOutcome = switch w.outcome {
         case .solved: .solved
         case .unsolved: .unsolved

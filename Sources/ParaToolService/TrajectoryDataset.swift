@@ -1,7 +1,8 @@
 // TrajectoryDataset: the trainer's durable local dataset, a segment log. Trajectories are appended
 // as JSON Lines and fsynced before the consumer commits their offsets, so a crash loses nothing;
 // duplicates from redelivery are dropped by id. A small state file records how many trajectories
-// of each tool the last training used, so a restarted trainer knows what is still due.
+// of each tool the last training used, so a restarted trainer knows what is still due. Damaged
+// lines or state are moved aside at open (JSONLinesRecovery), never a reason not to start.
 import Foundation
 import LLM
 import ParaTool
@@ -19,37 +20,61 @@ public final class TrajectoryDataset: @unchecked Sendable {
     private var perTool: [String: Int] = [:]
     private var trained: [String: Int] = [:]
 
+    /// Lines of the log that could not be read when it was opened, moved to
+    /// `trajectories.jsonl.rejected` (for the owner to log and count).
+    public let rejectedAtOpen: [RejectedLine]
+
     /// Opens (or creates) the dataset and reads what it holds. A torn last line (a crash during
-    /// an append whose offset was therefore never committed) is cut off.
+    /// an append whose offset was therefore never committed) is cut off; a line that cannot be
+    /// read is moved aside (`rejectedAtOpen`) instead of failing the open.
     public init(directory: URL) throws {
         self.directory = directory
         logURL = directory.appendingPathComponent("trajectories.jsonl")
         stateURL = directory.appendingPathComponent("state.json")
-        let fm = FileManager.default
-        try fm.createDirectory(at: directory, withIntermediateDirectories: true)
-        if !fm.fileExists(atPath: logURL.path) { _ = fm.createFile(atPath: logURL.path, contents: nil) }
-        var data = try Data(contentsOf: logURL)
-        if let lastNewline = data.lastIndex(of: UInt8(ascii: "\n")), lastNewline != data.count - 1 {
-            data = data.prefix(lastNewline + 1)
-            try data.write(to: logURL)
-        } else if !data.isEmpty, data.last != UInt8(ascii: "\n") {
-            data = Data()
-            try data.write(to: logURL)
-        }
-        for line in data.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var ids: Set<String> = []
+        var perTool: [String: Int] = [:]
+        rejectedAtOpen = try JSONLinesRecovery.open(logURL) { line in
             let t = try Trajectory(json: try JSONValue.parse(String(decoding: line, as: UTF8.self)))
             ids.insert(t.id)
-            for tool in Self.tools(of: t) { perTool[tool, default: 0] += 1 }
+            for tool in TrajectoryDataset.tools(of: t) { perTool[tool, default: 0] += 1 }
         }
-        if let state = try? Data(contentsOf: stateURL),
-           let object = try? JSONSerialization.jsonObject(with: state) as? [String: Int] {
-            trained = object
-        }
+        self.ids = ids
+        self.perTool = perTool
+        let state = try TrajectoryDataset.readState(stateURL)
+        trained = state.trained
+        stateRejected = state.rejected
         handle = try FileHandle(forWritingTo: logURL)
         try handle.seekToEnd()
     }
 
     deinit { try? handle.close() }
+
+    /// Why `state.json` could not be read at open (it was moved to `state.json.rejected`, and
+    /// every tool counts as untrained), for the owner to log; nil when it was read or absent.
+    public let stateRejected: String?
+
+    /// The trained counts in `url`; a file that cannot be read is moved aside (never silently
+    /// forgotten: the next `markTrained` would overwrite it) and its error returned.
+    private static func readState(_ url: URL) throws -> (trained: [String: Int], rejected: String?) {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: url.path) else { return ([:], nil) }
+        do {
+            let data = try Data(contentsOf: url)
+            guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Int] else {
+                throw TrajectoryDatasetError("not a JSON object of counts")
+            }
+            return (object, nil)
+        } catch {
+            var aside = JSONLinesRecovery.rejectedURL(url)
+            if fm.fileExists(atPath: aside.path) {
+                aside = aside.appendingPathExtension(String(Int64(Date().timeIntervalSince1970 * 1000)))
+            }
+            try fm.moveItem(at: url, to: aside)
+            try DurableFiles.syncDirectory(url.deletingLastPathComponent())
+            return ([:], "\(url.lastPathComponent) moved to \(aside.lastPathComponent): \(error)")
+        }
+    }
 
     /// The tools a trajectory trains: those its gold steps call.
     public static func tools(of t: Trajectory) -> Set<String> { Set(t.steps.flatMap { $0.calls.map(\.name) }) }
@@ -118,4 +143,10 @@ public final class TrajectoryDataset: @unchecked Sendable {
 
     /// Number of trajectories stored.
     public var count: Int { lock.withLock { ids.count } }
+}
+
+/// A dataset file that does not hold what it should.
+struct TrajectoryDatasetError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

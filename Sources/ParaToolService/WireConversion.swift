@@ -28,7 +28,14 @@ extension SelectionMode {
 }
 
 extension ToolCall {
-    /// A call from the wire (arguments must be one JSON object); `field` names it in errors.
+    /// The deepest nesting of arrays and objects accepted in a call's arguments from the wire.
+    /// Well below the parser's limit (512), so a call stored inside the objects of a dataset or
+    /// journal line (trajectory, steps, call: a handful of levels) still reads back.
+    public static let maxWireArgumentsDepth = 64
+
+    /// A call from the wire; `field` names it in errors. The arguments must be one JSON object
+    /// (numbers finite in Double, as the parser requires) nested at most
+    /// `maxWireArgumentsDepth` levels.
     public init(wire: WireToolCall, field: String) throws {
         let arguments: JSONValue
         do {
@@ -37,6 +44,10 @@ extension ToolCall {
             throw ConversionError(field: field + ".arguments_json", reason: "\(error)")
         }
         guard case .object = arguments else { throw ConversionError(field: field + ".arguments_json", reason: "not a JSON object") }
+        guard arguments.nestingDepth <= Self.maxWireArgumentsDepth else {
+            throw ConversionError(field: field + ".arguments_json",
+                                  reason: "nested \(arguments.nestingDepth) levels deep; at most \(Self.maxWireArgumentsDepth) are accepted")
+        }
         self.init(name: wire.name, arguments: arguments)
     }
 
@@ -100,9 +111,17 @@ extension SelectionMode {
     }
 }
 
+/// Throws unless `name` is a tool name the adapter store accepts (`AdapterStore.validate(tool:)`),
+/// the one rule for tool names arriving on the topics (specs, trajectories, feedback, adapter
+/// updates): they become store paths, checkpoint folders and catalogue keys.
+func requireValidToolName(_ name: String, field: String) throws {
+    do { try AdapterStore.validate(tool: name) } catch { throw ConversionError(field: field, reason: "\(error)") }
+}
+
 extension ToolSpec {
-    /// A catalogue entry from the `tools` topic.
+    /// A catalogue entry from the `tools` topic; its name must be a valid tool name.
     init(wire: WireToolSpec) throws {
+        try requireValidToolName(wire.name, field: "name")
         let parameters: JSONValue
         do { parameters = try JSONValue.parse(wire.parametersJSON.isEmpty ? "{}" : wire.parametersJSON) } catch {
             throw ConversionError(field: "parameters_json", reason: "\(error)")

@@ -156,11 +156,18 @@ public final class Worker: Service, @unchecked Sendable {
     private func serve() async throws {
         var catalogue = fixedCatalogue ?? control.takeCatalogue() ?? ToolCatalogue()
         var gate = initialGate
-        if let announced = control.takeGate(), announced.gate.config.dimension == initialGate?.config.dimension ?? announced.gate.config.dimension {
-            gate = announced.gate
-            logger.info("serving the announced gate", metadata: ["version": "\(announced.version)"])
+        var announcedEngine: ToolCallEngine?
+        if let announced = control.takeGate() {
+            // An engine refuses a gate that does not fit its model: then the initial one serves.
+            do {
+                announcedEngine = try makeEngine(catalogue, announced.gate)
+                gate = announced.gate
+                logger.info("serving the announced gate", metadata: ["version": "\(announced.version)"])
+            } catch {
+                logger.error("gate \(announced.version) refused, serving the initial one: \(error)")
+            }
         }
-        var engine = try makeEngine(catalogue, gate)
+        var engine = try announcedEngine ?? makeEngine(catalogue, gate)
         logger.info("engine ready", metadata: ["tools": "\(catalogue.count)", "model": "\(settings.modelID)"])
         let estimator = ComputeEstimator(measuring: engine.model)
         logger.info("compute budget per batch", metadata: ["seconds": "\(budget.perBatchSeconds)"])
@@ -266,16 +273,19 @@ public final class Worker: Service, @unchecked Sendable {
 
     // MARK: Delivery
 
-    /// At-least-once: waits for every output; re-sends failed ones until they land. Returns
-    /// false when asked to stop while retrying (the batch is then not committed).
+    /// At-least-once: waits for every output; re-sends failed ones until they land. An output
+    /// that can never land as it is (too large, invalid: `KafkaError.isPermanentForMessage`) is
+    /// logged, counted and dropped, so the batch commits past it instead of retrying forever.
+    /// Returns false when asked to stop while retrying (the batch is then not committed).
     private func deliver(_ outputs: [OutgoingMessage], producer: KafkaProducer) async throws -> Bool {
         var pending = outputs
         var attempt = 0
         while !pending.isEmpty {
             let results = producer.deliver(pending)
-            let failed = zip(pending, results).compactMap { m, r -> (OutgoingMessage, KafkaError)? in
-                if case .failure(let e) = r { return (m, e) }
-                return nil
+            var failed: [(OutgoingMessage, KafkaError)] = []
+            for (m, r) in zip(pending, results) {
+                guard case .failure(let e) = r else { continue }
+                if e.isPermanentForMessage { dropUndeliverable(m, e) } else { failed.append((m, e)) }
             }
             if failed.isEmpty { return true }
             if let fatal = producer.fatalError { throw fatal }
@@ -289,17 +299,42 @@ public final class Worker: Service, @unchecked Sendable {
         return true
     }
 
+    /// Logs and counts an output that can never be delivered as it is; the caller drops it.
+    private func dropUndeliverable(_ m: OutgoingMessage, _ e: KafkaError) {
+        metrics.counter("undeliverable", labels: [("topic", m.topic), ("error", e.name)],
+                        help: "Outputs dropped because the broker or producer can never accept them (too large, invalid).")
+            .increment()
+        logger.error("output can never be delivered, dropped", metadata: ["topic": "\(m.topic)", "bytes": "\(m.value.count)",
+                                                                          "key": "\(String(decoding: m.key ?? [], as: UTF8.self))",
+                                                                          "error": "\(e)"])
+    }
+
     /// Exactly-once: outputs and input offsets commit atomically; a failed transaction is aborted
-    /// and retried with the same outputs. Returns false when asked to stop while retrying.
+    /// and retried with the same outputs, less those that can never be delivered as they are
+    /// (`KafkaError.isPermanentForMessage`, logged and counted). Returns false when asked to stop
+    /// while retrying.
     private func deliverInTransaction(_ outputs: [OutgoingMessage], positions: [TopicPartitionOffset],
                                       producer: KafkaProducer, consumer: KafkaConsumer) async throws -> Bool {
         var attempt = 0
+        var outputs = outputs
         while true {
+            // Outputs the broker refused for good in this attempt (by index), from the delivery reports.
+            let refused = RefusedOutputs()
+            // Outputs refused before they were queued, left out of this attempt and the next ones.
+            var skipped: Set<Int> = []
             do {
                 try producer.beginTransaction()
-                for message in outputs {
-                    try producer.produce(message) { [logger] result in
-                        if case .failure(let e) = result { logger.warning("transactional delivery failed: \(e)") }
+                for (i, message) in outputs.enumerated() {
+                    do {
+                        try producer.produce(message) { [logger] result in
+                            guard case .failure(let e) = result else { return }
+                            if e.isPermanentForMessage { refused.table.withLock { $0[i] = e } }
+                            logger.warning("transactional delivery failed: \(e)")
+                        }
+                    } catch let e as KafkaError where e.isPermanentForMessage {
+                        // Refused before it was queued: the transaction goes on without it.
+                        dropUndeliverable(message, e)
+                        skipped.insert(i)
                     }
                 }
                 try producer.sendOffsetsToTransaction(positions, consumer: consumer)
@@ -310,6 +345,9 @@ public final class Worker: Service, @unchecked Sendable {
                 attempt += 1
                 logger.warning("transaction failed, aborting and retrying", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
                 do { try producer.abortTransaction() } catch { logger.warning("abort failed: \(error)") }
+                let gone = refused.table.withLock { $0 }
+                for (i, e) in gone.sorted(by: { $0.key < $1.key }) where !skipped.contains(i) { dropUndeliverable(outputs[i], e) }
+                outputs = outputs.indices.filter { gone[$0] == nil && !skipped.contains($0) }.map { outputs[$0] }
                 if isStopping && attempt >= 3 { return false }
                 try? await Task.sleep(for: .seconds(min(2, 0.1 * Double(attempt))))
             }
@@ -524,4 +562,10 @@ public final class Worker: Service, @unchecked Sendable {
         default: "internal"
         }
     }
+}
+
+/// The outputs of one transaction attempt that the broker refused for good, by index, filled by
+/// delivery reports on librdkafka's thread.
+private final class RefusedOutputs: Sendable {
+    let table = Mutex<[Int: KafkaError]>([:])
 }

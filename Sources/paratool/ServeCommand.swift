@@ -62,6 +62,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Port of GET /metrics and GET /healthz (default 9464; 0 disables).", valueName: "port"))
     var metricsPort: Int?
 
+    @Option(help: ArgumentHelp("IPv4 address GET /metrics and GET /healthz listen on (default 127.0.0.1, this host only; 0.0.0.0 for every interface, e.g. in a container scraped from outside).", valueName: "address"))
+    var metricsHost: String?
+
     @Option(help: ArgumentHelp("Worker id in telemetry and dead-letter headers (default <hostname>-<pid>).", valueName: "id"))
     var workerId: String?
 
@@ -158,7 +161,9 @@ struct ServeCommand: AsyncParsableCommand {
             model: lm, settings: worker, kafka: kafkaConfig, catalogue: catalogue, gate: gateNetwork, store: store,
             stackCacheBytes: stackCacheMB << 20, constrained: !(try settings.bool("unconstrained", unconstrained)),
             documentFallback: fallback, logger: logger)
-        let health = port > 0 ? try HealthServer(port: UInt16(port), metrics: stack.metrics, isReady: { stack.worker.isReady }, logger: logger) : nil
+        let host = settings.string("metrics-host", metricsHost) ?? HealthServer.defaultHost
+        let health = port > 0
+            ? try HealthServer(host: host, port: UInt16(port), metrics: stack.metrics, isReady: { stack.worker.isReady }, logger: logger) : nil
         try await ServiceStack.run((health.map { [$0] } ?? []) + stack.services, logger: logger)
         logger.info("stopped")
     }

@@ -66,6 +66,9 @@ struct Train: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Service mode: port of /metrics and /healthz (default 9465; 0 disables).", valueName: "port"))
     var metricsPort: Int?
 
+    @Option(help: ArgumentHelp("Service mode: IPv4 address /metrics and /healthz listen on (default 127.0.0.1, this host only; 0.0.0.0 for every interface).", valueName: "address"))
+    var metricsHost: String?
+
     @Option(help: ArgumentHelp("Service mode: log level (default info).", valueName: "level"))
     var logLevel: String?
 
@@ -325,7 +328,9 @@ extension Train {
         let port = try settings.int("metrics-port", metricsPort) ?? 9465
         let metrics = ServiceMetrics()
         let stack = try TrainerStack(settings: trainer, kafka: config, metrics: metrics, logger: logger)
-        let health = port > 0 ? try HealthServer(port: UInt16(port), metrics: metrics, isReady: { stack.trainer.isReady }, logger: logger) : nil
+        let host = settings.string("metrics-host", metricsHost) ?? HealthServer.defaultHost
+        let health = port > 0
+            ? try HealthServer(host: host, port: UInt16(port), metrics: metrics, isReady: { stack.trainer.isReady }, logger: logger) : nil
         // A training run takes minutes: let it finish and publish before the group gives up on it.
         try await ServiceStack.run((health.map { [$0] } ?? []) + stack.services, shutdownTimeout: .seconds(30 * 60), logger: logger)
     }

@@ -58,6 +58,9 @@ struct UpCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Port of /metrics and /healthz (default 9464; 0 disables).", valueName: "port"))
     var metricsPort: Int = 9464
 
+    @Option(help: ArgumentHelp("IPv4 address /metrics and /healthz listen on (default 127.0.0.1, this host only; 0.0.0.0 for every interface).", valueName: "address"))
+    var metricsHost: String = HealthServer.defaultHost
+
     @Option(help: ArgumentHelp("Log level (default info).", valueName: "level"))
     var logLevel: String?
 
@@ -122,7 +125,7 @@ struct UpCommand: AsyncParsableCommand {
         let trainer = try TrainerStack(settings: trainerSettings, kafka: kafka, metrics: metrics, logger: logger)
         let firstStart = FirstStartTrainer(policy: policy, plan: plan, kafka: kafka, topics: topics, metrics: metrics, logger: logger)
         let health = metricsPort > 0
-            ? try HealthServer(port: UInt16(metricsPort), metrics: metrics, isReady: { stack.worker.isReady }, logger: logger) : nil
+            ? try HealthServer(host: metricsHost, port: UInt16(metricsPort), metrics: metrics, isReady: { stack.worker.isReady }, logger: logger) : nil
         let services = (health.map { [$0] } ?? []) + [firstStart] + trainer.services + stack.services
         try await withThrowingTaskGroup { group in
             group.addTask { try await ServiceStack.run(services, mayFinish: [firstStart], logger: logger) }

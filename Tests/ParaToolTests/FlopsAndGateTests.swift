@@ -139,3 +139,41 @@ extension FlopsAndGateTests {
         XCTAssertThrowsError(try GateNetwork.load(from: dir)) { XCTAssertTrue("\($0)".contains("mlp.0.weight"), "\($0)") }
     }
 }
+
+extension FlopsAndGateTests {
+    /// Gate files come from the `adapters` topic's announcements. A crafted config must be a
+    /// clear error at load, never arithmetic overflow (`4 * dimension`) or a trap.
+    func testCraftedGateConfigsAreClearErrors() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gate-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let gate = GateNetwork(config: GateConfig(dimension: 6, hidden: [10]), seed: 11)
+        gate.setTool("a_tool", vector: [1, 2, 3, 4, 5, 6])
+        try gate.save(to: dir)
+        let configURL = dir.appendingPathComponent(GateNetwork.configFileName)
+        let original = try String(contentsOf: configURL, encoding: .utf8)
+        for (from, to, expected) in [("\"dimension\" : 6", "\"dimension\" : 2305843009213693952", "dimension"),
+                                     ("\"dimension\" : 6", "\"dimension\" : 0", "dimension"),
+                                     ("\"dimension\" : 6", "\"dimension\" : -6", "dimension"),
+                                     ("10\n", "-10\n", "hidden"),
+                                     ("10\n", "4611686018427387904\n", "hidden")] {
+            XCTAssertTrue(original.contains(from), original)
+            try original.replacingOccurrences(of: from, with: to).write(to: configURL, atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try GateNetwork.load(from: dir), to) { error in
+                guard case GateError.invalidFile(let message) = error else { return XCTFail("\(error)") }
+                XCTAssertTrue(message.contains(expected), message)
+            }
+        }
+    }
+
+    /// A gate whose dimension is not the encoder's is refused with a clear error when an engine
+    /// is built with it (before, `setTool`'s precondition stopped the process).
+    func testEngineRefusesAGateOfAnotherDimension() throws {
+        let lm = try LanguageModel.load(path: MethodFixtures.hfTiny.appendingPathComponent("qwen2").path)
+        let hidden = lm.model.config.hiddenSize
+        let gate = GateNetwork(config: GateConfig(dimension: hidden + 1, hidden: [8]), seed: 1)
+        XCTAssertThrowsError(try ToolCallEngine(model: lm, catalogue: ToolCatalogue([ToolSpec(name: "get_weather", description: "Weather")]),
+                                                adapters: InMemoryAdapters(), gate: gate)) { error in
+            XCTAssertTrue("\(error)".contains("dimension \(hidden + 1)") && "\(error)".contains("\(hidden)"), "\(error)")
+        }
+    }
+}

@@ -145,6 +145,32 @@ final class ToolsTests: XCTestCase {
         XCTAssertNotNil(failure(String(repeating: "[", count: 600) + String(repeating: "]", count: 600)))
     }
 
+    /// A number beyond Double's range would become infinity, which `serialized` writes as
+    /// `Infinity` and the parser then refuses: a stored line could never be read back. Such numbers
+    /// are refused where they are read; underflow to zero is fine (the value stays finite).
+    func testParseRefusesNumbersThatAreNotFiniteInDouble() {
+        for text in ["1e999", "-1e999", #"{"city": 1e999}"#, "[0, 2e308]", "123456789012345678901234567890e300"] {
+            XCTAssertThrowsError(try JSONValue.parse(text), text) { error in
+                XCTAssertEqual((error as? JSONParseError)?.expected, "a finite number", text)
+            }
+        }
+        do {
+            _ = try JSONValue.parse(#"{"city": 1e999}"#)
+        } catch let error as JSONParseError {
+            XCTAssertEqual(error.offset, 9, "the offset of the number")
+        } catch { XCTFail("\(error)") }
+        XCTAssertEqual(try JSONValue.parse("1e-999"), .double(0))
+        XCTAssertEqual(try JSONValue.parse("1.7976931348623157e308"), .double(.greatestFiniteMagnitude))
+    }
+
+    /// `nestingDepth` counts arrays and objects on the deepest path (scalars are 0).
+    func testNestingDepth() throws {
+        XCTAssertEqual(JSONValue.string("a").nestingDepth, 0)
+        XCTAssertEqual(try JSONValue.parse("{}").nestingDepth, 1)
+        XCTAssertEqual(try JSONValue.parse(#"{"a": [1, {"b": []}], "c": 2}"#).nestingDepth, 4)
+        XCTAssertEqual(try JSONValue.parse(String(repeating: "[", count: 300) + String(repeating: "]", count: 300)).nestingDepth, 300)
+    }
+
     /// Every line of the BFCL files was written by Python's json.dumps, so parsing and
     /// serializing must give the line back byte for byte.
     func testEveryBFCLLineRoundTripsToPythonText() throws {

@@ -100,4 +100,51 @@ import Wire
         #expect(compacted.heldCandidates.map(\.id) == join.heldCandidates.map(\.id))
         #expect(compacted.waitingFeedback == join.waitingFeedback)
     }
+
+    /// A correction the trainer could not store and read back is refused, not joined: a number
+    /// beyond Double (1e999 would be written as `Infinity`, which no reader accepts) and arguments
+    /// nested deeper than the wire allows (a dataset or journal line wraps them in a few more
+    /// levels, and the reader stops at 512).
+    @Test func refusesCorrectionsThatCouldNotBeReadBack() {
+        var join = FeedbackJoin(window: 8)
+        func correct(_ id: String, _ arguments: String) -> [FeedbackJoin.Outcome] {
+            _ = join.add(candidate: candidate(id))
+            return join.add(feedback: WireFeedback(requestID: id, outcome: .unsolved,
+                                                   correctedCalls: [WireToolCall(name: "get_weather", argumentsJSON: arguments)]))
+        }
+        func nested(_ levels: Int) -> String {
+            String(repeating: #"{"a": "#, count: levels - 1) + #"{"b": 1}"# + String(repeating: "}", count: levels - 1)
+        }
+        let infinite = correct("inf", #"{"city": 1e999}"#)
+        guard case .invalid(let reason)? = infinite.first, infinite.count == 1 else { Issue.record("not refused: \(infinite)"); return }
+        #expect(reason.contains("corrected_calls[0].arguments_json") && reason.contains("a finite number"), "\(reason)")
+
+        let deep = correct("deep", nested(100))
+        guard case .invalid(let why)? = deep.first, deep.count == 1 else { Issue.record("not refused: \(deep)"); return }
+        #expect(why.contains("nested 100 levels deep"), "\(why)")
+
+        #expect(episode(correct("limit", nested(64))) != nil, "64 levels are accepted")
+    }
+
+    /// A journal line that cannot be replayed (here a candidate holding `Infinity`, as the
+    /// serializer wrote 1e999 before such numbers were refused) is moved to
+    /// `feedback-join.jsonl.rejected`; the open replays every other line instead of throwing.
+    @Test func journalSetsAsideAnUnreadableLine() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("join-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let early = WireFeedback(requestID: "w", outcome: .solved, source: "agent")
+        let bad = FeedbackJournal.line(candidate: candidate("bad")).replacingOccurrences(of: #""Pariss""#, with: "Infinity")
+        #expect(bad.contains("Infinity"))
+        let url = directory.appendingPathComponent("feedback-join.jsonl")
+        try Data([FeedbackJournal.line(candidate: candidate("a")), bad, try FeedbackJournal.line(feedback: early)].map { $0 + "\n" }.joined().utf8)
+            .write(to: url)
+
+        var join = FeedbackJoin(window: 4)
+        let (journal, _) = try FeedbackJournal.open(directory: directory, into: &join)
+        #expect(join.heldCandidates == [candidate("a")] && join.waitingFeedback == [early])
+        #expect(try String(contentsOf: url.appendingPathExtension("rejected"), encoding: .utf8) == bad + "\n")
+        #expect(try String(contentsOf: url, encoding: .utf8).split(separator: "\n").count == 2, "the bad line left the journal")
+        #expect(journal.rejectedAtOpen.map(\.line) == [2])
+    }
 }

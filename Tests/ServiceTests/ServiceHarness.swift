@@ -73,16 +73,19 @@ final class ServiceHarness: @unchecked Sendable {
     }
 
     /// Starts a worker (and its control listener) in a service group; returns it once it serves.
+    /// With `catalogue` nil the worker follows the `tools` topic; `kafka` overrides the harness's
+    /// client configuration for this worker.
     @discardableResult
-    func startWorker(id: String, settings customize: (inout WorkerSettings) -> Void = { _ in }) throws -> Worker {
+    func startWorker(id: String, catalogue: ToolCatalogue? = ServiceFixtures.catalogue, metrics: ServiceMetrics = ServiceMetrics(),
+                     kafka override: KafkaConfiguration? = nil, settings customize: (inout WorkerSettings) -> Void = { _ in }) throws -> Worker {
         var settings = WorkerSettings(workerID: id, modelID: "tiny-qwen2")
         settings.topics = topics
         settings.defaultMaxNewTokens = 4
         customize(&settings)
         let lm = ServiceFixtures.model
         let gate = GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, hidden: [32, 32]), seed: 5)
-        let stack = try WorkerStack(model: lm, settings: settings, kafka: kafka, catalogue: ServiceFixtures.catalogue, gate: gate,
-                                    store: store, logger: logger)
+        let stack = try WorkerStack(model: lm, settings: settings, kafka: override ?? kafka, catalogue: catalogue, gate: gate,
+                                    store: store, metrics: metrics, logger: logger)
         let services = RunningServices(stack.services, logger: logger)
         workers.append((stack.worker, services))
         let worker = stack.worker

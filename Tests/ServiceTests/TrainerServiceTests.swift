@@ -171,6 +171,105 @@ import Wire
         #expect(letters.compactMap { $0.header(DeadLetterHeader.sourceTopic)?.string } == [harness.topics.feedback, harness.topics.feedback])
     }
 
+    /// One message must not brick the trainer. Before, a trajectory or a correction holding
+    /// `1e999` was stored as `Infinity`, which no reader accepts: every snapshot failed and a
+    /// restarted trainer could not open its dataset or journal. Such messages (and arguments
+    /// nested too deep to read back inside a stored line) are refused where they enter; the
+    /// trainer stores the rest and starts again.
+    @Test func refusesMessagesItCouldNotReadBack() throws {
+        let harness = try ServiceHarness()
+        let work = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("trainer-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: work) }
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        let toolsFile = work.appendingPathComponent("tools.json")
+        try Data(#"[{"name":"get_weather","description":"Current weather for a city"}]"#.utf8).write(to: toolsFile)
+        let settings = trainerSettings(harness, work: work, tools: toolsFile, retrainEvery: 1000)
+        let deep = String(repeating: #"{"a": "#, count: 99) + "{}" + String(repeating: "}", count: 99)
+
+        func trajectory(_ id: String, arguments: String, outcome: WireOutcome = .solved, source: String = "test") throws -> OutgoingMessage {
+            let t = WireTrajectory(id: id, query: "Weather?", candidateTools: ["get_weather"],
+                                   steps: [WireStep(calls: [WireToolCall(name: "get_weather", argumentsJSON: arguments)])],
+                                   outcome: outcome, source: source)
+            return OutgoingMessage(topic: harness.topics.trajectories, key: "get_weather", value: try t.encode())
+        }
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: harness.kafka), logger: harness.logger)
+        _ = try producer.sendAndWait([
+            try trajectory("infinite", arguments: #"{"city": 1e999}"#),
+            try trajectory("deep", arguments: deep),
+            try trajectory("served-infinite", arguments: #"{"city": -1e999}"#, outcome: .unknown, source: "served:w1"),
+            try trajectory("r1", arguments: #"{"city": "Oslo"}"#, outcome: .unknown, source: "served:w1"),
+            try trajectory("r2", arguments: #"{"city": "Rome"}"#, outcome: .unknown, source: "served:w1"),
+            try trajectory("ok", arguments: #"{"city": 1e300}"#),
+        ])
+        let client = try RequestClient(kafka: harness.kafka, topics: harness.topics, logger: harness.logger)
+        try client.report(WireFeedback(requestID: "r1", outcome: .unsolved, correctedCalls: [
+            WireToolCall(name: "get_weather", argumentsJSON: #"{"city": 1e999}"#)], source: "agent"))
+        try client.report(WireFeedback(requestID: "r2", outcome: .unsolved, correctedCalls: [
+            WireToolCall(name: "get_weather", argumentsJSON: deep)], source: "agent"))
+
+        let (_, trainer, finish) = try startTrainer(harness, settings: settings)
+        let letters = try harness.readAll(harness.topics.dlq, count: 2)
+        let deadline = Date().addingTimeInterval(30)
+        while trainer.dataset.count < 1, Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        Thread.sleep(forTimeInterval: 1)
+        #expect(finish() == nil)
+        let messages = letters.compactMap { $0.header(DeadLetterHeader.errorMessage)?.string }
+        #expect(messages.count == 2 && messages.contains { $0.contains("a finite number") }
+                && messages.contains { $0.contains("nested 100 levels deep") }, "\(messages)")
+        let stored = try String(contentsOf: settings.dataset.appendingPathComponent("trajectories.jsonl"), encoding: .utf8)
+        #expect(!stored.contains("Infinity"))
+        #expect(stored.split(separator: "\n").map { try? Trajectory(json: try JSONValue.parse(String($0))).id } == ["ok"])
+
+        // Restarted on the same directory: the dataset and the journal open, and it runs.
+        let (_, second, finishSecond) = try startTrainer(harness, settings: settings)
+        let until = Date().addingTimeInterval(15)
+        while !second.isReady, Date() < until { Thread.sleep(forTimeInterval: 0.1) }
+        #expect(second.isReady)
+        #expect(finishSecond() == nil)
+        #expect(second.dataset.count == 1)
+    }
+
+    /// Tool names become checkpoint folders and store paths in training. A dataset stored before
+    /// names were checked may hold trajectories of `../../x`: the trainer skips that tool (and
+    /// logs it) and trains the others, instead of writing outside its folders and aborting the
+    /// run; a trajectory calling a badly named tool arriving now is not stored.
+    @Test func skipsToolsWithInvalidNames() throws {
+        let harness = try ServiceHarness()
+        let work = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("trainer-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: work) }
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        let toolsFile = work.appendingPathComponent("tools.json")
+        try Data(#"[{"name":"get_weather","description":"Current weather for a city"},{"name":"../../x","description":"Escapes"}]"#.utf8).write(to: toolsFile)
+        var settings = trainerSettings(harness, work: work, tools: toolsFile, retrainEvery: 2)
+        settings.review = false
+        func trajectory(_ id: String, tool: String) -> Trajectory {
+            Trajectory(id: id, query: "Use \(tool) for \(id)", candidateTools: [tool],
+                       steps: [Step(calls: [ToolCall(name: tool, arguments: .object(["city": .string(id)]))], observation: "")],
+                       outcome: .solved, source: "test")
+        }
+        try FileManager.default.createDirectory(at: settings.dataset, withIntermediateDirectories: true)
+        try Trajectory.save([trajectory("x1", tool: "../../x"), trajectory("x2", tool: "../../x"),
+                             trajectory("w1", tool: "get_weather"), trajectory("w2", tool: "get_weather")],
+                            jsonl: settings.dataset.appendingPathComponent("trajectories.jsonl"))
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: harness.kafka), logger: harness.logger)
+        let late = WireTrajectory(id: "y1", query: "q", candidateTools: ["../../y"],
+                                  steps: [WireStep(calls: [WireToolCall(name: "../../y", argumentsJSON: "{}")])], outcome: .solved, source: "test")
+        _ = try producer.sendAndWait([OutgoingMessage(topic: harness.topics.trajectories, key: "../../y", value: try late.encode())])
+
+        let (announcements, trainer, finish) = try startTrainer(harness, settings: settings)
+        var announced: WireAdapterUpdate?
+        let deadline = Date().addingTimeInterval(180)
+        while announced == nil, Date() < deadline {
+            if let m = try announcements.poll(timeout: .milliseconds(200)) { announced = try WireAdapterUpdate(bytes: m.value) }
+        }
+        Thread.sleep(forTimeInterval: 1)
+        #expect(finish() == nil)
+        #expect(announced?.tool == "get_weather", "the valid tool is trained and announced")
+        #expect(!FileManager.default.fileExists(atPath: settings.dataset.appendingPathComponent("x").path), "nothing written outside the checkpoints")
+        #expect(!FileManager.default.fileExists(atPath: work.appendingPathComponent("x").path))
+        #expect(trainer.dataset.count == 4, "the trajectory calling ../../y is not stored")
+    }
+
     /// No --tools: the documents come from the `tools` topic. A tool published there is retrained
     /// with its document; trajectories of a tool missing from the topic stay stored and due.
     @Test func followsTheToolsTopic() throws {

@@ -34,7 +34,8 @@ extension GateNetwork {
                                to: directory.appendingPathComponent(Self.configFileName))
     }
 
-    /// Reads a gate written by `save(to:)`, checking every shape against the config.
+    /// Reads a gate written by `save(to:)`, checking the config's widths (`GateConfig.validate`)
+    /// and every shape against the config.
     public static func load(from directory: URL) throws -> GateNetwork {
         let configURL = directory.appendingPathComponent(configFileName)
         guard let data = FileManager.default.contents(atPath: configURL.path) else {
@@ -44,6 +45,8 @@ extension GateNetwork {
         do { file = try JSONDecoder().decode(FileConfig.self, from: data) } catch {
             throw GateError.invalidFile("\(configURL.path): \(error)")
         }
+        try file.gate.validate()
+        guard file.tools.count <= Int.max / file.gate.dimension else { throw GateError.invalidFile("too many tools: \(file.tools.count)") }
         let weights = try SafetensorsFile(path: directory.appendingPathComponent(weightsFileName).path)
         func tensor(_ name: String, _ shape: [Int]) throws -> FloatBuffer {
             guard let e = weights.entries[name] else { throw GateError.invalidFile("missing tensor \(name)") }

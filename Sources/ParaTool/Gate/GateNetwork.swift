@@ -11,12 +11,15 @@ public enum GateError: Error, CustomStringConvertible {
     case unknownTool(String)
     case noCandidates
     case invalidFile(String)
+    /// The gate's vectors are not as wide as the encoder's.
+    case dimensionMismatch(gate: Int, encoder: Int)
 
     public var description: String {
         switch self {
         case .unknownTool(let t): return "the gate has no vector for tool '\(t)' (add it with addTool)"
         case .noCandidates: return "no candidate tools"
         case .invalidFile(let m): return "invalid gate files: \(m)"
+        case .dimensionMismatch(let g, let e): return "the gate has dimension \(g), the encoder's vectors have \(e) values"
         }
     }
 }
@@ -49,8 +52,28 @@ public struct GateConfig: Sendable, Codable, Equatable {
     /// of questions against 76.5% at the last layer), never fewer than one.
     public static func defaultEncoderLayers(layerCount: Int) -> Int { max(1, (layerCount * 4 + 2) / 5) }
 
-    /// Layer widths from input to output: [4d, hidden..., 1].
+    /// Layer widths from input to output: [4d, hidden..., 1]. Only for a config that passed
+    /// `validate()` (a made-up one is built by code, a read one is checked by `load`).
     public var layerWidths: [Int] { [4 * dimension] + hidden + [1] }
+
+    /// The largest width accepted in a gate read from files (inputs and hidden layers alike):
+    /// far above any model's hidden size, far below where `4 · dimension` or a layer's
+    /// `inputs · outputs` could overflow.
+    public static let maxWidth = 1 << 20
+
+    /// Throws unless every width is in 1…`maxWidth` (and so `layerWidths`, the layers' sizes and
+    /// the tool vector table are computable without overflow) and `topN`/`encoderLayers`, when
+    /// set, are at least 1. `GateNetwork.load` checks this before sizing anything from the file.
+    public func validate() throws {
+        guard (1...Self.maxWidth).contains(dimension) else {
+            throw GateError.invalidFile("dimension \(dimension) is outside 1…\(Self.maxWidth)")
+        }
+        for width in hidden where !(1...Self.maxWidth).contains(width) {
+            throw GateError.invalidFile("hidden width \(width) is outside 1…\(Self.maxWidth)")
+        }
+        if let topN, topN < 1 { throw GateError.invalidFile("topN \(topN) is below 1") }
+        if let encoderLayers, encoderLayers < 1 { throw GateError.invalidFile("encoderLayers \(encoderLayers) is below 1") }
+    }
 }
 
 /// One dense layer `y = W x + b` (W: out × in).

@@ -194,6 +194,10 @@ public final class ToolCallEngine {
         guard let template = model.tokenizer.chatTemplate else {
             throw EngineError.invalidRequest("the model has no chat template: \(model.tokenizer.chatTemplateError.map { "\($0)" } ?? "none found")")
         }
+        // The gate's tool vectors and MLP inputs are as wide as the encoder's hidden states.
+        if let gate, gate.config.dimension != model.model.config.hiddenSize {
+            throw GateError.dimensionMismatch(gate: gate.config.dimension, encoder: model.model.config.hiddenSize)
+        }
         self.model = model
         self.constrained = constrained
         vocabularyStorage = vocabulary

@@ -32,10 +32,10 @@ public struct JSONParseError: Error, CustomStringConvertible, Sendable, Equatabl
 extension JSONValue {
     /// Parses `text` as one JSON value (RFC 8259, strict): surrounding whitespace is allowed,
     /// anything else after the value is an error; no comments, trailing commas, single quotes,
-    /// leading zeros, `NaN`, or raw control characters in strings. `\uXXXX` escapes combine
-    /// surrogate pairs; a lone surrogate is an error. Integers that fit in `Int64` become `.int`,
-    /// other numbers `.double`. A repeated object key keeps its first position and last value
-    /// (like Python's `json.loads`).
+    /// leading zeros, `NaN`, numbers beyond Double's range (`1e999`), or raw control characters in
+    /// strings. `\uXXXX` escapes combine surrogate pairs; a lone surrogate is an error. Integers
+    /// that fit in `Int64` become `.int`, other numbers `.double`. A repeated object key keeps its
+    /// first position and last value (like Python's `json.loads`).
     /// - Throws: `JSONParseError`.
     public static func parse(_ text: String) throws -> JSONValue {
         var parser = JSONParser(bytes: Array(text.utf8))
@@ -275,7 +275,9 @@ private struct JSONParser {
         }
         let text = String(decoding: bytes[start..<position], as: UTF8.self)
         if integral, let i = Int64(text) { return .int(i) }
-        guard let d = Double(text) else { throw error("a number", at: start) }
+        // Beyond Double's range the value would be infinity, which `serialized` cannot write as
+        // JSON this parser reads back: refused here so it never reaches a stored line.
+        guard let d = Double(text), d.isFinite else { throw error("a finite number", at: start) }
         return .double(d)
     }
 

@@ -59,6 +59,17 @@ public enum JSONValue: Sendable, Equatable {
         }
     }
 
+    /// How many arrays and objects nest on the deepest path: 0 for a scalar, 1 for `{}` or
+    /// `[1]`, 2 for `{"a": []}`. What the parser's nesting limit counts, for callers that wrap a
+    /// value in objects of their own before storing it.
+    public var nestingDepth: Int {
+        switch self {
+        case .array(let items): return 1 + (items.lazy.map(\.nestingDepth).max() ?? 0)
+        case .object(let object): return 1 + (object.members.lazy.map(\.value.nestingDepth).max() ?? 0)
+        default: return 0
+        }
+    }
+
     /// `kindName` with its article (`an array`, `a string`, `null`), for error messages.
     public var kindWithArticle: String {
         switch self {
