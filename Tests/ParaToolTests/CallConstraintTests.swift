@@ -393,6 +393,16 @@ final class CallConstraintTests: XCTestCase {
         assertRejected("No tool fits.", named)
     }
 
+    /// Numbers stay finite as doubles: at most two exponent digits.
+    func testNumbersStayFinite() {
+        let g = CallGrammar(tools: [Self.convert])
+        let head = #"<tool_call>{"name": "convert", "arguments": {"from": "a", "to": "b", "amount": "#
+        assertComplete(head + #"6.674e-11}}</tool_call>"#, g)
+        assertComplete(head + #"-1234567890123456789012345678e99}}</tool_call>"#, g)
+        assertRejected(head + #"1e999"#, g)
+        assertRejected(head + #"1E+100"#, g)
+    }
+
     /// The shortest completion's length, against completions counted by hand (each also checked
     /// to complete the answer).
     func testShortestCompletionOfHandCountedPrefixes() {
@@ -463,6 +473,32 @@ final class CallConstraintTests: XCTestCase {
         }
     }
 
+    /// The fewest tokens of a text, against every way of cutting it into vocabulary tokens
+    /// counted by plain recursion (small texts only).
+    func testFewestTokensIsTheBestCut() throws {
+        let tokenizer = try Self.tinyTokenizer
+        let vocabulary = TokenVocabulary(tokenizer: tokenizer)
+        var bytesToToken = [[UInt8]: Int]()
+        for t in 0..<vocabulary.size where !vocabulary.tokenBytes(t).isEmpty { bytesToToken[Array(vocabulary.tokenBytes(t))] = t }
+        func brute(_ text: ArraySlice<UInt8>) -> Int {
+            if text.isEmpty { return 0 }
+            var best = Int.max / 2
+            for k in 1...text.count where bytesToToken[Array(text.prefix(k))] != nil {
+                best = min(best, 1 + brute(text.dropFirst(k)))
+            }
+            return best
+        }
+        for text in [#"}}</tool_call>"#, #"", "to": ""}}</tool_call>"#, "\n<tool_call>{\"name\": ", #"ty": ""}}"#, "é\"}"] {
+            let bytes = Array(text.utf8)
+            let (count, first) = vocabulary.fewestTokens(bytes)
+            XCTAssertEqual(count, brute(bytes[...]), text)
+            let firstBytes = Array(vocabulary.tokenBytes(Int(try XCTUnwrap(first))))
+            XCTAssertEqual(Array(bytes.prefix(firstBytes.count)), firstBytes)
+            XCTAssertEqual(brute(bytes.dropFirst(firstBytes.count)[...]), count - 1, "the first token starts a fewest writing")
+        }
+        XCTAssertEqual(vocabulary.fewestTokens([]).count, 0)
+    }
+
     static func shortestCompletion(_ prefix: String, _ grammar: CallGrammar) -> Int {
         let r = CallRecognizer(grammar: grammar)
         var s = r.initialState()
@@ -493,12 +529,12 @@ final class CallConstraintTests: XCTestCase {
             let candidates = [f.function] + f.all.filter { $0.name != f.function.name }
             let choice: ToolChoice = i % 4 == 3 ? .auto : .required
             let grammar = CallGrammar(tools: candidates, maxCalls: 2, choice: choice)
-            // Budgets from the shortest call's length (bytes, so at least its tokens) up: tight
-            // enough that most walks run out inside a call.
-            let shortestCall = Self.shortestCompletion("", CallGrammar(tools: candidates, choice: .required))
-            let budget = (choice == .auto ? 2 : shortestCall) + Int(rng.next() % 40)
+            // Budgets from the fewest tokens of the shortest call up: tight enough that most walks
+            // run out inside a call.
+            let shortestCall = CallConstraint(grammar: CallGrammar(tools: candidates, choice: .required), vocabulary: vocabulary).tokensToComplete
+            let budget = (choice == .auto ? 2 : shortestCall) + Int(rng.next() % 24)
             let constraint = CallConstraint(grammar: grammar, vocabulary: vocabulary, budget: budget)
-            let start = constraint.shortestCompletionLength
+            let start = constraint.tokensToComplete
             var ids = [Int]()
             while !constraint.finished && ids.count < budget {
                 // Random logits, with closing bytes and stops pushed down: a model that rambles.

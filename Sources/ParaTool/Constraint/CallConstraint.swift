@@ -4,8 +4,8 @@
 // first tries the model's best token, which is allowed at most steps; only when it is not are the
 // allowed tokens listed (trie walk, or the plain-string shortcut) and the best of them taken.
 // Given a token budget, it closes in time: a token is taken only when the shortest completion
-// after it (`shortestCompletionLength`, in bytes, each at most one token) fits the tokens left, so
-// every answer ends complete and a call that could not be finished is never begun.
+// after it (`shortestCompletion`, written in the fewest tokens the vocabulary allows) fits the
+// tokens left, so every answer ends complete and a call that could not be finished is never begun.
 
 import LLM
 import Tensor
@@ -132,10 +132,14 @@ public final class CallConstraint: TokenConstraint {
         if recognizer.isInsideCall(state) { forceClosed = true }
         listAllowed()
         let ranked = allowed.sorted { logits[row, Int($0)] > logits[row, Int($1)] }
-        return ranked.first { fits(Int($0), tokensLeft: left) }.map(Int.init) ?? token
+        if let fitting = ranked.first(where: { fits(Int($0), tokensLeft: left) }) { return Int(fitting) }
+        // Nothing fits the estimate: write the shortest completion itself, from its first token.
+        if let text = recognizer.shortestCompletion(state), let first = vocabulary.fewestTokens(text).first { return Int(first) }
+        return token
     }
 
-    /// Whether after `token` the answer can be completed in `tokensLeft` more tokens.
+    /// Whether after `token` the answer can be completed in `tokensLeft` more tokens: the
+    /// shortest completion after it, written in the fewest tokens.
     private func fits(_ token: Int, tokensLeft: Int) -> Bool {
         if vocabulary.stopSet.contains(token) { return true }
         let bytes = vocabulary.tokenBytes(token)
@@ -143,11 +147,16 @@ public final class CallConstraint: TokenConstraint {
         defer { recognizer.rewind(to: mark) }
         var s = state
         guard recognizer.step(&s, bytes) else { return false }
-        return recognizer.shortestCompletionLength(s, limit: max(0, tokensLeft) + 1) <= tokensLeft
+        // The fewest tokens of a text are at most its bytes: no need to count them when it is short.
+        guard let text = recognizer.shortestCompletion(s) else { return false }
+        return text.count <= tokensLeft || vocabulary.fewestTokens(text).count <= tokensLeft
     }
 
     /// The bytes of a shortest completion of the answer so far (0 when it may end here).
     public var shortestCompletionLength: Int { recognizer.shortestCompletionLength(state) }
+
+    /// The fewest tokens that complete the answer so far (0 when it may end here).
+    public var tokensToComplete: Int { recognizer.shortestCompletion(state).map { vocabulary.fewestTokens($0).count } ?? Int.max / 2 }
 
     /// The grammar's best token, budget aside.
     private func bestGrammarToken(_ logits: MatrixView, row: Int) -> Int {

@@ -9,17 +9,23 @@ extension CallRecognizer {
     /// The length in bytes of a shortest text completing the answer from `state` (0 when it is
     /// complete); `Int.max / 2` when none is found within `limit` bytes.
     func shortestCompletionLength(_ state: CallParseState, limit: Int = 1 << 16) -> Int {
+        shortestCompletion(state, limit: limit)?.count ?? Int.max / 2
+    }
+
+    /// A shortest text completing the answer from `state` (empty when it is complete); nil when
+    /// none is found within `limit` bytes.
+    func shortestCompletion(_ state: CallParseState, limit: Int = 1 << 16) -> [UInt8]? {
         let start = mark
         defer { rewind(to: start) }
         var s = state
-        var length = 0
+        var text = [UInt8]()
         while !isComplete(s) {
-            guard length < limit, let bytes = shortestNextBytes(s), !bytes.isEmpty, step(&s, bytes[...]) else {
-                return Int.max / 2
+            guard text.count < limit, let bytes = shortestNextBytes(s), !bytes.isEmpty, step(&s, bytes[...]) else {
+                return nil
             }
-            length += bytes.count
+            text += bytes
         }
-        return length
+        return text
     }
 
     /// The next bytes of a shortest completion from `s` (not complete), or nil when it has none.

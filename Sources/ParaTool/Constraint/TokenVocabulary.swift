@@ -120,4 +120,36 @@ public final class TokenVocabulary: Sendable {
 
     /// Nodes in the trie.
     var nodeCount: Int { nodeToken.count }
+
+    /// The fewest tokens that write `text` exactly, and the first token of such a writing (nil
+    /// for empty text, or when no tokens write it): a dynamic programme over the byte trie.
+    func fewestTokens(_ text: [UInt8]) -> (count: Int, first: Int32?) {
+        let n = text.count
+        guard n > 0 else { return (0, nil) }
+        var best = [Int](repeating: Int.max / 2, count: n + 1)
+        var firstToken = [Int32](repeating: -1, count: n + 1)
+        best[n] = 0
+        for i in stride(from: n - 1, through: 0, by: -1) {
+            var node: Int32 = 0
+            var k = i
+            while k < n {
+                guard let next = child(node, text[k]) else { break }
+                node = next
+                k += 1
+                let token = nodeToken[Int(node)]
+                if token >= 0, best[k] + 1 < best[i] {
+                    best[i] = best[k] + 1
+                    firstToken[i] = token
+                }
+            }
+        }
+        return best[0] < Int.max / 2 ? (best[0], firstToken[0]) : (Int.max / 2, nil)
+    }
+
+    /// The trie node reached from `node` by `byte`, or nil.
+    private func child(_ node: Int32, _ byte: UInt8) -> Int32? {
+        let first = Int(firstEdge[Int(node)]), end = first + Int(edgeCount[Int(node)])
+        for e in first..<end where edgeBytes[e] == byte { return edgeTargets[e] }
+        return nil
+    }
 }
