@@ -77,8 +77,13 @@ final class SmolLM2Tests: XCTestCase {
 
     /// With the weights in place and 8-bit activations, as llama.cpp computes: the same top-1 id
     /// at every position of every prompt, prefill and token-by-token decode alike, wherever
-    /// llama.cpp's own top two are more than 0.1 apart (2 of 41 positions are closer: there the
-    /// pair must be our top two).
+    /// llama.cpp's own top two are more than 0.5 apart, the activation rounding the other
+    /// llama.cpp comparisons here allow; closer, llama.cpp's top-1 must be in our top two. The
+    /// int8 activations are re-rounded at every layer, so sums that agree to 1e-6 (the AVX2 and
+    /// portable decode products on every tensor of this model) flip roundings and move logits by
+    /// up to 0.3: on an AVX2-only CPU prompt 0 position 15 decodes 260 8.086 / 253 8.039 with
+    /// the AVX2 products and 253 8.167 / 260 8.116 with the portable ones, where llama.cpp's
+    /// margin is 0.32.
     func testTopTokenAtEveryPositionAgainstLlamaCpp() throws {
         let lm = try Self.model()
         let runner = Transformer(model: lm.model)
@@ -94,7 +99,7 @@ final class SmolLM2Tests: XCTestCase {
                 let out = runner.forward([BatchSegment(sequence: 0, tokens: [t])], caches: [cache])
                 let decoded = Kernels.topK(out.logits, row: 0, k: 2).map(\.index)
                 for (path, top) in [("prefill", prefillTop[i]), ("decode", decoded)] {
-                    if margins[i] > 0.1 {
+                    if margins[i] > 0.5 {
                         XCTAssertEqual(top[0], argmax[i], "prompt \(k) position \(i) (\(path)): top-1")
                     } else {
                         XCTAssertTrue(top.contains(argmax[i]), "prompt \(k) position \(i) (\(path)): llama.cpp's top-1 in our top two")

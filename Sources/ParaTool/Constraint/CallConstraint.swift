@@ -131,11 +131,35 @@ public final class CallConstraint: TokenConstraint {
         forcedSteps += 1
         if recognizer.isInsideCall(state) { forceClosed = true }
         listAllowed()
-        let ranked = allowed.sorted { logits[row, Int($0)] > logits[row, Int($1)] }
-        if let fitting = ranked.first(where: { fits(Int($0), tokensLeft: left) }) { return Int(fitting) }
-        // Nothing fits the estimate: write the shortest completion itself, from its first token.
+        // The model's best allowed tokens that fit, a few at most (each check writes a completion);
+        // else the shortest completion's own first token, which always fits.
+        if let fitting = topAllowed(logits, row: row, count: Self.forcedCandidates).first(where: { fits(Int($0), tokensLeft: left) }) {
+            return Int(fitting)
+        }
+        // Nothing fits the estimate: end here when the answer is complete, else write the shortest
+        // completion itself, from its first token.
+        if recognizer.isComplete(state) {
+            return Kernels.argmax(logits, row: row, among: vocabulary.stopTokens) ?? Int(vocabulary.stopTokens.first ?? 0)
+        }
         if let text = recognizer.shortestCompletion(state), let first = vocabulary.fewestTokens(text).first { return Int(first) }
         return token
+    }
+
+    /// Allowed tokens checked against the budget in a forced step, best logits first.
+    static let forcedCandidates = 32
+
+    /// The `count` allowed tokens with the highest logits, best first.
+    private func topAllowed(_ logits: MatrixView, row: Int, count: Int) -> [Int32] {
+        var top = [(token: Int32, logit: Float)]()
+        top.reserveCapacity(count + 1)
+        for token in allowed {
+            let logit = logits[row, Int(token)]
+            guard top.count < count || logit > top[top.count - 1].logit else { continue }
+            let at = top.firstIndex { logit > $0.logit } ?? top.count
+            top.insert((token, logit), at: at)
+            if top.count > count { top.removeLast() }
+        }
+        return top.map(\.token)
     }
 
     /// Whether after `token` the answer can be completed in `tokensLeft` more tokens: the
