@@ -62,6 +62,19 @@ final class CallConstraintTests: XCTestCase {
         get throws { try Tokenizer(directory: RepositoryFixtures.require(RepositoryFixtures.hfTiny.appendingPathComponent("tokenizer"))) }
     }
 
+    /// A number the grammar admits must parse: JSON's parser refuses values beyond Double's range,
+    /// so exponents stop at two digits (the longest number, 32 bytes, then stays below 1e131).
+    /// Before, `1e999` completed a call whose arguments no parser accepted.
+    func testNumbersStayWithinDoublesRange() {
+        let g = CallGrammar(tools: [Self.convert], maxCalls: 1)
+        func call(_ amount: String) -> String { #"<tool_call>{"name": "convert", "arguments": {"amount": "# + amount + #", "from": "EUR", "to": "USD"}}</tool_call>"# }
+        for amount in ["1e99", "-9.5E-99", "6.022e23", "99999999999999999999999999e+99"] {
+            assertComplete(call(amount), g)
+            XCTAssertTrue(ActionParser.parse(call(amount)).isValid, amount)
+        }
+        for amount in ["1e999", "-8e308", "1e100", "1E+309"] { assertRejected(call(amount), g) }
+    }
+
     // MARK: Grammar cache
 
     /// Whether two grammars share their compiled storage (the cache handed out the same one).

@@ -357,7 +357,9 @@ final class CallRecognizer {
     private static func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
 
     /// The number automaton: 0 start, 1 after '-', 2 a leading zero, 3 integer digits, 4 after
-    /// '.', 5 fraction digits, 6 after 'e', 7 after the exponent's sign, 8 exponent digits.
+    /// '.', 5 fraction digits, 6 after 'e', 7 after the exponent's sign, 8 and 9 the exponent's
+    /// first and second digit. Two exponent digits at most: with at most `maxNumberLength` bytes a
+    /// number then stays below 1e131, a finite Double, which JSON's parser accepts.
     private static func number(_ state: UInt8, _ b: UInt8, integer: Bool) -> UInt8? {
         let digit = isDigit(b)
         switch state {
@@ -370,12 +372,13 @@ final class CallRecognizer {
         case 4: return digit ? 5 : nil
         case 5: return digit ? 5 : (b == UInt8(ascii: "e") || b == UInt8(ascii: "E")) ? 6 : nil
         case 6: return (b == UInt8(ascii: "+") || b == UInt8(ascii: "-")) ? 7 : digit ? 8 : nil
-        case 7, 8: return digit ? 8 : nil
+        case 7: return digit ? 8 : nil
+        case 8: return digit ? 9 : nil
         default: return nil
         }
     }
 
-    static func numberAccepts(_ state: UInt8) -> Bool { state == 2 || state == 3 || state == 5 || state == 8 }
+    static func numberAccepts(_ state: UInt8) -> Bool { state == 2 || state == 3 || state == 5 || state == 8 || state == 9 }
 
     /// In an object's key, only names not given yet may be continued.
     @inline(__always)
