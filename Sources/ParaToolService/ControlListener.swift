@@ -1,7 +1,8 @@
 // ControlListener: follows the compacted control topics every worker reads in full (no consumer
 // group): `adapters` (AdapterUpdate → hot swap in the AdapterRegistry) and `tools` (ToolSpec →
 // the catalogue the worker picks up between batches; the trainer follows `tools` alone). A spec
-// whose name the store refuses, or whose message key names another tool, is refused and counted.
+// whose name the store refuses, or whose message key names another tool, is refused and counted;
+// so are a spec larger than its limit and a new tool beyond the catalogue's (ToolTopicLimits).
 import Foundation
 import Kafka
 import Logging
@@ -9,6 +10,24 @@ import ParaTool
 import ServiceLifecycle
 import Synchronization
 import Wire
+
+/// How much one reader of the `tools` topic keeps: every spec is held in memory and compiled into
+/// call grammars, so a producer flooding the topic must not grow them without bound.
+public struct ToolTopicLimits: Sendable, Equatable {
+    /// Most tools in the catalogue; a spec naming a new tool beyond it is refused (counted as
+    /// `too_many`), while specs of tools already held still update them.
+    public var maxTools: Int
+    /// Most bytes of one ToolSpec message; a larger one is refused before it is decoded
+    /// (counted as `too_large`).
+    public var maxSpecBytes: Int
+
+    public static let `default` = ToolTopicLimits()
+
+    public init(maxTools: Int = 10_000, maxSpecBytes: Int = 64 << 10) {
+        self.maxTools = maxTools
+        self.maxSpecBytes = maxSpecBytes
+    }
+}
 
 /// A gate announced on `adapters`, verified and loaded, for the worker to take over.
 struct AnnouncedGate: @unchecked Sendable {
@@ -29,6 +48,7 @@ public final class ControlListener: Service, Sendable {
     private let catchUpTimeout: Duration
     /// The serving model's hidden size: announced gates of another dimension are refused.
     private let gateDimension: Int?
+    private let toolLimits: ToolTopicLimits
     private let metrics: ServiceMetrics
     private let logger: Logger
     private let specs = Mutex<(table: [String: ToolSpec], order: [String], changed: Bool)>(([:], [], false))
@@ -36,11 +56,13 @@ public final class ControlListener: Service, Sendable {
     private let readiness = Readiness()
 
     /// A listener; with `followAdapters` false it reads only `tools` (no adapter or gate updates).
-    /// `gateDimension` is the serving model's hidden size, which an announced gate must have.
+    /// `gateDimension` is the serving model's hidden size, which an announced gate must have;
+    /// `toolLimits` bound the catalogue read from `tools`.
     public init(kafka: KafkaConfiguration, topics: TopicNames, registry: AdapterRegistry?, followTools: Bool,
                 followAdapters: Bool = true, catchUpTimeout: Duration = .seconds(30), gateDimension: Int? = nil,
-                metrics: ServiceMetrics, logger: Logger) throws {
+                toolLimits: ToolTopicLimits = .default, metrics: ServiceMetrics, logger: Logger) throws {
         self.topics = topics
+        self.toolLimits = toolLimits
         self.gateDimension = gateDimension
         self.registry = registry
         self.followTools = followTools
@@ -144,6 +166,11 @@ public final class ControlListener: Service, Sendable {
                 logger.error("undecodable AdapterUpdate at \(m.topic)[\(m.partition)]@\(m.offset): \(error)")
             }
         } else if m.topic == topics.tools, followTools {
+            guard m.value.count <= toolLimits.maxSpecBytes else {
+                metrics.toolSpec(result: "too_large")
+                logger.error("ToolSpec refused at \(m.topic)[\(m.partition)]@\(m.offset), the rest of the catalogue serves: \(m.value.count) bytes, more than --max-spec-bytes \(toolLimits.maxSpecBytes)")
+                return
+            }
             do {
                 let spec = try ToolSpec(wire: WireToolSpec(bytes: m.value))
                 // Compaction keeps the last message per key: a key naming another tool would
@@ -151,9 +178,17 @@ public final class ControlListener: Service, Sendable {
                 if let key = m.key, !key.isEmpty, key != Array(spec.name.utf8) {
                     throw ConversionError(field: "key", reason: "the message key '\(String(decoding: key, as: UTF8.self))' is not the spec's name '\(spec.name)'")
                 }
-                specs.withLock { s in
+                let added = specs.withLock { s in
+                    guard s.table[spec.name] != nil || s.table.count < toolLimits.maxTools else { return false }
                     if s.table.updateValue(spec, forKey: spec.name) == nil { s.order.append(spec.name) }
                     s.changed = true
+                    return true
+                }
+                guard added else {
+                    metrics.toolSpec(result: "too_many")
+                    logger.error("ToolSpec of a new tool refused at \(m.topic)[\(m.partition)]@\(m.offset): the catalogue holds --max-tools \(toolLimits.maxTools) tools already",
+                                 metadata: ["tool": "\(spec.name)"])
+                    return
                 }
                 metrics.toolSpec(result: "accepted")
             } catch {

@@ -69,7 +69,8 @@ public final class ServiceMetrics: Sendable {
         counter("adapter_updates", labels: [("result", result)], help: "AdapterUpdate messages, by result.").increment()
     }
 
-    /// Counts a ToolSpec read from the `tools` topic by result (`accepted`, `refused`).
+    /// Counts a ToolSpec read from the `tools` topic by result (`accepted`, `refused`, and over
+    /// the limits: `too_large`, `too_many`).
     public func toolSpec(result: String) {
         counter("tool_specs", labels: [("result", result)], help: "ToolSpec messages read from the tools topic, by result.").increment()
     }

@@ -33,7 +33,7 @@ public struct WorkerStack: Sendable {
         let vocabulary = constrained ? TokenVocabulary(tokenizer: model.tokenizer) : nil
         if !constrained { logger.notice("answers are not constrained to the call grammar (--unconstrained)") }
         let control = try ControlListener(kafka: kafka, topics: settings.topics, registry: registry, followTools: catalogue == nil,
-                                          gateDimension: model.model.config.hiddenSize, metrics: metrics, logger: logger)
+                                          gateDimension: model.model.config.hiddenSize, toolLimits: settings.toolLimits, metrics: metrics, logger: logger)
         let factory = EngineFactoryBox(model: model, registry: registry, vocabulary: vocabulary, stackCacheBytes: stackCacheBytes,
                                        constrained: constrained, documentFallback: documentFallback)
         worker = Worker(settings: settings, kafka: kafka, catalogue: catalogue, gate: gate, control: control, metrics: metrics,
@@ -79,7 +79,7 @@ public struct TrainerStack: Sendable {
     public init(settings: TrainerSettings, kafka: KafkaConfiguration, metrics: ServiceMetrics, logger: Logger) throws {
         toolsTopic = settings.tools == nil
             ? try ControlListener(kafka: kafka, topics: settings.topics, registry: nil, followTools: true, followAdapters: false,
-                                  catchUpTimeout: .seconds(60), metrics: metrics, logger: logger)
+                                  catchUpTimeout: .seconds(60), toolLimits: settings.toolLimits, metrics: metrics, logger: logger)
             : nil
         trainer = try TrainerService(settings: settings, kafka: kafka, toolsTopic: toolsTopic, metrics: metrics, logger: logger)
     }

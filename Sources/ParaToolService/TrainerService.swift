@@ -49,6 +49,8 @@ public struct TrainerSettings: Sendable {
     /// Score every retrained version on the held-out slice against the serving one and announce
     /// it only when it is not worse (`PromotionPolicy`); false: announce whatever is trained.
     public var review = true
+    /// How many tools, and how large a spec, the catalogue from the `tools` topic may hold.
+    public var toolLimits = ToolTopicLimits.default
 
     public init(dataset: URL, store: URL, tools: URL?) {
         self.dataset = dataset

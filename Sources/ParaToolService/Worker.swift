@@ -45,6 +45,8 @@ public struct WorkerSettings: Sendable {
     public var batchBudget: Duration?
     /// Publish each served request as a trajectory candidate.
     public var logTrajectories = true
+    /// How many tools, and how large a spec, the catalogue from the `tools` topic may hold.
+    public var toolLimits = ToolTopicLimits.default
 
     public init(workerID: String, modelID: String) {
         self.workerID = workerID

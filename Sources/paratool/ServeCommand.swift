@@ -31,6 +31,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var toolLimits: ToolLimitOptions
 
     @Option(help: ArgumentHelp("Consumer group of the workers (default paratool-workers).", valueName: "id"))
     var group: String?
@@ -138,6 +139,7 @@ struct ServeCommand: AsyncParsableCommand {
             guard [.auto, .required, .none].contains(parsed) else { throw UsageError("--tool-choice must be auto, required or none") }
             worker.defaultToolChoice = parsed
         }
+        worker.toolLimits = try toolLimits.limits(settings)
         guard worker.batchSize >= 1 else { throw UsageError("--batch-size must be at least 1") }
         let port = try settings.int("metrics-port", metricsPort) ?? 9464
         guard (0...65535).contains(port) else { throw UsageError("--metrics-port must be 0…65535") }

@@ -1,6 +1,6 @@
 // Settings shared by the service commands (serve, train --brokers, topics, send, up): Kafka
-// connection and librdkafka pass-through, topic prefix, and the flag > environment > config-file
-// resolution every service setting follows.
+// connection and librdkafka pass-through, topic prefix, the limits on what the `tools` topic may
+// hold, and the flag > environment > config-file resolution every service setting follows.
 import ArgumentParser
 import Foundation
 import Kafka
@@ -42,6 +42,29 @@ struct KafkaOptions: ParsableArguments {
 
     func topics(_ settings: SettingsResolver) -> TopicNames {
         TopicNames(prefix: settings.string("topic-prefix", topicPrefix) ?? "paratool.")
+    }
+}
+
+/// How much of the `tools` topic a worker or trainer keeps (`ToolTopicLimits`).
+struct ToolLimitOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Most tools in the catalogue read from the tools topic; a spec of a new tool beyond it is refused and counted (default 10000).", valueName: "n"))
+    var maxTools: Int?
+
+    @Option(help: ArgumentHelp("Largest ToolSpec message read from the tools topic, in bytes; a larger one is refused and counted (default 65536).", valueName: "bytes"))
+    var maxSpecBytes: Int?
+
+    /// The limits from the flags, else `settings` (environment, config file), else the defaults.
+    func limits(_ settings: SettingsResolver?) throws -> ToolTopicLimits {
+        var limits = ToolTopicLimits.default
+        if let n = try settings?.int("max-tools", maxTools) ?? maxTools {
+            guard n >= 1 else { throw UsageError("--max-tools must be at least 1") }
+            limits.maxTools = n
+        }
+        if let n = try settings?.int("max-spec-bytes", maxSpecBytes) ?? maxSpecBytes {
+            guard n >= 1 else { throw UsageError("--max-spec-bytes must be at least 1") }
+            limits.maxSpecBytes = n
+        }
+        return limits
     }
 }
 

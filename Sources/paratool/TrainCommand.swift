@@ -41,6 +41,7 @@ struct Train: AsyncParsableCommand {
     var offline = false
 
     @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var toolLimits: ToolLimitOptions
 
     @Option(help: ArgumentHelp("Service mode: the trainer's durable dataset directory (env PARATOOL_DATASET).", valueName: "dir"))
     var dataset: String?
@@ -324,6 +325,7 @@ extension Train {
         trainer.acceptUnlabelled = try settings.bool("accept-unlabelled", acceptUnlabelled)
         trainer.review = !(try settings.bool("no-review", noReview))
         trainer.adapter = adapterConfig()
+        trainer.toolLimits = try toolLimits.limits(settings)
         guard trainer.retrainEvery >= 1 else { throw UsageError("--retrain-every must be at least 1") }
         let port = try settings.int("metrics-port", metricsPort) ?? 9465
         let metrics = ServiceMetrics()

@@ -33,6 +33,7 @@ struct UpCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var toolLimits: ToolLimitOptions
 
     @Option(help: ArgumentHelp("Tool catalogue to publish instead of the demo one.", valueName: "file"))
     var tools: String?
@@ -114,11 +115,13 @@ struct UpCommand: AsyncParsableCommand {
 
         var settings = WorkerSettings(workerID: "up-worker-1", modelID: WorkerStack.modelID(lm))
         settings.topics = topics
+        settings.toolLimits = try toolLimits.limits(nil)
         let metrics = ServiceMetrics()
         let stack = try WorkerStack(model: lm, settings: settings, kafka: kafka, catalogue: nil, gate: gateNetwork, store: store,
                                     constrained: !unconstrained, documentFallback: true, metrics: metrics, logger: logger)
         var trainerSettings = TrainerSettings(dataset: work.appendingPathComponent("dataset"), store: storeURL, tools: catalogueFile)
         trainerSettings.topics = topics
+        trainerSettings.toolLimits = settings.toolLimits
         trainerSettings.model = modelOptions.model
         // Retraining on feedback follows the first start's schedule.
         trainerSettings.adapter = FirstStartTraining.adapterSettings(steps: trainSteps)

@@ -62,6 +62,70 @@ final class CallConstraintTests: XCTestCase {
         get throws { try Tokenizer(directory: RepositoryFixtures.require(RepositoryFixtures.hfTiny.appendingPathComponent("tokenizer"))) }
     }
 
+    /// A number the grammar admits must parse: JSON's parser refuses values beyond Double's range,
+    /// so exponents stop at two digits (the longest number, 32 bytes, then stays below 1e131).
+    /// Before, `1e999` completed a call whose arguments no parser accepted.
+    func testNumbersStayWithinDoublesRange() {
+        let g = CallGrammar(tools: [Self.convert], maxCalls: 1)
+        func call(_ amount: String) -> String { #"<tool_call>{"name": "convert", "arguments": {"amount": "# + amount + #", "from": "EUR", "to": "USD"}}</tool_call>"# }
+        for amount in ["1e99", "-9.5E-99", "6.022e23", "99999999999999999999999999e+99"] {
+            assertComplete(call(amount), g)
+            XCTAssertTrue(ActionParser.parse(call(amount)).isValid, amount)
+        }
+        for amount in ["1e999", "-8e308", "1e100", "1E+309"] { assertRejected(call(amount), g) }
+    }
+
+    // MARK: Grammar cache
+
+    /// Whether two grammars share their compiled storage (the cache handed out the same one).
+    static func sameCompilation(_ a: CallGrammar, _ b: CallGrammar) -> Bool {
+        a.nodes.withUnsafeBufferPointer { x in b.nodes.withUnsafeBufferPointer { $0.baseAddress == x.baseAddress } }
+    }
+
+    /// The same candidates, limit and choice reuse the compiled grammar; another limit, choice or
+    /// schema (same name) compiles anew, and the new schema is the one enforced; the least
+    /// recently used grammar goes first when the cache is full.
+    func testGrammarCacheReusesCompiledGrammarsAndRecompilesChangedSchemas() {
+        let cache = CallGrammarCache(capacity: 3)
+        let first = cache.grammar(tools: [Self.weather, Self.convert], maxCalls: nil, choice: .auto)
+        let again = cache.grammar(tools: [Self.weather, Self.convert], maxCalls: nil, choice: .auto)
+        XCTAssertTrue(Self.sameCompilation(first, again))
+        XCTAssertEqual([cache.hits, cache.misses], [1, 1])
+        XCTAssertFalse(Self.sameCompilation(first, cache.grammar(tools: [Self.weather, Self.convert], maxCalls: 1, choice: .auto)))
+        XCTAssertFalse(Self.sameCompilation(first, cache.grammar(tools: [Self.weather, Self.convert], maxCalls: nil, choice: .required)))
+        XCTAssertEqual([cache.hits, cache.misses], [1, 3])
+
+        var renamedCity = Self.weather
+        renamedCity.parameters = ["type": "object", "properties": ["town": ["type": "string"]], "required": ["town"]]
+        let changed = cache.grammar(tools: [renamedCity, Self.convert], maxCalls: nil, choice: .auto)
+        XCTAssertFalse(Self.sameCompilation(first, changed))
+        XCTAssertEqual(cache.misses, 4)
+        XCTAssertEqual(cache.count, 3, "bounded by its capacity")
+        assertComplete(#"<tool_call>{"name": "get_weather", "arguments": {"town": "Oslo"}}</tool_call>"#, changed)
+        assertRejected(#"<tool_call>{"name": "get_weather", "arguments": {"city""#, changed)
+
+        // `first` was used least recently: evicted. The one with maxCalls 1 was used after it.
+        _ = cache.grammar(tools: [Self.weather, Self.convert], maxCalls: nil, choice: .required)
+        XCTAssertEqual(cache.hits, 2)
+        XCTAssertFalse(Self.sameCompilation(first, cache.grammar(tools: [Self.weather, Self.convert], maxCalls: nil, choice: .auto)))
+        XCTAssertEqual(cache.misses, 5)
+    }
+
+    /// What the cache saves per request: compiling the three fixture schemas against a lookup.
+    func testGrammarCacheLookupCostsLessThanCompiling() {
+        let specs = [Self.weather, Self.convert, Self.search]
+        let cache = CallGrammarCache()
+        _ = cache.grammar(tools: specs, maxCalls: nil, choice: .auto)
+        let rounds = 2000
+        let clock = ContinuousClock()
+        var nodes = 0
+        let compile = clock.measure { for _ in 0..<rounds { nodes &+= CallGrammar(tools: specs, choice: .auto).nodes.count } }
+        let lookup = clock.measure { for _ in 0..<rounds { nodes &+= cache.grammar(tools: specs, maxCalls: nil, choice: .auto).nodes.count } }
+        print("grammar per request: compiled \(compile / rounds), cached \(lookup / rounds) (\(nodes) nodes)")
+        XCTAssertEqual(cache.misses, 1)
+        XCTAssertLessThan(lookup, compile)
+    }
+
     // MARK: Byte-level grammar
 
     func testEnvelopeNamesAndCallCount() {
@@ -391,16 +455,6 @@ final class CallConstraintTests: XCTestCase {
         assertComplete(other, named)
         assertRejected(call, named)
         assertRejected("No tool fits.", named)
-    }
-
-    /// Numbers stay finite as doubles: at most two exponent digits.
-    func testNumbersStayFinite() {
-        let g = CallGrammar(tools: [Self.convert])
-        let head = #"<tool_call>{"name": "convert", "arguments": {"from": "a", "to": "b", "amount": "#
-        assertComplete(head + #"6.674e-11}}</tool_call>"#, g)
-        assertComplete(head + #"-1234567890123456789012345678e99}}</tool_call>"#, g)
-        assertRejected(head + #"1e999"#, g)
-        assertRejected(head + #"1E+100"#, g)
     }
 
     /// The shortest completion's length, against completions counted by hand (each also checked

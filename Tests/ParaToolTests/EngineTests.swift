@@ -66,6 +66,21 @@ final class EngineTests: XCTestCase {
         XCTAssertEqual(try gateless.run([average])[0].servedMode, .average, "equal weights need no gate")
     }
 
+    /// A request the engine has seen (same candidates, limit and choice) reuses its compiled call
+    /// grammar; the answer is the same as with the grammar compiled anew.
+    func testRepeatedRequestsReuseTheCompiledGrammar() throws {
+        let (engine, _, _) = try setUpEngine()
+        let request = ToolCallRequest(id: "a", query: "Weather in Paris?", candidates: ["get_weather", "book_flight"], maxNewTokens: 6, mode: .average)
+        let first = try engine.run([request])[0].text
+        var other = request
+        other.id = "b"
+        XCTAssertEqual(try engine.run([request, other]).map(\.text), [first, first])
+        XCTAssertEqual([engine.grammars.misses, engine.grammars.hits], [1, 2])
+        other.candidates = ["book_flight"]
+        _ = try engine.run([other])
+        XCTAssertEqual(engine.grammars.misses, 2)
+    }
+
     func testModesWeightsVersionsAndFlops() throws {
         let (engine, _, lm) = try setUpEngine()
         let base = ToolCallRequest(id: "r", query: "Weather in Paris?", maxNewTokens: 6)

@@ -184,6 +184,9 @@ public final class ToolCallEngine {
     private let mixture: AdapterMixture
     private let counter: FlopsCounter
     private var vocabularyStorage: TokenVocabulary?
+    /// The grammars of recent requests' candidates, limits and choices. The engine serves one
+    /// catalogue (a catalogue change makes a new engine), and the key holds the schemas anyway.
+    public let grammars = CallGrammarCache()
 
     /// `stackCacheBytes` bounds the stacked adapter sets kept for prefill (`AdapterMixture`).
     /// `constrained` holds every answer to the call grammar of its request's candidates;
@@ -433,7 +436,7 @@ public final class ToolCallEngine {
             docsPromptTokens.append(model.tokenizer.encode(try formatter.render(.contextDocs(candidates: specs), request: request)).count)
             mixtures.append(Mixture(components))
             if constrained {
-                let grammar = CallGrammar(tools: specs, maxCalls: r.maxCalls, choice: r.toolChoice)
+                let grammar = grammars.grammar(tools: specs, maxCalls: r.maxCalls, choice: r.toolChoice)
                 let constraint = CallConstraint(grammar: grammar, vocabulary: vocabulary, budget: r.maxNewTokens)
                 if namePriorScale > 0 && [.paratool, .top1, .embsim].contains(r.mode) {
                     let byName = Dictionary(toolWeights.map { ($0.tool, $0.weight) }, uniquingKeysWith: { a, _ in a })
