@@ -28,8 +28,6 @@ public final class CallConstraint: TokenConstraint {
     /// Tokens the answer may hold (nil: no limit), and tokens committed so far.
     public let budget: Int?
     public private(set) var generated = 0
-    /// Steps where the budget ruled out the token the grammar alone would have taken.
-    public private(set) var forcedSteps = 0
     /// True when the budget forced a token inside a call: the call was closed early, in the
     /// shortest way the schema allows, and its last values may be cut short.
     public private(set) var forceClosed = false
@@ -128,7 +126,6 @@ public final class CallConstraint: TokenConstraint {
         guard let budget, !finished, !broken else { return token }
         let left = budget - generated - 1
         if fits(token, tokensLeft: left) { return token }
-        forcedSteps += 1
         if recognizer.isInsideCall(state) { forceClosed = true }
         listAllowed()
         // The model's best allowed tokens that fit, a few at most (each check writes a completion);
@@ -175,9 +172,6 @@ public final class CallConstraint: TokenConstraint {
         guard let text = recognizer.shortestCompletion(s) else { return false }
         return text.count <= tokensLeft || vocabulary.fewestTokens(text).count <= tokensLeft
     }
-
-    /// The bytes of a shortest completion of the answer so far (0 when it may end here).
-    public var shortestCompletionLength: Int { recognizer.shortestCompletionLength(state) }
 
     /// The fewest tokens that complete the answer so far (0 when it may end here).
     public var tokensToComplete: Int { recognizer.shortestCompletion(state).map { vocabulary.fewestTokens($0).count } ?? Int.max / 2 }
