@@ -24,6 +24,16 @@ import Wire
         return settings
     }
 
+    /// A new work folder beside `harness`'s store holding `tools.json` with `catalogue` (JSON):
+    /// the folder (the caller removes it) and the file.
+    private func trainerWork(_ harness: ServiceHarness, catalogue: String) throws -> (work: URL, toolsFile: URL) {
+        let work = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("trainer-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        let toolsFile = work.appendingPathComponent("tools.json")
+        try Data(catalogue.utf8).write(to: toolsFile)
+        return (work, toolsFile)
+    }
+
     /// A reader of `adapters` from its beginning, and a trainer running on its own thread; `finish`
     /// stops the trainer and returns what its `run()` threw.
     private func startTrainer(_ harness: ServiceHarness, settings: TrainerSettings, metrics: ServiceMetrics = ServiceMetrics()) throws
@@ -40,11 +50,8 @@ import Wire
 
     @Test func storesRetrainsPublishesAndAnnounces() throws {
         let harness = try ServiceHarness()
-        let work = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("trainer-\(UUID().uuidString)")
+        let (work, toolsFile) = try trainerWork(harness, catalogue: #"[{"name":"get_weather","description":"Current weather for a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}},{"name":"book_flight","description":"Book a flight between two airports"},{"name":"convert_currency","description":"Convert an amount between currencies"}]"#)
         defer { try? FileManager.default.removeItem(at: work) }
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-        let toolsFile = work.appendingPathComponent("tools.json")
-        try Data(#"[{"name":"get_weather","description":"Current weather for a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}},{"name":"book_flight","description":"Book a flight between two airports"},{"name":"convert_currency","description":"Convert an amount between currencies"}]"#.utf8).write(to: toolsFile)
         var settings = trainerSettings(harness, work: work, tools: toolsFile, retrainEvery: 3)
         settings.stages = [1, 2]
         // Storage and announcement without the held-out review (none of t1–t3 is held out, so a
@@ -114,11 +121,8 @@ import Wire
     /// first one held (its journal).
     @Test func joinsFeedbackWithServedCandidates() throws {
         let harness = try ServiceHarness()
-        let work = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("trainer-\(UUID().uuidString)")
+        let (work, toolsFile) = try trainerWork(harness, catalogue: #"[{"name":"get_weather","description":"Current weather for a city"}]"#)
         defer { try? FileManager.default.removeItem(at: work) }
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-        let toolsFile = work.appendingPathComponent("tools.json")
-        try Data(#"[{"name":"get_weather","description":"Current weather for a city"}]"#.utf8).write(to: toolsFile)
         let settings = trainerSettings(harness, work: work, tools: toolsFile, retrainEvery: 1000)
 
         // What a worker publishes for three served requests (outcome unknown, source served:<worker>).
@@ -178,11 +182,8 @@ import Wire
     /// trainer stores the rest and starts again.
     @Test func refusesMessagesItCouldNotReadBack() throws {
         let harness = try ServiceHarness()
-        let work = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("trainer-\(UUID().uuidString)")
+        let (work, toolsFile) = try trainerWork(harness, catalogue: #"[{"name":"get_weather","description":"Current weather for a city"}]"#)
         defer { try? FileManager.default.removeItem(at: work) }
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-        let toolsFile = work.appendingPathComponent("tools.json")
-        try Data(#"[{"name":"get_weather","description":"Current weather for a city"}]"#.utf8).write(to: toolsFile)
         let settings = trainerSettings(harness, work: work, tools: toolsFile, retrainEvery: 1000)
         let deep = String(repeating: #"{"a": "#, count: 99) + "{}" + String(repeating: "}", count: 99)
 
@@ -235,11 +236,8 @@ import Wire
     /// run; a trajectory calling a badly named tool arriving now is not stored.
     @Test func skipsToolsWithInvalidNames() throws {
         let harness = try ServiceHarness()
-        let work = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("trainer-\(UUID().uuidString)")
+        let (work, toolsFile) = try trainerWork(harness, catalogue: #"[{"name":"get_weather","description":"Current weather for a city"},{"name":"../../x","description":"Escapes"}]"#)
         defer { try? FileManager.default.removeItem(at: work) }
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-        let toolsFile = work.appendingPathComponent("tools.json")
-        try Data(#"[{"name":"get_weather","description":"Current weather for a city"},{"name":"../../x","description":"Escapes"}]"#.utf8).write(to: toolsFile)
         var settings = trainerSettings(harness, work: work, tools: toolsFile, retrainEvery: 2)
         settings.review = false
         func trajectory(_ id: String, tool: String) -> Trajectory {
@@ -318,12 +316,8 @@ import Wire
     /// the store as rejected, with its reason, never announced, and v000002 stays the one served.
     @Test func reviewsBeforeAnnouncing() throws {
         let harness = try ServiceHarness()
-        let work = harness.storeRoot.deletingLastPathComponent().appendingPathComponent("trainer-\(UUID().uuidString)")
+        let (work, toolsFile) = try trainerWork(harness, catalogue: #"[{"name":"get_weather","description":"Current weather for a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}},{"name":"book_flight","description":"Book a flight between two cities","parameters":{"type":"object","properties":{"origin":{"type":"string"},"destination":{"type":"string"}},"required":["origin","destination"]}}]"#)
         defer { try? FileManager.default.removeItem(at: work) }
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-        let toolsFile = work.appendingPathComponent("tools.json")
-        try Data(#"[{"name":"get_weather","description":"Current weather for a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}},{"name":"book_flight","description":"Book a flight between two cities","parameters":{"type":"object","properties":{"origin":{"type":"string"},"destination":{"type":"string"}},"required":["origin","destination"]}}]"#.utf8)
-            .write(to: toolsFile)
         var settings = trainerSettings(harness, work: work, tools: toolsFile, retrainEvery: 30)
         settings.adapter.steps = 30
         let cities = ["Oslo", "Rome", "Lima", "Bern", "Kyiv", "Riga", "Baku", "Doha", "Suva", "Apia", "Male", "Lome", "Nuuk", "Accra", "Dakar",
