@@ -159,15 +159,9 @@ public final class Worker: Service, @unchecked Sendable {
         var catalogue = fixedCatalogue ?? control.takeCatalogue() ?? ToolCatalogue()
         var gate = initialGate
         var announcedEngine: ToolCallEngine?
-        if let announced = control.takeGate() {
-            // An engine refuses a gate that does not fit its model: then the initial one serves.
-            do {
-                announcedEngine = try makeEngine(catalogue, announced.gate)
-                gate = announced.gate
-                logger.info("serving the announced gate", metadata: ["version": "\(announced.version)"])
-            } catch {
-                logger.error("gate \(announced.version) refused, serving the initial one: \(error)")
-            }
+        if let announced = control.takeGate(), let adopted = engineServing(announced, catalogue: catalogue) {
+            announcedEngine = adopted
+            gate = announced.gate
         }
         var engine = try announcedEngine ?? makeEngine(catalogue, gate)
         logger.info("engine ready", metadata: ["tools": "\(catalogue.count)", "model": "\(settings.modelID)"])
@@ -195,19 +189,9 @@ public final class Worker: Service, @unchecked Sendable {
 
         while !isStopping {
             // Swaps happen between requests: waiting ones were checked against this engine.
-            if waiting.isEmpty, let announced = control.takeGate() {
-                let hidden = engine.model.model.config.hiddenSize
-                if announced.gate.config.dimension != hidden {
-                    logger.error("gate \(announced.version) refused: dimension \(announced.gate.config.dimension), the model's is \(hidden)")
-                } else {
-                    do {
-                        engine = try makeEngine(catalogue, announced.gate)
-                        gate = announced.gate
-                        logger.info("gate swapped", metadata: ["version": "\(announced.version)"])
-                    } catch {
-                        logger.error("gate \(announced.version) refused, keeping the previous one: \(error)")
-                    }
-                }
+            if waiting.isEmpty, let announced = control.takeGate(), let adopted = engineServing(announced, catalogue: catalogue) {
+                engine = adopted
+                gate = announced.gate
             }
             if waiting.isEmpty, fixedCatalogue == nil, let updated = control.takeCatalogue() {
                 do {
@@ -271,6 +255,19 @@ public final class Worker: Service, @unchecked Sendable {
         }
         logger.info("draining: leaving the group")
         consumer.close()
+    }
+
+    /// An engine serving `announced`'s gate over `catalogue`, or nil (logged) when the engine
+    /// refuses the gate (one that does not fit the model): the gate serving until now goes on.
+    private func engineServing(_ announced: AnnouncedGate, catalogue: ToolCatalogue) -> ToolCallEngine? {
+        do {
+            let engine = try makeEngine(catalogue, announced.gate)
+            logger.info("gate swapped", metadata: ["version": "\(announced.version)"])
+            return engine
+        } catch {
+            logger.error("gate \(announced.version) refused, the previous gate serves on: \(error)")
+            return nil
+        }
     }
 
     // MARK: Delivery
