@@ -135,9 +135,6 @@ public final class GateNetwork {
     /// The text whose encoding starts the no-call candidate's vector.
     public static let noToolDescription = "none of the tools: answer in plain text, because no tool fits the request or the observations already answer it"
 
-    /// Whether this gate was trained with the no-call candidate.
-    public var hasNoTool: Bool { toolVectors[Self.noToolName] != nil }
-
     /// Initialises the no-call candidate's vector (when it has none) from the encoding of
     /// `noToolDescription`.
     public func addNoTool(encoder: ContextEncoder) {

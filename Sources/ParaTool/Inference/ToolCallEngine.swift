@@ -240,23 +240,21 @@ public final class ToolCallEngine {
             guard let gate else { throw EngineError.noGate }
             let (c, n) = encoder.encode(PromptFormatter.userMessage(PromptRequest(query: request.query, history: request.history)))
             gate.addTools(try catalogue.specs(named: candidates).map { ($0.name, $0.description) }, encoder: encoder)
-            let weighsNoTool = request.toolChoice == .auto && gate.hasNoTool && request.mode != .embsim
-            var noTool: (weight: Float, wins: Bool)?
-            if weighsNoTool {
-                let all = try gate.weights(context: c, candidates: candidates + [GateNetwork.noToolName])
-                let none = all[candidates.count]
-                noTool = (none, candidates.indices.allSatisfy { all[$0] < none })
-            }
-            switch request.mode {
-            case .paratool:
-                return (try gate.weights(context: c, candidates: candidates, topN: request.topN), n, noTool)
-            case .top1:
-                let scores = candidates.map { gate.score(context: c, tool: gate.toolVectors[$0]!) }
-                return (ToolSelection.top1(scores), n, noTool)
-            default:
+            if request.mode == .embsim {
                 let sims = candidates.map { ToolSelection.cosine(c, gate.toolVectors[$0]!) }
                 return (ToolSelection.softmax(sims, topN: request.topN), n, nil)
             }
+            // The MLP scores each candidate once; the no-call candidate joins them under auto.
+            let scores = candidates.map { gate.score(context: c, tool: gate.toolVectors[$0]!) }
+            var noTool: (weight: Float, wins: Bool)?
+            if request.toolChoice == .auto, let d = gate.toolVectors[GateNetwork.noToolName] {
+                let all = ToolSelection.softmax(scores + [gate.score(context: c, tool: d)], topN: gate.config.topN)
+                let none = all[candidates.count]
+                noTool = (none, candidates.indices.allSatisfy { all[$0] < none })
+            }
+            let weights = request.mode == .paratool
+                ? ToolSelection.softmax(scores, topN: request.topN ?? gate.config.topN) : ToolSelection.top1(scores)
+            return (weights, n, noTool)
         }
     }
 
