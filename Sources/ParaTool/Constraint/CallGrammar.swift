@@ -86,6 +86,8 @@ public struct CallGrammar: Sendable {
     var keywordRoot: Int32 = -1
     /// Bytes of the shortest value each node admits (see `shortestValueLength`).
     var minValueLength: [Int] = []
+    /// Object nodes: the bytes of each property's quoted key, by property (empty for other nodes).
+    var keyLengths: [[Int]] = []
     /// Bytes of the shortest rest of a call of each tool after its name: `, "arguments": `, the
     /// shortest arguments and `}</tool_call>`.
     var minCallTail: [Int] = []
@@ -118,7 +120,10 @@ public struct CallGrammar: Sendable {
         // Children are compiled before their parents, so one pass in node order sees every
         // member's length before the node that holds it.
         minValueLength.reserveCapacity(nodes.count)
-        for node in nodes { minValueLength.append(shortestValueLength(node)) }
+        for node in nodes {
+            keyLengths.append(node.kind == .object ? literals.entryLengths(below: node.keyRoot) : [])
+            minValueLength.append(shortestValueLength(node, keys: keyLengths[keyLengths.count - 1]))
+        }
         let fixed = Array(", \"arguments\": ".utf8).count + Array("}" + ToolCall.closeTag).count
         minCallTail = toolRoots.map { fixed + minValueLength[Int($0)] }
     }
@@ -126,7 +131,7 @@ public struct CallGrammar: Sendable {
     /// Bytes of the shortest value `node` admits, its members' lengths known: `""`, `0`, the
     /// shortest literal, `[]` or the fewest items, `{}` or the required properties with their
     /// shortest values. Saturates instead of overflowing.
-    private func shortestValueLength(_ node: SchemaNode) -> Int {
+    private func shortestValueLength(_ node: SchemaNode, keys: [Int]) -> Int {
         func member(_ k: Int32) -> Int { minValueLength[Int(members[Int(node.first + k)])] }
         switch node.kind {
         case .string: return 2
@@ -138,7 +143,6 @@ public struct CallGrammar: Sendable {
             return n == 0 ? 2 : min(Self.lengthCap, 2 + n * member(0) + (n - 1) * 2)
         case .object:
             var total = 2, given = 0
-            let keys = literals.entryLengths(below: node.keyRoot)
             for k in 0..<Int(node.count) where node.required & (1 << UInt64(k)) != 0 {
                 total += (given > 0 ? 2 : 0) + keys[k] + 2 + member(Int32(k))
                 given += 1

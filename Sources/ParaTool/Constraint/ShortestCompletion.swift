@@ -65,11 +65,11 @@ extension CallRecognizer {
         if f.kind == .root && f.phase == .name {
             cost = { $0.bytes.count + (Int($0.entry) < self.grammar.minCallTail.count ? self.grammar.minCallTail[Int($0.entry)] : Int.max / 4) }
         } else if f.kind == .object && f.phase == .key {
-            let object = node(f.node)
+            let object = node(f.node), keys = grammar.keyLengths[Int(f.node)]
             options = options.filter { $0.entry < 64 && f.seen & (1 << UInt64($0.entry)) == 0 }
             cost = { option in
                 let value = self.grammar.minValueLength[Int(self.grammar.members[Int(object.first + option.entry)])]
-                return option.bytes.count + 2 + value + self.missingRequiredLength(object, given: f.seen | (1 << UInt64(option.entry)))
+                return option.bytes.count + 2 + value + self.missingRequiredLength(object, keys: keys, given: f.seen | (1 << UInt64(option.entry)))
             }
         } else {
             cost = { $0.bytes.count }
@@ -84,13 +84,12 @@ extension CallRecognizer {
         return shortestNextBytes(t)
     }
 
-    /// Bytes of the required properties of `object` not in `given`, each with `, `, its key,
-    /// `: ` and its shortest value.
-    private func missingRequiredLength(_ object: SchemaNode, given: UInt64) -> Int {
+    /// Bytes of the required properties of `object` not in `given`, each with `, `, its key
+    /// (`keys`: the object's `CallGrammar.keyLengths`), `: ` and its shortest value.
+    private func missingRequiredLength(_ object: SchemaNode, keys: [Int], given: UInt64) -> Int {
         var total = 0
         var missing = object.required & ~given
         guard missing != 0 else { return 0 }
-        let keys = grammar.literals.entryLengths(below: object.keyRoot)
         while missing != 0 {
             let k = missing.trailingZeroBitCount
             missing &= missing - 1
