@@ -42,6 +42,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("What an answer may be: auto (calls or a text answer) or required (calls only) (default auto).", valueName: "choice"))
     var toolChoice: String = "auto"
 
+    @Option(help: ArgumentHelp("How calls after the first are decided: reread (each call under its own mixture, the prompt and the calls so far read again), keep-cache (the ablation: the old cache kept), off (one mixture for the whole answer) (default reread).", valueName: "policy"))
+    var callSteps: CallStepReading = .reread
+
     @Option(help: ArgumentHelp("The checker's rules: simple, multiple, parallel, parallel_multiple or irrelevance (default: the ones the file name declares; required when it names none).", valueName: "rules"))
     var rules: BFCLCategory?
 
@@ -120,6 +123,7 @@ struct EvalCommand: ParsableCommand {
         settings.topN = topN
         settings.namePriorScale = namePrior
         settings.toolChoice = ToolChoice(parsing: toolChoice)
+        settings.callSteps = callSteps
         settings.evaluationQueries = try HeldOut.queries(file: dataURL) + heldOut.flatMap { try HeldOut.queries(file: URL(fileURLWithPath: $0)) }
         let evaluation = try BFCLEvaluation(model: lm, questions: questions, answers: try answers.map { try BFCLAnswer.load(file: URL(fileURLWithPath: $0)) } ?? [],
                                             categoryName: category, rules: checkerRules, store: store, gate: gateNetwork, settings: settings)
@@ -154,3 +158,4 @@ struct EvalCommand: ParsableCommand {
 }
 
 extension BFCLCategory: ExpressibleByArgument {}
+extension CallStepReading: ExpressibleByArgument {}

@@ -9,6 +9,11 @@ import XCTest
 
 final class EngineTests: XCTestCase {
     func setUpEngine(constrained: Bool = true) throws -> (ToolCallEngine, [ToolAdapter], LanguageModel) {
+        try Self.makeEngine(constrained: constrained)
+    }
+
+    /// The tiny model, PEFT's three adapters as three tools, and a random gate.
+    static func makeEngine(constrained: Bool = true) throws -> (ToolCallEngine, [ToolAdapter], LanguageModel) {
         let lm = try LanguageModel.load(path: MethodFixtures.hfTiny.appendingPathComponent("qwen2").path)
         let adapters = try (0..<3).map {
             try ToolAdapter.load(peftDirectory: MethodFixtures.hfTiny.appendingPathComponent("adapters/tool_\($0)"))
@@ -264,5 +269,114 @@ final class EngineToolVectorTests: XCTestCase {
         let encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: gate.config.pooling)
         XCTAssertEqual(gate.toolVectors["get_weather"]!, encoder.encode("get_weather: Seven-day forecast for a place").vector)
         XCTAssertNotEqual(gate.toolVectors["get_weather"]!, before)
+    }
+}
+
+/// Answers decided call by call (`CallStepDecoder`): each call under its own mixture, against
+/// plain greedy decoding of models with those adapters merged into their weights.
+final class CallStepTests: XCTestCase {
+    /// Oracle with two gold calls of different tools: the first call is what the first tool's
+    /// merged model writes; the second is what the second tool's merged model writes after the
+    /// prompt and the first call (read again from the start); then the answer ends.
+    func testEachOracleCallIsDecidedUnderItsOwnTool() throws {
+        let (engine, adapters, lm) = try EngineTests.makeEngine()
+        var request = ToolCallRequest(id: "two", query: "Weather in Oslo, then 5 USD in EUR", maxNewTokens: 120, mode: .oracle)
+        request.goldTools = ["get_weather", "convert_currency"]
+        request.toolChoice = .required
+        let out = try engine.run([request])[0]
+
+        let weights = try SafetensorsWeights(directory: MethodFixtures.hfTiny.appendingPathComponent("qwen2"))
+        let specs = try engine.catalogue.specs(named: engine.catalogue.names)
+        let vocabulary = TokenVocabulary(tokenizer: lm.tokenizer)
+        let stops = lm.tokenizer.stopTokenIds.union(lm.model.config.eosTokenIds)
+        let prompt = lm.tokenizer.encode(try engine.formatter.render(.documentFree(candidates: engine.catalogue.names),
+                                                                     request: PromptRequest(query: request.query)))
+        func merged(_ adapter: ToolAdapter) throws -> Generator {
+            Generator(transformer: Transformer(model: try LlamaModel(config: lm.model.config,
+                                                                     weights: MergedWeights(base: weights, mixture: Mixture([(adapter, 1)])))))
+        }
+        func firstCall(_ tokens: [Int]) -> String {
+            let text = lm.tokenizer.decode(tokens.filter { !stops.contains($0) })
+            guard let close = text.range(of: ToolCall.closeTag) else { return text }
+            return String(text[..<close.upperBound])
+        }
+        // Call 1: the weather adapter alone, until its call closes.
+        let one = CallConstraint(grammar: CallGrammar(tools: specs, maxCalls: 1, choice: .required), vocabulary: vocabulary, budget: 120)
+        let first = firstCall(try merged(adapters[0]).greedyBatch(prompts: [prompt], maxNewTokens: 120, stopTokens: stops,
+                                                                  constraints: [one])[0])
+        XCTAssertTrue(first.hasSuffix(ToolCall.closeTag), first)
+        // Call 2: the currency adapter alone, reading the prompt and the first call from the start.
+        let answer = lm.tokenizer.encode(first + "\n")
+        let two = try XCTUnwrap(CallConstraint(grammar: CallGrammar(tools: specs, choice: .required), vocabulary: vocabulary,
+                                               budget: 120, answer: answer))
+        let second = firstCall(try merged(adapters[2]).greedyBatch(prompts: [prompt + answer], maxNewTokens: 120 - answer.count,
+                                                                   stopTokens: stops, constraints: [two])[0])
+        XCTAssertEqual(out.text, first + "\n" + second)
+        XCTAssertEqual(out.action.calls.count, 2)
+        XCTAssertEqual(out.callWeights.map { $0.filter { $0.weight != 0 }.map(\.tool) }, [["get_weather"], ["convert_currency"]])
+        XCTAssertEqual(out.rereadTokens, prompt.count + answer.count)
+        let counter = FlopsCounter(config: lm.model.config)
+        XCTAssertEqual(out.flops, counter.generation(prompt: prompt.count, generated: out.generatedTokens, adapters: 1, rank: adapters[0].rank)
+                       + counter.reread(tokens: prompt.count + answer.count, adapters: 1, rank: adapters[0].rank))
+
+        // One mixture for the whole answer (the ablation off): both gold tools at 0.5, nothing read again.
+        let single = try ToolCallEngine(model: lm, catalogue: engine.catalogue, adapters: engine.adapters, gate: nil, callSteps: .off)
+        let whole = try single.run([request])[0]
+        XCTAssertEqual(whole.rereadTokens, 0)
+        XCTAssertEqual(whole.callWeights.count, 1)
+        XCTAssertEqual(whole.weights.filter { $0.weight != 0 }.map(\.weight), [0.5, 0.5])
+    }
+
+    /// The same gold tool twice keeps the cache (the mixture does not change): nothing is read
+    /// again, and the second call's weights are reported.
+    func testSameToolAgainReadsNothingAgain() throws {
+        let (engine, _, _) = try EngineTests.makeEngine()
+        var request = ToolCallRequest(id: "twice", query: "Weather in Oslo and in Rome", maxNewTokens: 120, mode: .oracle)
+        request.goldTools = ["get_weather", "get_weather"]
+        request.toolChoice = .required
+        let out = try engine.run([request])[0]
+        XCTAssertEqual(out.action.calls.count, 2, out.text)
+        XCTAssertEqual(out.rereadTokens, 0)
+        XCTAssertEqual(out.callWeights.count, 2)
+    }
+
+    /// In the gate's mode, the no-call candidate ends the answer after a call when it outweighs
+    /// every tool on the query and the calls so far; when it never does, calls go on to the limit
+    /// of calls, each decided by the gate on its own context.
+    func testGateEndsTheAnswerWithTheNoCallCandidate() throws {
+        let (engine, _, lm) = try EngineTests.makeEngine()
+        let gate = try XCTUnwrap(engine.gate)
+        var request = ToolCallRequest(id: "g", query: "Weather in Oslo", maxNewTokens: 200)
+        request.toolChoice = .required
+        // No-call vectors above (then below) every tool on every context the steps can meet: the
+        // tiny catalogue's tools take no arguments, so the calls so far are one of few texts.
+        let encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: gate.config.pooling, layers: gate.config.encoderLayers)
+        let names = engine.catalogue.names
+        let oneCall = names.map { [ToolCall(name: $0, arguments: .object(JSONObject()))] }
+        let prefixes = [[]] + oneCall + oneCall.flatMap { a in oneCall.map { a + $0 } }
+        let contexts = prefixes.map { encoder.encode(PromptFormatter.gateContext(PromptRequest(query: request.query), callsSoFar: $0)).vector }
+        let toolScores = contexts.map { c in names.map { gate.score(context: c, tool: gate.toolVectors[$0]!) } }
+        var rng = SeededGenerator(seed: 3)
+        var above: (v: [Float], margin: Float)?, below: (v: [Float], margin: Float)?
+        for _ in 0..<1500 {
+            let v = (0..<gate.config.dimension).map { _ in rng.uniform(-20, 20) }
+            let scores = contexts.map { gate.score(context: $0, tool: v) }
+            let up = zip(scores, toolScores).map { $0 - $1.max()! }.min()!, down = zip(scores, toolScores).map { $1.min()! - $0 }.min()!
+            if up > (above?.margin ?? 0) { above = (v, up) }
+            if down > (below?.margin ?? 0) { below = (v, down) }
+        }
+        gate.setTool(GateNetwork.noToolName, vector: try XCTUnwrap(above).v)
+        let ended = try engine.run([request])[0]
+        XCTAssertEqual(ended.action.calls.count, 1, ended.text)
+        XCTAssertEqual(ended.callWeights.count, 1)
+        XCTAssertTrue(ended.text.hasSuffix(ToolCall.closeTag))
+        XCTAssertGreaterThan(ended.flops.encoder, FlopsCounter(config: lm.model.config).encoder(tokens: lm.tokenizer.encode(request.query).count),
+                             "the step's context was encoded")
+
+        gate.setTool(GateNetwork.noToolName, vector: try XCTUnwrap(below).v)
+        request.maxCalls = 3
+        let more = try engine.run([request])[0]
+        XCTAssertEqual(more.action.calls.count, 3, more.text)
+        XCTAssertEqual(more.callWeights.count, 3)
     }
 }

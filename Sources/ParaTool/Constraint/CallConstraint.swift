@@ -49,6 +49,23 @@ public final class CallConstraint: TokenConstraint {
         allowed.reserveCapacity(vocabulary.size)
     }
 
+    /// A constraint of `grammar` after `answer`, the tokens of an answer begun elsewhere (a row
+    /// that resumes under another mixture), with `answer.count` of `budget` spent; nil when
+    /// `answer` is not the beginning of an answer of `grammar`.
+    public convenience init?(grammar: CallGrammar, vocabulary: TokenVocabulary, budget: Int?, answer: [Int]) {
+        self.init(grammar: grammar, vocabulary: vocabulary, budget: budget)
+        for token in answer where !advance(token) { return nil }
+    }
+
+    /// The grammar the answer is held to.
+    public var grammar: CallGrammar { recognizer.grammar }
+
+    /// Calls the answer has completed so far.
+    public var completedCalls: Int { recognizer.completedCalls(state) }
+
+    /// True when the answer is complete and may hold no further call.
+    public var mustEnd: Bool { !broken && recognizer.mustEnd(state) }
+
     /// True when the text so far is a complete answer (the sequence may end here).
     public var isComplete: Bool { !broken && recognizer.isComplete(state) }
 

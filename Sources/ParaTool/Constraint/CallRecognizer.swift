@@ -120,6 +120,14 @@ final class CallRecognizer {
         return false
     }
 
+    /// Calls completed in `state` (their closing tag read); 0 in a text answer.
+    func completedCalls(_ state: CallParseState) -> Int {
+        if case .text = state.lexer { return 0 }
+        var f = arena[Int(state.top)]
+        while f.kind != .root { f = arena[Int(f.parent)] }
+        return f.phase == .text || f.phase == .begin ? 0 : Int(f.seen)
+    }
+
     /// True when `state` is complete and no further call may follow.
     func mustEnd(_ state: CallParseState) -> Bool {
         isComplete(state) && arena[Int(state.top)].seen >= UInt64(grammar.maxCalls)

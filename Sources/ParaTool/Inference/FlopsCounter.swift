@@ -81,6 +81,14 @@ public struct FlopsCounter: Sendable {
             lora: lora(tokens: processed, adapters: adapters, rank: rank, targets: targets))
     }
 
+    /// Reading `tokens` tokens again from the start of a sequence (a row that resumes under a
+    /// new mixture): decoder linears, causal attention among them and the LoRA branches of
+    /// `adapters` adapters; no logits beyond the last position's, already counted as a step.
+    public func reread(tokens: Int, adapters: Int = 0, rank: Int = 0) -> FlopsBreakdown {
+        FlopsBreakdown(baseLinear: decoderLinear(tokens: tokens), attention: attention(tokens: tokens, context: 0),
+                       lora: lora(tokens: tokens, adapters: adapters, rank: rank))
+    }
+
     /// The encoder pass of the gate over `tokens` query tokens: the first `layers` decoder layers
     /// (nil: all of them), no output head.
     public func encoder(tokens: Int, layers: Int? = nil) -> Int {

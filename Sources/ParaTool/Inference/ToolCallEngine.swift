@@ -35,8 +35,10 @@ public struct ToolCallRequest: Sendable {
     public var mode: SelectionMode
     /// The gold tool, for `.oracle`.
     public var goldTool: String?
-    /// All gold tools, for `.oracle` when a request's answer calls several (parallel calls of
-    /// different tools): equal weights over them. Empty: `goldTool` alone.
+    /// The gold calls' tools in order (a tool once per call), for `.oracle` when an answer holds
+    /// several calls: decided call by call, each call under its own gold tool and the answer
+    /// ended after the last; under one mixture (`callSteps` off), equal weights over the tools.
+    /// Empty: `goldTool` alone.
     public var goldTools: [String] = []
     /// Demonstrations per tool for `.contextDocs`: when non-empty, the prompt is the
     /// Context+Docs&Examples format with up to `examplesPerTool` of each candidate's examples.
@@ -101,6 +103,11 @@ public struct ToolCallResponse: Sendable {
     /// The gate's weight of the no-call candidate when it was weighed (a gate trained with it,
     /// `tool_choice` auto, a gate mode); the answer is text when it outweighed every tool.
     public var noToolWeight: Float?
+    /// The weights each call was decided under, in call order (the first is `weights`); one
+    /// entry when the whole answer had one mixture.
+    public var callWeights: [[ToolWeight]] = []
+    /// Tokens read again because a call changed the mixture (the prompt and the calls so far).
+    public var rereadTokens = 0
 }
 
 /// What one request will cost, known from `ToolCallEngine.validate` before any compute.
@@ -176,12 +183,18 @@ public final class ToolCallEngine {
     /// alone picks; a tool the top-N cut to weight 0 cannot be named). Applies to the modes whose
     /// weights come from a selector (paratool, top1, embsim).
     public var namePriorScale: Float = 0
+    /// How an answer's calls after the first are decided: each under its own mixture, the
+    /// context read again (`.reread`, the default) or kept (`.keepCache`, the ablation), or the
+    /// whole answer under one mixture (`.off`). Steps need a gate trained with the no-call
+    /// candidate (it ends the answer) in the gate modes, or the gold calls in `.oracle`.
+    public let callSteps: CallStepReading
     /// Serve a request whose mode needs adapters with its candidates' documents in the prompt
     /// (Context+Docs) when one of them has no adapter yet, or the mode needs a gate and there is
     /// none: how a service answers while its tools are still being trained.
     public var documentFallback = false
     private let runner: Transformer
     private let mixture: AdapterMixture
+    private let decoder: CallStepDecoder
     private let counter: FlopsCounter
     private var vocabularyStorage: TokenVocabulary?
     /// The grammars of recent requests' candidates, limits and choices. The engine serves one
@@ -194,7 +207,7 @@ public final class ToolCallEngine {
     /// engines made one after another can share one).
     public init(model: LanguageModel, catalogue: ToolCatalogue, adapters: AdapterProvider, gate: GateNetwork?,
                 pooling: Pooling = .mean, stackCacheBytes: Int = AdapterMixture.defaultStackCacheBytes,
-                constrained: Bool = true, vocabulary: TokenVocabulary? = nil) throws {
+                constrained: Bool = true, vocabulary: TokenVocabulary? = nil, callSteps: CallStepReading = .reread) throws {
         guard let template = model.tokenizer.chatTemplate else {
             throw EngineError.invalidRequest("the model has no chat template: \(model.tokenizer.chatTemplateError.map { "\($0)" } ?? "none found")")
         }
@@ -204,6 +217,7 @@ public final class ToolCallEngine {
         }
         self.model = model
         self.constrained = constrained
+        self.callSteps = callSteps
         vocabularyStorage = vocabulary
         self.catalogue = catalogue
         self.adapters = adapters
@@ -214,6 +228,8 @@ public final class ToolCallEngine {
         runner = Transformer(model: model.model)
         mixture = AdapterMixture(matvecThreads: runner.decodeThreads, stackCacheBytes: stackCacheBytes)
         runner.branches = mixture
+        decoder = CallStepDecoder(runner: runner, mixture: mixture, tokenizer: model.tokenizer,
+                                  stopTokens: model.tokenizer.stopTokenIds.union(model.model.config.eosTokenIds))
         counter = FlopsCounter(config: model.model.config)
         if let gate {
             gate.addTools(catalogue.tools.map { ($0.name, $0.description) }, encoder: encoder)
@@ -235,7 +251,10 @@ public final class ToolCallEngine {
         case .oracle:
             let gold = request.oracleTools
             guard !gold.isEmpty, gold.allSatisfy(candidates.contains) else { throw EngineError.oracleWithoutGold(request.id) }
-            return (candidates.map { gold.contains($0) ? 1 / Float(Set(gold).count) : 0 }, 0, nil)
+            // Call by call, the first call is the first gold call's tool alone; otherwise one
+            // mixture holds every gold tool at an equal weight.
+            let tools = constrained && callSteps != .off ? [gold[0]] : gold
+            return (candidates.map { tools.contains($0) ? 1 / Float(Set(tools).count) : 0 }, 0, nil)
         case .paratool, .top1, .embsim:
             guard let gate else { throw EngineError.noGate }
             let (c, n) = encoder.encode(PromptFormatter.userMessage(PromptRequest(query: request.query, history: request.history)))
@@ -410,86 +429,144 @@ public final class ToolCallEngine {
     public func run(_ requests: [ToolCallRequest]) throws -> [ToolCallResponse] {
         guard !requests.isEmpty else { return [] }
         let gateStart = Date()
-        var prompts = [[Int]]()
-        var mixtures = [Mixture]()
-        var weightsOut = [[ToolWeight]]()
-        var extraFlops = [FlopsBreakdown]()
-        var docsPromptTokens = [Int]()
-        var adapterCounts = [(count: Int, rank: Int)]()
-        var constraints = [TokenConstraint?]()
-        var callConstraints = [CallConstraint?]()
-        var servedModes = [SelectionMode]()
-        var noToolWeights = [Float?]()
+        var rows = [DecodeRow]()
+        var plans = [RowPlan]()
         for var r in requests {
             guard r.maxNewTokens >= 1 else { throw EngineError.invalidRequest("request \(r.id): max_new_tokens must be at least 1") }
             let (candidates, selected, toolWeights, queryTokens, mode, choice, noToolWeight) = try plan(r)
             r.mode = mode
             r.toolChoice = choice
-            noToolWeights.append(noToolWeight)
-            servedModes.append(mode)
             let specs = try catalogue.specs(named: candidates)
-            let components = selected.components
             let request = PromptRequest(query: r.query, history: r.history)
-            prompts.append(try prompt(for: r, candidates: candidates))
-            docsPromptTokens.append(model.tokenizer.encode(try formatter.render(.contextDocs(candidates: specs), request: request)).count)
-            mixtures.append(Mixture(components))
+            let prompt = try prompt(for: r, candidates: candidates)
+            var constraint: CallConstraint?
             if constrained {
                 let grammar = grammars.grammar(tools: specs, maxCalls: r.maxCalls, choice: r.toolChoice)
-                let constraint = CallConstraint(grammar: grammar, vocabulary: vocabulary, budget: r.maxNewTokens)
-                if namePriorScale > 0 && [.paratool, .top1, .embsim].contains(r.mode) {
-                    let byName = Dictionary(toolWeights.map { ($0.tool, $0.weight) }, uniquingKeysWith: { a, _ in a })
-                    constraint.namePrior = grammar.tools.map { tool in
-                        let w = byName[tool] ?? 0
-                        return w > 0 ? namePriorScale * logf(w) : -.infinity
-                    }
-                }
-                constraints.append(constraint)
-                callConstraints.append(constraint)
-            } else {
-                constraints.append(nil)
-                callConstraints.append(nil)
+                constraint = CallConstraint(grammar: grammar, vocabulary: vocabulary, budget: r.maxNewTokens)
+                constraint!.namePrior = namePrior(r.mode, grammar: grammar, weights: toolWeights)
             }
-            weightsOut.append(toolWeights)
-            adapterCounts.append((components.count, components.first?.adapter.rank ?? 0))
+            rows.append(DecodeRow(prompt: prompt, mixture: selected, constraint: constraint, limit: r.maxNewTokens))
             var extra = FlopsBreakdown()
             if queryTokens > 0 {
                 extra.encoder = counter.encoder(tokens: queryTokens, layers: encoder.layers)
                 if r.mode != .embsim, let gate { extra.gate = counter.gate(candidates: candidates.count + (noToolWeight == nil ? 0 : 1), layers: gate.config.layerWidths) }
             }
-            extraFlops.append(extra)
+            plans.append(RowPlan(
+                request: r, candidates: candidates, callWeights: [toolWeights], extraFlops: extra, noToolWeight: noToolWeight,
+                docsPromptTokens: model.tokenizer.encode(try formatter.render(.contextDocs(candidates: specs), request: request)).count,
+                rank: selected.components.first?.adapter.rank ?? 0))
         }
         let gateSeconds = Date().timeIntervalSince(gateStart)
 
         let genStart = Date()
-        mixture.mixtures = mixtures
         let stops = model.tokenizer.stopTokenIds.union(model.model.config.eosTokenIds)
         var prefillSeconds: Double?
-        let outputs = Generator(transformer: runner).greedyBatch(
-            prompts: prompts, maxNewTokens: requests.map(\.maxNewTokens).max()!, stopTokens: stops,
-            limits: requests.map(\.maxNewTokens), constraints: constraints) { _, _ in
+        var stepError: Error?
+        let decoded = decoder.run(rows, reading: constrained ? callSteps : .off, nextStep: { row, callsText in
+            do {
+                guard let (step, weights, extra) = try self.nextCall(plans[row], callsText: callsText,
+                                                                      grammar: rows[row].constraint?.grammar) else { return nil }
+                plans[row].extraFlops = plans[row].extraFlops + extra
+                if case .next = step { plans[row].callWeights.append(weights) }
+                return step
+            } catch {
+                stepError = stepError ?? error
+                return nil
+            }
+        }) { _, _ in
             if prefillSeconds == nil { prefillSeconds = Date().timeIntervalSince(genStart) }
         }
+        if let stepError { throw stepError }
         let genSeconds = Date().timeIntervalSince(genStart)
 
         return requests.indices.map { i in
-            let generated = outputs[i]
+            let generated = decoded[i].tokens
+            let plan = plans[i]
             let content = generated.last.map { stops.contains($0) } == true ? Array(generated.dropLast()) : generated
             let text = model.tokenizer.decode(content)
             var parsed = ActionParser.parse(text, catalogue: catalogue)
-            let forceClosed = callConstraints[i]?.forceClosed ?? false
+            let forceClosed = decoded[i].constraint?.forceClosed ?? false
             if forceClosed {
                 parsed.diagnostics.append(ActionDiagnostic(
                     kind: .forceClosed, severity: .warning, block: parsed.action.calls.isEmpty ? nil : parsed.action.calls.count,
                     message: "the token budget of \(requests[i].maxNewTokens) closed the call in the shortest way its schema allows"))
             }
-            let flops = counter.generation(prompt: prompts[i].count, generated: generated.count,
-                                           adapters: adapterCounts[i].count, rank: adapterCounts[i].rank) + extraFlops[i]
-            return ToolCallResponse(
+            // Every mixture counts for the tokens it ran; the largest stands for all (an upper bound).
+            let adapters = decoded[i].callMixtures.map { $0.components.filter { $0.weight != 0 }.count }.max() ?? 0
+            let flops = counter.generation(prompt: rows[i].prompt.count, generated: generated.count, adapters: adapters, rank: plan.rank)
+                + counter.reread(tokens: decoded[i].rereadTokens, adapters: adapters, rank: plan.rank) + plan.extraFlops
+            var response = ToolCallResponse(
                 id: requests[i].id, action: parsed.action, diagnostics: parsed.diagnostics, text: text,
-                weights: weightsOut[i], promptTokens: prompts[i].count, generatedTokens: generated.count, flops: flops,
-                contextDocsFlops: counter.generation(prompt: docsPromptTokens[i], generated: generated.count).total,
+                weights: plan.callWeights[0], promptTokens: rows[i].prompt.count, generatedTokens: generated.count, flops: flops,
+                contextDocsFlops: counter.generation(prompt: plan.docsPromptTokens, generated: generated.count).total,
                 gateSeconds: gateSeconds, generateSeconds: genSeconds, prefillSeconds: prefillSeconds ?? genSeconds,
-                servedMode: servedModes[i], forceClosed: forceClosed, noToolWeight: noToolWeights[i])
+                servedMode: plan.request.mode, forceClosed: forceClosed, noToolWeight: plan.noToolWeight)
+            response.callWeights = plan.callWeights
+            response.rereadTokens = decoded[i].rereadTokens
+            return response
         }
+    }
+
+    /// What `run` keeps of one request while its batch decodes.
+    private struct RowPlan {
+        /// The request as served (its served mode and resolved tool choice).
+        var request: ToolCallRequest
+        var candidates: [String]
+        var callWeights: [[ToolWeight]]
+        var extraFlops: FlopsBreakdown
+        var noToolWeight: Float?
+        var docsPromptTokens: Int
+        var rank: Int
+    }
+
+    /// Under constrained decoding in a selector's mode, `namePriorScale · log w` per grammar tool.
+    private func namePrior(_ mode: SelectionMode, grammar: CallGrammar, weights: [ToolWeight]) -> [Float]? {
+        guard namePriorScale > 0 && [.paratool, .top1, .embsim].contains(mode) else { return nil }
+        let byName = Dictionary(weights.map { ($0.tool, $0.weight) }, uniquingKeysWith: { a, _ in a })
+        return grammar.tools.map { tool in
+            let w = byName[tool] ?? 0
+            return w > 0 ? namePriorScale * logf(w) : -.infinity
+        }
+    }
+
+    /// The step after the calls in `callsText`: in `.oracle`, the next gold call's tool alone, or
+    /// the end after the last; in `.paratool` and `.top1`, the gate on the query and the calls so
+    /// far (`PromptFormatter.gateContext`), over the candidates and the no-call candidate, which
+    /// ends the answer when it outweighs every tool. Nil when the request's mode takes no steps
+    /// (the model goes on under one mixture), with the weights of the next call and the FLOPs of
+    /// deciding.
+    private func nextCall(_ plan: RowPlan, callsText: String, grammar: CallGrammar?) throws
+        -> (step: CallStep, weights: [ToolWeight], flops: FlopsBreakdown)? {
+        let r = plan.request, candidates = plan.candidates
+        let calls = ActionParser.parse(callsText, catalogue: catalogue).action.calls
+        var w: [Float]
+        var flops = FlopsBreakdown()
+        switch r.mode {
+        case .oracle:
+            let gold = r.oracleTools
+            guard gold.count > 1 else { return nil }
+            guard calls.count < gold.count else { return (.end, [], flops) }
+            w = candidates.map { $0 == gold[calls.count] ? 1 : 0 }
+        case .paratool, .top1:
+            guard let gate, let d = gate.toolVectors[GateNetwork.noToolName] else { return nil }
+            let (c, n) = encoder.encode(PromptFormatter.gateContext(PromptRequest(query: r.query, history: r.history), callsSoFar: calls))
+            flops.encoder = counter.encoder(tokens: n, layers: encoder.layers)
+            flops.gate = counter.gate(candidates: candidates.count + 1, layers: gate.config.layerWidths)
+            let scores = candidates.map { gate.score(context: c, tool: gate.toolVectors[$0]!) }
+            let all = ToolSelection.softmax(scores + [gate.score(context: c, tool: d)], topN: gate.config.topN)
+            if candidates.indices.allSatisfy({ all[$0] < all[candidates.count] }) { return (.end, [], flops) }
+            w = r.mode == .paratool ? ToolSelection.softmax(scores, topN: r.topN ?? gate.config.topN) : ToolSelection.top1(scores)
+        case .average, .embsim, .contextDocs:
+            return nil
+        }
+        var components = [(adapter: ToolAdapter, weight: Float)]()
+        var weights = [ToolWeight]()
+        for (name, weight) in zip(candidates, w) {
+            let found = weight != 0 ? try adapters.adapter(for: name) : nil
+            if let found { components.append((found.adapter, weight)) }
+            weights.append(ToolWeight(tool: name, weight: weight, adapterVersion: found?.version))
+        }
+        let prior = grammar.flatMap { namePrior(r.mode, grammar: $0, weights: weights) }
+        return (.next(Mixture(components), namePrior: prior), weights, flops)
     }
 }

@@ -48,6 +48,10 @@ public enum PromptWording {
     /// Prefix of a step's observation.
     public static let observation = "Observation: "
 
+    /// Heads the calls an answer has made so far, in the gate's context for the next call (the
+    /// gate's own input, never a prompt an adapter reads).
+    public static let callsSoFarHeader = "[CALLS SO FAR]"
+
     /// A fingerprint of this wording: the first 16 hex digits of the SHA-256 of every string
     /// above, each followed by a NUL byte. Adapters learn the prompt they were trained on, so
     /// the adapter store records it per version and `up` retrains adapters made with other wording.
@@ -117,6 +121,15 @@ public struct PromptFormatter: Sendable {
             lines.append(PromptWording.observation + step.observation)
         }
         return request.query + "\n\n" + lines.joined(separator: "\n")
+    }
+
+    /// The gate's context for the next call of an answer: the user message, then, once the
+    /// answer holds calls, those calls under `PromptWording.callsSoFarHeader`. Stage 2 trains the
+    /// gate on this text for every prefix of every answer (the next call's tool, or the end).
+    public static func gateContext(_ request: PromptRequest, callsSoFar: [ToolCall]) -> String {
+        let message = userMessage(request)
+        guard !callsSoFar.isEmpty else { return message }
+        return message + "\n\n" + ([PromptWording.callsSoFarHeader] + callsSoFar.map(\.rendered)).joined(separator: "\n")
     }
 
     private static func candidateList(_ names: [String]) -> String {

@@ -68,6 +68,8 @@ public struct EvaluationSettings: Sendable {
     public var namePriorScale: Float = 0
     /// What an answer may be (`auto`: calls or a text answer; `required`: calls).
     public var toolChoice: ToolChoice = .auto
+    /// How calls after the first are decided (`ToolCallEngine.callSteps`).
+    public var callSteps: CallStepReading = .reread
 
     /// The defaults: 256 new tokens, 2 examples per tool, seed 0.
     public init() {}
@@ -261,7 +263,7 @@ public final class BFCLEvaluation {
         let answer = answers[question.id] ?? BFCLAnswer(id: question.id, groundTruth: [])
         let catalogue = ToolCatalogue(question.functions)
         let engine = try ToolCallEngine(model: model, catalogue: catalogue, adapters: provider, gate: mode.needsGate ? gate : nil,
-                                        constrained: constrained, vocabulary: vocabulary)
+                                        constrained: constrained, vocabulary: vocabulary, callSteps: settings.callSteps)
         engine.namePriorScale = settings.namePriorScale
         let query = question.turns.first?.last(where: { $0.role == "user" })?.content ?? ""
         var request = ToolCallRequest(id: question.id, query: query, candidates: catalogue.names,
@@ -270,9 +272,8 @@ public final class BFCLEvaluation {
         request.toolChoice = settings.toolChoice
         switch mode {
         case .oracle:
-            var gold = [String]()
-            for call in answer.groundTruth where !gold.contains(call.name) { gold.append(call.name) }
-            request.goldTools = gold
+            // Each gold call's tool in order: call by call, the oracle gives each call its own.
+            request.goldTools = answer.groundTruth.map(\.name)
         case .global:
             // The engine weighs one "gold" candidate at 1; the provider serves `_global` for it.
             request.goldTools = [catalogue.names[0]]

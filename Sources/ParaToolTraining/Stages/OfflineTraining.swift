@@ -29,22 +29,32 @@ public enum StageData {
         PromptFormatter.userMessage(PromptRequest(query: trajectory.query, history: Array(trajectory.steps.prefix(step))))
     }
 
-    /// Stage 2: one example per step with calls — the encoded context, the trajectory's
-    /// candidates that are in `known`, and the target spread evenly over the step's called tools.
-    /// Steps whose called tools are not among the candidates are left out. With `noTool`, every
-    /// example also has the no-call candidate (`GateNetwork.noToolName`), and a step without
-    /// calls (its answer is text) is an example whose target is that candidate alone.
+    /// The gate's context before call `call` of step `step` of `trajectory`: the user message,
+    /// then the step's calls before that one (`PromptFormatter.gateContext`).
+    public static func contextText(_ trajectory: Trajectory, step: Int, call: Int) -> String {
+        PromptFormatter.gateContext(PromptRequest(query: trajectory.query, history: Array(trajectory.steps.prefix(step))),
+                                    callsSoFar: Array(trajectory.steps[step].calls.prefix(call)))
+    }
+
+    /// Stage 2: next-call prediction on every prefix of every step's answer — the encoded
+    /// context (the query, the history, the step's calls so far), the trajectory's candidates
+    /// that are in `known`, and the next call's tool as the target. With `noTool`, every example
+    /// also has the no-call candidate (`GateNetwork.noToolName`), which is the target after a
+    /// step's last call (the answer ends) and for a step without calls (its answer is text).
+    /// Prefixes whose next tool is not among the candidates are left out.
     public static func gate(_ trajectories: [Trajectory], known: Set<String>, noTool: Bool = false,
                             encode: (String) -> [Float]) -> [GateExample] {
         var out = [GateExample]()
         for t in trajectories {
             let candidates = t.candidateTools.filter(known.contains) + (noTool ? [GateNetwork.noToolName] : [])
-            for (k, step) in t.steps.enumerated() where noTool || !step.calls.isEmpty {
-                let gold = step.calls.isEmpty ? [GateNetwork.noToolName] : step.calls.map(\.name)
-                let target = candidates.map { c in Float(gold.filter { $0 == c }.count) }
-                let total = target.reduce(0, +)
-                guard total > 0 else { continue }
-                out.append(GateExample(context: encode(contextText(t, step: k)), candidates: candidates, target: target.map { $0 / total }))
+            for (k, step) in t.steps.enumerated() {
+                for j in 0...step.calls.count {
+                    let next = j < step.calls.count ? step.calls[j].name : GateNetwork.noToolName
+                    guard let index = candidates.firstIndex(of: next) else { continue }
+                    var target = [Float](repeating: 0, count: candidates.count)
+                    target[index] = 1
+                    out.append(GateExample(context: encode(contextText(t, step: k, call: j)), candidates: candidates, target: target))
+                }
             }
         }
         return out
@@ -292,10 +302,9 @@ public enum OfflineTraining {
                 let gate = GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, pooling: options.pooling,
                                                           encoderLayers: encoderLayers), seed: options.gate.seed)
                 gate.addTools(catalogue.tools.map { ($0.name, $0.description) }, encoder: encoder)
-                // Steps answered in text teach the gate the no-call candidate.
-                let noTool = trajectories.contains { $0.steps.contains { $0.calls.isEmpty } }
-                if noTool { gate.addNoTool(encoder: encoder) }
-                let examples = StageData.gate(trajectories, known: Set(catalogue.names), noTool: noTool, encode: encode)
+                // The no-call candidate ends an answer after its last call, and answers in text.
+                gate.addNoTool(encoder: encoder)
+                let examples = StageData.gate(trajectories, known: Set(catalogue.names), noTool: true, encode: encode)
                 log("stage 2: \(examples.count) next-tool examples, \(options.gate.steps) steps")
                 let gateTrainer = GateTrainer(gate: gate, config: options.gate)
                 gateTrainer.checkpoints = checkpoints
