@@ -45,6 +45,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("How calls after the first are decided: reread (each call under its own mixture, the prompt and the calls so far read again), keep-cache (the ablation: the old cache kept), off (one mixture for the whole answer) (default reread).", valueName: "policy"))
     var callSteps: CallStepReading = .reread
 
+    @Option(help: ArgumentHelp("Who ends an answer decided call by call: step (the gate's no-call candidate; the oracle's gold count) or model (the model under the last call's mixture) (default step).", valueName: "who"))
+    var answerEnd: AnswerEnd = .step
+
     @Option(help: ArgumentHelp("The checker's rules: simple, multiple, parallel, parallel_multiple or irrelevance (default: the ones the file name declares; required when it names none).", valueName: "rules"))
     var rules: BFCLCategory?
 
@@ -124,6 +127,7 @@ struct EvalCommand: ParsableCommand {
         settings.namePriorScale = namePrior
         settings.toolChoice = ToolChoice(parsing: toolChoice)
         settings.callSteps = callSteps
+        settings.answerEnd = answerEnd
         settings.evaluationQueries = try HeldOut.queries(file: dataURL) + heldOut.flatMap { try HeldOut.queries(file: URL(fileURLWithPath: $0)) }
         let evaluation = try BFCLEvaluation(model: lm, questions: questions, answers: try answers.map { try BFCLAnswer.load(file: URL(fileURLWithPath: $0)) } ?? [],
                                             categoryName: category, rules: checkerRules, store: store, gate: gateNetwork, settings: settings)
@@ -159,3 +163,4 @@ struct EvalCommand: ParsableCommand {
 
 extension BFCLCategory: ExpressibleByArgument {}
 extension CallStepReading: ExpressibleByArgument {}
+extension AnswerEnd: ExpressibleByArgument {}

@@ -46,6 +46,15 @@ public enum CallStepReading: String, Sendable, CaseIterable, Codable {
     case off
 }
 
+/// Who decides that an answer ends after a call.
+public enum AnswerEnd: String, Sendable, CaseIterable, Codable {
+    /// The step: asked as soon as a call closes, it ends the answer or names the next mixture.
+    case step
+    /// The model, under the mixture of the call it just wrote: when it goes on to another call
+    /// instead of ending, the step names that call's mixture.
+    case model
+}
+
 /// One row's result.
 public struct DecodedRow {
     /// The answer's tokens (the stop token last when the model wrote one).
@@ -79,7 +88,7 @@ final class CallStepDecoder {
     /// may take another (its grammar and budget allow one), `nextStep(row, callsText)` is asked
     /// with the answer's text through the last call's closing tag: nil lets the row go on as the
     /// model chooses under its current mixture. `onToken(row, token)` sees every generated token.
-    func run(_ rows: [DecodeRow], reading: CallStepReading,
+    func run(_ rows: [DecodeRow], reading: CallStepReading, end: AnswerEnd = .step,
              nextStep: (Int, String) -> CallStep?, onToken: ((Int, Int) -> Void)? = nil) -> [DecodedRow] {
         let config = runner.model.config
         var results = rows.map { DecodedRow(tokens: [], constraint: $0.constraint, callMixtures: [$0.mixture]) }
@@ -103,8 +112,12 @@ final class CallStepDecoder {
                 onToken?(r, token)
                 guard !stopTokens.contains(token) && results[r].tokens.count < rows[r].limit else { continue }
                 var segment = BatchSegment(sequence: r, tokens: [token])
-                if reading != .off, let constraint = results[r].constraint, constraint.completedCalls > callsSeen[r] {
-                    callsSeen[r] = constraint.completedCalls
+                // Under `.model`, the step is asked once the model went on past a closed call.
+                let completed = results[r].constraint?.completedCalls ?? 0
+                let asks = end == .step ? completed > callsSeen[r]
+                    : completed > callsSeen[r] && (results[r].constraint.map { !$0.isComplete } ?? false)
+                if reading != .off, asks {
+                    callsSeen[r] = completed
                     switch resume(row: r, rows[r], &results[r], cache: caches[r], reading: reading, nextStep: nextStep) {
                     case .finished: continue
                     case .read(let tokens): segment = BatchSegment(sequence: r, tokens: tokens)

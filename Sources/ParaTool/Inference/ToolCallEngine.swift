@@ -188,6 +188,9 @@ public final class ToolCallEngine {
     /// whole answer under one mixture (`.off`). Steps need a gate trained with the no-call
     /// candidate (it ends the answer) in the gate modes, or the gold calls in `.oracle`.
     public let callSteps: CallStepReading
+    /// Who ends an answer decided call by call: the step (the gate's no-call candidate, or the
+    /// oracle's count of gold calls) or the model under the last call's mixture.
+    public let answerEnd: AnswerEnd
     /// Serve a request whose mode needs adapters with its candidates' documents in the prompt
     /// (Context+Docs) when one of them has no adapter yet, or the mode needs a gate and there is
     /// none: how a service answers while its tools are still being trained.
@@ -207,7 +210,8 @@ public final class ToolCallEngine {
     /// engines made one after another can share one).
     public init(model: LanguageModel, catalogue: ToolCatalogue, adapters: AdapterProvider, gate: GateNetwork?,
                 pooling: Pooling = .mean, stackCacheBytes: Int = AdapterMixture.defaultStackCacheBytes,
-                constrained: Bool = true, vocabulary: TokenVocabulary? = nil, callSteps: CallStepReading = .reread) throws {
+                constrained: Bool = true, vocabulary: TokenVocabulary? = nil, callSteps: CallStepReading = .reread,
+                answerEnd: AnswerEnd = .step) throws {
         guard let template = model.tokenizer.chatTemplate else {
             throw EngineError.invalidRequest("the model has no chat template: \(model.tokenizer.chatTemplateError.map { "\($0)" } ?? "none found")")
         }
@@ -218,6 +222,7 @@ public final class ToolCallEngine {
         self.model = model
         self.constrained = constrained
         self.callSteps = callSteps
+        self.answerEnd = answerEnd
         vocabularyStorage = vocabulary
         self.catalogue = catalogue
         self.adapters = adapters
@@ -462,7 +467,7 @@ public final class ToolCallEngine {
         let stops = model.tokenizer.stopTokenIds.union(model.model.config.eosTokenIds)
         var prefillSeconds: Double?
         var stepError: Error?
-        let decoded = decoder.run(rows, reading: constrained ? callSteps : .off, nextStep: { row, callsText in
+        let decoded = decoder.run(rows, reading: constrained ? callSteps : .off, end: answerEnd, nextStep: { row, callsText in
             do {
                 guard let (step, weights, extra) = try self.nextCall(plans[row], callsText: callsText,
                                                                       grammar: rows[row].constraint?.grammar) else { return nil }
@@ -548,13 +553,17 @@ public final class ToolCallEngine {
             guard calls.count < gold.count else { return (.end, [], flops) }
             w = candidates.map { $0 == gold[calls.count] ? 1 : 0 }
         case .paratool, .top1:
-            guard let gate, let d = gate.toolVectors[GateNetwork.noToolName] else { return nil }
+            guard let gate else { return nil }
+            let noTool = gate.toolVectors[GateNetwork.noToolName]
+            guard answerEnd == .model || noTool != nil else { return nil }
             let (c, n) = encoder.encode(PromptFormatter.gateContext(PromptRequest(query: r.query, history: r.history), callsSoFar: calls))
-            flops.encoder = counter.encoder(tokens: n, layers: encoder.layers)
-            flops.gate = counter.gate(candidates: candidates.count + 1, layers: gate.config.layerWidths)
             let scores = candidates.map { gate.score(context: c, tool: gate.toolVectors[$0]!) }
-            let all = ToolSelection.softmax(scores + [gate.score(context: c, tool: d)], topN: gate.config.topN)
-            if candidates.indices.allSatisfy({ all[$0] < all[candidates.count] }) { return (.end, [], flops) }
+            flops.encoder = counter.encoder(tokens: n, layers: encoder.layers)
+            flops.gate = counter.gate(candidates: candidates.count + (answerEnd == .step ? 1 : 0), layers: gate.config.layerWidths)
+            if answerEnd == .step, let d = noTool {
+                let all = ToolSelection.softmax(scores + [gate.score(context: c, tool: d)], topN: gate.config.topN)
+                if candidates.indices.allSatisfy({ all[$0] < all[candidates.count] }) { return (.end, [], flops) }
+            }
             w = r.mode == .paratool ? ToolSelection.softmax(scores, topN: r.topN ?? gate.config.topN) : ToolSelection.top1(scores)
         case .average, .embsim, .contextDocs:
             return nil

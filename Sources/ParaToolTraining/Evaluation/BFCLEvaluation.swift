@@ -70,6 +70,8 @@ public struct EvaluationSettings: Sendable {
     public var toolChoice: ToolChoice = .auto
     /// How calls after the first are decided (`ToolCallEngine.callSteps`).
     public var callSteps: CallStepReading = .reread
+    /// Who ends an answer decided call by call (`ToolCallEngine.answerEnd`).
+    public var answerEnd: AnswerEnd = .step
 
     /// The defaults: 256 new tokens, 2 examples per tool, seed 0.
     public init() {}
@@ -263,7 +265,8 @@ public final class BFCLEvaluation {
         let answer = answers[question.id] ?? BFCLAnswer(id: question.id, groundTruth: [])
         let catalogue = ToolCatalogue(question.functions)
         let engine = try ToolCallEngine(model: model, catalogue: catalogue, adapters: provider, gate: mode.needsGate ? gate : nil,
-                                        constrained: constrained, vocabulary: vocabulary, callSteps: settings.callSteps)
+                                        constrained: constrained, vocabulary: vocabulary, callSteps: settings.callSteps,
+                                        answerEnd: settings.answerEnd)
         engine.namePriorScale = settings.namePriorScale
         let query = question.turns.first?.last(where: { $0.role == "user" })?.content ?? ""
         var request = ToolCallRequest(id: question.id, query: query, candidates: catalogue.names,
