@@ -70,7 +70,7 @@ public final class ServiceMetrics: Sendable {
     }
 
     /// Counts a ToolSpec read from the `tools` topic by result (`accepted`, `refused`, and over
-    /// the limits: `too_large`, `too_many`).
+    /// the limits: `too_large`, `too_many`, `too_complex`).
     public func toolSpec(result: String) {
         counter("tool_specs", labels: [("result", result)], help: "ToolSpec messages read from the tools topic, by result.").increment()
     }

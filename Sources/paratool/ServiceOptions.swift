@@ -53,6 +53,12 @@ struct ToolLimitOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Largest ToolSpec message read from the tools topic, in bytes; a larger one is refused and counted (default 65536).", valueName: "bytes"))
     var maxSpecBytes: Int?
 
+    @Option(help: ArgumentHelp("Most alternatives (enum and const values, anyOf/oneOf members) one ToolSpec's schema may hold; each is compiled into the call grammar. More is refused and counted (default 1024).", valueName: "n"))
+    var maxSchemaAlternatives: Int?
+
+    @Option(help: ArgumentHelp("Most bytes of one ToolSpec schema's enum and const values; more is refused and counted (default 16384).", valueName: "bytes"))
+    var maxSchemaLiteralBytes: Int?
+
     /// The limits from the flags, else `settings` (environment, config file), else the defaults.
     func limits(_ settings: SettingsResolver?) throws -> ToolTopicLimits {
         var limits = ToolTopicLimits.default
@@ -63,6 +69,14 @@ struct ToolLimitOptions: ParsableArguments {
         if let n = try settings?.int("max-spec-bytes", maxSpecBytes) ?? maxSpecBytes {
             guard n >= 1 else { throw UsageError("--max-spec-bytes must be at least 1") }
             limits.maxSpecBytes = n
+        }
+        if let n = try settings?.int("max-schema-alternatives", maxSchemaAlternatives) ?? maxSchemaAlternatives {
+            guard n >= 1 else { throw UsageError("--max-schema-alternatives must be at least 1") }
+            limits.maxAlternatives = n
+        }
+        if let n = try settings?.int("max-schema-literal-bytes", maxSchemaLiteralBytes) ?? maxSchemaLiteralBytes {
+            guard n >= 1 else { throw UsageError("--max-schema-literal-bytes must be at least 1") }
+            limits.maxLiteralBytes = n
         }
         return limits
     }
