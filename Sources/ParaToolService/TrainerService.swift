@@ -44,6 +44,11 @@ public struct TrainerSettings: Sendable {
     /// Served candidates kept for feedback to join (the newest this many; journaled in the
     /// dataset directory, so a restart keeps them and the feedback still waiting).
     public var feedbackWindow = 10_000
+    /// Most bytes the served candidates held for feedback may take, and the feedback waiting for
+    /// its candidate as well (`FeedbackJoin.maxBytes`).
+    public var feedbackMaxBytes = FeedbackJoin.defaultMaxBytes
+    /// Most bytes of the dataset's log; past it new episodes are refused, logged and counted.
+    public var datasetMaxBytes = TrajectoryDataset.defaultMaxBytes
     /// Name in the dead-letter headers of feedback this trainer refused.
     public var trainerID = "trainer"
     /// Score every retrained version on the held-out slice against the serving one and announce
@@ -91,7 +96,7 @@ public final class TrainerService: Service, Sendable {
         self.toolsTopic = toolsTopic
         self.metrics = metrics
         self.logger = logger
-        dataset = try TrajectoryDataset(directory: settings.dataset)
+        dataset = try TrajectoryDataset(directory: settings.dataset, maxBytes: settings.datasetMaxBytes)
         reportRejected(dataset.rejectedAtOpen)
         if let reason = dataset.stateRejected {
             logger.error("the dataset's trained counts could not be read; every tool with data is due again: \(reason)")
@@ -135,16 +140,21 @@ public final class TrainerService: Service, Sendable {
         logger.info("trainer consuming", metadata: ["topic": "\(settings.topics.trajectories)", "stored": "\(dataset.count)",
                                                      "retrain_every": "\(settings.retrainEvery)"])
         let trainingThread = ServiceThread(name: "paratool-training")
-        var join = FeedbackJoin(window: settings.feedbackWindow)
+        var join = FeedbackJoin(window: settings.feedbackWindow, maxBytes: settings.feedbackMaxBytes)
         let (journal, replayed) = try FeedbackJournal.open(directory: settings.dataset, into: &join)
         reportRejected(journal.rejectedAtOpen)
-        try dataset.append(replayed)
+        reportOverQuota(try dataset.append(replayed).overQuota)
+        var evictions = FeedbackJoin.Evictions()
+        report(join, since: &evictions)
         logger.info("feedback join restored", metadata: ["candidates": "\(join.candidateCount)", "waiting": "\(join.waitingFeedback.count)"])
         try await withThrowingDiscardingTaskGroup { trainings in
             var lastScheduled = ContinuousClock.now
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 let batch = try consumer.pollBatch(maxMessages: 256, timeout: .milliseconds(200), window: .milliseconds(20))
-                if !batch.isEmpty { try store(batch, join: &join, journal: journal, consumer: consumer, producer: producer) }
+                if !batch.isEmpty {
+                    try store(batch, join: &join, journal: journal, consumer: consumer, producer: producer)
+                    report(join, since: &evictions)
+                }
                 let scheduled = settings.schedule.map { ContinuousClock.now - lastScheduled >= $0 } ?? false
                 let now = ContinuousClock.now
                 let due = dataset.due(threshold: scheduled ? 1 : settings.retrainEvery)
@@ -218,12 +228,41 @@ public final class TrainerService: Service, Sendable {
             }
         }
         if !deadLetters.isEmpty { _ = try producer.sendAndWait(deadLetters) }
-        let stored = try dataset.append(accepted)
+        let appended = try dataset.append(accepted)
+        reportOverQuota(appended.overQuota)
         try journal.append(journalLines, join: join)
-        metrics.counter("trainer_stored", labels: [], help: "Trajectories appended to the dataset.").increment(by: Int64(stored.count))
+        metrics.counter("trainer_stored", labels: [], help: "Trajectories appended to the dataset.").increment(by: Int64(appended.stored.count))
         do { try consumer.commit(TopicPartitionOffset.commitPositions(after: batch)) } catch {
             logger.warning("commit failed; the batch may be delivered again: \(error)")
         }
+    }
+
+    /// Logs and counts episodes the dataset refused for its quota (their offsets are committed:
+    /// they are not stored, but never silently).
+    private func reportOverQuota(_ refused: [Trajectory]) {
+        guard !refused.isEmpty else { return }
+        metrics.counter("trainer_over_quota", labels: [], help: "Episodes refused because the dataset reached --dataset-max-bytes.")
+            .increment(by: Int64(refused.count))
+        logger.error("the dataset is at its quota: episodes refused, not stored",
+                     metadata: ["episodes": "\(refused.count)", "first": "\(refused[0].id)", "bytes": "\(dataset.bytes)",
+                                "max_bytes": "\(dataset.maxBytes)"])
+    }
+
+    /// Counts what the feedback join pushed out since `last` (by count and by bytes), and sets
+    /// the gauges of what it holds: feedback waiting for a candidate (feedback for a request id
+    /// no worker served waits there too, until it is pushed out as unknown), and the bytes held.
+    private func report(_ join: FeedbackJoin, since last: inout FeedbackJoin.Evictions) {
+        let now = join.evictions
+        for (bound, n) in [("count", now.byCount - last.byCount), ("bytes", now.byBytes - last.byBytes)] where n > 0 {
+            metrics.counter("trainer_join_evictions", labels: [("bound", bound)],
+                            help: "Candidates and waiting feedback the feedback join pushed out, by the bound that did (count: the window of served candidates, bytes: --feedback-max-bytes).")
+                .increment(by: Int64(n))
+        }
+        last = now
+        metrics.gauge("trainer_feedback_waiting", labels: [], help: "Feedback waiting for its served candidate (or for a request id no worker served).")
+            .set(to: Double(join.waitingCount))
+        metrics.gauge("trainer_join_bytes", labels: [("held", "candidates")], help: "Bytes the feedback join holds.").set(to: Double(join.candidateBytes))
+        metrics.gauge("trainer_join_bytes", labels: [("held", "feedback")], help: "Bytes the feedback join holds.").set(to: Double(join.waitingBytes))
     }
 
     private func markJoined() { state.withLock { $0.joined = true } }

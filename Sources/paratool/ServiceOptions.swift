@@ -1,6 +1,7 @@
 // Settings shared by the service commands (serve, train --brokers, topics, send, up): Kafka
 // connection and librdkafka pass-through, topic prefix, the limits on what the `tools` topic may
-// hold, and the flag > environment > config-file resolution every service setting follows.
+// hold and on what a trainer keeps, and the flag > environment > config-file resolution every
+// service setting follows.
 import ArgumentParser
 import Foundation
 import Kafka
@@ -79,6 +80,27 @@ struct ToolLimitOptions: ParsableArguments {
             limits.maxLiteralBytes = n
         }
         return limits
+    }
+}
+
+/// How much a trainer keeps on disk and in memory for what the topics bring (TrainerSettings).
+struct TrainerLimitOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Most bytes of the trainer's dataset log; past it new episodes are refused, logged and counted (default 1073741824, 1 GiB).", valueName: "bytes"))
+    var datasetMaxBytes: Int?
+
+    @Option(help: ArgumentHelp("Most bytes the served candidates held for feedback may take, and the feedback waiting for its candidate as well; the oldest are pushed out and counted (default 268435456, 256 MiB).", valueName: "bytes"))
+    var feedbackMaxBytes: Int?
+
+    /// `settings` with the flags' limits (else the environment's or config file's, else the defaults).
+    func apply(to trainer: inout TrainerSettings, _ settings: SettingsResolver?) throws {
+        if let n = try settings?.int("dataset-max-bytes", datasetMaxBytes) ?? datasetMaxBytes {
+            guard n >= 1 else { throw UsageError("--dataset-max-bytes must be at least 1") }
+            trainer.datasetMaxBytes = Int64(n)
+        }
+        if let n = try settings?.int("feedback-max-bytes", feedbackMaxBytes) ?? feedbackMaxBytes {
+            guard n >= 1 else { throw UsageError("--feedback-max-bytes must be at least 1") }
+            trainer.feedbackMaxBytes = n
+        }
     }
 }
 

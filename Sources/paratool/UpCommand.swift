@@ -34,6 +34,7 @@ struct UpCommand: AsyncParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var toolLimits: ToolLimitOptions
+    @OptionGroup var trainerLimits: TrainerLimitOptions
 
     @Option(help: ArgumentHelp("Tool catalogue to publish instead of the demo one.", valueName: "file"))
     var tools: String?
@@ -122,6 +123,7 @@ struct UpCommand: AsyncParsableCommand {
         var trainerSettings = TrainerSettings(dataset: work.appendingPathComponent("dataset"), store: storeURL, tools: catalogueFile)
         trainerSettings.topics = topics
         trainerSettings.toolLimits = settings.toolLimits
+        try trainerLimits.apply(to: &trainerSettings, nil)
         trainerSettings.model = modelOptions.model
         // Retraining on feedback follows the first start's schedule.
         trainerSettings.adapter = FirstStartTraining.adapterSettings(steps: trainSteps)
