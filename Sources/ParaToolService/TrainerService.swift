@@ -6,8 +6,9 @@
 // held-out slice, publishes each tool's new version held for review, scores it against the
 // serving version on the held-out slice (PromotionPolicy), and announces on `adapters` only the
 // versions promoted, for workers to hot-swap; rejected ones stay in the store with their reason.
-// A retrained gate is announced there too (GateDistribution). The tool documents come from a file or, by default,
-// from the compacted `tools` topic the workers follow.
+// A retrained gate is announced there too (GateDistribution). A dead letter the broker can never
+// take is sent truncated (Undeliverable). The tool documents come from a file or, by default, from
+// the compacted `tools` topic the workers follow.
 import Foundation
 import Kafka
 import LLM
@@ -227,7 +228,9 @@ public final class TrainerService: Service, Sendable {
                 metrics.counter("trainer_skipped", labels: [("outcome", "undecodable")], help: "Trajectories not stored, by outcome.").increment()
             }
         }
-        if !deadLetters.isEmpty { _ = try producer.sendAndWait(deadLetters) }
+        // Stopping while the letters could not be sent: nothing is stored or committed, so the
+        // batch comes again.
+        guard try send(deadLetters: deadLetters, producer: producer) else { return }
         let appended = try dataset.append(accepted)
         reportOverQuota(appended.overQuota)
         try journal.append(journalLines, join: join)
@@ -235,6 +238,34 @@ public final class TrainerService: Service, Sendable {
         do { try consumer.commit(TopicPartitionOffset.commitPositions(after: batch)) } catch {
             logger.warning("commit failed; the batch may be delivered again: \(error)")
         }
+    }
+
+    /// Sends the dead letters of refused feedback. One the broker can never take (too large,
+    /// invalid) is dropped and counted and its truncated letter sent instead (`Undeliverable`);
+    /// before, the send threw out of the poll loop and stopped the trainer. Other failures are
+    /// retried; returns false when the trainer stops while they still fail.
+    private func send(deadLetters: [OutgoingMessage], producer: KafkaProducer) throws -> Bool {
+        let undeliverable = Undeliverable(metrics: metrics, logger: logger)
+        var pending = deadLetters
+        var attempt = 0
+        while !pending.isEmpty {
+            var failed: [(OutgoingMessage, KafkaError)] = []
+            var replacements: [OutgoingMessage] = []
+            for (m, result) in zip(pending, producer.deliver(pending)) {
+                guard case .failure(let e) = result else { continue }
+                if !e.isPermanentForMessage { failed.append((m, e)) } else if let truncated = undeliverable.drop(m, e) { replacements.append(truncated) }
+            }
+            if !failed.isEmpty {
+                if let fatal = producer.fatalError { throw fatal }
+                attempt += 1
+                logger.warning("dead letters not delivered, retrying", metadata: ["messages": "\(failed.count)", "attempt": "\(attempt)",
+                                                                                  "error": "\(failed[0].1)"])
+                if (Task.isShuttingDownGracefully || Task.isCancelled) && attempt >= 3 { return false }
+                Thread.sleep(forTimeInterval: min(2, 0.1 * Double(attempt)))
+            }
+            pending = failed.map(\.0) + replacements
+        }
+        return true
     }
 
     /// Logs and counts episodes the dataset refused for its quota (their offsets are committed:

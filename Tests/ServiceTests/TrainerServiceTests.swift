@@ -175,6 +175,41 @@ import Wire
         #expect(letters.compactMap { $0.header(DeadLetterHeader.sourceTopic)?.string } == [harness.topics.feedback, harness.topics.feedback])
     }
 
+    /// A dead letter larger than the trainer's producer takes (`message.max.bytes`): before, the
+    /// send threw out of the poll loop and the trainer stopped. Now a truncated letter (the
+    /// reason, where the message came from, its first bytes) goes to `dlq` and the trainer goes on.
+    @Test func anOversizedDeadLetterIsTruncatedAndTheTrainerGoesOn() throws {
+        let harness = try ServiceHarness()
+        let (work, toolsFile) = try trainerWork(harness, catalogue: #"[{"name":"get_weather","description":"Current weather for a city"}]"#)
+        defer { try? FileManager.default.removeItem(at: work) }
+        let settings = trainerSettings(harness, work: work, tools: toolsFile, retrainEvery: 1000)
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: harness.kafka), logger: harness.logger)
+        defer { producer.close() }
+        let solved = WireTrajectory(id: "after", query: "Weather in Oslo?", candidateTools: ["get_weather"],
+                                    steps: [WireStep(calls: [WireToolCall(name: "get_weather", argumentsJSON: #"{"city": "Oslo"}"#)])],
+                                    outcome: .solved, source: "test")
+        _ = try producer.sendAndWait([
+            OutgoingMessage(topic: harness.topics.feedback, key: "big", value: [UInt8](repeating: 0xff, count: 30_000)),
+            OutgoingMessage(topic: harness.topics.trajectories, key: "get_weather", value: try solved.encode()),
+        ])
+        let metrics = ServiceMetrics()
+        let stack = try TrainerStack(settings: settings, kafka: harness.kafka.merging(["message.max.bytes": "20000"]), metrics: metrics,
+                                     logger: harness.logger)
+        let services = RunningServices(stack.services, logger: harness.logger)
+        let deadline = Date().addingTimeInterval(30)
+        while stack.trainer.dataset.count < 1, Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        let letters = try harness.readAll(harness.topics.dlq, count: 1, timeout: .seconds(10))
+        let stopped: Error? = { do { try waitFor { try await services.shutdown() }; return nil } catch { return error } }()
+        #expect(stopped == nil, "the trainer ran on: \(String(describing: stopped))")
+        #expect(stack.trainer.dataset.count == 1, "the trajectory after the feedback is stored")
+        let letter = try #require(letters.first, "a dead letter reached dlq")
+        #expect(letter.header(DeadLetterHeader.errorCode)?.string == "feedback.invalid")
+        #expect(letter.header("paratool.truncated.bytes")?.string == "30000")
+        #expect(letter.value.count < 20_000 && letter.value == [UInt8](repeating: 0xff, count: letter.value.count))
+        let exposition = metrics.exposition()
+        #expect(exposition.contains("paratool_dead_letters_truncated_total"), "\(exposition)")
+    }
+
     /// One message must not brick the trainer. Before, a trajectory or a correction holding
     /// `1e999` was stored as `Infinity`, which no reader accepts: every snapshot failed and a
     /// restarted trainer could not open its dataset or journal. Such messages (and arguments
