@@ -86,6 +86,14 @@ public final class ServiceMetrics: Sendable {
         counter("answers", labels: [("kind", kind)], help: "Answers served, by kind: calls, text, or calls the budget force-closed.").increment()
     }
 
+    /// Counts announcements on `adapters` (adapter versions, gates) whose send failed; each is
+    /// sent again later (`paratool_announcement_failures_total`).
+    public func announcementFailed(count: Int = 1) {
+        counter("announcement_failures", labels: [],
+                help: "Adapter and gate announcements whose send failed; each is sent again at a later round.")
+            .increment(by: Int64(count))
+    }
+
     /// The gauge `paratool_<name>` with these labels, created on first use.
     public func gauge(_ name: String, labels: [(String, String)], help: String) -> Gauge {
         registryLock.withLock { registry.makeGauge(descriptor: Self.name(name, "", help), labels: labels) }

@@ -6,9 +6,10 @@
 // held-out slice, publishes each tool's new version held for review, scores it against the
 // serving version on the held-out slice (PromotionPolicy), and announces on `adapters` only the
 // versions promoted, for workers to hot-swap; rejected ones stay in the store with their reason.
-// A retrained gate is announced there too (GateDistribution). A dead letter the broker can never
-// take is sent truncated (Undeliverable). The tool documents come from a file or, by default, from
-// the compacted `tools` topic the workers follow.
+// A retrained gate is announced there too (GateDistribution). An announcement whose send fails is
+// counted and sent again at the next round; a dead letter the broker can never take is sent
+// truncated (Undeliverable). The tool documents come from a file or, by default, from the
+// compacted `tools` topic the workers follow.
 import Foundation
 import Kafka
 import LLM
@@ -82,6 +83,9 @@ public final class TrainerService: Service, Sendable {
     private let heldOff = Mutex<[String: ContinuousClock.Instant]>([:])
     /// How long a failed tool waits before its next attempt.
     public static let retryDelay: Duration = .seconds(60)
+    /// Announcements (adapter versions, gates) whose send failed, to send again at the next round
+    /// of the loop once `retryAt` has come; `failures` in a row set the back-off.
+    private let unannounced = Mutex<(messages: [OutgoingMessage], failures: Int, retryAt: ContinuousClock.Instant)>(([], 0, .now))
     /// The `tools` topic, when the catalogue comes from there (run it in the same group).
     private let toolsTopic: ControlListener?
     public let dataset: TrajectoryDataset
@@ -161,9 +165,12 @@ public final class TrainerService: Service, Sendable {
                 let due = dataset.due(threshold: scheduled ? 1 : settings.retrainEvery)
                     .filter { tool in heldOff.withLock { $0[tool].map { now >= $0 } ?? true } }
                 if scheduled { lastScheduled = .now }
-                guard !due.isEmpty, state.withLock({ s in defer { s.training = true }; return !s.training }) else { continue }
+                let announceDue = unannounced.withLock { !$0.messages.isEmpty && now >= $0.retryAt }
+                guard !due.isEmpty || announceDue, state.withLock({ s in defer { s.training = true }; return !s.training }) else { continue }
                 trainings.addTask(executorPreference: trainingThread) { [self] in
                     defer { trainingEnded() }
+                    if announceDue { announce([], producer: producer) }
+                    guard !due.isEmpty else { return }
                     do { try retrain(due, producer: producer) } catch {
                         logger.error("retraining \(due.joined(separator: ",")) failed, next attempt in \(Self.retryDelay): \(error)")
                         holdOff(due)
@@ -268,6 +275,32 @@ public final class TrainerService: Service, Sendable {
         return true
     }
 
+    /// Sends `updates` after the announcements a failed send left. What fails again is counted
+    /// (`paratool_announcement_failures_total`), logged, and kept for the next round, after a
+    /// back-off of 1 s doubling to `retryDelay`: the versions are in the store, so an announcement
+    /// is never given up and nothing is trained again for it.
+    func announce(_ updates: [OutgoingMessage], producer: KafkaProducer) {
+        let pending = unannounced.withLock { u in
+            u.messages += updates
+            return u.messages
+        }
+        guard !pending.isEmpty else { return }
+        let failed = zip(pending, producer.deliver(pending)).compactMap { m, result -> (OutgoingMessage, KafkaError)? in
+            if case .failure(let e) = result { (m, e) } else { nil }
+        }
+        let delay = unannounced.withLock { u -> Duration in
+            u.messages = failed.map(\.0)
+            u.failures = failed.isEmpty ? 0 : u.failures + 1
+            let delay = failed.isEmpty ? .zero : min(Self.retryDelay, .seconds(1 << min(u.failures - 1, 6)))
+            u.retryAt = .now + delay
+            return delay
+        }
+        guard let (_, error) = failed.first else { return }
+        metrics.announcementFailed(count: failed.count)
+        logger.error("announcing failed, sending again in \(delay)",
+                     metadata: ["announcements": "\(failed.map { String(decoding: $0.0.key ?? [], as: UTF8.self) })", "error": "\(error)"])
+    }
+
     /// Logs and counts episodes the dataset refused for its quota (their offsets are committed:
     /// they are not stored, but never silently).
     private func reportOverQuota(_ refused: [Trajectory]) {
@@ -366,7 +399,8 @@ public final class TrainerService: Service, Sendable {
             updates.append(OutgoingMessage(topic: settings.topics.adapters, key: GateDistribution.toolKey,
                                            value: try GateDistribution.update(directory: directory).encode()))
         }
-        _ = try producer.sendAndWait(updates)
+        // Trained and published whatever the send does: a failed announcement waits for the next round.
+        announce(updates, producer: producer)
         try dataset.markTrained(trainable)
         metrics.counter("trainer_versions_published", labels: [], help: "Adapter versions published.").increment(by: Int64(result.published.count))
         logger.info("published", metadata: ["versions": "\(result.published.map { "\($0.tool)@\($0.version)" })",

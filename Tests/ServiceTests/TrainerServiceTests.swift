@@ -175,6 +175,41 @@ import Wire
         #expect(letters.compactMap { $0.header(DeadLetterHeader.sourceTopic)?.string } == [harness.topics.feedback, harness.topics.feedback])
     }
 
+    /// An announcement the broker refuses for good. Before, the failed send failed the whole
+    /// retraining: the versions stayed unannounced in the store, the tool was held off for a
+    /// minute and then trained again. Now the failure is counted and logged, the training counts
+    /// as done, and the announcements are sent again at the trainer's next round.
+    @Test func aFailedAnnouncementIsCountedAndSentAgain() throws {
+        let harness = try ServiceHarness()
+        let (work, toolsFile) = try trainerWork(harness, catalogue: #"[{"name":"get_weather","description":"Current weather for a city"}]"#)
+        defer { try? FileManager.default.removeItem(at: work) }
+        var settings = trainerSettings(harness, work: work, tools: toolsFile, retrainEvery: 2)
+        settings.review = false
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: harness.kafka), logger: harness.logger)
+        _ = try producer.sendAndWait(try ["Oslo", "Rome"].map { city in
+            let t = WireTrajectory(id: "t-\(city)", query: "Weather in \(city)?", candidateTools: ["get_weather"],
+                                   steps: [WireStep(calls: [WireToolCall(name: "get_weather", argumentsJSON: #"{"city": "\#(city)"}"#)])],
+                                   outcome: .solved, source: "test")
+            return OutgoingMessage(topic: harness.topics.trajectories, key: "get_weather", value: try t.encode())
+        })
+        producer.close()
+        // The next produce request, the trainer's announcement, is refused for good.
+        harness.cluster!.pushRequestErrors(.produce, [.topicAuthorizationFailed])
+        let metrics = ServiceMetrics()
+        let (announcements, trainer, finish) = try startTrainer(harness, settings: settings, metrics: metrics)
+        var update: WireAdapterUpdate?
+        let deadline = Date().addingTimeInterval(45)
+        while update == nil, Date() < deadline {
+            if let m = try announcements.poll(timeout: .milliseconds(200)) { update = try WireAdapterUpdate(bytes: m.value) }
+        }
+        #expect(finish() == nil)
+        let announced = try #require(update, "announced again well before the minute a failed training waits")
+        #expect(announced.tool == "get_weather" && announced.version == "v000002", "the version trained once, not retrained")
+        #expect(trainer.dataset.due(threshold: 1).isEmpty, "the training counts as done")
+        let exposition = metrics.exposition()
+        #expect(exposition.contains("paratool_announcement_failures_total 1"), "\(exposition)")
+    }
+
     /// A dead letter larger than the trainer's producer takes (`message.max.bytes`): before, the
     /// send threw out of the poll loop and the trainer stopped. Now a truncated letter (the
     /// reason, where the message came from, its first bytes) goes to `dlq` and the trainer goes on.
