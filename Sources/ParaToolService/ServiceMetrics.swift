@@ -94,6 +94,12 @@ public final class ServiceMetrics: Sendable {
             .increment(by: Int64(count))
     }
 
+    /// Counts a served request's trajectory candidate that was not published, by reason
+    /// (`unencodable`: the wire cannot carry it).
+    public func trajectoryDropped(reason: String) {
+        counter("trajectory_drops", labels: [("reason", reason)], help: "Served trajectory candidates not published, by reason.").increment()
+    }
+
     /// The gauge `paratool_<name>` with these labels, created on first use.
     public func gauge(_ name: String, labels: [(String, String)], help: String) -> Gauge {
         registryLock.withLock { registry.makeGauge(descriptor: Self.name(name, "", help), labels: labels) }

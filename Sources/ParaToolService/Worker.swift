@@ -517,8 +517,18 @@ public final class Worker: Service, @unchecked Sendable {
         let steps = request.history.map(\.wire) + [WireStep(calls: calls)]
         let trajectory = WireTrajectory(id: response.id, query: request.query, candidateTools: response.weights.map(\.tool),
                                         steps: steps, outcome: .unknown, source: "served:\(settings.workerID)")
-        if let bytes = try? trajectory.encode() {
-            served.outputs.append(OutgoingMessage(topic: settings.topics.trajectories, key: calls.first?.name ?? "", value: bytes))
+        if let output = candidateOutput(trajectory, key: calls.first?.name ?? "") { served.outputs.append(output) }
+    }
+
+    /// The message publishing a served request's trajectory candidate, or nil (logged and counted
+    /// in `paratool_trajectory_drops_total`) when the wire cannot carry it: the answer still goes out.
+    func candidateOutput(_ trajectory: WireTrajectory, key: String) -> OutgoingMessage? {
+        do {
+            return OutgoingMessage(topic: settings.topics.trajectories, key: key, value: try trajectory.encode())
+        } catch {
+            metrics.trajectoryDropped(reason: "unencodable")
+            logger.error("trajectory candidate not published: \(error)", metadata: ["request_id": "\(trajectory.id)"])
+            return nil
         }
     }
 
