@@ -147,11 +147,15 @@ import Wire
                 WireToolCall(name: "get_weather", argumentsJSON: "not json")]).encode()),
         ])
 
-        let (_, trainer, finish) = try startTrainer(harness, settings: settings)
+        let metrics = ServiceMetrics()
+        let (_, trainer, finish) = try startTrainer(harness, settings: settings, metrics: metrics)
         let deadline = Date().addingTimeInterval(60)
         while trainer.dataset.count < 2, Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
         let letters = try harness.readAll(harness.topics.dlq, count: 2)
         #expect(finish() == nil)
+        // Requests carry no client identity, so feedback for an id no worker served (r5, so far)
+        // cannot be told from early feedback: it waits, and the gauge shows how much does.
+        #expect(metrics.exposition().contains("paratool_trainer_feedback_waiting 1.0"), "\(metrics.exposition())")
         func stored() throws -> [Trajectory] {
             try String(contentsOf: settings.dataset.appendingPathComponent("trajectories.jsonl"), encoding: .utf8)
                 .split(separator: "\n").map { try Trajectory(json: try JSONValue.parse(String($0))) }
