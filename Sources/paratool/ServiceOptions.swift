@@ -6,6 +6,7 @@ import ArgumentParser
 import Foundation
 import Kafka
 import Logging
+import ParaTool
 import ParaToolService
 
 struct KafkaOptions: ParsableArguments {
@@ -80,6 +81,14 @@ struct ToolLimitOptions: ParsableArguments {
             limits.maxLiteralBytes = n
         }
         return limits
+    }
+
+    /// Refuses a catalogue file whose specs are over `limits`' schema bounds, with the tool and
+    /// the reason: the readers of the `tools` topic would refuse them one by one.
+    static func check(_ catalogue: ToolCatalogue, _ limits: ToolTopicLimits) throws {
+        for spec in catalogue.tools {
+            if let reason = limits.complexityRefusal(spec) { throw UsageError("tool \(spec.name) in the catalogue: \(reason)") }
+        }
     }
 }
 

@@ -74,6 +74,7 @@ struct UpCommand: AsyncParsableCommand {
         let logger = try serviceLogger("paratool.up", level: logLevel)
         guard partitions >= 1 else { throw UsageError("--partitions must be at least 1") }
         let catalogue = try tools.map { try ToolCatalogue.load(file: URL(fileURLWithPath: $0)) } ?? DemoCatalogue.catalogue()
+        try ToolLimitOptions.check(catalogue, try toolLimits.limits(nil))
         let storeURL = adapterStore.map { URL(fileURLWithPath: $0) } ?? Self.defaultStore
         let store = try AdapterStore(root: storeURL)
         let work = storeURL.deletingLastPathComponent()
