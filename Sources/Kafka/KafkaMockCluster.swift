@@ -22,6 +22,8 @@ public enum KafkaBrokerError: Int32, Sendable {
     case notCoordinator = 16
     case notEnoughReplicas = 19
     case rebalanceInProgress = 27
+    /// Not retriable: a produce that gets it fails for good.
+    case topicAuthorizationFailed = 29
 }
 
 /// An in-process Kafka cluster on loopback.

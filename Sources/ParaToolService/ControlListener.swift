@@ -2,7 +2,8 @@
 // group): `adapters` (AdapterUpdate → hot swap in the AdapterRegistry) and `tools` (ToolSpec →
 // the catalogue the worker picks up between batches; the trainer follows `tools` alone). A spec
 // whose name the store refuses, or whose message key names another tool, is refused and counted;
-// so are a spec larger than its limit and a new tool beyond the catalogue's (ToolTopicLimits).
+// so are a spec larger than its limit, a spec whose schema holds more alternatives or literal
+// bytes than the call grammar may take, and a new tool beyond the catalogue's (ToolTopicLimits).
 import Foundation
 import Kafka
 import Logging
@@ -20,12 +21,32 @@ public struct ToolTopicLimits: Sendable, Equatable {
     /// Most bytes of one ToolSpec message; a larger one is refused before it is decoded
     /// (counted as `too_large`).
     public var maxSpecBytes: Int
+    /// Most alternatives one spec's schema may hold (enum and const values, anyOf/oneOf members,
+    /// type-list names: `SchemaAlternatives`); each is compiled into the call grammar of every
+    /// request naming the tool and tried at value starts. More is refused (`too_complex`).
+    public var maxAlternatives: Int
+    /// Most bytes of one spec's enum and const values; more is refused (`too_complex`).
+    public var maxLiteralBytes: Int
 
     public static let `default` = ToolTopicLimits()
 
-    public init(maxTools: Int = 10_000, maxSpecBytes: Int = 64 << 10) {
+    public init(maxTools: Int = 10_000, maxSpecBytes: Int = 64 << 10, maxAlternatives: Int = 1024, maxLiteralBytes: Int = 16 << 10) {
         self.maxTools = maxTools
         self.maxSpecBytes = maxSpecBytes
+        self.maxAlternatives = maxAlternatives
+        self.maxLiteralBytes = maxLiteralBytes
+    }
+
+    /// Why `spec`'s schema is over the limits on alternatives and literal bytes (nil: within them).
+    public func complexityRefusal(_ spec: ToolSpec) -> String? {
+        let alternatives = SchemaAlternatives(schema: spec.parameters)
+        if alternatives.count > maxAlternatives {
+            return "its schema holds \(alternatives.count) alternatives (enum values, anyOf/oneOf members), more than --max-schema-alternatives \(maxAlternatives)"
+        }
+        if alternatives.literalBytes > maxLiteralBytes {
+            return "its schema's enum and const values hold \(alternatives.literalBytes) bytes, more than --max-schema-literal-bytes \(maxLiteralBytes)"
+        }
+        return nil
     }
 }
 
@@ -177,6 +198,12 @@ public final class ControlListener: Service, Sendable {
                 // replace that tool's spec there while this listener kept both.
                 if let key = m.key, !key.isEmpty, key != Array(spec.name.utf8) {
                     throw ConversionError(field: "key", reason: "the message key '\(String(decoding: key, as: UTF8.self))' is not the spec's name '\(spec.name)'")
+                }
+                if let reason = toolLimits.complexityRefusal(spec) {
+                    metrics.toolSpec(result: "too_complex")
+                    logger.error("ToolSpec refused at \(m.topic)[\(m.partition)]@\(m.offset), the rest of the catalogue serves: \(reason)",
+                                 metadata: ["tool": "\(spec.name)"])
+                    return
                 }
                 let added = specs.withLock { s in
                     guard s.table[spec.name] != nil || s.table.count < toolLimits.maxTools else { return false }

@@ -3,7 +3,9 @@
 // for served requests (outcome unknown, source `served:<worker>`). Solved feedback makes the
 // served calls the target; unsolved feedback with corrected calls makes those the target; unsolved
 // feedback without a correction is counted, never trained on. Candidates are kept for a bounded
-// window; feedback that arrives before its candidate waits (bounded too). Pure state: the trainer
+// window, by count and by bytes; feedback that arrives before its candidate waits (bounded the same
+// way; feedback for a request id no worker served waits too: requests carry no client identity,
+// so it cannot be told apart before it leaves as unknown). Pure state: the trainer
 // feeds it the messages of both topics in the order it polls them (FeedbackJournal keeps it
 // across restarts).
 import Foundation
@@ -44,21 +46,54 @@ public struct FeedbackJoin: Sendable {
         }
     }
 
+    /// Entries pushed out of the join to keep it within its bounds: the oldest candidates (their
+    /// feedback is then late) and the oldest waiting feedback (unknown).
+    public struct Evictions: Sendable, Equatable {
+        /// Pushed out by `window`.
+        public var byCount = 0
+        /// Pushed out by `maxBytes`.
+        public var byBytes = 0
+
+        public init(byCount: Int = 0, byBytes: Int = 0) {
+            self.byCount = byCount
+            self.byBytes = byBytes
+        }
+    }
+
     /// Candidates kept; also how many early feedback messages wait and how many joined and
     /// evicted ids are remembered.
     public let window: Int
+    /// Most bytes (`bytes(of:)`) the candidates may hold, and the waiting feedback as well.
+    public let maxBytes: Int
+    /// The default of `maxBytes`: 256 MiB.
+    public static let defaultMaxBytes = 256 << 20
     private var candidates: [String: Trajectory] = [:]
     private var candidateOrder: [String] = []
+    /// `bytes(of:)` of each candidate held, computed once.
+    private var candidateSizes: [String: Int] = [:]
     private var early: [String: WireFeedback] = [:]
     private var earlyOrder: [String] = []
     private var joined = BoundedIDSet()
     private var evicted = BoundedIDSet()
+    /// Bytes of the candidates held, and of the feedback waiting.
+    public private(set) var candidateBytes = 0, waitingBytes = 0
+    /// Entries pushed out since the join was made.
+    public private(set) var evictions = Evictions()
 
-    /// A join that keeps the last `window` candidates (at least 1).
-    public init(window: Int = 10_000) {
+    /// A join that keeps the last `window` candidates (at least 1) within `maxBytes` (at least 1).
+    public init(window: Int = 10_000, maxBytes: Int = FeedbackJoin.defaultMaxBytes) {
         self.window = max(1, window)
+        self.maxBytes = max(1, maxBytes)
         joined = BoundedIDSet(capacity: self.window)
         evicted = BoundedIDSet(capacity: self.window)
+    }
+
+    /// What a served candidate counts for against `maxBytes`: its JSON Lines form.
+    public static func bytes(of t: Trajectory) -> Int { t.json.serialized().utf8.count }
+
+    /// What waiting feedback counts for against `maxBytes`: its strings, plus 64 for the rest.
+    public static func bytes(of f: WireFeedback) -> Int {
+        64 + f.requestID.utf8.count + f.source.utf8.count + f.correctedCalls.reduce(0) { $0 + $1.name.utf8.count + $1.argumentsJSON.utf8.count }
     }
 
     /// Candidates held now.
@@ -70,6 +105,9 @@ public struct FeedbackJoin: Sendable {
     /// Feedback waiting for its candidate, oldest first.
     public var waitingFeedback: [WireFeedback] { earlyOrder.compactMap { early[$0] } }
 
+    /// How much feedback waits for its candidate.
+    public var waitingCount: Int { early.count }
+
     /// Whether a trajectory is a served candidate this join takes.
     public static func isCandidate(_ t: Trajectory) -> Bool { t.outcome == .unknown && t.source.hasPrefix("served") }
 
@@ -79,14 +117,20 @@ public struct FeedbackJoin: Sendable {
         guard !joined.contains(t.id) else { return [] }
         if let feedback = early.removeValue(forKey: t.id) {
             earlyOrder.removeAll { $0 == t.id }
+            waitingBytes -= Self.bytes(of: feedback)
             // Checked when it arrived, so the conversion succeeds.
             return [join(feedback, calls: (try? Self.correctedCalls(feedback)) ?? [], with: t)]
         }
         if candidates[t.id] == nil { candidateOrder.append(t.id) }
         candidates[t.id] = t
-        if candidateOrder.count > window {
+        let size = Self.bytes(of: t)
+        candidateBytes += size - (candidateSizes.updateValue(size, forKey: t.id) ?? 0)
+        // The newest candidate stays even when it alone is over the bytes.
+        while candidateOrder.count > window || (candidateBytes > maxBytes && candidateOrder.count > 1) {
+            if candidateOrder.count > window { evictions.byCount += 1 } else { evictions.byBytes += 1 }
             let old = candidateOrder.removeFirst()
             candidates[old] = nil
+            candidateBytes -= candidateSizes.removeValue(forKey: old) ?? 0
             evicted.insert(old)
         }
         return []
@@ -101,16 +145,19 @@ public struct FeedbackJoin: Sendable {
         if joined.contains(id) { return [.duplicate] }
         if let candidate = candidates.removeValue(forKey: id) {
             candidateOrder.removeAll { $0 == id }
+            candidateBytes -= candidateSizes.removeValue(forKey: id) ?? 0
             return [join(feedback, calls: calls, with: candidate)]
         }
         if evicted.contains(id) { return [.late] }
         if early[id] != nil { return [.duplicate] }
         early[id] = feedback
         earlyOrder.append(id)
+        waitingBytes += Self.bytes(of: feedback)
         var outcomes: [Outcome] = [.waiting]
-        if earlyOrder.count > window {
+        while earlyOrder.count > window || (waitingBytes > maxBytes && earlyOrder.count > 1) {
+            if earlyOrder.count > window { evictions.byCount += 1 } else { evictions.byBytes += 1 }
             let old = earlyOrder.removeFirst()
-            early[old] = nil
+            if let gone = early.removeValue(forKey: old) { waitingBytes -= Self.bytes(of: gone) }
             outcomes.append(.unknown(requestID: old))
         }
         return outcomes

@@ -2,6 +2,7 @@
 // the background of a running service and announces each adapter version on `adapters` the moment
 // it is published, and the gate when it is trained, so workers switch from serving a tool with its
 // document in the prompt to its adapter without a restart. Progress goes to the log and /metrics.
+// An announcement whose send fails is counted and sent again with the next one, and at the end.
 import Foundation
 import Kafka
 import Logging
@@ -23,6 +24,8 @@ public final class FirstStartTrainer: Service, @unchecked Sendable {
     private let logger: Logger
     /// Steps done and to do over the whole run (every job), for `progress`.
     private let counts = Mutex<(done: Int, total: Int)>((0, 0))
+    /// Announcements whose send failed, sent again before the next ones.
+    private let unannounced = Mutex<[WireAdapterUpdate]>([])
 
     /// A trainer for `plan` (from `policy.plan()`).
     public init(policy: FirstStartTraining, plan: FirstStartTraining.Plan, kafka: KafkaConfiguration, topics: TopicNames,
@@ -78,18 +81,39 @@ public final class FirstStartTrainer: Service, @unchecked Sendable {
         if let gate = result.gateDirectory {
             announce([try GateDistribution.update(directory: gate)], producer: producer)
         }
+        // What still failed is sent again a few times before the trainer returns.
+        var wait = 1.0
+        while !unannounced.withLock({ $0.isEmpty }), wait <= 16, !Task.isShuttingDownGracefully, !Task.isCancelled {
+            Thread.sleep(forTimeInterval: wait)
+            announce([], producer: producer)
+            wait *= 2
+        }
         logger.notice("first start: trained; every tool is now served with its adapter",
                       metadata: ["adapters": "\(result.published.count)", "seconds": "\(Int(Date().timeIntervalSince(started)))"])
     }
 
+    /// Sends the announcements a failed send left, then `updates`; what fails is counted
+    /// (`paratool_announcement_failures_total`), logged, and kept for the next call.
     private func announce(_ updates: [WireAdapterUpdate], producer: KafkaProducer) {
-        do {
-            let messages = try updates.map { OutgoingMessage(topic: topics.adapters, key: $0.tool, value: try $0.encode()) }
-            _ = try producer.sendAndWait(messages)
-            for u in updates { logger.info("first start: announced", metadata: ["tool": "\(u.tool)", "version": "\(u.version)"]) }
-        } catch {
-            // The version is in the store: the next start (or the trainer's next announcement) serves it.
-            logger.error("first start: announcing \(updates.map(\.tool)) failed: \(error)")
+        let pending = unannounced.withLock { u in
+            defer { u.removeAll() }
+            return u + updates
         }
+        var failed: [WireAdapterUpdate] = []
+        var lastError: Error?
+        for u in pending {
+            do {
+                _ = try producer.sendAndWait([OutgoingMessage(topic: topics.adapters, key: u.tool, value: try u.encode())])
+                logger.info("first start: announced", metadata: ["tool": "\(u.tool)", "version": "\(u.version)"])
+            } catch {
+                failed.append(u)
+                lastError = error
+            }
+        }
+        guard let lastError else { return }
+        unannounced.withLock { $0 = failed + $0 }
+        metrics.announcementFailed(count: failed.count)
+        // The version is in the store: it is announced again with the next one, or at the end.
+        logger.error("first start: announcing \(failed.map(\.tool)) failed, sending again later: \(lastError)")
     }
 }

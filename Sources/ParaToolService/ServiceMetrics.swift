@@ -70,7 +70,7 @@ public final class ServiceMetrics: Sendable {
     }
 
     /// Counts a ToolSpec read from the `tools` topic by result (`accepted`, `refused`, and over
-    /// the limits: `too_large`, `too_many`).
+    /// the limits: `too_large`, `too_many`, `too_complex`).
     public func toolSpec(result: String) {
         counter("tool_specs", labels: [("result", result)], help: "ToolSpec messages read from the tools topic, by result.").increment()
     }
@@ -84,6 +84,20 @@ public final class ServiceMetrics: Sendable {
     /// (calls the token budget closed early).
     public func answered(kind: String) {
         counter("answers", labels: [("kind", kind)], help: "Answers served, by kind: calls, text, or calls the budget force-closed.").increment()
+    }
+
+    /// Counts announcements on `adapters` (adapter versions, gates) whose send failed; each is
+    /// sent again later (`paratool_announcement_failures_total`).
+    public func announcementFailed(count: Int = 1) {
+        counter("announcement_failures", labels: [],
+                help: "Adapter and gate announcements whose send failed; each is sent again at a later round.")
+            .increment(by: Int64(count))
+    }
+
+    /// Counts a served request's trajectory candidate that was not published, by reason
+    /// (`unencodable`: the wire cannot carry it).
+    public func trajectoryDropped(reason: String) {
+        counter("trajectory_drops", labels: [("reason", reason)], help: "Served trajectory candidates not published, by reason.").increment()
     }
 
     /// The gauge `paratool_<name>` with these labels, created on first use.

@@ -6,8 +6,10 @@
 // held-out slice, publishes each tool's new version held for review, scores it against the
 // serving version on the held-out slice (PromotionPolicy), and announces on `adapters` only the
 // versions promoted, for workers to hot-swap; rejected ones stay in the store with their reason.
-// A retrained gate is announced there too (GateDistribution). The tool documents come from a file or, by default,
-// from the compacted `tools` topic the workers follow.
+// A retrained gate is announced there too (GateDistribution). An announcement whose send fails is
+// counted and sent again at the next round; a dead letter the broker can never take is sent
+// truncated (Undeliverable). The tool documents come from a file or, by default, from the
+// compacted `tools` topic the workers follow.
 import Foundation
 import Kafka
 import LLM
@@ -44,6 +46,11 @@ public struct TrainerSettings: Sendable {
     /// Served candidates kept for feedback to join (the newest this many; journaled in the
     /// dataset directory, so a restart keeps them and the feedback still waiting).
     public var feedbackWindow = 10_000
+    /// Most bytes the served candidates held for feedback may take, and the feedback waiting for
+    /// its candidate as well (`FeedbackJoin.maxBytes`).
+    public var feedbackMaxBytes = FeedbackJoin.defaultMaxBytes
+    /// Most bytes of the dataset's log; past it new episodes are refused, logged and counted.
+    public var datasetMaxBytes = TrajectoryDataset.defaultMaxBytes
     /// Name in the dead-letter headers of feedback this trainer refused.
     public var trainerID = "trainer"
     /// Score every retrained version on the held-out slice against the serving one and announce
@@ -76,6 +83,9 @@ public final class TrainerService: Service, Sendable {
     private let heldOff = Mutex<[String: ContinuousClock.Instant]>([:])
     /// How long a failed tool waits before its next attempt.
     public static let retryDelay: Duration = .seconds(60)
+    /// Announcements (adapter versions, gates) whose send failed, to send again at the next round
+    /// of the loop once `retryAt` has come; `failures` in a row set the back-off.
+    private let unannounced = Mutex<(messages: [OutgoingMessage], failures: Int, retryAt: ContinuousClock.Instant)>(([], 0, .now))
     /// The `tools` topic, when the catalogue comes from there (run it in the same group).
     private let toolsTopic: ControlListener?
     public let dataset: TrajectoryDataset
@@ -91,7 +101,7 @@ public final class TrainerService: Service, Sendable {
         self.toolsTopic = toolsTopic
         self.metrics = metrics
         self.logger = logger
-        dataset = try TrajectoryDataset(directory: settings.dataset)
+        dataset = try TrajectoryDataset(directory: settings.dataset, maxBytes: settings.datasetMaxBytes)
         reportRejected(dataset.rejectedAtOpen)
         if let reason = dataset.stateRejected {
             logger.error("the dataset's trained counts could not be read; every tool with data is due again: \(reason)")
@@ -135,24 +145,32 @@ public final class TrainerService: Service, Sendable {
         logger.info("trainer consuming", metadata: ["topic": "\(settings.topics.trajectories)", "stored": "\(dataset.count)",
                                                      "retrain_every": "\(settings.retrainEvery)"])
         let trainingThread = ServiceThread(name: "paratool-training")
-        var join = FeedbackJoin(window: settings.feedbackWindow)
+        var join = FeedbackJoin(window: settings.feedbackWindow, maxBytes: settings.feedbackMaxBytes)
         let (journal, replayed) = try FeedbackJournal.open(directory: settings.dataset, into: &join)
         reportRejected(journal.rejectedAtOpen)
-        try dataset.append(replayed)
+        reportOverQuota(try dataset.append(replayed).overQuota)
+        var evictions = FeedbackJoin.Evictions()
+        report(join, since: &evictions)
         logger.info("feedback join restored", metadata: ["candidates": "\(join.candidateCount)", "waiting": "\(join.waitingFeedback.count)"])
         try await withThrowingDiscardingTaskGroup { trainings in
             var lastScheduled = ContinuousClock.now
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 let batch = try consumer.pollBatch(maxMessages: 256, timeout: .milliseconds(200), window: .milliseconds(20))
-                if !batch.isEmpty { try store(batch, join: &join, journal: journal, consumer: consumer, producer: producer) }
+                if !batch.isEmpty {
+                    try store(batch, join: &join, journal: journal, consumer: consumer, producer: producer)
+                    report(join, since: &evictions)
+                }
                 let scheduled = settings.schedule.map { ContinuousClock.now - lastScheduled >= $0 } ?? false
                 let now = ContinuousClock.now
                 let due = dataset.due(threshold: scheduled ? 1 : settings.retrainEvery)
                     .filter { tool in heldOff.withLock { $0[tool].map { now >= $0 } ?? true } }
                 if scheduled { lastScheduled = .now }
-                guard !due.isEmpty, state.withLock({ s in defer { s.training = true }; return !s.training }) else { continue }
+                let announceDue = unannounced.withLock { !$0.messages.isEmpty && now >= $0.retryAt }
+                guard !due.isEmpty || announceDue, state.withLock({ s in defer { s.training = true }; return !s.training }) else { continue }
                 trainings.addTask(executorPreference: trainingThread) { [self] in
                     defer { trainingEnded() }
+                    if announceDue { announce([], producer: producer) }
+                    guard !due.isEmpty else { return }
                     do { try retrain(due, producer: producer) } catch {
                         logger.error("retraining \(due.joined(separator: ",")) failed, next attempt in \(Self.retryDelay): \(error)")
                         holdOff(due)
@@ -217,13 +235,98 @@ public final class TrainerService: Service, Sendable {
                 metrics.counter("trainer_skipped", labels: [("outcome", "undecodable")], help: "Trajectories not stored, by outcome.").increment()
             }
         }
-        if !deadLetters.isEmpty { _ = try producer.sendAndWait(deadLetters) }
-        let stored = try dataset.append(accepted)
+        // Stopping while the letters could not be sent: nothing is stored or committed, so the
+        // batch comes again.
+        guard try send(deadLetters: deadLetters, producer: producer) else { return }
+        let appended = try dataset.append(accepted)
+        reportOverQuota(appended.overQuota)
         try journal.append(journalLines, join: join)
-        metrics.counter("trainer_stored", labels: [], help: "Trajectories appended to the dataset.").increment(by: Int64(stored.count))
+        metrics.counter("trainer_stored", labels: [], help: "Trajectories appended to the dataset.").increment(by: Int64(appended.stored.count))
         do { try consumer.commit(TopicPartitionOffset.commitPositions(after: batch)) } catch {
             logger.warning("commit failed; the batch may be delivered again: \(error)")
         }
+    }
+
+    /// Sends the dead letters of refused feedback. One the broker can never take (too large,
+    /// invalid) is dropped and counted and its truncated letter sent instead (`Undeliverable`);
+    /// before, the send threw out of the poll loop and stopped the trainer. Other failures are
+    /// retried; returns false when the trainer stops while they still fail.
+    private func send(deadLetters: [OutgoingMessage], producer: KafkaProducer) throws -> Bool {
+        let undeliverable = Undeliverable(metrics: metrics, logger: logger)
+        var pending = deadLetters
+        var attempt = 0
+        while !pending.isEmpty {
+            var failed: [(OutgoingMessage, KafkaError)] = []
+            var replacements: [OutgoingMessage] = []
+            for (m, result) in zip(pending, producer.deliver(pending)) {
+                guard case .failure(let e) = result else { continue }
+                if !e.isPermanentForMessage { failed.append((m, e)) } else if let truncated = undeliverable.drop(m, e) { replacements.append(truncated) }
+            }
+            if !failed.isEmpty {
+                if let fatal = producer.fatalError { throw fatal }
+                attempt += 1
+                logger.warning("dead letters not delivered, retrying", metadata: ["messages": "\(failed.count)", "attempt": "\(attempt)",
+                                                                                  "error": "\(failed[0].1)"])
+                if (Task.isShuttingDownGracefully || Task.isCancelled) && attempt >= 3 { return false }
+                Thread.sleep(forTimeInterval: min(2, 0.1 * Double(attempt)))
+            }
+            pending = failed.map(\.0) + replacements
+        }
+        return true
+    }
+
+    /// Sends `updates` after the announcements a failed send left. What fails again is counted
+    /// (`paratool_announcement_failures_total`), logged, and kept for the next round, after a
+    /// back-off of 1 s doubling to `retryDelay`: the versions are in the store, so an announcement
+    /// is never given up and nothing is trained again for it.
+    func announce(_ updates: [OutgoingMessage], producer: KafkaProducer) {
+        let pending = unannounced.withLock { u in
+            u.messages += updates
+            return u.messages
+        }
+        guard !pending.isEmpty else { return }
+        let failed = zip(pending, producer.deliver(pending)).compactMap { m, result -> (OutgoingMessage, KafkaError)? in
+            if case .failure(let e) = result { (m, e) } else { nil }
+        }
+        let delay = unannounced.withLock { u -> Duration in
+            u.messages = failed.map(\.0)
+            u.failures = failed.isEmpty ? 0 : u.failures + 1
+            let delay = failed.isEmpty ? .zero : min(Self.retryDelay, .seconds(1 << min(u.failures - 1, 6)))
+            u.retryAt = .now + delay
+            return delay
+        }
+        guard let (_, error) = failed.first else { return }
+        metrics.announcementFailed(count: failed.count)
+        logger.error("announcing failed, sending again in \(delay)",
+                     metadata: ["announcements": "\(failed.map { String(decoding: $0.0.key ?? [], as: UTF8.self) })", "error": "\(error)"])
+    }
+
+    /// Logs and counts episodes the dataset refused for its quota (their offsets are committed:
+    /// they are not stored, but never silently).
+    private func reportOverQuota(_ refused: [Trajectory]) {
+        guard !refused.isEmpty else { return }
+        metrics.counter("trainer_over_quota", labels: [], help: "Episodes refused because the dataset reached --dataset-max-bytes.")
+            .increment(by: Int64(refused.count))
+        logger.error("the dataset is at its quota: episodes refused, not stored",
+                     metadata: ["episodes": "\(refused.count)", "first": "\(refused[0].id)", "bytes": "\(dataset.bytes)",
+                                "max_bytes": "\(dataset.maxBytes)"])
+    }
+
+    /// Counts what the feedback join pushed out since `last` (by count and by bytes), and sets
+    /// the gauges of what it holds: feedback waiting for a candidate (feedback for a request id
+    /// no worker served waits there too, until it is pushed out as unknown), and the bytes held.
+    private func report(_ join: FeedbackJoin, since last: inout FeedbackJoin.Evictions) {
+        let now = join.evictions
+        for (bound, n) in [("count", now.byCount - last.byCount), ("bytes", now.byBytes - last.byBytes)] where n > 0 {
+            metrics.counter("trainer_join_evictions", labels: [("bound", bound)],
+                            help: "Candidates and waiting feedback the feedback join pushed out, by the bound that did (count: the window of served candidates, bytes: --feedback-max-bytes).")
+                .increment(by: Int64(n))
+        }
+        last = now
+        metrics.gauge("trainer_feedback_waiting", labels: [], help: "Feedback waiting for its served candidate (or for a request id no worker served).")
+            .set(to: Double(join.waitingCount))
+        metrics.gauge("trainer_join_bytes", labels: [("held", "candidates")], help: "Bytes the feedback join holds.").set(to: Double(join.candidateBytes))
+        metrics.gauge("trainer_join_bytes", labels: [("held", "feedback")], help: "Bytes the feedback join holds.").set(to: Double(join.waitingBytes))
     }
 
     private func markJoined() { state.withLock { $0.joined = true } }
@@ -296,7 +399,8 @@ public final class TrainerService: Service, Sendable {
             updates.append(OutgoingMessage(topic: settings.topics.adapters, key: GateDistribution.toolKey,
                                            value: try GateDistribution.update(directory: directory).encode()))
         }
-        _ = try producer.sendAndWait(updates)
+        // Trained and published whatever the send does: a failed announcement waits for the next round.
+        announce(updates, producer: producer)
         try dataset.markTrained(trainable)
         metrics.counter("trainer_versions_published", labels: [], help: "Adapter versions published.").increment(by: Int64(result.published.count))
         logger.info("published", metadata: ["versions": "\(result.published.map { "\($0.tool)@\($0.version)" })",

@@ -2,7 +2,9 @@
 // as JSON Lines and fsynced before the consumer commits their offsets, so a crash loses nothing;
 // duplicates from redelivery are dropped by id. A small state file records how many trajectories
 // of each tool the last training used, so a restarted trainer knows what is still due. Damaged
-// lines or state are moved aside at open (JSONLinesRecovery), never a reason not to start.
+// lines or state are moved aside at open (JSONLinesRecovery), never a reason not to start. The log
+// has a byte quota: past it new episodes are refused and returned as such, for the owner to log
+// and count.
 import Foundation
 import LLM
 import ParaTool
@@ -19,6 +21,20 @@ public final class TrajectoryDataset: @unchecked Sendable {
     private var ids: Set<String> = []
     private var perTool: [String: Int] = [:]
     private var trained: [String: Int] = [:]
+    /// Bytes of the log now.
+    private var logBytes: Int64 = 0
+    /// Most bytes the log may hold (`append` refuses what would go past).
+    public let maxBytes: Int64
+    /// The default of `maxBytes`: 1 GiB.
+    public static let defaultMaxBytes: Int64 = 1 << 30
+
+    /// What `append` did with the trajectories it was given.
+    public struct Appended: Sendable {
+        /// New ones, now durable.
+        public var stored: [Trajectory] = []
+        /// New ones refused because the log would have gone past `maxBytes`.
+        public var overQuota: [Trajectory] = []
+    }
 
     /// Lines of the log that could not be read when it was opened, moved to
     /// `trajectories.jsonl.rejected` (for the owner to log and count).
@@ -26,9 +42,11 @@ public final class TrajectoryDataset: @unchecked Sendable {
 
     /// Opens (or creates) the dataset and reads what it holds. A torn last line (a crash during
     /// an append whose offset was therefore never committed) is cut off; a line that cannot be
-    /// read is moved aside (`rejectedAtOpen`) instead of failing the open.
-    public init(directory: URL) throws {
+    /// read is moved aside (`rejectedAtOpen`) instead of failing the open. The log may grow to
+    /// `maxBytes` (a log already larger is kept, and nothing more is appended).
+    public init(directory: URL, maxBytes: Int64 = TrajectoryDataset.defaultMaxBytes) throws {
         self.directory = directory
+        self.maxBytes = max(0, maxBytes)
         logURL = directory.appendingPathComponent("trajectories.jsonl")
         stateURL = directory.appendingPathComponent("state.json")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -45,7 +63,7 @@ public final class TrajectoryDataset: @unchecked Sendable {
         trained = state.trained
         stateRejected = state.rejected
         handle = try FileHandle(forWritingTo: logURL)
-        try handle.seekToEnd()
+        logBytes = Int64(clamping: try handle.seekToEnd())
     }
 
     deinit { try? handle.close() }
@@ -80,24 +98,38 @@ public final class TrajectoryDataset: @unchecked Sendable {
     public static func tools(of t: Trajectory) -> Set<String> { Set(t.steps.flatMap { $0.calls.map(\.name) }) }
 
     /// Appends the trajectories not already present and makes them durable (fsync) before
-    /// returning. Returns those appended.
+    /// returning; a new one whose line would take the log past `maxBytes` is refused (not stored,
+    /// not remembered: it is new again if it comes back once there is room). Returns what was
+    /// stored and what was refused.
     @discardableResult
-    public func append(_ trajectories: [Trajectory]) throws -> [Trajectory] {
+    public func append(_ trajectories: [Trajectory]) throws -> Appended {
         try lock.withLock {
-            var fresh: [Trajectory] = []
+            var result = Appended()
             var text = ""
+            var size = logBytes
             for t in trajectories where !ids.contains(t.id) {
+                let line = t.json.serialized() + "\n"
+                let lineBytes = Int64(line.utf8.count)
+                guard size + lineBytes <= maxBytes else {
+                    result.overQuota.append(t)
+                    continue
+                }
+                size += lineBytes
                 ids.insert(t.id)
-                fresh.append(t)
-                text += t.json.serialized() + "\n"
+                result.stored.append(t)
+                text += line
             }
-            guard !fresh.isEmpty else { return [] }
+            guard !result.stored.isEmpty else { return result }
             try handle.write(contentsOf: Data(text.utf8))
             try handle.synchronize()
-            for t in fresh { for tool in Self.tools(of: t) { perTool[tool, default: 0] += 1 } }
-            return fresh
+            logBytes = size
+            for t in result.stored { for tool in Self.tools(of: t) { perTool[tool, default: 0] += 1 } }
+            return result
         }
     }
+
+    /// Bytes of the log.
+    public var bytes: Int64 { lock.withLock { logBytes } }
 
     /// How many stored trajectories call each tool.
     public var counts: [String: Int] { lock.withLock { perTool } }

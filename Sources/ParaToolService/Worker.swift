@@ -3,7 +3,8 @@
 // the poll interval's budget (ComputeBudget), produces Action (`actions`), FlopsTelemetry
 // (`telemetry`) and a Trajectory candidate (`trajectories`), and commits offsets only after
 // delivery — or, with exactly-once, inside a Kafka transaction. Bad requests (undecodable,
-// invalid, over a limit) get an error Action and go to `dlq`.
+// invalid, over a limit) get an error Action and go to `dlq`; an output the broker can never take
+// is dropped and counted, a dead letter then sent truncated (Undeliverable).
 import Foundation
 import Kafka
 import Logging
@@ -274,44 +275,46 @@ public final class Worker: Service, @unchecked Sendable {
 
     /// At-least-once: waits for every output; re-sends failed ones until they land. An output
     /// that can never land as it is (too large, invalid: `KafkaError.isPermanentForMessage`) is
-    /// logged, counted and dropped, so the batch commits past it instead of retrying forever.
-    /// Returns false when asked to stop while retrying (the batch is then not committed).
+    /// logged, counted and dropped, so the batch commits past it instead of retrying forever; a
+    /// dead letter dropped so is sent again truncated (`Undeliverable`). Returns false when asked
+    /// to stop while retrying (the batch is then not committed).
     private func deliver(_ outputs: [OutgoingMessage], producer: KafkaProducer) async throws -> Bool {
         var pending = outputs
         var attempt = 0
         while !pending.isEmpty {
             let results = producer.deliver(pending)
             var failed: [(OutgoingMessage, KafkaError)] = []
+            var replacements: [OutgoingMessage] = []
             for (m, r) in zip(pending, results) {
                 guard case .failure(let e) = r else { continue }
-                if e.isPermanentForMessage { dropUndeliverable(m, e) } else { failed.append((m, e)) }
+                if e.isPermanentForMessage {
+                    if let truncated = undeliverable.drop(m, e) { replacements.append(truncated) }
+                } else {
+                    failed.append((m, e))
+                }
             }
-            if failed.isEmpty { return true }
+            if failed.isEmpty {
+                // Truncated letters go at once; one refused again is dropped for good.
+                pending = replacements
+                continue
+            }
             if let fatal = producer.fatalError { throw fatal }
             attempt += 1
             logger.warning("delivery failed, retrying", metadata: ["messages": "\(failed.count)", "attempt": "\(attempt)",
                                                                    "error": "\(failed[0].1)"])
             if isStopping && attempt >= 3 { return false }
-            pending = failed.map(\.0)
+            pending = failed.map(\.0) + replacements
             try? await Task.sleep(for: .seconds(min(2, 0.1 * Double(attempt))))
         }
         return true
     }
 
-    /// Logs and counts an output that can never be delivered as it is; the caller drops it.
-    private func dropUndeliverable(_ m: OutgoingMessage, _ e: KafkaError) {
-        metrics.counter("undeliverable", labels: [("topic", m.topic), ("error", e.name)],
-                        help: "Outputs dropped because the broker or producer can never accept them (too large, invalid).")
-            .increment()
-        logger.error("output can never be delivered, dropped", metadata: ["topic": "\(m.topic)", "bytes": "\(m.value.count)",
-                                                                          "key": "\(String(decoding: m.key ?? [], as: UTF8.self))",
-                                                                          "error": "\(e)"])
-    }
+    private var undeliverable: Undeliverable { Undeliverable(metrics: metrics, logger: logger) }
 
     /// Exactly-once: outputs and input offsets commit atomically; a failed transaction is aborted
     /// and retried with the same outputs, less those that can never be delivered as they are
-    /// (`KafkaError.isPermanentForMessage`, logged and counted). Returns false when asked to stop
-    /// while retrying.
+    /// (`KafkaError.isPermanentForMessage`, logged and counted), a dead letter among them replaced
+    /// by its truncated letter. Returns false when asked to stop while retrying.
     private func deliverInTransaction(_ outputs: [OutgoingMessage], positions: [TopicPartitionOffset],
                                       producer: KafkaProducer, consumer: KafkaConsumer) async throws -> Bool {
         var attempt = 0
@@ -331,9 +334,22 @@ public final class Worker: Service, @unchecked Sendable {
                             logger.warning("transactional delivery failed: \(e)")
                         }
                     } catch let e as KafkaError where e.isPermanentForMessage {
-                        // Refused before it was queued: the transaction goes on without it.
-                        dropUndeliverable(message, e)
+                        // Refused before it was queued: the transaction goes on without it (with
+                        // its truncated letter in its place, for the next attempts too).
                         skipped.insert(i)
+                        if let truncated = undeliverable.drop(message, e) {
+                            outputs[i] = truncated
+                            do {
+                                try producer.produce(truncated) { [logger] result in
+                                    guard case .failure(let e) = result else { return }
+                                    if e.isPermanentForMessage { refused.table.withLock { $0[i] = e } }
+                                    logger.warning("transactional delivery failed: \(e)")
+                                }
+                                skipped.remove(i)
+                            } catch let e as KafkaError where e.isPermanentForMessage {
+                                _ = undeliverable.drop(truncated, e)
+                            }
+                        }
                     }
                 }
                 try producer.sendOffsetsToTransaction(positions, consumer: consumer)
@@ -345,8 +361,14 @@ public final class Worker: Service, @unchecked Sendable {
                 logger.warning("transaction failed, aborting and retrying", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
                 do { try producer.abortTransaction() } catch { logger.warning("abort failed: \(error)") }
                 let gone = refused.table.withLock { $0 }
-                for (i, e) in gone.sorted(by: { $0.key < $1.key }) where !skipped.contains(i) { dropUndeliverable(outputs[i], e) }
-                outputs = outputs.indices.filter { gone[$0] == nil && !skipped.contains($0) }.map { outputs[$0] }
+                var replacements: [Int: OutgoingMessage] = [:]
+                for (i, e) in gone.sorted(by: { $0.key < $1.key }) where !skipped.contains(i) {
+                    replacements[i] = undeliverable.drop(outputs[i], e)
+                }
+                outputs = outputs.indices.compactMap { i in
+                    guard !skipped.contains(i) else { return nil }
+                    return gone[i] == nil ? outputs[i] : replacements[i]
+                }
                 if isStopping && attempt >= 3 { return false }
                 try? await Task.sleep(for: .seconds(min(2, 0.1 * Double(attempt))))
             }
@@ -495,8 +517,18 @@ public final class Worker: Service, @unchecked Sendable {
         let steps = request.history.map(\.wire) + [WireStep(calls: calls)]
         let trajectory = WireTrajectory(id: response.id, query: request.query, candidateTools: response.weights.map(\.tool),
                                         steps: steps, outcome: .unknown, source: "served:\(settings.workerID)")
-        if let bytes = try? trajectory.encode() {
-            served.outputs.append(OutgoingMessage(topic: settings.topics.trajectories, key: calls.first?.name ?? "", value: bytes))
+        if let output = candidateOutput(trajectory, key: calls.first?.name ?? "") { served.outputs.append(output) }
+    }
+
+    /// The message publishing a served request's trajectory candidate, or nil (logged and counted
+    /// in `paratool_trajectory_drops_total`) when the wire cannot carry it: the answer still goes out.
+    func candidateOutput(_ trajectory: WireTrajectory, key: String) -> OutgoingMessage? {
+        do {
+            return OutgoingMessage(topic: settings.topics.trajectories, key: key, value: try trajectory.encode())
+        } catch {
+            metrics.trajectoryDropped(reason: "unencodable")
+            logger.error("trajectory candidate not published: \(error)", metadata: ["request_id": "\(trajectory.id)"])
+            return nil
         }
     }
 
@@ -512,7 +544,7 @@ public final class Worker: Service, @unchecked Sendable {
             served.outputs.append(OutgoingMessage(topic: settings.topics.actions, key: id, value: bytes))
         }
         served.outputs.append(DeadLetterHeader.letter(for: m, topic: settings.topics.dlq, code: code, message: message,
-                                                      by: settings.workerID))
+                                                      by: settings.workerID, requestID: requestID.isEmpty ? nil : requestID))
         served.statuses.append(Self.statusLabel(status))
         served.rejected.append(m)
     }

@@ -48,7 +48,7 @@ struct SelectionBench: ParsableCommand {
                 let c = encoder.encode(query).vector
                 let sims = q.functions.map { f -> Float in
                     let key = "\(f.name): \(f.description)"
-                    if toolCache[key] == nil { toolCache[key] = encoder.encode(key).vector }
+                    if toolCache[key] == nil { toolCache[key] = encoder.encodeTool(name: f.name, description: f.description).vector }
                     return ToolSelection.cosine(c, toolCache[key]!)
                 }
                 if names[ToolSelection.top1(sims).firstIndex(of: 1)!] == goldName { correct["\(pooling) \(depth)", default: 0] += 1 }

@@ -159,6 +159,7 @@ struct ServeCommand: AsyncParsableCommand {
             logger.warning("no --gate and none in the store: using an untrained gate; its weights are not meaningful until trained")
         }
         let catalogue = try settings.string("tools", tools).map { try ToolCatalogue.load(file: URL(fileURLWithPath: $0)) }
+        if let catalogue { try ToolLimitOptions.check(catalogue, worker.toolLimits) }
         let stack = try WorkerStack(
             model: lm, settings: worker, kafka: kafkaConfig, catalogue: catalogue, gate: gateNetwork, store: store,
             stackCacheBytes: stackCacheMB << 20, constrained: !(try settings.bool("unconstrained", unconstrained)),

@@ -1,10 +1,12 @@
 // Settings shared by the service commands (serve, train --brokers, topics, send, up): Kafka
 // connection and librdkafka pass-through, topic prefix, the limits on what the `tools` topic may
-// hold, and the flag > environment > config-file resolution every service setting follows.
+// hold and on what a trainer keeps, and the flag > environment > config-file resolution every
+// service setting follows.
 import ArgumentParser
 import Foundation
 import Kafka
 import Logging
+import ParaTool
 import ParaToolService
 
 struct KafkaOptions: ParsableArguments {
@@ -53,6 +55,12 @@ struct ToolLimitOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Largest ToolSpec message read from the tools topic, in bytes; a larger one is refused and counted (default 65536).", valueName: "bytes"))
     var maxSpecBytes: Int?
 
+    @Option(help: ArgumentHelp("Most alternatives (enum and const values, anyOf/oneOf members) one ToolSpec's schema may hold; each is compiled into the call grammar. More is refused and counted (default 1024).", valueName: "n"))
+    var maxSchemaAlternatives: Int?
+
+    @Option(help: ArgumentHelp("Most bytes of one ToolSpec schema's enum and const values; more is refused and counted (default 16384).", valueName: "bytes"))
+    var maxSchemaLiteralBytes: Int?
+
     /// The limits from the flags, else `settings` (environment, config file), else the defaults.
     func limits(_ settings: SettingsResolver?) throws -> ToolTopicLimits {
         var limits = ToolTopicLimits.default
@@ -64,7 +72,44 @@ struct ToolLimitOptions: ParsableArguments {
             guard n >= 1 else { throw UsageError("--max-spec-bytes must be at least 1") }
             limits.maxSpecBytes = n
         }
+        if let n = try settings?.int("max-schema-alternatives", maxSchemaAlternatives) ?? maxSchemaAlternatives {
+            guard n >= 1 else { throw UsageError("--max-schema-alternatives must be at least 1") }
+            limits.maxAlternatives = n
+        }
+        if let n = try settings?.int("max-schema-literal-bytes", maxSchemaLiteralBytes) ?? maxSchemaLiteralBytes {
+            guard n >= 1 else { throw UsageError("--max-schema-literal-bytes must be at least 1") }
+            limits.maxLiteralBytes = n
+        }
         return limits
+    }
+
+    /// Refuses a catalogue file whose specs are over `limits`' schema bounds, with the tool and
+    /// the reason: the readers of the `tools` topic would refuse them one by one.
+    static func check(_ catalogue: ToolCatalogue, _ limits: ToolTopicLimits) throws {
+        for spec in catalogue.tools {
+            if let reason = limits.complexityRefusal(spec) { throw UsageError("tool \(spec.name) in the catalogue: \(reason)") }
+        }
+    }
+}
+
+/// How much a trainer keeps on disk and in memory for what the topics bring (TrainerSettings).
+struct TrainerLimitOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Most bytes of the trainer's dataset log; past it new episodes are refused, logged and counted (default 1073741824, 1 GiB).", valueName: "bytes"))
+    var datasetMaxBytes: Int?
+
+    @Option(help: ArgumentHelp("Most bytes the served candidates held for feedback may take, and the feedback waiting for its candidate as well; the oldest are pushed out and counted (default 268435456, 256 MiB).", valueName: "bytes"))
+    var feedbackMaxBytes: Int?
+
+    /// `settings` with the flags' limits (else the environment's or config file's, else the defaults).
+    func apply(to trainer: inout TrainerSettings, _ settings: SettingsResolver?) throws {
+        if let n = try settings?.int("dataset-max-bytes", datasetMaxBytes) ?? datasetMaxBytes {
+            guard n >= 1 else { throw UsageError("--dataset-max-bytes must be at least 1") }
+            trainer.datasetMaxBytes = Int64(n)
+        }
+        if let n = try settings?.int("feedback-max-bytes", feedbackMaxBytes) ?? feedbackMaxBytes {
+            guard n >= 1 else { throw UsageError("--feedback-max-bytes must be at least 1") }
+            trainer.feedbackMaxBytes = n
+        }
     }
 }
 

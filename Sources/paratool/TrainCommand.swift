@@ -42,6 +42,7 @@ struct Train: AsyncParsableCommand {
 
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var toolLimits: ToolLimitOptions
+    @OptionGroup var trainerLimits: TrainerLimitOptions
 
     @Option(help: ArgumentHelp("Service mode: the trainer's durable dataset directory (env PARATOOL_DATASET).", valueName: "dir"))
     var dataset: String?
@@ -326,6 +327,7 @@ extension Train {
         trainer.review = !(try settings.bool("no-review", noReview))
         trainer.adapter = adapterConfig()
         trainer.toolLimits = try toolLimits.limits(settings)
+        try trainerLimits.apply(to: &trainer, settings)
         guard trainer.retrainEvery >= 1 else { throw UsageError("--retrain-every must be at least 1") }
         let port = try settings.int("metrics-port", metricsPort) ?? 9465
         let metrics = ServiceMetrics()

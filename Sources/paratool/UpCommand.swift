@@ -34,6 +34,7 @@ struct UpCommand: AsyncParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var toolLimits: ToolLimitOptions
+    @OptionGroup var trainerLimits: TrainerLimitOptions
 
     @Option(help: ArgumentHelp("Tool catalogue to publish instead of the demo one.", valueName: "file"))
     var tools: String?
@@ -73,6 +74,7 @@ struct UpCommand: AsyncParsableCommand {
         let logger = try serviceLogger("paratool.up", level: logLevel)
         guard partitions >= 1 else { throw UsageError("--partitions must be at least 1") }
         let catalogue = try tools.map { try ToolCatalogue.load(file: URL(fileURLWithPath: $0)) } ?? DemoCatalogue.catalogue()
+        try ToolLimitOptions.check(catalogue, try toolLimits.limits(nil))
         let storeURL = adapterStore.map { URL(fileURLWithPath: $0) } ?? Self.defaultStore
         let store = try AdapterStore(root: storeURL)
         let work = storeURL.deletingLastPathComponent()
@@ -122,6 +124,7 @@ struct UpCommand: AsyncParsableCommand {
         var trainerSettings = TrainerSettings(dataset: work.appendingPathComponent("dataset"), store: storeURL, tools: catalogueFile)
         trainerSettings.topics = topics
         trainerSettings.toolLimits = settings.toolLimits
+        try trainerLimits.apply(to: &trainerSettings, nil)
         trainerSettings.model = modelOptions.model
         // Retraining on feedback follows the first start's schedule.
         trainerSettings.adapter = FirstStartTraining.adapterSettings(steps: trainSteps)

@@ -69,6 +69,24 @@ final class FlopsAndGateTests: XCTestCase {
         }
     }
 
+    /// A tool's document is encoded from its first tokens only: a description from the `tools`
+    /// topic (up to --max-spec-bytes) was encoded whole by every engine build, so its length set
+    /// the encoder's work and KV cache. Two descriptions that differ only past the bound now give
+    /// the same vector.
+    func testToolDocumentEncodingReadsABoundedPrefix() throws {
+        let lm = try LanguageModel.load(path: MethodFixtures.hfTiny.appendingPathComponent("qwen2").path)
+        let encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: .mean)
+        let description = String(repeating: "Current weather for a city, its wind and its rain. ", count: 120)
+        XCTAssertGreaterThan(lm.tokenizer.encode(description).count, 1024)
+        let gate = GateNetwork(config: GateConfig(dimension: encoder.dimension, hidden: [8]), seed: 1)
+        gate.addTools([("long", description), ("longer", description + " And much more about snow, ice and hail.")], encoder: encoder)
+        // The names differ too: compare each against its own name's encoding of the same prefix.
+        let again = GateNetwork(config: GateConfig(dimension: encoder.dimension, hidden: [8]), seed: 1)
+        again.addTools([("longer", description)], encoder: encoder)
+        XCTAssertEqual(gate.toolVectors["longer"], again.toolVectors["longer"], "text past the bound is not read")
+        XCTAssertNotEqual(gate.toolVectors["long"], gate.toolVectors["longer"])
+    }
+
     func testGateMLPMatchesDoubleReference() throws {
         let gate = GateNetwork(config: GateConfig(dimension: 8, hidden: [16, 12]), seed: 3)
         var rng = SeededGenerator(seed: 9)

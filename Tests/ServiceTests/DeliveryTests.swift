@@ -92,7 +92,8 @@ import Wire
     }
 
     /// A worker whose broker takes messages of at most 20,000 bytes gets a request whose dead
-    /// letter is larger, then four ordinary ones: those are answered and the letter is counted.
+    /// letter is larger, then four ordinary ones: those are answered, the letter is counted, and a
+    /// truncated letter takes its place on `dlq`.
     func checkUndeliverableOutputIsSkipped(broker: ServiceHarness.Broker, prefix: String,
                                             configure: (inout WorkerSettings) -> Void) throws {
         let harness = try ServiceHarness(broker: broker)
@@ -110,6 +111,14 @@ import Wire
         #expect(metrics.exposition().contains(#"paratool_undeliverable_total{topic="test.dlq",error="MSG_SIZE_TOO_LARGE"} 1"#)
                 || metrics.exposition().contains(#"paratool_undeliverable_total{error="MSG_SIZE_TOO_LARGE",topic="test.dlq"} 1"#),
                 "\(metrics.exposition())")
+        // In its place a truncated letter: the reason, where the request came from, its first bytes.
+        // (The four ordinary requests are over maxPromptTokens: their letters are there too.)
+        let letters = try harness.readAll(harness.topics.dlq, count: 5, timeout: .seconds(10))
+        let letter = try #require(letters.first { $0.key == Array("huge".utf8) }, "a truncated dead letter reached dlq")
+        #expect(letter.header(DeadLetterHeader.sourceTopic)?.string == harness.topics.requests)
+        #expect(letter.header("paratool.request.id")?.string == "huge")
+        #expect(letter.header("paratool.truncated.bytes").flatMap { Int($0.string) }.map { $0 > 20_000 } == true)
+        #expect(letter.value.count < 20_000)
     }
 
     @Test func killedWorkerProcessIsReplacedWithoutLoss() throws {

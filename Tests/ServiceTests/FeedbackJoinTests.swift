@@ -147,4 +147,44 @@ import Wire
         #expect(try String(contentsOf: url, encoding: .utf8).split(separator: "\n").count == 2, "the bad line left the journal")
         #expect(journal.rejectedAtOpen.map(\.line) == [2])
     }
+
+    /// The join was bounded by count only: ten thousand candidates of a megabyte each held ten
+    /// gigabytes. Past `maxBytes` the oldest candidates leave (their feedback is then late) and the
+    /// oldest waiting feedback is pushed out as unknown; each eviction is counted.
+    @Test func candidatesAndWaitingFeedbackAreBoundedByBytes() throws {
+        let big = Trajectory(id: "big0", query: String(repeating: "weather ", count: 200), candidateTools: ["get_weather"],
+                             steps: [Step(calls: [ToolCall(name: "get_weather", arguments: .object([:]))], observation: "")],
+                             outcome: .unknown, source: "served:w1")
+        let size = FeedbackJoin.bytes(of: big)
+        #expect(size > 1600)
+        var join = FeedbackJoin(window: 100, maxBytes: 3 * size)
+        for i in 0..<5 {
+            var t = big
+            t.id = "big\(i)"
+            #expect(join.add(candidate: t) == [])
+        }
+        #expect(join.candidateCount == 3 && join.candidateBytes <= 3 * size)
+        #expect(join.evictions == FeedbackJoin.Evictions(byCount: 0, byBytes: 2))
+        #expect(join.add(feedback: WireFeedback(requestID: "big0", outcome: .solved)) == [.late])
+        #expect(episode(join.add(feedback: WireFeedback(requestID: "big4", outcome: .solved))) != nil)
+
+        // Waiting feedback has the same byte bound.
+        let long = WireFeedback(requestID: "w0", outcome: .unsolved, correctedCalls: [
+            WireToolCall(name: "get_weather", argumentsJSON: #"{"city": ""# + String(repeating: "x", count: size * 9 / 10) + #""}"#)], source: "agent")
+        #expect(join.add(feedback: long) == [.waiting])
+        var longer = long
+        longer.requestID = "w1"
+        #expect(join.add(feedback: longer) == [.waiting])
+        longer.requestID = "w2"
+        #expect(join.add(feedback: longer) == [.waiting])
+        longer.requestID = "w3"
+        #expect(join.add(feedback: longer) == [.waiting, .unknown(requestID: "w0")])
+        #expect(join.waitingFeedback.count == 3 && join.waitingBytes <= 3 * size)
+        #expect(join.evictions.byBytes == 3)
+    }
+
+    @Test func theDefaultByteBoundIsTwoHundredFiftySixMiB() {
+        #expect(FeedbackJoin().maxBytes == 256 << 20)
+        #expect(TrainerSettings(dataset: URL(fileURLWithPath: "/d"), store: URL(fileURLWithPath: "/s"), tools: nil).feedbackMaxBytes == 256 << 20)
+    }
 }

@@ -37,6 +37,36 @@ import Wire
         #expect(exposition.contains(#"paratool_tool_specs_total{result="accepted"} 3"#), "the reworded get_weather updates a tool held")
     }
 
+    /// Every enum value and anyOf/oneOf alternative of a schema is compiled into the call grammar
+    /// of each request naming the tool, and the recognizer tries the alternatives at every value
+    /// start: a spec within --max-spec-bytes may still hold thousands. Over the schema limits
+    /// (alternatives, literal bytes) it is refused where it enters and counted as `too_complex`.
+    @Test func specsWithTooManyAlternativesAreRefused() throws {
+        let harness = try ServiceHarness()
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: harness.kafka), logger: harness.logger)
+        defer { producer.close() }
+        // 3000 enum values in 14 KB; 200 anyOf alternatives whose string constants hold 40 KB.
+        let manyValues = ToolSpec(name: "many_values", description: "Picks a code",
+                                  parameters: try JSONValue.parse(#"{"type":"object","properties":{"code":{"enum":["#
+                                      + (0..<3000).map(String.init).joined(separator: ",") + "]}}}"))
+        let longLiterals = ToolSpec(name: "long_literals", description: "Picks a phrase",
+                                    parameters: try JSONValue.parse(#"{"type":"object","properties":{"phrase":{"anyOf":["#
+                                        + (0..<200).map { #"{"const":""# + String(repeating: "x", count: 200) + "\($0)" + #""}"# }.joined(separator: ",")
+                                        + "]}}}"))
+        for spec in [manyValues, longLiterals] { #expect(try WireToolSpec(spec).encode().count < ToolTopicLimits.default.maxSpecBytes) }
+        _ = try producer.sendAndWait(try harness.topics.toolMessages(ToolCatalogue([manyValues, longLiterals] + ServiceFixtures.catalogue.tools)))
+        let metrics = ServiceMetrics()
+        try harness.startWorker(id: "w1", catalogue: nil, metrics: metrics)
+        let client = try harness.client()
+        let result = try #require(try client.call(WireToolCallRequest(requestID: "all", query: "Weather in Rome?", maxNewTokens: 2, mode: .average),
+                                                  timeout: .seconds(30)))
+        #expect(result.action.status == .ok, "\(String(describing: result.action.error))")
+        #expect(result.action.weights.map(\.tool) == ServiceFixtures.catalogue.names, "the other tools serve")
+        let exposition = metrics.exposition()
+        #expect(exposition.contains(#"paratool_tool_specs_total{result="too_complex"} 2"#), "\(exposition)")
+        #expect(exposition.contains(#"paratool_tool_specs_total{result="accepted"} 3"#), "\(exposition)")
+    }
+
     /// The trainer's reader of `tools` holds the same limits, from its settings.
     @Test func theTrainerRefusesOversizedSpecsToo() throws {
         let harness = try ServiceHarness()

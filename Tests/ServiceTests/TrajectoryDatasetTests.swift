@@ -44,7 +44,7 @@ import Testing
         #expect(try String(contentsOf: rejected, encoding: .utf8) == bad + "\n", "the bad line is kept aside, not lost")
 
         // The dataset works on: appends, snapshots, and a second open finds nothing more to set aside.
-        #expect(try dataset.append([trajectory("t3")]).map(\.id) == ["t3"])
+        #expect(try dataset.append([trajectory("t3")]).stored.map(\.id) == ["t3"])
         try dataset.snapshot(to: directory.appendingPathComponent("snapshot.jsonl"), withoutHeldOut: true)
         let reopened = try TrajectoryDataset(directory: directory)
         #expect(reopened.count == 3 && reopened.rejectedAtOpen.isEmpty)
@@ -71,5 +71,24 @@ import Testing
         #expect(try Data(contentsOf: state.appendingPathExtension("rejected")) == corrupt, "the corrupt state is kept aside")
         #expect(!FileManager.default.fileExists(atPath: state.path))
         #expect(reopened.due(threshold: 1) == ["get_weather"], "what was trained is unknown: the tool is due again")
+    }
+
+    /// The dataset had no disk quota: whoever could produce to `trajectories` or `feedback` could
+    /// fill the trainer's disk. Past `maxBytes` new episodes are refused and returned as such (the
+    /// trainer logs and counts them); what is stored stays, and a reopen keeps the quota.
+    @Test func newEpisodesPastTheQuotaAreRefused() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let line = trajectory("t1").json.serialized().utf8.count + 1
+        let dataset = try TrajectoryDataset(directory: directory, maxBytes: Int64(2 * line + line / 2))
+        let first = try dataset.append([trajectory("t1"), trajectory("t2"), trajectory("t3")])
+        #expect(first.stored.map(\.id) == ["t1", "t2"])
+        #expect(first.overQuota.map(\.id) == ["t3"])
+        #expect(dataset.count == 2 && dataset.bytes == Int64(2 * line))
+        let reopened = try TrajectoryDataset(directory: directory, maxBytes: Int64(2 * line + line / 2))
+        #expect(reopened.bytes == Int64(2 * line))
+        let again = try reopened.append([trajectory("t3"), trajectory("t1")])
+        #expect(again.stored.isEmpty && again.overQuota.map(\.id) == ["t3"], "a duplicate is not over the quota, only not new")
+        #expect(TrajectoryDataset.defaultMaxBytes == 1 << 30)
     }
 }

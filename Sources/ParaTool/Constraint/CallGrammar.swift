@@ -5,7 +5,8 @@
 // (property names, required ones, no duplicates, types, enums, nested objects and arrays; BFCL's
 // type names dict, float, tuple and any as well as JSON Schema's). Spacing is the canonical one of
 // `ToolCall.rendered` (Python's `json.dumps` separators), so exactly one text exists per value.
-// `CallRecognizer` walks text against it byte by byte.
+// `CallRecognizer` walks text against it byte by byte. `SchemaAlternatives` measures what a schema
+// puts in the grammar (alternatives, literal bytes) for where specs enter to bound it.
 import Foundation
 
 /// The compiled form of a value's schema.
@@ -276,6 +277,52 @@ public struct CallGrammar: Sendable {
         case .int(let i): return i
         case .double(let d) where d.isFinite && abs(d) < 1e15: return Int64(d)
         default: return nil
+        }
+    }
+}
+
+/// What a tool's schema puts in a call grammar that the recognizer tries one by one: every enum or
+/// const value, every anyOf/oneOf member and every name of a type list is an alternative, and the
+/// enum and const values are literals held whole. Counted over the whole schema (every object in
+/// it, as the grammar compiles nested schemas), so where specs enter can bound it.
+public struct SchemaAlternatives: Sendable, Equatable {
+    /// Enum and const values, anyOf/oneOf members and type-list names.
+    public var count = 0
+    /// Bytes of the enum and const values as the grammar holds them (canonical JSON text).
+    public var literalBytes = 0
+
+    public init(count: Int = 0, literalBytes: Int = 0) {
+        self.count = count
+        self.literalBytes = literalBytes
+    }
+
+    /// The alternatives of `schema`.
+    public init(schema: JSONValue) {
+        add(schema)
+    }
+
+    private mutating func add(_ value: JSONValue) {
+        switch value {
+        case .object(let s):
+            for (key, member) in s.members {
+                switch (key, member) {
+                case ("enum", .array(let values)):
+                    count += values.count
+                    for v in values { literalBytes += v.serialized(asciiOnly: false).utf8.count }
+                case ("const", _):
+                    count += 1
+                    literalBytes += member.serialized(asciiOnly: false).utf8.count
+                case ("anyOf", .array(let members)), ("oneOf", .array(let members)), ("type", .array(let members)):
+                    count += members.count
+                    for m in members { add(m) }
+                default:
+                    add(member)
+                }
+            }
+        case .array(let items):
+            for item in items { add(item) }
+        default:
+            break
         }
     }
 }

@@ -1,7 +1,9 @@
 // ContextEncoder: the frozen base model as the gate's encoder. A text (the raw question, or a
 // tool's "name: description") is run through the decoder without adapters or chat template, and
 // its hidden states (of the last layer, or of an inner one), through the final norm, are pooled
-// into one vector: the mean over tokens (the authors' code) or the last token (the paper).
+// into one vector: the mean over tokens (the authors' code) or the last token (the paper). A
+// tool's document is read up to a bound (`toolDocumentTokens`): its description comes from the
+// `tools` topic and is encoded on every engine build, so its length must not set that work.
 import LLM
 import Tensor
 
@@ -20,15 +22,23 @@ public final class ContextEncoder {
     public let pooling: Pooling
     /// How many layers run before pooling (nil: all of them).
     public let layers: Int?
+    /// Most tokens of a tool's document ("name: description") read (`encodeTool`).
+    public let toolDocumentTokens: Int
+    /// The default of `toolDocumentTokens`: 512, more than the longest BFCL tool document.
+    public static let defaultToolDocumentTokens = 512
     private let runner: Transformer
     private let cache: KVCache
 
-    /// An encoder pooling the hidden states after `layers` layers (nil: the last layer's).
-    public init(model: LlamaModel, tokenizer: Tokenizer, pooling: Pooling, layers: Int? = nil) {
+    /// An encoder pooling the hidden states after `layers` layers (nil: the last layer's) that
+    /// reads at most `toolDocumentTokens` tokens of a tool's document (at least 1, at most the
+    /// model's context).
+    public init(model: LlamaModel, tokenizer: Tokenizer, pooling: Pooling, layers: Int? = nil,
+                toolDocumentTokens: Int = ContextEncoder.defaultToolDocumentTokens) {
         self.model = model
         self.tokenizer = tokenizer
         self.pooling = pooling
         self.layers = layers
+        self.toolDocumentTokens = max(1, min(toolDocumentTokens, model.config.maxPositionEmbeddings))
         runner = Transformer(model: model)
         cache = KVCache(config: model.config, capacity: Self.initialCapacity)
     }
@@ -46,7 +56,17 @@ public final class ContextEncoder {
 
     /// The pooled encoding of `text` (the zero vector for an empty text) and its token count.
     public func encode(_ text: String) -> (vector: [Float], tokens: Int) {
-        let ids = tokenizer.encode(text)
+        encode(tokens: tokenizer.encode(text))
+    }
+
+    /// The pooled encoding of tool `name`'s document, "name: description", of its first
+    /// `toolDocumentTokens` tokens, and the tokens read.
+    public func encodeTool(name: String, description: String) -> (vector: [Float], tokens: Int) {
+        encode(tokens: Array(tokenizer.encode("\(name): \(description)").prefix(toolDocumentTokens)))
+    }
+
+    /// The pooled encoding of token ids `ids`.
+    private func encode(tokens ids: [Int]) -> (vector: [Float], tokens: Int) {
         guard !ids.isEmpty else { return ([Float](repeating: 0, count: dimension), 0) }
         cache.clear()
         let out = runner.forward([BatchSegment(sequence: 0, tokens: ids)], caches: [cache], logits: .hiddenOnly, layers: layers)

@@ -141,10 +141,11 @@ public final class GateNetwork {
         addTools([(Self.noToolName, Self.noToolDescription)], encoder: encoder)
     }
 
-    /// Initialises the vectors of `tools` that have none from their "name: description" encodings.
+    /// Initialises the vectors of `tools` that have none from their "name: description" encodings
+    /// (`ContextEncoder.encodeTool`: the document's first tokens).
     public func addTools(_ tools: [(name: String, description: String)], encoder: ContextEncoder) {
         for t in tools where toolVectors[t.name] == nil {
-            setTool(t.name, vector: encoder.encode("\(t.name): \(t.description)").vector)
+            setTool(t.name, vector: encoder.encodeTool(name: t.name, description: t.description).vector)
         }
     }
 

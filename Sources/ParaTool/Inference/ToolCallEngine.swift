@@ -290,8 +290,6 @@ public final class ToolCallEngine {
         return v
     }
 
-    /// Re-initialises the gate's vectors of `tools` from their (changed) documentation, the
-    /// encoding of "name: description" — for a catalogue update that rewrote a tool's description.
     /// Frees the scratch the largest batch so far sized, in the decoder and the gate's encoder,
     /// and returns it (with the batch's freed KV caches) to the system; the next batch allocates
     /// what it needs. Adapter stacks stay cached (`stackCacheBytes`).
@@ -301,9 +299,12 @@ public final class ToolCallEngine {
         ProcessMemory.returnFreedMemory()
     }
 
+    /// Re-initialises the gate's vectors of `tools` from their (changed) documentation, the
+    /// encoding of "name: description" (`ContextEncoder.encodeTool`) — for a catalogue update that
+    /// rewrote a tool's description.
     public func reencodeTools(_ tools: [ToolSpec]) {
         guard let gate else { return }
-        for t in tools { gate.setTool(t.name, vector: encoder.encode("\(t.name): \(t.description)").vector) }
+        for t in tools { gate.setTool(t.name, vector: encoder.encodeTool(name: t.name, description: t.description).vector) }
     }
 
     /// The longest context the model takes: its `max_position_embeddings`.
