@@ -115,15 +115,20 @@ final class StageTests: XCTestCase {
         XCTAssertEqual(forA.map { tokenizer.decode(Array($0.ids.suffix($0.targets))) }, [ca.rendered + "<|im_end|>", ca.rendered + "<|im_end|>"])
         XCTAssertEqual(StageData.pretraining(instances, tool: "b").count, 2)
         XCTAssertEqual(StageData.pretraining(instances, tool: "c").count, 0)
-        // Stage 2: targets spread over the step's calls; the second step sees the history.
+        // Stage 2: every prefix of every answer; the target is the next call's tool, then (with
+        // the no-call candidate) the end; the context holds the calls so far and the history.
         var texts = [String]()
         let gate = StageData.gate([parallel, sequential], known: ["a", "b", "c"]) { texts.append($0); return [Float(texts.count)] }
-        XCTAssertEqual(gate.map(\.candidates), [["b", "a", "c"], ["c", "a", "b"], ["c", "a", "b"]])
-        XCTAssertEqual(gate[0].target, [1.0 / 3, 2.0 / 3, 0])
-        XCTAssertEqual(gate[1].target, [0, 1, 0])
-        XCTAssertEqual(gate[2].target, [0, 0, 1])
+        XCTAssertEqual(gate.map(\.candidates), [["b", "a", "c"], ["b", "a", "c"], ["b", "a", "c"], ["c", "a", "b"], ["c", "a", "b"]])
+        XCTAssertEqual(gate.map(\.target), [[0, 1, 0], [0, 1, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
         XCTAssertEqual(texts[0], "two a and one b")
-        XCTAssertTrue(texts[2].hasPrefix("a then b\n\n" + PromptWording.historyHeader) && texts[2].contains("Observation: A"), texts[2])
+        XCTAssertEqual(texts[1], "two a and one b\n\n[CALLS SO FAR]\n" + ca.rendered)
+        XCTAssertEqual(texts[2], "two a and one b\n\n[CALLS SO FAR]\n" + ca.rendered + "\n" + ca.rendered)
+        XCTAssertTrue(texts[4].hasPrefix("a then b\n\n" + PromptWording.historyHeader) && texts[4].contains("Observation: A")
+                      && !texts[4].contains(PromptWording.callsSoFarHeader), texts[4])
+        let ending = StageData.gate([parallel], known: ["a", "b", "c"], noTool: true) { _ in [0] }
+        XCTAssertEqual(ending.map(\.target), [[0, 1, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]])
+        XCTAssertEqual(ending[0].candidates, ["b", "a", "c", GateNetwork.noToolName])
         // Stage 3: document-free instances only, weighted by the gate over the candidates with adapters.
         let g = GateNetwork(config: GateConfig(dimension: 2, hidden: [3]), seed: 2)
         for (n, v) in [("a", [1, 0]), ("b", [0, 1]), ("c", [1, 1])] as [(String, [Float])] { g.setTool(n, vector: v) }
@@ -310,7 +315,7 @@ final class StageTests: XCTestCase {
                        AdapterStore.gatesDirectory(root: options.store).standardizedFileURL)
         XCTAssertEqual(AdapterStore.latestGate(root: options.store)?.standardizedFileURL, gateDirectory.standardizedFileURL)
         let gate = try GateNetwork.load(from: gateDirectory)
-        // The synthesized data holds steps answered in text, so the gate also has the no-call candidate.
+        // The gate always has the no-call candidate: it ends answers, and answers in text.
         XCTAssertEqual(Set(gate.toolVectors.keys), Set(names + [GateNetwork.noToolName]))
         // One report (and metrics line) per step: the global adapter first (4 tools × 2 steps),
         // then 4 tools × 2, the gate 3, joint 2.
