@@ -37,7 +37,8 @@ def samples(pb):
     action = pb.Action(
         request_id="req-42", calls=[weather], text="",
         weights=[pb.ToolWeight(tool="weather.lookup", weight=0.75, adapter_version="v000003"),
-                 pb.ToolWeight(tool="翻訳", weight=0.25, adapter_version="v000001")],
+                 pb.ToolWeight(tool="翻訳", weight=0.25, adapter_version="v000001"),
+                 pb.ToolWeight(tool="翻訳", weight=1, adapter_version="v000001", call=1)],
         model_id="Llama-3.2-1B-Instruct", status=pb.STATUS_UNKNOWN_TOOL,
         error=pb.Error(code="tool.unknown", message="no tool 'x' ✗"),
         timings=pb.PhaseTimings(queue_ms=0.25, gate_ms=1.5, prefill_ms=30.125, decode_ms=120.0, total_ms=151.875),

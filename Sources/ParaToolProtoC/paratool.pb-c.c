@@ -855,7 +855,7 @@ const ProtobufCMessageDescriptor paratool__v1__error__descriptor =
   (ProtobufCMessageInit) paratool__v1__error__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor paratool__v1__tool_weight__field_descriptors[3] =
+static const ProtobufCFieldDescriptor paratool__v1__tool_weight__field_descriptors[4] =
 {
   {
     "tool",
@@ -893,16 +893,29 @@ static const ProtobufCFieldDescriptor paratool__v1__tool_weight__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "call",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Paratool__V1__ToolWeight, call),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned paratool__v1__tool_weight__field_indices_by_name[] = {
   2,   /* field[2] = adapter_version */
+  3,   /* field[3] = call */
   0,   /* field[0] = tool */
   1,   /* field[1] = weight */
 };
 static const ProtobufCIntRange paratool__v1__tool_weight__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor paratool__v1__tool_weight__descriptor =
 {
@@ -912,7 +925,7 @@ const ProtobufCMessageDescriptor paratool__v1__tool_weight__descriptor =
   "Paratool__V1__ToolWeight",
   "paratool.v1",
   sizeof(Paratool__V1__ToolWeight),
-  3,
+  4,
   paratool__v1__tool_weight__field_descriptors,
   paratool__v1__tool_weight__field_indices_by_name,
   1,  paratool__v1__tool_weight__number_ranges,

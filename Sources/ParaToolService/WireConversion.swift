@@ -147,7 +147,9 @@ extension WireAction {
         case .answer(let t): text = t
         }
         self.init(requestID: response.id, calls: calls, text: text,
-                  weights: response.weights.map { WireToolWeight(tool: $0.tool, weight: Double($0.weight), adapterVersion: $0.adapterVersion ?? "") },
+                  weights: (response.callWeights.isEmpty ? [response.weights] : response.callWeights).enumerated().flatMap { call, weights in
+                      weights.map { WireToolWeight(tool: $0.tool, weight: Double($0.weight), adapterVersion: $0.adapterVersion ?? "", call: UInt32(call)) }
+                  },
                   modelID: modelID, status: .ok, timings: timings, servedFormat: response.servedMode.rawValue,
                   forceClosed: response.forceClosed)
     }

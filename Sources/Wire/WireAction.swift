@@ -12,18 +12,22 @@ public struct WireToolWeight: WireMessage, Hashable {
     public var weight: Double
     /// The adapter store version used, e.g. `v000003`.
     public var adapterVersion: String
+    /// The call (0-based, in the Action's order) decided under this weight.
+    public var call: UInt32
 
     /// Creates a weight.
-    public init(tool: String, weight: Double, adapterVersion: String = "") {
+    public init(tool: String, weight: Double, adapterVersion: String = "", call: UInt32 = 0) {
         self.tool = tool
         self.weight = weight
         self.adapterVersion = adapterVersion
+        self.call = call
     }
 
     init(c: Paratool__V1__ToolWeight, path: String) throws {
         tool = try wireString(c.tool, field: path + "tool")
         weight = c.weight
         adapterVersion = try wireString(c.adapter_version, field: path + "adapter_version")
+        call = c.call
     }
 
     func c(_ arena: CArena) -> Paratool__V1__ToolWeight {
@@ -32,6 +36,7 @@ public struct WireToolWeight: WireMessage, Hashable {
         c.tool = arena.string(tool)
         c.weight = weight
         c.adapter_version = arena.string(adapterVersion)
+        c.call = call
         return c
     }
 

@@ -26,7 +26,8 @@ final class WireGoldenTests: XCTestCase {
         try check(WireAction(
             requestID: "req-42", calls: [Self.weather], text: "",
             weights: [WireToolWeight(tool: "weather.lookup", weight: 0.75, adapterVersion: "v000003"),
-                      WireToolWeight(tool: "翻訳", weight: 0.25, adapterVersion: "v000001")],
+                      WireToolWeight(tool: "翻訳", weight: 0.25, adapterVersion: "v000001"),
+                      WireToolWeight(tool: "翻訳", weight: 1, adapterVersion: "v000001", call: 1)],
             modelID: "Llama-3.2-1B-Instruct", status: .unknownTool,
             error: WireErrorDetail(code: "tool.unknown", message: "no tool 'x' ✗"),
             timings: WirePhaseTimings(queueMs: 0.25, gateMs: 1.5, prefillMs: 30.125, decodeMs: 120, totalMs: 151.875),

@@ -51,6 +51,7 @@ final class WireRoundTripTests: XCTestCase {
             WireToolWeight(tool: "weather.lookup", weight: 0.75, adapterVersion: "v000003"),
             WireToolWeight(tool: "翻訳", weight: 0.25, adapterVersion: "v000001"),
             WireToolWeight(tool: "z", weight: 0, adapterVersion: ""),
+            WireToolWeight(tool: "z", weight: 1, adapterVersion: "v000002", call: 3),
         ]
         let timings = WirePhaseTimings(queueMs: 0.25, gateMs: 1.5, prefillMs: 30.125, decodeMs: 120, totalMs: 151.875)
         try roundTrip(WireAction(

@@ -247,7 +247,7 @@ struct  Paratool__V1__Error
 
 
 /*
- * A tool adapter's share of the mixture that produced an Action. Next free number: 4.
+ * A tool adapter's share of the mixture that produced an Action. Next free number: 5.
  */
 struct  Paratool__V1__ToolWeight
 {
@@ -261,10 +261,14 @@ struct  Paratool__V1__ToolWeight
    * the adapter store version used, e.g. "v000003"
    */
   char *adapter_version;
+  /*
+   * the call (0-based, in the Action's order) decided under this
+   */
+  uint32_t call;
 };
 #define PARATOOL__V1__TOOL_WEIGHT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&paratool__v1__tool_weight__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0 }
 
 
 /*
