@@ -10,6 +10,26 @@ import XCTest
 @testable import ParaToolTraining
 
 final class EvaluationTests: XCTestCase {
+    /// Arguments no gold call asks for: absent from every gold call of the function, or
+    /// acceptable only as omitted ("" alone); asked ones and calls of other functions count nothing.
+    func testUnaskedArgumentsAreThoseTheGoldOmits() throws {
+        let answer = try BFCLAnswer(line: """
+            {"id": "q", "ground_truth": [{"get_weather": {"city": ["Paris"], "unit": [""], "days": ["", 3]}}, \
+            {"get_weather": {"city": ["Rome"], "unit": ["", "celsius"]}}]}
+            """)
+        func call(_ name: String, _ arguments: [(String, JSONValue)]) -> ToolCall {
+            ToolCall(name: name, arguments: .object(JSONObject(arguments)))
+        }
+        let calls = [
+            call("get_weather", [("city", "Paris"), ("unit", "celsius"), ("days", .int(3))]),  // all asked by some gold call
+            call("get_weather", [("city", "Rome"), ("country", "IT")]),                        // country: in no gold call
+            call("get_time", [("zone", "CET")]),                                               // not a gold function
+        ]
+        XCTAssertEqual(BFCLEvaluation.unaskedArguments(calls: calls, answer: answer), 1)
+        let onlyOmitted = try BFCLAnswer(line: #"{"id": "q", "ground_truth": [{"f": {"a": [1], "b": [""]}}]}"#)
+        XCTAssertEqual(BFCLEvaluation.unaskedArguments(calls: [call("f", [("a", .int(1)), ("b", .int(2))])], answer: onlyOmitted), 1)
+    }
+
     func testEvalRunsEveryModeAndWritesBFCLResultFiles() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("paratool-eval-\(UUID().uuidString)")
         addTeardownBlock { try? FileManager.default.removeItem(at: dir) }

@@ -91,6 +91,9 @@ public struct QuestionOutcome: Sendable {
     public var isComplete = true
     /// True when the token budget force-closed a call.
     public var forceClosed = false
+    /// Arguments the calls hold that no gold call of the same function asks for
+    /// (`unaskedArguments(calls:answer:)`).
+    public var unaskedArguments = 0
     /// The AST verdict.
     public var check: BFCLCheckResult
     /// Prompt tokens.
@@ -148,6 +151,9 @@ public struct ModeReport: Sendable {
     public var textAnswers: Int { outcomes.filter(\.isText).count }
     public var completeAnswers: Int { outcomes.filter(\.isComplete).count }
     public var forceClosedAnswers: Int { outcomes.filter(\.forceClosed).count }
+    /// Calls written, and arguments among them no gold call asks for.
+    public var callsWritten: Int { outcomes.map(\.calls.count).reduce(0, +) }
+    public var unaskedArguments: Int { outcomes.map(\.unaskedArguments).reduce(0, +) }
     /// Mean prompt tokens.
     public var meanPromptTokens: Double { mean(outcomes.map { Double($0.promptTokens) }) }
     /// Mean FLOPs per request.
@@ -298,6 +304,7 @@ public final class BFCLEvaluation {
             id: question.id, calls: calls, text: response.text, isText: isText,
             isComplete: isText || (!calls.isEmpty && response.diagnostics.allSatisfy { $0.severity != .error }),
             forceClosed: response.forceClosed,
+            unaskedArguments: Self.unaskedArguments(calls: calls, answer: answer),
             check: BFCLChecker.check(calls: calls, answer: answer, functions: question.functions,
                                      category: rules),
             promptTokens: response.promptTokens, generatedTokens: response.generatedTokens, adapters: used.count,
@@ -339,21 +346,44 @@ public final class BFCLEvaluation {
         let docs = reports.first { $0.mode == .contextDocs && $0.constrained && $0.skipped == nil && $0.count > 0 }
             ?? reports.first { $0.mode == .contextDocs && $0.skipped == nil && $0.count > 0 }
         var lines = ["| mode | AST accuracy | correct | mean prompt tokens | GFLOPs / request | FLOPs vs context-docs run "
-                     + "| FLOPs vs same request with docs | mean latency (s) | ended complete | text answers | force-closed |",
-                     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                     + "| FLOPs vs same request with docs | mean latency (s) | ended complete | text answers | force-closed "
+                     + "| unasked arguments / calls |",
+                     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in reports {
             if let reason = r.skipped {
-                lines.append("| \(r.name) | skipped: \(reason) | | | | | | | | | |")
+                lines.append("| \(r.name) | skipped: \(reason) | | | | | | | | | | |")
                 continue
             }
             let relative = docs.map { String(format: "%+.1f%%", 100 * (r.meanFlops / $0.meanFlops - 1)) } ?? "—"
             let sameRequest = r.meanContextDocsFlops > 0 ? String(format: "%+.1f%%", 100 * (r.meanFlops / r.meanContextDocsFlops - 1)) : "—"
-            lines.append(String(format: "| %@ | %.1f%% | %d/%d | %.1f | %.3f | %@ | %@ | %.2f | %d/%d | %d | %d |", r.name, 100 * r.accuracy,
+            lines.append(String(format: "| %@ | %.1f%% | %d/%d | %.1f | %.3f | %@ | %@ | %.2f | %d/%d | %d | %d | %d/%d |", r.name, 100 * r.accuracy,
                                 r.correct, r.count, r.meanPromptTokens, r.meanFlops / 1e9, relative, sameRequest, r.meanSeconds,
-                                r.completeAnswers, r.count, r.textAnswers, r.forceClosedAnswers))
+                                r.completeAnswers, r.count, r.textAnswers, r.forceClosedAnswers, r.unaskedArguments, r.callsWritten))
         }
         let notes = reports.compactMap { r in r.note.map { "- \(r.name): \($0)" } }
         return (lines + (notes.isEmpty ? [] : [""] + notes)).joined(separator: "\n")
+    }
+}
+
+extension BFCLEvaluation {
+    /// Arguments of `calls` that the gold answer does not ask for: for every gold call of the
+    /// call's function, the argument is absent from it or may only be omitted (its one
+    /// acceptable value is `""`). Calls of a function the gold never calls count nothing (the
+    /// checker already fails them). An optional argument the request never mentioned, filled
+    /// with a made-up value, is what this counts.
+    public static func unaskedArguments(calls: [ToolCall], answer: BFCLAnswer) -> Int {
+        var count = 0
+        for call in calls {
+            let gold = answer.groundTruth.filter { $0.name == call.name }
+            guard !gold.isEmpty, case .object(let arguments) = call.arguments else { continue }
+            for key in arguments.keys {
+                let asked = gold.contains { g in
+                    g.parameters.contains { $0.name == key && $0.acceptable.contains { $0 != .string("") } }
+                }
+                if !asked { count += 1 }
+            }
+        }
+        return count
     }
 }
 
