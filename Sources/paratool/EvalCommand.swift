@@ -45,8 +45,8 @@ struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("How calls after the first are decided: reread (each call under its own mixture, the prompt and the calls so far read again), keep-cache (the ablation: the old cache kept), off (one mixture for the whole answer) (default reread).", valueName: "policy"))
     var callSteps: CallStepReading = .reread
 
-    @Option(help: ArgumentHelp("Who ends an answer decided call by call: step (the gate's no-call candidate; the oracle's gold count) or model (the model under the last call's mixture) (default step).", valueName: "who"))
-    var answerEnd: AnswerEnd = .step
+    @Option(help: ArgumentHelp("Who ends an answer decided call by call: model (the model under the last call's mixture; when it goes on, the gate or the oracle names the next call's mixture) or step (the gate's no-call candidate; the oracle's gold count) (default model).", valueName: "who"))
+    var answerEnd: AnswerEnd = .model
 
     @Option(help: ArgumentHelp("The checker's rules: simple, multiple, parallel, parallel_multiple or irrelevance (default: the ones the file name declares; required when it names none).", valueName: "rules"))
     var rules: BFCLCategory?

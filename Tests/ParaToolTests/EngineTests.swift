@@ -13,7 +13,7 @@ final class EngineTests: XCTestCase {
     }
 
     /// The tiny model, PEFT's three adapters as three tools, and a random gate.
-    static func makeEngine(constrained: Bool = true) throws -> (ToolCallEngine, [ToolAdapter], LanguageModel) {
+    static func makeEngine(constrained: Bool = true, answerEnd: AnswerEnd = .model) throws -> (ToolCallEngine, [ToolAdapter], LanguageModel) {
         let lm = try LanguageModel.load(path: MethodFixtures.hfTiny.appendingPathComponent("qwen2").path)
         let adapters = try (0..<3).map {
             try ToolAdapter.load(peftDirectory: MethodFixtures.hfTiny.appendingPathComponent("adapters/tool_\($0)"))
@@ -27,7 +27,8 @@ final class EngineTests: XCTestCase {
         for (i, name) in catalogue.names.enumerated() { table[name] = (adapters[i], "v00000\(i + 1)") }
         let provider = InMemoryAdapters(table)
         let gate = GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, hidden: [32, 32]), seed: 5)
-        return (try ToolCallEngine(model: lm, catalogue: catalogue, adapters: provider, gate: gate, constrained: constrained), adapters, lm)
+        return (try ToolCallEngine(model: lm, catalogue: catalogue, adapters: provider, gate: gate, constrained: constrained,
+                                   answerEnd: answerEnd), adapters, lm)
     }
 
     /// With `documentFallback`, a request whose candidates all have adapters is served as asked;
@@ -279,7 +280,7 @@ final class CallStepTests: XCTestCase {
     /// merged model writes; the second is what the second tool's merged model writes after the
     /// prompt and the first call (read again from the start); then the answer ends.
     func testEachOracleCallIsDecidedUnderItsOwnTool() throws {
-        let (engine, adapters, lm) = try EngineTests.makeEngine()
+        let (engine, adapters, lm) = try EngineTests.makeEngine(answerEnd: .step)
         var request = ToolCallRequest(id: "two", query: "Weather in Oslo, then 5 USD in EUR", maxNewTokens: 120, mode: .oracle)
         request.goldTools = ["get_weather", "convert_currency"]
         request.toolChoice = .required
@@ -327,10 +328,51 @@ final class CallStepTests: XCTestCase {
         XCTAssertEqual(whole.weights.filter { $0.weight != 0 }.map(\.weight), [0.5, 0.5])
     }
 
+    /// With the model ending the answer: after the first call, the first tool's merged model
+    /// either ends (the answer is that call) or goes on, and then the second call is the second
+    /// tool's merged model's, read from the start after the first call.
+    func testTheModelEndsOrGoesOnUnderTheLastCallsMixture() throws {
+        let (engine, adapters, lm) = try EngineTests.makeEngine(answerEnd: .model)
+        let weights = try SafetensorsWeights(directory: MethodFixtures.hfTiny.appendingPathComponent("qwen2"))
+        let specs = try engine.catalogue.specs(named: engine.catalogue.names)
+        let vocabulary = TokenVocabulary(tokenizer: lm.tokenizer)
+        let stops = lm.tokenizer.stopTokenIds.union(lm.model.config.eosTokenIds)
+        func merged(_ adapter: ToolAdapter) throws -> Generator {
+            Generator(transformer: Transformer(model: try LlamaModel(config: lm.model.config,
+                                                                     weights: MergedWeights(base: weights, mixture: Mixture([(adapter, 1)])))))
+        }
+        for query in ["Weather in Oslo, then 5 USD in EUR", "Book a flight to Rome and tell me the weather there", "Hi"] {
+            var request = ToolCallRequest(id: "m", query: query, maxNewTokens: 120, mode: .oracle)
+            request.goldTools = ["get_weather", "convert_currency"]
+            request.toolChoice = .required
+            let out = try engine.run([request])[0]
+            let prompt = lm.tokenizer.encode(try engine.formatter.render(.documentFree(candidates: engine.catalogue.names),
+                                                                         request: PromptRequest(query: query)))
+            let constraint = CallConstraint(grammar: CallGrammar(tools: specs, choice: .required), vocabulary: vocabulary, budget: 120)
+            let alone = lm.tokenizer.decode(try merged(adapters[0]).greedyBatch(prompts: [prompt], maxNewTokens: 120, stopTokens: stops,
+                                                                                constraints: [constraint])[0].filter { !stops.contains($0) })
+            let close = try XCTUnwrap(alone.range(of: ToolCall.closeTag), alone)
+            let first = String(alone[..<close.upperBound])
+            if alone == first {
+                XCTAssertEqual(out.text, first, "the model ended after its call")
+                XCTAssertEqual(out.rereadTokens, 0)
+                continue
+            }
+            let answer = lm.tokenizer.encode(first + "\n")
+            let two = try XCTUnwrap(CallConstraint(grammar: CallGrammar(tools: specs, choice: .required), vocabulary: vocabulary,
+                                                   budget: 120, answer: answer))
+            let rest = lm.tokenizer.decode(try merged(adapters[2]).greedyBatch(prompts: [prompt + answer], maxNewTokens: 120 - answer.count,
+                                                                               stopTokens: stops, constraints: [two])[0])
+            let second = String(rest[..<(try XCTUnwrap(rest.range(of: ToolCall.closeTag))).upperBound])
+            XCTAssertEqual(out.text, first + "\n" + second, "the model went on: the second call is the second tool's")
+            XCTAssertEqual(out.rereadTokens, prompt.count + answer.count)
+        }
+    }
+
     /// The same gold tool twice keeps the cache (the mixture does not change): nothing is read
     /// again, and the second call's weights are reported.
     func testSameToolAgainReadsNothingAgain() throws {
-        let (engine, _, _) = try EngineTests.makeEngine()
+        let (engine, _, _) = try EngineTests.makeEngine(answerEnd: .step)
         var request = ToolCallRequest(id: "twice", query: "Weather in Oslo and in Rome", maxNewTokens: 120, mode: .oracle)
         request.goldTools = ["get_weather", "get_weather"]
         request.toolChoice = .required
@@ -344,7 +386,7 @@ final class CallStepTests: XCTestCase {
     /// every tool on the query and the calls so far; when it never does, calls go on to the limit
     /// of calls, each decided by the gate on its own context.
     func testGateEndsTheAnswerWithTheNoCallCandidate() throws {
-        let (engine, _, lm) = try EngineTests.makeEngine()
+        let (engine, _, lm) = try EngineTests.makeEngine(answerEnd: .step)
         let gate = try XCTUnwrap(engine.gate)
         var request = ToolCallRequest(id: "g", query: "Weather in Oslo", maxNewTokens: 200)
         request.toolChoice = .required

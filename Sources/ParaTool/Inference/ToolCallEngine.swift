@@ -188,8 +188,9 @@ public final class ToolCallEngine {
     /// whole answer under one mixture (`.off`). Steps need a gate trained with the no-call
     /// candidate (it ends the answer) in the gate modes, or the gold calls in `.oracle`.
     public let callSteps: CallStepReading
-    /// Who ends an answer decided call by call: the step (the gate's no-call candidate, or the
-    /// oracle's count of gold calls) or the model under the last call's mixture.
+    /// Who ends an answer decided call by call: the model under the last call's mixture (the
+    /// default: measured ahead of the gate's no-call candidate on `check3`, docs/results.md), or
+    /// the step (the gate's no-call candidate, or the oracle's count of gold calls).
     public let answerEnd: AnswerEnd
     /// Serve a request whose mode needs adapters with its candidates' documents in the prompt
     /// (Context+Docs) when one of them has no adapter yet, or the mode needs a gate and there is
@@ -211,7 +212,7 @@ public final class ToolCallEngine {
     public init(model: LanguageModel, catalogue: ToolCatalogue, adapters: AdapterProvider, gate: GateNetwork?,
                 pooling: Pooling = .mean, stackCacheBytes: Int = AdapterMixture.defaultStackCacheBytes,
                 constrained: Bool = true, vocabulary: TokenVocabulary? = nil, callSteps: CallStepReading = .reread,
-                answerEnd: AnswerEnd = .step) throws {
+                answerEnd: AnswerEnd = .model) throws {
         guard let template = model.tokenizer.chatTemplate else {
             throw EngineError.invalidRequest("the model has no chat template: \(model.tokenizer.chatTemplateError.map { "\($0)" } ?? "none found")")
         }

@@ -71,7 +71,7 @@ public struct EvaluationSettings: Sendable {
     /// How calls after the first are decided (`ToolCallEngine.callSteps`).
     public var callSteps: CallStepReading = .reread
     /// Who ends an answer decided call by call (`ToolCallEngine.answerEnd`).
-    public var answerEnd: AnswerEnd = .step
+    public var answerEnd: AnswerEnd = .model
 
     /// The defaults: 256 new tokens, 2 examples per tool, seed 0.
     public init() {}
