@@ -157,6 +157,12 @@ struct Train: AsyncParsableCommand {
     @Flag(help: "Also train the Global Parameterization baseline: one shared adapter on the same data (published as _global).")
     var global = false
 
+    @Flag(help: "Write each parallel answer of several tools in every rotation of its tools for stage 1's parts and the gate's next-call examples (default: the order the request names its tasks in).")
+    var rotateCallOrders = false
+
+    @Flag(help: "Stage 2 also learns where answers end (the no-call candidate after each step's last call), for serving with --answer-end step (default: the model ends answers, and the gate learns the next call only).")
+    var gateLearnsEnd = false
+
     @Option(help: "Steps of the global adapter (default: --steps × the stage-1 tools).")
     var globalSteps: Int?
 
@@ -237,6 +243,8 @@ struct Train: AsyncParsableCommand {
         options.pooling = Pooling(rawValue: pooling)!
         options.encoderLayers = encoderLayers
         options.globalBaseline = global
+        options.rotateCallOrders = rotateCallOrders
+        options.gateLearnsEnd = gateLearnsEnd
         options.globalSteps = globalSteps
         options.startFromGlobal = `init` == "global"
         options.resume = resume

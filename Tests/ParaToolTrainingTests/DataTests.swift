@@ -119,6 +119,21 @@ final class DataTests: XCTestCase {
         XCTAssertTrue(try builder.runInstances(single, documentAware: true).isEmpty)
     }
 
+    /// Every rotation of a step's tool runs, one copy per rotation, the trajectory first; a step
+    /// where a tool's calls are split keeps its order.
+    func testCallOrderRotations() {
+        let a1 = ToolCall(name: "a", arguments: ["k": 1]), a2 = ToolCall(name: "a", arguments: ["k": 2])
+        let b = ToolCall(name: "b", arguments: [:]), c = ToolCall(name: "c", arguments: [:])
+        let t = Trajectory(id: "t", query: "q", candidateTools: ["a", "b", "c"],
+                           steps: [Step(calls: [a1, a2, b, c], observation: "x"), Step(calls: [a1, b, a2], observation: "")], source: "test")
+        let rotations = t.callOrderRotations()
+        XCTAssertEqual(rotations.map { $0.steps[0].calls.map(\.name) }, [["a", "a", "b", "c"], ["b", "c", "a", "a"], ["c", "a", "a", "b"]])
+        XCTAssertEqual(rotations[2].steps[0].calls, [c, a1, a2, b])
+        XCTAssertTrue(rotations.allSatisfy { $0.steps[1] == t.steps[1] && $0.id == "t" && $0.query == "q" })
+        XCTAssertEqual(Trajectory(id: "s", query: "q", candidateTools: ["a"], steps: [Step(calls: [a1, a2], observation: "")],
+                                  source: "test").callOrderRotations().count, 1)
+    }
+
     func testHeldOutGuard() throws {
         let all = try multiple()
         let evaluation = all.prefix(50).map(\.query)

@@ -126,9 +126,12 @@ final class StageTests: XCTestCase {
         XCTAssertEqual(texts[2], "two a and one b\n\n[CALLS SO FAR]\n" + ca.rendered + "\n" + ca.rendered)
         XCTAssertTrue(texts[4].hasPrefix("a then b\n\n" + PromptWording.historyHeader) && texts[4].contains("Observation: A")
                       && !texts[4].contains(PromptWording.callsSoFarHeader), texts[4])
-        let ending = StageData.gate([parallel], known: ["a", "b", "c"], noTool: true) { _ in [0] }
+        let ending = StageData.gate([parallel], known: ["a", "b", "c"], noTool: true, ends: true) { _ in [0] }
         XCTAssertEqual(ending.map(\.target), [[0, 1, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]])
         XCTAssertEqual(ending[0].candidates, ["b", "a", "c", GateNetwork.noToolName])
+        let text = Trajectory(id: "x", query: "hello", candidateTools: ["a"], steps: [Step(calls: [], observation: "")], source: "test")
+        XCTAssertEqual(StageData.gate([parallel, text], known: ["a", "b", "c"], noTool: true, ends: false) { _ in [0] }.map(\.target),
+                       [[0, 1, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 1]], "no end examples; a text answer still teaches the no-call candidate")
         // Stage 3: document-free instances only, weighted by the gate over the candidates with adapters.
         let g = GateNetwork(config: GateConfig(dimension: 2, hidden: [3]), seed: 2)
         for (n, v) in [("a", [1, 0]), ("b", [0, 1]), ("c", [1, 1])] as [(String, [Float])] { g.setTool(n, vector: v) }

@@ -95,6 +95,30 @@ public struct Trajectory: Sendable, Equatable {
     }
 }
 
+extension Trajectory {
+    /// The trajectory with each step that calls several tools written in every rotation of its
+    /// tools' runs (a run: one tool's consecutive calls), one copy per rotation of one step, the
+    /// trajectory itself first. Parallel calls have no order, so whichever tool an answer begins
+    /// with should learn to go on to the others, and whichever ends it to end. A step where some
+    /// tool's calls are not one run keeps its order.
+    public func callOrderRotations() -> [Trajectory] {
+        var out = [self]
+        for (k, step) in steps.enumerated() {
+            var runs = [[ToolCall]]()
+            for call in step.calls {
+                if let last = runs.last?.last, last.name == call.name { runs[runs.count - 1].append(call) } else { runs.append([call]) }
+            }
+            guard runs.count > 1, Set(runs.map { $0[0].name }).count == runs.count else { continue }
+            for r in 1..<runs.count {
+                var copy = self
+                copy.steps[k].calls = Array((runs[r...] + runs[..<r]).joined())
+                out.append(copy)
+            }
+        }
+        return out
+    }
+}
+
 /// One next-action training example: the prompt's tokens and the target action's tokens.
 public struct TrainingInstance: Sendable, Equatable {
     public enum Format: String, Sendable { case documentAware, documentFree }

@@ -39,16 +39,17 @@ public enum StageData {
     /// Stage 2: next-call prediction on every prefix of every step's answer — the encoded
     /// context (the query, the history, the step's calls so far), the trajectory's candidates
     /// that are in `known`, and the next call's tool as the target. With `noTool`, every example
-    /// also has the no-call candidate (`GateNetwork.noToolName`), which is the target after a
-    /// step's last call (the answer ends) and for a step without calls (its answer is text).
-    /// Prefixes whose next tool is not among the candidates are left out.
-    public static func gate(_ trajectories: [Trajectory], known: Set<String>, noTool: Bool = false,
+    /// also has the no-call candidate (`GateNetwork.noToolName`), which is the target for a step
+    /// without calls (its answer is text) and, with `ends`, after a step's last call (the answer
+    /// ends: what `--answer-end step` reads). Prefixes whose next tool is not among the candidates
+    /// are left out.
+    public static func gate(_ trajectories: [Trajectory], known: Set<String>, noTool: Bool = false, ends: Bool = true,
                             encode: (String) -> [Float]) -> [GateExample] {
         var out = [GateExample]()
         for t in trajectories {
             let candidates = t.candidateTools.filter(known.contains) + (noTool ? [GateNetwork.noToolName] : [])
             for (k, step) in t.steps.enumerated() {
-                for j in 0...step.calls.count {
+                for j in 0...step.calls.count where j < step.calls.count || step.calls.isEmpty || ends {
                     let next = j < step.calls.count ? step.calls[j].name : GateNetwork.noToolName
                     guard let index = candidates.firstIndex(of: next) else { continue }
                     var target = [Float](repeating: 0, count: candidates.count)
@@ -120,6 +121,14 @@ public struct OfflineTrainingOptions {
     public var pooling: Pooling = .mean
     /// Decoder layers the gate's encoder runs (nil: `GateConfig.defaultEncoderLayers`).
     public var encoderLayers: Int?
+    /// Write each parallel answer of several tools in every rotation of its tools for stage 1's
+    /// parts and the gate's next-call examples (`Trajectory.callOrderRotations`), instead of the
+    /// order the request names its tasks in.
+    public var rotateCallOrders = false
+    /// Stage 2 also learns the end of an answer (the no-call candidate after each step's last
+    /// call), which `--answer-end step` reads; off by default: the model ends answers, and each
+    /// such example costs an encoder pass.
+    public var gateLearnsEnd = false
     /// Also train the Global Parameterization baseline (published as `globalAdapterName`).
     public var globalBaseline = false
     /// Steps of the global adapter (nil: `adapter.steps` × the stage-1 tools).
@@ -192,7 +201,9 @@ public enum OfflineTraining {
         let instances = try trajectories.flatMap { try builder.instances($0, documentAware: true) }
         // Each tool's part of a parallel answer of several tools: stage 1 only (the global
         // baseline and stage 3 train on whole answers).
-        let runInstances = options.stages.contains(1) ? try trajectories.flatMap { try builder.runInstances($0, documentAware: true) } : []
+        // Parallel calls of several tools in every rotation, when asked: for stage 1's parts and the gate.
+        let ordered = options.rotateCallOrders ? trajectories.flatMap { $0.callOrderRotations() } : trajectories
+        let runInstances = options.stages.contains(1) ? try ordered.flatMap { try builder.runInstances($0, documentAware: true) } : []
         let encoderLayers = options.encoderLayers ?? GateConfig.defaultEncoderLayers(layerCount: lm.model.config.layerCount)
         var encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: options.pooling, layers: encoderLayers)
         var contexts = [String: [Float]]()
@@ -304,7 +315,7 @@ public enum OfflineTraining {
                 gate.addTools(catalogue.tools.map { ($0.name, $0.description) }, encoder: encoder)
                 // The no-call candidate ends an answer after its last call, and answers in text.
                 gate.addNoTool(encoder: encoder)
-                let examples = StageData.gate(trajectories, known: Set(catalogue.names), noTool: true, encode: encode)
+                let examples = StageData.gate(ordered, known: Set(catalogue.names), noTool: true, ends: options.gateLearnsEnd, encode: encode)
                 log("stage 2: \(examples.count) next-tool examples, \(options.gate.steps) steps")
                 let gateTrainer = GateTrainer(gate: gate, config: options.gate)
                 gateTrainer.checkpoints = checkpoints
