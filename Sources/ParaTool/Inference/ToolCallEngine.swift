@@ -422,6 +422,13 @@ public final class ToolCallEngine {
         }
         // A text answer is the base model's: no adapter was trained to write one.
         if choice == .none { w = [Float](repeating: 0, count: candidates.count) }
+        let (mixture, weights) = try weighedMixture(candidates, weights: w)
+        return (candidates, mixture, weights, queryTokens, request.mode, choice, noTool?.weight)
+    }
+
+    /// The mixture of `candidates` at weights `w` (tools at weight 0 or without an adapter left
+    /// out), and every candidate's reported weight and adapter version.
+    private func weighedMixture(_ candidates: [String], weights w: [Float]) throws -> (Mixture, [ToolWeight]) {
         var components = [(adapter: ToolAdapter, weight: Float)]()
         var weights = [ToolWeight]()
         for (name, weight) in zip(candidates, w) {
@@ -429,7 +436,7 @@ public final class ToolCallEngine {
             if let found { components.append((found.adapter, weight)) }
             weights.append(ToolWeight(tool: name, weight: weight, adapterVersion: found?.version))
         }
-        return (candidates, Mixture(components), weights, queryTokens, request.mode, choice, noTool?.weight)
+        return (Mixture(components), weights)
     }
 
     /// Runs `requests` as one batch and returns one response per request, in order.
@@ -570,14 +577,8 @@ public final class ToolCallEngine {
         case .average, .embsim, .contextDocs:
             return nil
         }
-        var components = [(adapter: ToolAdapter, weight: Float)]()
-        var weights = [ToolWeight]()
-        for (name, weight) in zip(candidates, w) {
-            let found = weight != 0 ? try adapters.adapter(for: name) : nil
-            if let found { components.append((found.adapter, weight)) }
-            weights.append(ToolWeight(tool: name, weight: weight, adapterVersion: found?.version))
-        }
+        let (next, weights) = try weighedMixture(candidates, weights: w)
         let prior = grammar.flatMap { namePrior(r.mode, grammar: $0, weights: weights) }
-        return (.next(Mixture(components), namePrior: prior), weights, flops)
+        return (.next(next, namePrior: prior), weights, flops)
     }
 }
