@@ -157,7 +157,7 @@ struct Train: AsyncParsableCommand {
     @Flag(help: "Also train the Global Parameterization baseline: one shared adapter on the same data (published as _global).")
     var global = false
 
-    @Flag(help: "Write each parallel answer of several tools in every rotation of its tools for stage 1's parts and the gate's next-call examples (default: the order the request names its tasks in).")
+    @Flag(help: "Write each parallel answer of several tools in every rotation of its tools for stage 1's parts and the gate's next-call examples (default: the order the request names its tasks in). Measured worse on the demo: the adapters stopped ending answers (docs/results.md).")
     var rotateCallOrders = false
 
     @Flag(help: "Stage 2 also learns where answers end (the no-call candidate after each step's last call), for serving with --answer-end step (default: the model ends answers, and the gate learns the next call only).")
