@@ -263,24 +263,33 @@ public final class ToolCallEngine {
             return (candidates.map { tools.contains($0) ? 1 / Float(Set(tools).count) : 0 }, 0, nil)
         case .paratool, .top1, .embsim:
             guard let gate else { throw EngineError.noGate }
-            let (c, n) = encoder.encode(PromptFormatter.userMessage(PromptRequest(query: request.query, history: request.history)))
+            let (c, n) = encoder.encode(PromptFormatter.gateContext(PromptRequest(query: request.query, history: request.history), callsSoFar: []))
             gate.addTools(try catalogue.specs(named: candidates).map { ($0.name, $0.description) }, encoder: encoder)
             if request.mode == .embsim {
                 let sims = candidates.map { ToolSelection.cosine(c, gate.toolVectors[$0]!) }
                 return (ToolSelection.softmax(sims, topN: request.topN), n, nil)
             }
-            // The MLP scores each candidate once; the no-call candidate joins them under auto.
-            let scores = candidates.map { gate.score(context: c, tool: gate.toolVectors[$0]!) }
-            var noTool: (weight: Float, wins: Bool)?
-            if request.toolChoice == .auto, let d = gate.toolVectors[GateNetwork.noToolName] {
-                let all = ToolSelection.softmax(scores + [gate.score(context: c, tool: d)], topN: gate.config.topN)
-                let none = all[candidates.count]
-                noTool = (none, candidates.indices.allSatisfy { all[$0] < none })
-            }
-            let weights = request.mode == .paratool
-                ? ToolSelection.softmax(scores, topN: request.topN ?? gate.config.topN) : ToolSelection.top1(scores)
+            let (weights, noTool) = gateWeights(gate, context: c, candidates: candidates, request: request,
+                                                weighsNoTool: request.toolChoice == .auto)
             return (weights, n, noTool)
         }
+    }
+
+    /// The gate's weights of `candidates` on context `c` in `request`'s mode (the MLP's softmax,
+    /// top-N, or top-1), each candidate scored once; with `weighsNoTool` and a gate that has the
+    /// no-call candidate, that candidate's weight among them all and whether it outweighs every tool.
+    private func gateWeights(_ gate: GateNetwork, context c: [Float], candidates: [String], request: ToolCallRequest,
+                             weighsNoTool: Bool) -> (weights: [Float], noTool: (weight: Float, wins: Bool)?) {
+        let scores = candidates.map { gate.score(context: c, tool: gate.toolVectors[$0]!) }
+        var noTool: (weight: Float, wins: Bool)?
+        if weighsNoTool, let d = gate.toolVectors[GateNetwork.noToolName] {
+            let all = ToolSelection.softmax(scores + [gate.score(context: c, tool: d)], topN: gate.config.topN)
+            let none = all[candidates.count]
+            noTool = (none, candidates.indices.allSatisfy { all[$0] < none })
+        }
+        let weights = request.mode == .paratool
+            ? ToolSelection.softmax(scores, topN: request.topN ?? gate.config.topN) : ToolSelection.top1(scores)
+        return (weights, noTool)
     }
 
     /// The model's vocabulary as constrained decoding reads it (built once, on first use).
@@ -545,8 +554,8 @@ public final class ToolCallEngine {
 
     /// The step after the calls in `callsText`: in `.oracle`, the next gold call's tool alone, or
     /// the end after the last; in `.paratool` and `.top1`, the gate on the query and the calls so
-    /// far (`PromptFormatter.gateContext`), over the candidates and the no-call candidate, which
-    /// ends the answer when it outweighs every tool. Nil when the request's mode takes no steps
+    /// far (`PromptFormatter.gateContext`), over the candidates and, when the step ends answers
+    /// (`answerEnd == .step`), the no-call candidate, which ends it when it outweighs every tool. Nil when the request's mode takes no steps
     /// (the model goes on under one mixture), with the weights of the next call and the FLOPs of
     /// deciding.
     private func nextCall(_ plan: RowPlan, callsText: String, grammar: CallGrammar?) throws
@@ -566,14 +575,11 @@ public final class ToolCallEngine {
             let noTool = gate.toolVectors[GateNetwork.noToolName]
             guard answerEnd == .model || noTool != nil else { return nil }
             let (c, n) = encoder.encode(PromptFormatter.gateContext(PromptRequest(query: r.query, history: r.history), callsSoFar: calls))
-            let scores = candidates.map { gate.score(context: c, tool: gate.toolVectors[$0]!) }
             flops.encoder = counter.encoder(tokens: n, layers: encoder.layers)
             flops.gate = counter.gate(candidates: candidates.count + (answerEnd == .step ? 1 : 0), layers: gate.config.layerWidths)
-            if answerEnd == .step, let d = noTool {
-                let all = ToolSelection.softmax(scores + [gate.score(context: c, tool: d)], topN: gate.config.topN)
-                if candidates.indices.allSatisfy({ all[$0] < all[candidates.count] }) { return (.end, [], flops) }
-            }
-            w = r.mode == .paratool ? ToolSelection.softmax(scores, topN: r.topN ?? gate.config.topN) : ToolSelection.top1(scores)
+            let (weights, ends) = gateWeights(gate, context: c, candidates: candidates, request: r, weighsNoTool: answerEnd == .step)
+            if ends?.wins == true { return (.end, [], flops) }
+            w = weights
         case .average, .embsim, .contextDocs:
             return nil
         }
