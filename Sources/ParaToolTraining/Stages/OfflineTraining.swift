@@ -23,12 +23,6 @@ public enum StageData {
         instances.map { WeightedExample($0, adapter: adapter) }
     }
 
-    /// The gate's context for step `step` of `trajectory`: the user message of its prompt (the
-    /// query, then the history of earlier steps when there are any).
-    public static func contextText(_ trajectory: Trajectory, step: Int) -> String {
-        PromptFormatter.userMessage(PromptRequest(query: trajectory.query, history: Array(trajectory.steps.prefix(step))))
-    }
-
     /// The gate's context before call `call` of step `step` of `trajectory`: the user message,
     /// then the step's calls before that one (`PromptFormatter.gateContext`).
     public static func contextText(_ trajectory: Trajectory, step: Int, call: Int) -> String {
@@ -71,7 +65,7 @@ public enum StageData {
             guard let t = byID[i.trajectoryID] else { continue }
             let candidates = t.candidateTools.filter { gate.toolVectors[$0] != nil }
             guard !candidates.isEmpty else { continue }
-            let w = try gate.weights(context: encode(contextText(t, step: i.step)), candidates: candidates)
+            let w = try gate.weights(context: encode(contextText(t, step: i.step, call: 0)), candidates: candidates)
             let weights = zip(candidates, w).filter { $0.1 != 0 && adapters.contains($0.0) }
                 .map { WeightedExample.Weight(tool: $0.0, weight: $0.1) }
             guard !weights.isEmpty else { continue }
@@ -313,7 +307,7 @@ public enum OfflineTraining {
                 let gate = GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, pooling: options.pooling,
                                                           encoderLayers: encoderLayers), seed: options.gate.seed)
                 gate.addTools(catalogue.tools.map { ($0.name, $0.description) }, encoder: encoder)
-                // The no-call candidate ends an answer after its last call, and answers in text.
+                // The no-call candidate answers in text (and, with gateLearnsEnd, ends an answer after its last call).
                 gate.addNoTool(encoder: encoder)
                 let examples = StageData.gate(ordered, known: Set(catalogue.names), noTool: true, ends: options.gateLearnsEnd, encode: encode)
                 log("stage 2: \(examples.count) next-tool examples, \(options.gate.steps) steps")
