@@ -66,8 +66,12 @@ public struct DecodedRow {
     public var callMixtures: [Mixture]
     /// Tokens read again after a change of mixture (the prompt and the answer so far).
     public var rereadTokens = 0
-    /// Steps asked for after a completed call.
-    public var steps = 0
+    /// True once the budget force-closed a call under a constraint the row has since left.
+    var forceClosedEarlier = false
+
+    /// True when the budget force-closed any of the answer's calls (`CallConstraint.forceClosed`
+    /// of every constraint the row was decoded under).
+    public var forceClosed: Bool { forceClosedEarlier || constraint?.forceClosed == true }
 }
 
 /// Runs decode batches on a Transformer whose branches are `mixture`. Not thread-safe.
@@ -155,7 +159,6 @@ final class CallStepDecoder {
                                            budget: constraint.budget, answer: answer),
               answer.count + resumed.tokensToComplete <= row.limit
         else { return .unchanged }
-        result.steps += 1
         switch nextStep(r, calls) {
         case nil:
             return .unchanged
@@ -166,6 +169,7 @@ final class CallStepDecoder {
             resumed.namePrior = prior
             let old = result.tokens
             result.tokens = answer
+            result.forceClosedEarlier = result.forceClosed
             result.constraint = resumed
             result.callMixtures.append(next)
             // The cache holds the prompt and every answer token but the last (not read yet).

@@ -508,7 +508,7 @@ public final class ToolCallEngine {
             let content = generated.last.map { stops.contains($0) } == true ? Array(generated.dropLast()) : generated
             let text = model.tokenizer.decode(content)
             var parsed = ActionParser.parse(text, catalogue: catalogue)
-            let forceClosed = decoded[i].constraint?.forceClosed ?? false
+            let forceClosed = decoded[i].forceClosed
             if forceClosed {
                 parsed.diagnostics.append(ActionDiagnostic(
                     kind: .forceClosed, severity: .warning, block: parsed.action.calls.isEmpty ? nil : parsed.action.calls.count,
