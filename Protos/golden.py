@@ -62,7 +62,19 @@ def samples(pb):
         request_id="req-42", outcome=pb.OUTCOME_UNSOLVED,
         corrected_calls=[pb.ToolCall(name="weather.lookup", arguments_json='{"city":"Zürich","days":1}'), translate],
         source="agent:trip-planner ✈", created_unix_ms=1764000000456)
-    return [("toolCallRequest", request), ("minimalToolCallRequest", minimal_request), ("action", action),
+    # Call ids and per-call results, the opt-out flag and the requester; a trajectory naming its
+    # requester; a forget request.
+    with_ids = pb.ToolCallRequest(
+        request_id="req-43", query="And in Oslo?",
+        history=[pb.Step(calls=[pb.ToolCall(name="weather.lookup", arguments_json='{"city":"Zürich"}', id="call_1"),
+                                pb.ToolCall(name="翻訳", arguments_json="{}", id="call_2")],
+                         results=[pb.ToolResult(call_id="call_2", content="天気"),
+                                  pb.ToolResult(call_id="call_1", content='{"temp":21.5}')])],
+        do_not_log=True, source="agent:trip-planner ✈")
+    requester = pb.Trajectory(id="traj-2", query="q", steps=[pb.Step()], source="served:w1", request_source="user:42")
+    forget = pb.ForgetRequest(source="user:42", created_unix_ms=1764000000789)
+    return [("toolCallRequest", request), ("requestWithCallIDs", with_ids), ("trajectoryWithRequester", requester),
+            ("forgetRequest", forget), ("minimalToolCallRequest", minimal_request), ("action", action),
             ("flopsTelemetry", telemetry), ("trajectory", trajectory), ("adapterUpdate", update),
             ("toolSpec", spec), ("feedback", feedback)]
 

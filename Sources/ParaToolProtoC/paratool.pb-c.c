@@ -52,6 +52,51 @@ void   paratool__v1__tool_call__free_unpacked
   assert(message->base.descriptor == &paratool__v1__tool_call__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   paratool__v1__tool_result__init
+                     (Paratool__V1__ToolResult         *message)
+{
+  static const Paratool__V1__ToolResult init_value = PARATOOL__V1__TOOL_RESULT__INIT;
+  *message = init_value;
+}
+size_t paratool__v1__tool_result__get_packed_size
+                     (const Paratool__V1__ToolResult *message)
+{
+  assert(message->base.descriptor == &paratool__v1__tool_result__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t paratool__v1__tool_result__pack
+                     (const Paratool__V1__ToolResult *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &paratool__v1__tool_result__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t paratool__v1__tool_result__pack_to_buffer
+                     (const Paratool__V1__ToolResult *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &paratool__v1__tool_result__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Paratool__V1__ToolResult *
+       paratool__v1__tool_result__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Paratool__V1__ToolResult *)
+     protobuf_c_message_unpack (&paratool__v1__tool_result__descriptor,
+                                allocator, len, data);
+}
+void   paratool__v1__tool_result__free_unpacked
+                     (Paratool__V1__ToolResult *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &paratool__v1__tool_result__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   paratool__v1__step__init
                      (Paratool__V1__Step         *message)
 {
@@ -547,7 +592,52 @@ void   paratool__v1__tool_spec__free_unpacked
   assert(message->base.descriptor == &paratool__v1__tool_spec__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor paratool__v1__tool_call__field_descriptors[2] =
+void   paratool__v1__forget_request__init
+                     (Paratool__V1__ForgetRequest         *message)
+{
+  static const Paratool__V1__ForgetRequest init_value = PARATOOL__V1__FORGET_REQUEST__INIT;
+  *message = init_value;
+}
+size_t paratool__v1__forget_request__get_packed_size
+                     (const Paratool__V1__ForgetRequest *message)
+{
+  assert(message->base.descriptor == &paratool__v1__forget_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t paratool__v1__forget_request__pack
+                     (const Paratool__V1__ForgetRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &paratool__v1__forget_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t paratool__v1__forget_request__pack_to_buffer
+                     (const Paratool__V1__ForgetRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &paratool__v1__forget_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Paratool__V1__ForgetRequest *
+       paratool__v1__forget_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Paratool__V1__ForgetRequest *)
+     protobuf_c_message_unpack (&paratool__v1__forget_request__descriptor,
+                                allocator, len, data);
+}
+void   paratool__v1__forget_request__free_unpacked
+                     (Paratool__V1__ForgetRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &paratool__v1__forget_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+static const ProtobufCFieldDescriptor paratool__v1__tool_call__field_descriptors[3] =
 {
   {
     "name",
@@ -573,15 +663,28 @@ static const ProtobufCFieldDescriptor paratool__v1__tool_call__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Paratool__V1__ToolCall, id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned paratool__v1__tool_call__field_indices_by_name[] = {
   1,   /* field[1] = arguments_json */
+  2,   /* field[2] = id */
   0,   /* field[0] = name */
 };
 static const ProtobufCIntRange paratool__v1__tool_call__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor paratool__v1__tool_call__descriptor =
 {
@@ -591,14 +694,65 @@ const ProtobufCMessageDescriptor paratool__v1__tool_call__descriptor =
   "Paratool__V1__ToolCall",
   "paratool.v1",
   sizeof(Paratool__V1__ToolCall),
-  2,
+  3,
   paratool__v1__tool_call__field_descriptors,
   paratool__v1__tool_call__field_indices_by_name,
   1,  paratool__v1__tool_call__number_ranges,
   (ProtobufCMessageInit) paratool__v1__tool_call__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor paratool__v1__step__field_descriptors[2] =
+static const ProtobufCFieldDescriptor paratool__v1__tool_result__field_descriptors[2] =
+{
+  {
+    "call_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Paratool__V1__ToolResult, call_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "content",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Paratool__V1__ToolResult, content),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned paratool__v1__tool_result__field_indices_by_name[] = {
+  0,   /* field[0] = call_id */
+  1,   /* field[1] = content */
+};
+static const ProtobufCIntRange paratool__v1__tool_result__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor paratool__v1__tool_result__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "paratool.v1.ToolResult",
+  "ToolResult",
+  "Paratool__V1__ToolResult",
+  "paratool.v1",
+  sizeof(Paratool__V1__ToolResult),
+  2,
+  paratool__v1__tool_result__field_descriptors,
+  paratool__v1__tool_result__field_indices_by_name,
+  1,  paratool__v1__tool_result__number_ranges,
+  (ProtobufCMessageInit) paratool__v1__tool_result__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor paratool__v1__step__field_descriptors[3] =
 {
   {
     "calls",
@@ -624,15 +778,28 @@ static const ProtobufCFieldDescriptor paratool__v1__step__field_descriptors[2] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "results",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Paratool__V1__Step, n_results),
+    offsetof(Paratool__V1__Step, results),
+    &paratool__v1__tool_result__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned paratool__v1__step__field_indices_by_name[] = {
   0,   /* field[0] = calls */
   1,   /* field[1] = observation */
+  2,   /* field[2] = results */
 };
 static const ProtobufCIntRange paratool__v1__step__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor paratool__v1__step__descriptor =
 {
@@ -642,14 +809,14 @@ const ProtobufCMessageDescriptor paratool__v1__step__descriptor =
   "Paratool__V1__Step",
   "paratool.v1",
   sizeof(Paratool__V1__Step),
-  2,
+  3,
   paratool__v1__step__field_descriptors,
   paratool__v1__step__field_indices_by_name,
   1,  paratool__v1__step__number_ranges,
   (ProtobufCMessageInit) paratool__v1__step__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor paratool__v1__tool_call_request__field_descriptors[10] =
+static const ProtobufCFieldDescriptor paratool__v1__tool_call_request__field_descriptors[12] =
 {
   {
     "request_id",
@@ -771,23 +938,49 @@ static const ProtobufCFieldDescriptor paratool__v1__tool_call_request__field_des
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "do_not_log",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Paratool__V1__ToolCallRequest, do_not_log),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "source",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Paratool__V1__ToolCallRequest, source),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned paratool__v1__tool_call_request__field_indices_by_name[] = {
   3,   /* field[3] = candidate_tools */
   5,   /* field[5] = deadline_unix_ms */
+  10,   /* field[10] = do_not_log */
   2,   /* field[2] = history */
   8,   /* field[8] = max_calls */
   4,   /* field[4] = max_new_tokens */
   7,   /* field[7] = mode */
   1,   /* field[1] = query */
   0,   /* field[0] = request_id */
+  11,   /* field[11] = source */
   9,   /* field[9] = tool_choice */
   6,   /* field[6] = top_n */
 };
 static const ProtobufCIntRange paratool__v1__tool_call_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor paratool__v1__tool_call_request__descriptor =
 {
@@ -797,7 +990,7 @@ const ProtobufCMessageDescriptor paratool__v1__tool_call_request__descriptor =
   "Paratool__V1__ToolCallRequest",
   "paratool.v1",
   sizeof(Paratool__V1__ToolCallRequest),
-  10,
+  12,
   paratool__v1__tool_call_request__field_descriptors,
   paratool__v1__tool_call_request__field_indices_by_name,
   1,  paratool__v1__tool_call_request__number_ranges,
@@ -1371,7 +1564,7 @@ const ProtobufCMessageDescriptor paratool__v1__flops_telemetry__descriptor =
   (ProtobufCMessageInit) paratool__v1__flops_telemetry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor paratool__v1__trajectory__field_descriptors[6] =
+static const ProtobufCFieldDescriptor paratool__v1__trajectory__field_descriptors[7] =
 {
   {
     "id",
@@ -1445,19 +1638,32 @@ static const ProtobufCFieldDescriptor paratool__v1__trajectory__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "request_source",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Paratool__V1__Trajectory, request_source),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned paratool__v1__trajectory__field_indices_by_name[] = {
   2,   /* field[2] = candidate_tools */
   0,   /* field[0] = id */
   4,   /* field[4] = outcome */
   1,   /* field[1] = query */
+  6,   /* field[6] = request_source */
   5,   /* field[5] = source */
   3,   /* field[3] = steps */
 };
 static const ProtobufCIntRange paratool__v1__trajectory__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor paratool__v1__trajectory__descriptor =
 {
@@ -1467,7 +1673,7 @@ const ProtobufCMessageDescriptor paratool__v1__trajectory__descriptor =
   "Paratool__V1__Trajectory",
   "paratool.v1",
   sizeof(Paratool__V1__Trajectory),
-  6,
+  7,
   paratool__v1__trajectory__field_descriptors,
   paratool__v1__trajectory__field_indices_by_name,
   1,  paratool__v1__trajectory__number_ranges,
@@ -1729,6 +1935,70 @@ const ProtobufCMessageDescriptor paratool__v1__tool_spec__descriptor =
   paratool__v1__tool_spec__field_indices_by_name,
   1,  paratool__v1__tool_spec__number_ranges,
   (ProtobufCMessageInit) paratool__v1__tool_spec__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor paratool__v1__forget_request__field_descriptors[3] =
+{
+  {
+    "request_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Paratool__V1__ForgetRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "source",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Paratool__V1__ForgetRequest, source),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created_unix_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Paratool__V1__ForgetRequest, created_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned paratool__v1__forget_request__field_indices_by_name[] = {
+  2,   /* field[2] = created_unix_ms */
+  0,   /* field[0] = request_id */
+  1,   /* field[1] = source */
+};
+static const ProtobufCIntRange paratool__v1__forget_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor paratool__v1__forget_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "paratool.v1.ForgetRequest",
+  "ForgetRequest",
+  "Paratool__V1__ForgetRequest",
+  "paratool.v1",
+  sizeof(Paratool__V1__ForgetRequest),
+  3,
+  paratool__v1__forget_request__field_descriptors,
+  paratool__v1__forget_request__field_indices_by_name,
+  1,  paratool__v1__forget_request__number_ranges,
+  (ProtobufCMessageInit) paratool__v1__forget_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue paratool__v1__mode__enum_values_by_number[7] =

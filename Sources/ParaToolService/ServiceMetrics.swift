@@ -64,6 +64,12 @@ public final class ServiceMetrics: Sendable {
         counter("dlq", labels: [("reason", reason)], help: "Messages sent to the dead-letter topic, by reason.").increment()
     }
 
+    /// Counts an answer whose request named a reply topic that does not exist (answered on the
+    /// shared topic instead).
+    public func replyTopicMissing() {
+        counter("reply_topic_missing", labels: [], help: "Answers whose reply topic did not exist, sent to the shared topic instead.").increment()
+    }
+
     /// Counts an adapter update by result (`applied`, `refused`, `stale`).
     public func adapterUpdate(result: String) {
         counter("adapter_updates", labels: [("result", result)], help: "AdapterUpdate messages, by result.").increment()

@@ -1,5 +1,6 @@
 // Conversions between the wire messages (Wire) and the method's value types (ParaTool): requests
 // in, actions/telemetry/trajectories out, tool specs from the catalogue topic.
+import Crypto
 import Foundation
 import ParaTool
 import Wire
@@ -57,12 +58,23 @@ extension ToolCall {
 
 extension Step {
     /// A step from the wire; `field` names it in errors (e.g. `history[2]`).
+    /// A step from the wire; `field` names it in errors (e.g. `history[2]`). The wire message was
+    /// validated: its results name calls of the step.
     init(wire: WireStep, field: String) throws {
+        let ids = wire.calls.map(\.id)
         self.init(calls: try wire.calls.enumerated().map { try ToolCall(wire: $1, field: "\(field).calls[\($0)]") },
-                  observation: wire.observation)
+                  observation: wire.observation, callIDs: ids.allSatisfy(\.isEmpty) ? [] : ids,
+                  results: wire.results.map { StepResult(callID: $0.callID, content: $0.content) })
     }
 
-    var wire: WireStep { WireStep(calls: calls.map(\.wire), observation: observation) }
+    var wire: WireStep {
+        WireStep(calls: calls.enumerated().map { j, call in
+                     var w = call.wire
+                     if j < callIDs.count { w.id = callIDs[j] }
+                     return w
+                 },
+                 observation: observation, results: results.map { WireToolResult(callID: $0.callID, content: $0.content) })
+    }
 }
 
 extension ToolCallRequest {
@@ -137,13 +149,28 @@ extension WireToolSpec {
     }
 }
 
+extension WireToolCall {
+    /// The id of call `index` (0-based) of the Action answering `requestID`: "call_" and the
+    /// first 24 hex digits of SHA-256(request id, NUL, index). The same on every answer to the
+    /// request (redelivery answers again with the same ids), distinct across requests.
+    public static func callID(requestID: String, index: Int) -> String {
+        let digest = SHA256.hash(data: Data((requestID + "\u{0}\(index)").utf8))
+        return "call_" + digest.prefix(12).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
 extension WireAction {
-    /// The Action for an engine response.
+    /// The Action for an engine response; each call carries its id (`WireToolCall.callID`).
     init(response: ToolCallResponse, modelID: String, timings: WirePhaseTimings) {
         var calls: [WireToolCall] = []
         var text = ""
         switch response.action {
-        case .calls(let c): calls = c.map(\.wire)
+        case .calls(let c):
+            calls = c.enumerated().map { index, call in
+                var w = call.wire
+                w.id = WireToolCall.callID(requestID: response.id, index: index)
+                return w
+            }
         case .answer(let t): text = t
         }
         self.init(requestID: response.id, calls: calls, text: text,

@@ -4,7 +4,8 @@
 // (`telemetry`) and a Trajectory candidate (`trajectories`), and commits offsets only after
 // delivery — or, with exactly-once, inside a Kafka transaction. Bad requests (undecodable,
 // invalid, over a limit) get an error Action and go to `dlq`; an output the broker can never take
-// is dropped and counted, a dead letter then sent truncated (Undeliverable).
+// is dropped and counted, a dead letter then sent truncated (Undeliverable). A request naming a
+// reply topic (ReplyRouting) gets its Action and telemetry there too, with its correlation id.
 import Foundation
 import Kafka
 import Logging
@@ -44,8 +45,13 @@ public struct WorkerSettings: Sendable {
     /// The most estimated compute of one batch; nil: a quarter of the consumer's
     /// `max.poll.interval.ms` (ComputeBudget), so the worker polls well within that interval.
     public var batchBudget: Duration?
-    /// Publish each served request as a trajectory candidate.
+    /// Publish each served request as a trajectory candidate (a request may opt out: `do_not_log`).
     public var logTrajectories = true
+    /// Reply topics a request may name must start with this; nil: `<prefix>replies.`.
+    public var replyTopicPrefix: String?
+    /// Answer on the shared `actions` and `telemetry` topics also when a request names a reply
+    /// topic (older clients read those); an answer whose reply topic is missing goes there always.
+    public var sharedReplies = true
     /// How many tools, and how large a spec, the catalogue from the `tools` topic may hold.
     public var toolLimits = ToolTopicLimits.default
 
@@ -82,6 +88,8 @@ public final class Worker: Service, @unchecked Sendable {
     private let readiness = Readiness()
     /// What a batch may compute between two polls.
     public let budget: ComputeBudget
+    /// Which reply topics requests may name, and whether answers also go to the shared topics.
+    private let replyRouting: ReplyRouting
 
     /// How long a worker is idle before it frees the scratch of its largest batch.
     public static let idleBeforeRelease: Duration = .seconds(1)
@@ -96,6 +104,8 @@ public final class Worker: Service, @unchecked Sendable {
         self.kafka = kafka
         consumerConfiguration = KafkaConsumerConfiguration(cluster: kafka, groupID: settings.groupID)
         budget = settings.batchBudget.map(ComputeBudget.init(perBatch:)) ?? ComputeBudget(consumer: consumerConfiguration)
+        replyRouting = ReplyRouting(allowedPrefix: settings.replyTopicPrefix ?? ReplyRouting.defaultPrefix(settings.topics),
+                                    sharedTopics: settings.sharedReplies)
         self.fixedCatalogue = catalogue
         self.control = control
         self.metrics = metrics
@@ -181,6 +191,7 @@ public final class Worker: Service, @unchecked Sendable {
             : try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: kafka), name: "worker-producer", logger: logger)
         defer { producer.close() }
         if settings.exactlyOnce { try producer.initTransactions() }
+        let replyTopics = ReplyTopicDirectory { topic in (try? producer.partitionCount(topic: topic, timeout: .seconds(2))) != nil }
         let consumer = try KafkaConsumer(configuration: consumerConfiguration, name: "worker-consumer", logger: logger) { [weak self] event in self?.markJoined(event) }
         try consumer.subscribe(topics: [settings.topics.requests])
         markServing(true)
@@ -221,7 +232,7 @@ public final class Worker: Service, @unchecked Sendable {
                 continue
             }
             let start = ContinuousClock.now
-            var served = Served()
+            var served = Served(replyTopics: replyTopics)
             waiting += admit(polled, engine: engine, estimator: estimator, into: &served)
             let picked = BatchPlanner.next(waiting.map(\.planned), budget: budget, maxBatch: settings.batchSize) { indices in
                 estimator.seconds(indices.map { waiting[$0].cost })
@@ -380,6 +391,8 @@ public final class Worker: Service, @unchecked Sendable {
     /// What one round of the loop produced: the messages to send, a status per request, and the
     /// requests rejected before compute.
     struct Served {
+        /// Which reply topics exist (asked of the broker, cached).
+        let replyTopics: ReplyTopicDirectory
         var outputs: [OutgoingMessage] = []
         var statuses: [String] = []
         var rejected: [KafkaMessage] = []
@@ -389,6 +402,11 @@ public final class Worker: Service, @unchecked Sendable {
     struct Waiting {
         var message: KafkaMessage
         var request: ToolCallRequest
+        /// Where its answer goes besides the shared topics.
+        var route: ReplyRoute
+        /// Whether it may be stored (its trajectory candidate published), and who sent it.
+        var logged: Bool
+        var source: String
         var queueMs: Double
         var consumedAt: Date
         var cost: RequestCost
@@ -407,15 +425,26 @@ public final class Worker: Service, @unchecked Sendable {
         for m in batch {
             let queueMs = m.timestampMs.map { max(0, Double(nowMs - $0)) } ?? 0
             metrics.queued(.milliseconds(queueMs))
+            // The reply headers first, so even an undecodable request is answered where it asked.
+            let route: ReplyRoute
+            do {
+                route = try replyRouting.route(m, requestID: m.keyString)
+            } catch {
+                reject(m, requestID: m.keyString, route: .none(requestID: m.keyString), status: .invalidRequest,
+                       code: "reply.refused", message: "\(error)", into: &served)
+                continue
+            }
             let wire: WireToolCallRequest
             do {
                 wire = try WireToolCallRequest(bytes: m.value, limits: settings.limits)
             } catch {
-                reject(m, requestID: m.keyString, status: .invalidRequest, code: Self.code(for: error), message: "\(error)", into: &served)
+                reject(m, requestID: m.keyString, route: route, status: .invalidRequest, code: Self.code(for: error), message: "\(error)", into: &served)
                 continue
             }
+            let hadCorrelation = m.header(ReplyHeader.correlationID) != nil || m.header(ReplyHeader.smallRyeCorrelationID) != nil
+            let replyRoute = hadCorrelation ? route : ReplyRoute(topic: route.topic, correlationID: Array(wire.requestID.utf8))
             if wire.deadlineUnixMs > 0, nowMs > wire.deadlineUnixMs {
-                reject(m, requestID: wire.requestID, status: .deadlineExceeded, code: "deadline.exceeded",
+                reject(m, requestID: wire.requestID, route: replyRoute, status: .deadlineExceeded, code: "deadline.exceeded",
                        message: "the deadline passed \(nowMs - wire.deadlineUnixMs) ms before a worker took the request", into: &served)
                 continue
             }
@@ -426,26 +455,27 @@ public final class Worker: Service, @unchecked Sendable {
                 let cost = try engine.validate(request, maxPromptTokens: settings.maxPromptTokens)
                 let seconds = estimator.seconds([cost])
                 guard seconds <= budget.perBatchSeconds else {
-                    reject(m, requestID: wire.requestID, status: .invalidRequest, code: "request.too_costly",
+                    reject(m, requestID: wire.requestID, route: replyRoute, status: .invalidRequest, code: "request.too_costly",
                            message: "request \(wire.requestID): estimated \(String(format: "%.3f", seconds)) s of compute "
                                + "(\(cost.promptTokens) prompt tokens, up to \(cost.maxNewTokens) new), over the "
                                + "\(String(format: "%.3f", budget.perBatchSeconds)) s a batch may take between two polls",
                            into: &served)
                     continue
                 }
-                admitted.append(Waiting(message: m, request: request, queueMs: queueMs, consumedAt: consumedAt, cost: cost,
+                admitted.append(Waiting(message: m, request: request, route: replyRoute, logged: !wire.doNotLog, source: wire.source,
+                                        queueMs: queueMs, consumedAt: consumedAt, cost: cost,
                                         planned: BatchPlanner.Item(seconds: seconds)))
             } catch EngineError.unknownTools(let tools) {
-                reject(m, requestID: wire.requestID, status: .unknownTool, code: "tool.unknown",
+                reject(m, requestID: wire.requestID, route: replyRoute, status: .unknownTool, code: "tool.unknown",
                        message: "unknown tools: \(tools.joined(separator: ", "))", into: &served)
             } catch let error as EngineError {
                 if case .promptTooLong = error {
-                    reject(m, requestID: wire.requestID, status: .invalidRequest, code: "prompt.too_long", message: "\(error)", into: &served)
+                    reject(m, requestID: wire.requestID, route: replyRoute, status: .invalidRequest, code: "prompt.too_long", message: "\(error)", into: &served)
                 } else {
-                    reject(m, requestID: wire.requestID, status: .invalidRequest, code: "request.invalid", message: "\(error)", into: &served)
+                    reject(m, requestID: wire.requestID, route: replyRoute, status: .invalidRequest, code: "request.invalid", message: "\(error)", into: &served)
                 }
             } catch {
-                reject(m, requestID: wire.requestID, status: .invalidRequest, code: "request.invalid", message: "\(error)", into: &served)
+                reject(m, requestID: wire.requestID, route: replyRoute, status: .invalidRequest, code: "request.invalid", message: "\(error)", into: &served)
             }
         }
         return admitted
@@ -477,10 +507,9 @@ public final class Worker: Service, @unchecked Sendable {
                 parts["lora", default: 0] += response.flops.lora
                 parts["encoder", default: 0] += response.flops.encoder
                 parts["gate", default: 0] += response.flops.gate
-                answer(item.message, request: item.request, response: response, queueMs: item.queueMs,
-                       consumedAt: item.consumedAt, into: &served)
+                answer(item, response: response, into: &served)
             case .failure(let error):
-                reject(item.message, requestID: item.request.id, status: .internal, code: "engine.failed",
+                reject(item.message, requestID: item.request.id, route: item.route, status: .internal, code: "engine.failed",
                        message: "\(error)", into: &served)
             }
         }
@@ -492,31 +521,34 @@ public final class Worker: Service, @unchecked Sendable {
         metrics.batch(size: batch.count, promptTokens: prompt, generatedTokens: generated, seconds: runSeconds, flops: parts)
     }
 
-    private func answer(_ m: KafkaMessage, request: ToolCallRequest, response: ToolCallResponse, queueMs: Double,
-                        consumedAt: Date, into served: inout Served) {
-        let timings = WirePhaseTimings(queueMs: queueMs, gateMs: response.gateSeconds * 1000,
+    private func answer(_ item: Waiting, response: ToolCallResponse, into served: inout Served) {
+        let request = item.request
+        let timings = WirePhaseTimings(queueMs: item.queueMs, gateMs: response.gateSeconds * 1000,
                                        prefillMs: response.prefillSeconds * 1000,
                                        decodeMs: (response.generateSeconds - response.prefillSeconds) * 1000,
-                                       totalMs: Date().timeIntervalSince(consumedAt) * 1000)
+                                       totalMs: Date().timeIntervalSince(item.consumedAt) * 1000)
         let action = WireAction(response: response, modelID: settings.modelID, timings: timings)
         let telemetry = WireFlopsTelemetry(response: response, workerID: settings.workerID, timings: timings)
         do {
-            served.outputs.append(OutgoingMessage(topic: settings.topics.actions, key: response.id, value: try action.encode()))
-            served.outputs.append(OutgoingMessage(topic: settings.topics.telemetry, key: response.id, value: try telemetry.encode()))
+            served.outputs += replies(try action.encode(), type: WireAction.protoName, key: response.id,
+                                      shared: settings.topics.actions, route: item.route, into: &served)
+            served.outputs += replies(try telemetry.encode(), type: WireFlopsTelemetry.protoName, key: response.id,
+                                      shared: settings.topics.telemetry, route: item.route, into: &served)
         } catch {
             // The model wrote something the wire cannot carry (e.g. U+0000): answer with an error.
-            reject(m, requestID: response.id, status: .internal, code: "wire.unencodable", message: "\(error)", into: &served)
+            reject(item.message, requestID: response.id, route: item.route, status: .internal, code: "wire.unencodable",
+                   message: "\(error)", into: &served)
             return
         }
         served.statuses.append("ok")
         metrics.served(format: response.servedMode.rawValue)
         metrics.answered(kind: response.forceClosed ? "force_closed" : response.action.calls.isEmpty ? "text" : "calls")
-        guard settings.logTrajectories else { return }
-        var calls: [WireToolCall] = []
-        if case .calls(let c) = response.action { calls = c.map(\.wire) }
+        guard settings.logTrajectories, item.logged else { return }
+        let calls = action.calls
         let steps = request.history.map(\.wire) + [WireStep(calls: calls)]
         let trajectory = WireTrajectory(id: response.id, query: request.query, candidateTools: response.weights.map(\.tool),
-                                        steps: steps, outcome: .unknown, source: "served:\(settings.workerID)")
+                                        steps: steps, outcome: .unknown, source: "served:\(settings.workerID)",
+                                        requestSource: item.source)
         if let output = candidateOutput(trajectory, key: calls.first?.name ?? "") { served.outputs.append(output) }
     }
 
@@ -532,8 +564,27 @@ public final class Worker: Service, @unchecked Sendable {
         }
     }
 
-    /// An error Action to `actions` and the original bytes to `dlq` with the reason in headers.
-    private func reject(_ m: KafkaMessage, requestID: String, status: WireStatus, code: String, message: String,
+    /// The messages of one answer for `route` (ReplyRouting.outputs); a reply topic that does not
+    /// exist is logged and counted, and the answer goes to the shared topic.
+    private func replies(_ value: [UInt8], type: String, key: String, shared: String, route: ReplyRoute,
+                         into served: inout Served) -> [OutgoingMessage] {
+        let directory = served.replyTopics
+        var missing: String?
+        let out = replyRouting.outputs(value: value, type: type, key: key, sharedTopic: shared, route: route) { topic in
+            let exists = directory.exists(topic)
+            if !exists { missing = topic }
+            return exists
+        }
+        if let missing {
+            metrics.replyTopicMissing()
+            logger.warning("reply topic does not exist; answered on the shared topic", metadata: ["request_id": "\(key)", "reply_topic": "\(missing)"])
+        }
+        return out
+    }
+
+    /// An error Action to `actions` (and the request's reply topic) and the original bytes to
+    /// `dlq` with the reason in headers.
+    private func reject(_ m: KafkaMessage, requestID: String, route: ReplyRoute, status: WireStatus, code: String, message: String,
                         into served: inout Served) {
         let id = requestID.isEmpty ? "\(m.topic)-\(m.partition)-\(m.offset)" : requestID
         logger.warning("request rejected", metadata: ["request_id": "\(id)", "code": "\(code)", "reason": "\(message)"])
@@ -541,7 +592,7 @@ public final class Worker: Service, @unchecked Sendable {
         let action = WireAction(requestID: id, modelID: settings.modelID, status: status,
                                 error: WireErrorDetail(code: code, message: String(message.prefix(4096))))
         if let bytes = try? action.encode() {
-            served.outputs.append(OutgoingMessage(topic: settings.topics.actions, key: id, value: bytes))
+            served.outputs += replies(bytes, type: WireAction.protoName, key: id, shared: settings.topics.actions, route: route, into: &served)
         }
         served.outputs.append(DeadLetterHeader.letter(for: m, topic: settings.topics.dlq, code: code, message: message,
                                                       by: settings.workerID, requestID: requestID.isEmpty ? nil : requestID))

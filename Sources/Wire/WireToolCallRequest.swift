@@ -28,11 +28,15 @@ public struct WireToolCallRequest: WireMessage, Hashable {
     /// What the answer may be: `auto`, `required`, `none` or a candidate tool's name; empty means
     /// the worker's default.
     public var toolChoice: String
+    /// Do not store this request (no trajectory candidate is published for it).
+    public var doNotLog: Bool
+    /// Who sends it (e.g. `agent:<name>`), stored with its trajectory candidate; may be empty.
+    public var source: String
 
     /// Creates a request.
     public init(requestID: String, query: String, history: [WireStep] = [], candidateTools: [String] = [],
                 maxNewTokens: UInt32 = 0, deadlineUnixMs: Int64 = 0, topN: UInt32? = nil, mode: WireMode? = nil,
-                maxCalls: UInt32? = nil, toolChoice: String = "") {
+                maxCalls: UInt32? = nil, toolChoice: String = "", doNotLog: Bool = false, source: String = "") {
         self.requestID = requestID
         self.query = query
         self.history = history
@@ -43,6 +47,8 @@ public struct WireToolCallRequest: WireMessage, Hashable {
         self.mode = mode
         self.maxCalls = maxCalls
         self.toolChoice = toolChoice
+        self.doNotLog = doNotLog
+        self.source = source
     }
 
     init(c: Paratool__V1__ToolCallRequest) throws {
@@ -59,6 +65,8 @@ public struct WireToolCallRequest: WireMessage, Hashable {
             ? WireMode(rawValue: wireEnum(c.mode)) : nil
         maxCalls = c.max_calls_present_case == PARATOOL__V1__TOOL_CALL_REQUEST__MAX_CALLS_PRESENT_MAX_CALLS ? c.max_calls : nil
         toolChoice = try wireString(c.tool_choice, field: "tool_choice")
+        doNotLog = c.do_not_log != 0
+        source = try wireString(c.source, field: "source")
     }
 
     func c(_ arena: CArena) -> Paratool__V1__ToolCallRequest {
@@ -85,12 +93,21 @@ public struct WireToolCallRequest: WireMessage, Hashable {
             c.max_calls = maxCalls
         }
         c.tool_choice = arena.string(toolChoice)
+        c.do_not_log = doNotLog ? 1 : 0
+        c.source = arena.string(source)
         return c
     }
 
     public func validate() throws {
         try requireNonEmpty(requestID, field: "request_id")
         for (index, step) in history.enumerated() { try step.validate(path: "history[\(index)].") }
+        // A result names its call by id, so an id names one call of the whole episode.
+        var ids = Set<String>()
+        for (s, step) in history.enumerated() {
+            for (index, call) in step.calls.enumerated() where !call.id.isEmpty && !ids.insert(call.id).inserted {
+                throw WireError.invalidField(field: "history[\(s)].calls[\(index)].id", reason: "'\(call.id)' is the id of an earlier call")
+            }
+        }
         for (index, tool) in candidateTools.enumerated() {
             try requireNonEmpty(tool, field: "candidate_tools[\(index)]")
         }

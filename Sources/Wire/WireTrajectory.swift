@@ -18,16 +18,19 @@ public struct WireTrajectory: WireMessage, Hashable {
     public var outcome: WireOutcome
     /// Where it came from, e.g. `served` or `dataset:<name>`.
     public var source: String
+    /// A served episode's `ToolCallRequest.source` (who sent it; may be empty).
+    public var requestSource: String
 
     /// Creates a trajectory.
     public init(id: String, query: String, candidateTools: [String] = [], steps: [WireStep] = [],
-                outcome: WireOutcome = .unknown, source: String = "") {
+                outcome: WireOutcome = .unknown, source: String = "", requestSource: String = "") {
         self.id = id
         self.query = query
         self.candidateTools = candidateTools
         self.steps = steps
         self.outcome = outcome
         self.source = source
+        self.requestSource = requestSource
     }
 
     init(c: Paratool__V1__Trajectory) throws {
@@ -39,6 +42,7 @@ public struct WireTrajectory: WireMessage, Hashable {
         steps = try wireMap(c.n_steps, c.steps, field: "steps") { try WireStep(c: $0.pointee, path: $1 + ".") }
         outcome = WireOutcome(rawValue: wireEnum(c.outcome))
         source = try wireString(c.source, field: "source")
+        requestSource = try wireString(c.request_source, field: "request_source")
     }
 
     func c(_ arena: CArena) -> Paratool__V1__Trajectory {
@@ -52,6 +56,7 @@ public struct WireTrajectory: WireMessage, Hashable {
         c.steps = arena.messages(steps.map { $0.c(arena) })
         c.outcome = cEnum(outcome.rawValue)
         c.source = arena.string(source)
+        c.request_source = arena.string(requestSource)
         return c
     }
 

@@ -132,6 +132,27 @@ final class PromptTests: XCTestCase {
             <tool_call>{"name": "search", "arguments": {"q": "Paris"}}</tool_call>
             Observation: Sunny.
             """)
+
+        // Results naming their calls by id are shown in the calls' order, each with the call's
+        // position and tool; a step with results and no observation shows no observation line.
+        let withResults = PromptRequest(query: "Plan my trip.", history: [
+            Step(calls: [weather, search], observation: "", callIDs: ["call_w", "call_s"],
+                 results: [StepResult(callID: "call_s", content: "Paris is in France."), StepResult(callID: "call_w", content: "Sunny.")]),
+        ])
+        XCTAssertEqual(PromptFormatter.userMessage(withResults), """
+            Plan my trip.
+
+            [TOOLCALL HISTORY]
+            Step 1:
+            <tool_call>{"name": "weather", "arguments": {"city": "Paris", "days": 2}}</tool_call>
+            <tool_call>{"name": "search", "arguments": {"q": "Paris"}}</tool_call>
+            Result of call 1 (weather): Sunny.
+            Result of call 2 (search): Paris is in France.
+            """)
+        // The JSON form keeps ids and results (the trainer's dataset stores steps so).
+        let step = withResults.history[0]
+        XCTAssertEqual(try Step(json: step.json, context: "s"), step)
+        XCTAssertEqual(try Step(json: withHistory.history[0].json, context: "s"), withHistory.history[0])
     }
 
     func testRenderWrapsMessagesInTheFixtureChatMLTemplate() throws {

@@ -22,6 +22,19 @@ final class WireGoldenTests: XCTestCase {
         try check(WireToolCallRequest(requestID: "r", query: "q"), PythonGolden.minimalToolCallRequest)
     }
 
+    func testCallIDsResultsAndForgetting() throws {
+        try check(WireToolCallRequest(
+            requestID: "req-43", query: "And in Oslo?",
+            history: [WireStep(calls: [WireToolCall(name: "weather.lookup", argumentsJSON: #"{"city":"Zürich"}"#, id: "call_1"),
+                                       WireToolCall(name: "翻訳", argumentsJSON: "{}", id: "call_2")],
+                               results: [WireToolResult(callID: "call_2", content: "天気"),
+                                         WireToolResult(callID: "call_1", content: #"{"temp":21.5}"#)])],
+            doNotLog: true, source: "agent:trip-planner ✈"), PythonGolden.requestWithCallIDs)
+        try check(WireTrajectory(id: "traj-2", query: "q", steps: [WireStep()], source: "served:w1", requestSource: "user:42"),
+                  PythonGolden.trajectoryWithRequester)
+        try check(WireForgetRequest(source: "user:42", createdUnixMs: 1_764_000_000_789), PythonGolden.forgetRequest)
+    }
+
     func testAction() throws {
         try check(WireAction(
             requestID: "req-42", calls: [Self.weather], text: "",

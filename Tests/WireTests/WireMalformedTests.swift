@@ -146,6 +146,33 @@ final class WireMalformedTests: XCTestCase {
         XCTAssertEqual(try WirePhaseTimings(bytes: []), WirePhaseTimings())
     }
 
+    /// A result must name a call of its step, once; call ids are unique in the whole history;
+    /// a forget request names a request or a source, not both.
+    func testResultsNameTheirCalls() throws {
+        func refusal(_ steps: [WireStep]) -> WireError? {
+            do {
+                _ = try WireToolCallRequest(bytes: WireToolCallRequest(requestID: "r", query: "q", history: steps).encode())
+                return nil
+            } catch { return error as? WireError }
+        }
+        let a = WireToolCall(name: "a", id: "c1"), b = WireToolCall(name: "b", id: "c2")
+        XCTAssertNil(refusal([WireStep(calls: [a, b], results: [WireToolResult(callID: "c2", content: "x"), WireToolResult(callID: "c1", content: "y")])]))
+        XCTAssertNil(refusal([WireStep(calls: [WireToolCall(name: "a")], observation: "old clients: one observation")]))
+        XCTAssertEqual(refusal([WireStep(calls: [a], results: [WireToolResult(callID: "c9", content: "x")])]),
+                       .invalidField(field: "history[0].results[0].call_id", reason: "'c9' names no call of this step"))
+        XCTAssertEqual(refusal([WireStep(calls: [a], results: [WireToolResult(callID: "c1", content: "x"), WireToolResult(callID: "c1", content: "y")])]),
+                       .invalidField(field: "history[0].results[1].call_id", reason: "call 'c1' has an earlier result in this step"))
+        XCTAssertEqual(refusal([WireStep(calls: [a, WireToolCall(name: "b", id: "c1")])]),
+                       .invalidField(field: "history[0].calls[1].id", reason: "'c1' is the id of an earlier call of this step"))
+        XCTAssertEqual(refusal([WireStep(calls: [a]), WireStep(calls: [WireToolCall(name: "b", id: "c1")])]),
+                       .invalidField(field: "history[1].calls[0].id", reason: "'c1' is the id of an earlier call"))
+        XCTAssertEqual(refusal([WireStep(calls: [WireToolCall(name: "a")], results: [WireToolResult(callID: "", content: "x")])]),
+                       .invalidField(field: "history[0].results[0].call_id", reason: "must not be empty"))
+        XCTAssertThrowsError(try WireForgetRequest(bytes: WireForgetRequest(requestID: "r", source: "s").encode()))
+        XCTAssertThrowsError(try WireForgetRequest(bytes: []))
+        XCTAssertEqual(try WireForgetRequest(bytes: WireForgetRequest(requestID: "r").encode()).key, "r")
+    }
+
     /// protobuf-c cannot carry U+0000 inside a string: encoding refuses rather than drop it.
     func testNulCharactersAreRefusedOnEncode() throws {
         XCTAssertThrowsError(try WireToolCall(name: "a\u{0}b", argumentsJSON: "{}").encode()) {

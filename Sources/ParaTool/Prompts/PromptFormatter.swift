@@ -48,6 +48,12 @@ public enum PromptWording {
     /// Prefix of a step's observation.
     public static let observation = "Observation: "
 
+    /// Prefix of one call's result in a history step whose results name their calls: the call's
+    /// 1-based position in the step and its tool. Not in `fingerprint`: only histories carrying
+    /// per-call results read it, and the prompts adapters were trained on before it existed are
+    /// unchanged.
+    public static func result(call number: Int, tool: String) -> String { "Result of call \(number) (\(tool)): " }
+
     /// Heads the calls an answer has made so far, in the gate's context for the next call (the
     /// gate's own input, never a prompt an adapter reads).
     public static let callsSoFarHeader = "[CALLS SO FAR]"
@@ -111,14 +117,21 @@ public struct PromptFormatter: Sendable {
     }
 
     /// The user message: the query, then, when there is history, the history section with each
-    /// step's rendered calls and observation.
+    /// step's rendered calls, then each call's result naming the call by position and tool (in
+    /// the calls' order), then the step's observation (when there are no results, or it is set).
     public static func userMessage(_ request: PromptRequest) -> String {
         guard !request.history.isEmpty else { return request.query }
         var lines = [PromptWording.historyHeader]
         for (i, step) in request.history.enumerated() {
             lines.append(PromptWording.stepHeading(i + 1))
             lines.append(contentsOf: step.calls.map(\.rendered))
-            lines.append(PromptWording.observation + step.observation)
+            for result in step.results.sorted(by: { (step.callNumber(of: $0.callID) ?? 0) < (step.callNumber(of: $1.callID) ?? 0) }) {
+                guard let number = step.callNumber(of: result.callID) else { continue }
+                lines.append(PromptWording.result(call: number, tool: step.calls[number - 1].name) + result.content)
+            }
+            if step.results.isEmpty || !step.observation.isEmpty {
+                lines.append(PromptWording.observation + step.observation)
+            }
         }
         return request.query + "\n\n" + lines.joined(separator: "\n")
     }

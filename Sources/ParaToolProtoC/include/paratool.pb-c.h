@@ -16,6 +16,7 @@ PROTOBUF_C__BEGIN_DECLS
 
 
 typedef struct Paratool__V1__ToolCall Paratool__V1__ToolCall;
+typedef struct Paratool__V1__ToolResult Paratool__V1__ToolResult;
 typedef struct Paratool__V1__Step Paratool__V1__Step;
 typedef struct Paratool__V1__ToolCallRequest Paratool__V1__ToolCallRequest;
 typedef struct Paratool__V1__Error Paratool__V1__Error;
@@ -27,6 +28,7 @@ typedef struct Paratool__V1__Trajectory Paratool__V1__Trajectory;
 typedef struct Paratool__V1__Feedback Paratool__V1__Feedback;
 typedef struct Paratool__V1__AdapterUpdate Paratool__V1__AdapterUpdate;
 typedef struct Paratool__V1__ToolSpec Paratool__V1__ToolSpec;
+typedef struct Paratool__V1__ForgetRequest Paratool__V1__ForgetRequest;
 
 
 /* --- enums --- */
@@ -111,7 +113,7 @@ typedef enum _Paratool__V1__Outcome {
 /* --- messages --- */
 
 /*
- * One tool invocation. Next free number: 3.
+ * One tool invocation. Next free number: 4.
  */
 struct  Paratool__V1__ToolCall
 {
@@ -124,14 +126,38 @@ struct  Paratool__V1__ToolCall
    * the arguments, one JSON object (UTF-8 text)
    */
   char *arguments_json;
+  /*
+   * the call's id, unique within its episode (a worker sets it on every
+   */
+  char *id;
 };
 #define PARATOOL__V1__TOOL_CALL__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&paratool__v1__tool_call__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * What one call returned. Next free number: 3.
+ */
+struct  Paratool__V1__ToolResult
+{
+  ProtobufCMessage base;
+  /*
+   * the ToolCall.id this result answers; required
+   */
+  char *call_id;
+  /*
+   * what the tool returned (text, often JSON)
+   */
+  char *content;
+};
+#define PARATOOL__V1__TOOL_RESULT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&paratool__v1__tool_result__descriptor) \
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /*
- * One turn of a multi-step episode: the calls made and what came back. Next free number: 3.
+ * One turn of a multi-step episode: the calls made and what came back. Next free number: 4.
  */
 struct  Paratool__V1__Step
 {
@@ -142,13 +168,21 @@ struct  Paratool__V1__Step
   size_t n_calls;
   Paratool__V1__ToolCall **calls;
   /*
-   * the tool results shown to the model afterwards
+   * one text for all of the step's results (older clients;
    */
   char *observation;
+  /*
+   * shown after `results` when both are set)
+   */
+  /*
+   * one result per call, each naming the call it answers
+   */
+  size_t n_results;
+  Paratool__V1__ToolResult **results;
 };
 #define PARATOOL__V1__STEP__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&paratool__v1__step__descriptor) \
-    , 0,NULL, (char *)protobuf_c_empty_string }
+    , 0,NULL, (char *)protobuf_c_empty_string, 0,NULL }
 
 
 typedef enum {
@@ -170,7 +204,7 @@ typedef enum {
 } Paratool__V1__ToolCallRequest__MaxCallsPresentCase;
 
 /*
- * A request for the next action, topic `requests`, key request_id. Next free number: 11.
+ * A request for the next action, topic `requests`, key request_id. Next free number: 13.
  */
 struct  Paratool__V1__ToolCallRequest
 {
@@ -208,6 +242,16 @@ struct  Paratool__V1__ToolCallRequest
    * Empty = the worker's default ("auto" unless configured otherwise).
    */
   char *tool_choice;
+  /*
+   * Do not store this request: no trajectory candidate is published for it (its answer is
+   * served as usual).
+   */
+  protobuf_c_boolean do_not_log;
+  /*
+   * Who sends it, e.g. "agent:<name>" or a user id; stored with its trajectory candidate so
+   * that a ForgetRequest naming the source removes it. Optional.
+   */
+  char *source;
   Paratool__V1__ToolCallRequest__TopNPresentCase top_n_present_case;
   union {
     uint32_t top_n;
@@ -223,7 +267,7 @@ struct  Paratool__V1__ToolCallRequest
 };
 #define PARATOOL__V1__TOOL_CALL_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&paratool__v1__tool_call_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, PARATOOL__V1__TOOL_CALL_REQUEST__TOP_N_PRESENT__NOT_SET, {0}, PARATOOL__V1__TOOL_CALL_REQUEST__MODE_PRESENT__NOT_SET, {0}, PARATOOL__V1__TOOL_CALL_REQUEST__MAX_CALLS_PRESENT__NOT_SET, {0} }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, PARATOOL__V1__TOOL_CALL_REQUEST__TOP_N_PRESENT__NOT_SET, {0}, PARATOOL__V1__TOOL_CALL_REQUEST__MODE_PRESENT__NOT_SET, {0}, PARATOOL__V1__TOOL_CALL_REQUEST__MAX_CALLS_PRESENT__NOT_SET, {0} }
 
 
 /*
@@ -405,7 +449,7 @@ struct  Paratool__V1__FlopsTelemetry
 
 
 /*
- * One episode for training, topic `trajectories`, key tool name. Next free number: 7.
+ * One episode for training, topic `trajectories`, key tool name. Next free number: 8.
  */
 struct  Paratool__V1__Trajectory
 {
@@ -430,10 +474,14 @@ struct  Paratool__V1__Trajectory
    * where it came from, e.g. "served", "dataset:<name>"
    */
   char *source;
+  /*
+   * a served episode's ToolCallRequest.source (may be empty)
+   */
+  char *request_source;
 };
 #define PARATOOL__V1__TRAJECTORY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&paratool__v1__trajectory__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, PARATOOL__V1__OUTCOME__OUTCOME_UNKNOWN, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, PARATOOL__V1__OUTCOME__OUTCOME_UNKNOWN, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -522,6 +570,34 @@ struct  Paratool__V1__ToolSpec
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
+/*
+ * Remove every stored record of a request, or of everything one source sent or reported, topic
+ * `forget`, key the request id or the source. The trainer deletes the matching trajectories,
+ * candidates and feedback from its dataset and journal (rewriting the files, so no copy stays)
+ * and ignores matching messages that arrive later. Exactly one of the two is set.
+ * Next free number: 4.
+ */
+struct  Paratool__V1__ForgetRequest
+{
+  ProtobufCMessage base;
+  /*
+   * a ToolCallRequest's (and its trajectory's) id
+   */
+  char *request_id;
+  /*
+   * a ToolCallRequest.source, Feedback.source or Trajectory.source
+   */
+  char *source;
+  /*
+   * when it was asked
+   */
+  int64_t created_unix_ms;
+};
+#define PARATOOL__V1__FORGET_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&paratool__v1__forget_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
+
+
 /* Paratool__V1__ToolCall methods */
 void   paratool__v1__tool_call__init
                      (Paratool__V1__ToolCall         *message);
@@ -540,6 +616,25 @@ Paratool__V1__ToolCall *
                       const uint8_t       *data);
 void   paratool__v1__tool_call__free_unpacked
                      (Paratool__V1__ToolCall *message,
+                      ProtobufCAllocator *allocator);
+/* Paratool__V1__ToolResult methods */
+void   paratool__v1__tool_result__init
+                     (Paratool__V1__ToolResult         *message);
+size_t paratool__v1__tool_result__get_packed_size
+                     (const Paratool__V1__ToolResult   *message);
+size_t paratool__v1__tool_result__pack
+                     (const Paratool__V1__ToolResult   *message,
+                      uint8_t             *out);
+size_t paratool__v1__tool_result__pack_to_buffer
+                     (const Paratool__V1__ToolResult   *message,
+                      ProtobufCBuffer     *buffer);
+Paratool__V1__ToolResult *
+       paratool__v1__tool_result__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   paratool__v1__tool_result__free_unpacked
+                     (Paratool__V1__ToolResult *message,
                       ProtobufCAllocator *allocator);
 /* Paratool__V1__Step methods */
 void   paratool__v1__step__init
@@ -750,10 +845,32 @@ Paratool__V1__ToolSpec *
 void   paratool__v1__tool_spec__free_unpacked
                      (Paratool__V1__ToolSpec *message,
                       ProtobufCAllocator *allocator);
+/* Paratool__V1__ForgetRequest methods */
+void   paratool__v1__forget_request__init
+                     (Paratool__V1__ForgetRequest         *message);
+size_t paratool__v1__forget_request__get_packed_size
+                     (const Paratool__V1__ForgetRequest   *message);
+size_t paratool__v1__forget_request__pack
+                     (const Paratool__V1__ForgetRequest   *message,
+                      uint8_t             *out);
+size_t paratool__v1__forget_request__pack_to_buffer
+                     (const Paratool__V1__ForgetRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Paratool__V1__ForgetRequest *
+       paratool__v1__forget_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   paratool__v1__forget_request__free_unpacked
+                     (Paratool__V1__ForgetRequest *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Paratool__V1__ToolCall_Closure)
                  (const Paratool__V1__ToolCall *message,
+                  void *closure_data);
+typedef void (*Paratool__V1__ToolResult_Closure)
+                 (const Paratool__V1__ToolResult *message,
                   void *closure_data);
 typedef void (*Paratool__V1__Step_Closure)
                  (const Paratool__V1__Step *message,
@@ -788,6 +905,9 @@ typedef void (*Paratool__V1__AdapterUpdate_Closure)
 typedef void (*Paratool__V1__ToolSpec_Closure)
                  (const Paratool__V1__ToolSpec *message,
                   void *closure_data);
+typedef void (*Paratool__V1__ForgetRequest_Closure)
+                 (const Paratool__V1__ForgetRequest *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -798,6 +918,7 @@ extern const ProtobufCEnumDescriptor    paratool__v1__mode__descriptor;
 extern const ProtobufCEnumDescriptor    paratool__v1__status__descriptor;
 extern const ProtobufCEnumDescriptor    paratool__v1__outcome__descriptor;
 extern const ProtobufCMessageDescriptor paratool__v1__tool_call__descriptor;
+extern const ProtobufCMessageDescriptor paratool__v1__tool_result__descriptor;
 extern const ProtobufCMessageDescriptor paratool__v1__step__descriptor;
 extern const ProtobufCMessageDescriptor paratool__v1__tool_call_request__descriptor;
 extern const ProtobufCMessageDescriptor paratool__v1__error__descriptor;
@@ -809,6 +930,7 @@ extern const ProtobufCMessageDescriptor paratool__v1__trajectory__descriptor;
 extern const ProtobufCMessageDescriptor paratool__v1__feedback__descriptor;
 extern const ProtobufCMessageDescriptor paratool__v1__adapter_update__descriptor;
 extern const ProtobufCMessageDescriptor paratool__v1__tool_spec__descriptor;
+extern const ProtobufCMessageDescriptor paratool__v1__forget_request__descriptor;
 
 PROTOBUF_C__END_DECLS
 

@@ -36,12 +36,7 @@ public struct Trajectory: Sendable, Equatable {
         .object(JSONObject([
             ("id", .string(id)), ("query", .string(query)),
             ("candidate_tools", .array(candidateTools.map { .string($0) })),
-            ("steps", .array(steps.map { step in
-                .object(JSONObject([
-                    ("calls", .array(step.calls.map { .object(JSONObject([("name", .string($0.name)), ("arguments", $0.arguments)])) })),
-                    ("observation", .string(step.observation)),
-                ]))
-            })),
+            ("steps", .array(steps.map(\.json))),
             ("outcome", .string(outcome.rawValue)), ("source", .string(source)),
         ]))
     }
