@@ -58,6 +58,18 @@ struct SendCommand: ParsableCommand {
     @Option(help: "Request id (default: a new UUID).")
     var requestId: String?
 
+    @Option(help: ArgumentHelp("Topic the answer comes back on (created when missing; must be under the workers' reply prefix). Default <prefix>replies.send-<hostname>.", valueName: "topic"))
+    var replyTopic: String?
+
+    @Flag(help: "Read the answer from the shared actions topic (as clients before reply topics did) instead of a reply topic.")
+    var sharedReplies = false
+
+    @Flag(help: "Ask the workers not to store this request (no trajectory candidate for training).")
+    var noLog = false
+
+    @Option(help: "Who sends the request (e.g. agent:<name>), stored with its trajectory so `paratool forget --source` can remove it.")
+    var source: String?
+
     @Flag(help: "Print one JSON object {\"action\": …, \"telemetry\": …}.")
     var json = false
 
@@ -88,8 +100,12 @@ struct SendCommand: ParsableCommand {
             requestID: requestId ?? UUID().uuidString.lowercased(), query: query, candidateTools: candidates,
             maxNewTokens: UInt32(maxNewTokens ?? 0),
             deadlineUnixMs: Int64(Date().timeIntervalSince1970 * 1000) + Int64(timeoutMs),
-            topN: topN.map(UInt32.init), mode: wireMode, maxCalls: maxCalls.map(UInt32.init), toolChoice: toolChoice ?? "")
-        let client = try RequestClient(kafka: config, topics: kafka.topics(settings))
+            topN: topN.map(UInt32.init), mode: wireMode, maxCalls: maxCalls.map(UInt32.init), toolChoice: toolChoice ?? "",
+            doNotLog: noLog, source: source ?? "")
+        let topics = kafka.topics(settings)
+        if sharedReplies, replyTopic != nil { throw UsageError("--reply-topic and --shared-replies exclude each other") }
+        let reply = sharedReplies ? nil : replyTopic ?? RequestClient.defaultReplyTopic(topics: topics, client: "send-\(ProcessInfo.processInfo.hostName)")
+        let client = try RequestClient(kafka: config, topics: topics, replyTopic: reply)
         let start = ContinuousClock.now
         guard let result = try client.call(request, timeout: .milliseconds(timeoutMs)) else {
             throw UsageError("no Action for \(request.requestID) within \(timeoutMs) ms: is a worker running on \(config.brokers)?")

@@ -96,6 +96,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("What an answer may be when a request leaves tool_choice empty: auto (calls or a text answer), required (at least one call) or none (text only) (default auto).", valueName: "choice"))
     var toolChoice: String?
 
+    @Option(help: ArgumentHelp("Reply topics a request may name in its kafka_replyTopic header must start with this; a request naming another is refused with reply.refused (default <prefix>replies.).", valueName: "prefix"))
+    var replyTopicPrefix: String?
+
+    @Flag(help: "Answer a request that names a reply topic only there, not also on the shared actions and telemetry topics (clients that read those then miss it).")
+    var noSharedReplies = false
+
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical (default info).", valueName: "level"))
     var logLevel: String?
 
@@ -140,6 +146,11 @@ struct ServeCommand: AsyncParsableCommand {
             worker.defaultToolChoice = parsed
         }
         worker.toolLimits = try toolLimits.limits(settings)
+        if let prefix = settings.string("reply-topic-prefix", replyTopicPrefix) {
+            guard !prefix.isEmpty else { throw UsageError("--reply-topic-prefix must not be empty") }
+            worker.replyTopicPrefix = prefix
+        }
+        worker.sharedReplies = !(try settings.bool("no-shared-replies", noSharedReplies))
         guard worker.batchSize >= 1 else { throw UsageError("--batch-size must be at least 1") }
         let port = try settings.int("metrics-port", metricsPort) ?? 9464
         guard (0...65535).contains(port) else { throw UsageError("--metrics-port must be 0…65535") }
