@@ -2039,7 +2039,7 @@ const ProtobufCEnumDescriptor paratool__v1__mode__descriptor =
   paratool__v1__mode__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue paratool__v1__status__enum_values_by_number[6] =
+static const ProtobufCEnumValue paratool__v1__status__enum_values_by_number[7] =
 {
   { "STATUS_UNSPECIFIED", "PARATOOL__V1__STATUS__STATUS_UNSPECIFIED", 0 },
   { "STATUS_OK", "PARATOOL__V1__STATUS__STATUS_OK", 1 },
@@ -2047,16 +2047,18 @@ static const ProtobufCEnumValue paratool__v1__status__enum_values_by_number[6] =
   { "STATUS_UNKNOWN_TOOL", "PARATOOL__V1__STATUS__STATUS_UNKNOWN_TOOL", 3 },
   { "STATUS_DEADLINE_EXCEEDED", "PARATOOL__V1__STATUS__STATUS_DEADLINE_EXCEEDED", 4 },
   { "STATUS_INTERNAL", "PARATOOL__V1__STATUS__STATUS_INTERNAL", 5 },
+  { "STATUS_UNAVAILABLE", "PARATOOL__V1__STATUS__STATUS_UNAVAILABLE", 6 },
 };
 static const ProtobufCIntRange paratool__v1__status__value_ranges[] = {
-{0, 0},{0, 6}
+{0, 0},{0, 7}
 };
-static const ProtobufCEnumValueIndex paratool__v1__status__enum_values_by_name[6] =
+static const ProtobufCEnumValueIndex paratool__v1__status__enum_values_by_name[7] =
 {
   { "STATUS_DEADLINE_EXCEEDED", 4 },
   { "STATUS_INTERNAL", 5 },
   { "STATUS_INVALID_REQUEST", 2 },
   { "STATUS_OK", 1 },
+  { "STATUS_UNAVAILABLE", 6 },
   { "STATUS_UNKNOWN_TOOL", 3 },
   { "STATUS_UNSPECIFIED", 0 },
 };
@@ -2067,9 +2069,9 @@ const ProtobufCEnumDescriptor paratool__v1__status__descriptor =
   "Status",
   "Paratool__V1__Status",
   "paratool.v1",
-  6,
+  7,
   paratool__v1__status__enum_values_by_number,
-  6,
+  7,
   paratool__v1__status__enum_values_by_name,
   1,
   paratool__v1__status__value_ranges,

@@ -34,6 +34,8 @@ public final class AdapterRegistry: AdapterProvider, @unchecked Sendable {
     private let config: ModelConfig
     private let logger: Logger
     private let table = Mutex<[String: (adapter: ToolAdapter, version: String)]>([:])
+    /// The schema fingerprint each serving version recorded (nil: none recorded).
+    private let schemas = Mutex<[String: String?]>([:])
     /// Tools known to have no adapter in the store (so the store is not listed per request).
     private let missing = Mutex<Set<String>>([])
 
@@ -57,8 +59,17 @@ public final class AdapterRegistry: AdapterProvider, @unchecked Sendable {
             // Another thread may have installed a newer version meanwhile: keep the newer one.
             if let existing = t[tool], Self.number(existing.version) >= latest.number { return existing }
             t[tool] = (adapter, latest.version)
+            schemas.withLock { $0[tool] = latest.schemaFingerprint }
             return (adapter, latest.version)
         }
+    }
+
+    /// The schema fingerprint of the version of `tool` that serves (or would serve: the store's
+    /// latest servable, read from its manifest without loading the weights).
+    public func schemaFingerprint(of tool: String) throws -> String? {
+        if let known = schemas.withLock({ $0[tool] }) { return known }
+        guard let store, !missing.withLock({ $0.contains(tool) }) else { return nil }
+        return try store.latest(tool: tool)?.schemaFingerprint
     }
 
     /// Applies an update: checks that the store may serve the version (not held for review
@@ -99,7 +110,10 @@ public final class AdapterRegistry: AdapterProvider, @unchecked Sendable {
             throw AdapterUpdateRefusal.store("\(error)")
         }
         warnIfOtherWording(manifest)
-        table.withLock { $0[update.tool] = (adapter, update.version) }
+        table.withLock { t in
+            t[update.tool] = (adapter, update.version)
+            schemas.withLock { $0[update.tool] = manifest.schemaFingerprint }
+        }
         missing.withLock { _ = $0.remove(update.tool) }
         logger.info("adapter swapped", metadata: ["tool": "\(update.tool)", "version": "\(update.version)", "stage": "\(update.stage)"])
     }

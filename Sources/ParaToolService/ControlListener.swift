@@ -3,7 +3,8 @@
 // the catalogue the worker picks up between batches; the trainer follows `tools` alone). A spec
 // whose name the store refuses, or whose message key names another tool, is refused and counted;
 // so are a spec larger than its limit, a spec whose schema holds more alternatives or literal
-// bytes than the call grammar may take, and a new tool beyond the catalogue's (ToolTopicLimits).
+// bytes than the call grammar may take, and a new tool beyond the catalogue's (ToolTopicLimits). A
+// tombstone (the tool's key with no value) removes the tool.
 import Foundation
 import Kafka
 import Logging
@@ -187,6 +188,20 @@ public final class ControlListener: Service, Sendable {
                 logger.error("undecodable AdapterUpdate at \(m.topic)[\(m.partition)]@\(m.offset): \(error)")
             }
         } else if m.topic == topics.tools, followTools {
+            // A tombstone (a key and no value, as compaction keeps until it deletes the key)
+            // removes the tool: it is no longer offered or served.
+            if m.value.isEmpty, let key = m.key, !key.isEmpty {
+                let name = String(decoding: key, as: UTF8.self)
+                let removed = specs.withLock { s in
+                    guard s.table.removeValue(forKey: name) != nil else { return false }
+                    s.order.removeAll { $0 == name }
+                    s.changed = true
+                    return true
+                }
+                metrics.toolSpec(result: removed ? "removed" : "tombstone_unknown")
+                logger.notice(removed ? "tool removed from the catalogue" : "tombstone for a tool not in the catalogue", metadata: ["tool": "\(name)"])
+                return
+            }
             guard m.value.count <= toolLimits.maxSpecBytes else {
                 metrics.toolSpec(result: "too_large")
                 logger.error("ToolSpec refused at \(m.topic)[\(m.partition)]@\(m.offset), the rest of the catalogue serves: \(m.value.count) bytes, more than --max-spec-bytes \(toolLimits.maxSpecBytes)")

@@ -1,4 +1,4 @@
-// Topics: the eight topic names under a prefix (docs/design.md §4) and how each is created
+// Topics: the nine topic names under a prefix (docs/design.md §4) and how each is created
 // (partitions, cleanup policy), and the headers of dead letters (a truncated letter's too). One
 // place, so workers, trainers, `up` and `topics` agree.
 import Kafka
@@ -19,6 +19,8 @@ public struct TopicNames: Sendable, Equatable {
     public var dlq: String { prefix + "dlq" }
     /// What agent backends report about answered requests (`Feedback`, key request id).
     public var feedback: String { prefix + "feedback" }
+    /// Requests to remove stored records (`ForgetRequest`, key request id or source).
+    public var forget: String { prefix + "forget" }
 
     /// Every topic with its creation settings: `adapters` and `tools` are compacted (latest value
     /// per key), the control topics have one partition so a reader sees one total order.
@@ -32,6 +34,7 @@ public struct TopicNames: Sendable, Equatable {
             TopicSpecification(name: trajectories, partitions: partitions, replicationFactor: replicationFactor, configs: delete),
             TopicSpecification(name: dlq, partitions: partitions, replicationFactor: replicationFactor, configs: delete),
             TopicSpecification(name: feedback, partitions: partitions, replicationFactor: replicationFactor, configs: delete),
+            TopicSpecification(name: forget, partitions: 1, replicationFactor: replicationFactor, configs: delete),
             TopicSpecification(name: adapters, partitions: 1, replicationFactor: replicationFactor, configs: compact),
             TopicSpecification(name: tools, partitions: 1, replicationFactor: replicationFactor, configs: compact),
         ]
@@ -42,6 +45,11 @@ extension TopicNames {
     /// The messages that publish `catalogue` on the compacted `tools` topic (one per tool, keyed by name).
     public func toolMessages(_ catalogue: ToolCatalogue) throws -> [OutgoingMessage] {
         try catalogue.tools.map { OutgoingMessage(topic: tools, key: $0.name, value: try WireToolSpec($0).encode()) }
+    }
+
+    /// The tombstone that removes tool `name` from the `tools` topic (its key, no value).
+    public func toolRemoval(_ name: String) -> OutgoingMessage {
+        OutgoingMessage(topic: tools, key: name, value: [])
     }
 }
 

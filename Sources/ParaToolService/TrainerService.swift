@@ -154,7 +154,25 @@ public final class TrainerService: Service, Sendable {
         logger.info("feedback join restored", metadata: ["candidates": "\(join.candidateCount)", "waiting": "\(join.waitingFeedback.count)"])
         try await withThrowingDiscardingTaskGroup { trainings in
             var lastScheduled = ContinuousClock.now
+            var staleChecked: ContinuousClock.Instant?
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                // Tools whose schema changed since their adapter was trained are retrained from
+                // examples of the new schema before anything else.
+                if staleChecked.map({ ContinuousClock.now - $0 >= Self.staleCheckInterval }) ?? true {
+                    staleChecked = .now
+                    let now = ContinuousClock.now
+                    let stale = staleTools().filter { tool in heldOff.withLock { $0[tool].map { now >= $0 } ?? true } }
+                    if !stale.isEmpty, state.withLock({ s in defer { s.training = true }; return !s.training }) {
+                        trainings.addTask(executorPreference: trainingThread) { [self] in
+                            defer { trainingEnded() }
+                            do { try retrainChangedSchemas(stale, producer: producer) } catch {
+                                logger.error("retraining \(stale.joined(separator: ",")) for their new schemas failed, next attempt in \(Self.retryDelay): \(error)")
+                                holdOff(stale)
+                            }
+                        }
+                        continue
+                    }
+                }
                 let batch = try consumer.pollBatch(maxMessages: 256, timeout: .milliseconds(200), window: .milliseconds(20))
                 if !batch.isEmpty {
                     try store(batch, join: &join, journal: journal, consumer: consumer, producer: producer)
@@ -406,6 +424,52 @@ public final class TrainerService: Service, Sendable {
         logger.info("published", metadata: ["versions": "\(result.published.map { "\($0.tool)@\($0.version)" })",
                                              "announced": "\(announced.map { "\($0.tool)@\($0.version)" })",
                                              "seconds": "\(Int(Date().timeIntervalSince(started)))"])
+    }
+
+    /// How often the trainer looks for adapters trained on an earlier schema.
+    static let staleCheckInterval: Duration = .seconds(30)
+
+    /// The catalogue's tools whose latest servable adapter recorded another schema than the
+    /// catalogue's (`AdapterVersion.isStale`).
+    public func staleTools() -> [String] {
+        do {
+            let catalogue = try settings.tools.map { try ToolCatalogue.load(file: $0) } ?? toolsTopic?.catalogue() ?? ToolCatalogue()
+            let store = try AdapterStore(root: settings.store)
+            return try catalogue.tools.filter { spec in try store.latest(tool: spec.name)?.isStale(for: spec) ?? false }.map(\.name)
+        } catch {
+            logger.error("could not check the adapters' schemas: \(error)")
+            return []
+        }
+    }
+
+    /// Retrains `tools`, whose schemas changed, on examples synthesized from their new schemas
+    /// (their stored trajectories call the old ones), stage 1 as a first start does, and announces
+    /// the versions (not held for review: the serving version cannot be served at all).
+    func retrainChangedSchemas(_ tools: [String], producer: KafkaProducer) throws {
+        let started = Date()
+        let catalogueFile = try catalogueFile()
+        let catalogue = try ToolCatalogue.load(file: catalogueFile)
+        logger.notice("retraining adapters for their tools' new schemas", metadata: ["tools": "\(tools.joined(separator: ","))"])
+        let work = settings.dataset.appendingPathComponent("schema-retraining", isDirectory: true)
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        var policy = FirstStartTraining(catalogue: catalogue, catalogueFile: catalogueFile, store: settings.store, work: work)
+        policy.model = settings.model
+        var options = try policy.options(for: FirstStartTraining.Plan(tools: tools, stale: tools, gateMissing: false))
+        options.stages = [1]
+        options.adapter = settings.adapter
+        options.checkpointDirectory = work.appendingPathComponent("checkpoints-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: options.checkpointDirectory!) }
+        let result = try OfflineTraining.run(options, log: { [logger] in logger.info("\($0)") }) { [logger] p in
+            if p.step == p.totalSteps || p.step % 25 == 0 { logger.info("\(p.line)") }
+            return true
+        }
+        let updates = try result.published.map { v in
+            OutgoingMessage(topic: settings.topics.adapters, key: v.tool, value: try WireAdapterUpdate(announcing: v).encode())
+        }
+        announce(updates, producer: producer)
+        metrics.counter("trainer_versions_published", labels: [], help: "Adapter versions published.").increment(by: Int64(result.published.count))
+        logger.notice("retrained for the new schemas", metadata: ["versions": "\(result.published.map { "\($0.tool)@\($0.version)" })",
+                                                                  "seconds": "\(Int(Date().timeIntervalSince(started)))"])
     }
 
     /// Scores each candidate and the serving version of its tool on the tool's held-out steps,

@@ -175,6 +175,7 @@ public final class Worker: Service, @unchecked Sendable {
             gate = announced.gate
         }
         var engine = try announcedEngine ?? makeEngine(catalogue, gate)
+        var staleChecked = reportStale(engine)
         logger.info("engine ready", metadata: ["tools": "\(catalogue.count)", "model": "\(settings.modelID)"])
         let estimator = ComputeEstimator(measuring: engine.model)
         logger.info("compute budget per batch", metadata: ["seconds": "\(budget.perBatchSeconds)"])
@@ -212,6 +213,7 @@ public final class Worker: Service, @unchecked Sendable {
                     let changed = updated.tools.filter { spec in catalogue.tools.contains { $0.name == spec.name && $0 != spec } }
                     engine.reencodeTools(changed)
                     catalogue = updated
+                    staleChecked = reportStale(engine)
                     logger.info("catalogue updated", metadata: ["tools": "\(catalogue.count)"])
                 } catch {
                     logger.error("catalogue update refused, keeping the previous one: \(error)")
@@ -261,12 +263,33 @@ public final class Worker: Service, @unchecked Sendable {
             let elapsed = ContinuousClock.now - start
             for status in served.statuses { metrics.request(status: status, duration: elapsed) }
             lastBatchEnd = .now
+            if ContinuousClock.now - staleChecked >= Self.staleCheckInterval { staleChecked = reportStale(engine) }
         }
         if !waiting.isEmpty {
             logger.info("stopping with requests not yet run: left uncommitted for the group", metadata: ["requests": "\(waiting.count)"])
         }
         logger.info("draining: leaving the group")
         consumer.close()
+    }
+
+    /// How often the stale-adapter gauge is refreshed besides at each catalogue change (adapter
+    /// swaps make adapters current again).
+    static let staleCheckInterval: Duration = .seconds(60)
+
+    /// Counts (`paratool_stale_adapters`) and logs the tools whose serving adapter was trained on
+    /// another schema than the catalogue's; returns when it checked.
+    private func reportStale(_ engine: ToolCallEngine) -> ContinuousClock.Instant {
+        do {
+            let stale = try engine.staleTools(engine.catalogue.names)
+            metrics.gauge("stale_adapters", labels: [], help: "Tools whose adapter was trained on an earlier schema (not served until retrained).")
+                .set(to: Double(stale.count))
+            if !stale.isEmpty {
+                logger.warning("adapters trained on an earlier schema are not served until retrained", metadata: ["tools": "\(stale.joined(separator: ","))"])
+            }
+        } catch {
+            logger.error("could not check the adapters' schemas: \(error)")
+        }
+        return .now
     }
 
     /// An engine serving `announced`'s gate over `catalogue`, or nil (logged) when the engine
@@ -468,6 +491,9 @@ public final class Worker: Service, @unchecked Sendable {
             } catch EngineError.unknownTools(let tools) {
                 reject(m, requestID: wire.requestID, route: replyRoute, status: .unknownTool, code: "tool.unknown",
                        message: "unknown tools: \(tools.joined(separator: ", "))", into: &served)
+            } catch EngineError.staleAdapters(let tools) {
+                reject(m, requestID: wire.requestID, route: replyRoute, status: .unavailable, code: "adapter.stale",
+                       message: "\(EngineError.staleAdapters(tools))", into: &served)
             } catch let error as EngineError {
                 if case .promptTooLong = error {
                     reject(m, requestID: wire.requestID, route: replyRoute, status: .invalidRequest, code: "prompt.too_long", message: "\(error)", into: &served)
@@ -641,6 +667,7 @@ public final class Worker: Service, @unchecked Sendable {
         case .invalidRequest: "invalid_request"
         case .unknownTool: "unknown_tool"
         case .deadlineExceeded: "deadline_exceeded"
+        case .unavailable: "unavailable"
         default: "internal"
         }
     }

@@ -84,6 +84,9 @@ public enum WireStatus: Hashable, Sendable {
     case deadlineExceeded
     /// The worker failed; retrying may help.
     case `internal`
+    /// The worker cannot serve it now (a candidate's adapter is stale and being retrained);
+    /// retrying later helps.
+    case unavailable
     /// A value this build does not know.
     case unrecognized(Int32)
 
@@ -96,6 +99,7 @@ public enum WireStatus: Hashable, Sendable {
         case 3: self = .unknownTool
         case 4: self = .deadlineExceeded
         case 5: self = .internal
+        case 6: self = .unavailable
         default: self = .unrecognized(rawValue)
         }
     }
@@ -109,6 +113,7 @@ public enum WireStatus: Hashable, Sendable {
         case .unknownTool: return 3
         case .deadlineExceeded: return 4
         case .internal: return 5
+        case .unavailable: return 6
         case .unrecognized(let v): return v
         }
     }

@@ -232,6 +232,7 @@ extension WireStatus {
         case .unknownTool: "UNKNOWN_TOOL"
         case .deadlineExceeded: "DEADLINE_EXCEEDED"
         case .internal: "INTERNAL"
+        case .unavailable: "UNAVAILABLE"
         case .unrecognized(let v): "STATUS_\(v)"
         }
     }

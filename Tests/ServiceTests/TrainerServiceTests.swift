@@ -48,6 +48,32 @@ import Wire
         })
     }
 
+    /// A tool whose schema changed since its adapter was trained is retrained for the new schema
+    /// without waiting for data, and the new version records the new schema.
+    @Test func retrainsAdaptersWhoseSchemaChanged() throws {
+        let harness = try ServiceHarness()
+        for (i, spec) in ServiceFixtures.catalogue.tools.enumerated() {
+            _ = try harness.store.publish(try ServiceFixtures.adapter(i), tool: spec.name, stage: "fixture", baseModel: "tiny-qwen2",
+                                          schemaFingerprint: spec.schemaFingerprint)
+        }
+        let (work, toolsFile) = try trainerWork(harness, catalogue: #"[{"name":"get_weather","description":"Current weather for a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}},{"name":"book_flight","description":"Book a flight between two airports"},{"name":"convert_currency","description":"Convert an amount between currencies"}]"#)
+        defer { try? FileManager.default.removeItem(at: work) }
+        let settings = trainerSettings(harness, work: work, tools: toolsFile, retrainEvery: 1000)
+        let catalogue = try ToolCatalogue.load(file: toolsFile)
+        #expect(try harness.store.latest(tool: "get_weather")?.isStale(for: catalogue["get_weather"]!) == true)
+        let (announcements, trainer, finish) = try startTrainer(harness, settings: settings)
+        var announced: WireAdapterUpdate?
+        let deadline = Date().addingTimeInterval(180)
+        while announced == nil, Date() < deadline {
+            if let m = try announcements.poll(timeout: .milliseconds(200)) { announced = try WireAdapterUpdate(bytes: m.value) }
+        }
+        let update = try #require(announced, "the stale adapter is retrained and announced")
+        #expect(update.tool == "get_weather" && update.version == "v000003")
+        #expect(try harness.store.latest(tool: "get_weather")?.schemaFingerprint == catalogue["get_weather"]!.schemaFingerprint)
+        #expect(trainer.staleTools().isEmpty)
+        #expect(finish() == nil)
+    }
+
     @Test func storesRetrainsPublishesAndAnnounces() throws {
         let harness = try ServiceHarness()
         let (work, toolsFile) = try trainerWork(harness, catalogue: #"[{"name":"get_weather","description":"Current weather for a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}},{"name":"book_flight","description":"Book a flight between two airports"},{"name":"convert_currency","description":"Convert an amount between currencies"}]"#)

@@ -67,11 +67,15 @@ public struct AdapterVersion: Sendable, Equatable {
     /// Published held for review (a retrained candidate): served only once an `AdapterReview`
     /// promotes it.
     public let heldForReview: Bool
+    /// `ToolSpec.schemaFingerprint` of the tool's schema it was trained on (nil: not recorded,
+    /// as in versions published before the field existed, and the Global adapter).
+    public let schemaFingerprint: String?
     /// The version's directory (a PEFT adapter folder).
     public let path: URL
 
     public init(tool: String, version: String, sha256: String, createdUnixMs: Int64, stage: String,
-                parent: String? = nil, promptWording: String? = nil, heldForReview: Bool = false, path: URL) {
+                parent: String? = nil, promptWording: String? = nil, heldForReview: Bool = false,
+                schemaFingerprint: String? = nil, path: URL) {
         self.tool = tool
         self.version = version
         self.sha256 = sha256
@@ -80,6 +84,7 @@ public struct AdapterVersion: Sendable, Equatable {
         self.parent = parent
         self.promptWording = promptWording
         self.heldForReview = heldForReview
+        self.schemaFingerprint = schemaFingerprint
         self.path = path
     }
 
@@ -88,12 +93,17 @@ public struct AdapterVersion: Sendable, Equatable {
 
     /// Whether it was trained on this build's prompt wording (`PromptWording.fingerprint`).
     public var matchesPromptWording: Bool { promptWording == PromptWording.fingerprint }
+
+    /// Whether it was trained on a schema other than `spec`'s (false when none was recorded).
+    public func isStale(for spec: ToolSpec) -> Bool {
+        schemaFingerprint.map { $0 != spec.schemaFingerprint } ?? false
+    }
 }
 
 /// A directory of versioned tool adapters: `<root>/<tool>/<version>/` with the PEFT files
 /// (`adapter_config.json`, `adapter_model.safetensors`) and `manifest.json`
 /// `{"tool", "version", "sha256", "created_unix_ms", "stage", "parent"?, "prompt_wording"?,
-/// "held_for_review"?}`; a held version's decision is in `<root>/<tool>/.reviews/<version>.json`
+/// "held_for_review"?, "schema_fingerprint"?}`; a held version's decision is in `<root>/<tool>/.reviews/<version>.json`
 /// (`AdapterReview`).
 ///
 /// A version directory is immutable once it appears: publishing writes everything into
@@ -186,9 +196,10 @@ public final class AdapterStore: Sendable {
     ///     manifest (default: this build's `PromptWording.fingerprint`).
     ///   - heldForReview: publish a candidate that is served only once a review promotes it
     ///     (`recordReview`); until then `latest` passes over it.
+    ///   - schemaFingerprint: the `ToolSpec.schemaFingerprint` of the schema it was trained on.
     public func publish(_ adapter: ToolAdapter, tool: String, stage: String, baseModel: String,
                         parent: String? = nil, promptWording: String? = PromptWording.fingerprint,
-                        heldForReview: Bool = false) throws -> AdapterVersion {
+                        heldForReview: Bool = false, schemaFingerprint: String? = nil) throws -> AdapterVersion {
         try Self.validate(tool: tool)
         if let parent { try Self.checkVersionSyntax(parent) }
         let toolDir = root.appendingPathComponent(tool, isDirectory: true)
@@ -210,7 +221,7 @@ public final class AdapterStore: Sendable {
             let final = toolDir.appendingPathComponent(version, isDirectory: true)
             let result = AdapterVersion(tool: tool, version: version, sha256: sha, createdUnixMs: created,
                                         stage: stage, parent: parent, promptWording: promptWording, heldForReview: heldForReview,
-                                        path: final)
+                                        schemaFingerprint: schemaFingerprint, path: final)
             try DurableFiles.write(try Self.manifestData(result), to: tmp.appendingPathComponent(Self.manifestFileName))
             if try DurableFiles.renameDirectoryIfAbsent(tmp, to: final) {
                 published = true
@@ -260,7 +271,8 @@ public final class AdapterStore: Sendable {
             throw bad("sha256 must be 64 lowercase hex digits")
         }
         return AdapterVersion(tool: m.tool, version: m.version, sha256: m.sha256, createdUnixMs: m.createdUnixMs, stage: m.stage,
-                              parent: m.parent, promptWording: m.promptWording, heldForReview: m.heldForReview ?? false, path: dir)
+                              parent: m.parent, promptWording: m.promptWording, heldForReview: m.heldForReview ?? false,
+                              schemaFingerprint: m.schemaFingerprint, path: dir)
     }
 
     /// Loads version `version` of `tool` after checking that its files still hash to the
@@ -328,7 +340,7 @@ public final class AdapterStore: Sendable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return try encoder.encode(Manifest(tool: v.tool, version: v.version, sha256: v.sha256, createdUnixMs: v.createdUnixMs,
                                            stage: v.stage, parent: v.parent, promptWording: v.promptWording,
-                                           heldForReview: v.heldForReview ? true : nil))
+                                           heldForReview: v.heldForReview ? true : nil, schemaFingerprint: v.schemaFingerprint))
     }
 
     /// The schema of `manifest.json` (an `AdapterVersion` without its directory); optional
@@ -342,12 +354,14 @@ public final class AdapterStore: Sendable {
         var parent: String?
         var promptWording: String?
         var heldForReview: Bool?
+        var schemaFingerprint: String?
 
         enum CodingKeys: String, CodingKey {
             case tool, version, sha256, stage, parent
             case createdUnixMs = "created_unix_ms"
             case promptWording = "prompt_wording"
             case heldForReview = "held_for_review"
+            case schemaFingerprint = "schema_fingerprint"
         }
 
         /// A decoding failure in the manifest's own terms.

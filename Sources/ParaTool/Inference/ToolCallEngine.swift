@@ -141,6 +141,9 @@ public enum EngineError: Error, CustomStringConvertible {
     /// The rendered prompt has `tokens` tokens, over `limit`: the model's context (less one
     /// token to generate) or the configured most prompt tokens, as `reason` says.
     case promptTooLong(id: String, tokens: Int, limit: Int, reason: String)
+    /// The adapters of these tools were trained on another schema than the catalogue's (their
+    /// tools changed) and the engine does not serve with documents in their place.
+    case staleAdapters([String])
 
     public var description: String {
         switch self {
@@ -151,6 +154,8 @@ public enum EngineError: Error, CustomStringConvertible {
         case .invalidRequest(let m): return m
         case .promptTooLong(let id, let tokens, let limit, let reason):
             return "request \(id): the prompt has \(tokens) tokens, over the limit of \(limit) (\(reason))"
+        case .staleAdapters(let t):
+            return "the adapters of \(t.joined(separator: ", ")) were trained on an earlier schema of their tools; they are not served until retrained"
         }
     }
 }
@@ -159,6 +164,13 @@ public enum EngineError: Error, CustomStringConvertible {
 public protocol AdapterProvider: AnyObject {
     /// The adapter of `tool` and its version, or nil when the tool has none.
     func adapter(for tool: String) throws -> (adapter: ToolAdapter, version: String)?
+    /// `ToolSpec.schemaFingerprint` of the schema `tool`'s serving adapter was trained on (nil:
+    /// no adapter, or none recorded).
+    func schemaFingerprint(of tool: String) throws -> String?
+}
+
+extension AdapterProvider {
+    public func schemaFingerprint(of tool: String) throws -> String? { nil }
 }
 
 /// Adapters held in memory, by tool name.
@@ -371,16 +383,36 @@ public final class ToolCallEngine {
     }
 
     /// The mode `request` is served in: its own, or `.contextDocs` under `documentFallback` when
-    /// a candidate has no adapter or the mode needs a gate the engine lacks.
+    /// a candidate has no adapter or a stale one (`staleTools`), or the mode needs a gate the
+    /// engine lacks. Without `documentFallback`, a stale adapter among the candidates of a mode
+    /// that reads adapters refuses the request (`EngineError.staleAdapters`): an adapter trained
+    /// for an earlier schema is never served.
     public func servedMode(_ request: ToolCallRequest, candidates: [String]) throws -> SelectionMode {
-        guard documentFallback else { return request.mode }
-        switch request.mode {
-        case .contextDocs, .oracle:
+        guard documentFallback else {
+            if request.mode != .contextDocs {
+                let stale = try staleTools(candidates)
+                guard stale.isEmpty else { throw EngineError.staleAdapters(stale) }
+            }
             return request.mode
+        }
+        switch request.mode {
+        case .contextDocs:
+            return request.mode
+        case .oracle:
+            return try staleTools(candidates).isEmpty ? request.mode : .contextDocs
         case .paratool, .top1, .embsim, .average:
             if request.mode != .average && gate == nil { return .contextDocs }
             for tool in candidates where try adapters.adapter(for: tool) == nil { return .contextDocs }
-            return request.mode
+            return try staleTools(candidates).isEmpty ? request.mode : .contextDocs
+        }
+    }
+
+    /// The tools among `names` whose serving adapter was trained on another schema than the
+    /// catalogue's (`AdapterProvider.schemaFingerprint`; an adapter with none recorded is not stale).
+    public func staleTools(_ names: [String]) throws -> [String] {
+        try names.filter { name in
+            guard let trained = try adapters.schemaFingerprint(of: name), let spec = catalogue[name] else { return false }
+            return trained != spec.schemaFingerprint
         }
     }
 

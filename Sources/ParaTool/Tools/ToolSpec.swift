@@ -1,5 +1,6 @@
 // Owns ToolSpec (one tool's name, description and JSON-schema parameters) and ToolFormatError,
 // the error for tool files, gold answers and calls whose shape is not the expected one.
+import Crypto
 import Foundation
 
 /// A tool document: what the prompt shows about a tool and what its adapter is named after.
@@ -10,6 +11,15 @@ public struct ToolSpec: Sendable, Codable, Equatable {
     public var description: String
     /// The JSON schema of the arguments (BFCL writes `"type": "dict"` for objects; kept as is).
     public var parameters: JSONValue
+
+    /// What an adapter of this tool learned to write: the first 16 hex digits of the SHA-256 of
+    /// the name, a NUL byte and the parameters' JSON with sorted keys. The adapter store records
+    /// it per version; an adapter whose tool's schema changed since is stale (a description
+    /// change only re-encodes the gate's vector of the tool).
+    public var schemaFingerprint: String {
+        let text = name + "\u{0}" + parameters.serialized(sortedKeys: true)
+        return SHA256.hash(data: Data(text.utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
+    }
 
     /// A tool; `parameters` defaults to an empty object schema.
     public init(name: String, description: String, parameters: JSONValue = ["type": "object", "properties": [:]]) {

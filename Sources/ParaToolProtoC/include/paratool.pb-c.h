@@ -94,7 +94,11 @@ typedef enum _Paratool__V1__Status {
   /*
    * the worker failed; retrying may help
    */
-  PARATOOL__V1__STATUS__STATUS_INTERNAL = 5
+  PARATOOL__V1__STATUS__STATUS_INTERNAL = 5,
+  /*
+   * not servable now (a candidate's adapter is stale: its tool's schema
+   */
+  PARATOOL__V1__STATUS__STATUS_UNAVAILABLE = 6
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PARATOOL__V1__STATUS)
 } Paratool__V1__Status;
 /*

@@ -38,7 +38,7 @@ public struct FirstStartTraining {
     public struct Plan: Sendable, Equatable {
         /// Tools without a current adapter, in catalogue order.
         public var tools: [String]
-        /// Tools among them whose adapter was trained on other prompt wording.
+        /// Tools among them whose adapter was trained on other prompt wording or another schema.
         public var stale: [String]
         /// No gate is stored yet.
         public var gateMissing: Bool
@@ -52,14 +52,14 @@ public struct FirstStartTraining {
         }
     }
 
-    /// The tools with no adapter or one trained on other prompt wording, and whether the gate is
-    /// missing. Reads the store only.
+    /// The tools with no adapter or one trained on other prompt wording or on another schema of
+    /// the tool (`AdapterVersion.isStale`), and whether the gate is missing. Reads the store only.
     public func plan() throws -> Plan {
         let adapters = try AdapterStore(root: store)
         var plan = Plan(tools: [], stale: [], gateMissing: AdapterStore.latestGate(root: store) == nil)
         for tool in catalogue.names {
             guard let latest = try adapters.latest(tool: tool) else { plan.tools.append(tool); continue }
-            guard !latest.matchesPromptWording else { continue }
+            guard !latest.matchesPromptWording || latest.isStale(for: catalogue[tool]!) else { continue }
             plan.tools.append(tool)
             plan.stale.append(tool)
         }

@@ -210,7 +210,8 @@ public enum OfflineTraining {
 
         func publish(_ adapter: ToolAdapter, tool: String, stage: String, parent: String? = nil) throws -> AdapterVersion {
             let v = try store.publish(adapter, tool: tool, stage: stage, baseModel: lm.path, parent: parent,
-                                      heldForReview: options.holdForReview && tool != globalAdapterName)
+                                      heldForReview: options.holdForReview && tool != globalAdapterName,
+                                      schemaFingerprint: catalogue[tool]?.schemaFingerprint)
             result.published.append(v)
             options.onPublish?(v)
             log("published \(tool) \(v.version) (\(stage)) → \(v.path.path)")
