@@ -108,6 +108,25 @@ public struct FeedbackJoin: Sendable {
     /// How much feedback waits for its candidate.
     public var waitingCount: Int { early.count }
 
+    /// Drops the candidates and waiting feedback `candidate` and `feedback` select (forgetting a
+    /// request or a source, the retention period); returns how many entries went. The journal
+    /// must be compacted afterwards (`FeedbackJournal.compact`) for the files to forget them too.
+    @discardableResult
+    public mutating func remove(candidates candidate: (Trajectory) -> Bool, feedback: (WireFeedback) -> Bool) -> Int {
+        let goneCandidates = candidateOrder.filter { candidates[$0].map(candidate) ?? false }
+        for id in goneCandidates {
+            candidates[id] = nil
+            candidateBytes -= candidateSizes.removeValue(forKey: id) ?? 0
+        }
+        candidateOrder.removeAll { candidates[$0] == nil }
+        let goneFeedback = earlyOrder.filter { early[$0].map(feedback) ?? false }
+        for id in goneFeedback {
+            if let f = early.removeValue(forKey: id) { waitingBytes -= Self.bytes(of: f) }
+        }
+        earlyOrder.removeAll { early[$0] == nil }
+        return goneCandidates.count + goneFeedback.count
+    }
+
     /// Whether a trajectory is a served candidate this join takes.
     public static func isCandidate(_ t: Trajectory) -> Bool { t.outcome == .unknown && t.source.hasPrefix("served") }
 

@@ -54,4 +54,24 @@ enum JSONLinesRecovery {
         if kept.count != data.count { try DurableFiles.write(kept, to: url) }
         return rejected.map { RejectedLine(file: url, line: $0.line, reason: $0.reason) }
     }
+
+    /// Removes from `<url>.rejected` (when it exists) every line holding one of `needles` as
+    /// text: set-aside lines cannot be read, so what they record is found by its bytes. Returns
+    /// how many went.
+    @discardableResult
+    static func removeRejected(of url: URL, containing needles: [String]) throws -> Int {
+        let aside = rejectedURL(url)
+        let patterns = needles.filter { !$0.isEmpty }.map { Data($0.utf8) }
+        guard !patterns.isEmpty, FileManager.default.fileExists(atPath: aside.path) else { return 0 }
+        let data = try Data(contentsOf: aside)
+        var kept = Data()
+        var removed = 0
+        for line in data.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
+            if patterns.contains(where: { line.range(of: $0) != nil }) { removed += 1; continue }
+            kept.append(line)
+            kept.append(UInt8(ascii: "\n"))
+        }
+        if removed > 0 { try DurableFiles.write(kept, to: aside) }
+        return removed
+    }
 }

@@ -58,6 +58,9 @@ public struct TrainerSettings: Sendable {
     public var review = true
     /// How many tools, and how large a spec, the catalogue from the `tools` topic may hold.
     public var toolLimits = ToolTopicLimits.default
+    /// How long stored episodes, served candidates and waiting feedback are kept (nil: until
+    /// the byte quotas push them out).
+    public var retention: Duration?
 
     public init(dataset: URL, store: URL, tools: URL?) {
         self.dataset = dataset
@@ -138,7 +141,7 @@ public final class TrainerService: Service, Sendable {
     private func consume() async throws {
         let consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(cluster: kafka, groupID: settings.groupID),
                                          name: "trainer-consumer", logger: logger) { [weak self] _ in self?.markJoined() }
-        try consumer.subscribe(topics: [settings.topics.trajectories, settings.topics.feedback])
+        try consumer.subscribe(topics: [settings.topics.trajectories, settings.topics.feedback, settings.topics.forget])
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: kafka), name: "trainer-producer", logger: logger)
         defer { producer.close() }
         metrics.setReady(true)
@@ -149,13 +152,20 @@ public final class TrainerService: Service, Sendable {
         let (journal, replayed) = try FeedbackJournal.open(directory: settings.dataset, into: &join)
         reportRejected(journal.rejectedAtOpen)
         reportOverQuota(try dataset.append(replayed).overQuota)
+        let forgotten = try ForgetLog(directory: settings.dataset)
+        reportRejected(forgotten.rejectedAtOpen)
         var evictions = FeedbackJoin.Evictions()
         report(join, since: &evictions)
         logger.info("feedback join restored", metadata: ["candidates": "\(join.candidateCount)", "waiting": "\(join.waitingFeedback.count)"])
         try await withThrowingDiscardingTaskGroup { trainings in
             var lastScheduled = ContinuousClock.now
             var staleChecked: ContinuousClock.Instant?
+            var expired: ContinuousClock.Instant?
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                if let retention = settings.retention, expired.map({ ContinuousClock.now - $0 >= Self.expiryInterval }) ?? true {
+                    expired = .now
+                    try expire(olderThan: retention, join: &join, journal: journal)
+                }
                 // Tools whose schema changed since their adapter was trained are retrained from
                 // examples of the new schema before anything else.
                 if staleChecked.map({ ContinuousClock.now - $0 >= Self.staleCheckInterval }) ?? true {
@@ -175,7 +185,7 @@ public final class TrainerService: Service, Sendable {
                 }
                 let batch = try consumer.pollBatch(maxMessages: 256, timeout: .milliseconds(200), window: .milliseconds(20))
                 if !batch.isEmpty {
-                    try store(batch, join: &join, journal: journal, consumer: consumer, producer: producer)
+                    try store(batch, join: &join, journal: journal, forgotten: forgotten, consumer: consumer, producer: producer)
                     report(join, since: &evictions)
                 }
                 let scheduled = settings.schedule.map { ContinuousClock.now - lastScheduled >= $0 } ?? false
@@ -205,8 +215,23 @@ public final class TrainerService: Service, Sendable {
     /// its feedback labels durably, journals what the feedback join now holds, sends refused
     /// feedback to `dlq`, then commits the offsets: a crash in between only re-delivers
     /// (deduplicated by id).
-    private func store(_ batch: [KafkaMessage], join: inout FeedbackJoin, journal: FeedbackJournal,
+    private func store(_ batch: [KafkaMessage], join: inout FeedbackJoin, journal: FeedbackJournal, forgotten: ForgetLog,
                        consumer: KafkaConsumer, producer: KafkaProducer) throws {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        // Forget requests first (recorded durably), so nothing of this batch they cover is stored.
+        var forgets: [WireForgetRequest] = []
+        for m in batch where m.topic == settings.topics.forget {
+            do {
+                let request = try WireForgetRequest(bytes: m.value)
+                try forgotten.record(request, at: now)
+                forgets.append(request)
+            } catch let error as WireError {
+                logger.error("undecodable or invalid ForgetRequest at \(m.topic)[\(m.partition)]@\(m.offset): \(error)")
+                metrics.deadLettered(reason: "forget.invalid")
+                _ = try send(deadLetters: [DeadLetterHeader.letter(for: m, topic: settings.topics.dlq, code: "forget.invalid",
+                                                                   message: "\(error)", by: settings.trainerID)], producer: producer)
+            }
+        }
         var accepted: [Trajectory] = []
         var deadLetters: [OutgoingMessage] = []
         var journalLines: [String] = []
@@ -223,10 +248,17 @@ public final class TrainerService: Service, Sendable {
                 }
             }
         }
-        for m in batch {
+        func skipForgotten() {
+            metrics.counter("trainer_forgotten_skipped", labels: [], help: "Trajectories and feedback not stored: a forget request covers them.").increment()
+        }
+        for m in batch where m.topic != settings.topics.forget {
             if m.topic == settings.topics.feedback {
                 do {
                     let feedback = try WireFeedback(bytes: m.value)
+                    if forgotten.covers(requestID: feedback.requestID, sources: [feedback.source], timestampMs: m.timestampMs) {
+                        skipForgotten()
+                        continue
+                    }
                     let outcomes = join.add(feedback: feedback)
                     count(outcomes, m)
                     // What changed the join's state is journaled; what it refused or ignored is not.
@@ -240,7 +272,12 @@ public final class TrainerService: Service, Sendable {
                 continue
             }
             do {
-                let t = try Self.trajectory(WireTrajectory(bytes: m.value))
+                var t = try Self.trajectory(WireTrajectory(bytes: m.value))
+                if forgotten.covers(requestID: t.id, sources: [t.source, t.requestSource], timestampMs: m.timestampMs) {
+                    skipForgotten()
+                    continue
+                }
+                t.storedUnixMs = now
                 if FeedbackJoin.isCandidate(t) {
                     count(join.add(candidate: t), m)
                     journalLines.append(FeedbackJournal.line(candidate: t))
@@ -260,6 +297,7 @@ public final class TrainerService: Service, Sendable {
         reportOverQuota(appended.overQuota)
         try journal.append(journalLines, join: join)
         metrics.counter("trainer_stored", labels: [], help: "Trajectories appended to the dataset.").increment(by: Int64(appended.stored.count))
+        for request in forgets { try forget(request, join: &join, journal: journal) }
         do { try consumer.commit(TopicPartitionOffset.commitPositions(after: batch)) } catch {
             logger.warning("commit failed; the batch may be delivered again: \(error)")
         }
@@ -358,6 +396,8 @@ public final class TrainerService: Service, Sendable {
         let started = Date()
         let snapshot = settings.dataset.appendingPathComponent("snapshot.jsonl")
         try dataset.snapshot(to: snapshot, withoutHeldOut: settings.review)
+        // The copy of the dataset lives only as long as the run reads it.
+        defer { try? FileManager.default.removeItem(at: snapshot) }
         let counts = dataset.counts
         let catalogueFile = try catalogueFile()
         let known = try ToolCatalogue.load(file: catalogueFile)
@@ -424,6 +464,39 @@ public final class TrainerService: Service, Sendable {
         logger.info("published", metadata: ["versions": "\(result.published.map { "\($0.tool)@\($0.version)" })",
                                              "announced": "\(announced.map { "\($0.tool)@\($0.version)" })",
                                              "seconds": "\(Int(Date().timeIntervalSince(started)))"])
+    }
+
+    /// How often the retention period is applied.
+    static let expiryInterval: Duration = .seconds(60)
+
+    /// Removes every stored record `request` names from the dataset, the feedback join and its
+    /// journal (the files rewritten, their set-aside lines included) and the last training
+    /// snapshot. Adapters already trained keep what they learned; the next training reads none of it.
+    func forget(_ request: WireForgetRequest, join: inout FeedbackJoin, journal: FeedbackJournal) throws {
+        let id = request.requestID, source = request.source
+        let episodes = try dataset.remove(textMatches: [id, source]) { $0.matches(requestID: id, source: source) }
+        let held = join.remove(candidates: { $0.matches(requestID: id, source: source) },
+                               feedback: { (!id.isEmpty && $0.requestID == id) || (!source.isEmpty && $0.source == source) })
+        try journal.compact(join)
+        try JSONLinesRecovery.removeRejected(of: journal.url, containing: [id, source])
+        try? FileManager.default.removeItem(at: settings.dataset.appendingPathComponent("snapshot.jsonl"))
+        metrics.counter("trainer_forgotten", labels: [], help: "Stored episodes, candidates and feedback removed by forget requests.")
+            .increment(by: Int64(episodes + held))
+        logger.notice("forgotten", metadata: [(id.isEmpty ? "source" : "request_id"): "\(request.key)",
+                                              "episodes": "\(episodes)", "candidates_and_feedback": "\(held)"])
+    }
+
+    /// Applies the retention period: removes the episodes, candidates and waiting feedback older
+    /// than `retention` and compacts the journal.
+    private func expire(olderThan retention: Duration, join: inout FeedbackJoin, journal: FeedbackJournal) throws {
+        let cutoff = Int64(Date().timeIntervalSince1970 * 1000) - Int64(retention.components.seconds * 1000)
+        let episodes = try dataset.expire(storedBefore: cutoff)
+        let held = join.remove(candidates: { ($0.storedUnixMs ?? .max) < cutoff }, feedback: { $0.createdUnixMs > 0 && $0.createdUnixMs < cutoff })
+        if held > 0 { try journal.compact(join) }
+        guard episodes + held > 0 else { return }
+        metrics.counter("trainer_expired", labels: [], help: "Stored episodes, candidates and feedback removed by the retention period.")
+            .increment(by: Int64(episodes + held))
+        logger.info("retention applied", metadata: ["episodes": "\(episodes)", "candidates_and_feedback": "\(held)"])
     }
 
     /// How often the trainer looks for adapters trained on an earlier schema.
@@ -547,6 +620,8 @@ public final class TrainerService: Service, Sendable {
         case .unsolved: .unsolved
         default: .unknown
         }
-        return Trajectory(id: w.id, query: w.query, candidateTools: w.candidateTools, steps: steps, outcome: outcome, source: w.source)
+        var t = Trajectory(id: w.id, query: w.query, candidateTools: w.candidateTools, steps: steps, outcome: outcome, source: w.source)
+        t.requestSource = w.requestSource
+        return t
     }
 }

@@ -4,7 +4,8 @@
 // of each tool the last training used, so a restarted trainer knows what is still due. Damaged
 // lines or state are moved aside at open (JSONLinesRecovery), never a reason not to start. The log
 // has a byte quota: past it new episodes are refused and returned as such, for the owner to log
-// and count.
+// and count. Episodes are stamped when stored; `remove` rewrites the log without the ones asked
+// for (forgetting a request or a source, the retention period).
 import Foundation
 import LLM
 import ParaTool
@@ -23,6 +24,8 @@ public final class TrajectoryDataset: @unchecked Sendable {
     private var trained: [String: Int] = [:]
     /// Bytes of the log now.
     private var logBytes: Int64 = 0
+    /// When the dataset was opened: the storage time of episodes stored before stamps existed.
+    private let openedUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
     /// Most bytes the log may hold (`append` refuses what would go past).
     public let maxBytes: Int64
     /// The default of `maxBytes`: 1 GiB.
@@ -107,7 +110,9 @@ public final class TrajectoryDataset: @unchecked Sendable {
             var result = Appended()
             var text = ""
             var size = logBytes
-            for t in trajectories where !ids.contains(t.id) {
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            for var t in trajectories where !ids.contains(t.id) {
+                t.storedUnixMs = t.storedUnixMs ?? now
                 let line = t.json.serialized() + "\n"
                 let lineBytes = Int64(line.utf8.count)
                 guard size + lineBytes <= maxBytes else {
@@ -130,6 +135,52 @@ public final class TrajectoryDataset: @unchecked Sendable {
 
     /// Bytes of the log.
     public var bytes: Int64 { lock.withLock { logBytes } }
+
+    /// Removes every stored episode `matches` selects: the log is rewritten without them
+    /// (atomically, fsynced), and the lines set aside as unreadable at open that hold one of
+    /// `textMatches` go too. Trained counts above what remains are lowered. Returns how many
+    /// episodes went. A removed id is new again if it comes back (the owner decides whether to
+    /// take it).
+    @discardableResult
+    public func remove(textMatches: [String] = [], where matches: (Trajectory) -> Bool) throws -> Int {
+        try lock.withLock {
+            let data = try Data(contentsOf: logURL)
+            var kept = Data()
+            var removed = 0
+            var keptIDs = Set<String>()
+            var keptPerTool: [String: Int] = [:]
+            for line in data.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
+                let t = try Trajectory(json: try JSONValue.parse(String(decoding: line, as: UTF8.self)))
+                if matches(t) { removed += 1; continue }
+                kept.append(line)
+                kept.append(UInt8(ascii: "\n"))
+                keptIDs.insert(t.id)
+                for tool in Self.tools(of: t) { keptPerTool[tool, default: 0] += 1 }
+            }
+            try JSONLinesRecovery.removeRejected(of: logURL, containing: textMatches)
+            guard removed > 0 else { return 0 }
+            try handle.close()
+            try DurableFiles.write(kept, to: logURL)
+            handle = try FileHandle(forWritingTo: logURL)
+            logBytes = Int64(clamping: try handle.seekToEnd())
+            ids = keptIDs
+            perTool = keptPerTool
+            var lowered = false
+            for (tool, n) in trained where n > (keptPerTool[tool] ?? 0) {
+                trained[tool] = keptPerTool[tool] ?? 0
+                lowered = true
+            }
+            if lowered { try DurableFiles.write(try JSONSerialization.data(withJSONObject: trained, options: [.sortedKeys]), to: stateURL) }
+            return removed
+        }
+    }
+
+    /// Removes the episodes stored before `cutoff` (milliseconds since the Unix epoch; episodes
+    /// stored before stamps existed count as stored when the dataset was opened).
+    @discardableResult
+    public func expire(storedBefore cutoff: Int64) throws -> Int {
+        try remove { ($0.storedUnixMs ?? openedUnixMs) < cutoff }
+    }
 
     /// How many stored trajectories call each tool.
     public var counts: [String: Int] { lock.withLock { perTool } }

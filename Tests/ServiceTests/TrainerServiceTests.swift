@@ -74,6 +74,77 @@ import Wire
         #expect(finish() == nil)
     }
 
+    /// After a forget request no file of the trainer's holds the request's query: dataset,
+    /// feedback journal, set-aside lines; by source, everything that source sent goes; a forgotten
+    /// request that arrives again is not stored.
+    @Test func forgetsARequestAndASource() throws {
+        let harness = try ServiceHarness()
+        let (work, toolsFile) = try trainerWork(harness, catalogue: #"[{"name":"get_weather","description":"Current weather for a city"}]"#)
+        defer { try? FileManager.default.removeItem(at: work) }
+        var settings = trainerSettings(harness, work: work, tools: toolsFile, retrainEvery: 1000)
+        settings.acceptUnlabelled = true
+        settings.review = false
+        // A line set aside at open that names the request (it cannot be read, so it is found by its bytes).
+        try FileManager.default.createDirectory(at: settings.dataset, withIntermediateDirectories: true)
+        try Data(#"{"id": "secret-1", "query": "ZX-8841 torn"#.utf8 + [0x0a]).write(to: settings.dataset.appendingPathComponent("trajectories.jsonl.rejected"))
+
+        func served(_ id: String, query: String, requester: String) -> OutgoingMessage {
+            let t = WireTrajectory(id: id, query: query, candidateTools: ["get_weather"],
+                                   steps: [WireStep(calls: [WireToolCall(name: "get_weather", argumentsJSON: #"{"city": "Oslo"}"#, id: "call_1")])],
+                                   outcome: .unknown, source: "served:w1", requestSource: requester)
+            return OutgoingMessage(topic: harness.topics.trajectories, key: "get_weather", value: try! t.encode())
+        }
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(cluster: harness.kafka), logger: harness.logger)
+        defer { producer.close() }
+        let secret = served("secret-1", query: "My secret query ZX-8841", requester: "agent:alice")
+        let waiting = WireFeedback(requestID: "secret-3", outcome: .solved, source: "agent:alice")
+        // The journal holds feedback as its protobuf bytes in base64.
+        let waitingInJournal = Data(try waiting.encode()).base64EncodedString()
+        _ = try producer.sendAndWait([
+            secret, served("secret-2", query: "Another ALICE-77 question", requester: "agent:alice"),
+            served("keep-1", query: "Public question BOB-12", requester: "agent:bob"),
+            // Feedback waiting for a candidate that has not come: held in the join and its journal.
+            OutgoingMessage(topic: harness.topics.feedback, key: "secret-3", value: try waiting.encode()),
+        ])
+        let (_, trainer, finish) = try startTrainer(harness, settings: settings)
+        func wait(until done: () -> Bool) {
+            let deadline = Date().addingTimeInterval(60)
+            while !done(), Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        /// Every file under the dataset directory holding `text`.
+        func filesHolding(_ text: String) -> [String] {
+            let root = settings.dataset
+            let files = FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil)?.compactMap { $0 as? URL } ?? []
+            return files.filter { (try? Data(contentsOf: $0))?.range(of: Data(text.utf8)) != nil }.map(\.lastPathComponent)
+        }
+        wait { trainer.dataset.count == 3 && filesHolding(waitingInJournal) == ["feedback-join.jsonl"] }
+        #expect(filesHolding(waitingInJournal) == ["feedback-join.jsonl"])
+        #expect(trainer.dataset.count == 3)
+        #expect(filesHolding("ZX-8841").sorted() == ["feedback-join.jsonl", "trajectories.jsonl", "trajectories.jsonl.rejected"])
+
+        _ = try producer.sendAndWait([OutgoingMessage(topic: harness.topics.forget, key: "secret-1",
+                                                      value: try WireForgetRequest(requestID: "secret-1").encode())])
+        wait { trainer.dataset.count == 2 }
+        wait { filesHolding("ZX-8841").isEmpty }
+        #expect(filesHolding("ZX-8841").isEmpty, "no file of the trainer's holds the query")
+        #expect(!filesHolding("ALICE-77").isEmpty)
+
+        _ = try producer.sendAndWait([OutgoingMessage(topic: harness.topics.forget, key: "agent:alice",
+                                                      value: try WireForgetRequest(source: "agent:alice").encode())])
+        wait { trainer.dataset.count == 1 && filesHolding("ALICE-77").isEmpty && filesHolding(waitingInJournal).isEmpty }
+        #expect(filesHolding("ALICE-77").isEmpty)
+        #expect(filesHolding(waitingInJournal).isEmpty, "the source's waiting feedback went too")
+        #expect(filesHolding("agent:alice") == ["forgotten.jsonl"], "only the forget log names the source")
+        #expect(filesHolding("BOB-12").sorted() == ["feedback-join.jsonl", "trajectories.jsonl"], "another source's records stay")
+
+        // Redelivered, the forgotten request is not stored again.
+        _ = try producer.sendAndWait([secret])
+        Thread.sleep(forTimeInterval: 2)
+        #expect(trainer.dataset.count == 1)
+        #expect(filesHolding("ZX-8841").isEmpty)
+        #expect(finish() == nil)
+    }
+
     @Test func storesRetrainsPublishesAndAnnounces() throws {
         let harness = try ServiceHarness()
         let (work, toolsFile) = try trainerWork(harness, catalogue: #"[{"name":"get_weather","description":"Current weather for a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}},{"name":"book_flight","description":"Book a flight between two airports"},{"name":"convert_currency","description":"Convert an amount between currencies"}]"#)

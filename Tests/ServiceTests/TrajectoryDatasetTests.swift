@@ -79,7 +79,10 @@ import Testing
     @Test func newEpisodesPastTheQuotaAreRefused() throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let line = trajectory("t1").json.serialized().utf8.count + 1
+        // A stored line carries its 13-digit storage stamp.
+        var stamped = trajectory("t1")
+        stamped.storedUnixMs = 1_765_000_000_000
+        let line = stamped.json.serialized().utf8.count + 1
         let dataset = try TrajectoryDataset(directory: directory, maxBytes: Int64(2 * line + line / 2))
         let first = try dataset.append([trajectory("t1"), trajectory("t2"), trajectory("t3")])
         #expect(first.stored.map(\.id) == ["t1", "t2"])
@@ -90,5 +93,36 @@ import Testing
         let again = try reopened.append([trajectory("t3"), trajectory("t1")])
         #expect(again.stored.isEmpty && again.overQuota.map(\.id) == ["t3"], "a duplicate is not over the quota, only not new")
         #expect(TrajectoryDataset.defaultMaxBytes == 1 << 30)
+    }
+
+    /// `remove` rewrites the log without what it selects (and the set-aside lines naming it), the
+    /// counts follow, and `expire` removes what was stored before the cutoff.
+    @Test func removesAndExpiresEpisodes() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let log = directory.appendingPathComponent("trajectories.jsonl")
+        try Data((unreadableLine().replacingOccurrences(of: #""bad""#, with: #""secret-1""#) + "\n").utf8).write(to: log)
+        let dataset = try TrajectoryDataset(directory: directory)
+        #expect(dataset.rejectedAtOpen.count == 1)
+        var old = trajectory("old", city: "Lima")
+        old.storedUnixMs = 1_000
+        var secret = trajectory("secret-1", city: "Zanzibar")
+        secret.requestSource = "agent:alice"
+        let stored = try dataset.append([old, secret, trajectory("t1"), trajectory("t2", city: "Rome")]).stored
+        #expect(stored.map(\.storedUnixMs).dropFirst().allSatisfy { ($0 ?? 0) > 1_000_000 }, "stamped when stored")
+        #expect(stored.first?.storedUnixMs == 1_000, "a stamp it carries is kept")
+        try dataset.markTrained(["get_weather"])
+
+        #expect(try dataset.remove(textMatches: ["secret-1"]) { $0.matches(requestID: "", source: "agent:alice") } == 1)
+        #expect(dataset.count == 3 && dataset.counts == ["get_weather": 3])
+        #expect(try !String(contentsOf: log, encoding: .utf8).contains("Zanzibar"))
+        #expect(try String(contentsOf: log.appendingPathExtension("rejected"), encoding: .utf8).isEmpty, "the set-aside line naming it went")
+        #expect(dataset.due(threshold: 1).isEmpty, "trained counts were lowered with the removal")
+
+        #expect(try dataset.expire(storedBefore: 2_000) == 1)
+        #expect(try !String(contentsOf: log, encoding: .utf8).contains("Lima"))
+        let reopened = try TrajectoryDataset(directory: directory)
+        #expect(reopened.count == 2)
+        #expect(try reopened.append([secret]).stored.count == 1, "a removed id is new again to the dataset (the trainer's forget log refuses it)")
     }
 }

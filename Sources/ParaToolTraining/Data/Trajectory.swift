@@ -20,6 +20,11 @@ public struct Trajectory: Sendable, Equatable {
     public var outcome: TrajectoryOutcome
     /// Where it came from ("bfcl:multiple", "synthetic", "service").
     public var source: String
+    /// Who sent the served request it records (`ToolCallRequest.source`; "" when unknown).
+    public var requestSource: String = ""
+    /// When a trainer stored it, milliseconds since the Unix epoch (nil: not stored by one, or
+    /// stored before the field existed), for the retention period.
+    public var storedUnixMs: Int64?
 
     public init(id: String, query: String, candidateTools: [String], steps: [Step], outcome: TrajectoryOutcome = .solved,
                 source: String) {
@@ -38,7 +43,14 @@ public struct Trajectory: Sendable, Equatable {
             ("candidate_tools", .array(candidateTools.map { .string($0) })),
             ("steps", .array(steps.map(\.json))),
             ("outcome", .string(outcome.rawValue)), ("source", .string(source)),
-        ]))
+        ] + (requestSource.isEmpty ? [] : [("request_source", .string(requestSource))])
+          + (storedUnixMs.map { [("stored_unix_ms", JSONValue.int($0))] } ?? [])))
+    }
+
+    /// Whether it records `requestID`, or was sent or reported by `source` (its `source` or
+    /// `requestSource`); an empty argument matches nothing.
+    public func matches(requestID: String, source: String) -> Bool {
+        (!requestID.isEmpty && id == requestID) || (!source.isEmpty && (self.source == source || requestSource == source))
     }
 
     /// Reads one JSON object written by `json`; errors name the missing or mistyped field.
@@ -57,6 +69,8 @@ public struct Trajectory: Sendable, Equatable {
         steps = try rawSteps.enumerated().map { k, raw in try Step(json: raw, context: "trajectory \(id): steps[\(k)]") }
         outcome = TrajectoryOutcome(rawValue: (try? string(o["outcome"], "outcome")) ?? "unknown") ?? .unknown
         source = (try? string(o["source"], "source")) ?? ""
+        requestSource = (try? string(o["request_source"], "request_source")) ?? ""
+        if case .int(let ms)? = o["stored_unix_ms"] { storedUnixMs = ms }
     }
 
     /// Reads a JSON Lines file of trajectories (blank lines skipped; errors give the line number).
