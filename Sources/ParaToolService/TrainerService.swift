@@ -396,8 +396,6 @@ public final class TrainerService: Service, Sendable {
         let started = Date()
         let snapshot = settings.dataset.appendingPathComponent("snapshot.jsonl")
         try dataset.snapshot(to: snapshot, withoutHeldOut: settings.review)
-        // The copy of the dataset lives only as long as the run reads it.
-        defer { try? FileManager.default.removeItem(at: snapshot) }
         let counts = dataset.counts
         let catalogueFile = try catalogueFile()
         let known = try ToolCatalogue.load(file: catalogueFile)
@@ -494,6 +492,8 @@ public final class TrainerService: Service, Sendable {
         let held = join.remove(candidates: { ($0.storedUnixMs ?? .max) < cutoff }, feedback: { $0.createdUnixMs > 0 && $0.createdUnixMs < cutoff })
         if held > 0 { try journal.compact(join) }
         guard episodes + held > 0 else { return }
+        // The last training's copy of the dataset holds what expired too.
+        if episodes > 0 { try? FileManager.default.removeItem(at: settings.dataset.appendingPathComponent("snapshot.jsonl")) }
         metrics.counter("trainer_expired", labels: [], help: "Stored episodes, candidates and feedback removed by the retention period.")
             .increment(by: Int64(episodes + held))
         logger.info("retention applied", metadata: ["episodes": "\(episodes)", "candidates_and_feedback": "\(held)"])

@@ -29,6 +29,7 @@ final class WireMalformedTests: XCTestCase {
         attempt(WireAdapterUpdate.self)
         attempt(WireToolSpec.self)
         attempt(WireFeedback.self)
+        attempt(WireForgetRequest.self)
     }
 
     // Samples hold no U+0000, so encoding cannot fail; `try!` states that.
@@ -48,6 +49,10 @@ final class WireMalformedTests: XCTestCase {
         WireAdapterUpdate(tool: "t", version: "v000001", uri: "u", sha256: "ff", stage: "joint", createdUnixMs: 5).encode(),
         WireToolSpec(name: "t", description: "d", parametersJSON: "{}").encode(),
         WireFeedback(requestID: "r", outcome: .unsolved, correctedCalls: [WireToolCall(name: "t")], source: "s", createdUnixMs: 1).encode(),
+        WireToolCallRequest(requestID: "r", query: "q", history: [WireStep(calls: [WireToolCall(name: "a", id: "c1")],
+                                                                      results: [WireToolResult(callID: "c1", content: "x")])],
+                            doNotLog: true, source: "s").encode(),
+        WireForgetRequest(source: "s", createdUnixMs: 2).encode(),
     ]
 
     func testTruncatedAtEveryLength() throws {

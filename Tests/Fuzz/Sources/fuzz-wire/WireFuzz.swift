@@ -39,6 +39,7 @@ public func fuzzWire(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     attempt(WireAdapterUpdate.self, bytes)
     attempt(WireToolSpec.self, bytes)
     attempt(WireFeedback.self, bytes)
+    attempt(WireForgetRequest.self, bytes)
     attempt(WireToolCall.self, bytes)
     attempt(WireStep.self, bytes)
     attempt(WireToolWeight.self, bytes)
