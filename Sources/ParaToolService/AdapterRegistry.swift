@@ -1,7 +1,8 @@
 // AdapterRegistry: the adapters a worker serves, swappable while requests run. Reads the store
 // lazily (each tool's latest verified version) and applies AdapterUpdates from the `adapters`
 // topic after checking them against the store (servable: not held for review unless promoted;
-// sha256); a refused update leaves the old version.
+// sha256); a refused update leaves the old version. The adapters held are a cache within a byte
+// budget: past it the least recently used go, except those a running batch holds.
 import Foundation
 import LLM
 import Logging
@@ -33,36 +34,106 @@ public final class AdapterRegistry: AdapterProvider, @unchecked Sendable {
     public let store: AdapterStore?
     private let config: ModelConfig
     private let logger: Logger
-    private let table = Mutex<[String: (adapter: ToolAdapter, version: String)]>([:])
+    /// Most bytes the adapters held may take (nil: no bound).
+    public let cacheBytes: Int?
+    private let metrics: ServiceMetrics?
+    /// One adapter held: its version, resident bytes and when it was last used.
+    private struct Entry {
+        var adapter: ToolAdapter
+        var version: String
+        var bytes: Int
+        var lastUse: UInt64
+    }
+    private let table = Mutex<(entries: [String: Entry], tick: UInt64, bytes: Int)>(([:], 0, 0))
     /// The schema fingerprint each serving version recorded (nil: none recorded).
     private let schemas = Mutex<[String: String?]>([:])
     /// Tools known to have no adapter in the store (so the store is not listed per request).
     private let missing = Mutex<Set<String>>([])
 
-    public init(store: AdapterStore?, config: ModelConfig, logger: Logger = Logger(label: "paratool.adapters")) {
+    /// A registry over `store`; `cacheBytes` bounds the adapters held (nil: no bound), `metrics`
+    /// receives the cache's hits, misses, evictions, bytes and load time.
+    public init(store: AdapterStore?, config: ModelConfig, cacheBytes: Int? = nil, metrics: ServiceMetrics? = nil,
+                logger: Logger = Logger(label: "paratool.adapters")) {
         self.store = store
         self.config = config
+        self.cacheBytes = cacheBytes.map { max(0, $0) }
+        self.metrics = metrics
         self.logger = logger
     }
 
-    /// The serving adapter of `tool`; on first use, the store's latest verified version.
+    /// The serving adapter of `tool`: the one held, else the store's latest verified version,
+    /// loaded now (and held while the budget allows).
     public func adapter(for tool: String) throws -> (adapter: ToolAdapter, version: String)? {
-        if let hit = table.withLock({ $0[tool] }) { return hit }
+        let hit = table.withLock { t -> (adapter: ToolAdapter, version: String)? in
+            guard var entry = t.entries[tool] else { return nil }
+            t.tick += 1
+            entry.lastUse = t.tick
+            t.entries[tool] = entry
+            return (entry.adapter, entry.version)
+        }
+        if let hit {
+            metrics?.counter("adapter_cache_lookups", labels: [("result", "hit")], help: "Adapter lookups by whether the adapter was held.").increment()
+            return hit
+        }
         guard let store, !missing.withLock({ $0.contains(tool) }) else { return nil }
         guard let latest = try store.latest(tool: tool) else {
             missing.withLock { _ = $0.insert(tool) }
             return nil
         }
+        let started = ContinuousClock.now
         let adapter = try store.load(tool: tool, version: latest.version, expectedSHA256: latest.sha256, config: config)
+        let elapsed = (ContinuousClock.now - started).components
+        metrics?.counter("adapter_cache_lookups", labels: [("result", "miss")], help: "Adapter lookups by whether the adapter was held.").increment()
+        metrics?.gauge("adapter_load_seconds_last", labels: [], help: "Seconds the last adapter load from the store took.")
+            .set(to: Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18)
         warnIfOtherWording(latest)
-        return table.withLock { t in
-            // Another thread may have installed a newer version meanwhile: keep the newer one.
-            if let existing = t[tool], Self.number(existing.version) >= latest.number { return existing }
-            t[tool] = (adapter, latest.version)
-            schemas.withLock { $0[tool] = latest.schemaFingerprint }
-            return (adapter, latest.version)
-        }
+        return hold(adapter, tool: tool, version: latest.version, schema: latest.schemaFingerprint, keepNewer: true)
     }
+
+    /// Holds `adapter` as `tool`'s serving version (with `keepNewer`, a newer one already held
+    /// stays and is returned instead), then evicts least recently used adapters until the held
+    /// bytes fit the budget: never `tool`'s, and never one a running batch still holds (it would
+    /// free nothing).
+    private func hold(_ adapter: ToolAdapter, tool: String, version: String, schema: String?, keepNewer: Bool)
+        -> (adapter: ToolAdapter, version: String) {
+        var evicted: [String] = []
+        let (result, bytes) = table.withLock { t -> ((adapter: ToolAdapter, version: String), Int) in
+            t.tick += 1
+            if keepNewer, var existing = t.entries[tool], Self.number(existing.version) >= Self.number(version) {
+                existing.lastUse = t.tick
+                t.entries[tool] = existing
+                return ((existing.adapter, existing.version), t.bytes)
+            }
+            let size = adapter.residentBytes
+            t.bytes += size - (t.entries[tool]?.bytes ?? 0)
+            t.entries[tool] = Entry(adapter: adapter, version: version, bytes: size, lastUse: t.tick)
+            schemas.withLock { $0[tool] = schema }
+            if let budget = cacheBytes, t.bytes > budget {
+                for name in t.entries.sorted(by: { $0.value.lastUse < $1.value.lastUse }).map(\.key) where name != tool {
+                    guard t.bytes > budget else { break }
+                    // Held elsewhere too (a running batch's mixture, a stacked set): evicting frees nothing.
+                    guard isKnownUniquelyReferenced(&t.entries[name]!.adapter) else { continue }
+                    t.bytes -= t.entries.removeValue(forKey: name)!.bytes
+                    schemas.withLock { _ = $0.removeValue(forKey: name) }
+                    evicted.append(name)
+                }
+            }
+            return ((adapter, version), t.bytes)
+        }
+        metrics?.gauge("adapter_cache_bytes", labels: [], help: "Bytes of the adapters a worker holds.").set(to: Double(bytes))
+        if !evicted.isEmpty {
+            metrics?.counter("adapter_cache_evictions", labels: [], help: "Adapters dropped to keep within --adapter-cache-mb.")
+                .increment(by: Int64(evicted.count))
+            logger.debug("adapters evicted", metadata: ["tools": "\(evicted.joined(separator: ","))", "held_bytes": "\(bytes)"])
+        }
+        return result
+    }
+
+    /// Bytes of the adapters held now.
+    public var heldBytes: Int { table.withLock { $0.bytes } }
+
+    /// The tools whose adapters are held now.
+    public var heldTools: Set<String> { table.withLock { Set($0.entries.keys) } }
 
     /// The schema fingerprint of the version of `tool` that serves (or would serve: the store's
     /// latest servable, read from its manifest without loading the weights).
@@ -84,12 +155,12 @@ public final class AdapterRegistry: AdapterProvider, @unchecked Sendable {
         do {
             try AdapterStore.validate(tool: update.tool)
             manifest = try store.manifest(tool: update.tool, version: update.version)
-            current = try table.withLock({ $0[update.tool]?.version }) ?? store.latest(tool: update.tool)?.version
+            current = try table.withLock({ $0.entries[update.tool]?.version }) ?? store.latest(tool: update.tool)?.version
         } catch {
             throw AdapterUpdateRefusal.store("\(error)")
         }
         if let current, Self.number(current) > Self.number(update.version)
-            || (Self.number(current) == Self.number(update.version) && table.withLock({ $0[update.tool] != nil })) {
+            || (Self.number(current) == Self.number(update.version) && table.withLock({ $0.entries[update.tool] != nil })) {
             throw AdapterUpdateRefusal.notNewer(tool: update.tool, version: update.version, current: current)
         }
         do {
@@ -110,16 +181,13 @@ public final class AdapterRegistry: AdapterProvider, @unchecked Sendable {
             throw AdapterUpdateRefusal.store("\(error)")
         }
         warnIfOtherWording(manifest)
-        table.withLock { t in
-            t[update.tool] = (adapter, update.version)
-            schemas.withLock { $0[update.tool] = manifest.schemaFingerprint }
-        }
+        _ = hold(adapter, tool: update.tool, version: update.version, schema: manifest.schemaFingerprint, keepNewer: false)
         missing.withLock { _ = $0.remove(update.tool) }
         logger.info("adapter swapped", metadata: ["tool": "\(update.tool)", "version": "\(update.version)", "stage": "\(update.stage)"])
     }
 
     /// The version serving for each tool loaded so far.
-    public var versions: [String: String] { table.withLock { $0.mapValues(\.version) } }
+    public var versions: [String: String] { table.withLock { $0.entries.mapValues(\.version) } }
 
     private static func number(_ version: String) -> Int { Int(version.dropFirst()) ?? -1 }
 

@@ -28,7 +28,8 @@ public struct WorkerStack: Sendable {
                 constrained: Bool = true, documentFallback: Bool = false, metrics: ServiceMetrics = ServiceMetrics(),
                 logger: Logger) throws {
         if store == nil { logger.warning("no adapter store: tools have no adapters, the base model answers") }
-        let registry = AdapterRegistry(store: store, config: model.model.config, logger: logger)
+        let registry = AdapterRegistry(store: store, config: model.model.config, cacheBytes: settings.adapterCacheBytes,
+                                       metrics: metrics, logger: logger)
         // Prepared once: every engine the worker makes (one per catalogue or gate change) shares it.
         let vocabulary = constrained ? TokenVocabulary(tokenizer: model.tokenizer) : nil
         if !constrained { logger.notice("answers are not constrained to the call grammar (--unconstrained)") }

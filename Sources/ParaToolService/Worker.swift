@@ -54,6 +54,10 @@ public struct WorkerSettings: Sendable {
     public var sharedReplies = true
     /// How many tools, and how large a spec, the catalogue from the `tools` topic may hold.
     public var toolLimits = ToolTopicLimits.default
+    /// Most bytes of adapters held in memory (least recently used dropped past it, reloaded from
+    /// the store when asked again; nil: no bound). Default 1 GiB: ~60 rank-16 adapters of
+    /// SmolLM2-135M (18 MB each with the transposed copy decode reads).
+    public var adapterCacheBytes: Int? = 1 << 30
 
     public init(workerID: String, modelID: String) {
         self.workerID = workerID

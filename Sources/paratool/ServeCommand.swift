@@ -96,6 +96,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("What an answer may be when a request leaves tool_choice empty: auto (calls or a text answer), required (at least one call) or none (text only) (default auto).", valueName: "choice"))
     var toolChoice: String?
 
+    @Option(help: ArgumentHelp("Memory for the adapters a worker holds; past it the least recently used are dropped and reloaded from the store when asked again (default 1024; 0 holds only the running batch's).", valueName: "mb"))
+    var adapterCacheMb: Int?
+
     @Option(help: ArgumentHelp("Reply topics a request may name in its kafka_replyTopic header must start with this; a request naming another is refused with reply.refused (default <prefix>replies.).", valueName: "prefix"))
     var replyTopicPrefix: String?
 
@@ -151,6 +154,10 @@ struct ServeCommand: AsyncParsableCommand {
             worker.replyTopicPrefix = prefix
         }
         worker.sharedReplies = !(try settings.bool("no-shared-replies", noSharedReplies))
+        if let mb = try settings.int("adapter-cache-mb", adapterCacheMb) {
+            guard mb >= 0 else { throw UsageError("--adapter-cache-mb must be 0 or more") }
+            worker.adapterCacheBytes = mb << 20
+        }
         guard worker.batchSize >= 1 else { throw UsageError("--batch-size must be at least 1") }
         let port = try settings.int("metrics-port", metricsPort) ?? 9464
         guard (0...65535).contains(port) else { throw UsageError("--metrics-port must be 0…65535") }

@@ -58,6 +58,11 @@ public final class ToolAdapter: Sendable {
         layer < pairs.count ? pairs[layer][projection] : nil
     }
 
+    /// Bytes the adapter holds in memory: A, B and the transposed copy of B of every pair.
+    public var residentBytes: Int {
+        pairs.reduce(0) { $0 + $1.values.reduce(0) { $0 + MemoryLayout<Float>.size * ($1.a.rows * $1.a.cols + 2 * $1.b.rows * $1.b.cols) } }
+    }
+
     /// Number of trainable parameters.
     public var parameterCount: Int {
         pairs.reduce(0) { $0 + $1.values.reduce(0) { $0 + $1.a.rows * $1.a.cols + $1.b.rows * $1.b.cols } }
