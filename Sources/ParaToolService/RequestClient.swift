@@ -3,6 +3,7 @@
 // `kafka_replyTopic`, ReplyRouting) or, without one, from the shared `actions` and `telemetry`
 // (read from their ends, no group); reports Feedback on answered requests.
 // Used by `paratool send`, the benchmarks and the tests.
+import Crypto
 import Foundation
 import Kafka
 import Logging
@@ -81,10 +82,21 @@ public final class RequestClient: @unchecked Sendable {
         producer.close()
     }
 
-    /// Produces `request` (keyed by its id) and waits for the broker's acknowledgement.
+    /// Produces `request` and waits for the broker's acknowledgement. It is keyed by its
+    /// candidate set (`routingKey`) when it names one, so requests over the same tools reach the
+    /// same partition and worker, whose adapters are then held already; else by its id.
     public func send(_ request: WireToolCallRequest) throws {
-        _ = try producer.sendAndWait([OutgoingMessage(topic: topics.requests, key: request.requestID, value: try request.encode(),
+        let key = request.candidateTools.isEmpty ? request.requestID : Self.routingKey(candidates: request.candidateTools)
+        _ = try producer.sendAndWait([OutgoingMessage(topic: topics.requests, key: key, value: try request.encode(),
                                                       headers: replyHeaders(requestID: request.requestID))])
+    }
+
+    /// The key of a request over `candidates`: "tools:" and the first 16 hex digits of the
+    /// SHA-256 of the sorted names joined by NUL bytes (the order a request lists them in does
+    /// not matter).
+    public static func routingKey(candidates: [String]) -> String {
+        let digest = SHA256.hash(data: Data(Set(candidates).sorted().joined(separator: "\u{0}").utf8))
+        return "tools:" + digest.prefix(8).map { String(format: "%02x", $0) }.joined()
     }
 
     /// Produces `feedback` on the `feedback` topic (keyed by its request id) and waits for the

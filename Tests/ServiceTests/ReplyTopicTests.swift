@@ -112,4 +112,16 @@ import Wire
         #expect(trajectories.first?.requestSource == "agent:alpha")
         #expect(trajectories.first?.steps.last?.calls.map(\.id) == calls.map(\.id))
     }
+
+    /// Requests over the same tools share a partition key, whatever order they list them in.
+    @Test func requestsAreKeyedByTheirCandidateSet() throws {
+        let harness = try ServiceHarness()
+        let client = try harness.client()
+        try client.send(WireToolCallRequest(requestID: "k1", query: "q", candidateTools: ["get_weather", "book_flight"]))
+        try client.send(WireToolCallRequest(requestID: "k2", query: "q", candidateTools: ["book_flight", "get_weather", "book_flight"]))
+        try client.send(WireToolCallRequest(requestID: "k3", query: "q"))
+        let keys = try harness.readAll(harness.topics.requests, count: 3).map { String(decoding: $0.key ?? [], as: UTF8.self) }
+        // "tools:" + hashlib.sha256("\0".join(sorted(tools)).encode()).hexdigest()[:16], from Python.
+        #expect(keys.sorted() == ["k3", "tools:9f30c9b8ef8730dc", "tools:9f30c9b8ef8730dc"])
+    }
 }

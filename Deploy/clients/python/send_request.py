@@ -20,6 +20,7 @@ once it has run the calls), which the trainer turns into training data.
 Exit status: 0 when the Action's status is OK, 2 when it is an error, 1 on timeout.
 """
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -105,7 +106,11 @@ def main():
     consumer.assign(assignment)
 
     headers = [("kafka_replyTopic", reply_topic.encode()), ("kafka_correlationId", request.request_id.encode())] if reply_topic else []
-    error = produce_and_wait(producer, args.topic_prefix + "requests", request.request_id, request, headers)
+    # Requests over the same tools share a key, so they reach the same worker, which holds their
+    # adapters already: "tools:" + the first 16 hex digits of SHA-256 of the sorted names joined by NUL.
+    tools = sorted(set(request.candidate_tools))
+    key = "tools:" + hashlib.sha256("\0".join(tools).encode()).hexdigest()[:16] if tools else request.request_id
+    error = produce_and_wait(producer, args.topic_prefix + "requests", key, request, headers)
     if error is not None:
         print(f"request not delivered: {error}", file=sys.stderr)
         return 1
