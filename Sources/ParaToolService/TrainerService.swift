@@ -160,6 +160,9 @@ public final class TrainerService: Service, Sendable {
         try await withThrowingDiscardingTaskGroup { trainings in
             var lastScheduled = ContinuousClock.now
             var staleChecked: ContinuousClock.Instant?
+            // The catalogue last checked and whether tools were stale in it: the store's manifests
+            // are read again only when the catalogue changed or stale tools wait for training.
+            var checked: (catalogue: ToolCatalogue, stale: Bool)?
             var expired: ContinuousClock.Instant?
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 if let retention = settings.retention, expired.map({ ContinuousClock.now - $0 >= Self.expiryInterval }) ?? true {
@@ -171,7 +174,13 @@ public final class TrainerService: Service, Sendable {
                 if staleChecked.map({ ContinuousClock.now - $0 >= Self.staleCheckInterval }) ?? true {
                     staleChecked = .now
                     let now = ContinuousClock.now
-                    let stale = staleTools().filter { tool in heldOff.withLock { $0[tool].map { now >= $0 } ?? true } }
+                    let catalogue = currentCatalogue()
+                    var stale: [String] = []
+                    if checked.map({ $0.catalogue != catalogue || $0.stale }) ?? true {
+                        let found = staleTools(in: catalogue)
+                        checked = (catalogue, !found.isEmpty)
+                        stale = found.filter { tool in heldOff.withLock { $0[tool].map { now >= $0 } ?? true } }
+                    }
                     if !stale.isEmpty, state.withLock({ s in defer { s.training = true }; return !s.training }) {
                         trainings.addTask(executorPreference: trainingThread) { [self] in
                             defer { trainingEnded() }
@@ -502,11 +511,22 @@ public final class TrainerService: Service, Sendable {
     /// How often the trainer looks for adapters trained on an earlier schema.
     static let staleCheckInterval: Duration = .seconds(30)
 
-    /// The catalogue's tools whose latest servable adapter recorded another schema than the
-    /// catalogue's (`AdapterVersion.isStale`).
-    public func staleTools() -> [String] {
+    /// The catalogue trained for: the file's, else the `tools` topic's (empty when the file
+    /// cannot be read, logged).
+    private func currentCatalogue() -> ToolCatalogue {
         do {
-            let catalogue = try settings.tools.map { try ToolCatalogue.load(file: $0) } ?? toolsTopic?.catalogue() ?? ToolCatalogue()
+            return try settings.tools.map { try ToolCatalogue.load(file: $0) } ?? toolsTopic?.catalogue() ?? ToolCatalogue()
+        } catch {
+            logger.error("could not read the catalogue: \(error)")
+            return ToolCatalogue()
+        }
+    }
+
+    /// The tools of `catalogue` (default: the current one) whose latest servable adapter recorded
+    /// another schema than the catalogue's (`AdapterVersion.isStale`).
+    public func staleTools(in given: ToolCatalogue? = nil) -> [String] {
+        let catalogue = given ?? currentCatalogue()
+        do {
             let store = try AdapterStore(root: settings.store)
             return try catalogue.tools.filter { spec in try store.latest(tool: spec.name)?.isStale(for: spec) ?? false }.map(\.name)
         } catch {

@@ -179,7 +179,7 @@ public final class Worker: Service, @unchecked Sendable {
             gate = announced.gate
         }
         var engine = try announcedEngine ?? makeEngine(catalogue, gate)
-        var staleChecked = reportStale(engine)
+        var stale = reportStale(engine, among: catalogue.names)
         logger.info("engine ready", metadata: ["tools": "\(catalogue.count)", "model": "\(settings.modelID)"])
         let estimator = ComputeEstimator(measuring: engine.model)
         logger.info("compute budget per batch", metadata: ["seconds": "\(budget.perBatchSeconds)"])
@@ -217,7 +217,7 @@ public final class Worker: Service, @unchecked Sendable {
                     let changed = updated.tools.filter { spec in catalogue.tools.contains { $0.name == spec.name && $0 != spec } }
                     engine.reencodeTools(changed)
                     catalogue = updated
-                    staleChecked = reportStale(engine)
+                    stale = reportStale(engine, among: catalogue.names)
                     logger.info("catalogue updated", metadata: ["tools": "\(catalogue.count)"])
                 } catch {
                     logger.error("catalogue update refused, keeping the previous one: \(error)")
@@ -267,7 +267,9 @@ public final class Worker: Service, @unchecked Sendable {
             let elapsed = ContinuousClock.now - start
             for status in served.statuses { metrics.request(status: status, duration: elapsed) }
             lastBatchEnd = .now
-            if ContinuousClock.now - staleChecked >= Self.staleCheckInterval { staleChecked = reportStale(engine) }
+            if !stale.tools.isEmpty, ContinuousClock.now - stale.checked >= Self.staleCheckInterval {
+                stale = reportStale(engine, among: stale.tools)
+            }
         }
         if !waiting.isEmpty {
             logger.info("stopping with requests not yet run: left uncommitted for the group", metadata: ["requests": "\(waiting.count)"])
@@ -276,15 +278,17 @@ public final class Worker: Service, @unchecked Sendable {
         consumer.close()
     }
 
-    /// How often the stale-adapter gauge is refreshed besides at each catalogue change (adapter
-    /// swaps make adapters current again).
+    /// How often the tools found stale are checked again between catalogue changes (a retrained
+    /// version swapped in makes a tool current again).
     static let staleCheckInterval: Duration = .seconds(60)
 
-    /// Counts (`paratool_stale_adapters`) and logs the tools whose serving adapter was trained on
-    /// another schema than the catalogue's; returns when it checked.
-    private func reportStale(_ engine: ToolCallEngine) -> ContinuousClock.Instant {
+    /// Counts (`paratool_stale_adapters`) and logs the tools among `names` whose serving adapter
+    /// was trained on another schema than the catalogue's: every tool at a catalogue change, the
+    /// stale ones after (reading a manifest per tool, so not the whole catalogue every minute).
+    private func reportStale(_ engine: ToolCallEngine, among names: [String]) -> (tools: [String], checked: ContinuousClock.Instant) {
+        var stale: [String] = []
         do {
-            let stale = try engine.staleTools(engine.catalogue.names)
+            stale = try engine.staleTools(names)
             metrics.gauge("stale_adapters", labels: [], help: "Tools whose adapter was trained on an earlier schema (not served until retrained).")
                 .set(to: Double(stale.count))
             if !stale.isEmpty {
@@ -293,7 +297,7 @@ public final class Worker: Service, @unchecked Sendable {
         } catch {
             logger.error("could not check the adapters' schemas: \(error)")
         }
-        return .now
+        return (stale, .now)
     }
 
     /// An engine serving `announced`'s gate over `catalogue`, or nil (logged) when the engine
