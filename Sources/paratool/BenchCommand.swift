@@ -11,7 +11,8 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks (build with -c release).",
-        subcommands: [RuntimeBench.self, AdapterBench.self, SelectionBench.self, BackwardBench.self, ServiceBench.self, ConstraintBench.self, FeedbackBench.self])
+        subcommands: [RuntimeBench.self, AdapterBench.self, SelectionBench.self, BackwardBench.self, ServiceBench.self, ConstraintBench.self, FeedbackBench.self,
+                      GateBench.self])
 }
 
 struct RuntimeBench: ParsableCommand {

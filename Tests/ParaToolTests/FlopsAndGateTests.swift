@@ -87,11 +87,8 @@ final class FlopsAndGateTests: XCTestCase {
         XCTAssertNotEqual(gate.toolVectors["long"], gate.toolVectors["longer"])
     }
 
-    func testGateMLPMatchesDoubleReference() throws {
-        let gate = GateNetwork(config: GateConfig(dimension: 8, hidden: [16, 12]), seed: 3)
-        var rng = SeededGenerator(seed: 9)
-        let c = (0..<8).map { _ in rng.uniform(-1, 1) }
-        let d = (0..<8).map { _ in rng.uniform(-1, 1) }
+    /// The MLP in float64 with plain loops: the reference for one score.
+    static func referenceScore(_ gate: GateNetwork, context c: [Float], tool d: [Float]) -> Double {
         var x = (c + d + zip(c, d).map { $0 * $1 } + zip(c, d).map { abs($0 - $1) }).map(Double.init)
         for (k, layer) in gate.layers.enumerated() {
             x = (0..<layer.outputs).map { o in
@@ -100,8 +97,59 @@ final class FlopsAndGateTests: XCTestCase {
                 return k == gate.layers.count - 1 ? s : 0.5 * s * (1 + erf(s / 2.0.squareRoot()))
             }
         }
-        XCTAssertEqual(Double(gate.score(context: c, tool: d)), x[0], accuracy: 1e-5)
+        return x[0]
+    }
+
+    func testGateMLPMatchesDoubleReference() throws {
+        let gate = GateNetwork(config: GateConfig(dimension: 8, hidden: [16, 12]), seed: 3)
+        var rng = SeededGenerator(seed: 9)
+        let c = (0..<8).map { _ in rng.uniform(-1, 1) }
+        let d = (0..<8).map { _ in rng.uniform(-1, 1) }
+        XCTAssertEqual(Double(gate.score(context: c, tool: d)), Self.referenceScore(gate, context: c, tool: d), accuracy: 1e-5)
         XCTAssertEqual(gate.layers.map(\.inputs), [32, 16, 12])
+        // Many tools at once (each layer one sgemm) give each tool's score.
+        let tools = (0..<37).map { _ in (0..<8).map { _ in rng.uniform(-1, 1) } }
+        for (got, tool) in zip(gate.scores(context: c, tools: tools), tools) {
+            XCTAssertEqual(Double(got), Self.referenceScore(gate, context: c, tool: tool), accuracy: 1e-5)
+        }
+        XCTAssertEqual(gate.scores(context: c, tools: []), [])
+    }
+
+    /// Over a catalogue larger than the shortlist, the MLP weighs only the tools whose vectors are
+    /// most similar to the context; the rest weigh 0. Without the shortlist every tool is weighed.
+    func testLargeCandidateSetsAreShortlistedByToolVectors() throws {
+        let lm = try LanguageModel.load(path: MethodFixtures.hfTiny.appendingPathComponent("qwen2").path)
+        let dimension = lm.model.config.hiddenSize
+        let catalogue = ToolCatalogue((0..<40).map { ToolSpec(name: "tool_\($0)", description: "Tool number \($0)") })
+        let gate = GateNetwork(config: GateConfig(dimension: dimension, hidden: [16]), seed: 4)
+        var rng = SeededGenerator(seed: 21)
+        for name in catalogue.names { gate.setTool(name, vector: (0..<dimension).map { _ in rng.uniform(-1, 1) }) }
+        let request = ToolCallRequest(id: "r", query: "Which tool?", maxNewTokens: 1, mode: .paratool)
+        let narrow = try ToolCallEngine(model: lm, catalogue: catalogue, adapters: InMemoryAdapters(), gate: gate, selectionShortlist: 8)
+        let weights = try narrow.mixture(for: request).weights
+        // The reference: the context's encoding, cosine to each tool, the 8 most similar, the
+        // float64 MLP's softmax over them.
+        let encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: gate.config.pooling, layers: gate.config.encoderLayers)
+        let c = encoder.encode(PromptFormatter.gateContext(PromptRequest(query: request.query), callsSoFar: [])).vector
+        func cosine(_ a: [Float], _ b: [Float]) -> Double {
+            let dot = zip(a, b).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            return dot / (a.reduce(0.0) { $0 + Double($1 * $1) }.squareRoot() * b.reduce(0.0) { $0 + Double($1 * $1) }.squareRoot())
+        }
+        let nearest = Set(catalogue.names.sorted { cosine(c, gate.toolVectors[$0]!) > cosine(c, gate.toolVectors[$1]!) }.prefix(8))
+        XCTAssertEqual(Set(weights.filter { $0.weight > 0 }.map(\.tool)).isSubset(of: nearest), true)
+        let topN = gate.config.topN ?? nearest.count
+        let scores = nearest.sorted().map { ($0, Self.referenceScore(gate, context: c, tool: gate.toolVectors[$0]!)) }
+        let kept = scores.sorted { $0.1 > $1.1 }.prefix(topN)
+        let z = kept.reduce(0.0) { $0 + exp($1.1 - kept.first!.1) }
+        for w in weights {
+            let expected = kept.first { $0.0 == w.tool }.map { exp($0.1 - kept.first!.1) / z } ?? 0
+            XCTAssertEqual(Double(w.weight), expected, accuracy: 1e-4, w.tool)
+        }
+        let wide = try ToolCallEngine(model: lm, catalogue: catalogue, adapters: InMemoryAdapters(), gate: gate, selectionShortlist: 0)
+        let all = try wide.mixture(for: request).weights
+        XCTAssertEqual(all.count, 40)
+        XCTAssertGreaterThan(all.filter { $0.weight > 0 }.count, 0)
+        if topN >= 40 { XCTAssertEqual(all.filter { $0.weight > 0 }.count, 40) }
     }
 
     func testWeightsSoftmaxTopNAndSelectors() throws {

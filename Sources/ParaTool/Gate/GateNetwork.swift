@@ -165,6 +165,43 @@ public final class GateNetwork {
         return x[0]
     }
 
+    /// The MLP's scores for context `c` and each of `tools`, as one batch: the features of every
+    /// tool are the rows of one matrix and each layer is one sgemm (scoring tools one at a time
+    /// costs a matrix-vector product per tool and layer). Equal to `score` per tool up to
+    /// summation order.
+    public func scores(context c: [Float], tools: [[Float]]) -> [Float] {
+        guard !tools.isEmpty else { return [] }
+        let n = tools.count, d = c.count
+        var x = FloatBuffer(count: n * 4 * d)
+        for (row, t) in tools.enumerated() {
+            precondition(t.count == d, "tool vector of \(t.count) values, context of \(d)")
+            var features = [Float](repeating: 0, count: 4 * d)
+            for i in 0..<d {
+                features[i] = c[i]
+                features[d + i] = t[i]
+                features[2 * d + i] = c[i] * t[i]
+                features[3 * d + i] = abs(c[i] - t[i])
+            }
+            x.write(features, at: row * 4 * d)
+        }
+        var inputs = 4 * d
+        for (k, layer) in layers.enumerated() {
+            let y = FloatBuffer(count: n * layer.outputs)
+            BLAS.gemmABt(MatrixView(x, rows: n, cols: inputs), MatrixView(layer.weight, rows: layer.outputs, cols: layer.inputs),
+                         into: MatrixView(y, rows: n, cols: layer.outputs))
+            let last = k == layers.count - 1
+            for r in 0..<n {
+                for o in 0..<layer.outputs {
+                    let v = y[r * layer.outputs + o] + layer.bias[o]
+                    y[r * layer.outputs + o] = last ? v : Self.gelu(v)
+                }
+            }
+            x = y
+            inputs = layer.outputs
+        }
+        return x.toArray()
+    }
+
     /// GELU with the exact erf form (PyTorch's default).
     static func gelu(_ x: Float) -> Float { 0.5 * x * (1 + erff(x / Float(2).squareRoot())) }
 

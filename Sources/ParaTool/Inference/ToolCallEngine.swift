@@ -208,6 +208,12 @@ public final class ToolCallEngine {
     /// (Context+Docs) when one of them has no adapter yet, or the mode needs a gate and there is
     /// none: how a service answers while its tools are still being trained.
     public var documentFallback = false
+    /// With more candidates than this, the gate's MLP scores only this many: those whose tool
+    /// vectors are most similar to the context (cosine, as EmbSim selects); the others weigh 0.
+    /// 0 scores every candidate.
+    public let selectionShortlist: Int
+    /// The default `selectionShortlist`: 64.
+    public static let defaultSelectionShortlist = 64
     private let runner: Transformer
     private let mixture: AdapterMixture
     private let decoder: CallStepDecoder
@@ -224,7 +230,7 @@ public final class ToolCallEngine {
     public init(model: LanguageModel, catalogue: ToolCatalogue, adapters: AdapterProvider, gate: GateNetwork?,
                 pooling: Pooling = .mean, stackCacheBytes: Int = AdapterMixture.defaultStackCacheBytes,
                 constrained: Bool = true, vocabulary: TokenVocabulary? = nil, callSteps: CallStepReading = .reread,
-                answerEnd: AnswerEnd = .model) throws {
+                answerEnd: AnswerEnd = .model, selectionShortlist: Int = ToolCallEngine.defaultSelectionShortlist) throws {
         guard let template = model.tokenizer.chatTemplate else {
             throw EngineError.invalidRequest("the model has no chat template: \(model.tokenizer.chatTemplateError.map { "\($0)" } ?? "none found")")
         }
@@ -236,6 +242,7 @@ public final class ToolCallEngine {
         self.constrained = constrained
         self.callSteps = callSteps
         self.answerEnd = answerEnd
+        self.selectionShortlist = max(0, selectionShortlist)
         vocabularyStorage = vocabulary
         self.catalogue = catalogue
         self.adapters = adapters
@@ -292,7 +299,16 @@ public final class ToolCallEngine {
     /// no-call candidate, that candidate's weight among them all and whether it outweighs every tool.
     private func gateWeights(_ gate: GateNetwork, context c: [Float], candidates: [String], request: ToolCallRequest,
                              weighsNoTool: Bool) -> (weights: [Float], noTool: (weight: Float, wins: Bool)?) {
-        let scores = candidates.map { gate.score(context: c, tool: gate.toolVectors[$0]!) }
+        // A large candidate set is narrowed by the cached tool vectors before the MLP.
+        var scored = Array(candidates.indices)
+        if selectionShortlist > 0, candidates.count > selectionShortlist {
+            let similarity = candidates.map { ToolSelection.cosine(c, gate.toolVectors[$0]!) }
+            scored = Array(candidates.indices.sorted { (similarity[$0], $1) > (similarity[$1], $0) }.prefix(selectionShortlist))
+        }
+        var scores = [Float](repeating: -.infinity, count: candidates.count)
+        for (i, score) in zip(scored, gate.scores(context: c, tools: scored.map { gate.toolVectors[candidates[$0]]! })) {
+            scores[i] = score
+        }
         var noTool: (weight: Float, wins: Bool)?
         if weighsNoTool, let d = gate.toolVectors[GateNetwork.noToolName] {
             let all = ToolSelection.softmax(scores + [gate.score(context: c, tool: d)], topN: gate.config.topN)
