@@ -26,6 +26,9 @@ struct SelectionBench: ParsableCommand {
     @Option(help: ArgumentHelp("Encoder depths to compare: layers run before pooling, comma-separated (0 or absent: all).", valueName: "list"))
     var layers = "0"
 
+    @Option(help: ArgumentHelp("Also rank every function of the whole file for each question (a request without candidates over that catalogue) and report how often the gold tool is among the K most similar: the gate's shortlist (comma-separated K; empty: skip).", valueName: "list"))
+    var shortlist = ""
+
     func run() throws {
         let lm = try modelOptions.load()
         var questions = try BFCLQuestion.load(file: URL(fileURLWithPath: data))
@@ -57,6 +60,7 @@ struct SelectionBench: ParsableCommand {
             }
             counted = n
         }
+        if !shortlist.isEmpty { try shortlistRecall(lm: lm, questions: questions, gold: gold) }
         print("questions: \(counted) of \(URL(fileURLWithPath: data).lastPathComponent), mean \(String(format: "%.2f", Double(candidatesTotal) / Double(max(counted, 1)))) candidates each; \(String(format: "%.0f", Date().timeIntervalSince(start))) s")
         print("")
         print("| pooling | layers | EmbSim top-1 accuracy |")
@@ -66,5 +70,40 @@ struct SelectionBench: ParsableCommand {
             print(String(format: "| %@ | %d of %d | %.1f%% (%d/%d) |", p.rawValue, d, lm.model.config.layerCount,
                          100 * Double(k) / Double(max(counted, 1)), k, counted))
         }
+    }
+
+    /// How often the gold tool is among the K tools whose encodings are most similar to the
+    /// query's, ranking every function of the file (mean pooling, every layer: the gate's encoder
+    /// before training moves the tool vectors).
+    private func shortlistRecall(lm: LanguageModel, questions: [BFCLQuestion], gold: [String: BFCLAnswer]) throws {
+        let ks = shortlist.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 > 0 }
+        guard !ks.isEmpty else { throw ValidationError("--shortlist needs positive integers, e.g. 16,64") }
+        let everything = try BFCLQuestion.load(file: URL(fileURLWithPath: data))
+        var catalogue: [String: String] = [:]
+        for q in everything { for f in q.functions where catalogue[f.name] == nil { catalogue[f.name] = f.description } }
+        let names = catalogue.keys.sorted()
+        let start = Date()
+        let encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: .mean, layers: nil)
+        let vectors = names.map { encoder.encodeTool(name: $0, description: catalogue[$0]!).vector }
+        var within = [Int: Int](), ranks: [Int] = []
+        for q in questions {
+            guard let goldName = gold[q.id]?.groundTruth.first?.name,
+                  let query = q.turns.first?.last(where: { $0.role == "user" })?.content,
+                  let goldIndex = names.firstIndex(of: goldName) else { continue }
+            let c = encoder.encode(query).vector
+            let sims = vectors.map { ToolSelection.cosine(c, $0) }
+            let rank = sims.indices.filter { sims[$0] > sims[goldIndex] }.count + 1
+            ranks.append(rank)
+            for k in ks where rank <= k { within[k, default: 0] += 1 }
+        }
+        let median = ranks.sorted()[ranks.count / 2]
+        print("whole-file catalogue: \(names.count) functions, \(ranks.count) questions, median gold rank \(median); \(String(format: "%.0f", Date().timeIntervalSince(start))) s")
+        print("")
+        print("| shortlist K | gold tool among the K most similar |")
+        print("|---:|---:|")
+        for k in ks {
+            print(String(format: "| %d | %.1f%% (%d/%d) |", k, 100 * Double(within[k, default: 0]) / Double(max(ranks.count, 1)), within[k, default: 0], ranks.count))
+        }
+        print("")
     }
 }
