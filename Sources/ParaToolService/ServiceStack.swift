@@ -65,10 +65,8 @@ private struct EngineFactoryBox: @unchecked Sendable {
     let documentFallback: Bool
 
     func make(_ catalogue: ToolCatalogue, _ gate: GateNetwork?) throws -> ToolCallEngine {
-        let engine = try ToolCallEngine(model: model, catalogue: catalogue, adapters: registry, gate: gate, stackCacheBytes: stackCacheBytes,
-                                        constrained: constrained, vocabulary: vocabulary)
-        engine.documentFallback = documentFallback
-        return engine
+        try ToolCallEngine(model: model, catalogue: catalogue, adapters: registry, gate: gate, stackCacheBytes: stackCacheBytes,
+                           constrained: constrained, vocabulary: vocabulary, documentFallback: documentFallback)
     }
 }
 
