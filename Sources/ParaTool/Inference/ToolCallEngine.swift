@@ -227,11 +227,12 @@ public final class ToolCallEngine {
     /// `constrained` holds every answer to the call grammar of its request's candidates;
     /// `vocabulary` is the model's vocabulary prepared for that (built on first use when nil, so
     /// engines made one after another can share one). `documentFallback`: see the property.
+    /// `threads`: the engine's budget (its runner, encoder and adapter branches).
     public init(model: LanguageModel, catalogue: ToolCatalogue, adapters: AdapterProvider, gate: GateNetwork?,
                 pooling: Pooling = .mean, stackCacheBytes: Int = AdapterMixture.defaultStackCacheBytes,
                 constrained: Bool = true, vocabulary: TokenVocabulary? = nil, callSteps: CallStepReading = .reread,
                 answerEnd: AnswerEnd = .model, selectionShortlist: Int = ToolCallEngine.defaultSelectionShortlist,
-                documentFallback: Bool = false) throws {
+                documentFallback: Bool = false, threads: ComputeThreads = .machine) throws {
         guard let template = model.tokenizer.chatTemplate else {
             throw EngineError.invalidRequest("the model has no chat template: \(model.tokenizer.chatTemplateError.map { "\($0)" } ?? "none found")")
         }
@@ -250,10 +251,10 @@ public final class ToolCallEngine {
         self.adapters = adapters
         self.gate = gate
         encoder = ContextEncoder(model: model.model, tokenizer: model.tokenizer, pooling: gate?.config.pooling ?? pooling,
-                                 layers: gate?.config.encoderLayers)
+                                 layers: gate?.config.encoderLayers, threads: threads)
         formatter = PromptFormatter(template: template)
-        runner = Transformer(model: model.model)
-        mixture = AdapterMixture(matvecThreads: runner.decodeThreads, stackCacheBytes: stackCacheBytes)
+        runner = Transformer(model: model.model, threads: threads)
+        mixture = AdapterMixture(threads: threads, stackCacheBytes: stackCacheBytes)
         runner.branches = mixture
         decoder = CallStepDecoder(runner: runner, mixture: mixture, tokenizer: model.tokenizer,
                                   stopTokens: model.tokenizer.stopTokenIds.union(model.model.config.eosTokenIds))

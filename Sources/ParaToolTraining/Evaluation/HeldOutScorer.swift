@@ -44,7 +44,7 @@ public final class HeldOutScorer {
         self.catalogue = catalogue
         builder = try InstanceBuilder(tokenizer: model.tokenizer, catalogue: catalogue)
         runner = Transformer(model: model.model)
-        branches = AdapterMixture(matvecThreads: runner.decodeThreads)
+        branches = AdapterMixture(threads: runner.decodeThreads)
         runner.branches = branches
         vocabulary = TokenVocabulary(tokenizer: model.tokenizer)
     }
