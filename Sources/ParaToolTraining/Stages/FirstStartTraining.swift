@@ -20,7 +20,7 @@ public struct FirstStartTraining {
     /// Stage-1 steps per tool.
     public var steps = 75
     /// Gate steps. Few: the tool vectors start from the documents, and longer training fits the
-    /// synthesized phrasings (loss → 0 by 800 steps) at the expense of real ones (README, Training: the demo check set).
+    /// synthesized phrasings (loss → 0 by 800 steps) at the expense of real ones (docs/results.md, "Gate steps").
     public var gateSteps = 50
     /// Synthesized examples per tool.
     public var examplesPerTool = 30
