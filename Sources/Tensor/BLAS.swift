@@ -12,8 +12,11 @@ public enum OpenBLASThreads {
     /// (`BLAS.gemmABt(_:_:into:beta:threads:)`, `BlockProducts.multiply`) into single-threaded calls.
     static let single: Void = { openblas_set_num_threads(1) }()
 
-    /// OpenBLAS's current thread count.
-    public static var current: Int { Int(openblas_get_num_threads()) }
+    /// OpenBLAS's current thread count (1 unless a benchmark is inside `benchmarkOnly`).
+    public static var current: Int {
+        _ = single
+        return Int(openblas_get_num_threads())
+    }
 
     /// Runs `body` with OpenBLAS's own threads at `n`, then sets them back to 1. For benchmarks
     /// that measure OpenBLAS's threading against the budget's split (`paratool bench runtime`),
