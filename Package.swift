@@ -76,7 +76,7 @@ let package = Package(
         .target(
             name: "ParaToolService",
             dependencies: [
-                "Kafka", "Wire", "ParaTool", "ParaToolTraining", "LLM", .product(name: "Crypto", package: "swift-crypto"),
+                "Kafka", "Wire", "ParaTool", "ParaToolTraining", "LLM", "Tensor", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "FlyingFox", package: "FlyingFox"),

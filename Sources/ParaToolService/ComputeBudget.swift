@@ -7,6 +7,7 @@ import Kafka
 import LLM
 import ParaTool
 import Synchronization
+import Tensor
 
 /// How long requests may compute between two polls, derived from the consumer's
 /// `max.poll.interval.ms`: a member that does not poll within that interval is removed from its
@@ -51,9 +52,9 @@ public final class ComputeEstimator: Sendable {
     }
 
     /// An estimator whose rates are measured on `model`: a 64-token prefill and 8 decode steps
-    /// without adapters (about 0.1 s on SmolLM2-135M).
-    public convenience init(measuring model: LanguageModel) {
-        let runner = Transformer(model: model.model)
+    /// without adapters (about 0.1 s on SmolLM2-135M), on `threads`.
+    public convenience init(measuring model: LanguageModel, threads: ComputeThreads = .machine) {
+        let runner = Transformer(model: model.model, threads: threads)
         let promptLength = min(64, max(1, model.model.config.maxPositionEmbeddings / 2))
         let steps = min(8, max(1, model.model.config.maxPositionEmbeddings - promptLength - 1))
         let prompt = (0..<promptLength).map { $0 % max(1, model.model.config.vocabSize) }

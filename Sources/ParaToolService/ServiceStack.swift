@@ -9,6 +9,7 @@ import LLM
 import Logging
 import ParaTool
 import ServiceLifecycle
+import Tensor
 import UnixSignals
 
 /// A worker and what it needs: listener of the control topics, adapter registry over the store,
@@ -36,7 +37,7 @@ public struct WorkerStack: Sendable {
         let control = try ControlListener(kafka: kafka, topics: settings.topics, registry: registry, followTools: catalogue == nil,
                                           gateDimension: model.model.config.hiddenSize, toolLimits: settings.toolLimits, metrics: metrics, logger: logger)
         let factory = EngineFactoryBox(model: model, registry: registry, vocabulary: vocabulary, stackCacheBytes: stackCacheBytes,
-                                       constrained: constrained, documentFallback: documentFallback)
+                                       constrained: constrained, documentFallback: documentFallback, threads: settings.threads)
         worker = Worker(settings: settings, kafka: kafka, catalogue: catalogue, gate: gate, control: control, metrics: metrics,
                         logger: logger, makeEngine: factory.make)
         self.control = control
@@ -63,12 +64,11 @@ private struct EngineFactoryBox: @unchecked Sendable {
     let stackCacheBytes: Int
     let constrained: Bool
     let documentFallback: Bool
+    let threads: ComputeThreads
 
     func make(_ catalogue: ToolCatalogue, _ gate: GateNetwork?) throws -> ToolCallEngine {
-        let engine = try ToolCallEngine(model: model, catalogue: catalogue, adapters: registry, gate: gate, stackCacheBytes: stackCacheBytes,
-                                        constrained: constrained, vocabulary: vocabulary)
-        engine.documentFallback = documentFallback
-        return engine
+        try ToolCallEngine(model: model, catalogue: catalogue, adapters: registry, gate: gate, stackCacheBytes: stackCacheBytes,
+                           constrained: constrained, vocabulary: vocabulary, documentFallback: documentFallback, threads: threads)
     }
 }
 

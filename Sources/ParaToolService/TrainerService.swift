@@ -18,6 +18,7 @@ import ParaTool
 import ParaToolTraining
 import ServiceLifecycle
 import Synchronization
+import Tensor
 import Wire
 
 /// How the trainer works.
@@ -61,6 +62,8 @@ public struct TrainerSettings: Sendable {
     /// How long stored episodes, served candidates and waiting feedback are kept (nil: until
     /// the byte quotas push them out).
     public var retention: Duration?
+    /// The threads training and review compute on.
+    public var threads = ComputeThreads.machine
 
     public init(dataset: URL, store: URL, tools: URL?) {
         self.dataset = dataset
@@ -430,6 +433,7 @@ public final class TrainerService: Service, Sendable {
         logger.info("retraining", metadata: ["tools": "\(trainable.joined(separator: ","))", "trajectories": "\(trainable.map { counts[$0] ?? 0 })"])
         var options = OfflineTrainingOptions(data: snapshot, tools: catalogueFile, store: settings.store)
         options.model = settings.model
+        options.threads = settings.threads
         options.stages = settings.stages
         options.onlyTools = trainable
         options.adapter = settings.adapter
@@ -571,7 +575,7 @@ public final class TrainerService: Service, Sendable {
         guard !candidates.isEmpty else { return [] }
         let store = try AdapterStore(root: settings.store)
         let lm = try LanguageModel.load(path: settings.model)
-        let scorer = try HeldOutScorer(model: lm, catalogue: catalogue)
+        let scorer = try HeldOutScorer(model: lm, catalogue: catalogue, threads: settings.threads)
         var promoted = [AdapterVersion]()
         for v in candidates {
             let steps = HeldOutSlice.steps(try dataset.heldOut(tool: v.tool), tool: v.tool)

@@ -12,6 +12,7 @@ import Logging
 import ParaTool
 import ServiceLifecycle
 import Synchronization
+import Tensor
 import Wire
 
 /// How a worker serves.
@@ -58,6 +59,8 @@ public struct WorkerSettings: Sendable {
     /// the store when asked again; nil: no bound). Default 1 GiB: ~60 rank-16 adapters of
     /// SmolLM2-135M (18 MB each with the transposed copy decode reads).
     public var adapterCacheBytes: Int? = 1 << 30
+    /// The threads the worker's engines compute on (`serve --threads`).
+    public var threads = ComputeThreads.machine
 
     public init(workerID: String, modelID: String) {
         self.workerID = workerID
@@ -181,7 +184,7 @@ public final class Worker: Service, @unchecked Sendable {
         var engine = try announcedEngine ?? makeEngine(catalogue, gate)
         var stale = reportStale(engine, among: catalogue.names)
         logger.info("engine ready", metadata: ["tools": "\(catalogue.count)", "model": "\(settings.modelID)"])
-        let estimator = ComputeEstimator(measuring: engine.model)
+        let estimator = ComputeEstimator(measuring: engine.model, threads: settings.threads)
         logger.info("compute budget per batch", metadata: ["seconds": "\(budget.perBatchSeconds)"])
         // Requests admitted but not yet run (a long one waits for the short ones polled with it),
         // and what each partition's commit may cover.

@@ -9,7 +9,8 @@
 //
 // Threads: each sequence's rows are cut into blocks of up to 256 (by its own length only), and
 // each layer's row-wise work (norms, every product with a frozen weight, the branches, SiLU) runs
-// block by block on whichever WorkerPool thread is free, with single-threaded sgemm — a handful
+// block by block on whichever thread of the trainer's budget (ComputeThreads) is free, with
+// single-threaded sgemm — a handful
 // of hand-offs per layer, where OpenBLAS's own threads would synchronise inside every product
 // and run the skinny LoRA products several times slower than one thread. Sums over rows (the
 // branches' dA and dB, attention's key and value gradients, the LM head's input gradient) are
@@ -34,12 +35,16 @@ public final class LoRABackward {
     /// sequence, largest first).
     private var sequenceRows = [Range<Int>](), rowBlocks = [Range<Int>]()
 
-    /// A backward pass for `model`.
-    public init(model: LlamaModel) {
+    /// The threads the row blocks and column blocks are dealt to.
+    public let threads: ComputeThreads
+
+    /// A backward pass for `model` on `threads`.
+    public init(model: LlamaModel, threads: ComputeThreads = .machine) {
         self.model = model
+        self.threads = threads
         let c = model.config
         activations = DecoderActivations(config: c)
-        attention = TrainingAttention(heads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim)
+        attention = TrainingAttention(heads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim, threads: threads)
         rope = RopePositions(model.rope, positions: 0)
     }
 
@@ -80,10 +85,6 @@ public final class LoRABackward {
             for b in Self.split(r.count, into: k, align: 1) { blocks.append((r.lowerBound + b.lowerBound)..<(r.lowerBound + b.upperBound)) }
         }
         rowBlocks = blocks.sorted { $0.count > $1.count || ($0.count == $1.count && $0.lowerBound < $1.lowerBound) }
-        let previousThreads = BLASThreads.current
-        BLASThreads.set(1)
-        defer { BLASThreads.set(previousThreads) }
-
         forward(sequences, total: total, branches: branches, adapters: adapters)
         let losses = head(sequences, total: total)
         backward(total: total, branches: branches, adapters: adapters, gradients: gradients)
@@ -107,12 +108,12 @@ public final class LoRABackward {
     /// Runs `body` on every row block (each within one sequence), blocks taken by free threads.
     private func onRowBlocks(_ body: (Range<Int>) -> Void) {
         let blocks = rowBlocks
-        WorkerPool.shared.forEach(blocks.count) { i, _ in body(blocks[i]) }
+        threads.pool.forEach(blocks.count) { i, _ in body(blocks[i]) }
     }
 
     /// Runs `body` on every item, items taken by free threads.
     private func onItems<Item>(_ items: [Item], _ body: (Item) -> Void) {
-        WorkerPool.shared.forEach(items.count) { i, _ in body(items[i]) }
+        threads.pool.forEach(items.count) { i, _ in body(items[i]) }
     }
 
     /// Rotary embedding (or its transpose) of the rows `block` (within one sequence) of q and k:

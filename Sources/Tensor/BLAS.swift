@@ -1,16 +1,32 @@
 // Matrix products through OpenBLAS (cblas_sgemm / cblas_sgemv), a SIMD matrix-vector kernel for
-// single-row decode, and explicit control of OpenBLAS's thread count per phase.
+// single-row decode, and the split of a product over a context's thread budget (ComputeThreads).
+// OpenBLAS itself runs on the calling thread: its thread count is one per process, so it is set
+// to 1 once and every split is this file's, over the budget the caller passes.
 import CKernels
 import COpenBLAS
 
-/// Thread control for OpenBLAS. Measured on this project's 2-core machine: OpenBLAS's own
-/// threads make single-row products several times slower, so callers choose the count per phase
-/// (all cores for prefill sgemm, one for decode).
-public enum BLASThreads {
-    /// Sets OpenBLAS's thread count (≥ 1).
-    public static func set(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
-    /// OpenBLAS's current thread count.
-    public static var current: Int { Int(openblas_get_num_threads()) }
+/// OpenBLAS's own thread count, which is process-wide (OpenBLAS 0.3.21 has no per-call count;
+/// `openblas_set_num_threads_local` came in 0.3.27).
+public enum OpenBLASThreads {
+    /// Set to 1 before the first product and never changed: a context's budget splits products
+    /// (`BLAS.gemmABt(_:_:into:beta:threads:)`, `BlockProducts.multiply`) into single-threaded calls.
+    static let single: Void = { openblas_set_num_threads(1) }()
+
+    /// OpenBLAS's current thread count (1 unless a benchmark is inside `benchmarkOnly`).
+    public static var current: Int {
+        _ = single
+        return Int(openblas_get_num_threads())
+    }
+
+    /// Runs `body` with OpenBLAS's own threads at `n`, then sets them back to 1. For benchmarks
+    /// that measure OpenBLAS's threading against the budget's split (`paratool bench runtime`),
+    /// in a process that runs nothing else: the count is process-wide.
+    public static func benchmarkOnly<R>(_ n: Int, _ body: () throws -> R) rethrows -> R {
+        _ = single
+        openblas_set_num_threads(Int32(max(1, n)))
+        defer { openblas_set_num_threads(1) }
+        return try body()
+    }
 }
 
 /// Matrix products. Shapes are checked with preconditions (a shape mismatch here is a bug in
@@ -25,10 +41,22 @@ public enum BLAS {
         precondition(!c.buffer.isMapped, "write to a read-only mapped buffer")
         if a.rows == 0 || b.rows == 0 { return }
         if a.cols == 0 { scale(c, by: beta); return }
+        _ = OpenBLASThreads.single
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
                     Int32(a.rows), Int32(b.rows), Int32(a.cols), alpha,
                     a.pointer, Int32(a.stride), b.pointer, Int32(b.stride), beta,
                     c.pointer, Int32(c.stride))
+    }
+
+    /// `c = a · bᵀ + beta * c` with b's rows (c's columns) split over `threads` in blocks of
+    /// multiples of 16, each block one single-threaded sgemm: the linear-layer product of many
+    /// rows (prefill) under a context's budget. Small products stay on the calling thread.
+    public static func gemmABt(_ a: MatrixView, _ b: MatrixView, into c: MatrixView, beta: Float = 0,
+                               threads: ComputeThreads) {
+        let parallel = threads.count > 1 && a.rows * b.rows >= MatVec.parallelElements
+        MatVec.splitAcrossThreads(b.rows, threads: threads, parallel: parallel) { start, end in
+            gemmABt(a, b.rows(start, end - start), into: c.columns(start, end - start), beta: beta)
+        }
     }
 
     /// `c = alpha * a · b + beta * c` where a is M×K, b is K×N and c is M×N.
@@ -39,10 +67,22 @@ public enum BLAS {
         precondition(!c.buffer.isMapped, "write to a read-only mapped buffer")
         if a.rows == 0 || b.cols == 0 { return }
         if a.cols == 0 { scale(c, by: beta); return }
+        _ = OpenBLASThreads.single
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
                     Int32(a.rows), Int32(b.cols), Int32(a.cols), alpha,
                     a.pointer, Int32(a.stride), b.pointer, Int32(b.stride), beta,
                     c.pointer, Int32(c.stride))
+    }
+
+    /// `c = a · b + beta * c` with b's columns (c's columns) split over `threads` in blocks of
+    /// multiples of 16, each block one single-threaded sgemm. Small products stay on the calling
+    /// thread.
+    public static func gemmAB(_ a: MatrixView, _ b: MatrixView, into c: MatrixView, beta: Float = 0,
+                              threads: ComputeThreads) {
+        let parallel = threads.count > 1 && a.rows * b.cols >= MatVec.parallelElements
+        MatVec.splitAcrossThreads(b.cols, threads: threads, parallel: parallel) { start, end in
+            gemmAB(a, b.columns(start, end - start), into: c.columns(start, end - start), beta: beta)
+        }
     }
 
     /// `c = alpha * aᵀ · b + beta * c` where a is K×M, b is K×N and c is M×N.
@@ -53,6 +93,7 @@ public enum BLAS {
         precondition(!c.buffer.isMapped, "write to a read-only mapped buffer")
         if a.cols == 0 || b.cols == 0 { return }
         if a.rows == 0 { scale(c, by: beta); return }
+        _ = OpenBLASThreads.single
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
                     Int32(a.cols), Int32(b.cols), Int32(a.rows), alpha,
                     a.pointer, Int32(a.stride), b.pointer, Int32(b.stride), beta,
@@ -66,6 +107,7 @@ public enum BLAS {
         precondition(x.rows == 1 && y.rows == 1 && x.cols == w.cols && y.cols == w.rows, "gemv shape mismatch")
         precondition(!y.buffer.isMapped, "write to a read-only mapped buffer")
         if w.rows == 0 { return }
+        _ = OpenBLASThreads.single
         cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(w.rows), Int32(w.cols), alpha,
                     w.pointer, Int32(w.stride), x.pointer, 1, beta, y.pointer, 1)
     }
@@ -150,16 +192,16 @@ public enum MatVec {
 
     /// Computes `y = w · x` (or `y += w · x` when `accumulate`) using `threads` threads.
     public static func multiply(_ w: MatrixView, _ x: MatrixView, into y: MatrixView,
-                                accumulate: Bool = false, threads: Int = 1) {
+                                accumulate: Bool = false, threads: ComputeThreads = .single) {
         multiply(Job(w, x, into: y, accumulate: accumulate), threads: threads)
     }
 
     /// Up to three independent products in one parallel call: their rows are concatenated and
     /// split evenly over the threads, so the hand-off happens once (q/k/v, gate/up in decode).
-    public static func multiply(_ a: Job, _ b: Job? = nil, _ c: Job? = nil, threads: Int) {
+    public static func multiply(_ a: Job, _ b: Job? = nil, _ c: Job? = nil, threads: ComputeThreads) {
         let ra = a.rows, rb = b?.rows ?? 0, rc = c?.rows ?? 0
         let elements = ra * a.cols + rb * (b?.cols ?? 0) + rc * (c?.cols ?? 0)
-        splitAcrossThreads(ra + rb + rc, parallel: threads > 1 && elements >= parallelElements) { start, end in
+        splitAcrossThreads(ra + rb + rc, threads: threads, parallel: elements >= parallelElements) { start, end in
             a.run(min(start, ra), min(end, ra))
             b?.run(min(max(start - ra, 0), rb), min(max(end - ra, 0), rb))
             c?.run(min(max(start - ra - rb, 0), rc), min(max(end - ra - rb, 0), rc))
@@ -168,10 +210,10 @@ public enum MatVec {
 
     /// Independent products in one parallel call: their rows are concatenated and split evenly
     /// over the threads.
-    public static func multiply(concatenated jobs: [Job], threads: Int) {
+    public static func multiply(concatenated jobs: [Job], threads: ComputeThreads) {
         let total = jobs.reduce(0) { $0 + $1.rows }
         let elements = jobs.reduce(0) { $0 + $1.rows * $1.cols }
-        splitAcrossThreads(total, parallel: threads > 1 && elements >= parallelElements) { start, end in
+        splitAcrossThreads(total, threads: threads, parallel: elements >= parallelElements) { start, end in
             var offset = 0
             for j in jobs {
                 j.run(min(max(start - offset, 0), j.rows), min(max(end - offset, 0), j.rows))
@@ -223,11 +265,11 @@ public enum MatVec {
     /// Independent transposed products in one parallel call (every job's `y` has the same width):
     /// each thread takes a block of the columns and runs every job on it, so the hand-off happens
     /// once for all of them.
-    public static func multiplyTransposed(_ jobs: [TransposedJob], threads: Int) {
+    public static func multiplyTransposed(_ jobs: [TransposedJob], threads: ComputeThreads) {
         guard let cols = jobs.first?.cols else { return }
         precondition(jobs.allSatisfy { $0.cols == cols }, "transposed jobs of one call must share their width")
         let elements = jobs.reduce(0) { $0 + $1.rank * $1.rows.count } * cols
-        splitAcrossThreads(cols, parallel: threads > 1 && elements >= parallelElements) { start, end in
+        splitAcrossThreads(cols, threads: threads, parallel: elements >= parallelElements) { start, end in
             for job in jobs { job.run(start, end) }
         }
     }
@@ -236,11 +278,11 @@ public enum MatVec {
     /// the pool (~1-2 µs) would cost more than splitting saves.
     public static let parallelElements = 16_384
 
-    /// Runs `body(start, end)` over `0..<count` split into one block per pool thread (block
-    /// bounds are multiples of 16, so each thread's output stays contiguous and cache-line
+    /// Runs `body(start, end)` over `0..<count` split into one block per thread of `threads`
+    /// (block bounds are multiples of 16, so each thread's output stays contiguous and cache-line
     /// aligned), or once over everything when `parallel` is false.
-    static func splitAcrossThreads(_ count: Int, parallel: Bool, _ body: (Int, Int) -> Void) {
-        let pool = WorkerPool.shared
+    static func splitAcrossThreads(_ count: Int, threads: ComputeThreads, parallel: Bool, _ body: (Int, Int) -> Void) {
+        let pool = threads.pool
         guard parallel, pool.threadCount > 1 else {
             if count > 0 { body(0, count) }
             return

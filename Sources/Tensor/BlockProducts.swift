@@ -106,10 +106,11 @@ public enum BlockProducts {
     }
 
     /// `y = x · wᵀ` (or `y += x · wᵀ` when `accumulate`): x is rows × w.cols, y is rows × w.rows.
-    /// With `threads` > 1 the weight rows are split over the worker pool, each thread
-    /// dequantising its own tiles and running single-threaded sgemm on them; with 1 it runs on
-    /// the calling thread (which may itself be a pool thread) and leaves OpenBLAS's threads alone.
-    public static func multiply(_ x: MatrixView, _ w: BlockMatrix, into y: MatrixView, accumulate: Bool = false, threads: Int = 1) {
+    /// With a budget of more than one thread the weight rows are split over its pool, each thread
+    /// dequantising its own tiles and running single-threaded sgemm on them; with one it runs on
+    /// the calling thread (which may itself be a pool thread).
+    public static func multiply(_ x: MatrixView, _ w: BlockMatrix, into y: MatrixView, accumulate: Bool = false,
+                                threads: ComputeThreads = .single) {
         precondition(x.cols == w.cols && y.rows == x.rows && y.cols == w.rows, "block product shape mismatch")
         precondition(!y.buffer.isMapped, "write to a read-only mapped buffer")
         guard x.rows > 0, w.rows > 0 else { return }
@@ -118,11 +119,7 @@ public enum BlockProducts {
                 BLAS.gemmABt(x, weights, into: y.columns(rows.lowerBound, rows.count), beta: accumulate ? 1 : 0)
             }
         }
-        guard threads > 1, WorkerPool.shared.threadCount > 1 else { body(0, w.rows); return }
-        let previous = BLASThreads.current
-        BLASThreads.set(1)
-        defer { BLASThreads.set(previous) }
-        MatVec.splitAcrossThreads(w.rows, parallel: true, body)
+        MatVec.splitAcrossThreads(w.rows, threads: threads, parallel: true, body)
     }
 
     /// `out = d · w + beta · out` on the calling thread: d is rows × w.rows, out is rows × w.cols

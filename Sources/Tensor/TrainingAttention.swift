@@ -4,8 +4,8 @@
 // score matrix is never computed. The query heads that share a key/value head are stacked (their
 // rows of a block copied one under another), so each product spans all of them: one sgemm where
 // there were `heads / kvHeads`, with as many times the rows. The backward recomputes each
-// block's probabilities instead of storing S² per head. Work items go to whichever WorkerPool
-// thread is free, each calling single-threaded sgemm; every sum has a fixed order (a key/value
+// block's probabilities instead of storing S² per head. Work items go to whichever thread of the
+// trainer's budget (ComputeThreads) is free, each calling single-threaded sgemm; every sum has a fixed order (a key/value
 // head's gradients accumulate over its blocks in order, in two halves kept apart and added last),
 // so results do not depend on the thread count, on which thread ran what, or on the other
 // segments.
@@ -25,13 +25,18 @@ public final class TrainingAttention {
     private var stackedQ = [FloatBuffer](), stackedD = [FloatBuffer](), stackedOut = [FloatBuffer]()
     private var partials = FloatBuffer(count: 0)
 
-    /// Attention for `heads` query heads over `kvHeads` key/value heads of `headDim` columns.
-    public init(heads: Int, kvHeads: Int, headDim: Int, blockRows: Int = 64) {
+    /// The threads the (segment, head, block) items are dealt to.
+    public let threads: ComputeThreads
+
+    /// Attention for `heads` query heads over `kvHeads` key/value heads of `headDim` columns, on
+    /// `threads`.
+    public init(heads: Int, kvHeads: Int, headDim: Int, blockRows: Int = 64, threads: ComputeThreads = .machine) {
         precondition(heads > 0 && kvHeads > 0 && heads % kvHeads == 0 && headDim > 0 && blockRows > 0, "attention shape")
         self.heads = heads
         self.kvHeads = kvHeads
         self.headDim = headDim
         self.blockRows = blockRows
+        self.threads = threads
     }
 
     private var scale: Float { 1 / Float(headDim).squareRoot() }
@@ -45,7 +50,7 @@ public final class TrainingAttention {
     }
 
     private func ensureScratch(longest: Int) {
-        let threads = WorkerPool.shared.threadCount, rows = group * blockRows
+        let threads = self.threads.count, rows = group * blockRows
         if scores.count != threads || scores[0].count < rows * longest {
             func make(_ n: Int) -> [FloatBuffer] { (0..<threads).map { _ in FloatBuffer(count: n) } }
             scores = make(rows * longest)
@@ -194,12 +199,9 @@ public final class TrainingAttention {
     }
 
     /// Runs `body(item, thread)` for every item, largest cost first, each taken by the next free
-    /// pool thread, with OpenBLAS on one thread meanwhile. Results do not depend on who takes what.
+    /// thread of the budget. Results do not depend on who takes what.
     private func runOnPool(_ costs: [Int], _ body: (Int, Int) -> Void) {
         let order = costs.indices.sorted { costs[$0] > costs[$1] || (costs[$0] == costs[$1] && $0 < $1) }
-        let previous = BLASThreads.current
-        BLASThreads.set(1)
-        defer { BLASThreads.set(previous) }
-        WorkerPool.shared.forEach(order.count) { i, thread in body(order[i], thread) }
+        threads.pool.forEach(order.count) { i, thread in body(order[i], thread) }
     }
 }

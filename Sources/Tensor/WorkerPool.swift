@@ -3,22 +3,13 @@
 // more than the product's own memory traffic at 2 threads, so workers spin briefly between calls
 // (yielding the core now and then, for machines with more runnable threads than cores) and sleep
 // on a condition variable when idle. `forEach` deals a list of items to whichever thread is free.
+// Which pool a call uses comes from the caller's thread budget (ComputeThreads).
 import Foundation
 import Synchronization
 
 /// Runs `body(part)` for every `part in 0..<threadCount`: the calling thread takes part 0, pool
 /// threads the others.
 public final class WorkerPool: @unchecked Sendable {
-    /// One pool for the process, sized by `computeThreads`.
-    public static let shared = WorkerPool(threads: computeThreads)
-
-    /// Threads the numeric kernels use: `$PARATOOL_THREADS` when set to a positive number, else
-    /// the machine's active cores. Read once, at first use.
-    public static let computeThreads: Int = {
-        if let text = ProcessInfo.processInfo.environment["PARATOOL_THREADS"], let n = Int(text), n > 0 { return n }
-        return ProcessInfo.processInfo.activeProcessorCount
-    }()
-
     /// Total threads that take parts, including the caller.
     public let threadCount: Int
 

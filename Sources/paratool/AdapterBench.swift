@@ -51,8 +51,8 @@ struct AdapterBench: ParsableCommand {
         }
         var rng = SeededGenerator(seed: 7)
         func ids(_ n: Int) -> [Int] { (0..<n).map { _ in 100 + Int(rng.next() % UInt64(config.vocabSize - 100)) } }
-        let runner = Transformer(model: model, prefillThreads: 2, decodeThreads: 2)
-        let branches = AdapterMixture()
+        let runner = Transformer(model: model, threads: 2)
+        let branches = AdapterMixture(threads: runner.decodeThreads)
         runner.branches = branches
         let counter = FlopsCounter(config: config)
         print("model: \(lm.path); adapters rank \(rank) on gate/up/down of \(config.layerCount) layers; best of \(repeats) rounds, adapter counts interleaved")

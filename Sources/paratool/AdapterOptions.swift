@@ -35,7 +35,7 @@ struct AdapterOptions: ParsableArguments {
     /// Fuses `mixture` into `transformer` for one sequence; the caller keeps the returned object
     /// alive (the transformer holds it weakly).
     static func attach(_ mixture: Mixture, to transformer: Transformer) -> AdapterMixture {
-        let branches = AdapterMixture(matvecThreads: transformer.decodeThreads)
+        let branches = AdapterMixture(threads: transformer.decodeThreads)
         branches.mixtures = [mixture]
         transformer.branches = branches
         return branches

@@ -69,7 +69,7 @@ struct BackwardBench: ParsableCommand {
             }
         }
         print(CPUDescription.line)
-        print("OpenBLAS core \(BLASCore.name), \(WorkerPool.computeThreads) threads; training kernels \(TrainingKernels.instructionSet); best of \(max(1, repeats))")
+        print("OpenBLAS core \(BLASCore.name), \(backward.threads) threads; training kernels \(TrainingKernels.instructionSet); best of \(max(1, repeats))")
         print("")
         print("| tokens per step | prefill (tokens/s) | training step (tokens/s) | step / prefill | step (s) | peak RSS after the first step (MB) |")
         print("|---:|---:|---:|---:|---:|---:|")

@@ -36,7 +36,7 @@ struct RuntimeBench: ParsableCommand {
     @Option(help: "Repeats per figure (the best is kept).")
     var repeats = 3
 
-    @Option(help: "Threads (OpenBLAS threads for prefill).")
+    @Option(help: "Threads of prefill: the products of many rows are split over them, each part a single-threaded sgemm.")
     var threads = 2
 
     @Option(help: "Threads of the matrix-vector kernel in decode.")
@@ -53,22 +53,32 @@ struct RuntimeBench: ParsableCommand {
         let lm = try modelOptions.load(path: path)
         let loadSeconds = Date().timeIntervalSince(t)
         let model = lm.model
-        let runner = Transformer(model: model, prefillThreads: threads, decodeThreads: decodeThreads)
+        let runner = Transformer(model: model, prefillThreads: ComputeThreads(threads), decodeThreads: ComputeThreads(decodeThreads))
+        // The reference for the split: the same prefill on one budget thread with OpenBLAS's own
+        // threads at --threads (process-wide, so measured here with nothing else running).
+        let openBLASRunner = Transformer(model: model, prefillThreads: .single, decodeThreads: ComputeThreads(decodeThreads))
         var rng = SeededGenerator(seed: 1234)
         func randomIds(_ n: Int) -> [Int] { (0..<n).map { _ in 100 + Int(rng.next() % UInt64(model.config.vocabSize - 100)) } }
 
-        var prefillRates = [Int: Double]()
+        var prefillRates = [Int: Double](), openBLASRates = [Int: Double]()
         for n in lengths {
             let ids = randomIds(n)
             let cache = KVCache(config: model.config, capacity: n)
-            var best = Double.infinity
+            var best = Double.infinity, bestOpenBLAS = Double.infinity
             for _ in 0..<max(1, repeats) {
                 cache.clear()
                 t = Date()
                 _ = runner.forward([BatchSegment(sequence: 0, tokens: ids)], caches: [cache])
                 best = min(best, Date().timeIntervalSince(t))
+                cache.clear()
+                OpenBLASThreads.benchmarkOnly(threads) {
+                    t = Date()
+                    _ = openBLASRunner.forward([BatchSegment(sequence: 0, tokens: ids)], caches: [cache])
+                    bestOpenBLAS = min(bestOpenBLAS, Date().timeIntervalSince(t))
+                }
             }
             prefillRates[n] = Double(n) / best
+            openBLASRates[n] = Double(n) / bestOpenBLAS
         }
         let prompt = randomIds(32)
         var bestDecode = Double.infinity
@@ -128,6 +138,10 @@ struct RuntimeBench: ParsableCommand {
         row("load time (s)", loadSeconds, ref("load_s"), "%.2f", higherIsBetter: false)
         for n in lengths { row("prefill \(n) tokens (tokens/s)", prefillRates[n]!, ref("prefill_tps", "\(n)"), "%.0f") }
         row("decode (tokens/s)", decodeRate, ref("decode_tps"), "%.1f")
+        for n in lengths {
+            row("prefill \(n) tokens, OpenBLAS's own \(threads) threads instead of the split (tokens/s)",
+                openBLASRates[n]!, ref("prefill_tps", "\(n)"), "%.0f")
+        }
         row("peak RSS (MB)", rssMB, ref("peak_rss_mb"), "%.0f", higherIsBetter: false)
         print("")
         if let split {

@@ -111,16 +111,15 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let settings = try kafka.settings()
         let logger = try serviceLogger("paratool.serve", level: settings.string("log-level", logLevel))
-        if let n = try settings.int("threads", threads) {
-            guard n >= 1 else { throw UsageError("--threads must be at least 1") }
-            setenv("PARATOOL_THREADS", "\(n)", 1)
-            BLASThreads.set(n)
-        }
         let kafkaConfig = try kafka.kafkaConfiguration(settings)
         var worker = WorkerSettings(
             workerID: settings.string("worker-id", workerId) ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())",
             modelID: "")
         worker.topics = kafka.topics(settings)
+        if let n = try settings.int("threads", threads) {
+            guard n >= 1 else { throw UsageError("--threads must be at least 1") }
+            worker.threads = ComputeThreads(n)
+        }
         worker.groupID = settings.string("group", group) ?? worker.groupID
         worker.batchSize = try settings.int("batch-size", batchSize) ?? worker.batchSize
         worker.batchWait = .milliseconds(try settings.int("batch-wait-ms", batchWaitMs) ?? 0)

@@ -8,6 +8,7 @@ import Kafka
 import ParaTool
 import ParaToolService
 import ParaToolTraining
+import Tensor
 
 struct Train: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -169,6 +170,9 @@ struct Train: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Where stage-1 adapters start: random (the shared random initialisation) or global (the global adapter, trained first when missing).", valueName: "start"))
     var `init` = "random"
 
+    @Option(help: ArgumentHelp("Compute threads of the training (default: all cores).", valueName: "n"))
+    var threads: Int?
+
     @Option(help: ArgumentHelp("Evaluation queries that must not be in the training data (BFCL question file, or one query a line); the run refuses to start if one is. Repeatable.", valueName: "file"))
     var heldOut: [String] = []
 
@@ -227,6 +231,7 @@ struct Train: AsyncParsableCommand {
         var options = OfflineTrainingOptions(data: URL(fileURLWithPath: data!), tools: URL(fileURLWithPath: tools!),
                                              store: URL(fileURLWithPath: out!))
         options.model = modelOptions.model
+        options.threads = try UpCommand.budget(threads, flag: "--threads")
         options.gateDirectory = gate.map { URL(fileURLWithPath: $0) }
         options.checkpointDirectory = checkpoints.map { URL(fileURLWithPath: $0) }
         options.stages = try stageSet()
@@ -328,6 +333,7 @@ extension Train {
         trainer.topics = kafka.topics(settings)
         trainer.groupID = settings.string("group", group) ?? trainer.groupID
         trainer.model = settings.string("model", modelOptions.model)
+        trainer.threads = try UpCommand.budget(settings.int("threads", threads), flag: "--threads")
         trainer.retrainEvery = try settings.int("retrain-every", retrainEvery) ?? trainer.retrainEvery
         trainer.schedule = try settings.int("schedule-minutes", scheduleMinutes).map { .seconds(60 * $0) }
         trainer.stages = try stageSet()

@@ -9,6 +9,7 @@ import Logging
 import ParaTool
 import ParaToolService
 import ParaToolTraining
+import Tensor
 
 struct UpCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -66,6 +67,19 @@ struct UpCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Log level (default info).", valueName: "level"))
     var logLevel: String?
 
+    @Option(help: ArgumentHelp("Compute threads of the worker (default: all cores).", valueName: "n"))
+    var threads: Int?
+
+    @Option(help: ArgumentHelp("Compute threads of the trainer and the first-start training, its own budget beside the worker's (default: all cores).", valueName: "n"))
+    var trainerThreads: Int?
+
+    /// The budget a `--threads`-like flag gives (all active cores when absent).
+    static func budget(_ n: Int?, flag: String) throws -> ComputeThreads {
+        guard let n else { return .machine }
+        guard n >= 1 else { throw UsageError("\(flag) must be at least 1") }
+        return ComputeThreads(n)
+    }
+
     static var defaultStore: URL {
         FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/paratool/store", isDirectory: true)
     }
@@ -84,6 +98,7 @@ struct UpCommand: AsyncParsableCommand {
         var policy = FirstStartTraining(catalogue: catalogue, catalogueFile: catalogueFile, store: storeURL, work: work)
         policy.model = modelOptions.model
         policy.steps = trainSteps
+        policy.threads = try Self.budget(trainerThreads, flag: "--trainer-threads")
         policy.heldOutQueries = DemoCatalogue.heldOutQueries
         var plan = try policy.plan()
         for tool in plan.stale {
@@ -118,6 +133,7 @@ struct UpCommand: AsyncParsableCommand {
         var settings = WorkerSettings(workerID: "up-worker-1", modelID: WorkerStack.modelID(lm))
         settings.topics = topics
         settings.toolLimits = try toolLimits.limits(nil)
+        settings.threads = try Self.budget(threads, flag: "--threads")
         let metrics = ServiceMetrics()
         let stack = try WorkerStack(model: lm, settings: settings, kafka: kafka, catalogue: nil, gate: gateNetwork, store: store,
                                     constrained: !unconstrained, documentFallback: true, metrics: metrics, logger: logger)
@@ -126,6 +142,7 @@ struct UpCommand: AsyncParsableCommand {
         trainerSettings.toolLimits = settings.toolLimits
         try trainerLimits.apply(to: &trainerSettings, nil)
         trainerSettings.model = modelOptions.model
+        trainerSettings.threads = policy.threads
         // Retraining on feedback follows the first start's schedule.
         trainerSettings.adapter = FirstStartTraining.adapterSettings(steps: trainSteps)
         let trainer = try TrainerStack(settings: trainerSettings, kafka: kafka, metrics: metrics, logger: logger)

@@ -38,8 +38,7 @@ final class EngineTests: XCTestCase {
         let (full, adapters, lm) = try setUpEngine()
         let partial = InMemoryAdapters(["get_weather": (adapters[0], "v000001"), "book_flight": (adapters[1], "v000002")])
         let gate = GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, hidden: [32, 32]), seed: 5)
-        let engine = try ToolCallEngine(model: lm, catalogue: full.catalogue, adapters: partial, gate: gate)
-        engine.documentFallback = true
+        let engine = try ToolCallEngine(model: lm, catalogue: full.catalogue, adapters: partial, gate: gate, documentFallback: true)
         let covered = ToolCallRequest(id: "covered", query: "Weather in Paris?", candidates: ["get_weather", "book_flight"], maxNewTokens: 6)
         var uncovered = covered
         uncovered.id = "uncovered"
@@ -65,11 +64,12 @@ final class EngineTests: XCTestCase {
         // No gate: the gate modes fall back (and fail without the fallback).
         let gateless = try ToolCallEngine(model: lm, catalogue: full.catalogue, adapters: full.adapters, gate: nil)
         XCTAssertThrowsError(try gateless.run([covered]))
-        gateless.documentFallback = true
-        XCTAssertEqual(try gateless.run([covered])[0].servedMode, .contextDocs)
+        let gatelessFallback = try ToolCallEngine(model: lm, catalogue: full.catalogue, adapters: full.adapters, gate: nil,
+                                                  documentFallback: true)
+        XCTAssertEqual(try gatelessFallback.run([covered])[0].servedMode, .contextDocs)
         var average = covered
         average.mode = .average
-        XCTAssertEqual(try gateless.run([average])[0].servedMode, .average, "equal weights need no gate")
+        XCTAssertEqual(try gatelessFallback.run([average])[0].servedMode, .average, "equal weights need no gate")
     }
 
     /// A request the engine has seen (same candidates, limit and choice) reuses its compiled call

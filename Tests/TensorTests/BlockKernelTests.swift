@@ -152,7 +152,7 @@ final class BlockKernelTests: XCTestCase {
                 let x = randomRows(n, 160, seed: UInt64(n))
                 let reference = MatrixView(FloatBuffer(count: n * 300), rows: n, cols: 300)
                 BLAS.gemmABt(x, dense, into: reference)
-                for threads in [1, 2] {
+                for threads: ComputeThreads in [1, 2] {
                     let y = MatrixView(FloatBuffer([Float](repeating: 0.5, count: n * 300)), rows: n, cols: 300)
                     BlockProducts.multiply(x, w, into: y, accumulate: true, threads: threads)
                     for (a, b) in zip(y.toArray(), reference.toArray()) { XCTAssertEqual(a, b + 0.5, accuracy: 1e-4 * max(1, abs(b))) }

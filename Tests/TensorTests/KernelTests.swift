@@ -48,7 +48,7 @@ final class KernelTests: XCTestCase {
                     into: MatrixView(c2, rows: m, cols: n), beta: 1)
         assertClose(c2.toArray(), expected.map { 2 * $0 }, 2e-4, "gemmAB beta 1")
         // Every row alone through the matvec kernel, 1 and 2 threads, and through sgemv.
-        for threads in [1, 2] {
+        for threads: ComputeThreads in [1, 2] {
             let w = MatrixView(FloatBuffer(b), rows: n, cols: k)
             for i in 0..<m {
                 let y = FloatBuffer(count: n)

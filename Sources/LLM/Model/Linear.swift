@@ -128,11 +128,11 @@ public struct WeightMatrix: Sendable {
         }
     }
 
-    /// `y = x · Wᵀ` (or `y += …`) for many rows: sgemm, on dequantised tiles for block formats
-    /// (`threads` pool threads; float32 uses OpenBLAS's own count).
-    public func multiply(_ x: MatrixView, into y: MatrixView, accumulate: Bool = false, threads: Int = 1) {
+    /// `y = x · Wᵀ` (or `y += …`) for many rows: sgemm (on dequantised tiles for block formats),
+    /// the weight's rows split over `threads`.
+    public func multiply(_ x: MatrixView, into y: MatrixView, accumulate: Bool = false, threads: ComputeThreads = .single) {
         switch storage {
-        case .float32(let v): BLAS.gemmABt(x, v, into: y, beta: accumulate ? 1 : 0)
+        case .float32(let v): BLAS.gemmABt(x, v, into: y, beta: accumulate ? 1 : 0, threads: threads)
         case .blocks(let b): BlockProducts.multiply(x, b, into: y, accumulate: accumulate, threads: threads)
         }
     }
@@ -182,9 +182,8 @@ public struct Linear: Sendable {
 
     /// `y = x Wᵀ + b` (or `y += x Wᵀ + b` when `accumulate`). Few rows use the SIMD
     /// matrix-vector kernels (integer block dot products for block formats); more rows use
-    /// sgemm. `threads`: pool threads of the matrix-vector kernels and of the block formats'
-    /// tiled sgemm (float32 sgemm uses OpenBLAS's count).
-    public func apply(_ x: MatrixView, into y: MatrixView, accumulate: Bool = false, threads: Int = 1) {
+    /// sgemm. `threads`: the budget both split their work over.
+    public func apply(_ x: MatrixView, into y: MatrixView, accumulate: Bool = false, threads: ComputeThreads = .single) {
         if x.rows <= Linear.maxMatVecRows {
             let acts = weight.needsActivationBlocks ? ActivationBlocks.quantize(x) : nil
             MatVec.multiply(weight.job(x, activations: acts, into: y, accumulate: accumulate), threads: threads)
@@ -198,7 +197,7 @@ public struct Linear: Sendable {
     /// matrix-vector products run as one parallel call (the input quantised once); otherwise
     /// each is an sgemm.
     public static func apply(_ x: MatrixView, _ a: (Linear, MatrixView), _ b: (Linear, MatrixView),
-                             _ c: (Linear, MatrixView)? = nil, threads: Int) {
+                             _ c: (Linear, MatrixView)? = nil, threads: ComputeThreads) {
         guard x.rows <= maxMatVecRows else {
             a.0.apply(x, into: a.1, threads: threads)
             b.0.apply(x, into: b.1, threads: threads)

@@ -61,15 +61,16 @@ extension FFNBranches {
 }
 
 /// Runs a `LlamaModel`. Not thread-safe: give each thread its own Transformer (they share the
-/// model's weights).
+/// model's weights). Its thread budgets are its own: two runners in one process (a worker's and
+/// a trainer's) never change each other's.
 public final class Transformer {
     public let model: LlamaModel
     /// Optional low-rank branches on the FFN linears.
     public weak var branches: FFNBranches?
-    /// OpenBLAS threads used for products of many rows (prefill).
-    public var prefillThreads: Int
-    /// Threads used by the matrix-vector kernel for single-row steps (decode).
-    public var decodeThreads: Int
+    /// The threads products of many rows (prefill) are split over.
+    public let prefillThreads: ComputeThreads
+    /// The threads the matrix-vector kernels of a few rows (decode) are split over.
+    public let decodeThreads: ComputeThreads
 
     private var rowCapacity = 0
     private var x = FloatBuffer(count: 0), xn = FloatBuffer(count: 0)
@@ -78,9 +79,14 @@ public final class Transformer {
     private var scores = FloatBuffer(count: 0)
     private var outHidden = FloatBuffer(count: 0), outLogits = FloatBuffer(count: 0)
 
-    /// A runner for `model`; thread counts default to the machine's active cores.
-    public init(model: LlamaModel, prefillThreads: Int = WorkerPool.computeThreads,
-                decodeThreads: Int = WorkerPool.computeThreads) {
+    /// A runner for `model` on `threads` (prefill and decode alike; default: the machine's
+    /// active cores).
+    public convenience init(model: LlamaModel, threads: ComputeThreads = .machine) {
+        self.init(model: model, prefillThreads: threads, decodeThreads: threads)
+    }
+
+    /// A runner for `model` with a budget for prefill and one for decode (benchmarks).
+    public init(model: LlamaModel, prefillThreads: ComputeThreads, decodeThreads: ComputeThreads) {
         self.model = model
         self.prefillThreads = prefillThreads
         self.decodeThreads = decodeThreads
@@ -150,7 +156,6 @@ public final class Transformer {
         let maxLength = zip(segments, starts).map { $1 + $0.tokens.count }.max() ?? 0
         let maxSegmentRows = segments.map(\.tokens.count).max() ?? 0
         ensure(&scores, maxSegmentRows * maxLength)
-        BLASThreads.set(total > Linear.maxMatVecRows ? prefillThreads : 1)
 
         let hx = MatrixView(x, rows: total, cols: c.hiddenSize)
         let hn = MatrixView(xn, rows: total, cols: c.hiddenSize)
@@ -167,7 +172,7 @@ public final class Transformer {
                 embed.copyRow(t, into: hx, row: ranges[i].lowerBound + j)
             }
         }
-        // Pool threads of the matrix-vector kernels (decode) and of block formats' tiled sgemm (prefill).
+        // The budget of the matrix-vector kernels (decode) or of sgemm (prefill).
         let mt = total > Linear.maxMatVecRows ? prefillThreads : decodeThreads
         for (l, layer) in model.layers.prefix(layerCount).enumerated() {
             Kernels.rmsNorm(hx, weight: layer.inputNorm, eps: c.rmsNormEps, into: hn)
@@ -216,7 +221,6 @@ public final class Transformer {
         }
         ensure(&outLogits, n * c.vocabSize)
         let logits = MatrixView(outLogits, rows: n, cols: c.vocabSize)
-        BLASThreads.set(n > Linear.maxMatVecRows ? prefillThreads : 1)
         Linear(weight: model.lmHead).apply(hidden, into: logits, threads: n > Linear.maxMatVecRows ? prefillThreads : decodeThreads)
         return Output(hidden: hidden, logits: logits, rows: selected)
     }

@@ -31,15 +31,15 @@ public final class ContextEncoder {
 
     /// An encoder pooling the hidden states after `layers` layers (nil: the last layer's) that
     /// reads at most `toolDocumentTokens` tokens of a tool's document (at least 1, at most the
-    /// model's context).
+    /// model's context), on `threads`.
     public init(model: LlamaModel, tokenizer: Tokenizer, pooling: Pooling, layers: Int? = nil,
-                toolDocumentTokens: Int = ContextEncoder.defaultToolDocumentTokens) {
+                toolDocumentTokens: Int = ContextEncoder.defaultToolDocumentTokens, threads: ComputeThreads = .machine) {
         self.model = model
         self.tokenizer = tokenizer
         self.pooling = pooling
         self.layers = layers
         self.toolDocumentTokens = max(1, min(toolDocumentTokens, model.config.maxPositionEmbeddings))
-        runner = Transformer(model: model)
+        runner = Transformer(model: model, threads: threads)
         cache = KVCache(config: model.config, capacity: Self.initialCapacity)
     }
 

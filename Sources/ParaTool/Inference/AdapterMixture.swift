@@ -29,8 +29,8 @@ public final class AdapterMixture: FFNBranches {
     /// The mixture of each sequence, indexed by `BatchSegment.sequence`.
     public var mixtures: [Mixture] = [] { didSet { layout = nil } }
 
-    /// Threads for the decode (matrix-vector) products.
-    public var matvecThreads: Int
+    /// The threads the branches' products are split over (the runner's budget).
+    public let threads: ComputeThreads
 
     /// Bytes of stacked adapter sets kept for later prefills, least recently used dropped first.
     /// A stacked set copies its adapters' weights (~49 MB for four rank-16 adapters on
@@ -94,8 +94,8 @@ public final class AdapterMixture: FFNBranches {
         var stackResolved = false
     }
 
-    public init(matvecThreads: Int = 2, stackCacheBytes: Int = AdapterMixture.defaultStackCacheBytes) {
-        self.matvecThreads = matvecThreads
+    public init(threads: ComputeThreads = .machine, stackCacheBytes: Int = AdapterMixture.defaultStackCacheBytes) {
+        self.threads = threads
         self.stackCacheBytes = stackCacheBytes
     }
 
@@ -242,8 +242,8 @@ public final class AdapterMixture: FFNBranches {
         let t = MatrixView(lowRank, rows: layout.rows, cols: 2 * r)
         BLAS.gemmABt(input, s.aGateUp, into: t)
         scaleByStackFactors(t, stack, layout)
-        BLAS.gemmAB(t.columns(0, r), s.btGate, into: gate, beta: 1)
-        BLAS.gemmAB(t.columns(r, r), s.btUp, into: up, beta: 1)
+        BLAS.gemmAB(t.columns(0, r), s.btGate, into: gate, beta: 1, threads: threads)
+        BLAS.gemmAB(t.columns(r, r), s.btUp, into: up, beta: 1, threads: threads)
     }
 
     private func stackedDown(_ stack: AdapterStack, _ layout: Layout, layer: Int, input: MatrixView, output: MatrixView) {
@@ -252,7 +252,7 @@ public final class AdapterMixture: FFNBranches {
         let t = MatrixView(lowRank, rows: layout.rows, cols: r)
         BLAS.gemmABt(input, s.aDown, into: t)
         scaleByStackFactors(t, stack, layout)
-        BLAS.gemmAB(t, s.btDown, into: output, beta: 1)
+        BLAS.gemmAB(t, s.btDown, into: output, beta: 1, threads: threads)
     }
 
     /// Multiplies each segment's rows of `t` by that segment's factors (the first `t.cols` of them).
@@ -275,7 +275,7 @@ public final class AdapterMixture: FFNBranches {
             if let start = group.contiguousStart {
                 BLAS.gemmABt(input.rows(start, rows), pair.a, into: t)
                 scaleRows(t, group, layout, scale: group.adapter.scale)
-                BLAS.gemmABt(t, pair.b, into: output.rows(start, rows), beta: 1)
+                BLAS.gemmABt(t, pair.b, into: output.rows(start, rows), beta: 1, threads: threads)
             } else {
                 ensure(&packedInput, rows * input.cols)
                 ensure(&packedOutput, rows * output.cols)
@@ -284,7 +284,7 @@ public final class AdapterMixture: FFNBranches {
                 for (j, i) in group.rows.enumerated() { Kernels.copyRow(input, i, into: x, row: j) }
                 BLAS.gemmABt(x, pair.a, into: t)
                 scaleRows(t, group, layout, scale: group.adapter.scale)
-                BLAS.gemmABt(t, pair.b, into: y)
+                BLAS.gemmABt(t, pair.b, into: y, threads: threads)
                 var row = 0
                 for s in group.segments {
                     let range = layout.rowRanges[s.index]
@@ -336,9 +336,9 @@ public final class AdapterMixture: FFNBranches {
                 transposedJobs.append(MatVec.TransposedJob(pair.bTransposed, t, accumulatingInto: output, rows: group.rows))
             }
         }
-        MatVec.multiply(concatenated: jobs, threads: matvecThreads)
+        MatVec.multiply(concatenated: jobs, threads: threads)
         for (t, g) in lowRankViews { scaleRows(t, layout.groups[g], layout, scale: layout.groups[g].adapter.scale) }
-        MatVec.multiplyTransposed(transposedJobs, threads: matvecThreads)
+        MatVec.multiplyTransposed(transposedJobs, threads: threads)
     }
 
     /// Multiplies the low-rank activations of each segment's rows by weight · α/r.

@@ -207,7 +207,7 @@ public final class ToolCallEngine {
     /// Serve a request whose mode needs adapters with its candidates' documents in the prompt
     /// (Context+Docs) when one of them has no adapter yet, or the mode needs a gate and there is
     /// none: how a service answers while its tools are still being trained.
-    public var documentFallback = false
+    public let documentFallback: Bool
     /// With more candidates than this, the gate's MLP scores only this many: those whose tool
     /// vectors are most similar to the context (cosine, as EmbSim selects); the others weigh 0.
     /// 0 scores every candidate.
@@ -226,11 +226,13 @@ public final class ToolCallEngine {
     /// `stackCacheBytes` bounds the stacked adapter sets kept for prefill (`AdapterMixture`).
     /// `constrained` holds every answer to the call grammar of its request's candidates;
     /// `vocabulary` is the model's vocabulary prepared for that (built on first use when nil, so
-    /// engines made one after another can share one).
+    /// engines made one after another can share one). `documentFallback`: see the property.
+    /// `threads`: the engine's budget (its runner, encoder and adapter branches).
     public init(model: LanguageModel, catalogue: ToolCatalogue, adapters: AdapterProvider, gate: GateNetwork?,
                 pooling: Pooling = .mean, stackCacheBytes: Int = AdapterMixture.defaultStackCacheBytes,
                 constrained: Bool = true, vocabulary: TokenVocabulary? = nil, callSteps: CallStepReading = .reread,
-                answerEnd: AnswerEnd = .model, selectionShortlist: Int = ToolCallEngine.defaultSelectionShortlist) throws {
+                answerEnd: AnswerEnd = .model, selectionShortlist: Int = ToolCallEngine.defaultSelectionShortlist,
+                documentFallback: Bool = false, threads: ComputeThreads = .machine) throws {
         guard let template = model.tokenizer.chatTemplate else {
             throw EngineError.invalidRequest("the model has no chat template: \(model.tokenizer.chatTemplateError.map { "\($0)" } ?? "none found")")
         }
@@ -243,15 +245,16 @@ public final class ToolCallEngine {
         self.callSteps = callSteps
         self.answerEnd = answerEnd
         self.selectionShortlist = max(0, selectionShortlist)
+        self.documentFallback = documentFallback
         vocabularyStorage = vocabulary
         self.catalogue = catalogue
         self.adapters = adapters
         self.gate = gate
         encoder = ContextEncoder(model: model.model, tokenizer: model.tokenizer, pooling: gate?.config.pooling ?? pooling,
-                                 layers: gate?.config.encoderLayers)
+                                 layers: gate?.config.encoderLayers, threads: threads)
         formatter = PromptFormatter(template: template)
-        runner = Transformer(model: model.model)
-        mixture = AdapterMixture(matvecThreads: runner.decodeThreads, stackCacheBytes: stackCacheBytes)
+        runner = Transformer(model: model.model, threads: threads)
+        mixture = AdapterMixture(threads: threads, stackCacheBytes: stackCacheBytes)
         runner.branches = mixture
         decoder = CallStepDecoder(runner: runner, mixture: mixture, tokenizer: model.tokenizer,
                                   stopTokens: model.tokenizer.stopTokenIds.union(model.model.config.eosTokenIds))

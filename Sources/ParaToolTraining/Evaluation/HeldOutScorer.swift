@@ -5,6 +5,7 @@
 import Foundation
 import LLM
 import ParaTool
+import Tensor
 
 /// One held-out step's result.
 public struct StepScore: Sendable, Equatable {
@@ -33,18 +34,21 @@ public final class HeldOutScorer {
     private let runner: Transformer
     private let branches: AdapterMixture
     private let vocabulary: TokenVocabulary
+    private let threads: ComputeThreads
     /// Steps decoded together (one batch of the engine).
     public var batchSize = 8
     /// Tokens a decoded answer may run past its gold answer's length before it is cut off (a
     /// longer answer is wrong anyway).
     public var extraTokens = 16
 
-    public init(model: LanguageModel, catalogue: ToolCatalogue) throws {
+    /// A scorer of `catalogue`'s tools on `model`, computing on `threads`.
+    public init(model: LanguageModel, catalogue: ToolCatalogue, threads: ComputeThreads = .machine) throws {
         self.model = model
         self.catalogue = catalogue
         builder = try InstanceBuilder(tokenizer: model.tokenizer, catalogue: catalogue)
-        runner = Transformer(model: model.model)
-        branches = AdapterMixture(matvecThreads: runner.decodeThreads)
+        self.threads = threads
+        runner = Transformer(model: model.model, threads: threads)
+        branches = AdapterMixture(threads: threads)
         runner.branches = branches
         vocabulary = TokenVocabulary(tokenizer: model.tokenizer)
     }
@@ -54,7 +58,7 @@ public final class HeldOutScorer {
     public func score(_ adapter: ToolAdapter, tool: String, steps: [(trajectory: Trajectory, step: Int)]) throws -> [StepScore] {
         guard !steps.isEmpty else { return [] }
         let engine = try ToolCallEngine(model: model, catalogue: catalogue, adapters: InMemoryAdapters([tool: (adapter, "scored")]),
-                                        gate: nil, constrained: true, vocabulary: vocabulary)
+                                        gate: nil, constrained: true, vocabulary: vocabulary, threads: threads)
         var scores = [StepScore]()
         var requests = [ToolCallRequest](), gold = [[ToolCall]]()
         func decode() throws {

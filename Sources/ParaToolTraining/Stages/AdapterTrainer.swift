@@ -110,12 +110,15 @@ public final class AdapterTrainer {
     /// After `train`: the adapters that took at least one optimiser step in the job(s).
     public private(set) var updated: Set<String> = []
 
-    private lazy var backward = LoRABackward(model: model)
+    /// The threads training computes on.
+    public let threads: ComputeThreads
+    private lazy var backward = LoRABackward(model: model, threads: threads)
 
-    /// A trainer on `model`.
-    public init(model: LlamaModel, config: AdapterTrainingConfig) {
+    /// A trainer on `model`, computing on `threads`.
+    public init(model: LlamaModel, config: AdapterTrainingConfig, threads: ComputeThreads = .machine) {
         self.model = model
         self.config = config
+        self.threads = threads
     }
 
     /// A new adapter for `tool` with the shared initialisation (every tool starts from the same

@@ -4,6 +4,7 @@
 // excluded), and the settings of stage 1 and the gate (stage 2). Resumes an interrupted run.
 import Foundation
 import ParaTool
+import Tensor
 
 /// What to train on first start, and how.
 public struct FirstStartTraining {
@@ -17,10 +18,12 @@ public struct FirstStartTraining {
     public var work: URL
     /// The base model (nil: the default).
     public var model: String?
+    /// The threads the training computes on.
+    public var threads = ComputeThreads.machine
     /// Stage-1 steps per tool.
     public var steps = 75
     /// Gate steps. Few: the tool vectors start from the documents, and longer training fits the
-    /// synthesized phrasings (loss → 0 by 800 steps) at the expense of real ones (README, Training: the demo check set).
+    /// synthesized phrasings (loss → 0 by 800 steps) at the expense of real ones (docs/results.md, "Gate steps").
     public var gateSteps = 50
     /// Synthesized examples per tool.
     public var examplesPerTool = 30
@@ -89,6 +92,7 @@ public struct FirstStartTraining {
         let (trajectories, _) = ExampleSynthesizer(tools: catalogue.tools, config: config, evaluationQueries: heldOutQueries).synthesize()
         try Trajectory.save(trajectories, jsonl: data)
         options.model = model
+        options.threads = threads
         options.stages = [1, 2]
         options.onlyTools = plan.tools
         options.adapter = Self.adapterSettings(steps: steps)

@@ -79,6 +79,8 @@ public enum StageData {
 public struct OfflineTrainingOptions {
     /// The base model (nil: the default model).
     public var model: String?
+    /// The threads training computes on (its encoder and adapter trainers).
+    public var threads = ComputeThreads.machine
     /// Trajectories, JSON Lines.
     public var data: URL
     /// The tool catalogue (documents for the document-aware instances and the gate's vectors).
@@ -199,7 +201,8 @@ public enum OfflineTraining {
         let ordered = options.rotateCallOrders ? trajectories.flatMap { $0.callOrderRotations() } : trajectories
         let runInstances = options.stages.contains(1) ? try ordered.flatMap { try builder.runInstances($0, documentAware: true) } : []
         let encoderLayers = options.encoderLayers ?? GateConfig.defaultEncoderLayers(layerCount: lm.model.config.layerCount)
-        var encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: options.pooling, layers: encoderLayers)
+        var encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: options.pooling, layers: encoderLayers,
+                                     threads: options.threads)
         var contexts = [String: [Float]]()
         let encode: (String) -> [Float] = { text in
             if let hit = contexts[text] { return hit }
@@ -234,7 +237,7 @@ public enum OfflineTraining {
             } else {
                 var config = options.adapter
                 config.steps = options.globalSteps ?? options.adapter.steps * max(1, stage1Tools.count)
-                let global = AdapterTrainer(model: lm.model, config: config)
+                let global = AdapterTrainer(model: lm.model, config: config, threads: options.threads)
                 global.maxRowsPerPass = options.maxRowsPerPass
                 global.checkpoints = checkpoints
                 global.resume = options.resume
@@ -266,7 +269,7 @@ public enum OfflineTraining {
         if options.stages.contains(1) {
             let start = Date()
             // Each stage's trainer (and the activations its passes keep) lives for that stage only.
-            let trainer = AdapterTrainer(model: lm.model, config: stageOneConfig)
+            let trainer = AdapterTrainer(model: lm.model, config: stageOneConfig, threads: options.threads)
             trainer.checkpoints = checkpoints
             trainer.resume = options.resume
             trainer.maxRowsPerPass = options.maxRowsPerPass
@@ -336,7 +339,7 @@ public enum OfflineTraining {
                 if gate.config.encoderLayers != encoder.layers || gate.config.pooling != encoder.pooling {
                     // The weights come from the gate as it was trained: encode as it encodes.
                     encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: gate.config.pooling,
-                                             layers: gate.config.encoderLayers)
+                                             layers: gate.config.encoderLayers, threads: options.threads)
                     contexts.removeAll()
                 }
                 gate.addTools(catalogue.tools.map { ($0.name, $0.description) }, encoder: encoder)
@@ -354,7 +357,7 @@ public enum OfflineTraining {
                                                    encode: encode)
                 var config = options.adapter
                 config.steps = options.jointSteps ?? options.adapter.steps
-                let joint = AdapterTrainer(model: lm.model, config: config)
+                let joint = AdapterTrainer(model: lm.model, config: config, threads: options.threads)
                 joint.maxRowsPerPass = options.maxRowsPerPass
                 joint.checkpoints = checkpoints
                 joint.resume = options.resume
