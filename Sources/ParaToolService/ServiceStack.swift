@@ -37,7 +37,8 @@ public struct WorkerStack: Sendable {
         let control = try ControlListener(kafka: kafka, topics: settings.topics, registry: registry, followTools: catalogue == nil,
                                           gateDimension: model.model.config.hiddenSize, toolLimits: settings.toolLimits, metrics: metrics, logger: logger)
         let factory = EngineFactoryBox(model: model, registry: registry, vocabulary: vocabulary, stackCacheBytes: stackCacheBytes,
-                                       constrained: constrained, documentFallback: documentFallback, threads: settings.threads)
+                                       constrained: constrained, documentFallback: documentFallback, threads: settings.threads,
+                                       selectionShortlist: settings.selectionShortlist)
         worker = Worker(settings: settings, kafka: kafka, catalogue: catalogue, gate: gate, control: control, metrics: metrics,
                         logger: logger, makeEngine: factory.make)
         self.control = control
@@ -65,10 +66,12 @@ private struct EngineFactoryBox: @unchecked Sendable {
     let constrained: Bool
     let documentFallback: Bool
     let threads: ComputeThreads
+    let selectionShortlist: Int
 
     func make(_ catalogue: ToolCatalogue, _ gate: GateNetwork?) throws -> ToolCallEngine {
         try ToolCallEngine(model: model, catalogue: catalogue, adapters: registry, gate: gate, stackCacheBytes: stackCacheBytes,
-                           constrained: constrained, vocabulary: vocabulary, documentFallback: documentFallback, threads: threads)
+                           constrained: constrained, vocabulary: vocabulary, selectionShortlist: selectionShortlist,
+                           documentFallback: documentFallback, threads: threads)
     }
 }
 

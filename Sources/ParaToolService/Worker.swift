@@ -59,6 +59,9 @@ public struct WorkerSettings: Sendable {
     /// the store when asked again; nil: no bound). Default 1 GiB: ~60 rank-16 adapters of
     /// SmolLM2-135M (18 MB each with the transposed copy decode reads).
     public var adapterCacheBytes: Int? = 1 << 30
+    /// With more candidates than this (a request over the whole catalogue), the gate's MLP scores
+    /// only the most similar by tool vector (`ToolCallEngine.selectionShortlist`; 0: all).
+    public var selectionShortlist = ToolCallEngine.defaultSelectionShortlist
     /// The threads the worker's engines compute on (`serve --threads`).
     public var threads = ComputeThreads.machine
 

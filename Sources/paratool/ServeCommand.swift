@@ -99,6 +99,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Memory for the adapters a worker holds; past it the least recently used are dropped and reloaded from the store when asked again (default 1024; 0 holds only the running batch's).", valueName: "mb"))
     var adapterCacheMb: Int?
 
+    @Option(help: ArgumentHelp("With more candidates than this (e.g. a request over the whole catalogue), the gate's MLP scores only the N whose tool vectors are most similar to the request; the rest weigh 0 (default 64; 0 scores all).", valueName: "n"))
+    var selectionShortlist: Int?
+
     @Option(help: ArgumentHelp("Reply topics a request may name in its kafka_replyTopic header must start with this; a request naming another is refused with reply.refused (default <prefix>replies.).", valueName: "prefix"))
     var replyTopicPrefix: String?
 
@@ -153,6 +156,10 @@ struct ServeCommand: AsyncParsableCommand {
             worker.replyTopicPrefix = prefix
         }
         worker.sharedReplies = !(try settings.bool("no-shared-replies", noSharedReplies))
+        if let n = try settings.int("selection-shortlist", selectionShortlist) {
+            guard n >= 0 else { throw UsageError("--selection-shortlist must be 0 or more") }
+            worker.selectionShortlist = n
+        }
         if let mb = try settings.int("adapter-cache-mb", adapterCacheMb) {
             guard mb >= 0 else { throw UsageError("--adapter-cache-mb must be 0 or more") }
             worker.adapterCacheBytes = mb << 20

@@ -31,6 +31,48 @@ final class EngineTests: XCTestCase {
                                    answerEnd: answerEnd), adapters, lm)
     }
 
+    /// Adapters that record the schema they were trained on.
+    final class SchemaRecordingAdapters: AdapterProvider {
+        let table: [String: (adapter: ToolAdapter, version: String, schema: String)]
+        init(_ table: [String: (adapter: ToolAdapter, version: String, schema: String)]) { self.table = table }
+        func adapter(for tool: String) throws -> (adapter: ToolAdapter, version: String)? { table[tool].map { ($0.adapter, $0.version) } }
+        func schemaFingerprint(of tool: String) throws -> String? { table[tool]?.schema }
+    }
+
+    /// An adapter trained for another schema of its tool is never served: without the document
+    /// fallback the request is refused naming the tool, with it the request is answered exactly as
+    /// Context+Docs would answer it; a current adapter still serves.
+    func testAStaleAdapterIsNeverServed() throws {
+        let (full, adapters, lm) = try setUpEngine()
+        let specs = full.catalogue.tools
+        let changed = ToolSpec(name: "get_weather", description: specs[0].description,
+                               parameters: ["type": "object", "properties": ["city": ["type": "string"]], "required": ["city"]])
+        // get_weather's adapter was trained before its schema gained `city`.
+        let provider = SchemaRecordingAdapters([
+            "get_weather": (adapters[0], "v000001", specs[0].schemaFingerprint),
+            "book_flight": (adapters[1], "v000002", specs[1].schemaFingerprint),
+        ])
+        let catalogue = ToolCatalogue([changed, specs[1]])
+        let gate = GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, hidden: [32, 32]), seed: 5)
+        let strict = try ToolCallEngine(model: lm, catalogue: catalogue, adapters: provider, gate: gate)
+        XCTAssertEqual(try strict.staleTools(catalogue.names), ["get_weather"])
+        let stale = ToolCallRequest(id: "s", query: "Weather in Oslo?", candidates: ["get_weather"], maxNewTokens: 12)
+        XCTAssertThrowsError(try strict.run([stale])) { error in
+            guard case EngineError.staleAdapters(let tools) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(tools, ["get_weather"])
+        }
+        let current = ToolCallRequest(id: "c", query: "Fly me to Rome", candidates: ["book_flight"], maxNewTokens: 12)
+        XCTAssertEqual(try strict.run([current])[0].weights.first?.adapterVersion, "v000002")
+
+        let fallback = try ToolCallEngine(model: lm, catalogue: catalogue, adapters: provider, gate: gate, documentFallback: true)
+        let served = try fallback.run([stale])[0]
+        XCTAssertEqual(served.servedMode, .contextDocs)
+        var docs = stale
+        docs.mode = .contextDocs
+        XCTAssertEqual(served.text, try fallback.run([docs])[0].text)
+        XCTAssertTrue(served.weights.allSatisfy { $0.adapterVersion == nil || $0.weight == 0 })
+    }
+
     /// With `documentFallback`, a request whose candidates all have adapters is served as asked;
     /// one with a candidate lacking an adapter, or needing a gate the engine lacks, is served
     /// exactly as the same request in Context+Docs mode would be.
