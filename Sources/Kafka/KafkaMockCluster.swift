@@ -1,6 +1,6 @@
 // KafkaMockCluster: librdkafka's in-process mock cluster (real Kafka protocol on loopback, consumer
 // groups, fault injection), for tests and the embedded `paratool up`. It does not implement
-// transaction semantics (see README): exactly-once is shown on a real broker.
+// transaction semantics (docs/operations.md, Guarantees): exactly-once is shown on a real broker.
 import CRdKafka
 import Foundation
 import Logging
