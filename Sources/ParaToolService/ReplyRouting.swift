@@ -79,11 +79,13 @@ public struct ReplyRouting: Sendable {
         return route
     }
 
+    /// The characters a Kafka topic name may hold.
+    static let topicCharacters = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-".unicodeScalars)
+
     /// Kafka's rule for topic names: 1-249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
     static func checkTopicName(_ name: String) throws {
-        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-".unicodeScalars)
         guard (1...249).contains(name.unicodeScalars.count), name != ".", name != "..",
-              name.unicodeScalars.allSatisfy(allowed.contains) else {
+              name.unicodeScalars.allSatisfy(topicCharacters.contains) else {
             throw ReplyRouteRefusal(reason: "'\(name.prefix(300))' is not a valid Kafka topic name (1-249 of a-z, A-Z, 0-9, '.', '_', '-')")
         }
     }

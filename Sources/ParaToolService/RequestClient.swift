@@ -65,8 +65,7 @@ public final class RequestClient: @unchecked Sendable {
     /// A reply topic for a client named `client`: `<prefix>replies.<client>` with the characters
     /// a topic name may not hold replaced by `_`.
     public static func defaultReplyTopic(topics: TopicNames, client: String) -> String {
-        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-".unicodeScalars)
-        let name = String(String.UnicodeScalarView(client.unicodeScalars.map { allowed.contains($0) ? $0 : "_" }))
+        let name = String(String.UnicodeScalarView(client.unicodeScalars.map { ReplyRouting.topicCharacters.contains($0) ? $0 : "_" }))
         return ReplyRouting.defaultPrefix(topics) + String(name.prefix(200))
     }
 
