@@ -13,7 +13,8 @@ written by gguf.GGUFWriter and read back with gguf.GGUFReader; the expected valu
 gguf.quants.dequantize's.
 
 model: a tiny synthetic Llama (hidden 256, FFN 512, 2 layers, 4 heads of 64, 2 KV heads, byte-level
-BPE vocabulary of 384, tied embeddings) with seeded random weights, written as F32 by GGUFWriter
+BPE vocabulary of 384 with the
+"smollm" pre-tokenizer, an output head of its own) with seeded random weights, written as F32 by GGUFWriter
 to a temporary file, then quantised by llama.cpp (llama_cpp.llama_model_quantize, ftypes
 LLAMA_FTYPE_MOSTLY_Q4_K_M and LLAMA_FTYPE_MOSTLY_Q5_K_M). expected.json holds, per file, what
 gguf-py reads (tensor types, and the first and last 64 dequantised values of a few tensors) and
@@ -161,7 +162,6 @@ def tiny_vocab(size):
         words = new_words
     while len(tokens) < size:  # pad with unused control tokens if the text ran out of pairs
         tokens.append(f"<|unused{len(tokens)}|>")
-    types = [3, 3] + [1] * (len(tokens) - 2)
     types = [3 if t.startswith("<|") else 1 for t in tokens]
     return tokens, merges, types
 
@@ -182,7 +182,7 @@ def write_f32_model(path, vocab_size=384):
     w.add_layer_norm_rms_eps(1e-5)
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
     w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("gpt2")
+    w.add_tokenizer_pre("smollm")  # a pre-tokenizer both llama.cpp and ParaTool name
     w.add_token_list(tokens)
     w.add_token_types(types)
     w.add_token_merges(merges)
@@ -209,6 +209,9 @@ def write_f32_model(path, vocab_size=384):
         w.add_tensor(f"blk.{l}.ffn_up.weight", mat(FFN, HIDDEN, s))
         w.add_tensor(f"blk.{l}.ffn_down.weight", mat(HIDDEN, FFN, 1.0 / np.sqrt(FFN)))
     w.add_tensor("output_norm.weight", norm(HIDDEN))
+    # An output head of its own: tied to the embedding, a random model's residual stream is
+    # mostly the input token's embedding and every position predicts its own token.
+    w.add_tensor("output.weight", mat(vocab_size, HIDDEN, 0.6))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -248,6 +251,11 @@ def llama_cpp_outputs(path):
             if len(gen) >= 16:
                 break
             gen.append(int(t))
+        # llama.cpp's margins along its own greedy path (teacher-forced on the generated ids).
+        llm.reset()
+        llm.eval(ids + gen)
+        path = np.array(llm.scores[len(ids) - 1:len(ids) + len(gen) - 1], dtype=np.float32)
+        path_sorted = np.sort(path, axis=1)
         ordered = np.sort(logits, axis=1)
         results.append({
             "prompt": p, "ids": ids,
@@ -257,7 +265,10 @@ def llama_cpp_outputs(path):
             "argmax_per_position": [int(np.argmax(r)) for r in logits],
             "margin_per_position": [float(x) for x in ordered[:, -1] - ordered[:, -2]],
             "greedy_16": gen,
+            "greedy_margins": [float(x) for x in path_sorted[:, -1] - path_sorted[:, -2]],
             "greedy_text": llm.detokenize(gen).decode("utf-8", "replace"),
+            # special=True: control tokens (<|endoftext|>, <|pad|>) rendered as their text, as ParaTool does
+            "greedy_text_prefixes": [llm.detokenize(gen[:i + 1], special=True).decode("utf-8", "replace") for i in range(len(gen))],
         })
     return results
 
