@@ -316,6 +316,15 @@ TARGET_AVX2 static inline __m256i unpack_nibbles(const uint8_t *qs) {
     return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
 }
 
+/// The 32 bits of `qh` as bytes: 0x10 where the bit is set, else 0.
+TARGET_AVX2 static inline __m256i fifth_bits(uint32_t qh) {
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit), _mm256_set1_epi8(0x10));
+}
+
 TARGET_AVX2 static inline float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -331,14 +340,20 @@ TARGET_VNNI static inline __m256i dot_vnni(__m256i u, __m256i s) {
     return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
 }
 
-// One weight block of `TYPE` against the rows' blocks: `u` the weights as unsigned bytes, `w8`
-// the signed bytes (Q8_0, whose sign moves onto the activations), d and m its scale and minimum.
+// One weight block of `TYPE` against the rows' blocks: `u` the weights as unsigned bytes (4-bit,
+// or 5-bit for Q5_0/Q5_1 with the fifth bits from qh), `w8` the signed bytes (Q8_0, whose sign
+// moves onto the activations), d and m its scale and minimum.
 #define BLOCK_WEIGHTS(TYPE, blk, u, w8, d, m)                                                     \
     __m256i u, w8 = _mm256_setzero_si256();                                                       \
     float d = _cvtsh_ss(load_u16(blk)), m = 0;                                                   \
     if (TYPE == PT_BLOCK_Q8_0) {                                                                  \
         w8 = _mm256_loadu_si256((const __m256i *)(blk + 2));                                      \
         u = _mm256_sign_epi8(w8, w8);                                                             \
+    } else if (TYPE == PT_BLOCK_Q5_0 || TYPE == PT_BLOCK_Q5_1) {                                  \
+        uint32_t qh_;                                                                             \
+        memcpy(&qh_, blk + (TYPE == PT_BLOCK_Q5_1 ? 4 : 2), 4);                                   \
+        if (TYPE == PT_BLOCK_Q5_1) m = _cvtsh_ss(load_u16(blk + 2));                              \
+        u = _mm256_or_si256(unpack_nibbles(blk + (TYPE == PT_BLOCK_Q5_1 ? 8 : 6)), fifth_bits(qh_)); \
     } else {                                                                                      \
         if (TYPE == PT_BLOCK_Q4_1) m = _cvtsh_ss(load_u16(blk + 2));                              \
         u = unpack_nibbles(blk + (TYPE == PT_BLOCK_Q4_1 ? 4 : 2));                                \
@@ -349,8 +364,11 @@ TARGET_VNNI static inline __m256i dot_vnni(__m256i u, __m256i s) {
     (TYPE == PT_BLOCK_Q8_0 ? _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(xq)), w8) \
                            : _mm256_loadu_si256((const __m256i *)(xq)))
 
-// The offset term of a 4-bit block (−8·d·Σx for Q4_0, m·Σx for Q4_1) given the row's d·Σq.
-#define OFFSET(TYPE, d, m, sum) (TYPE == PT_BLOCK_Q4_1 ? (m) * (sum) : TYPE == PT_BLOCK_Q4_0 ? -8.0f * (d) * (sum) : 0.0f)
+// The offset term of a 4- or 5-bit block (−8·d·Σx for Q4_0, −16·d·Σx for Q5_0, m·Σx for Q4_1
+// and Q5_1) given the row's d·Σq.
+#define OFFSET(TYPE, d, m, sum)                                                                          \
+    (TYPE == PT_BLOCK_Q4_1 || TYPE == PT_BLOCK_Q5_1 ? (m) * (sum) : TYPE == PT_BLOCK_Q4_0 ? -8.0f * (d) * (sum) \
+     : TYPE == PT_BLOCK_Q5_0 ? -16.0f * (d) * (sum) : 0.0f)
 
 // A decode product of one block type and instruction set. Input rows go in groups of up to four
 // that share each unpacked weight block, their accumulators in registers; every row's sum is
@@ -413,6 +431,10 @@ TARGET_VNNI static inline __m256i dot_vnni(__m256i u, __m256i s) {
 DEFINE_MATVEC(q4_0_avx2, TARGET_AVX2, dot_avx2, PT_BLOCK_Q4_0)
 DEFINE_MATVEC(q4_1_avx2, TARGET_AVX2, dot_avx2, PT_BLOCK_Q4_1)
 DEFINE_MATVEC(q8_0_avx2, TARGET_AVX2, dot_avx2, PT_BLOCK_Q8_0)
+// Q5_0/Q5_1 through the 32-value kernel above (two blocks per step): 8-15% faster for Q5_0 and
+// 15-30% for Q5_1 than through the sub-block kernel of the K-quants below (1536 × 1536, k = 1).
+DEFINE_MATVEC(q5_0_avx2, TARGET_AVX2, dot_avx2, PT_BLOCK_Q5_0)
+DEFINE_MATVEC(q5_1_avx2, TARGET_AVX2, dot_avx2, PT_BLOCK_Q5_1)
 DEFINE_MATVEC(q4_0_vnni, TARGET_VNNI, dot_vnni, PT_BLOCK_Q4_0)
 DEFINE_MATVEC(q4_1_vnni, TARGET_VNNI, dot_vnni, PT_BLOCK_Q4_1)
 DEFINE_MATVEC(q8_0_vnni, TARGET_VNNI, dot_vnni, PT_BLOCK_Q8_0)
@@ -523,15 +545,6 @@ DEFINE_DEQUANTIZE(dequantize_avx512, TARGET_512, 16, dequantize_avx2, half_row_a
 /// activations' sum (dot = f·Σ s16·u·q + m·Σx); `d0`, `d1` the float scales of the two halves
 /// for dequantisation (x = d·u + m).
 typedef struct { __m256i u, s16; float f, m, d0, d1; } ksub;
-
-/// The 32 bits of `qh` as bytes: 0x10 where the bit is set, else 0.
-TARGET_AVX2 static inline __m256i fifth_bits(uint32_t qh) {
-    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread);
-    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit), _mm256_set1_epi8(0x10));
-}
 
 /// Bytes of `v` whose bit `mask` is set as 0x10, else 0.
 TARGET_AVX2 static inline __m256i masked_fifth(__m256i v, int mask) {
@@ -657,8 +670,6 @@ TARGET_AVX2 static inline __m256 ksub_dot(const int TYPE, const ksub *s, const i
         }                                                                                                    \
     }
 
-DEFINE_UNPACKED_MATVEC(q5_0_avx2, PT_BLOCK_Q5_0)
-DEFINE_UNPACKED_MATVEC(q5_1_avx2, PT_BLOCK_Q5_1)
 DEFINE_UNPACKED_MATVEC(q4_k_avx2, PT_BLOCK_Q4_K)
 DEFINE_UNPACKED_MATVEC(q5_k_avx2, PT_BLOCK_Q5_K)
 DEFINE_UNPACKED_MATVEC(q6_k_avx2, PT_BLOCK_Q6_K)
