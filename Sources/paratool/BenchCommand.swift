@@ -143,7 +143,9 @@ struct RuntimeBench: ParsableCommand {
     /// The storage formats of the model's matrices with their counts, e.g. "Q4_1 ×210, Q8_0 ×1".
     static func formats(of model: LlamaModel) -> String {
         var counts = [String: Int]()
-        let matrices = [model.embedding] + model.layers.flatMap { l in
+        // An output head of its own (untied) counts as a matrix too.
+        let head = model.config.tieWordEmbeddings ? [] : [model.lmHead]
+        let matrices = [model.embedding] + head + model.layers.flatMap { l in
             [l.qProj, l.kProj, l.vProj, l.oProj, l.gateProj, l.upProj, l.downProj].map(\.weight)
         }
         for m in matrices { counts[m.type.name, default: 0] += 1 }
