@@ -1,7 +1,8 @@
 // BlockMatrix: a row-major weight matrix kept in one of GGML's storage formats (F32, F16, BF16,
-// Q8_0, Q4_0, Q4_1), read in place from a memory-mapped file or from a buffer it owns (rows
-// reordered at load, or float32 quantised at load). Sub-matrices of whole rows, or of columns on
-// block boundaries, share the storage. The pointer never leaves this module.
+// Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K), read in place from a memory-mapped file or from
+// a buffer it owns (rows reordered at load, or float32 quantised at load). Sub-matrices of whole
+// rows, or of columns on block boundaries (256 values for the K-quants), share the storage. The
+// pointer never leaves this module.
 import CKernels
 import Foundation
 
@@ -15,7 +16,7 @@ public enum BlockMatrixError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .unsupportedType(let t):
-            return "GGML type \(t.name) has no in-place kernels: supported are F32, F16, BF16, Q8_0, Q4_0, Q4_1"
+            return "GGML type \(t.name) has no in-place kernels: supported are \(BlockMatrix.supportedNames)"
         case .notWholeBlocks(let t, let cols):
             return "a row of \(cols) values is not a whole number of \(t.name) blocks (\(t.blockSize) values each)"
         }
@@ -36,8 +37,13 @@ public final class BlockMatrix: @unchecked Sendable {
     private let owner: AnyObject?
     private let ownedAllocation: UnsafeMutableRawPointer?
 
-    /// The formats with kernels: F32, F16, BF16, Q8_0, Q4_0, Q4_1.
-    public static let supportedTypes: Set<GGMLType> = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1]
+    /// The formats with kernels: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K.
+    public static let supportedTypes: Set<GGMLType> = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K]
+
+    /// The supported formats' names in id order, for messages.
+    static var supportedNames: String {
+        GGMLType.allCases.filter(supportedTypes.contains).map(\.name).joined(separator: ", ")
+    }
 
     /// Whether the storage is a window onto a mapped file (shared between processes that map it).
     public let isMapped: Bool

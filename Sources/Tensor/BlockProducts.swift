@@ -29,7 +29,7 @@ public struct ActivationBlocks {
     /// Whether `type`'s decode kernel reads quantised activations (the block formats) rather than
     /// the float32 rows (F32, F16, BF16).
     public static func needed(for type: GGMLType) -> Bool {
-        type == .q8_0 || type == .q4_0 || type == .q4_1
+        type != .f32 && type != .f16 && type != .bf16 && BlockMatrix.supportedTypes.contains(type)
     }
 }
 

@@ -1,24 +1,27 @@
 // Dequantize: the GGML tensor types (ids as in llama.cpp's ggml.h), their block layouts, and the
-// kernels that expand F32/F16/BF16/Q8_0/Q4_0/Q4_1 data from a mapped file into float32.
+// kernels that expand F32/F16/BF16/Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/Q4_K/Q5_K/Q6_K data from a mapped file
+// into float32 (the 5-bit and K-quant formats through the C block kernels).
 // Also the scalar and bulk half/bfloat16 conversions the safetensors and GGUF loaders share.
+import CKernels
 import Foundation
 
 /// A GGML tensor element type, with the numeric ids GGUF files store.
 ///
 /// Every standard id is listed so a file can be described even when its tensors cannot be
 /// expanded; `isDequantizable` says which ones `Dequantize.into` handles
-/// (F32, F16, BF16, Q8_0, Q4_0, Q4_1).
+/// (`GGMLType.dequantizableNames`).
 public enum GGMLType: UInt32, Sendable, CaseIterable {
     /// IEEE float32 and half precision (supported).
     case f32 = 0, f16 = 1
     /// 32-value blocks of 4-bit values with a half scale (Q4_0) or scale and minimum (Q4_1)
     /// (supported).
     case q4_0 = 2, q4_1 = 3
-    /// 32-value blocks of 5-bit values (not supported).
+    /// 32-value blocks of 5-bit values with a half scale (Q5_0) or scale and minimum (Q5_1)
+    /// (supported).
     case q5_0 = 6, q5_1 = 7
     /// 32-value blocks of signed bytes with a half scale (Q8_0, supported; Q8_1 is not).
     case q8_0 = 8, q8_1 = 9
-    /// 256-value "k-quant" super-blocks (not supported).
+    /// 256-value "k-quant" super-blocks (Q4_K, Q5_K and Q6_K supported; Q2_K, Q3_K, Q8_K not).
     case q2_K = 10, q3_K = 11, q4_K = 12, q5_K = 13, q6_K = 14, q8_K = 15
     /// Importance-matrix quantisations (not supported).
     case iq2_xxs = 16, iq2_xs = 17, iq3_xxs = 18, iq1_s = 19, iq4_nl = 20, iq3_s = 21
@@ -44,9 +47,14 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
     /// Whether `Dequantize.into` can expand this type to float32.
     public var isDequantizable: Bool {
         switch self {
-        case .f32, .f16, .bf16, .q8_0, .q4_0, .q4_1: return true
+        case .f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K: return true
         default: return false
         }
+    }
+
+    /// The dequantisable types' names, for error messages ("F32, F16, …, Q6_K").
+    public static var dequantizableNames: String {
+        allCases.filter(\.isDequantizable).map(\.name).joined(separator: ", ")
     }
 
     /// The llama.cpp spelling, e.g. `Q4_1`, `BF16`, `IQ2_XXS`.
@@ -120,7 +128,7 @@ public enum DequantizeError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .unsupportedType(let t):
-            return "cannot dequantise GGML type \(t.name) (id \(t.rawValue)): supported are F32, F16, BF16, Q8_0, Q4_0, Q4_1"
+            return "cannot dequantise GGML type \(t.name) (id \(t.rawValue)): supported are \(GGMLType.dequantizableNames)"
         case .notWholeBlocks(let t, let n):
             return "\(n) elements is not a whole number of \(t.name) blocks (\(t.blockSize) elements each)"
         case .sizeOverflow(let t, let n):
@@ -138,7 +146,7 @@ public enum Dequantize {
     /// Expands `count` elements of `type` stored at byte `offset` of `file` into
     /// `dst[at ..< at + count]`.
     ///
-    /// Throws for types other than F32, F16, BF16, Q8_0, Q4_0 and Q4_1 (naming the type), for a
+    /// Throws for types other than `GGMLType.dequantizableNames` (naming the type), for a
     /// count that is not a whole number of blocks, for a source range past the end of the file,
     /// and for a destination range outside `dst`.
     public static func into(
@@ -156,6 +164,9 @@ public enum Dequantize {
         case .q8_0: q8_0Run(p, out, count / 32)
         case .q4_0: q4_0Run(p, out, count / 32)
         case .q4_1: q4_1Run(p, out, count / 32)
+        case .q5_0, .q5_1, .q4_K, .q5_K, .q6_K:
+            // One row of `count` values through the C kernels (portable or AVX2, whichever runs here).
+            _ = pt_block_dequantize_rows(-1, Int32(type.rawValue), p, length, count, 0, 1, out, count)
         default: throw DequantizeError.unsupportedType(type)
         }
     }

@@ -114,6 +114,7 @@ struct RuntimeBench: ParsableCommand {
 
         let formats = Self.formats(of: model)
         print("model: \(path)")
+        if let types = Self.fileTensorTypes(path: path) { print("file tensor types: \(types)") }
         print(String(format: "layers %d, hidden %d, vocab %d; weights held as %@, %.1f MB read per token; copy bandwidth %.1f GB/s (%d threads)",
                      model.config.layerCount, model.config.hiddenSize, model.config.vocabSize, formats,
                      bytesPerToken / 1e6, bandwidth / 1e9, decodeThreads))
@@ -157,11 +158,23 @@ struct RuntimeBench: ParsableCommand {
     /// The storage formats of the model's matrices with their counts, e.g. "Q4_1 ×210, Q8_0 ×1".
     static func formats(of model: LlamaModel) -> String {
         var counts = [String: Int]()
-        let matrices = [model.embedding] + model.layers.flatMap { l in
+        // An output head of its own (untied) counts as a matrix too.
+        let head = model.config.tieWordEmbeddings ? [] : [model.lmHead]
+        let matrices = [model.embedding] + head + model.layers.flatMap { l in
             [l.qProj, l.kProj, l.vProj, l.oProj, l.gateProj, l.upProj, l.downProj].map(\.weight)
         }
         for m in matrices { counts[m.type.name, default: 0] += 1 }
         return counts.sorted { $0.value > $1.value }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
+    }
+
+    /// The types of every tensor a GGUF file stores with their counts, e.g. "Q5_0 ×166, F32 ×61,
+    /// Q4_K ×16, Q8_0 ×15, Q6_K ×14" (nil for other files): what llama.cpp's quantiser chose,
+    /// fallbacks included.
+    static func fileTensorTypes(path: String) -> String? {
+        guard let file = try? GGUFFile(path: path) else { return nil }
+        var counts = [String: Int]()
+        for info in file.tensors.values { counts[info.type.name, default: 0] += 1 }
+        return counts.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
     }
 
     func runReference(script: String, model: String, lengths: [Int]) -> [String: Any] {

@@ -38,7 +38,7 @@ struct ModelOptions: ParsableArguments {
 
     @Option(name: .long, help: ArgumentHelp(
         "How the weights are held in memory: f32 (every matrix float32), q8_0 or q4_0 (float matrices quantised at load). "
-            + "Default: as the file stores them (a GGUF file's Q4_0/Q4_1/Q8_0/F16/BF16 tensors read in place, a float model float32).",
+            + "Default: as the file stores them (a GGUF file's Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K/F16/BF16 tensors read in place, a float model float32).",
         valueName: "format"))
     var weights: WeightFormat?
 

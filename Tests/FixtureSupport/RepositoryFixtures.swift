@@ -17,6 +17,9 @@ public enum RepositoryFixtures {
     public static var smollm2Float: URL { root.appendingPathComponent("smollm2-float") }
     /// gguf-py's reading of a crafted GGUF and of the default model (`gguf/`).
     public static var gguf: URL { root.appendingPathComponent("gguf") }
+    /// gguf-py's dequantisation of the 5-bit and K-quant formats, and llama.cpp's Q4_K_M/Q5_K_M
+    /// quantisations of a tiny Llama with its logits and greedy text (`kquants/`).
+    public static var kquants: URL { root.appendingPathComponent("kquants") }
     /// Berkeley Function-Calling Leaderboard questions and gold answers (`bfcl/`).
     public static var bfcl: URL { root.appendingPathComponent("bfcl") }
     /// The inputs libFuzzer found that crashed a parser (`fuzz/<target>/<name>`), kept as

@@ -15,6 +15,7 @@ final class BlockKernelTests: XCTestCase {
         var rng = SeededGenerator(seed: seed)
         func uniform() -> Float { Float(rng.next() % 1_000_000) / 1_000_000 }
         func half(_ v: Float) -> [UInt8] { withUnsafeBytes(of: Float16(v).bitPattern.littleEndian, Array.init) }
+        func randomBytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) } }
         var bytes = [UInt8]()
         let blocks = rows * cols / type.blockSize
         for _ in 0..<blocks {
@@ -22,6 +23,11 @@ final class BlockKernelTests: XCTestCase {
             case .q4_0: bytes += half(uniform() * 0.02 + 0.001) + (0..<16).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             case .q4_1: bytes += half(uniform() * 0.02 + 0.001) + half(uniform() * 0.2 - 0.1) + (0..<16).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             case .q8_0: bytes += half(uniform() * 0.002 + 0.0001) + (0..<32).map { _ in UInt8(bitPattern: Int8(Int(rng.next() % 255) - 127)) }
+            case .q5_0: bytes += half(uniform() * 0.02 + 0.001) + randomBytes(4 + 16)
+            case .q5_1: bytes += half(uniform() * 0.02 + 0.001) + half(uniform() * 0.2 - 0.1) + randomBytes(4 + 16)
+            case .q4_K: bytes += half(uniform() * 0.01 + 0.0005) + half(uniform() * 0.01) + randomBytes(12 + 128)
+            case .q5_K: bytes += half(uniform() * 0.01 + 0.0005) + half(uniform() * 0.01) + randomBytes(12 + 32 + 128)
+            case .q6_K: bytes += randomBytes(128 + 64 + 16) + half(uniform() * 0.005 + 0.0001)
             case .f16: bytes += half(uniform() * 2 - 1)
             case .bf16: bytes += withUnsafeBytes(of: UInt16((uniform() * 2 - 1).bitPattern >> 16).littleEndian, Array.init)
             case .f32: bytes += withUnsafeBytes(of: (uniform() * 2 - 1).bitPattern.littleEndian, Array.init)
@@ -37,14 +43,18 @@ final class BlockKernelTests: XCTestCase {
         return (try BlockMatrix(mapping: file, offset: 0, type: type, rows: rows, cols: cols), expanded.toArray())
     }
 
-    func randomRows(_ k: Int, _ n: Int, seed: UInt64) -> MatrixView {
+    func randomRows(_ k: Int, _ n: Int, seed: UInt64) -> MatrixView { Self.randomRows(k, n, seed: seed) }
+    func quantizedActivations(_ x: [Float]) -> [Double] { Self.quantizedActivations(x) }
+
+    /// k rows of n values in [−2, 2] on a grid of 1/500.
+    static func randomRows(_ k: Int, _ n: Int, seed: UInt64) -> MatrixView {
         var rng = SeededGenerator(seed: seed)
         let values = (0..<(k * n)).map { _ in Float(Int(rng.next() % 2001) - 1000) / 500 }
         return MatrixView(FloatBuffer(values), rows: k, cols: n)
     }
 
     /// The activations as the kernels see them: per 32 values d = max|x| / 127, x̂ = d·round(x/d).
-    func quantizedActivations(_ x: [Float]) -> [Double] {
+    static func quantizedActivations(_ x: [Float]) -> [Double] {
         var out = [Double]()
         for b in stride(from: 0, to: x.count, by: 32) {
             let block = x[b..<(b + 32)]
@@ -57,8 +67,8 @@ final class BlockKernelTests: XCTestCase {
 
     func testDecodeProductsOfEveryFormatAndVariantMatchPlainLoops() throws {
         var variantsRun = Set<BlockProducts.Variant>()
-        for type in [GGMLType.q4_0, .q4_1, .q8_0, .f16, .bf16, .f32] {
-            for (cols, rows) in [(96, 37), (576, 20)] {
+        for type in [GGMLType.q4_0, .q4_1, .q8_0, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K, .f16, .bf16, .f32] {
+            for (cols, rows) in type.blockSize == 256 ? [(256, 37), (768, 20)] : [(96, 37), (576, 20)] {
                 let (w, values) = try randomMatrix(type, rows: rows, cols: cols, seed: UInt64(cols + Int(type.rawValue)))
                 for k in [1, 3, 16] {
                     let x = randomRows(k, cols, seed: UInt64(k * 7 + cols))
@@ -85,9 +95,10 @@ final class BlockKernelTests: XCTestCase {
     /// A row's result does not depend on the rows batched with it (bit for bit, every variant),
     /// so batched decode generates what one-by-one decode does.
     func testDecodeRowsAreIndependentOfTheirBatch() throws {
-        for type in [GGMLType.q4_0, .q4_1, .q8_0] {
-            let (w, _) = try randomMatrix(type, rows: 24, cols: 160, seed: 5)
-            let x = randomRows(11, 160, seed: 6)
+        for type in [GGMLType.q4_0, .q4_1, .q8_0, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K] {
+            let cols = type.blockSize == 256 ? 512 : 160
+            let (w, _) = try randomMatrix(type, rows: 24, cols: cols, seed: 5)
+            let x = randomRows(11, cols, seed: 6)
             for variant in BlockProducts.Variant.allCases {
                 let all = MatrixView(FloatBuffer(count: 11 * 24), rows: 11, cols: 24)
                 guard BlockProducts.decodeProduct(w, x, into: all, variant: variant) else { continue }
@@ -130,7 +141,7 @@ final class BlockKernelTests: XCTestCase {
             }
             checked.insert(type.name)
         }
-        XCTAssertEqual(checked, ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1"])
+        XCTAssertEqual(checked, ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0"])
     }
 
     /// Sub-matrices of rows and of block-aligned columns read the right bytes.
@@ -145,11 +156,12 @@ final class BlockKernelTests: XCTestCase {
     }
 
     func testTiledProductsMatchFloatSgemm() throws {
-        for type in [GGMLType.q4_1, .q8_0, .f16] {
-            let (w, values) = try randomMatrix(type, rows: 300, cols: 160, seed: 11)
-            let dense = MatrixView(FloatBuffer(values), rows: 300, cols: 160)
+        for type in [GGMLType.q4_1, .q8_0, .f16, .q5_0, .q4_K, .q6_K] {
+            let cols = type.blockSize == 256 ? 256 : 160
+            let (w, values) = try randomMatrix(type, rows: 300, cols: cols, seed: 11)
+            let dense = MatrixView(FloatBuffer(values), rows: 300, cols: cols)
             for n in [17, 200] {
-                let x = randomRows(n, 160, seed: UInt64(n))
+                let x = randomRows(n, cols, seed: UInt64(n))
                 let reference = MatrixView(FloatBuffer(count: n * 300), rows: n, cols: 300)
                 BLAS.gemmABt(x, dense, into: reference)
                 for threads: ComputeThreads in [1, 2] {
@@ -159,9 +171,9 @@ final class BlockKernelTests: XCTestCase {
                 }
                 // dx = dy · W, the backward's product.
                 let dy = randomRows(n, 300, seed: UInt64(n + 1))
-                let dxReference = MatrixView(FloatBuffer(count: n * 160), rows: n, cols: 160)
+                let dxReference = MatrixView(FloatBuffer(count: n * cols), rows: n, cols: cols)
                 BLAS.gemmAB(dy, dense, into: dxReference)
-                let dx = MatrixView(FloatBuffer([Float](repeating: 2, count: n * 160)), rows: n, cols: 160)
+                let dx = MatrixView(FloatBuffer([Float](repeating: 2, count: n * cols)), rows: n, cols: cols)
                 BlockProducts.multiplyUntransposed(dy, w, into: dx, beta: 1)
                 for (a, b) in zip(dx.toArray(), dxReference.toArray()) { XCTAssertEqual(a, b + 2, accuracy: 1e-4 * max(1, abs(b))) }
             }

@@ -79,7 +79,7 @@ final class DequantizeTests: XCTestCase {
             }
             checked.insert(type.name)
         }
-        XCTAssertEqual(checked, ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1"])
+        XCTAssertEqual(checked, ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0"])
     }
 
     func testBulkHalfAndBFloat16Helpers() throws {
@@ -96,14 +96,15 @@ final class DequantizeTests: XCTestCase {
     // MARK: - Errors
 
     func testUnsupportedTypeNamesTheType() throws {
-        let (file, tensors) = try Self.fixture()
-        let t = try XCTUnwrap(tensors["t.q5_0"])
-        XCTAssertThrowsError(try Dequantize.into(FloatBuffer(count: 32), at: 0, from: file, offset: t.offset,
-                                                 type: .q5_0, count: 32)) { error in
-            XCTAssertEqual(error as? DequantizeError, .unsupportedType(.q5_0))
-            XCTAssertTrue("\(error)".contains("Q5_0"), "\(error)")
+        let (file, tensors) = try Self.fixture(RepositoryFixtures.kquants, "blocks.gguf", "blocks_expected.json")
+        let t = try XCTUnwrap(tensors["t.q2_k"])
+        XCTAssertThrowsError(try Dequantize.into(FloatBuffer(count: 256), at: 0, from: file, offset: t.offset,
+                                                 type: .q2_K, count: 256)) { error in
+            XCTAssertEqual(error as? DequantizeError, .unsupportedType(.q2_K))
+            XCTAssertTrue("\(error)".contains("Q2_K"), "\(error)")
+            XCTAssertTrue("\(error)".contains("Q4_K, Q5_K, Q6_K"), "names what is supported: \(error)")
         }
-        XCTAssertTrue("\(DequantizeError.unsupportedType(.q4_K))".contains("Q4_K"))
+        XCTAssertTrue("\(DequantizeError.unsupportedType(.iq4_xs))".contains("IQ4_XS"))
     }
 
     func testRangeErrors() throws {
@@ -155,11 +156,12 @@ final class DequantizeTests: XCTestCase {
 
     static var fixtureFolder: URL { RepositoryFixtures.gguf }
 
-    /// tiny.gguf mapped, and gguf-py's offsets and dequantised values for its tensors.
-    static func fixture() throws -> (MappedFile, [String: Expected.Entry]) {
-        let folder = fixtureFolder
-        let file = try MappedFile(path: folder.appendingPathComponent("tiny.gguf").path)
-        let json = try Data(contentsOf: folder.appendingPathComponent("expected.json"))
+    /// tiny.gguf (or another gguf-py-written file) mapped, and gguf-py's offsets and dequantised
+    /// values for its tensors.
+    static func fixture(_ folder: URL = fixtureFolder, _ name: String = "tiny.gguf",
+                        _ expected: String = "expected.json") throws -> (MappedFile, [String: Expected.Entry]) {
+        let file = try MappedFile(path: RepositoryFixtures.require(folder.appendingPathComponent(name)).path)
+        let json = try Data(contentsOf: folder.appendingPathComponent(expected))
         return (file, try JSONDecoder().decode(Expected.self, from: json).tensors)
     }
 }

@@ -1,4 +1,5 @@
-// Kernels on weights kept in GGML's block formats (F32, F16, BF16, Q8_0, Q4_0, Q4_1), read in place
+// Kernels on weights kept in GGML's block formats (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+// and the K-quants Q4_K, Q5_K, Q6_K of 256-value super-blocks), read in place
 // from the mapped file: matrix-vector products for decode against activation rows quantised once
 // to 8-bit blocks (integer dot products per block: AVX-512 VNNI, AVX2 maddubs, or portable C),
 // dequantisation of a range of rows into float32 (the tiles prefill and training hand to sgemm),
@@ -11,7 +12,8 @@
 
 /// The GGML type ids these kernels take (as stored in GGUF files).
 enum {
-    PT_BLOCK_F32 = 0, PT_BLOCK_F16 = 1, PT_BLOCK_Q4_0 = 2, PT_BLOCK_Q4_1 = 3, PT_BLOCK_Q8_0 = 8,
+    PT_BLOCK_F32 = 0, PT_BLOCK_F16 = 1, PT_BLOCK_Q4_0 = 2, PT_BLOCK_Q4_1 = 3, PT_BLOCK_Q5_0 = 6,
+    PT_BLOCK_Q5_1 = 7, PT_BLOCK_Q8_0 = 8, PT_BLOCK_Q4_K = 12, PT_BLOCK_Q5_K = 13, PT_BLOCK_Q6_K = 14,
     PT_BLOCK_BF16 = 30
 };
 
@@ -22,7 +24,8 @@ void pt_quantize_rows_q8(const float *x, size_t x_stride, size_t k, size_t n,
                          int8_t *q, float *scales, float *sums);
 
 /// y[j][r] (+)= dot(w[r], x[j]) for weight rows r in [start, end) of a matrix in `type` (rows
-/// `row_bytes` apart, n columns) and k ≤ 16 input rows. Float types read `x` (rows `x_stride`
+/// `row_bytes` apart, n columns, a whole number of the type's blocks: 32 values, 256 for the
+/// K-quants) and k ≤ 16 input rows. Float types read `x` (rows `x_stride`
 /// apart); block types read the rows quantised by `pt_quantize_rows_q8` (q, scales, sums).
 /// `isa`: −1 the CPU's best, 0 portable, 1 AVX2, 2 AVX-512 VNNI. Returns 0, or −1 (nothing
 /// computed) for an unknown type, k > 16, or an instruction set this CPU lacks.

@@ -39,7 +39,7 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
         case .tensorMissing(let name, let path):
             return "\(path): no tensor named \"\(name)\""
         case .unsupportedTensorType(let tensor, let type):
-            return "tensor \"\(tensor)\" has type \(type.name) (id \(type.rawValue)), which cannot be dequantised (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1)"
+            return "tensor \"\(tensor)\" has type \(type.name) (id \(type.rawValue)), which cannot be dequantised (supported: \(GGMLType.dequantizableNames))"
         case .dataPastEnd(let tensor, let offset, let length, let size):
             return "tensor \"\(tensor)\": data of \(length) bytes at offset \(offset) runs past the end of the file (\(size) bytes)"
         case .invalid(let path, let reason):

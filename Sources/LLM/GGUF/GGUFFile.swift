@@ -166,8 +166,8 @@ public final class GGUFFile: Sendable {
 
     /// Tensor `name` as float32 values in GGML order (`dims[0]` fastest).
     ///
-    /// F32 tensors are a zero-copy read-only view of the map; F16, BF16, Q8_0, Q4_0 and Q4_1
-    /// are dequantised into a new buffer. Other types throw `GGUFError.unsupportedTensorType`.
+    /// F32 tensors are a zero-copy read-only view of the map; F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0,
+    /// Q5_1, Q4_K, Q5_K and Q6_K are dequantised into a new buffer. Other types throw `GGUFError.unsupportedTensorType`.
     public func floats(_ name: String) throws -> FloatBuffer {
         let info = try tensor(name)
         guard info.type.isDequantizable else {

@@ -82,8 +82,9 @@ public final class GGUFWeights: WeightSource {
         return Self.unpermuteRotaryRows(values, heads: heads, headDim: config.headDim)
     }
 
-    /// Matrix `name`: a supported block format (Q4_0, Q4_1, Q8_0, F16, BF16) stays in place in
-    /// the mapping (Llama's Q and K rows put back in an owned copy), unless `format` is `.f32`;
+    /// Matrix `name`: a supported block format (`BlockMatrix.supportedTypes`: Q4_0, Q4_1, Q5_0,
+    /// Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, F16, BF16) stays in place in the mapping (Llama's Q and K
+    /// rows put back in an owned copy), unless `format` is `.f32`;
     /// F32 and unsupported-in-place matrices are read as floats (quantised when `format` asks).
     public func matrix(_ name: String, rows: Int, cols: Int, format: WeightFormat?) throws -> WeightMatrix {
         guard let g = ggufName[name], let info = gguf.tensors[g] else { throw ModelLoadError.missingTensor(name) }

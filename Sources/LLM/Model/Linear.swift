@@ -9,8 +9,8 @@ import Tensor
 public enum WeightStorage: Sendable {
     /// Row-major float32 (owned, or mapped from the file).
     case float32(MatrixView)
-    /// A GGML storage format (Q4_0, Q4_1, Q8_0, F16, BF16, F32), in place in the mapped file or
-    /// owned when the loader reordered or quantised it.
+    /// A GGML storage format (`BlockMatrix.supportedTypes`: Q4_0 … Q6_K, F16, BF16, F32), in place
+    /// in the mapped file or owned when the loader reordered or quantised it.
     case blocks(BlockMatrix)
 }
 

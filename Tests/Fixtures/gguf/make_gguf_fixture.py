@@ -64,7 +64,7 @@ def tiny():
         ("t.q8_0", (3, 64), Q.Q8_0),
         ("t.q4_0", (2, 2, 32), Q.Q4_0),
         ("t.q4_1", (4, 64), Q.Q4_1),
-        ("t.q5_0", (1, 32), Q.Q5_0),   # not dequantisable by ParaTool yet: tests the error
+        ("t.q5_0", (1, 32), Q.Q5_0),   # the last tensor: the truncation tests cut into its data
     ]
     for name, shape, qt in specs:
         data = rng.standard_normal(shape).astype(np.float32)
