@@ -209,11 +209,11 @@ public final class GateNetwork {
     /// and renormalised. Order follows `candidates`.
     public func weights(context c: [Float], candidates: [String], topN: Int? = nil) throws -> [Float] {
         guard !candidates.isEmpty else { throw GateError.noCandidates }
-        let scores = try candidates.map { name -> Float in
+        let tools = try candidates.map { name -> [Float] in
             guard let d = toolVectors[name] else { throw GateError.unknownTool(name) }
-            return score(context: c, tool: d)
+            return d
         }
-        return ToolSelection.softmax(scores, topN: topN ?? config.topN)
+        return ToolSelection.softmax(scores(context: c, tools: tools), topN: topN ?? config.topN)
     }
 }
 
