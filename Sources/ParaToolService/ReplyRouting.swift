@@ -27,10 +27,11 @@ public enum ReplyHeader {
 public struct ReplyRoute: Sendable, Equatable {
     /// The reply topic the request named (nil: none).
     public var topic: String?
-    /// The correlation id to echo: the request's, else its request id.
-    public var correlationID: [UInt8]
+    /// The correlation id the request sent (nil: none; its answer then echoes its request id).
+    public var correlationID: [UInt8]?
 
-    public static func none(requestID: String) -> ReplyRoute { ReplyRoute(topic: nil, correlationID: Array(requestID.utf8)) }
+    /// No reply topic, no correlation id.
+    public static let none = ReplyRoute(topic: nil, correlationID: nil)
 }
 
 /// Why a request's reply headers were refused.
@@ -57,10 +58,10 @@ public struct ReplyRouting: Sendable {
 
     /// The route of a request read from `m`: its reply topic (checked against `allowedPrefix` and
     /// Kafka's topic-name rules) and correlation id (at most `maxCorrelationIDBytes`).
-    public func route(_ m: KafkaMessage, requestID: String) throws -> ReplyRoute {
+    public func route(_ m: KafkaMessage) throws -> ReplyRoute {
         let topicHeader = m.header(ReplyHeader.replyTopic) ?? m.header(ReplyHeader.smallRyeReplyTopic)
         let correlation = m.header(ReplyHeader.correlationID) ?? m.header(ReplyHeader.smallRyeCorrelationID)
-        var route = ReplyRoute.none(requestID: requestID)
+        var route = ReplyRoute.none
         if let correlation {
             guard correlation.value.count <= ReplyHeader.maxCorrelationIDBytes else {
                 throw ReplyRouteRefusal(reason: "the correlation id is \(correlation.value.count) bytes, more than \(ReplyHeader.maxCorrelationIDBytes)")
@@ -90,21 +91,23 @@ public struct ReplyRouting: Sendable {
         }
     }
 
-    /// The messages carrying one answer (`value`, a message of `type`) for `route`: to its reply
-    /// topic when it has one that exists (`exists`), with the correlation id and the type in headers,
-    /// and to `sharedTopic` when shared answers are on, or when it could go nowhere else.
+    /// The messages carrying one answer (`value`, a message of `type`, keyed by its request id) for
+    /// `route`: to its reply topic when it has one that exists (`exists`), with the correlation id
+    /// (the request's, else the request id) and the type in headers, and to `sharedTopic` when
+    /// shared answers are on, or when it could go nowhere else.
     public func outputs(value: [UInt8], type: String, key: String, sharedTopic: String, route: ReplyRoute,
                         exists: (String) -> Bool) -> [OutgoingMessage] {
+        let correlationID = route.correlationID ?? Array(key.utf8)
         var out: [OutgoingMessage] = []
         if let topic = route.topic, exists(topic) {
             out.append(OutgoingMessage(topic: topic, key: key, value: value, headers: [
-                KafkaHeader(name: ReplyHeader.correlationID, value: route.correlationID),
+                KafkaHeader(name: ReplyHeader.correlationID, value: correlationID),
                 KafkaHeader(name: ReplyHeader.messageType, string: type),
             ]))
         }
         if sharedTopics || out.isEmpty {
             out.append(OutgoingMessage(topic: sharedTopic, key: key, value: value,
-                                       headers: route.topic == nil ? [] : [KafkaHeader(name: ReplyHeader.correlationID, value: route.correlationID)]))
+                                       headers: route.topic == nil ? [] : [KafkaHeader(name: ReplyHeader.correlationID, value: correlationID)]))
         }
         return out
     }

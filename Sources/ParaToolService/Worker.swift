@@ -465,9 +465,9 @@ public final class Worker: Service, @unchecked Sendable {
             // The reply headers first, so even an undecodable request is answered where it asked.
             let route: ReplyRoute
             do {
-                route = try replyRouting.route(m, requestID: m.keyString)
+                route = try replyRouting.route(m)
             } catch {
-                reject(m, requestID: m.keyString, route: .none(requestID: m.keyString), status: .invalidRequest,
+                reject(m, requestID: m.keyString, route: .none, status: .invalidRequest,
                        code: "reply.refused", message: "\(error)", into: &served)
                 continue
             }
@@ -478,10 +478,8 @@ public final class Worker: Service, @unchecked Sendable {
                 reject(m, requestID: m.keyString, route: route, status: .invalidRequest, code: Self.code(for: error), message: "\(error)", into: &served)
                 continue
             }
-            let hadCorrelation = m.header(ReplyHeader.correlationID) != nil || m.header(ReplyHeader.smallRyeCorrelationID) != nil
-            let replyRoute = hadCorrelation ? route : ReplyRoute(topic: route.topic, correlationID: Array(wire.requestID.utf8))
             if wire.deadlineUnixMs > 0, nowMs > wire.deadlineUnixMs {
-                reject(m, requestID: wire.requestID, route: replyRoute, status: .deadlineExceeded, code: "deadline.exceeded",
+                reject(m, requestID: wire.requestID, route: route, status: .deadlineExceeded, code: "deadline.exceeded",
                        message: "the deadline passed \(nowMs - wire.deadlineUnixMs) ms before a worker took the request", into: &served)
                 continue
             }
@@ -492,30 +490,30 @@ public final class Worker: Service, @unchecked Sendable {
                 let cost = try engine.validate(request, maxPromptTokens: settings.maxPromptTokens)
                 let seconds = estimator.seconds([cost])
                 guard seconds <= budget.perBatchSeconds else {
-                    reject(m, requestID: wire.requestID, route: replyRoute, status: .invalidRequest, code: "request.too_costly",
+                    reject(m, requestID: wire.requestID, route: route, status: .invalidRequest, code: "request.too_costly",
                            message: "request \(wire.requestID): estimated \(String(format: "%.3f", seconds)) s of compute "
                                + "(\(cost.promptTokens) prompt tokens, up to \(cost.maxNewTokens) new), over the "
                                + "\(String(format: "%.3f", budget.perBatchSeconds)) s a batch may take between two polls",
                            into: &served)
                     continue
                 }
-                admitted.append(Waiting(message: m, request: request, route: replyRoute, logged: !wire.doNotLog, source: wire.source,
+                admitted.append(Waiting(message: m, request: request, route: route, logged: !wire.doNotLog, source: wire.source,
                                         queueMs: queueMs, consumedAt: consumedAt, cost: cost,
                                         planned: BatchPlanner.Item(seconds: seconds)))
             } catch EngineError.unknownTools(let tools) {
-                reject(m, requestID: wire.requestID, route: replyRoute, status: .unknownTool, code: "tool.unknown",
+                reject(m, requestID: wire.requestID, route: route, status: .unknownTool, code: "tool.unknown",
                        message: "unknown tools: \(tools.joined(separator: ", "))", into: &served)
             } catch EngineError.staleAdapters(let tools) {
-                reject(m, requestID: wire.requestID, route: replyRoute, status: .unavailable, code: "adapter.stale",
+                reject(m, requestID: wire.requestID, route: route, status: .unavailable, code: "adapter.stale",
                        message: "\(EngineError.staleAdapters(tools))", into: &served)
             } catch let error as EngineError {
                 if case .promptTooLong = error {
-                    reject(m, requestID: wire.requestID, route: replyRoute, status: .invalidRequest, code: "prompt.too_long", message: "\(error)", into: &served)
+                    reject(m, requestID: wire.requestID, route: route, status: .invalidRequest, code: "prompt.too_long", message: "\(error)", into: &served)
                 } else {
-                    reject(m, requestID: wire.requestID, route: replyRoute, status: .invalidRequest, code: "request.invalid", message: "\(error)", into: &served)
+                    reject(m, requestID: wire.requestID, route: route, status: .invalidRequest, code: "request.invalid", message: "\(error)", into: &served)
                 }
             } catch {
-                reject(m, requestID: wire.requestID, route: replyRoute, status: .invalidRequest, code: "request.invalid", message: "\(error)", into: &served)
+                reject(m, requestID: wire.requestID, route: route, status: .invalidRequest, code: "request.invalid", message: "\(error)", into: &served)
             }
         }
         return admitted
