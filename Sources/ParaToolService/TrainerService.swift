@@ -406,7 +406,7 @@ public final class TrainerService: Service, Sendable {
     /// Trains `tools` on a snapshot of the dataset, publishes and announces the versions.
     func retrain(_ tools: [String], producer: KafkaProducer) throws {
         let started = Date()
-        let snapshot = settings.dataset.appendingPathComponent("snapshot.jsonl")
+        let snapshot = snapshotURL
         try dataset.snapshot(to: snapshot, withoutHeldOut: settings.review)
         let counts = dataset.counts
         let catalogueFile = try catalogueFile()
@@ -433,7 +433,6 @@ public final class TrainerService: Service, Sendable {
         logger.info("retraining", metadata: ["tools": "\(trainable.joined(separator: ","))", "trajectories": "\(trainable.map { counts[$0] ?? 0 })"])
         var options = OfflineTrainingOptions(data: snapshot, tools: catalogueFile, store: settings.store)
         options.model = settings.model
-        options.threads = settings.threads
         options.stages = settings.stages
         options.onlyTools = trainable
         options.adapter = settings.adapter
@@ -448,10 +447,7 @@ public final class TrainerService: Service, Sendable {
         }
         options.checkpointDirectory = settings.dataset.appendingPathComponent("checkpoints-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: options.checkpointDirectory!) }
-        let result = try OfflineTraining.run(options, log: { [logger] in logger.info("\($0)") }) { [logger] p in
-            if p.step == p.totalSteps || p.step % 25 == 0 { logger.info("\(p.line)") }
-            return true
-        }
+        let result = try train(options)
         var announced = result.published
         if settings.review {
             // Each tool's last version of the run is its candidate; the earlier ones (stage 1
@@ -477,6 +473,19 @@ public final class TrainerService: Service, Sendable {
                                              "seconds": "\(Int(Date().timeIntervalSince(started)))"])
     }
 
+    /// The copy of the dataset the last training read (kept as the record of what it trained on).
+    private var snapshotURL: URL { settings.dataset.appendingPathComponent("snapshot.jsonl") }
+
+    /// Runs a training on this trainer's thread budget, its progress in the log every 25 steps.
+    private func train(_ options: OfflineTrainingOptions) throws -> OfflineTrainingResult {
+        var options = options
+        options.threads = settings.threads
+        return try OfflineTraining.run(options, log: { [logger] in logger.info("\($0)") }) { [logger] p in
+            if p.step == p.totalSteps || p.step % 25 == 0 { logger.info("\(p.line)") }
+            return true
+        }
+    }
+
     /// How often the retention period is applied.
     static let expiryInterval: Duration = .seconds(60)
 
@@ -490,7 +499,7 @@ public final class TrainerService: Service, Sendable {
                                feedback: { (!id.isEmpty && $0.requestID == id) || (!source.isEmpty && $0.source == source) })
         try journal.compact(join)
         try JSONLinesRecovery.removeRejected(of: journal.url, containing: [id, source])
-        try? FileManager.default.removeItem(at: settings.dataset.appendingPathComponent("snapshot.jsonl"))
+        try? FileManager.default.removeItem(at: snapshotURL)
         metrics.counter("trainer_forgotten", labels: [], help: "Stored episodes, candidates and feedback removed by forget requests.")
             .increment(by: Int64(episodes + held))
         logger.notice("forgotten", metadata: [(id.isEmpty ? "source" : "request_id"): "\(request.key)",
@@ -506,7 +515,7 @@ public final class TrainerService: Service, Sendable {
         if held > 0 { try journal.compact(join) }
         guard episodes + held > 0 else { return }
         // The last training's copy of the dataset holds what expired too.
-        if episodes > 0 { try? FileManager.default.removeItem(at: settings.dataset.appendingPathComponent("snapshot.jsonl")) }
+        if episodes > 0 { try? FileManager.default.removeItem(at: snapshotURL) }
         metrics.counter("trainer_expired", labels: [], help: "Stored episodes, candidates and feedback removed by the retention period.")
             .increment(by: Int64(episodes + held))
         logger.info("retention applied", metadata: ["episodes": "\(episodes)", "candidates_and_feedback": "\(held)"])
@@ -556,10 +565,7 @@ public final class TrainerService: Service, Sendable {
         options.adapter = settings.adapter
         options.checkpointDirectory = work.appendingPathComponent("checkpoints-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: options.checkpointDirectory!) }
-        let result = try OfflineTraining.run(options, log: { [logger] in logger.info("\($0)") }) { [logger] p in
-            if p.step == p.totalSteps || p.step % 25 == 0 { logger.info("\(p.line)") }
-            return true
-        }
+        let result = try train(options)
         let updates = try result.published.map { v in
             OutgoingMessage(topic: settings.topics.adapters, key: v.tool, value: try WireAdapterUpdate(announcing: v).encode())
         }
