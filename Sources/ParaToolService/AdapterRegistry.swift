@@ -45,7 +45,7 @@ public final class AdapterRegistry: AdapterProvider, @unchecked Sendable {
         var lastUse: UInt64
     }
     private let table = Mutex<(entries: [String: Entry], tick: UInt64, bytes: Int)>(([:], 0, 0))
-    /// The schema fingerprint each serving version recorded (nil: none recorded).
+    /// The schema fingerprint each held version recorded, and the store's latest for tools asked about but not held (nil: none recorded).
     private let schemas = Mutex<[String: String?]>([:])
     /// Tools known to have no adapter in the store (so the store is not listed per request).
     private let missing = Mutex<Set<String>>([])
@@ -136,11 +136,18 @@ public final class AdapterRegistry: AdapterProvider, @unchecked Sendable {
     public var heldTools: Set<String> { table.withLock { Set($0.entries.keys) } }
 
     /// The schema fingerprint of the version of `tool` that serves (or would serve: the store's
-    /// latest servable, read from its manifest without loading the weights).
+    /// latest servable, read once from its manifest without loading the weights).
     public func schemaFingerprint(of tool: String) throws -> String? {
         if let known = schemas.withLock({ $0[tool] }) { return known }
         guard let store, !missing.withLock({ $0.contains(tool) }) else { return nil }
-        return try store.latest(tool: tool)?.schemaFingerprint
+        guard let latest = try store.latest(tool: tool) else {
+            missing.withLock { _ = $0.insert(tool) }
+            return nil
+        }
+        // Remembered like a held adapter's, so a request does not read the manifest again: a
+        // version loaded or swapped in later replaces it.
+        schemas.withLock { $0[tool] = latest.schemaFingerprint }
+        return latest.schemaFingerprint
     }
 
     /// Applies an update: checks that the store may serve the version (not held for review
