@@ -26,9 +26,7 @@ public final class ForgetLog {
         var ids: Set<String> = []
         var sources: [String: Int64] = [:]
         rejectedAtOpen = try JSONLinesRecovery.open(url) { line in
-            let request = try Self.request(JSONValue.parse(String(decoding: line, as: UTF8.self)))
-            if !request.requestID.isEmpty { ids.insert(request.requestID) }
-            if !request.source.isEmpty { sources[request.source] = max(sources[request.source] ?? .min, request.createdUnixMs) }
+            Self.remember(try Self.request(JSONValue.parse(String(decoding: line, as: UTF8.self))), ids: &ids, sources: &sources)
         }
         requestIDs = ids
         self.sources = sources
@@ -48,7 +46,12 @@ public final class ForgetLog {
         ])).serialized() + "\n"
         try handle.write(contentsOf: Data(line.utf8))
         try handle.synchronize()
-        if !request.requestID.isEmpty { requestIDs.insert(request.requestID) }
+        Self.remember(request, ids: &requestIDs, sources: &sources)
+    }
+
+    /// Adds `request` to the forgotten ids, or its source with the later of its times.
+    private static func remember(_ request: WireForgetRequest, ids: inout Set<String>, sources: inout [String: Int64]) {
+        if !request.requestID.isEmpty { ids.insert(request.requestID) }
         if !request.source.isEmpty { sources[request.source] = max(sources[request.source] ?? .min, request.createdUnixMs) }
     }
 
