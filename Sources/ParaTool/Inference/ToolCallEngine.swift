@@ -308,13 +308,14 @@ public final class ToolCallEngine {
             let similarity = candidates.map { ToolSelection.cosine(c, gate.toolVectors[$0]!) }
             scored = Array(candidates.indices.sorted { (similarity[$0], $1) > (similarity[$1], $0) }.prefix(selectionShortlist))
         }
+        // The no-call candidate, when it is weighed, is scored in the same batch, last.
+        let noToolVector = weighsNoTool ? gate.toolVectors[GateNetwork.noToolName] : nil
+        let batch = gate.scores(context: c, tools: scored.map { gate.toolVectors[candidates[$0]]! } + (noToolVector.map { [$0] } ?? []))
         var scores = [Float](repeating: -.infinity, count: candidates.count)
-        for (i, score) in zip(scored, gate.scores(context: c, tools: scored.map { gate.toolVectors[candidates[$0]]! })) {
-            scores[i] = score
-        }
+        for (i, score) in zip(scored, batch) { scores[i] = score }
         var noTool: (weight: Float, wins: Bool)?
-        if weighsNoTool, let d = gate.toolVectors[GateNetwork.noToolName] {
-            let all = ToolSelection.softmax(scores + [gate.score(context: c, tool: d)], topN: gate.config.topN)
+        if noToolVector != nil, let noToolScore = batch.last {
+            let all = ToolSelection.softmax(scores + [noToolScore], topN: gate.config.topN)
             let none = all[candidates.count]
             noTool = (none, candidates.indices.allSatisfy { all[$0] < none })
         }
