@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # The BFCL experiment: parameterise the tools of the first N questions of BFCL `multiple`,
-# `parallel` and `parallel_multiple`, train them on examples synthesized from their schemas only
-# (every BFCL question of every category held out), and evaluate every mode on those questions,
-# constrained to the call grammar, plus paratool and context-docs without the constraint.
-# Resumable: rerun the same command after an interruption; finished synthesis, training jobs
-# (checkpoints, --resume) and evaluated categories are skipped. Each sitting's wall time is
-# appended to $WORK/sittings.txt; the total is printed at the end.
+# `parallel`, `parallel_multiple` and `irrelevance`, train them on examples synthesized from their
+# schemas only (every BFCL question of every category held out), and evaluate every mode on those
+# questions, constrained to the call grammar, plus paratool and context-docs without the
+# constraint, and the calls-decided-one-by-one ablation (paratool and oracle with one mixture for
+# the whole answer, `--call-steps off`) on the categories that ask for several calls.
+# Resumable at the step it reached: rerun the same command after an interruption; finished
+# synthesis, training jobs (checkpoints, --resume) and evaluated categories are skipped, and an
+# interrupted evaluation goes on from its last answered question (`eval --resume-from`). Each
+# sitting's wall time is appended to $WORK/sittings.txt; the total is printed at the end.
 #
-# Usage (from the repository root):  Benchmarks/bfcl_experiment.sh
+# Usage (from the repository root), in the background:
+#   nohup Benchmarks/bfcl_experiment.sh > Benchmarks/work/bfcl-N50.log 2>&1 &
 # Settings (environment variables, defaults in brackets):
-#   N [30]              questions per category (the first N of each file)
-#   CATEGORIES ["multiple parallel parallel_multiple"]
+#   N [50]              questions per category (the first N of each file)
+#   CATEGORIES ["multiple parallel parallel_multiple irrelevance"]
 #   PER_TOOL [16]       synthesized atomic examples per tool (plus parallel requests and episodes)
 #   GLOBAL_STEPS [500]  steps of the Global Parameterization adapter, which is also every tool's
 #                       starting point when INIT=global
@@ -26,8 +30,8 @@ set -euo pipefail
 {
 cd "$(dirname "$0")/.."
 
-N=${N:-30}
-read -r -a CATEGORIES <<< "${CATEGORIES:-multiple parallel parallel_multiple}"
+N=${N:-50}
+read -r -a CATEGORIES <<< "${CATEGORIES:-multiple parallel parallel_multiple irrelevance}"
 PER_TOOL=${PER_TOOL:-16}
 GLOBAL_STEPS=${GLOBAL_STEPS:-500}
 INIT=${INIT:-global}
@@ -47,14 +51,19 @@ RESULTS=${RESULTS:-Benchmarks/results}
 MODEL_ARGS=()
 if [[ -n "${MODEL:-}" ]]; then MODEL_ARGS=(--model "$MODEL"); fi
 
+mkdir -p "$WORK/subset/possible_answer" "$WORK/bin" "$RESULTS"
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# The binary runs from a copy in $WORK, so rebuilding the package mid-run cannot change the code
+# under measurement; the commit it was built from is logged.
 if [[ -z "${PARATOOL:-}" ]]; then
   nice -n 10 swift build -c release --product paratool >&2
-  PARATOOL="$(swift build -c release --show-bin-path)/paratool"
+  cp "$(swift build -c release --show-bin-path)/paratool" "$WORK/bin/paratool.new"
+  mv "$WORK/bin/paratool.new" "$WORK/bin/paratool"
+  PARATOOL="$WORK/bin/paratool"
 fi
+log "binary $PARATOOL, built from $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- Sources || echo ' with local changes')"
 P=(nice -n 10 "$PARATOOL")
 STORE="$WORK/store"
-mkdir -p "$WORK/subset/possible_answer" "$RESULTS"
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 start=$(date +%s)
 phase() { # name, seconds: the time a finished phase took in this sitting
   echo "$1 $2" >> "$WORK/phases.txt"
@@ -64,7 +73,10 @@ trap 'echo "$(( $(date +%s) - start ))" >> "$WORK/sittings.txt"' EXIT
 # 1. The subset: the first N questions of each category and their gold answers.
 for c in "${CATEGORIES[@]}"; do
   head -n "$N" "$BFCL/BFCL_v4_$c.json" | awk 1 > "$WORK/subset/BFCL_v4_$c.json"
-  head -n "$N" "$BFCL/possible_answer/BFCL_v4_$c.json" | awk 1 > "$WORK/subset/possible_answer/BFCL_v4_$c.json"
+  # irrelevance has no gold answers: correct there means no call.
+  if [[ -e "$BFCL/possible_answer/BFCL_v4_$c.json" ]]; then
+    head -n "$N" "$BFCL/possible_answer/BFCL_v4_$c.json" | awk 1 > "$WORK/subset/possible_answer/BFCL_v4_$c.json"
+  fi
 done
 # The tools: the union of the subset questions' function lists (a JSONL question file is a catalogue).
 : > "$WORK/tools.jsonl"
@@ -95,18 +107,38 @@ else
   log "training: done before, kept $STORE"
 fi
 
-# 4. Every mode on each category's subset (a category whose table exists is not evaluated again).
+# 4. Every mode on each category's subset (a category whose table exists is not evaluated again;
+#    an interrupted one goes on from the questions its journal in $WORK/eval-state holds).
+evaluate() { # category, results directory, modes, journal directory, more eval options...
+  local c=$1 out=$2 modes=$3 state=$4; shift 4
+  local answers=()
+  if [[ -e "$WORK/subset/possible_answer/BFCL_v4_$c.json" ]]; then answers=(--answers "$WORK/subset/possible_answer/BFCL_v4_$c.json"); fi
+  "${P[@]}" eval "${MODEL_ARGS[@]}" --data "$WORK/subset/BFCL_v4_$c.json" "${answers[@]}" \
+    --mode "$modes" --adapter-store "$STORE" --out "$out" --max-new-tokens "$MAX_NEW_TOKENS" --name-prior "$NAME_PRIOR" \
+    --resume-from "$state" "$@" "${HELD_OUT[@]}"
+}
 for c in "${CATEGORIES[@]}"; do
   if [[ -s "$RESULTS/bfcl_${c}_table.md" && "$(cat "$WORK/evaluated_$c" 2>/dev/null)" == "$N $MODES" ]]; then
     log "eval $c: done before, kept $RESULTS/bfcl_${c}_table.md"
-    continue
+  else
+    t0=$(date +%s)
+    log "eval $c: $N questions, modes $MODES"
+    evaluate "$c" "$RESULTS" "$MODES" "$WORK/eval-state" > "$WORK/eval_$c.txt"
+    phase "eval_$c" $(( $(date +%s) - t0 ))
+    echo "$N $MODES" > "$WORK/evaluated_$c"
   fi
-  t0=$(date +%s)
-  "${P[@]}" eval "${MODEL_ARGS[@]}" --data "$WORK/subset/BFCL_v4_$c.json" --answers "$WORK/subset/possible_answer/BFCL_v4_$c.json" \
-    --mode "$MODES" --adapter-store "$STORE" --out "$RESULTS" --max-new-tokens "$MAX_NEW_TOKENS" --name-prior "$NAME_PRIOR" \
-    "${HELD_OUT[@]}" > "$WORK/eval_$c.txt"
-  phase "eval_$c" $(( $(date +%s) - t0 ))
-  echo "$N $MODES" > "$WORK/evaluated_$c"
+  # The ablation of calls decided one by one: one mixture for the whole answer.
+  if [[ "$c" == parallel || "$c" == parallel_multiple ]]; then
+    if [[ -s "$RESULTS/one-mixture/bfcl_${c}_table.md" && "$(cat "$WORK/evaluated_one-mixture_$c" 2>/dev/null)" == "$N" ]]; then
+      log "eval $c, one mixture: done before"
+    else
+      t0=$(date +%s)
+      log "eval $c, one mixture for the whole answer (--call-steps off): paratool, oracle"
+      evaluate "$c" "$RESULTS/one-mixture" paratool,oracle "$WORK/eval-state-one-mixture" --call-steps off > "$WORK/eval_one-mixture_$c.txt"
+      phase "eval_one-mixture_$c" $(( $(date +%s) - t0 ))
+      echo "$N" > "$WORK/evaluated_one-mixture_$c"
+    fi
+  fi
 done
 
 echo
@@ -119,6 +151,7 @@ echo "wall time of every sitting together: $total s"
 for c in "${CATEGORIES[@]}"; do
   echo
   cat "$WORK/eval_$c.txt"
+  if [[ -e "$WORK/eval_one-mixture_$c.txt" ]]; then echo; echo "one mixture for the whole answer:"; cat "$WORK/eval_one-mixture_$c.txt"; fi
 done
 echo
 echo "trained store: $(cd "$STORE" && pwd) ($(du -sh "$STORE" | cut -f1) with checkpoints; adapters $(du -sh --exclude=.checkpoints "$STORE" | cut -f1))"

@@ -16,6 +16,8 @@
 #
 # Usage: python3 Benchmarks/bfcl_rescore.py [--results DIR] [--bfcl DIR] [--categories C ...]
 #        [--modes M ...] [--details] [--check]
+# Result files in subdirectories of --results (e.g. one-mixture/, an ablation's run) are scored
+# too, each against the table in its own directory.
 # --check: also compare each count with the "correct" column of the Swift evaluation's own
 # bfcl_<category>_table.md beside the result files, and exit 1 where they differ (CI runs this).
 import argparse
@@ -73,7 +75,7 @@ def main():
     categories = sorted((f.name[len("BFCL_v4_"):-len(".json")] for f in args.bfcl.glob("BFCL_v4_*.json")),
                         key=len, reverse=True)  # longest first: parallel_multiple before parallel
     rows, notes, data = [], [], {}
-    for path in sorted(args.results.glob("bfcl_*.jsonl")):
+    for path in sorted(args.results.rglob("bfcl_*.jsonl")):
         stem = path.stem[len("bfcl_"):]
         category = next((c for c in categories if stem.startswith(c + "_")), None)
         if category is None:
@@ -117,19 +119,20 @@ def main():
             if args.details and not verdict["valid"]:
                 notes.append(f"{path.name}: {entry['id']} wrong, {verdict['error_type']}: "
                              f"{json.dumps(verdict['error'], ensure_ascii=False)[:300]}")
-        rows.append((category, mode, len(entries), correct))
+        rows.append((path.parent, category, mode, len(entries), correct))
 
     print("| category | mode | questions | correct by BFCL's checker | accuracy |")
     print("|---|---|---:|---:|---:|")
-    for category, mode, count, correct in rows:
+    for directory, category, mode, count, correct in rows:
         accuracy = f"{100 * correct / count:.1f}%" if count else "n/a"
-        print(f"| {category} | {mode} | {count} | {correct}/{count} | {accuracy} |")
+        where = "" if directory == args.results else f"{directory.relative_to(args.results)}/"
+        print(f"| {category} | {where}{mode} | {count} | {correct}/{count} | {accuracy} |")
     if notes:
         print()
         for note in notes:
             print(f"- {note}")
     if args.check:
-        disagreements = compare_with_tables(args.results, rows)
+        disagreements = compare_with_tables(rows)
         for line in disagreements:
             print(f"DISAGREES: {line}")
         if disagreements:
@@ -138,11 +141,13 @@ def main():
     return 0
 
 
-def compare_with_tables(results, rows):
-    """Differences between BFCL's counts and the `correct` column (k/n) of each category's table."""
+def compare_with_tables(rows):
+    """Differences between BFCL's counts and the `correct` column (k/n) of each category's table
+    in the result file's directory (the first row naming the mode: the paired comparisons below
+    the table name baselines in their first column too)."""
     out = []
-    for category, mode, count, correct in rows:
-        table = results / f"bfcl_{category}_table.md"
+    for directory, category, mode, count, correct in rows:
+        table = directory / f"bfcl_{category}_table.md"
         if not table.exists():
             out.append(f"{category} {mode}: no {table.name} to compare with")
             continue

@@ -81,6 +81,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Keep the gate's N highest-weighted tools (default: the gate's setting).")
     var topN: Int?
 
+    @Option(help: ArgumentHelp("Keep every answered question in a journal in this directory and, run again with the same settings, go on from the last one answered (a journal made under other settings is refused).", valueName: "dir"))
+    var resumeFrom: String?
+
     @Option(help: ArgumentHelp("More evaluation queries the synthesized examples must not equal (BFCL question file or one query a line). Repeatable.", valueName: "file"))
     var heldOut: [String] = []
 
@@ -135,14 +138,32 @@ struct EvalCommand: ParsableCommand {
                    + (store.map { ", adapters \($0.root.path)" } ?? "") + (gateDirectory.map { ", gate \($0.path)" } ?? ""))
         let outURL = URL(fileURLWithPath: out)
         var reports = [ModeReport]()
-        for (m, constrained) in try modes() {
+        let runs = try modes()
+        // Seconds per answered question so far (journaled answers excluded), for the ETA.
+        var answeredSeconds = 0.0, answered = 0
+        for (runIndex, (m, constrained)) in runs.enumerated() {
             let start = Date()
             var correct = 0
             let label = m.rawValue + (constrained ? "" : EvaluationMode.unconstrainedSuffix)
-            let report = try evaluation.run(m, constrained: constrained) { i, outcome in
+            let journal = try resumeFrom.map {
+                try EvaluationJournal(directory: URL(fileURLWithPath: $0), category: category, modeName: label,
+                                      settingsKey: journalSettings(mode: label, model: lm.path, store: store?.root.path, gate: gateDirectory?.path))
+            }
+            if let journal, !journal.recorded.isEmpty {
+                printError("[\(label)] \(journal.recorded.count) questions answered before, read back from \(journal.url.path)")
+            }
+            let report = try evaluation.run(m, constrained: constrained, journal: journal) { i, outcome, fromJournal in
                 if outcome.check.valid { correct += 1 }
+                if fromJournal { return }
+                answeredSeconds += outcome.seconds
+                answered += 1
+                let perQuestion = answeredSeconds / Double(answered)
+                let leftInMode = questions.count - i - 1
+                let leftAfter = (runs.count - runIndex - 1) * questions.count
                 printError("[\(label)] \(i + 1)/\(questions.count) \(outcome.id): \(outcome.check.valid ? "correct" : outcome.check.errorType) "
-                           + "(\(outcome.promptTokens)+\(outcome.generatedTokens) tokens, \(String(format: "%.1f", outcome.seconds)) s); \(correct) correct so far")
+                           + "(\(outcome.promptTokens)+\(outcome.generatedTokens) tokens, \(String(format: "%.1f", outcome.seconds)) s); \(correct) correct so far; "
+                           + "ETA \(TrainingProgress.duration(perQuestion * Double(leftInMode))) for this mode, "
+                           + "\(TrainingProgress.duration(perQuestion * Double(leftInMode + leftAfter))) for all")
             }
             if let reason = report.skipped {
                 printError("[\(label)] skipped: \(reason)")
@@ -152,12 +173,22 @@ struct EvalCommand: ParsableCommand {
             }
             reports.append(report)
         }
-        let table = BFCLEvaluation.table(reports)
+        let paired = BFCLEvaluation.pairedComparisons(reports)
+        let table = BFCLEvaluation.table(reports) + (paired.isEmpty ? "" : "\n\n" + paired)
         let tableFile = outURL.appendingPathComponent("bfcl_\(category)_table.md")
         try FileManager.default.createDirectory(at: outURL, withIntermediateDirectories: true)
         try Data((table + "\n").utf8).write(to: tableFile, options: .atomic)
         print("\(category): first \(questions.count) questions, model \(URL(fileURLWithPath: lm.path).lastPathComponent)\n")
         print(table)
+    }
+}
+
+extension EvalCommand {
+    /// What a journal's answers depend on: a journal is read back only under the same values.
+    func journalSettings(mode: String, model: String, store: String?, gate: String?) -> String {
+        ["mode=\(mode)", "model=\(model)", "store=\(store ?? "-")", "gate=\(gate ?? "-")", "max-new-tokens=\(maxNewTokens)",
+         "tool-choice=\(toolChoice)", "call-steps=\(callSteps.rawValue)", "answer-end=\(answerEnd.rawValue)",
+         "name-prior=\(namePrior)", "top-n=\(topN.map(String.init) ?? "-")", "examples=\(examples)"].joined(separator: " ")
     }
 }
 

@@ -170,4 +170,77 @@ final class EvaluationTests: XCTestCase {
                                          store: nil, gate: nil, settings: settings)
         XCTAssertFalse(guarded.examples(for: question.functions).values.flatMap { $0 }.map(\.query).contains(shown))
     }
+
+    /// The exact two-sided sign test against scipy 1.x's `binomtest(a, a + b, 0.5).pvalue`.
+    func testSignTestMatchesScipysBinomialTest() {
+        for (a, b, p) in [(7, 2, 0.1796875), (5, 5, 1.0), (0, 6, 0.03125), (12, 3, 0.03515625), (1, 0, 1.0), (30, 18, 0.11140289106101878)] {
+            XCTAssertEqual(BFCLEvaluation.signTestP(a, b), p, accuracy: 1e-9, "\(a) vs \(b)")
+        }
+        XCTAssertEqual(BFCLEvaluation.signTestP(0, 0), 1)
+    }
+
+    /// Paired counts: per question id, which of ParaTool and a baseline got it right.
+    func testPairedComparisonsCountQuestionsOneGetsRightAndTheOtherWrong() {
+        func report(_ mode: EvaluationMode, _ right: [Bool]) -> ModeReport {
+            var r = ModeReport(mode: mode)
+            r.outcomes = right.enumerated().map { i, ok in
+                QuestionOutcome(id: "q\(i)", calls: [], text: "", check: ok ? .correct : .wrong("x", "x"), promptTokens: 1,
+                                generatedTokens: 1, adapters: 0, rank: 0, flops: FlopsBreakdown(), contextDocsFlops: 0, seconds: 0)
+            }
+            return r
+        }
+        let ours = report(.paratool, [true, true, false, false, true])
+        let docs = report(.contextDocs, [true, false, true, false, false])
+        let table = BFCLEvaluation.pairedComparisons([ours, docs, report(.average, [false, false, false, false, false])])
+        let rows = table.split(separator: "\n")
+        XCTAssertEqual(rows.count, 3, table)  // header, rule, context-docs only (average is not a paired baseline)
+        XCTAssertEqual(rows[2], "| context-docs | 1 | 2 | 1 | 1 | 1.000 |")
+        XCTAssertEqual(BFCLEvaluation.pairedComparisons([docs]), "")
+    }
+
+    /// An evaluation stopped after two of three questions (its journal's last line cut short)
+    /// goes on from the third when run again, and gives the report an uninterrupted run gives;
+    /// verdicts are scored again from the journaled calls; a journal of other settings is refused.
+    func testAnInterruptedEvaluationGoesOnFromItsJournal() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("paratool-journal-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        let bfcl = RepositoryFixtures.bfcl
+        let questions = Array(try BFCLQuestion.load(file: bfcl.appendingPathComponent("BFCL_v4_multiple.json")).prefix(3))
+        let answers = try BFCLAnswer.load(file: bfcl.appendingPathComponent("possible_answer/BFCL_v4_multiple.json"))
+        let lm = try LanguageModel.load(path: LoRABackwardTests.tiny.appendingPathComponent("qwen2").path)
+        var settings = EvaluationSettings()
+        settings.maxNewTokens = 6
+        func evaluation(_ qs: [BFCLQuestion]) throws -> BFCLEvaluation {
+            try BFCLEvaluation(model: lm, questions: qs, answers: answers, categoryName: "multiple", store: nil, gate: nil, settings: settings)
+        }
+        func journal(_ key: String = "k") throws -> EvaluationJournal {
+            try EvaluationJournal(directory: dir, category: "multiple", modeName: "context-docs", settingsKey: key)
+        }
+        let whole = try evaluation(questions).run(.contextDocs)
+
+        _ = try evaluation(Array(questions.prefix(2))).run(.contextDocs, journal: try journal())
+        let file = dir.appendingPathComponent("multiple_context-docs.jsonl")
+        let handle = try FileHandle(forWritingTo: file)
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(#"{"id": "multiple_2", "calls": [{"na"#.utf8))  // the interrupted write
+        try handle.close()
+
+        var fromJournal = [Bool]()
+        let resumed = try evaluation(questions).run(.contextDocs, journal: try journal()) { _, _, journaled in fromJournal.append(journaled) }
+        XCTAssertEqual(fromJournal, [true, true, false])
+        XCTAssertEqual(resumed.outcomes.map(\.id), whole.outcomes.map(\.id))
+        for (a, b) in zip(resumed.outcomes, whole.outcomes) {
+            XCTAssertEqual(a.calls, b.calls, a.id)
+            XCTAssertEqual(a.text, b.text, a.id)
+            XCTAssertEqual(a.check, b.check, a.id)
+            XCTAssertEqual(a.unaskedArguments, b.unaskedArguments, a.id)
+            XCTAssertEqual([a.promptTokens, a.generatedTokens, a.adapters, a.rank, a.contextDocsFlops],
+                           [b.promptTokens, b.generatedTokens, b.adapters, b.rank, b.contextDocsFlops], a.id)
+            XCTAssertEqual(a.flops, b.flops, a.id)
+            XCTAssertEqual([a.isText, a.isComplete, a.forceClosed], [b.isText, b.isComplete, b.forceClosed], a.id)
+        }
+        // Header plus three whole records: the cut line was dropped, the third answer appended.
+        XCTAssertEqual(try String(contentsOf: file, encoding: .utf8).split(separator: "\n").count, 4)
+        XCTAssertThrowsError(try journal("other")) { XCTAssertTrue("\($0)".contains("other settings"), "\($0)") }
+    }
 }

@@ -221,10 +221,12 @@ public final class BFCLEvaluation {
 
     /// Runs every question under `mode`, one request at a time (so latency is per request),
     /// constrained to the call grammar unless `constrained` is false (default: the settings').
-    /// `progress` gets each finished question with its index. A mode whose gate or adapters are
+    /// `progress` gets each finished question with its index and whether it came from `journal`.
+    /// With a journal, questions it holds are read back (their calls scored again) instead of
+    /// answered, and each question answered is appended to it. A mode whose gate or adapters are
     /// missing is returned skipped, with the reason.
-    public func run(_ mode: EvaluationMode, constrained: Bool? = nil,
-                    progress: (Int, QuestionOutcome) -> Void = { _, _ in }) throws -> ModeReport {
+    public func run(_ mode: EvaluationMode, constrained: Bool? = nil, journal: EvaluationJournal? = nil,
+                    progress: (_ index: Int, _ outcome: QuestionOutcome, _ fromJournal: Bool) -> Void = { _, _, _ in }) throws -> ModeReport {
         var report = ModeReport(mode: mode)
         report.constrained = constrained ?? settings.constrained
         if mode.needsGate && gate == nil {
@@ -259,11 +261,27 @@ public final class BFCLEvaluation {
             provider = StoreAdapters(store: store!, config: model.model.config)
         }
         for (index, question) in questions.enumerated() {
+            if let recorded = journal?.recorded[question.id] {
+                let outcome = scored(recorded, question: question)
+                report.outcomes.append(outcome)
+                progress(index, outcome, true)
+                continue
+            }
             let outcome = try answer(question, mode: mode, constrained: report.constrained, provider: provider)
+            try journal?.append(outcome)
             report.outcomes.append(outcome)
-            progress(index, outcome)
+            progress(index, outcome, false)
         }
         return report
+    }
+
+    /// `outcome` with its verdict and unasked arguments computed from its calls for `question`.
+    func scored(_ outcome: QuestionOutcome, question: BFCLQuestion) -> QuestionOutcome {
+        let answer = answers[question.id] ?? BFCLAnswer(id: question.id, groundTruth: [])
+        var o = outcome
+        o.check = BFCLChecker.check(calls: o.calls, answer: answer, functions: question.functions, category: rules)
+        o.unaskedArguments = Self.unaskedArguments(calls: o.calls, answer: answer)
+        return o
     }
 
     /// One question under `mode`: its own functions are the catalogue and the candidates.
@@ -366,6 +384,52 @@ public final class BFCLEvaluation {
 }
 
 extension BFCLEvaluation {
+    /// The modes ParaTool is compared with question by question.
+    public static let pairedBaselines: [EvaluationMode] = [.contextDocs, .global, .top1]
+
+    /// ParaTool against each of `pairedBaselines` (constrained runs of both, same questions), as a
+    /// Markdown table: questions both get right, only ParaTool, only the other, neither, and the
+    /// exact two-sided sign test (McNemar's) on the questions where they differ, so a difference
+    /// is read against its noise. Empty when ParaTool or every baseline did not run.
+    public static func pairedComparisons(_ reports: [ModeReport]) -> String {
+        func ran(_ mode: EvaluationMode) -> ModeReport? {
+            reports.first { $0.mode == mode && $0.constrained && $0.skipped == nil && $0.count > 0 }
+        }
+        guard let ours = ran(.paratool) else { return "" }
+        var lines = ["| paratool against | both right | only paratool | only the other | both wrong | sign test p (two-sided) |",
+                     "|---|---:|---:|---:|---:|---:|"]
+        for mode in pairedBaselines {
+            guard let other = ran(mode) else { continue }
+            let theirs = Dictionary(other.outcomes.map { ($0.id, $0.check.valid) }, uniquingKeysWith: { a, _ in a })
+            var both = 0, onlyOurs = 0, onlyTheirs = 0, neither = 0
+            for o in ours.outcomes {
+                guard let t = theirs[o.id] else { continue }
+                switch (o.check.valid, t) {
+                case (true, true): both += 1
+                case (true, false): onlyOurs += 1
+                case (false, true): onlyTheirs += 1
+                case (false, false): neither += 1
+                }
+            }
+            lines.append(String(format: "| %@ | %d | %d | %d | %d | %.3f |", mode.rawValue, both, onlyOurs, onlyTheirs, neither,
+                                signTestP(onlyOurs, onlyTheirs)))
+        }
+        return lines.count > 2 ? lines.joined(separator: "\n") : ""
+    }
+
+    /// The exact two-sided sign test of `a` against `b` discordant pairs under p = 1/2:
+    /// min(1, 2 · P(X ≤ min(a, b))) for X ~ Binomial(a + b, 1/2); 1 when there are none.
+    public static func signTestP(_ a: Int, _ b: Int) -> Double {
+        let n = a + b
+        guard n > 0 else { return 1 }
+        var tail = 0.0
+        for k in 0...min(a, b) {
+            // log C(n, k) - n log 2, summed in log space so large n cannot overflow.
+            tail += exp(lgamma(Double(n + 1)) - lgamma(Double(k + 1)) - lgamma(Double(n - k + 1)) - Double(n) * log(2.0))
+        }
+        return min(1, 2 * tail)
+    }
+
     /// Arguments of `calls` that the gold answer does not ask for: for every gold call of the
     /// call's function, the argument is absent from it or may only be omitted (its one
     /// acceptable value is `""`). Calls of a function the gold never calls count nothing (the
