@@ -795,7 +795,78 @@ int pt_block_dequantize_rows(int isa, int type, const void *weights, size_t row_
     return 0;
 }
 
+// Narrow rows (LoRA's B, out × r with r ~ 16): y[o] += dot(w[o], t). A row is too short for a
+// vector dot of its own (the horizontal sum would cost more than the row), so eight rows are
+// accumulated side by side and reduced together into one vector of eight outputs.
+static float narrow_value(int type, const uint8_t *row, size_t i) {
+    if (type == PT_BLOCK_F32) { float f; memcpy(&f, row + 4 * i, 4); return f; }
+    return bf16_to_float(load_u16(row + 2 * i));
+}
+
+static void narrow_rows_portable(int type, const uint8_t *w, size_t rb, size_t n, const float *t, float *y,
+                                 size_t start, size_t end) {
+    for (size_t o = start; o < end; o++) {
+        const uint8_t *row = w + o * rb;
+        float s = 0;
+        for (size_t i = 0; i < n; i++) s += narrow_value(type, row, i) * t[i];
+        y[o] += s;
+    }
+}
+
+#if defined(__x86_64__)
+TARGET_AVX2 static inline __m256 load8_narrow(int type, const uint8_t *p) {
+    if (type == PT_BLOCK_F32) return _mm256_loadu_ps((const float *)p);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+
+TARGET_AVX2 static void narrow_rows_avx2(int type, const uint8_t *w, size_t rb, size_t n, const float *t, float *y,
+                                         size_t start, size_t end) {
+    const size_t esize = type == PT_BLOCK_F32 ? 4 : 2, n8 = n & ~(size_t)7;
+    size_t o = start;
+    if (n8 == n) {
+        for (; o + 8 <= end; o += 8) {
+            __m256 a[8];
+            for (int j = 0; j < 8; j++) a[j] = _mm256_setzero_ps();
+            for (size_t i = 0; i < n; i += 8) {
+                const __m256 tv = _mm256_loadu_ps(t + i);
+                for (int j = 0; j < 8; j++) a[j] = _mm256_fmadd_ps(load8_narrow(type, w + (o + j) * rb + i * esize), tv, a[j]);
+            }
+            // Eight vectors to the vector of their eight sums, in row order.
+            __m256 s01 = _mm256_hadd_ps(a[0], a[1]), s23 = _mm256_hadd_ps(a[2], a[3]);
+            __m256 s45 = _mm256_hadd_ps(a[4], a[5]), s67 = _mm256_hadd_ps(a[6], a[7]);
+            __m256 s0123 = _mm256_hadd_ps(s01, s23), s4567 = _mm256_hadd_ps(s45, s67);
+            __m256 sums = _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20), _mm256_permute2f128_ps(s0123, s4567, 0x31));
+            _mm256_storeu_ps(y + o, _mm256_add_ps(_mm256_loadu_ps(y + o), sums));
+        }
+    }
+    narrow_rows_portable(type, w, rb, n, t, y, o, end);
+}
+#endif
+
+int pt_block_narrow_rows(int isa, int type, const void *w, size_t row_bytes, size_t n, const float *t, float *y,
+                         size_t start, size_t end) {
+    if (isa < 0) isa = pt_block_isa();
+    if ((type != PT_BLOCK_F32 && type != PT_BLOCK_BF16) || !isa_supported(isa)) return -1;
+#if defined(__x86_64__)
+    if (isa >= 1) { narrow_rows_avx2(type, w, row_bytes, n, t, y, start, end); return 0; }
+#endif
+    narrow_rows_portable(type, w, row_bytes, n, t, y, start, end);
+    return 0;
+}
+
 int pt_block_quantize_row(int type, const float *x, size_t n, void *out) {
+    if (type == PT_BLOCK_BF16) {
+        // Round to nearest even on the upper 16 bits; a NaN stays a (quiet) NaN.
+        uint8_t *o = out;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u;
+            memcpy(&u, x + i, 4);
+            uint16_t h = (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((u >> 16) | 0x40u)
+                                                           : (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+            memcpy(o + 2 * i, &h, 2);
+        }
+        return 0;
+    }
     if ((type != PT_BLOCK_Q8_0 && type != PT_BLOCK_Q4_0) || n % QK != 0) return -1;
     uint8_t *o = out;
     for (size_t b = 0; b < n / QK; b++) {

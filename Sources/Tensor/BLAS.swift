@@ -262,6 +262,70 @@ public enum MatVec {
         }
     }
 
+    /// One product `y[rows[j], o] += dot(b[o, :], t[j, :])` of a fused call for every output o
+    /// and every row j of `t` (k×r): `b` (out×r, F32 or BF16, e.g. LoRA's B as PEFT stores it) is
+    /// read in place, its short rows eight at a time.
+    public struct NarrowRowsJob {
+        let type: Int32, base: UnsafeRawPointer, rowBytes: Int, rank: Int
+        let t: UnsafePointer<Float>, tStride: Int
+        let y: UnsafeMutablePointer<Float>, yStride: Int
+        /// Width of `y` (the outputs the threads split).
+        let cols: Int
+        let rows: [Int]
+        /// The storage behind the pointers, kept alive for as long as the job exists.
+        let owners: (BlockMatrix, FloatBuffer, FloatBuffer)
+
+        /// `b` is out×r (F32 or BF16), `t` is k×r, `y` has `out` columns and `rows` (k entries)
+        /// names the row of `y` each row of `t` is added to.
+        public init(_ b: BlockMatrix, _ t: MatrixView, accumulatingInto y: MatrixView, rows: [Int]) {
+            precondition(b.type == .f32 || b.type == .bf16, "narrow rows are F32 or BF16")
+            precondition(t.cols == b.cols && y.cols == b.rows && rows.count == t.rows
+                         && rows.allSatisfy { $0 >= 0 && $0 < y.rows }, "narrow-rows product shape mismatch")
+            precondition(!y.buffer.isMapped, "write to a read-only mapped buffer")
+            type = Int32(b.type.rawValue)
+            base = b.base
+            rowBytes = b.rowBytes
+            rank = b.cols
+            self.t = UnsafePointer(t.pointer)
+            tStride = t.stride
+            self.y = y.pointer
+            yStride = y.stride
+            cols = y.cols
+            self.rows = rows
+            owners = (b, t.buffer, y.buffer)
+        }
+
+        func run(_ start: Int, _ end: Int) {
+            guard start < end else { return }
+            defer { withExtendedLifetime(owners) {} }
+            for (j, row) in rows.enumerated() {
+                _ = pt_block_narrow_rows(-1, type, base, rowBytes, rank, t + j * tStride, y + row * yStride, start, end)
+            }
+        }
+    }
+
+    /// Independent narrow-row products in one parallel call (every job's `y` has the same
+    /// width): each thread takes a block of the outputs and runs every job on it.
+    public static func multiplyNarrowRows(_ jobs: [NarrowRowsJob], threads: ComputeThreads) {
+        guard let cols = jobs.first?.cols else { return }
+        precondition(jobs.allSatisfy { $0.cols == cols }, "narrow-row jobs of one call must share their width")
+        let elements = jobs.reduce(0) { $0 + $1.rank * $1.rows.count } * cols
+        splitAcrossThreads(cols, threads: threads, parallel: elements >= parallelElements) { start, end in
+            for job in jobs { job.run(start, end) }
+        }
+    }
+
+    /// `y[0, rows] += b[rows, :] · t[0]` by one instruction-set variant on one thread; false when
+    /// this CPU lacks it.
+    static func multiplyNarrowRows(_ b: BlockMatrix, _ t: MatrixView, accumulatingInto y: MatrixView,
+                                   rows: Range<Int>, variant: Variant) -> Bool {
+        precondition(t.rows == 1 && y.rows == 1 && t.cols == b.cols && y.cols == b.rows && !y.buffer.isMapped
+                     && rows.lowerBound >= 0 && rows.upperBound <= y.cols, "narrow-rows product shape mismatch")
+        defer { withExtendedLifetime((b, t.buffer, y.buffer)) {} }
+        return pt_block_narrow_rows(variant.rawValue, Int32(b.type.rawValue), b.base, b.rowBytes, b.cols, t.pointer, y.pointer,
+                                    rows.lowerBound, rows.upperBound) == 0
+    }
+
     /// Independent transposed products in one parallel call (every job's `y` has the same width):
     /// each thread takes a block of the columns and runs every job on it, so the hand-off happens
     /// once for all of them.

@@ -99,10 +99,19 @@ public final class BlockMatrix: @unchecked Sendable {
         }
     }
 
-    /// `floats` quantised to `type` (Q8_0 or Q4_0, as llama.cpp's reference quantisers do; F32 is
-    /// a copy). Throws for other types or when a row is not whole blocks.
+    /// A float32 matrix over the storage of `floats` (no copy; mapped when its buffer is), which
+    /// must be contiguous (stride = cols).
+    public convenience init(wrapping floats: MatrixView) {
+        precondition(floats.stride == floats.cols || floats.rows <= 1, "only a contiguous matrix can be wrapped")
+        self.init(type: .f32, rows: floats.rows, cols: floats.cols, rowBytes: 4 * floats.cols,
+                  base: UnsafeRawPointer(floats.pointer), owner: floats.buffer, ownedAllocation: nil, isMapped: floats.buffer.isMapped)
+    }
+
+    /// `floats` quantised to `type` (Q8_0 or Q4_0, as llama.cpp's reference quantisers do; BF16
+    /// rounded to nearest even; F32 is a copy). Throws for other types or when a row is not whole
+    /// blocks.
     public static func quantizing(_ floats: MatrixView, to type: GGMLType) throws -> BlockMatrix {
-        guard type == .q8_0 || type == .q4_0 || type == .f32 else { throw BlockMatrixError.unsupportedType(type) }
+        guard type == .q8_0 || type == .q4_0 || type == .bf16 || type == .f32 else { throw BlockMatrixError.unsupportedType(type) }
         defer { withExtendedLifetime(floats.buffer) {} }
         return try owned(type: type, rows: floats.rows, cols: floats.cols) { r, dst in
             let src = floats.pointer + r * floats.stride
@@ -112,6 +121,16 @@ public final class BlockMatrix: @unchecked Sendable {
                 _ = pt_block_quantize_row(Int32(type.rawValue), src, floats.cols, dst)
             }
         }
+    }
+
+    /// The stored bytes of the whole matrix, row by row (for writing it to a file).
+    public func storedBytes() -> Data {
+        defer { withExtendedLifetime(self) {} }
+        let length = (try? type.byteCount(elements: cols)) ?? 0
+        if rowBytes == length { return Data(bytes: base, count: rows * length) }
+        var data = Data(capacity: rows * length)
+        for r in 0..<rows { data.append(Data(bytes: base + r * rowBytes, count: length)) }
+        return data
     }
 
     /// Rows `range` of this matrix (shares the storage).

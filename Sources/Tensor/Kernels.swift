@@ -64,6 +64,17 @@ public enum Kernels {
         }
     }
 
+    /// Writes the transpose of `source` (r × c) into `destination` (c × r).
+    public static func transpose(_ source: MatrixView, into destination: MatrixView) {
+        precondition(source.rows == destination.cols && source.cols == destination.rows, "transpose shape mismatch")
+        precondition(!destination.buffer.isMapped, "write to a read-only mapped buffer")
+        defer { withExtendedLifetime((source.buffer, destination.buffer)) {} }
+        let s = source.pointer, d = destination.pointer
+        for r in 0..<source.rows {
+            for c in 0..<source.cols { d[c * destination.stride + r] = s[r * source.stride + c] }
+        }
+    }
+
     /// `y += x` for one row vector broadcast over all rows of `y` (bias add).
     public static func addRowVector(_ v: FloatBuffer, into y: MatrixView) {
         precondition(v.count == y.cols, "bias length mismatch")

@@ -20,6 +20,8 @@ public enum RepositoryFixtures {
     /// gguf-py's dequantisation of the 5-bit and K-quant formats, and llama.cpp's Q4_K_M/Q5_K_M
     /// quantisations of a tiny Llama with its logits and greedy text (`kquants/`).
     public static var kquants: URL { root.appendingPathComponent("kquants") }
+    /// float32 → BF16 encodings by gguf-py.
+    public static var bf16: URL { root.appendingPathComponent("bf16") }
     /// Berkeley Function-Calling Leaderboard questions and gold answers (`bfcl/`).
     public static var bfcl: URL { root.appendingPathComponent("bfcl") }
     /// The inputs libFuzzer found that crashed a parser (`fuzz/<target>/<name>`), kept as

@@ -38,7 +38,7 @@ final class AdapterStoreTests: XCTestCase {
         XCTAssertEqual(try store.tools(), [])
 
         let first = try fixture(0), second = try fixture(1)
-        let v1 = try store.publish(first, tool: "get_weather", stage: "pretrain", baseModel: "qwen2")
+        let v1 = try store.publish(first, tool: "get_weather", stage: "pretrain", baseModel: "qwen2", format: .float32)
         XCTAssertEqual(v1.version, "v000001")
         XCTAssertEqual(v1.tool, "get_weather")
         XCTAssertEqual(v1.stage, "pretrain")
@@ -55,9 +55,21 @@ final class AdapterStoreTests: XCTestCase {
 
         let loaded = try store.load(tool: "get_weather", version: v2.version, expectedSHA256: v2.sha256)
         XCTAssertEqual(loaded.name, "get_weather")
-        assertSameWeights(loaded, second)
-        assertSameWeights(try store.load(tool: "get_weather", version: "v000001",
-                                         config: try AdapterTestFixtures.qwen2Config()), first)
+        // v2 in the default format, bfloat16: the values are second's rounded (the rounding itself is
+        // checked against gguf-py in NarrowRowsTests), read in place from the mapped file.
+        XCTAssertEqual(loaded.format, .bfloat16)
+        assertSameWeights(loaded, second.converted(to: .bfloat16))
+        XCTAssertTrue(loaded.pairs.allSatisfy { $0.values.allSatisfy { $0.aWeights.isMapped && $0.bWeights.isMapped } })
+        XCTAssertEqual(loaded.residentBytes * 2, second.residentBytes)
+        // v1 asked for float32: the same bits back.
+        let exact = try store.load(tool: "get_weather", version: "v000001", config: try AdapterTestFixtures.qwen2Config())
+        XCTAssertEqual(exact.format, .float32)
+        assertSameWeights(exact, first)
+        let dtypes = { (v: AdapterVersion) in
+            Set(try SafetensorsFile(path: v.path.appendingPathComponent("adapter_model.safetensors").path).entries.values.map(\.dtype))
+        }
+        XCTAssertEqual(try dtypes(v1), ["F32"])
+        XCTAssertEqual(try dtypes(v2), ["BF16"])
 
         // The manifest as written, and the version folder as a plain PEFT folder with metadata.
         let manifest = try JSONSerialization.jsonObject(
@@ -280,7 +292,8 @@ final class AdapterStoreTests: XCTestCase {
 
     func testConcurrentPublishersGetDistinctCompleteVersions() throws {
         let root = try AdapterTestFixtures.temporaryDirectory(self).appendingPathComponent("store")
-        let adapters = try (0..<3).map { try fixture($0) }
+        // Already in the store's format, so each loaded version must equal one of them bit for bit.
+        let adapters = try (0..<3).map { try fixture($0).converted(to: .bfloat16) }
         let threads = 6, perThread = 3
         final class Results: @unchecked Sendable {
             let lock = NSLock()

@@ -168,8 +168,28 @@ final class FusedForwardTests: XCTestCase {
     /// segments with different sets (grouped by adapter, gathered), a decode step of several rows
     /// sharing a set, a set found again in the stack cache, and stacking turned off.
     func testEveryBranchPathEqualsMergedWeights() throws {
+        try assertEveryBranchPathEqualsMergedWeights(try fixtureAdapters())
+    }
+
+    /// The same paths with the adapters stored as bfloat16 (as the store publishes them): decode
+    /// reads A and B in place (BF16 rows, B's eight at a time), prefill expands them per tile or
+    /// into the stack; the reference merges the BF16 values with plain loops.
+    func testBFloat16AdaptersOnEveryBranchPathEqualMergedWeights() throws {
+        let float = try fixtureAdapters()
+        let compact = float.map { $0.converted(to: .bfloat16) }
+        for (f, c) in zip(float, compact) {
+            XCTAssertEqual(c.format, .bfloat16)
+            XCTAssertEqual(c.residentBytes * 2, f.residentBytes, "half the bytes")
+            let pair = c.pair(layer: 0, projection: .gate)!, exact = f.pair(layer: 0, projection: .gate)!
+            let values = pair.a.toArray(), originals = exact.a.toArray()
+            XCTAssertNotEqual(values, originals, "rounded")
+            for (v, o) in zip(values, originals) { XCTAssertEqual(v, o, accuracy: abs(o) / 256 + 1e-30) }
+        }
+        try assertEveryBranchPathEqualsMergedWeights(compact)
+    }
+
+    func assertEveryBranchPathEqualsMergedWeights(_ a: [ToolAdapter]) throws {
         let (config, weights, model) = try qwen2()
-        let a = try fixtureAdapters()
         let sharedSet = [Mixture([(a[0], 0.5), (a[1], 0.3), (a[2], 0.2)]), Mixture([(a[2], -0.4), (a[0], 1.1), (a[1], 0.25)])]
         let differentSets = [Mixture([(a[0], 0.6), (a[2], 0.4)]), Mixture.none, Mixture([(a[1], 0.9)]), Mixture([(a[2], 0.3), (a[1], 0.7)])]
         let pairSet = [Mixture([(a[1], 0.5), (a[0], 0.5)])]

@@ -256,7 +256,7 @@ final class SynthesisTests: XCTestCase {
 
     /// A date value's readings in words and its time's readings, for the layouts BFCL uses
     /// (year-month-day, month-day-year or day-month-year with "-" or "/", "DD Mon, YYYY",
-    /// month-year), each reading of an ambiguous order included; nil when it is not a date.
+    /// month-year, year-month), each reading of an ambiguous order included; nil when it is not a date.
     static func dateReadings(_ s: String) -> (dates: [String], times: [String])? {
         func match(_ pattern: String) -> [String]? {
             guard let re = try? NSRegularExpression(pattern: pattern),
@@ -274,6 +274,7 @@ final class SynthesisTests: XCTestCase {
             ymd.append((Int(g[2])!, m + 1, Int(g[0])!))
         }
         if let g = match(#"^(\d{2})-(\d{4})$"#) { monthOnly = (Int(g[1])!, Int(g[0])!) }
+        if let g = match(#"^(\d{4})-(\d{2})$"#) { monthOnly = (Int(g[0])!, Int(g[1])!) }
         var dates = [String]()
         for (y, m, d) in ymd where (1...12).contains(m) {
             let month = months[m - 1], short = String(month.prefix(3))

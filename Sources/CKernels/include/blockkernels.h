@@ -38,9 +38,18 @@ int pt_block_matvec(int isa, int type, const void *w, size_t row_bytes, size_t n
 int pt_block_dequantize_rows(int isa, int type, const void *w, size_t row_bytes, size_t n,
                              size_t start, size_t end, float *out, size_t out_stride);
 
-/// Quantises one row of n floats (n a multiple of 32) to Q8_0 or Q4_0 blocks as llama.cpp's
-/// reference quantisers do; returns 0, or −1 for another type.
+/// Quantises one row of n floats to Q8_0 or Q4_0 blocks (n a multiple of 32) as llama.cpp's
+/// reference quantisers do, or to BF16 (any n; round to nearest even, as gguf-py and PyTorch do);
+/// returns 0, or −1 for another type.
 int pt_block_quantize_row(int type, const float *x, size_t n, void *out);
+
+/// y[o] += dot(w[o], t) for rows o in [start, end) of a matrix of narrow rows (n values each,
+/// F32 or BF16, rows `row_bytes` apart), such as LoRA's B (out × r): eight rows are reduced
+/// together, so a short row costs no horizontal sum of its own. `isa`: −1 the CPU's best, 0
+/// portable, 1 AVX2 (the AVX2 variant serves AVX-512 machines too). Returns 0, or −1 for another
+/// type or an instruction set this CPU lacks.
+int pt_block_narrow_rows(int isa, int type, const void *w, size_t row_bytes, size_t n, const float *t, float *y,
+                         size_t start, size_t end);
 
 /// The instruction set the block kernels use on this CPU: 0 portable, 1 AVX2, 2 AVX-512 VNNI
 /// (the best it has, or a lesser one named by $PARATOOL_BLOCK_KERNELS = avx2 | portable).

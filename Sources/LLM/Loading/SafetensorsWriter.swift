@@ -1,4 +1,4 @@
-// SafetensorsWriter: writing float32 `.safetensors` files laid out exactly as Python `safetensors`
+// SafetensorsWriter: writing `.safetensors` files (float32, or values already encoded in another dtype) laid out exactly as Python `safetensors`
 // lays them out, and DurableFiles, the crash-safe file operations it uses (write a temporary
 // file, fsync, rename; fsync of directories), shared with the adapter store.
 #if canImport(Glibc)
@@ -37,6 +37,8 @@ public struct SafetensorsTensor: Sendable {
         case array([Float])
         case buffer(FloatBuffer)
         case matrix(MatrixView)
+        /// Values already encoded little-endian in `dtype` (e.g. BF16 weights read from a store).
+        case stored(dtype: String, elementSize: Int, bytes: Data)
     }
 
     /// The tensor's name in the header.
@@ -66,12 +68,33 @@ public struct SafetensorsTensor: Sendable {
         self.values = .matrix(matrix)
     }
 
+    /// A tensor of `shape` whose values are `bytes`, already encoded in `dtype` (`BF16`, `F16`,
+    /// `F32`: little-endian), elementSize bytes each.
+    public init(name: String, shape: [Int], dtype: String, elementSize: Int, bytes: Data) {
+        self.name = name
+        self.shape = shape
+        self.values = .stored(dtype: dtype, elementSize: elementSize, bytes: bytes)
+    }
+
     var valueCount: Int {
         switch values {
         case .array(let a): return a.count
         case .buffer(let b): return b.count
         case .matrix(let m): return m.rows * m.cols
+        case .stored(_, let size, let bytes): return size > 0 ? bytes.count / size : 0
         }
+    }
+
+    /// The dtype written in the header.
+    var dtype: String {
+        if case .stored(let dtype, _, _) = values { return dtype }
+        return "F32"
+    }
+
+    /// Bytes per value.
+    var elementSize: Int {
+        if case .stored(_, let size, _) = values { return size }
+        return 4
     }
 
     func floats() -> [Float] {
@@ -79,6 +102,7 @@ public struct SafetensorsTensor: Sendable {
         case .array(let a): return a
         case .buffer(let b): return b.toArray()
         case .matrix(let m): return m.toArray()
+        case .stored: preconditionFailure("stored bytes are written as they are")
         }
     }
 }
@@ -104,7 +128,11 @@ public enum SafetensorsWriter {
                 throw SafetensorsWriteError.shapeMismatch(tensor: t.name, shape: t.shape, valueCount: t.valueCount)
             }
         }
-        let ordered = tensors.sorted { Array($0.name.utf8).lexicographicallyPrecedes(Array($1.name.utf8)) }
+        // As `safetensors` orders them: by alignment (element size) descending, then by name.
+        let ordered = tensors.sorted {
+            $0.elementSize != $1.elementSize ? $0.elementSize > $1.elementSize
+                : Array($0.name.utf8).lexicographicallyPrecedes(Array($1.name.utf8))
+        }
 
         var header = "{"
         var first = true
@@ -117,10 +145,10 @@ public enum SafetensorsWriter {
         }
         var offset = 0
         for t in ordered {
-            let size = t.valueCount * 4
+            let size = t.valueCount * t.elementSize
             if !first { header += "," }
             first = false
-            header += jsonString(t.name) + ":{\"dtype\":\"F32\",\"shape\":["
+            header += jsonString(t.name) + ":{\"dtype\":\"\(t.dtype)\",\"shape\":["
                 + t.shape.map(String.init).joined(separator: ",")
                 + "],\"data_offsets\":[\(offset),\(offset + size)]}"
             offset += size
@@ -135,6 +163,10 @@ public enum SafetensorsWriter {
         out.append(contentsOf: (0..<8).map { UInt8(truncatingIfNeeded: headerLength >> (8 * $0)) })
         out.append(contentsOf: headerBytes)
         for t in ordered {
+            if case .stored(_, _, let bytes) = t.values {
+                out.append(bytes)
+                continue
+            }
             var values = t.floats()
             if UInt32(1).littleEndian != 1 {
                 values = values.map { Float(bitPattern: $0.bitPattern.littleEndian) }

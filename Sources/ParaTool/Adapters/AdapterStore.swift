@@ -197,9 +197,12 @@ public final class AdapterStore: Sendable {
     ///   - heldForReview: publish a candidate that is served only once a review promotes it
     ///     (`recordReview`); until then `latest` passes over it.
     ///   - schemaFingerprint: the `ToolSpec.schemaFingerprint` of the schema it was trained on.
+    ///   - format: how the weights are stored: bfloat16 (the default: half the bytes, read in place
+    ///     by decode and prefill, a relative rounding of at most 2⁻⁹ per weight) or float32.
     public func publish(_ adapter: ToolAdapter, tool: String, stage: String, baseModel: String,
                         parent: String? = nil, promptWording: String? = PromptWording.fingerprint,
-                        heldForReview: Bool = false, schemaFingerprint: String? = nil) throws -> AdapterVersion {
+                        heldForReview: Bool = false, schemaFingerprint: String? = nil,
+                        format: AdapterWeightFormat = .bfloat16) throws -> AdapterVersion {
         try Self.validate(tool: tool)
         if let parent { try Self.checkVersionSyntax(parent) }
         let toolDir = root.appendingPathComponent(tool, isDirectory: true)
@@ -211,7 +214,7 @@ public final class AdapterStore: Sendable {
         var published = false
         defer { if !published { try? fm.removeItem(at: tmp) } }
 
-        try adapter.save(peftDirectory: tmp, baseModel: baseModel)
+        try adapter.converted(to: format).save(peftDirectory: tmp, baseModel: baseModel)
         let sha = try Self.contentHash(directory: tmp)
         let created = Int64((Date().timeIntervalSince1970 * 1000).rounded())
 

@@ -58,7 +58,8 @@ extension ToolAdapter {
 
     /// Reads a PEFT LoRA adapter folder (`adapter_config.json` + `adapter_model.safetensors`).
     ///
-    /// F32 tensors are memory-mapped; F16 and BF16 are converted to float32. The configuration
+    /// F32 and BF16 tensors are read in place from the mapped file (BF16 stays BF16: decode and
+    /// prefill read it as stored); F16 is converted to float32. The configuration
     /// must be plain LoRA (`peft_type` LORA, `bias` none, no DoRA, no rsLoRA, no
     /// `fan_in_fan_out`, empty `rank_pattern`/`alpha_pattern`, nothing in `modules_to_save`);
     /// rsLoRA is refused rather than converted, so a loaded adapter's scale is always alpha / r.
@@ -160,10 +161,17 @@ extension ToolAdapter {
                 let output = projection == .down ? "hidden" : "intermediate"
                 try check(aName, rankAxis: 0, sizeName: input)
                 try check(bName, rankAxis: 1, sizeName: output)
-                let aShape = file.entries[aName]!.shape, bShape = file.entries[bName]!.shape
-                pairs[layer][projection] = LoRAPair(
-                    a: MatrixView(try file.load(aName), rows: aShape[0], cols: aShape[1]),
-                    b: MatrixView(try file.load(bName), rows: bShape[0], cols: bShape[1]))
+                let aEntry = file.entries[aName]!, bEntry = file.entries[bName]!
+                if aEntry.dtype == "BF16" && bEntry.dtype == "BF16" && aEntry.start % 2 == 0 && bEntry.start % 2 == 0 {
+                    // Read in place: the pages are shared by every process that maps the file.
+                    pairs[layer][projection] = LoRAPair(
+                        a: try BlockMatrix(mapping: file.file, offset: aEntry.start, type: .bf16, rows: aEntry.shape[0], cols: aEntry.shape[1]),
+                        b: try BlockMatrix(mapping: file.file, offset: bEntry.start, type: .bf16, rows: bEntry.shape[0], cols: bEntry.shape[1]))
+                } else {
+                    pairs[layer][projection] = LoRAPair(
+                        a: MatrixView(try file.load(aName), rows: aEntry.shape[0], cols: aEntry.shape[1]),
+                        b: MatrixView(try file.load(bName), rows: bEntry.shape[0], cols: bEntry.shape[1]))
+                }
                 targets.insert(projection)
             }
         }
@@ -174,7 +182,8 @@ extension ToolAdapter {
 
     /// Writes this adapter as a PEFT LoRA folder (created if needed): `adapter_config.json`
     /// (plain LoRA, `task_type` CAUSAL_LM, JSON with sorted keys like PEFT writes it) and
-    /// `adapter_model.safetensors` (float32, `__metadata__` `{"format": "pt"}`), each written
+    /// `adapter_model.safetensors` (in the adapter's format, float32 or bfloat16 — the dtypes PEFT
+    /// saves —, `__metadata__` `{"format": "pt"}`), each written
     /// atomically. Layers without pairs are left out through `layers_to_transform`; a layer
     /// must carry either all of `targets` or none.
     public func save(peftDirectory: URL, baseModel: String) throws {
@@ -194,8 +203,17 @@ extension ToolAdapter {
                     throw PEFTAdapterError.notRepresentable(
                         reason: "layer \(layer) \(projection.rawValue) has rank \(pair.rank), the adapter's rank is \(rank)")
                 }
-                tensors.append(SafetensorsTensor(name: Self.peftTensorName(layer: layer, projection: projection, isA: true), matrix: pair.a))
-                tensors.append(SafetensorsTensor(name: Self.peftTensorName(layer: layer, projection: projection, isA: false), matrix: pair.b))
+                let named = [(Self.peftTensorName(layer: layer, projection: projection, isA: true), pair.aWeights),
+                             (Self.peftTensorName(layer: layer, projection: projection, isA: false), pair.bWeights)]
+                for (tensorName, weights) in named {
+                    switch pair.format {
+                    case .float32:
+                        tensors.append(SafetensorsTensor(name: tensorName, matrix: tensorName == named[0].0 ? pair.a : pair.b))
+                    case .bfloat16:
+                        tensors.append(SafetensorsTensor(name: tensorName, shape: [weights.rows, weights.cols], dtype: "BF16",
+                                                         elementSize: 2, bytes: weights.storedBytes()))
+                    }
+                }
             }
             adaptedLayers.append(layer)
         }

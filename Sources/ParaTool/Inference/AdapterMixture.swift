@@ -66,7 +66,7 @@ public final class AdapterMixture: FFNBranches {
     private var lowRank = FloatBuffer(count: 0)
     private var stackFactors = FloatBuffer(count: 0)
     private var jobs: [MatVec.Job] = []
-    private var transposedJobs: [MatVec.TransposedJob] = []
+    private var narrowJobs: [MatVec.NarrowRowsJob] = []
     /// The low-rank activations of each decode job and the group they belong to.
     private var lowRankViews: [(t: MatrixView, group: Int)] = []
 
@@ -273,18 +273,18 @@ public final class AdapterMixture: FFNBranches {
             ensure(&lowRank, rows * pair.rank)
             let t = MatrixView(lowRank, rows: rows, cols: pair.rank)
             if let start = group.contiguousStart {
-                BLAS.gemmABt(input.rows(start, rows), pair.a, into: t)
+                pair.multiplyA(input.rows(start, rows), into: t)
                 scaleRows(t, group, layout, scale: group.adapter.scale)
-                BLAS.gemmABt(t, pair.b, into: output.rows(start, rows), beta: 1, threads: threads)
+                pair.multiplyB(t, into: output.rows(start, rows), accumulate: true, threads: threads)
             } else {
                 ensure(&packedInput, rows * input.cols)
                 ensure(&packedOutput, rows * output.cols)
                 let x = MatrixView(packedInput, rows: rows, cols: input.cols)
                 let y = MatrixView(packedOutput, rows: rows, cols: output.cols)
                 for (j, i) in group.rows.enumerated() { Kernels.copyRow(input, i, into: x, row: j) }
-                BLAS.gemmABt(x, pair.a, into: t)
+                pair.multiplyA(x, into: t)
                 scaleRows(t, group, layout, scale: group.adapter.scale)
-                BLAS.gemmABt(t, pair.b, into: y, threads: threads)
+                pair.multiplyB(t, into: y, accumulate: false, threads: threads)
                 var row = 0
                 for s in group.segments {
                     let range = layout.rowRanges[s.index]
@@ -313,7 +313,7 @@ public final class AdapterMixture: FFNBranches {
         ensure(&lowRank, rankRows)
         ensure(&packedInput, gathered * input.cols)
         jobs.removeAll(keepingCapacity: true)
-        transposedJobs.removeAll(keepingCapacity: true)
+        narrowJobs.removeAll(keepingCapacity: true)
         lowRankViews.removeAll(keepingCapacity: true)
         var offset = 0, packedRow = 0
         for (g, group) in layout.groups.enumerated() {
@@ -331,14 +331,14 @@ public final class AdapterMixture: FFNBranches {
                 guard let pair = group.adapter.pair(layer: layer, projection: projection) else { continue }
                 let t = MatrixView(lowRank, offset: offset, rows: n, cols: pair.rank)
                 offset += n * pair.rank
-                jobs.append(MatVec.Job(pair.a, x, into: t))
+                jobs.append(pair.decodeJobA(x, into: t))
                 lowRankViews.append((t, g))
-                transposedJobs.append(MatVec.TransposedJob(pair.bTransposed, t, accumulatingInto: output, rows: group.rows))
+                narrowJobs.append(MatVec.NarrowRowsJob(pair.bWeights, t, accumulatingInto: output, rows: group.rows))
             }
         }
         MatVec.multiply(concatenated: jobs, threads: threads)
         for (t, g) in lowRankViews { scaleRows(t, layout.groups[g], layout, scale: layout.groups[g].adapter.scale) }
-        MatVec.multiplyTransposed(transposedJobs, threads: threads)
+        MatVec.multiplyNarrowRows(narrowJobs, threads: threads)
     }
 
     /// Multiplies the low-rank activations of each segment's rows by weight · α/r.

@@ -38,7 +38,7 @@ final class AdapterStack {
     static func bytes(of adapters: [ToolAdapter]) -> Int {
         adapters.reduce(0) { total, adapter in
             total + adapter.pairs.reduce(0) { layer, pairs in
-                layer + 4 * pairs.values.reduce(0) { $0 + $1.a.rows * $1.a.cols + $1.b.rows * $1.b.cols }
+                layer + 4 * pairs.values.reduce(0) { $0 + $1.aWeights.rows * $1.aWeights.cols + $1.bWeights.rows * $1.bWeights.cols }
             }
         }
     }
@@ -55,7 +55,7 @@ final class AdapterStack {
             }
         }
         let first = adapters[0].pair(layer: 0, projection: .gate)!
-        let hidden = first.a.cols, intermediate = first.b.rows
+        let hidden = first.aWeights.cols, intermediate = first.bWeights.rows
         var offsets = [Int](), rank = 0
         for adapter in adapters {
             offsets.append(rank)
@@ -75,12 +75,18 @@ final class AdapterStack {
                 let r = adapter.rank
                 let gate = adapter.pair(layer: layer, projection: .gate)!, up = adapter.pair(layer: layer, projection: .up)!
                 let down = adapter.pair(layer: layer, projection: .down)!
-                Kernels.copy(gate.a, into: stacked.aGateUp.rows(offset, r))
-                Kernels.copy(up.a, into: stacked.aGateUp.rows(rank + offset, r))
-                Kernels.copy(gate.bTransposed, into: stacked.btGate.rows(offset, r))
-                Kernels.copy(up.bTransposed, into: stacked.btUp.rows(offset, r))
-                Kernels.copy(down.a, into: stacked.aDown.rows(offset, r))
-                Kernels.copy(down.bTransposed, into: stacked.btDown.rows(offset, r))
+                // Stored F32 or BF16, expanded to float32 here; B goes in transposed.
+                let b = matrix(intermediate, r)
+                gate.aWeights.dequantize(rows: 0..<r, into: stacked.aGateUp.rows(offset, r))
+                up.aWeights.dequantize(rows: 0..<r, into: stacked.aGateUp.rows(rank + offset, r))
+                gate.bWeights.dequantize(rows: 0..<intermediate, into: b)
+                Kernels.transpose(b, into: stacked.btGate.rows(offset, r))
+                up.bWeights.dequantize(rows: 0..<intermediate, into: b)
+                Kernels.transpose(b, into: stacked.btUp.rows(offset, r))
+                down.aWeights.dequantize(rows: 0..<r, into: stacked.aDown.rows(offset, r))
+                let bDown = matrix(hidden, r)
+                down.bWeights.dequantize(rows: 0..<hidden, into: bDown)
+                Kernels.transpose(bDown, into: stacked.btDown.rows(offset, r))
             }
             built.withLock { $0[layer] = stacked }
         }
