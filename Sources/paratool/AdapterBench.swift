@@ -11,12 +11,15 @@ struct AdapterBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "adapters",
         abstract: "Throughput with 0/1/4/8 fused adapters, and a mixed-mixture batch vs one by one.",
-        discussion: "Adapters are seeded random (A and B non-zero), rank --rank, alpha 2·rank, on gate/up/down_proj of every layer.")
+        discussion: "Adapters are seeded random (A and B non-zero), rank --rank, alpha 2·rank, on gate/up/down_proj of every layer, stored in --adapter-format (bfloat16, as the store publishes them, or float32).")
 
     @OptionGroup var modelOptions: ModelOptions
 
     @Option(help: "LoRA rank.")
     var rank = 16
+
+    @Option(help: ArgumentHelp("How the adapters' weights are stored: bfloat16 (as the store publishes them) or float32.", valueName: "format"))
+    var adapterFormat: AdapterWeightFormat = .bfloat16
 
     @Option(help: "Prompt tokens for the prefill figures.")
     var prompt = 256
@@ -47,7 +50,7 @@ struct AdapterBench: ParsableCommand {
         let model = lm.model, config = model.config
         let pool = (0..<8).map {
             ToolAdapter.initialized(name: "tool\($0)", config: config, rank: rank, alpha: Float(2 * rank),
-                                    seed: UInt64(100 + $0), randomB: true)
+                                    seed: UInt64(100 + $0), randomB: true).converted(to: adapterFormat)
         }
         var rng = SeededGenerator(seed: 7)
         func ids(_ n: Int) -> [Int] { (0..<n).map { _ in 100 + Int(rng.next() % UInt64(config.vocabSize - 100)) } }
@@ -55,7 +58,9 @@ struct AdapterBench: ParsableCommand {
         let branches = AdapterMixture(threads: runner.decodeThreads)
         runner.branches = branches
         let counter = FlopsCounter(config: config)
-        print("model: \(lm.path); adapters rank \(rank) on gate/up/down of \(config.layerCount) layers; best of \(repeats) rounds, adapter counts interleaved")
+        print("model: \(lm.path); adapters rank \(rank) on gate/up/down of \(config.layerCount) layers, \(adapterFormat.rawValue) "
+              + String(format: "(%.1f MB each); ", Double(pool[0].residentBytes) / 1e6) + "best of \(repeats) rounds, adapter counts interleaved")
+        print(CPUDescription.line)
         print("")
         print("One request: prefill \(prompt) tokens, then decode \(decode) tokens.")
         print("")
@@ -162,3 +167,5 @@ struct AdapterBench: ParsableCommand {
         }
     }
 }
+
+extension AdapterWeightFormat: ExpressibleByArgument {}

@@ -335,6 +335,12 @@ final class StageTests: XCTestCase {
         XCTAssertEqual(firstOfStageOne["job"] as? String, "get_weather")
         XCTAssertTrue(reports.allSatisfy { $0.loss.isFinite && $0.tokens > 0 })
 
+        // Published jobs keep only their state: no parameters or moments remain in the checkpoints.
+        let checkpointFiles = FileManager.default.enumerator(atPath: options.resolvedCheckpointDirectory.path)?
+            .compactMap { $0 as? String } ?? []
+        XCTAssertEqual(checkpointFiles.filter { $0.hasSuffix("state.json") }.count, 1 + 4 + 1 + 1, "global, four tools, gate, joint")
+        XCTAssertEqual(checkpointFiles.filter { $0.hasSuffix(".safetensors") }, [])
+
         // Resuming a finished run trains and publishes nothing more.
         options.resume = true
         reports = []

@@ -109,26 +109,43 @@ public struct CheckpointDirectory: Sendable {
     }
 
     /// The newest checkpoint of `job` of `stage`, or nil when there is none.
+    /// - Throws: when the checkpoint's tensors were pruned after publishing (`markPublished`).
     public func latest(stage: String, job: String) throws -> (state: CheckpointState, tensors: SafetensorsFile)? {
+        guard let (state, cp) = try newest(stage: stage, job: job) else { return nil }
+        let tensors = cp.appendingPathComponent("tensors.safetensors")
+        guard FileManager.default.fileExists(atPath: tensors.path) else {
+            throw ToolFormatError("the checkpoint of \(job) (\(stage)) holds no tensors: they were removed once its adapters were "
+                                  + "published as \(state.published.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
+        }
+        return (state, try SafetensorsFile(path: tensors.path))
+    }
+
+    /// The state of `job`'s newest checkpoint (without its tensors, which a published job no
+    /// longer keeps), or nil when there is none.
+    public func state(stage: String, job: String) throws -> CheckpointState? {
+        try newest(stage: stage, job: job)?.state
+    }
+
+    private func newest(stage: String, job: String) throws -> (state: CheckpointState, directory: URL)? {
         let dir = jobDirectory(stage, job)
         guard let pointer = try? String(contentsOf: dir.appendingPathComponent("LATEST"), encoding: .utf8) else { return nil }
         let cp = dir.appendingPathComponent(pointer.trimmingCharacters(in: .whitespacesAndNewlines), isDirectory: true)
-        let state = try JSONDecoder().decode(CheckpointState.self, from: Data(contentsOf: cp.appendingPathComponent("state.json")))
-        return (state, try SafetensorsFile(path: cp.appendingPathComponent("tensors.safetensors").path))
+        return (try JSONDecoder().decode(CheckpointState.self, from: Data(contentsOf: cp.appendingPathComponent("state.json"))), cp)
     }
 
     /// Records in `job`'s latest checkpoint which versions its adapters were published as, so a
-    /// resumed run skips the finished job.
+    /// resumed run skips the finished job, and removes the checkpoint's tensors (parameters and
+    /// AdamW moments, three float32 copies of every adapter): the store holds what is served,
+    /// and a resume needs only to know the job is done.
     public func markPublished(stage: String, job: String, versions: [String: String]) throws {
-        let dir = jobDirectory(stage, job)
-        guard let pointer = try? String(contentsOf: dir.appendingPathComponent("LATEST"), encoding: .utf8) else { return }
-        let url = dir.appendingPathComponent(pointer.trimmingCharacters(in: .whitespacesAndNewlines), isDirectory: true)
-            .appendingPathComponent("state.json")
-        var state = try JSONDecoder().decode(CheckpointState.self, from: Data(contentsOf: url))
+        guard let newest = try newest(stage: stage, job: job) else { return }
+        var state = newest.state
+        let cp = newest.directory
         state.published = versions
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try DurableFiles.write(try encoder.encode(state), to: url)
+        try DurableFiles.write(try encoder.encode(state), to: cp.appendingPathComponent("state.json"))
+        if state.complete { try? FileManager.default.removeItem(at: cp.appendingPathComponent("tensors.safetensors")) }
     }
 
     /// Restores the groups' parameters and optimiser states from a checkpoint.

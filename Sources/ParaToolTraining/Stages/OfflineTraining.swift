@@ -221,8 +221,8 @@ public enum OfflineTraining {
             return v
         }
         func finished(_ stage: String, _ job: String) -> [String: String]? {
-            guard options.resume, let cp = try? checkpoints.latest(stage: stage, job: job), cp.state.complete, !cp.state.published.isEmpty else { return nil }
-            return cp.state.published
+            guard options.resume, let state = try? checkpoints.state(stage: stage, job: job), state.complete, !state.published.isEmpty else { return nil }
+            return state.published
         }
 
         let stage1Tools = catalogue.names.filter { options.onlyTools.isEmpty || options.onlyTools.contains($0) }
