@@ -46,6 +46,13 @@ public enum ProcessMemory {
 }
 
 extension ProcessMemory {
+    /// Starts `peakResidentBytes` again from the current resident size (Linux: "5" written to
+    /// /proc/self/clear_refs), so a benchmark's setup does not count in its peak; a no-op where
+    /// unsupported.
+    public static func resetPeak() {
+        try? Data("5".utf8).write(to: URL(fileURLWithPath: "/proc/self/clear_refs"))
+    }
+
     /// The resident memory of this process split by what another process mapping the same
     /// files would share: `fileBacked` (mapped files such as the model, served from the page
     /// cache once for every process) and `anonymous` (heap and private copies: what each further

@@ -21,6 +21,9 @@ struct AdapterBench: ParsableCommand {
     @Option(help: ArgumentHelp("How the adapters' weights are stored: bfloat16 (as the store publishes them) or float32.", valueName: "format"))
     var adapterFormat: AdapterWeightFormat = .bfloat16
 
+    @Option(help: ArgumentHelp("Threads of the adapters' branch products (default: the runner's decode threads).", valueName: "n"))
+    var branchThreads: Int?
+
     @Option(help: "Prompt tokens for the prefill figures.")
     var prompt = 256
 
@@ -55,7 +58,7 @@ struct AdapterBench: ParsableCommand {
         var rng = SeededGenerator(seed: 7)
         func ids(_ n: Int) -> [Int] { (0..<n).map { _ in 100 + Int(rng.next() % UInt64(config.vocabSize - 100)) } }
         let runner = Transformer(model: model, threads: 2)
-        let branches = AdapterMixture(threads: runner.decodeThreads)
+        let branches = AdapterMixture(threads: branchThreads.map { ComputeThreads($0) } ?? runner.decodeThreads)
         runner.branches = branches
         let counter = FlopsCounter(config: config)
         print("model: \(lm.path); adapters rank \(rank) on gate/up/down of \(config.layerCount) layers, \(adapterFormat.rawValue) "
@@ -151,6 +154,22 @@ struct AdapterBench: ParsableCommand {
             }
             ts = min(ts, Date().timeIntervalSince(start))
         }
+        // The same requests without adapters: how much batching gains on this machine at all
+        // (the base runtime's ceiling for the mixed batch).
+        var tb0 = Double.infinity, ts0 = oneByOne ? Double.infinity : .nan
+        for _ in 0..<max(1, repeats) {
+            var start = Date()
+            branches.mixtures = prompts.map { _ in Mixture.none }
+            _ = generator.greedyBatch(prompts: prompts, maxNewTokens: batchTokens, stopTokens: [])
+            tb0 = min(tb0, Date().timeIntervalSince(start))
+            guard oneByOne else { continue }
+            start = Date()
+            for p in prompts {
+                branches.mixtures = [Mixture.none]
+                _ = generator.greedy(prompt: p, maxNewTokens: batchTokens, stopTokens: [])
+            }
+            ts0 = min(ts0, Date().timeIntervalSince(start))
+        }
         let tokens = Double(batch * batchTokens)
         print("")
         print("| \(batch) requests, \(batchTokens) new tokens each, \(batch) different 4-adapter mixtures | wall (s) | generated tokens/s |")
@@ -158,6 +177,8 @@ struct AdapterBench: ParsableCommand {
         print(String(format: "| one batch | %.2f | %.1f |", tb, tokens / tb))
         print(String(format: "| one by one | %.2f | %.1f |", ts, tokens / ts))
         print(String(format: "| batch speed-up | %.2fx | |", ts / tb))
+        print(String(format: "| the same requests without adapters: one batch / one by one | %.2f / %.2f | %.1f / %.1f |", tb0, ts0, tokens / tb0, tokens / ts0))
+        print(String(format: "| batch speed-up without adapters (the base runtime's) | %.2fx | |", ts0 / tb0))
         if oneByOne {
             // Tokens each request generates alike in both runs before they first differ.
             let agreeing = zip(batched, single).map { b, o in zip(b, o).prefix { $0 == $1 }.count }
