@@ -253,6 +253,26 @@ final class AdapterStoreTests: XCTestCase {
         XCTAssertEqual(try AdapterStore.contentHash(directory: v.path), v.sha256)
     }
 
+    /// A version loaded once is trusted again only while its files are unchanged: modified in
+    /// place after a successful load (same size, same inode), it is hashed again and refused.
+    func testAVersionModifiedAfterItsFirstLoadIsRefused() throws {
+        let store = try makeStore()
+        let v = try store.publish(try fixture(0), tool: "calc", stage: "pretrain", baseModel: "qwen2")
+        XCTAssertNoThrow(try store.load(tool: "calc", version: v.version))
+        XCTAssertNoThrow(try store.load(tool: "calc", version: v.version), "a second load of the unchanged files")
+        let url = v.path.appendingPathComponent("adapter_model.safetensors")
+        Thread.sleep(forTimeInterval: 0.02)  // a modification time the first load's cannot equal
+        let handle = try FileHandle(forUpdating: url)
+        try handle.seek(toOffset: try handle.seekToEnd() - 3)
+        let byte = try XCTUnwrap(handle.readData(ofLength: 1).first)
+        try handle.seek(toOffset: try handle.seekToEnd() - 3)
+        try handle.write(contentsOf: Data([byte ^ 0x01]))
+        try handle.close()
+        XCTAssertThrowsError(try store.load(tool: "calc", version: v.version)) {
+            guard case .hashMismatch = $0 as? AdapterStoreError else { return XCTFail("unexpected error \($0)") }
+        }
+    }
+
     func testTamperedWeightsAreRefused() throws {
         let store = try makeStore()
         let v = try store.publish(try fixture(0), tool: "calc", stage: "pretrain", baseModel: "qwen2")

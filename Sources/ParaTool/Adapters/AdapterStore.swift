@@ -3,6 +3,7 @@
 // `manifest.json`. Publishing never overwrites or exposes a half-written version, whether the
 // competing publishers are tasks of one process or separate processes.
 import Crypto
+import Synchronization
 import Foundation
 import LLM
 
@@ -138,6 +139,24 @@ public final class AdapterStore: Sendable {
             .first { FileManager.default.fileExists(atPath: $0.appendingPathComponent(GateNetwork.configFileName).path) }
     }
 
+    /// Versions whose content hash this instance verified, with the identity (inode, size,
+    /// modification time) their two files had then: a version read again with both unchanged (an
+    /// adapter dropped from a worker's cache and asked for again) is not hashed again. Published
+    /// versions are never rewritten, so a changed identity is a damaged or tampered file.
+    private let verified = Mutex<[String: [FileIdentity]]>([:])
+
+    /// What identifies a file's contents without reading them.
+    struct FileIdentity: Equatable {
+        let inode: UInt64, size: UInt64, modified: Date?
+
+        init?(_ url: URL) {
+            guard let a = try? FileManager.default.attributesOfItem(atPath: url.path) else { return nil }
+            inode = (a[.systemFileNumber] as? NSNumber)?.uint64Value ?? 0
+            size = (a[.size] as? NSNumber)?.uint64Value ?? 0
+            modified = a[.modificationDate] as? Date
+        }
+    }
+
     /// Opens the store at `root`, creating the directory if needed.
     public init(root: URL) throws {
         self.root = root.standardizedFileURL
@@ -162,7 +181,8 @@ public final class AdapterStore: Sendable {
     /// The content hash of the PEFT files in `directory` (see `contentHash(config:weights:)`).
     public static func contentHash(directory: URL) throws -> String {
         let config = try Data(contentsOf: directory.appendingPathComponent(ToolAdapter.peftConfigFileName))
-        let weights = try Data(contentsOf: directory.appendingPathComponent(ToolAdapter.peftWeightsFileName))
+        // Mapped, not copied: the hash reads the pages the adapter is then served from.
+        let weights = try Data(contentsOf: directory.appendingPathComponent(ToolAdapter.peftWeightsFileName), options: .alwaysMapped)
         return contentHash(config: config, weights: weights)
     }
 
@@ -280,10 +300,21 @@ public final class AdapterStore: Sendable {
 
     /// Loads version `version` of `tool` after checking that its files still hash to the
     /// manifest's sha256 and, when `expectedSHA256` is given (e.g. from an AdapterUpdate
-    /// message), that this hash is the expected one. The adapter is named after the tool.
+    /// message), that this hash is the expected one. The adapter is named after the tool. A
+    /// version this store instance verified before is not hashed again while its files keep the
+    /// inode, size and modification time they had then.
     public func load(tool: String, version: String, expectedSHA256: String? = nil,
                      config: ModelConfig? = nil) throws -> ToolAdapter {
         let entry = try manifest(tool: tool, version: version)
+        let files = [ToolAdapter.peftConfigFileName, ToolAdapter.peftWeightsFileName].map { entry.path.appendingPathComponent($0) }
+        let identity = files.compactMap(FileIdentity.init)
+        let key = entry.path.path + "\u{0}" + entry.sha256
+        if identity.count == 2, verified.withLock({ $0[key] == identity }) {
+            if let expectedSHA256, expectedSHA256.lowercased() != entry.sha256 {
+                throw AdapterStoreError.unexpectedHash(tool: tool, version: version, expected: expectedSHA256, actual: entry.sha256)
+            }
+            return try ToolAdapter.load(peftDirectory: entry.path, name: tool, config: config)
+        }
         let actual = try Self.contentHash(directory: entry.path)
         guard actual == entry.sha256 else {
             throw AdapterStoreError.hashMismatch(tool: tool, version: version, manifest: entry.sha256, actual: actual)
@@ -291,6 +322,7 @@ public final class AdapterStore: Sendable {
         if let expectedSHA256, expectedSHA256.lowercased() != actual {
             throw AdapterStoreError.unexpectedHash(tool: tool, version: version, expected: expectedSHA256, actual: actual)
         }
+        if identity.count == 2 { verified.withLock { $0[key] = identity } }
         return try ToolAdapter.load(peftDirectory: entry.path, name: tool, config: config)
     }
 
