@@ -10,10 +10,12 @@ import Testing
     @Test func keepsTheMostRecentlyUsedWithinTheBudget() throws {
         let harness = try ServiceHarness()
         let config = ServiceFixtures.model.model.config
-        let one = try ServiceFixtures.adapter(0)
-        // The three fixture adapters have one shape: the budget holds two.
+        // The three fixture adapters have one shape: the budget holds two. The store keeps them as
+        // bfloat16, read in place: two bytes per value of A and B, no other copy.
+        let one = try harness.store.load(tool: "get_weather", version: "v000001")
         let size = one.residentBytes
-        #expect(size == 4 * one.pairs.flatMap(\.values).reduce(0) { $0 + $1.a.rows * $1.a.cols + 2 * $1.b.rows * $1.b.cols })
+        #expect(one.format == .bfloat16)
+        #expect(size == 2 * one.pairs.flatMap(\.values).reduce(0) { $0 + $1.a.rows * $1.a.cols + $1.b.rows * $1.b.cols })
         let metrics = ServiceMetrics()
         let registry = AdapterRegistry(store: harness.store, config: config, cacheBytes: 2 * size + size / 2, metrics: metrics)
         let (weather, flight, currency) = ("get_weather", "book_flight", "convert_currency")
