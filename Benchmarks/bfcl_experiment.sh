@@ -123,7 +123,10 @@ for c in "${CATEGORIES[@]}"; do
   else
     t0=$(date +%s)
     log "eval $c: $N questions, modes $MODES"
-    evaluate "$c" "$RESULTS" "$MODES" "$WORK/eval-state" > "$WORK/eval_$c.txt"
+    # Written beside the work first and copied when the whole category is done, so the committed
+    # results never hold one category's files from two runs.
+    evaluate "$c" "$WORK/results" "$MODES" "$WORK/eval-state" > "$WORK/eval_$c.txt"
+    cp "$WORK/results/bfcl_${c}_"*.jsonl "$WORK/results/bfcl_${c}_table.md" "$RESULTS/"
     phase "eval_$c" $(( $(date +%s) - t0 ))
     echo "$N $MODES" > "$WORK/evaluated_$c"
   fi
@@ -134,7 +137,9 @@ for c in "${CATEGORIES[@]}"; do
     else
       t0=$(date +%s)
       log "eval $c, one mixture for the whole answer (--call-steps off): paratool, oracle"
-      evaluate "$c" "$RESULTS/one-mixture" paratool,oracle "$WORK/eval-state-one-mixture" --call-steps off > "$WORK/eval_one-mixture_$c.txt"
+      evaluate "$c" "$WORK/results/one-mixture" paratool,oracle "$WORK/eval-state-one-mixture" --call-steps off > "$WORK/eval_one-mixture_$c.txt"
+      mkdir -p "$RESULTS/one-mixture"
+      cp "$WORK/results/one-mixture/bfcl_${c}_"*.jsonl "$WORK/results/one-mixture/bfcl_${c}_table.md" "$RESULTS/one-mixture/"
       phase "eval_one-mixture_$c" $(( $(date +%s) - t0 ))
       echo "$N" > "$WORK/evaluated_one-mixture_$c"
     fi
