@@ -117,6 +117,15 @@ evaluate() { # category, results directory, modes, journal directory, more eval 
     --mode "$modes" --adapter-store "$STORE" --out "$out" --max-new-tokens "$MAX_NEW_TOKENS" --name-prior "$NAME_PRIOR" \
     --resume-from "$state" "$@" "${HELD_OUT[@]}"
 }
+publish_category() { # category, from, to, modes: the category's table and each mode's result file (skipped modes have none)
+  local c=$1 from=$2 to=$3 m
+  mkdir -p "$to"
+  IFS=, read -r -a names <<< "$4"
+  for m in "${names[@]}"; do
+    if [[ -e "$from/bfcl_${c}_$m.jsonl" ]]; then cp "$from/bfcl_${c}_$m.jsonl" "$to/"; fi
+  done
+  cp "$from/bfcl_${c}_table.md" "$to/"
+}
 for c in "${CATEGORIES[@]}"; do
   if [[ -s "$RESULTS/bfcl_${c}_table.md" && "$(cat "$WORK/evaluated_$c" 2>/dev/null)" == "$N $MODES" ]]; then
     log "eval $c: done before, kept $RESULTS/bfcl_${c}_table.md"
@@ -126,7 +135,7 @@ for c in "${CATEGORIES[@]}"; do
     # Written beside the work first and copied when the whole category is done, so the committed
     # results never hold one category's files from two runs.
     evaluate "$c" "$WORK/results" "$MODES" "$WORK/eval-state" > "$WORK/eval_$c.txt"
-    cp "$WORK/results/bfcl_${c}_"*.jsonl "$WORK/results/bfcl_${c}_table.md" "$RESULTS/"
+    publish_category "$c" "$WORK/results" "$RESULTS" "$MODES"
     phase "eval_$c" $(( $(date +%s) - t0 ))
     echo "$N $MODES" > "$WORK/evaluated_$c"
   fi
@@ -138,8 +147,7 @@ for c in "${CATEGORIES[@]}"; do
       t0=$(date +%s)
       log "eval $c, one mixture for the whole answer (--call-steps off): paratool, oracle"
       evaluate "$c" "$WORK/results/one-mixture" paratool,oracle "$WORK/eval-state-one-mixture" --call-steps off > "$WORK/eval_one-mixture_$c.txt"
-      mkdir -p "$RESULTS/one-mixture"
-      cp "$WORK/results/one-mixture/bfcl_${c}_"*.jsonl "$WORK/results/one-mixture/bfcl_${c}_table.md" "$RESULTS/one-mixture/"
+      publish_category "$c" "$WORK/results/one-mixture" "$RESULTS/one-mixture" paratool,oracle
       phase "eval_one-mixture_$c" $(( $(date +%s) - t0 ))
       echo "$N" > "$WORK/evaluated_one-mixture_$c"
     fi
