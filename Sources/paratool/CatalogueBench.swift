@@ -66,11 +66,11 @@ struct CatalogueBench: ParsableCommand {
         }
         // The store: one published adapter per tool, made once.
         let existing = Set(try adapterStore.tools())
-        let missing = specs.filter { !existing.contains($0.name) }
+        let missing = specs.indices.filter { !existing.contains(specs[$0].name) }
         if !missing.isEmpty {
             let start = Date()
-            for (k, spec) in missing.enumerated() {
-                let seed = UInt64(specs.firstIndex { $0.name == spec.name }! + 1)
+            for (k, index) in missing.enumerated() {
+                let spec = specs[index], seed = UInt64(index + 1)
                 let adapter = ToolAdapter.initialized(name: spec.name, config: config, rank: 16, alpha: 32, seed: seed, randomB: true)
                 _ = try adapterStore.publish(adapter, tool: spec.name, stage: "bench", baseModel: lm.path, schemaFingerprint: spec.schemaFingerprint)
                 if (k + 1) % 100 == 0 || k + 1 == missing.count {

@@ -26,10 +26,11 @@ final class MergedWeights: WeightSource, @unchecked Sendable {
         let cols = base.shape(of: n)![1]
         for (adapter, weight) in mixture.components {
             guard let pair = adapter.pair(layer: layer, projection: projection) else { continue }
-            for o in 0..<pair.b.rows {
-                for i in 0..<pair.a.cols {
+            let a = pair.a, b = pair.b  // float32 values (a copy for bfloat16 pairs: taken once)
+            for o in 0..<b.rows {
+                for i in 0..<a.cols {
                     var d: Float = 0
-                    for k in 0..<pair.rank { d += pair.b[o, k] * pair.a[k, i] }
+                    for k in 0..<pair.rank { d += b[o, k] * a[k, i] }
                     w[o * cols + i] += weight * adapter.scale * d
                 }
             }
