@@ -446,20 +446,56 @@ TARGET_AVX2 static inline __m256 load8_half(int type, const uint8_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
+// One input row (decode of one sequence): four weight rows at a time, two accumulators each, so
+// eight independent FMA chains hide the FMA latency that one accumulator per row waits on.
+TARGET_AVX2 static size_t matvec_half_one_row_avx2(int type, const uint8_t *w, size_t rb, size_t n, const float *x,
+                                                   float *y, size_t start, size_t end, int acc) {
+    const size_t n16 = n & ~(size_t)15;
+    size_t r = start;
+    for (; r + 4 <= end; r += 4) {
+        __m256 a[4], b[4];
+        for (int j = 0; j < 4; j++) a[j] = b[j] = _mm256_setzero_ps();
+        for (size_t i = 0; i < n16; i += 16) {
+            const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+            for (int j = 0; j < 4; j++) {
+                const uint8_t *row = w + (r + j) * rb + 2 * i;
+                a[j] = _mm256_fmadd_ps(load8_half(type, row), x0, a[j]);
+                b[j] = _mm256_fmadd_ps(load8_half(type, row + 16), x1, b[j]);
+            }
+        }
+        for (int j = 0; j < 4; j++) {
+            const uint8_t *row = w + (r + j) * rb;
+            float s = hsum8(_mm256_add_ps(a[j], b[j]));
+            for (size_t i = n16; i < n; i++) {
+                uint16_t h = load_u16(row + 2 * i);
+                s += (type == PT_BLOCK_F16 ? half_to_float(h) : bf16_to_float(h)) * x[i];
+            }
+            y[r + j] = acc ? y[r + j] + s : s;
+        }
+    }
+    return r;
+}
+
 TARGET_AVX2 static void matvec_half_avx2(int type, const uint8_t *w, size_t rb, size_t n, const float *x, size_t xs, size_t k,
                                          float *y, size_t ys, size_t start, size_t end, int acc) {
-    size_t n8 = n & ~(size_t)7;
+    // The same summation order as the one-row path (two accumulators over alternate 8-value
+    // halves of each 16, then the tail), so a row's result does not depend on its batch.
+    const size_t n16 = n & ~(size_t)15;
+    if (k == 1) start = matvec_half_one_row_avx2(type, w, rb, n, x, y, start, end, acc);
     for (size_t r = start; r < end; r++) {
         const uint8_t *row = w + r * rb;
-        __m256 a[MAXK];
-        for (size_t j = 0; j < k; j++) a[j] = _mm256_setzero_ps();
-        for (size_t i = 0; i < n8; i += 8) {
-            __m256 wv = load8_half(type, row + 2 * i);
-            for (size_t j = 0; j < k; j++) a[j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + j * xs + i), a[j]);
+        __m256 a[MAXK], b[MAXK];
+        for (size_t j = 0; j < k; j++) a[j] = b[j] = _mm256_setzero_ps();
+        for (size_t i = 0; i < n16; i += 16) {
+            const __m256 w0 = load8_half(type, row + 2 * i), w1 = load8_half(type, row + 2 * i + 16);
+            for (size_t j = 0; j < k; j++) {
+                a[j] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + j * xs + i), a[j]);
+                b[j] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + j * xs + i + 8), b[j]);
+            }
         }
         for (size_t j = 0; j < k; j++) {
-            float s = hsum8(a[j]);
-            for (size_t i = n8; i < n; i++) {
+            float s = hsum8(_mm256_add_ps(a[j], b[j]));
+            for (size_t i = n16; i < n; i++) {
                 uint16_t h = load_u16(row + 2 * i);
                 s += (type == PT_BLOCK_F16 ? half_to_float(h) : bf16_to_float(h)) * x[j * xs + i];
             }

@@ -68,7 +68,8 @@ final class BlockKernelTests: XCTestCase {
     func testDecodeProductsOfEveryFormatAndVariantMatchPlainLoops() throws {
         var variantsRun = Set<BlockProducts.Variant>()
         for type in [GGMLType.q4_0, .q4_1, .q8_0, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K, .f16, .bf16, .f32] {
-            for (cols, rows) in type.blockSize == 256 ? [(256, 37), (768, 20)] : [(96, 37), (576, 20)] {
+            let shapes = type.blockSize == 256 ? [(256, 37), (768, 20)] : type.blockSize == 1 ? [(96, 37), (576, 20), (44, 7)] : [(96, 37), (576, 20)]
+            for (cols, rows) in shapes {
                 let (w, values) = try randomMatrix(type, rows: rows, cols: cols, seed: UInt64(cols + Int(type.rawValue)))
                 for k in [1, 3, 16] {
                     let x = randomRows(k, cols, seed: UInt64(k * 7 + cols))
@@ -95,8 +96,8 @@ final class BlockKernelTests: XCTestCase {
     /// A row's result does not depend on the rows batched with it (bit for bit, every variant),
     /// so batched decode generates what one-by-one decode does.
     func testDecodeRowsAreIndependentOfTheirBatch() throws {
-        for type in [GGMLType.q4_0, .q4_1, .q8_0, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K] {
-            let cols = type.blockSize == 256 ? 512 : 160
+        for type in [GGMLType.q4_0, .q4_1, .q8_0, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K, .f16, .bf16] {
+            let cols = type.blockSize == 256 ? 512 : type.blockSize == 1 ? 172 : 160
             let (w, _) = try randomMatrix(type, rows: 24, cols: cols, seed: 5)
             let x = randomRows(11, cols, seed: 6)
             for variant in BlockProducts.Variant.allCases {
