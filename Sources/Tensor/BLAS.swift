@@ -120,6 +120,16 @@ public enum BLAS {
     }
 }
 
+/// A low-rank product of a fused call whose threads split the output columns.
+protocol OutputSplitJob {
+    /// The output width, the rank and the output rows of the job.
+    var cols: Int { get }
+    var rank: Int { get }
+    var rows: [Int] { get }
+    /// Computes the output columns `start..<end`.
+    func run(_ start: Int, _ end: Int)
+}
+
 /// Matrix-vector products for decode, written for memory bandwidth: 8-wide SIMD accumulators,
 /// rows split across threads in contiguous blocks. `y[r] = dot(w[r, :], x)` (+ y when accumulating).
 public enum MatVec {
@@ -225,7 +235,7 @@ public enum MatVec {
     /// One product `y[rows[j]] += t[j] · btᵀ` of a fused call, for every row j of `t` (k×r):
     /// `bt` (r×out) is the transpose of a low-rank weight such as LoRA's B, so every access is a
     /// long row instead of an r-float dot product.
-    public struct TransposedJob {
+    public struct TransposedJob: OutputSplitJob {
         let bt: UnsafePointer<Float>, btStride: Int, rank: Int
         let t: UnsafePointer<Float>, tStride: Int
         let y: UnsafeMutablePointer<Float>, yStride: Int
@@ -265,7 +275,7 @@ public enum MatVec {
     /// One product `y[rows[j], o] += dot(b[o, :], t[j, :])` of a fused call for every output o
     /// and every row j of `t` (k×r): `b` (out×r, F32 or BF16, e.g. LoRA's B as PEFT stores it) is
     /// read in place, its short rows eight at a time.
-    public struct NarrowRowsJob {
+    public struct NarrowRowsJob: OutputSplitJob {
         let type: Int32, base: UnsafeRawPointer, rowBytes: Int, rank: Int
         let t: UnsafePointer<Float>, tStride: Int
         let y: UnsafeMutablePointer<Float>, yStride: Int
@@ -307,8 +317,14 @@ public enum MatVec {
     /// Independent narrow-row products in one parallel call (every job's `y` has the same
     /// width): each thread takes a block of the outputs and runs every job on it.
     public static func multiplyNarrowRows(_ jobs: [NarrowRowsJob], threads: ComputeThreads) {
+        splitOutputs(jobs, threads: threads)
+    }
+
+    /// Jobs whose outputs are the columns of a shared width: each thread takes a block of the
+    /// columns and runs every job on it, so the hand-off happens once for all of them.
+    private static func splitOutputs<Job: OutputSplitJob>(_ jobs: [Job], threads: ComputeThreads) {
         guard let cols = jobs.first?.cols else { return }
-        precondition(jobs.allSatisfy { $0.cols == cols }, "narrow-row jobs of one call must share their width")
+        precondition(jobs.allSatisfy { $0.cols == cols }, "the jobs of one call must share their output width")
         let elements = jobs.reduce(0) { $0 + $1.rank * $1.rows.count } * cols
         splitAcrossThreads(cols, threads: threads, parallel: elements >= parallelElements) { start, end in
             for job in jobs { job.run(start, end) }
@@ -330,12 +346,7 @@ public enum MatVec {
     /// each thread takes a block of the columns and runs every job on it, so the hand-off happens
     /// once for all of them.
     public static func multiplyTransposed(_ jobs: [TransposedJob], threads: ComputeThreads) {
-        guard let cols = jobs.first?.cols else { return }
-        precondition(jobs.allSatisfy { $0.cols == cols }, "transposed jobs of one call must share their width")
-        let elements = jobs.reduce(0) { $0 + $1.rank * $1.rows.count } * cols
-        splitAcrossThreads(cols, threads: threads, parallel: elements >= parallelElements) { start, end in
-            for job in jobs { job.run(start, end) }
-        }
+        splitOutputs(jobs, threads: threads)
     }
 
     /// Below this many weight elements a product stays on the calling thread: the hand-off to
