@@ -81,7 +81,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Keep the gate's N highest-weighted tools (default: the gate's setting).")
     var topN: Int?
 
-    @Option(help: ArgumentHelp("Keep every answered question in a journal in this directory and, run again with the same settings, go on from the last one answered (a journal made under other settings is refused).", valueName: "dir"))
+    @Option(help: ArgumentHelp("Keep every answered question in a journal in this directory and, run again with the same settings, go on from the last one answered (a journal made under other settings is refused; the store and gate are compared by path, not content: use a new directory after retraining).", valueName: "dir"))
     var resumeFrom: String?
 
     @Option(help: ArgumentHelp("More evaluation queries the synthesized examples must not equal (BFCL question file or one query a line). Repeatable.", valueName: "file"))
