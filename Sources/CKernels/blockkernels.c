@@ -370,6 +370,26 @@ TARGET_VNNI static inline __m256i dot_vnni(__m256i u, __m256i s) {
     (TYPE == PT_BLOCK_Q4_1 || TYPE == PT_BLOCK_Q5_1 ? (m) * (sum) : TYPE == PT_BLOCK_Q4_0 ? -8.0f * (d) * (sum) \
      : TYPE == PT_BLOCK_Q5_0 ? -16.0f * (d) * (sum) : 0.0f)
 
+// A decode kernel's outer loop, shared by the block formats: each weight row in [start, end)
+// against the k input rows in groups of four (then three, two, one), by NAME##_group, which reads
+// BLOCKS blocks of the row and the rows' 32-value activation blocks.
+#define DEFINE_ROW_GROUPS(NAME, TARGET, TYPE, BLOCKS)                                                        \
+    TARGET static void NAME(const uint8_t *w, size_t rb, size_t n, const int8_t *q, const float *sc,         \
+                            const float *su, size_t k, float *y, size_t ys, size_t start, size_t end, int acc) { \
+        const size_t nb = n / QK, bb = (size_t)block_bytes(TYPE), blocks = (BLOCKS);                         \
+        for (size_t r = start; r < end; r++) {                                                               \
+            const uint8_t *row = w + r * rb;                                                                 \
+            size_t j = 0;                                                                                    \
+            for (; j + 4 <= k; j += 4) NAME##_group(row, blocks, bb, n, q + j * n, sc + j * nb, su + j * nb, 4, y + j * ys + r, ys, acc); \
+            switch (k - j) {                                                                                 \
+            case 3: NAME##_group(row, blocks, bb, n, q + j * n, sc + j * nb, su + j * nb, 3, y + j * ys + r, ys, acc); break; \
+            case 2: NAME##_group(row, blocks, bb, n, q + j * n, sc + j * nb, su + j * nb, 2, y + j * ys + r, ys, acc); break; \
+            case 1: NAME##_group(row, blocks, bb, n, q + j * n, sc + j * nb, su + j * nb, 1, y + j * ys + r, ys, acc); break; \
+            default: break;                                                                                  \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+
 // A decode product of one block type and instruction set. Input rows go in groups of up to four
 // that share each unpacked weight block, their accumulators in registers; every row's sum is
 // formed in the same order whatever the group (even blocks into one accumulator, odd into
@@ -412,21 +432,7 @@ TARGET_VNNI static inline __m256i dot_vnni(__m256i u, __m256i s) {
             *o = acc ? *o + s : s;                                                                           \
         }                                                                                                    \
     }                                                                                                        \
-    TARGET static void NAME(const uint8_t *w, size_t rb, size_t n, const int8_t *q, const float *sc,         \
-                            const float *su, size_t k, float *y, size_t ys, size_t start, size_t end, int acc) { \
-        const size_t nb = n / QK, bb = (size_t)block_bytes(TYPE);                                            \
-        for (size_t r = start; r < end; r++) {                                                               \
-            const uint8_t *row = w + r * rb;                                                                 \
-            size_t j = 0;                                                                                    \
-            for (; j + 4 <= k; j += 4) NAME##_group(row, nb, bb, n, q + j * n, sc + j * nb, su + j * nb, 4, y + j * ys + r, ys, acc); \
-            switch (k - j) {                                                                                 \
-            case 3: NAME##_group(row, nb, bb, n, q + j * n, sc + j * nb, su + j * nb, 3, y + j * ys + r, ys, acc); break; \
-            case 2: NAME##_group(row, nb, bb, n, q + j * n, sc + j * nb, su + j * nb, 2, y + j * ys + r, ys, acc); break; \
-            case 1: NAME##_group(row, nb, bb, n, q + j * n, sc + j * nb, su + j * nb, 1, y + j * ys + r, ys, acc); break; \
-            default: break;                                                                                  \
-            }                                                                                                \
-        }                                                                                                    \
-    }
+    DEFINE_ROW_GROUPS(NAME, TARGET, TYPE, n / QK)
 
 DEFINE_MATVEC(q4_0_avx2, TARGET_AVX2, dot_avx2, PT_BLOCK_Q4_0)
 DEFINE_MATVEC(q4_1_avx2, TARGET_AVX2, dot_avx2, PT_BLOCK_Q4_1)
@@ -690,21 +696,7 @@ TARGET_AVX2 static inline __m256 ksub_dot(const int TYPE, const ksub *s, const i
             *o = acc ? *o + r : r;                                                                           \
         }                                                                                                    \
     }                                                                                                        \
-    TARGET_AVX2 static void NAME(const uint8_t *w, size_t rb, size_t n, const int8_t *q, const float *sc,    \
-                                 const float *su, size_t k, float *y, size_t ys, size_t start, size_t end, int acc) { \
-        const size_t nb = n / QK, bb = (size_t)block_bytes(TYPE), nblk = n / block_values(TYPE);             \
-        for (size_t r = start; r < end; r++) {                                                               \
-            const uint8_t *row = w + r * rb;                                                                 \
-            size_t j = 0;                                                                                    \
-            for (; j + 4 <= k; j += 4) NAME##_group(row, nblk, bb, n, q + j * n, sc + j * nb, su + j * nb, 4, y + j * ys + r, ys, acc); \
-            switch (k - j) {                                                                                 \
-            case 3: NAME##_group(row, nblk, bb, n, q + j * n, sc + j * nb, su + j * nb, 3, y + j * ys + r, ys, acc); break; \
-            case 2: NAME##_group(row, nblk, bb, n, q + j * n, sc + j * nb, su + j * nb, 2, y + j * ys + r, ys, acc); break; \
-            case 1: NAME##_group(row, nblk, bb, n, q + j * n, sc + j * nb, su + j * nb, 1, y + j * ys + r, ys, acc); break; \
-            default: break;                                                                                  \
-            }                                                                                                \
-        }                                                                                                    \
-    }
+    DEFINE_ROW_GROUPS(NAME, TARGET_AVX2, TYPE, n / block_values(TYPE))
 
 DEFINE_UNPACKED_MATVEC(q4_k_avx2, PT_BLOCK_Q4_K)
 DEFINE_UNPACKED_MATVEC(q5_k_avx2, PT_BLOCK_Q5_K)
