@@ -30,13 +30,19 @@ final class EvaluationTests: XCTestCase {
         XCTAssertEqual(BFCLEvaluation.unaskedArguments(calls: [call("f", [("a", .int(1)), ("b", .int(2))])], answer: onlyOmitted), 1)
     }
 
-    func testEvalRunsEveryModeAndWritesBFCLResultFiles() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("paratool-eval-\(UUID().uuidString)")
+    /// The first three BFCL `multiple` questions, their gold answers, the tiny Qwen2 model and a
+    /// temporary directory removed after the test.
+    func firstMultipleQuestions(directory: String) throws -> (URL, [BFCLQuestion], [BFCLAnswer], LanguageModel) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(directory)-\(UUID().uuidString)")
         addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         let bfcl = RepositoryFixtures.bfcl
         let questions = Array(try BFCLQuestion.load(file: bfcl.appendingPathComponent("BFCL_v4_multiple.json")).prefix(3))
         let answers = try BFCLAnswer.load(file: bfcl.appendingPathComponent("possible_answer/BFCL_v4_multiple.json"))
-        let lm = try LanguageModel.load(path: LoRABackwardTests.tiny.appendingPathComponent("qwen2").path)
+        return (dir, questions, answers, try LanguageModel.load(path: LoRABackwardTests.tiny.appendingPathComponent("qwen2").path))
+    }
+
+    func testEvalRunsEveryModeAndWritesBFCLResultFiles() throws {
+        let (dir, questions, answers, lm) = try firstMultipleQuestions(directory: "paratool-eval")
 
         // A store holding, per tool, a stage-1 version and (for the first tool) a later joint one,
         // plus the global adapter; and a fresh gate.
@@ -202,12 +208,7 @@ final class EvaluationTests: XCTestCase {
     /// goes on from the third when run again, and gives the report an uninterrupted run gives;
     /// verdicts are scored again from the journaled calls; a journal of other settings is refused.
     func testAnInterruptedEvaluationGoesOnFromItsJournal() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("paratool-journal-\(UUID().uuidString)")
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
-        let bfcl = RepositoryFixtures.bfcl
-        let questions = Array(try BFCLQuestion.load(file: bfcl.appendingPathComponent("BFCL_v4_multiple.json")).prefix(3))
-        let answers = try BFCLAnswer.load(file: bfcl.appendingPathComponent("possible_answer/BFCL_v4_multiple.json"))
-        let lm = try LanguageModel.load(path: LoRABackwardTests.tiny.appendingPathComponent("qwen2").path)
+        let (dir, questions, answers, lm) = try firstMultipleQuestions(directory: "paratool-journal")
         var settings = EvaluationSettings()
         settings.maxNewTokens = 6
         func evaluation(_ qs: [BFCLQuestion]) throws -> BFCLEvaluation {
