@@ -203,16 +203,12 @@ extension ToolAdapter {
                     throw PEFTAdapterError.notRepresentable(
                         reason: "layer \(layer) \(projection.rawValue) has rank \(pair.rank), the adapter's rank is \(rank)")
                 }
-                let named = [(Self.peftTensorName(layer: layer, projection: projection, isA: true), pair.aWeights),
-                             (Self.peftTensorName(layer: layer, projection: projection, isA: false), pair.bWeights)]
-                for (tensorName, weights) in named {
-                    switch pair.format {
-                    case .float32:
-                        tensors.append(SafetensorsTensor(name: tensorName, matrix: tensorName == named[0].0 ? pair.a : pair.b))
-                    case .bfloat16:
-                        tensors.append(SafetensorsTensor(name: tensorName, shape: [weights.rows, weights.cols], dtype: "BF16",
-                                                         elementSize: 2, bytes: weights.storedBytes()))
-                    }
+                for (isA, weights) in [(true, pair.aWeights), (false, pair.bWeights)] {
+                    let tensorName = Self.peftTensorName(layer: layer, projection: projection, isA: isA)
+                    tensors.append(pair.format == .float32
+                        ? SafetensorsTensor(name: tensorName, matrix: isA ? pair.a : pair.b)
+                        : SafetensorsTensor(name: tensorName, shape: [weights.rows, weights.cols], dtype: pair.format.safetensorsDType,
+                                            elementSize: 2, bytes: weights.storedBytes()))
                 }
             }
             adaptedLayers.append(layer)

@@ -70,7 +70,7 @@ public struct LoRAPair: Sendable {
             return LoRAPair(a: a, b: b)
         case .bfloat16:
             // Cannot fail: BF16 takes any row length.
-            return LoRAPair(a: try! BlockMatrix.quantizing(a, to: .bf16), b: try! BlockMatrix.quantizing(b, to: .bf16))
+            return LoRAPair(a: try! BlockMatrix.quantizing(a, to: format.ggmlType), b: try! BlockMatrix.quantizing(b, to: format.ggmlType))
         }
     }
 
