@@ -309,20 +309,15 @@ public final class AdapterStore: Sendable {
         let files = [ToolAdapter.peftConfigFileName, ToolAdapter.peftWeightsFileName].map { entry.path.appendingPathComponent($0) }
         let identity = files.compactMap(FileIdentity.init)
         let key = entry.path.path + "\u{0}" + entry.sha256
-        if identity.count == 2, verified.withLock({ $0[key] == identity }) {
-            if let expectedSHA256, expectedSHA256.lowercased() != entry.sha256 {
-                throw AdapterStoreError.unexpectedHash(tool: tool, version: version, expected: expectedSHA256, actual: entry.sha256)
-            }
-            return try ToolAdapter.load(peftDirectory: entry.path, name: tool, config: config)
-        }
-        let actual = try Self.contentHash(directory: entry.path)
+        let verifiedBefore = identity.count == 2 && verified.withLock { $0[key] == identity }
+        let actual = verifiedBefore ? entry.sha256 : try Self.contentHash(directory: entry.path)
         guard actual == entry.sha256 else {
             throw AdapterStoreError.hashMismatch(tool: tool, version: version, manifest: entry.sha256, actual: actual)
         }
         if let expectedSHA256, expectedSHA256.lowercased() != actual {
             throw AdapterStoreError.unexpectedHash(tool: tool, version: version, expected: expectedSHA256, actual: actual)
         }
-        if identity.count == 2 { verified.withLock { $0[key] = identity } }
+        if !verifiedBefore && identity.count == 2 { verified.withLock { $0[key] = identity } }
         return try ToolAdapter.load(peftDirectory: entry.path, name: tool, config: config)
     }
 
