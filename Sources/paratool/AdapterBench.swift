@@ -138,38 +138,31 @@ struct AdapterBench: ParsableCommand {
         let prompts = (0..<batch).map { ids(48 + 4 * $0) }
         let mixtures = (0..<batch).map { i in Mixture((0..<4).map { k in (pool[(i + 3 * k) % 8], Float(4 - k) / 10) }) }
         let generator = Generator(transformer: runner)
-        var batched = [[Int]](), single = [[Int]]()
-        var tb = Double.infinity, ts = oneByOne ? Double.infinity : .nan
-        for _ in 0..<max(1, repeats) {
-            var start = Date()
-            branches.mixtures = mixtures
-            batched = generator.greedyBatch(prompts: prompts, maxNewTokens: batchTokens, stopTokens: [])
-            tb = min(tb, Date().timeIntervalSince(start))
-            guard oneByOne else { continue }
-            start = Date()
-            single = []
-            for (i, p) in prompts.enumerated() {
-                branches.mixtures = [mixtures[i]]
-                single.append(generator.greedy(prompt: p, maxNewTokens: batchTokens, stopTokens: []))
+        /// The requests under `mixtures` as one batch and one by one: best times of the rounds and
+        /// the tokens of the last round.
+        func timed(_ mixtures: [Mixture]) -> (batch: Double, oneByOne: Double, batched: [[Int]], single: [[Int]]) {
+            var batched = [[Int]](), single = [[Int]]()
+            var tb = Double.infinity, ts = oneByOne ? Double.infinity : .nan
+            for _ in 0..<max(1, repeats) {
+                var start = Date()
+                branches.mixtures = mixtures
+                batched = generator.greedyBatch(prompts: prompts, maxNewTokens: batchTokens, stopTokens: [])
+                tb = min(tb, Date().timeIntervalSince(start))
+                guard oneByOne else { continue }
+                start = Date()
+                single = []
+                for (i, p) in prompts.enumerated() {
+                    branches.mixtures = [mixtures[i]]
+                    single.append(generator.greedy(prompt: p, maxNewTokens: batchTokens, stopTokens: []))
+                }
+                ts = min(ts, Date().timeIntervalSince(start))
             }
-            ts = min(ts, Date().timeIntervalSince(start))
+            return (tb, ts, batched, single)
         }
+        let (tb, ts, batched, single) = timed(mixtures)
         // The same requests without adapters: how much batching gains on this machine at all
         // (the base runtime's ceiling for the mixed batch).
-        var tb0 = Double.infinity, ts0 = oneByOne ? Double.infinity : .nan
-        for _ in 0..<max(1, repeats) {
-            var start = Date()
-            branches.mixtures = prompts.map { _ in Mixture.none }
-            _ = generator.greedyBatch(prompts: prompts, maxNewTokens: batchTokens, stopTokens: [])
-            tb0 = min(tb0, Date().timeIntervalSince(start))
-            guard oneByOne else { continue }
-            start = Date()
-            for p in prompts {
-                branches.mixtures = [Mixture.none]
-                _ = generator.greedy(prompt: p, maxNewTokens: batchTokens, stopTokens: [])
-            }
-            ts0 = min(ts0, Date().timeIntervalSince(start))
-        }
+        let (tb0, ts0, _, _) = timed(prompts.map { _ in Mixture.none })
         let tokens = Double(batch * batchTokens)
         print("")
         print("| \(batch) requests, \(batchTokens) new tokens each, \(batch) different 4-adapter mixtures | wall (s) | generated tokens/s |")
