@@ -12,7 +12,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Benchmarks (build with -c release).",
         subcommands: [RuntimeBench.self, AdapterBench.self, SelectionBench.self, BackwardBench.self, ServiceBench.self, ConstraintBench.self, FeedbackBench.self,
-                      GateBench.self, AdapterFormatBench.self, CatalogueBench.self])
+                      GateBench.self, AdapterFormatBench.self, CatalogueBench.self, NewToolBench.self])
 }
 
 struct RuntimeBench: ParsableCommand {
