@@ -52,22 +52,18 @@ public enum BLASCore {
         return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
     }
 
-    /// OpenBLAS reads `OPENBLAS_CORETYPE` only when it is loaded, before `main`. When it chose a
-    /// generic core on a CPU with AVX2 or AVX-512, or an AVX2 core on a CPU with AVX-512, and the
-    /// variable is unset, this re-executes
-    /// the program once with the variable set (the arguments are unchanged). Otherwise returns.
-    /// Set `OPENBLAS_CORETYPE` yourself to choose, or to keep what OpenBLAS picked.
-    public static func reexecWithMatchingKernelsIfNeeded() {
+    /// The `OPENBLAS_CORETYPE` setting this process should start with, or nil. OpenBLAS reads the
+    /// variable only when it is loaded, before `main`; when it chose a generic core on a CPU with
+    /// AVX2 or AVX-512, or an AVX2 core on a CPU with AVX-512, and the variable is unset, this is
+    /// the better core, for `ProcessEnvironment.restartIfMissing`. Set `OPENBLAS_CORETYPE`
+    /// yourself to choose, or to keep what OpenBLAS picked.
+    public static var matchingKernelsSetting: ProcessEnvironment.Setting? {
         #if os(Linux)
         guard ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil,
-              let better = betterCore(current: name, cpuFlags: cpuFlags) else { return }
-        setenv("OPENBLAS_CORETYPE", better, 1)
-        let args = CommandLine.arguments
-        var cArgs = args.map { strdup($0) }
-        cArgs.append(nil)
-        execv("/proc/self/exe", &cArgs)
-        // execv only returns on failure: carry on with the generic kernels.
-        for p in cArgs { free(p) }
+              let better = betterCore(current: name, cpuFlags: cpuFlags) else { return nil }
+        return ProcessEnvironment.Setting(name: "OPENBLAS_CORETYPE", value: better)
+        #else
+        return nil
         #endif
     }
 }

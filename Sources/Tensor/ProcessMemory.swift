@@ -26,6 +26,22 @@ public enum ProcessMemory {
         _ = pt_return_freed_memory()
     }
 
+    /// `MALLOC_ARENA_MAX=1` on glibc (nil elsewhere), for the long-running services, started with
+    /// it through `ProcessEnvironment.restartIfMissing`. glibc gives threads heaps of their own (up
+    /// to 8 per core) and `malloc_trim` cannot return a heap's pages while a few live blocks sit in
+    /// it: a second worker that served 16 concurrent long prompts kept one to three fully dirty
+    /// 64 MB heaps (215-218 MB private 4 s after its last answer, 160-170 MB with one heap). The
+    /// hot paths reuse their buffers, so the one heap's lock did not move the latency. glibc reads
+    /// the variable at its first allocation, before `main`, so `mallopt` from `main` comes too late
+    /// for heaps the runtime's threads already hold.
+    public static var oneHeapSetting: ProcessEnvironment.Setting? {
+        #if canImport(Glibc)
+        return ProcessEnvironment.Setting(name: "MALLOC_ARENA_MAX", value: "1")
+        #else
+        return nil
+        #endif
+    }
+
     /// Peak resident set size in bytes: VmHWM of /proc/self/status on Linux (getrusage's
     /// ru_maxrss is inherited across fork+exec, so it can report a parent's size), getrusage
     /// elsewhere.

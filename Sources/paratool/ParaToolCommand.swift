@@ -8,7 +8,13 @@ import Tensor
 @main
 struct ParaToolMain {
     static func main() async {
-        BLASCore.reexecWithMatchingKernelsIfNeeded()
+        // Settings the C libraries read only at start: OpenBLAS's kernel set for every command,
+        // one allocator heap for the long-running services (ProcessMemory.oneHeapSetting).
+        var startSettings = [BLASCore.matchingKernelsSetting].compactMap { $0 }
+        if let command = CommandLine.arguments.dropFirst().first, ["serve", "up"].contains(command) {
+            startSettings += [ProcessMemory.oneHeapSetting].compactMap { $0 }
+        }
+        ProcessEnvironment.restartIfMissing(startSettings)
         // Logs go to standard error; standard output carries results (JSON, `bootstrap:` lines).
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         await ParaToolCommand.main()

@@ -131,6 +131,14 @@ import Wire
         // Kill it once it has answered something, in the middle of the stream.
         let firstAnswered = try client.collect([rs[0].requestID, rs[1].requestID], timeout: .seconds(60))
         #expect(!firstAnswered.isEmpty, "the worker process served before it was killed")
+        #if os(Linux)
+        if ProcessInfo.processInfo.environment["MALLOC_ARENA_MAX"] == nil {
+            // The service restarted itself once to start with one allocator heap.
+            let environ = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(process.processIdentifier)/environ"))
+            let variables = environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            #expect(variables.contains("MALLOC_ARENA_MAX=1"), "serve runs with one allocator heap")
+        }
+        #endif
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         try harness.startWorker(id: "survivor")
