@@ -45,10 +45,10 @@ struct NewToolBench: ParsableCommand {
     var data: String
 
     @Option(help: "Held-out tools scored (the first N, in --held-out's order, that have a stage-1 adapter).")
-    var count = 12
+    var count = 8
 
     @Option(help: "References the generator's setting is chosen on (each left out of its own generation).")
-    var tuneCount = 8
+    var tuneCount = 6
 
     @Option(help: "Synthesized examples per tool.")
     var perTool = 4
@@ -63,7 +63,7 @@ struct NewToolBench: ParsableCommand {
     var learningRate: Float = 1e-3
 
     @Option(parsing: .upToNextOption, help: "Generator settings tried, each k:τ:λ (neighbours, temperature, strength).")
-    var grid: [String] = ["4:0.02:1", "4:0.02:0.5", "8:0.05:1", "16:1:1", "16:1:0.5"]
+    var grid: [String] = ["4:0.05:1", "4:0.05:0.5", "16:1:0.5"]
 
     @Option(help: "Compute threads.")
     var threads = 2
@@ -154,6 +154,7 @@ struct NewToolBench: ParsableCommand {
         for (s, score) in zip(settings, tuningScores) {
             print(String(format: "| %@%@ | %d | %d | %.4f |", s.description, s == settings[chosen] ? " (chosen)" : "", score.episodes, score.correct, score.meanNLL))
         }
+        fflush(nil)
 
         // 2. Every start on the held-out tools.
         struct Row { var name: String; var scores = [StepScore](); var seconds = [Double]() }
@@ -207,7 +208,8 @@ struct NewToolBench: ParsableCommand {
                 try add(made, seconds: encodeSeconds + Date().timeIntervalSince(started))
             }
             try add(trained, seconds: .nan)
-            printError("\(spec.name): \(fresh.count) steps, \(examples.count) training sequences, nearest \(nearest)")
+            let nll = rows.map { String(format: "%.3f", HeldOutScore($0.scores.suffix(fresh.count)).meanNLL) }.joined(separator: " ")
+            printError("\(spec.name): \(fresh.count) steps, \(examples.count) training sequences, nearest \(nearest); NLL per row: \(nll)")
         }
         let generated = rows[3 + steps.count + chosen]
         print("")

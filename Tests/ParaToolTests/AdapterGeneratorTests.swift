@@ -25,7 +25,7 @@ final class AdapterGeneratorTests: XCTestCase {
             GeneratorReference(tool: "orthogonal", encoding: [0, 3], adapter: try adapter("orthogonal", seed: 3)),
             GeneratorReference(tool: "opposite", encoding: [-1, 0], adapter: try adapter("opposite", seed: 4)),
             GeneratorReference(tool: "near", encoding: [3, 4], adapter: try adapter("near", seed: 5)),
-        ])
+        ], centred: false)
     }
 
     func testWeightsAreTheSoftmaxOfTheNearestCosines() throws {
@@ -38,6 +38,22 @@ final class AdapterGeneratorTests: XCTestCase {
         XCTAssertEqual(Double(w[1].weight), b / (a + b), accuracy: 1e-6)
         let excluded = g.weights(for: [1, 0], settings: AdapterGeneratorSettings(neighbours: 2, temperature: 0.5, strength: 1), excluding: ["same"])
         XCTAssertEqual(excluded.map(\.tool), ["near", "orthogonal"])
+    }
+
+    func testCentredCosinesAreTakenAfterSubtractingTheReferencesMean() throws {
+        // Mean [10, 0]: the references become [0, 1] and [0, −1], the query [1, 1] becomes [−9, 1],
+        // so the cosines are ±1/√82 (raw, both are above 0.6).
+        let g = try AdapterGenerator(start: adapter("start", seed: 1), references: [
+            GeneratorReference(tool: "up", encoding: [10, 1], adapter: try adapter("up", seed: 2)),
+            GeneratorReference(tool: "down", encoding: [10, -1], adapter: try adapter("down", seed: 3)),
+        ])
+        XCTAssertEqual(g.centre, [10, 0])
+        let w = g.weights(for: [1, 1], settings: AdapterGeneratorSettings(neighbours: 2, temperature: 0.5, strength: 1))
+        XCTAssertEqual(w.map(\.tool), ["up", "down"])
+        let c = 1 / 82.0.squareRoot()
+        let (a, b) = (exp(c / 0.5), exp(-c / 0.5))
+        XCTAssertEqual(Double(w[0].weight), a / (a + b), accuracy: 1e-6)
+        XCTAssertEqual(Double(w[1].weight), b / (a + b), accuracy: 1e-6)
     }
 
     func testGeneratedAdapterIsTheStartPlusTheWeightedMoves() throws {

@@ -3,7 +3,9 @@
 // moves a little for its own tool; a new tool gets that start plus the similarity-weighted mean of
 // the moves of the trained tools whose documents read most like its own:
 //   θ = θ_start + λ · Σ_j w_j (θ_j − θ_start),  w = softmax(cos(d, d_j) / τ) over the k nearest,
-// with d the documents' encodings (the gate's encoder). λ = 0 is the start alone; k = 1, λ = 1 is
+// with d the documents' encodings (the gate's encoder), centred on the references' mean when asked:
+// mean-pooled hidden states share one large common direction (every document's cosine with every
+// other is high), so the raw nearest neighbour is close to arbitrary. λ = 0 is the start alone; k = 1, λ = 1 is
 // the nearest trained tool's adapter. The result is an ordinary rank-r adapter (same rank, alpha
 // and targets as the references), so it is stored, loaded and fused like any other.
 import Foundation
@@ -49,10 +51,14 @@ public struct AdapterGenerator: Sendable {
     public let start: ToolAdapter
     /// The trained tools drawn on.
     public let references: [GeneratorReference]
+    /// What is subtracted from every encoding before cosines are taken: the references' mean
+    /// encoding, or zeros.
+    public let centre: [Float]
 
     /// A generator over `references`, all trained from `start` (same rank, alpha, layers and
-    /// targets, which is checked).
-    public init(start: ToolAdapter, references: [GeneratorReference]) throws {
+    /// targets, which is checked); with `centred`, cosines are taken after subtracting the
+    /// references' mean encoding.
+    public init(start: ToolAdapter, references: [GeneratorReference], centred: Bool = true) throws {
         for r in references {
             let a = r.adapter
             guard a.rank == start.rank, a.alpha == start.alpha, a.targets == start.targets, a.pairs.count == start.pairs.count else {
@@ -61,14 +67,29 @@ public struct AdapterGenerator: Sendable {
         }
         self.start = start
         self.references = references
+        let width = references.first?.encoding.count ?? 0
+        var mean = [Float](repeating: 0, count: width)
+        if centred && !references.isEmpty {
+            for r in references {
+                guard r.encoding.count == width else { throw ToolFormatError("reference \(r.tool)'s encoding has \(r.encoding.count) values, not \(width)") }
+                for i in mean.indices { mean[i] += r.encoding[i] / Float(references.count) }
+            }
+        }
+        centre = mean
+    }
+
+    /// `encoding` minus the centre.
+    private func centred(_ encoding: [Float]) -> [Float] {
+        centre.isEmpty ? encoding : zip(encoding, centre).map { $0 - $1 }
     }
 
     /// The references mixed for a document encoded as `encoding` and their weights (summing to
     /// 1), nearest first; references named in `excluding` are left out.
     public func weights(for encoding: [Float], settings: AdapterGeneratorSettings,
                         excluding: Set<String> = []) -> [(tool: String, weight: Float)] {
+        let query = centred(encoding)
         let ranked = references.indices.filter { !excluding.contains(references[$0].tool) }
-            .map { ($0, ToolSelection.cosine(encoding, references[$0].encoding)) }
+            .map { ($0, ToolSelection.cosine(query, centred(references[$0].encoding))) }
             .sorted { $0.1 > $1.1 }
             .prefix(max(1, settings.neighbours))
         guard let top = ranked.first?.1 else { return [] }
