@@ -21,7 +21,7 @@ struct NewToolBench: ParsableCommand {
         discussion: """
             Held out: the tools of the first --held-out-questions questions of --held-out (a BFCL question file); the \
             references (what the nearest-tool and generated adapters draw on) are the store's other stage-1 adapters, \
-            leaving out any tool sharing a held-out tool's name or schema. The generator's setting is chosen on the \
+            leaving out any tool sharing a held-out tool's name or its parameters' schema (whatever its name). The generator's setting is chosen on the \
             first --tune-count references (each generated from the others) before any held-out tool is scored. The \
             steps on the Global adapter train on the tool's stage-1 examples in --data (the trajectories the store was \
             trained on). Scores: --per-tool examples per tool synthesized with --seed (one the training did not use).
@@ -83,7 +83,7 @@ struct NewToolBench: ParsableCommand {
         let questions = try BFCLQuestion.load(file: URL(fileURLWithPath: heldOut)).prefix(heldOutQuestions)
         let heldOutSpecs = questions.flatMap(\.functions)
         let heldOutNames = Set(heldOutSpecs.map(\.name))
-        let heldOutSchemas = Set(heldOutSpecs.map(\.schemaFingerprint))
+        let heldOutSchemas = Set(heldOutSpecs.map { $0.parameters.serialized(sortedKeys: true) })
         let compute = ComputeThreads(threads)
 
         func stageOne(_ tool: String) throws -> ToolAdapter? {
@@ -103,7 +103,7 @@ struct NewToolBench: ParsableCommand {
         var leftOut = 0
         for spec in catalogue.tools where spec.name != OfflineTraining.globalAdapterName {
             if heldOutNames.contains(spec.name) { continue }
-            if heldOutSchemas.contains(spec.schemaFingerprint) { leftOut += 1; continue }
+            if heldOutSchemas.contains(spec.parameters.serialized(sortedKeys: true)) { leftOut += 1; continue }
             guard let adapter = try stageOne(spec.name) else { continue }
             references.append(GeneratorReference(tool: spec.name, encoding: encoding(spec), adapter: adapter))
         }
