@@ -87,5 +87,9 @@ final class AdapterGeneratorTests: XCTestCase {
         XCTAssertThrowsError(try AdapterGenerator(start: adapter("start", seed: 1), references: [
             GeneratorReference(tool: "r8", encoding: [1], adapter: try adapter("r8", seed: 2, rank: 8)),
         ]))
+        XCTAssertThrowsError(try AdapterGenerator(start: adapter("start", seed: 1), references: [
+            GeneratorReference(tool: "two", encoding: [1, 2], adapter: try adapter("two", seed: 2)),
+            GeneratorReference(tool: "three", encoding: [1, 2, 3], adapter: try adapter("three", seed: 3)),
+        ], centred: false))
     }
 }

@@ -69,11 +69,9 @@ public struct AdapterGenerator: Sendable {
         self.references = references
         let width = references.first?.encoding.count ?? 0
         var mean = [Float](repeating: 0, count: width)
-        if centred && !references.isEmpty {
-            for r in references {
-                guard r.encoding.count == width else { throw ToolFormatError("reference \(r.tool)'s encoding has \(r.encoding.count) values, not \(width)") }
-                for i in mean.indices { mean[i] += r.encoding[i] / Float(references.count) }
-            }
+        for r in references {
+            guard r.encoding.count == width else { throw ToolFormatError("reference \(r.tool)'s encoding has \(r.encoding.count) values, not \(width)") }
+            if centred { for i in mean.indices { mean[i] += r.encoding[i] / Float(references.count) } }
         }
         centre = mean
     }
