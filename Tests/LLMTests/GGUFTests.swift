@@ -288,6 +288,12 @@ final class GGUFTests: XCTestCase {
     private static let scratch = FileManager.default.temporaryDirectory
         .appendingPathComponent("paratool-gguf-tests-\(ProcessInfo.processInfo.processIdentifier).gguf")
 
+    /// The scratch file goes when the class's tests are done (every parse overwrites it).
+    override class func tearDown() {
+        try? FileManager.default.removeItem(at: scratch)
+        super.tearDown()
+    }
+
     /// Writes `bytes` to a scratch file and parses it.
     @discardableResult
     private static func parse<D: DataProtocol>(_ bytes: D) throws -> GGUFFile {
