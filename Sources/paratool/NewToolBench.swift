@@ -163,11 +163,9 @@ struct NewToolBench: ParsableCommand {
             + [Row(name: "trained (its own stage-1 adapter)")]
         let trajectories = try Trajectory.load(jsonl: URL(fileURLWithPath: data))
         let builder = try InstanceBuilder(tokenizer: lm.tokenizer, catalogue: catalogue)
-        let zero = ToolAdapter(name: "zero", rank: global.rank, alpha: global.alpha, targets: global.targets,
-                               pairs: global.pairs.map { $0.mapValues { p in
-                                   LoRAPair(a: MatrixView(FloatBuffer(count: p.aWeights.rows * p.aWeights.cols), rows: p.aWeights.rows, cols: p.aWeights.cols),
-                                            b: MatrixView(FloatBuffer(count: p.bWeights.rows * p.bWeights.cols), rows: p.bWeights.rows, cols: p.bWeights.cols))
-                               } })
+        // B = 0: the branches add nothing, so this scores the base model through the same path.
+        let zero = ToolAdapter.initialized(name: "zero", config: config, rank: global.rank, alpha: global.alpha,
+                                           targets: global.targets, seed: 0)
         var stepsPerTool = [Int]()
         for (spec, trained) in scored {
             let fresh = freshSteps(spec)
