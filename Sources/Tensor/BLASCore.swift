@@ -2,9 +2,6 @@
 // recognise a newer CPU. Debian's OpenBLAS 0.3.21 falls back to its generic "Prescott" (SSE3)
 // kernels on CPUs it cannot name, which made prefill sgemm 3x slower on this project's machines
 // than the AVX-512 ("SkylakeX") kernels the CPU supports.
-#if canImport(Glibc)
-import Glibc
-#endif
 import COpenBLAS
 import Foundation
 
@@ -54,13 +51,12 @@ public enum BLASCore {
 
     /// The `OPENBLAS_CORETYPE` setting this process should start with, or nil. OpenBLAS reads the
     /// variable only when it is loaded, before `main`; when it chose a generic core on a CPU with
-    /// AVX2 or AVX-512, or an AVX2 core on a CPU with AVX-512, and the variable is unset, this is
-    /// the better core, for `ProcessEnvironment.restartIfMissing`. Set `OPENBLAS_CORETYPE`
-    /// yourself to choose, or to keep what OpenBLAS picked.
+    /// AVX2 or AVX-512, or an AVX2 core on a CPU with AVX-512, this is the better core, for
+    /// `ProcessEnvironment.restartIfMissing` (which applies it only when the variable is unset:
+    /// set `OPENBLAS_CORETYPE` yourself to choose, or to keep what OpenBLAS picked).
     public static var matchingKernelsSetting: ProcessEnvironment.Setting? {
         #if os(Linux)
-        guard ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil,
-              let better = betterCore(current: name, cpuFlags: cpuFlags) else { return nil }
+        guard let better = betterCore(current: name, cpuFlags: cpuFlags) else { return nil }
         return ProcessEnvironment.Setting(name: "OPENBLAS_CORETYPE", value: better)
         #else
         return nil
