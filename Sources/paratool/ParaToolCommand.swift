@@ -32,7 +32,7 @@ struct ParaToolCommand: AsyncParsableCommand {
             """,
         subcommands: [TokenizeCommand.self, LogitsCommand.self, GenerateCommand.self, FlopsCommand.self, BenchCommand.self,
                       Synth.self, Train.self, EvalCommand.self, ServeCommand.self, UpCommand.self, SendCommand.self, TopicsCommand.self,
-                      ForgetCommand.self])
+                      ForgetCommand.self, GeneratorCommand.self])
 }
 
 /// Options shared by the commands that load a model.
