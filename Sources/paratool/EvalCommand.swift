@@ -13,8 +13,10 @@ struct EvalCommand: ParsableCommand {
         abstract: "Score modes of tool calling on BFCL questions by BFCL's AST rules, with FLOPs and latency per request.",
         discussion: """
             Each question's candidate tools are its own `function` list. Modes: \
-            \(EvaluationMode.allCases.map(\.rawValue).joined(separator: ", ")). paratool, top1, embsim and no-finetune \
-            need the trained gate; every mode but the context ones needs --adapter-store. global fuses the store's \
+            \(EvaluationMode.allCases.map(\.rawValue).joined(separator: ", ")). paratool, top1, embsim, no-finetune and \
+            generated-gate need the trained gate; every mode but the context and generated ones needs --adapter-store; \
+            generated (the gold tools' adapters, as oracle) and generated-gate (the gate's weights) serve adapters \
+            --generator writes from the tools' documents instead of trained ones. global fuses the store's \
             _global adapter alone; no-finetune uses each tool's newest stage-1 (pretrain) version; oracle weighs the \
             gold answer's tools equally; context-docs-examples adds --examples synthesized examples per tool (from the \
             schemas; none equals an evaluation query).
@@ -65,6 +67,9 @@ struct EvalCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Trained gate directory (default: STORE/.gate when it exists).", valueName: "dir"))
     var gate: String?
+
+    @Option(help: ArgumentHelp("Adapter generator (paratool generator train) for the generated modes.", valueName: "file"))
+    var generator: String?
 
     @Option(help: "Use the first N questions (0: all).")
     var limit = 0
@@ -133,7 +138,9 @@ struct EvalCommand: ParsableCommand {
         settings.answerEnd = answerEnd
         settings.evaluationQueries = try HeldOut.queries(file: dataURL) + heldOut.flatMap { try HeldOut.queries(file: URL(fileURLWithPath: $0)) }
         let evaluation = try BFCLEvaluation(model: lm, questions: questions, answers: try answers.map { try BFCLAnswer.load(file: URL(fileURLWithPath: $0)) } ?? [],
-                                            categoryName: category, rules: checkerRules, store: store, gate: gateNetwork, settings: settings)
+                                            categoryName: category, rules: checkerRules, store: store, gate: gateNetwork,
+                                            generator: try generator.map { try AdapterHypernetwork(contentsOf: URL(fileURLWithPath: $0)) },
+                                            settings: settings)
         printError("\(questions.count) questions of \(category) (\(checkerRules.rawValue) rules\(rules == nil ? ", from the file name" : "")), model \(lm.path)"
                    + (store.map { ", adapters \($0.root.path)" } ?? "") + (gateDirectory.map { ", gate \($0.path)" } ?? ""))
         let outURL = URL(fileURLWithPath: out)
@@ -189,6 +196,7 @@ extension EvalCommand {
         ["mode=\(mode)", "model=\(model)", "store=\(store ?? "-")", "gate=\(gate ?? "-")", "max-new-tokens=\(maxNewTokens)",
          "tool-choice=\(toolChoice)", "call-steps=\(callSteps.rawValue)", "answer-end=\(answerEnd.rawValue)",
          "name-prior=\(namePrior)", "top-n=\(topN.map(String.init) ?? "-")", "examples=\(examples)"].joined(separator: " ")
+            + (generator.map { " generator=\($0)" } ?? "") // only when given, so journals made before the option still match
     }
 }
 

@@ -228,9 +228,8 @@ struct GeneratorTrain: ParsableCommand {
         let missing = specs.filter { cache[$0.name]?.count != lm.model.config.hiddenSize }
         if missing.isEmpty { return cache }
         display.note("encoding \(missing.count) tool documents")
-        let encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: .mean,
-                                     layers: GateConfig.defaultEncoderLayers(layerCount: lm.model.config.layerCount), threads: threads)
-        for spec in missing { cache[spec.name] = encoder.encode(AdapterHypernetwork.document(of: spec)).vector }
+        let encoder = AdapterHypernetwork.documentEncoder(model: lm.model, tokenizer: lm.tokenizer, threads: threads)
+        for spec in missing { cache[spec.name] = AdapterHypernetwork.encoding(of: spec, encoder: encoder) }
         try JSONEncoder().encode(cache).write(to: file, options: .atomic)
         return cache
     }

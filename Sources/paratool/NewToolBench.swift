@@ -3,7 +3,9 @@
 // Global adapter after one or two steps on the tool's own examples, the nearest trained tool's
 // adapter (by document encoding), adapters generated from the document (`AdapterGenerator`, each
 // setting of a grid; the one chosen on the trained tools themselves, leaving each out in turn, is
-// the "generated" row), and the tool's own trained adapter as the ceiling. Each is scored alone at
+// the "generated" row), with --generator a trained AdapterHypernetwork (its shared adapter θ⁰, the
+// adapter it writes, and each after the same few steps), and the tool's own trained adapter as the
+// ceiling. Each is scored alone at
 // weight 1 on examples synthesized fresh from the tool's schema: teacher-forced NLL of the gold calls
 // per token and the exact match of the greedy, schema-constrained answer (HeldOutScorer), with the
 // time each start takes to make.
@@ -65,6 +67,9 @@ struct NewToolBench: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Generator settings tried, each k:τ:λ (neighbours, temperature, strength).")
     var grid: [String] = ["4:0.05:1", "4:0.05:0.5", "16:1:0.5"]
 
+    @Option(help: ArgumentHelp("A trained adapter generator (paratool generator train): adds its shared adapter θ⁰, θ⁰ plus the --steps, its generated adapter and that plus the --steps; every scored tool must be among its held-out tools.", valueName: "file"))
+    var generator: String?
+
     @Option(help: "Compute threads.")
     var threads = 2
 
@@ -80,10 +85,8 @@ struct NewToolBench: ParsableCommand {
         let config = lm.model.config
         let store = try AdapterStore(root: URL(fileURLWithPath: adapterStore))
         let catalogue = try ToolCatalogue.load(file: URL(fileURLWithPath: tools))
-        let questions = try BFCLQuestion.load(file: URL(fileURLWithPath: heldOut)).prefix(heldOutQuestions)
-        let heldOutSpecs = questions.flatMap(\.functions)
-        let heldOutNames = Set(heldOutSpecs.map(\.name))
-        let heldOutSchemas = Set(heldOutSpecs.map { $0.parameters.serialized(sortedKeys: true) })
+        let held = try HeldOutTools(file: heldOut, questions: heldOutQuestions)
+        let learned = try generator.map { try AdapterHypernetwork(contentsOf: URL(fileURLWithPath: $0)) }
         let compute = ComputeThreads(threads)
 
         func stageOne(_ tool: String) throws -> ToolAdapter? {
@@ -97,29 +100,36 @@ struct NewToolBench: ParsableCommand {
                                     expectedSHA256: globalVersion.sha256, config: config)
         let encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: .mean,
                                      layers: GateConfig.defaultEncoderLayers(layerCount: config.layerCount), threads: compute)
+        let documentEncoder = AdapterHypernetwork.documentEncoder(model: lm.model, tokenizer: lm.tokenizer, threads: compute)
         func encoding(_ spec: ToolSpec) -> [Float] { encoder.encodeTool(name: spec.name, description: spec.description).vector }
 
         var references = [GeneratorReference]()
         var leftOut = 0
         for spec in catalogue.tools where spec.name != OfflineTraining.globalAdapterName {
-            if heldOutNames.contains(spec.name) { continue }
-            if heldOutSchemas.contains(spec.parameters.serialized(sortedKeys: true)) { leftOut += 1; continue }
+            if held.names.contains(spec.name) { continue }
+            if held.holds(spec) { leftOut += 1; continue }
             guard let adapter = try stageOne(spec.name) else { continue }
             references.append(GeneratorReference(tool: spec.name, encoding: encoding(spec), adapter: adapter))
         }
         var scored = [(spec: ToolSpec, trained: ToolAdapter)]()
         var seen = Set<String>()
-        for spec in heldOutSpecs where scored.count < count && seen.insert(spec.name).inserted {
+        for spec in held.specs where scored.count < count && seen.insert(spec.name).inserted {
             guard let trained = try stageOne(spec.name), let own = catalogue[spec.name] else { continue }
             scored.append((own, trained))
         }
         guard !references.isEmpty, !scored.isEmpty else {
             throw ValidationError("need stage-1 adapters of held-out tools (\(scored.count) found) and of others (\(references.count) found)")
         }
+        if let learned {
+            let trainedOn = Set(learned.provenance.trainingTools)
+            guard !scored.contains(where: { trainedOn.contains($0.spec.name) }) else {
+                throw ValidationError("\(generator!) was trained on a tool scored here: hold the same tools out when training it")
+            }
+        }
         let generator = try AdapterGenerator(start: global, references: references)
         print("model: \(lm.path); store \(adapterStore) (\(OfflineTraining.globalAdapterName) \(globalVersion.version))")
         print(CPUDescription.line)
-        print("held out: the tools of the first \(questions.count) questions of \(heldOut) (\(heldOutNames.count) tools); "
+        print("held out: the tools of the first \(heldOutQuestions) questions of \(heldOut) (\(held.names.count) tools); "
               + "references: \(references.count) stage-1 adapters of other tools (\(leftOut) left out for sharing a held-out schema)")
 
         var synthesis = SynthesisConfig()
@@ -158,7 +168,12 @@ struct NewToolBench: ParsableCommand {
 
         // 2. Every start on the held-out tools.
         struct Row { var name: String; var scores = [StepScore](); var seconds = [Double]() }
-        var rows = [Row(name: "base model (no adapter)"), Row(name: "Global")] + steps.map { Row(name: "Global + \($0) step\($0 == 1 ? "" : "s")") }
+        func plus(_ n: Int) -> String { " + \(n) step\(n == 1 ? "" : "s")" }
+        let learnedRows = learned.map { g in
+            [Row(name: "generator's θ⁰ (Global without the held-out tools)")] + steps.map { Row(name: "θ⁰" + plus($0)) }
+                + [Row(name: "learned generator \(g.provenance.version)")] + steps.map { Row(name: "learned generator" + plus($0)) }
+        } ?? []
+        var rows = [Row(name: "base model (no adapter)"), Row(name: "Global")] + steps.map { Row(name: "Global" + plus($0)) } + learnedRows
             + [Row(name: "nearest trained tool")] + settings.map { Row(name: "generated \($0)\($0 == settings[chosen] ? " (chosen)" : "")") }
             + [Row(name: "trained (its own stage-1 adapter)")]
         let trajectories = try Trajectory.load(jsonl: URL(fileURLWithPath: data))
@@ -181,19 +196,33 @@ struct NewToolBench: ParsableCommand {
             let own = try trajectories.filter { $0.steps.contains { $0.calls.contains { $0.name == spec.name } } }
                 .flatMap { try builder.instances($0, documentAware: true) }
             let examples = StageData.pretraining(own, tool: spec.name)
-            for n in steps {
-                var c = AdapterTrainingConfig()
-                c.steps = n
-                c.rank = global.rank
-                c.alpha = global.alpha
-                c.optimizer.learningRate = learningRate
-                c.optimizer.warmupSteps = 0
-                c.checkpointEvery = 0
+            /// `start` after each of --steps on the tool's own examples, with the time each took (plus `made`).
+            func stepped(_ start: ToolAdapter, made: Double) throws {
+                for n in steps {
+                    var c = AdapterTrainingConfig()
+                    c.steps = n
+                    c.rank = start.rank
+                    c.alpha = start.alpha
+                    c.optimizer.learningRate = learningRate
+                    c.optimizer.warmupSteps = 0
+                    c.checkpointEvery = 0
+                    let started = Date()
+                    let adapter = start.ownedCopy(name: spec.name)
+                    try AdapterTrainer(model: lm.model, config: c, threads: compute)
+                        .train(stage: "new-tool", job: spec.name, adapters: [adapter], examples: examples, progress: { _ in true })
+                    try add(adapter, seconds: made + Date().timeIntervalSince(started))
+                }
+            }
+            try stepped(global, made: 0)
+            if let learned {
+                let shared = learned.sharedAdapter(name: spec.name)
+                try add(shared, seconds: 0)
+                try stepped(shared, made: 0)
                 let started = Date()
-                let adapter = global.ownedCopy(name: spec.name)
-                try AdapterTrainer(model: lm.model, config: c, threads: compute)
-                    .train(stage: "new-tool", job: spec.name, adapters: [adapter], examples: examples, progress: { _ in true })
-                try add(adapter, seconds: Date().timeIntervalSince(started))
+                let made = learned.generate(name: spec.name, encoding: AdapterHypernetwork.encoding(of: spec, encoder: documentEncoder))
+                let seconds = Date().timeIntervalSince(started)
+                try add(made, seconds: seconds)
+                try stepped(made, made: seconds)
             }
             var started = Date()
             let d = encoding(spec)
@@ -209,11 +238,12 @@ struct NewToolBench: ParsableCommand {
             let nll = rows.map { String(format: "%.3f", HeldOutScore($0.scores.suffix(fresh.count)).meanNLL) }.joined(separator: " ")
             printError("\(spec.name): \(fresh.count) steps, \(examples.count) training sequences, nearest \(nearest); NLL per row: \(nll)")
         }
-        let generated = rows[3 + steps.count + chosen]
+        // Paired against the learned generator when there is one, else the chosen mix of trained tools.
+        let generated = learned != nil ? rows[2 + 2 * steps.count + 1] : rows[2 + steps.count + learnedRows.count + 1 + chosen]
         print("")
-        print("Held-out tools: \(scored.count), \(perTool) fresh examples each (seed \(seed)); paired against the chosen generated adapter:")
+        print("Held-out tools: \(scored.count), \(perTool) fresh examples each (seed \(seed)); paired against \(generated.name):")
         print("")
-        print("| start | made in (median) | steps | exact match | mean NLL per gold token | right only here / only generated | tools with lower NLL than generated |")
+        print("| start | made in (median) | steps | exact match | mean NLL per gold token | right only here / only there | tools with lower NLL than there |")
         print("|---|---:|---:|---:|---:|---:|---:|")
         for row in rows {
             let score = HeldOutScore(row.scores)

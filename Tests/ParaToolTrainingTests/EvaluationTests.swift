@@ -59,12 +59,20 @@ final class EvaluationTests: XCTestCase {
         _ = try store.publish(trainer.initialAdapter(OfflineTraining.globalAdapterName), tool: OfflineTraining.globalAdapterName,
                               stage: "global", baseModel: lm.path)
         let gate = GateNetwork(config: GateConfig(dimension: lm.model.config.hiddenSize, hidden: [8]), seed: 1)
+        // An adapter generator (untrained: it writes its shared adapter for every tool).
+        let c = lm.model.config
+        let generator = try AdapterHypernetwork(
+            shared: ToolAdapter.initialized(name: "shared", config: c, rank: 2, alpha: 8, seed: 4, randomB: true),
+            encodings: [[Float](repeating: 0.5, count: c.hiddenSize), [Float](repeating: -0.5, count: c.hiddenSize)],
+            shape: AdapterHypernetworkShape(encodingWidth: c.hiddenSize, codeWidth: 4, hiddenWidth: 4, layers: c.layerCount, rank: 2, alpha: 8,
+                                            targets: FFNProjection.allCases, hiddenSize: c.hiddenSize, intermediateSize: c.intermediateSize),
+            provenance: AdapterHypernetworkProvenance(version: "g000000", trainingTools: [], heldOutTools: [], shared: "random"), seed: 2)
 
         var settings = EvaluationSettings()
         settings.maxNewTokens = 6
         settings.evaluationQueries = questions.map { $0.turns[0].last!.content }
         let evaluation = try BFCLEvaluation(model: lm, questions: questions, answers: answers, categoryName: "multiple",
-                                            store: store, gate: gate, settings: settings)
+                                            store: store, gate: gate, generator: generator, settings: settings)
         let counter = FlopsCounter(config: lm.model.config)
         var reports = [EvaluationMode: ModeReport]()
         for mode in EvaluationMode.allCases {
@@ -120,10 +128,13 @@ final class EvaluationTests: XCTestCase {
         // How many adapters each mode fused: none in context, one for global/top1 and oracle
         // (one gold tool in `multiple`), every candidate's for average.
         for (mode, expected) in [(EvaluationMode.contextDocs, { (_: BFCLQuestion) in 0 }), (.contextDocsExamples, { _ in 0 }),
-                                 (.global, { _ in 1 }), (.oracle, { _ in 1 }), (.top1, { _ in 1 }), (.average, { $0.functions.count })] {
+                                 (.global, { _ in 1 }), (.oracle, { _ in 1 }), (.generated, { _ in 1 }), (.top1, { _ in 1 }),
+                                 (.average, { $0.functions.count })] {
             XCTAssertEqual(reports[mode]!.outcomes.map(\.adapters), questions.map(expected), mode.rawValue)
             XCTAssertEqual(reports[mode]!.outcomes.map(\.rank), questions.map { expected($0) == 0 ? 0 : 2 }, mode.rawValue)
         }
+        // The gate weighs generated adapters as it weighs trained ones.
+        XCTAssertEqual(reports[.generatedGate]!.outcomes.map(\.adapters), reports[.paratool]!.outcomes.map(\.adapters))
         // Examples lengthen the Context+Docs prompt; the document-free prompt is the shortest.
         for i in questions.indices {
             XCTAssertGreaterThan(reports[.contextDocsExamples]!.outcomes[i].promptTokens, reports[.contextDocs]!.outcomes[i].promptTokens)
@@ -151,6 +162,7 @@ final class EvaluationTests: XCTestCase {
                                       settings: settings)
         XCTAssertNotNil(try bare.run(.paratool).skipped)
         XCTAssertNotNil(try bare.run(.average).skipped)
+        XCTAssertEqual(try bare.run(.generated).skipped, "needs an adapter generator (--generator)")
         XCTAssertNil(try bare.run(.contextDocs).skipped)
     }
 

@@ -212,6 +212,18 @@ public final class AdapterHypernetwork: @unchecked Sendable {
         "\(spec.name): \(spec.description)\nParameters: \(spec.parameters.serialized(sortedKeys: true))"
     }
 
+    /// The encoder of tool documents the generator reads: the gate's (its default layers, mean
+    /// pooling over the document's tokens).
+    public static func documentEncoder(model: LlamaModel, tokenizer: Tokenizer, threads: ComputeThreads) -> ContextEncoder {
+        ContextEncoder(model: model, tokenizer: tokenizer, pooling: .mean,
+                       layers: GateConfig.defaultEncoderLayers(layerCount: model.config.layerCount), threads: threads)
+    }
+
+    /// The encoding of `spec`'s document (`document(of:)`) by `encoder`.
+    public static func encoding(of spec: ToolSpec, encoder: ContextEncoder) -> [Float] {
+        encoder.encode(document(of: spec)).vector
+    }
+
     /// The forward pass for a document encoded as `encoding`.
     public func forward(_ encoding: [Float]) -> HypernetworkActivations {
         precondition(encoding.count == shape.encodingWidth, "encoding has \(encoding.count) values, the generator reads \(shape.encodingWidth)")

@@ -26,22 +26,30 @@ public enum EvaluationMode: String, Sendable, CaseIterable {
     case noFinetune = "no-finetune"
     /// Softmax of the cosine of context and tool vectors instead of the gate MLP.
     case embsim
+    /// The gold tools' adapters as the adapter generator writes them from their documents, equal
+    /// weights (as oracle): what generated adapters give before any training on the tool.
+    case generated
+    /// The gate's weights over the generator's adapters.
+    case generatedGate = "generated-gate"
 
     /// What a mode's name ends with when its answers are not constrained to the call grammar.
     public static let unconstrainedSuffix = "-unconstrained"
 
     /// Whether the mode reads adapters from a store.
-    public var needsAdapters: Bool { self != .contextDocs && self != .contextDocsExamples }
+    public var needsAdapters: Bool { ![.contextDocs, .contextDocsExamples, .generated, .generatedGate].contains(self) }
 
     /// Whether the mode needs the trained gate.
-    public var needsGate: Bool { [.paratool, .top1, .embsim, .noFinetune].contains(self) }
+    public var needsGate: Bool { [.paratool, .top1, .embsim, .noFinetune, .generatedGate].contains(self) }
+
+    /// Whether the mode needs an adapter generator.
+    public var needsGenerator: Bool { self == .generated || self == .generatedGate }
 
     /// The engine's selection mode that runs this evaluation mode.
     var selection: SelectionMode {
         switch self {
-        case .paratool, .noFinetune: return .paratool
+        case .paratool, .noFinetune, .generatedGate: return .paratool
         case .contextDocs, .contextDocsExamples: return .contextDocs
-        case .global, .oracle: return .oracle
+        case .global, .oracle, .generated: return .oracle
         case .average: return .average
         case .top1: return .top1
         case .embsim: return .embsim
@@ -182,6 +190,8 @@ public final class BFCLEvaluation {
     public let store: AdapterStore?
     /// The trained gate (nil: the gate modes cannot run).
     public let gate: GateNetwork?
+    /// The adapter generator (nil: the generated modes cannot run).
+    public let generator: AdapterHypernetwork?
     /// The settings.
     public var settings: EvaluationSettings
     /// The model's vocabulary for constrained decoding, prepared once for every question.
@@ -193,7 +203,8 @@ public final class BFCLEvaluation {
     /// - Throws: `ToolFormatError` naming a question without a gold answer.
     public init(model: LanguageModel, questions: [BFCLQuestion], answers: [BFCLAnswer], categoryName: String,
                 rules: BFCLCategory? = nil,
-                store: AdapterStore?, gate: GateNetwork?, settings: EvaluationSettings = EvaluationSettings()) throws {
+                store: AdapterStore?, gate: GateNetwork?, generator: AdapterHypernetwork? = nil,
+                settings: EvaluationSettings = EvaluationSettings()) throws {
         self.model = model
         self.questions = questions
         self.answers = Dictionary(answers.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
@@ -201,6 +212,7 @@ public final class BFCLEvaluation {
         self.rules = rules ?? BFCLCategory(name: categoryName)
         self.store = store
         self.gate = gate
+        self.generator = generator
         self.settings = settings
         if self.rules != .irrelevance, let missing = questions.first(where: { self.answers[$0.id] == nil }) {
             throw ToolFormatError("question \(missing.id) has no gold answer in the answer file")
@@ -233,7 +245,11 @@ public final class BFCLEvaluation {
             report.skipped = "needs the trained gate (--gate, or a store with .gate)"
             return report
         }
-        if mode == .oracle && rules == .irrelevance {
+        if mode.needsGenerator && generator == nil {
+            report.skipped = "needs an adapter generator (--generator)"
+            return report
+        }
+        if (mode == .oracle || mode == .generated) && rules == .irrelevance {
             report.skipped = "no gold tool: no function fits an irrelevance question"
             return report
         }
@@ -251,6 +267,11 @@ public final class BFCLEvaluation {
                 return report
             }
             provider = GlobalAdapter(store: store, config: model.model.config)
+        case .generated, .generatedGate:
+            var seen = Set<String>()
+            let tools = questions.flatMap(\.functions).filter { seen.insert($0.name).inserted }
+            provider = try GeneratedAdapters(generator: generator!, catalogue: ToolCatalogue(tools), model: model.model,
+                                             tokenizer: model.tokenizer, threads: .machine)
         case .noFinetune:
             let stages = StageAdapters(store: store!, config: model.model.config, stage: "pretrain")
             if try !stages.storeHasLaterStages() {
@@ -298,7 +319,7 @@ public final class BFCLEvaluation {
         request.maxCalls = maxCalls
         request.toolChoice = settings.toolChoice
         switch mode {
-        case .oracle:
+        case .oracle, .generated:
             // Each gold call's tool in order: call by call, the oracle gives each call its own.
             request.goldTools = answer.groundTruth.map(\.name)
         case .global:
