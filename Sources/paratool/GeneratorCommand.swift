@@ -49,7 +49,8 @@ struct GeneratorTrain: ParsableCommand {
             --steps of --tools-per-step tools. Tools of the first --held-out-questions questions of --held-out, and \
             tools sharing their parameters' schema, are never trained on; every --validation-every-th remaining tool \
             is kept for validation (also never trained on). Everything goes into --out: checkpoints, the encodings' \
-            cache, shared/ (θ⁰ as a PEFT adapter) and generator.safetensors. Progress on standard error.
+            cache, shared/ (θ⁰ as a PEFT adapter), generator-latest.safetensors (rewritten at every checkpoint) and, at \
+            the end, generator.safetensors. Progress on standard error.
             """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -205,6 +206,11 @@ struct GeneratorTrain: ParsableCommand {
         let finished = try trainer.train(generator, tools: trainingTools, progress: { p in
             display.show(p)
             if p.step % checkpointEvery == 0 || p.step == p.totalSteps {
+                // The generator as it stands, usable before the run ends (bench new-tool, eval --generator).
+                generator.provenance.version = String(format: "g%06d", p.step)
+                do { try generator.save(to: workDirectory.appendingPathComponent("generator-latest.safetensors")) } catch {
+                    display.note("could not save generator-latest.safetensors: \(error)")
+                }
                 let v = trainer.validate(generator, tools: validationTools)
                 display.note(String(format: "validation at step %d: %d tools, NLL per target token %.4f generated, %.4f θ⁰ alone",
                                     p.step, validationTools.count, v.generated, v.shared))
