@@ -180,7 +180,8 @@ struct EvalCommand: ParsableCommand {
             }
             reports.append(report)
         }
-        let paired = BFCLEvaluation.pairedComparisons(reports)
+        let paired = [EvaluationMode.paratool, .generated].map { BFCLEvaluation.pairedComparisons(reports, subject: $0) }
+            .filter { !$0.isEmpty }.joined(separator: "\n\n")
         let table = BFCLEvaluation.table(reports) + (paired.isEmpty ? "" : "\n\n" + paired)
         let tableFile = outURL.appendingPathComponent("bfcl_\(category)_table.md")
         try FileManager.default.createDirectory(at: outURL, withIntermediateDirectories: true)

@@ -214,6 +214,13 @@ final class EvaluationTests: XCTestCase {
         XCTAssertEqual(rows.count, 3, table)  // header, rule, context-docs only (average is not a paired baseline)
         XCTAssertEqual(rows[2], "| context-docs | 1 | 2 | 1 | 1 | 1.000 |")
         XCTAssertEqual(BFCLEvaluation.pairedComparisons([docs]), "")
+        // Generated adapters are compared with the documents, Global, the trained adapters and ParaTool.
+        let generated = report(.generated, [false, true, true, false, false])
+        let oracle = report(.oracle, [true, true, true, true, false])
+        let second = BFCLEvaluation.pairedComparisons([ours, docs, generated, oracle], subject: .generated).split(separator: "\n")
+        XCTAssertEqual(second.first, "| generated against | both right | only generated | only the other | both wrong | sign test p (two-sided) |")
+        XCTAssertEqual(Array(second.dropFirst(2)), ["| context-docs | 1 | 1 | 1 | 2 | 1.000 |", "| oracle | 2 | 0 | 2 | 1 | 0.500 |",
+                                                   "| paratool | 1 | 1 | 2 | 1 | 1.000 |"])
     }
 
     /// An evaluation stopped after two of three questions (its journal's last line cut short)

@@ -405,21 +405,27 @@ public final class BFCLEvaluation {
 }
 
 extension BFCLEvaluation {
-    /// The modes ParaTool is compared with question by question.
-    public static let pairedBaselines: [EvaluationMode] = [.contextDocs, .global, .top1]
+    /// The modes each subject is compared with question by question: ParaTool against the
+    /// documents in the prompt, Global and Top-1; generated adapters against the documents, Global,
+    /// the trained adapters (oracle, the same selection) and ParaTool.
+    public static func pairedBaselines(of subject: EvaluationMode) -> [EvaluationMode] {
+        subject == .generated ? [.contextDocs, .global, .oracle, .paratool] : [.contextDocs, .global, .top1]
+    }
 
-    /// ParaTool against each of `pairedBaselines` (constrained runs of both, same questions), as a
-    /// Markdown table: questions both get right, only ParaTool, only the other, neither, and the
-    /// exact two-sided sign test (McNemar's) on the questions where they differ, so a difference
-    /// is read against its noise. Empty when ParaTool or every baseline did not run.
-    public static func pairedComparisons(_ reports: [ModeReport]) -> String {
+    /// `subject` (default ParaTool) against each of `pairedBaselines(of:)` (constrained runs of
+    /// both, same questions), as a Markdown table: questions both get right, only the subject, only
+    /// the other, neither, and the exact two-sided sign test (McNemar's) on the questions where
+    /// they differ, so a difference is read against its noise. Empty when the subject or every
+    /// baseline did not run.
+    public static func pairedComparisons(_ reports: [ModeReport], subject: EvaluationMode = .paratool) -> String {
         func ran(_ mode: EvaluationMode) -> ModeReport? {
             reports.first { $0.mode == mode && $0.constrained && $0.skipped == nil && $0.count > 0 }
         }
-        guard let ours = ran(.paratool) else { return "" }
-        var lines = ["| paratool against | both right | only paratool | only the other | both wrong | sign test p (two-sided) |",
+        guard let ours = ran(subject) else { return "" }
+        let name = subject.rawValue
+        var lines = ["| \(name) against | both right | only \(name) | only the other | both wrong | sign test p (two-sided) |",
                      "|---|---:|---:|---:|---:|---:|"]
-        for mode in pairedBaselines {
+        for mode in pairedBaselines(of: subject) {
             guard let other = ran(mode) else { continue }
             let theirs = Dictionary(other.outcomes.map { ($0.id, $0.check.valid) }, uniquingKeysWith: { a, _ in a })
             var both = 0, onlyOurs = 0, onlyTheirs = 0, neither = 0
