@@ -197,10 +197,13 @@ public final class AdapterTrainer {
     }
 
     /// Consecutive runs of `sequences` of at most `maxRowsPerPass` rows each.
-    private func passes(_ sequences: [TrainingSequence]) -> [Range<Int>] {
+    private func passes(_ sequences: [TrainingSequence]) -> [Range<Int>] { Self.passes(sequences, maxRows: maxRowsPerPass) }
+
+    /// Consecutive runs of `sequences` of at most `maxRows` rows each (a longer sequence has a run of its own).
+    static func passes(_ sequences: [TrainingSequence], maxRows: Int) -> [Range<Int>] {
         var out = [Range<Int>](), start = 0, rows = 0
         for (i, s) in sequences.enumerated() {
-            if i > start && rows + s.ids.count > maxRowsPerPass {
+            if i > start && rows + s.ids.count > maxRows {
                 out.append(start..<i)
                 start = i
                 rows = 0

@@ -169,7 +169,7 @@ public final class HypernetworkTrainer {
             }
             let adapterGradients = adapters.map { AdapterGradients(zerosLike: $0) }
             var losses = [Float]()
-            for pass in passes(sequences) {
+            for pass in AdapterTrainer.passes(sequences, maxRows: config.maxRowsPerPass) {
                 losses += backward.accumulate(Array(sequences[pass]), adapters: adapters, into: adapterGradients)
             }
             gradients.zero()
@@ -195,21 +195,6 @@ public final class HypernetworkTrainer {
             }
         }
         return (generated / Float(max(n, 1)), alone / Float(max(n, 1)))
-    }
-
-    /// Consecutive runs of `sequences` of at most `maxRowsPerPass` rows each.
-    private func passes(_ sequences: [TrainingSequence]) -> [Range<Int>] {
-        var out = [Range<Int>](), start = 0, rows = 0
-        for (i, s) in sequences.enumerated() {
-            if i > start && rows + s.ids.count > config.maxRowsPerPass {
-                out.append(start..<i)
-                start = i
-                rows = 0
-            }
-            rows += s.ids.count
-        }
-        if start < sequences.count { out.append(start..<sequences.count) }
-        return out
     }
 
     /// SHA-1 over the settings, the generator's shape and every tool's name and sequences.
