@@ -153,6 +153,38 @@ final class AdapterHypernetworkTests: XCTestCase {
         }
     }
 
+    /// The provider serves what the generator writes for each catalogue tool's document, nothing
+    /// for other tools, and writes an evicted tool's adapter again alike.
+    func testGeneratedAdaptersServeTheGeneratorsAdapterForEachTool() throws {
+        let lm = try LanguageModel.load(path: Self.tiny.appendingPathComponent("llama").path)
+        let c = lm.model.config
+        let shape = AdapterHypernetworkShape(encodingWidth: c.hiddenSize, codeWidth: 4, hiddenWidth: 4, layers: c.layerCount, rank: 2, alpha: 4,
+                                             targets: FFNProjection.allCases, hiddenSize: c.hiddenSize, intermediateSize: c.intermediateSize)
+        var rng = SeededGenerator(seed: 3)
+        let generator = try AdapterHypernetwork(
+            shared: ToolAdapter.initialized(name: "shared", config: c, rank: 2, alpha: 4, seed: 3, randomB: true),
+            encodings: (0..<3).map { _ in (0..<c.hiddenSize).map { _ in rng.uniform(-1, 1) } }, shape: shape,
+            provenance: AdapterHypernetworkProvenance(version: "g000007", trainingTools: [], heldOutTools: [], shared: "random"), seed: 1)
+        for h in generator.heads { h.write((0..<h.count).map { _ in rng.uniform(-0.5, 0.5) }) }
+        let tools = [ToolSpec(name: "get_weather", description: "Current weather for a city."),
+                     ToolSpec(name: "set_timer", description: "Starts a countdown timer.")]
+        let provider = try GeneratedAdapters(generator: generator, catalogue: ToolCatalogue(tools), model: lm.model, tokenizer: lm.tokenizer,
+                                             threads: ComputeThreads(1), capacity: 1)
+        let encoder = AdapterHypernetwork.documentEncoder(model: lm.model, tokenizer: lm.tokenizer, threads: ComputeThreads(1))
+        func weights(_ a: ToolAdapter) -> [Float] { a.pairs.flatMap { l in FFNProjection.allCases.flatMap { l[$0]!.a.toArray() + l[$0]!.b.toArray() } } }
+        var served = [[Float]]()
+        for spec in tools {
+            let got = try XCTUnwrap(try provider.adapter(for: spec.name))
+            XCTAssertEqual(got.version, "generated-g000007")
+            XCTAssertEqual(weights(got.adapter), weights(generator.generate(name: spec.name, encoding: AdapterHypernetwork.encoding(of: spec, encoder: encoder))))
+            served.append(weights(got.adapter))
+        }
+        XCTAssertNotEqual(served[0], served[1], "two documents, two adapters")
+        XCTAssertNil(try provider.adapter(for: "not_in_the_catalogue"))
+        // Capacity 1: the first tool was dropped; asked again, it is written again, alike.
+        XCTAssertEqual(weights(try XCTUnwrap(try provider.adapter(for: "get_weather")).adapter), served[0])
+    }
+
     func trainingTools(_ setup: Setup) -> [HypernetworkTrainingTool] {
         [HypernetworkTrainingTool(name: "a", encoding: setup.encodings[0], sequences: [([5, 17, 42, 99, 3, 250, 7, 8], 3), ([9, 8, 7, 6, 5], 2)]),
          HypernetworkTrainingTool(name: "b", encoding: setup.encodings[1], sequences: [([1, 2, 3, 4, 5, 6], 2)]),
