@@ -203,6 +203,8 @@ struct GeneratorTrain: ParsableCommand {
         trainer.resume = true
         display.note("phase 2: generator (\(generator.trainableBuffers.reduce(0) { $0 + $1.count }) parameters), \(trainingTools.count) tools "
                      + "(\(trainingTools.reduce(0) { $0 + $1.sequences.count }) sequences), \(steps) steps of \(toolsPerStep) tools")
+        let sharedAlone = generator.sharedAdapter(name: "shared")
+        let sharedLoss = trainer.meanLoss(validationTools) { _ in sharedAlone }
         let finished = try trainer.train(generator, tools: trainingTools, progress: { p in
             display.show(p)
             if p.step % checkpointEvery == 0 || p.step == p.totalSteps {
@@ -211,9 +213,9 @@ struct GeneratorTrain: ParsableCommand {
                 do { try generator.save(to: workDirectory.appendingPathComponent("generator-latest.safetensors")) } catch {
                     display.note("could not save generator-latest.safetensors: \(error)")
                 }
-                let v = trainer.validate(generator, tools: validationTools)
+                let generated = trainer.meanLoss(validationTools) { generator.generate(name: $0.name, encoding: $0.encoding) }
                 display.note(String(format: "validation at step %d: %d tools, NLL per target token %.4f generated, %.4f θ⁰ alone",
-                                    p.step, validationTools.count, v.generated, v.shared))
+                                    p.step, validationTools.count, generated, sharedLoss))
             }
             return !stop.requested
         })

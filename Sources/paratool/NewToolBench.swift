@@ -98,9 +98,9 @@ struct NewToolBench: ParsableCommand {
         }
         let global = try store.load(tool: OfflineTraining.globalAdapterName, version: globalVersion.version,
                                     expectedSHA256: globalVersion.sha256, config: config)
-        let encoder = ContextEncoder(model: lm.model, tokenizer: lm.tokenizer, pooling: .mean,
-                                     layers: GateConfig.defaultEncoderLayers(layerCount: config.layerCount), threads: compute)
-        let documentEncoder = AdapterHypernetwork.documentEncoder(model: lm.model, tokenizer: lm.tokenizer, threads: compute)
+        // The gate's encoder (mean pooling, its default layers): tool names and descriptions for the
+        // mixes of trained tools, whole documents for the learned generator.
+        let encoder = AdapterHypernetwork.documentEncoder(model: lm.model, tokenizer: lm.tokenizer, threads: compute)
         func encoding(_ spec: ToolSpec) -> [Float] { encoder.encodeTool(name: spec.name, description: spec.description).vector }
 
         var references = [GeneratorReference]()
@@ -219,7 +219,7 @@ struct NewToolBench: ParsableCommand {
                 try add(shared, seconds: 0)
                 try stepped(shared, made: 0)
                 let started = Date()
-                let made = learned.generate(name: spec.name, encoding: AdapterHypernetwork.encoding(of: spec, encoder: documentEncoder))
+                let made = learned.generate(name: spec.name, encoding: AdapterHypernetwork.encoding(of: spec, encoder: encoder))
                 let seconds = Date().timeIntervalSince(started)
                 try add(made, seconds: seconds)
                 try stepped(made, made: seconds)

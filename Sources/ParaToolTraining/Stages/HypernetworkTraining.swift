@@ -180,21 +180,20 @@ public final class HypernetworkTrainer {
         }
     }
 
-    /// The mean loss (NLL per target token, averaged over sequences) of each tool's sequences
-    /// under the adapter `generator` writes for it, and under θ⁰ alone: the check of a
-    /// generator on tools it did not train on.
-    public func validate(_ generator: AdapterHypernetwork, tools: [HypernetworkTrainingTool]) -> (generated: Float, shared: Float) {
-        let shared = generator.sharedAdapter(name: "shared")
-        var generated: Float = 0, alone: Float = 0, n = 0
+    /// The mean loss (NLL per target token, averaged over sequences) of `tools`' sequences, each
+    /// under the adapter `adapter` gives for its tool: with `generator.generate`, the check of a
+    /// generator on tools it did not train on; with `generator.sharedAdapter`, θ⁰'s (fixed, so
+    /// computed once).
+    public func meanLoss(_ tools: [HypernetworkTrainingTool], adapter: (HypernetworkTrainingTool) -> ToolAdapter) -> Float {
+        var total: Float = 0, n = 0
         for tool in tools {
-            let adapter = generator.generate(name: tool.name, encoding: tool.encoding)
+            let a = adapter(tool)
             for s in tool.sequences {
-                generated += backward.lossAndGradients(ids: s.ids, targets: s.targets, mixture: Mixture([(adapter, 1)])).loss
-                alone += backward.lossAndGradients(ids: s.ids, targets: s.targets, mixture: Mixture([(shared, 1)])).loss
+                total += backward.lossAndGradients(ids: s.ids, targets: s.targets, mixture: Mixture([(a, 1)])).loss
                 n += 1
             }
         }
-        return (generated / Float(max(n, 1)), alone / Float(max(n, 1)))
+        return total / Float(max(n, 1))
     }
 
     /// SHA-1 over the settings, the generator's shape and every tool's name and sequences.
